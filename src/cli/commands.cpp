@@ -1,0 +1,20 @@
+#include "cli/commands.h"
+
+#include <iterator>
+
+namespace rocforge::cli {
+namespace {
+
+// Add new subcommands here (one line each) and declare them in commands.h.
+const Command kCommands[] = {
+    {"info", "print a GGUF file's metadata and tensors", run_info},
+};
+
+}  // namespace
+
+const Command* CommandList::begin() const { return std::begin(kCommands); }
+const Command* CommandList::end() const { return std::end(kCommands); }
+CommandList commands() { return {}; }
+const char* version_string() { return "0.1.0"; }
+
+}  // namespace rocforge::cli
