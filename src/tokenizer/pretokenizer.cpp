@@ -1,0 +1,137 @@
+#include "tokenizer/pretokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <mutex>
+
+#include "rocforge/error.h"
+
+namespace rocforge::tok {
+
+struct Regex::Impl {
+  pcre2_code* code = nullptr;
+  bool jit = false;
+  std::string pattern;
+  ~Impl() {
+    if (code) pcre2_code_free(code);
+  }
+};
+
+Regex::Regex(const std::string& pattern) : impl_(std::make_unique<Impl>()) {
+  impl_->pattern = pattern;
+  int err = 0;
+  PCRE2_SIZE err_off = 0;
+  // UTF: patterns and subjects are UTF-8. UCP: \s, \w, \d and POSIX classes use Unicode
+  // properties, as the HF tokenizers' regex engines do.
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                              &err, &err_off, nullptr);
+  if (!impl_->code) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    throw Error("tokenizer: bad pre-tokenizer regex at offset " + std::to_string(err_off) + ": " +
+                reinterpret_cast<const char*>(msg) + " in /" + pattern + "/");
+  }
+  impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
+}
+
+Regex::~Regex() = default;
+
+void Regex::split(std::string_view text, std::vector<std::string_view>& out) const {
+  if (text.empty()) return;
+  // Match data holds the ovector; thread_local so concurrent encode() calls don't share it.
+  struct MatchData {
+    pcre2_match_data* md = pcre2_match_data_create(4, nullptr);
+    ~MatchData() { pcre2_match_data_free(md); }
+  };
+  thread_local MatchData tl;
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t pos = 0;   // where the next search starts
+  size_t emitted = 0;  // end of the last piece appended
+  while (pos < text.size()) {
+    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr)
+                              : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      throw Error(std::string("tokenizer: pre-tokenizer regex failed: ") + reinterpret_cast<const char*>(msg));
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(tl.md);
+    const size_t b = ov[0], e = ov[1];
+    if (b > emitted) out.push_back(text.substr(emitted, b - emitted));
+    if (e > b) {
+      out.push_back(text.substr(b, e - b));
+      emitted = e;
+      pos = e;
+    } else {
+      // Empty match: step over one character so the scan advances.
+      pos = b + 1;
+      while (pos < text.size() && (static_cast<uint8_t>(text[pos]) & 0xC0) == 0x80) ++pos;
+    }
+  }
+  if (emitted < text.size()) out.push_back(text.substr(emitted));
+}
+
+namespace {
+
+// Regexes exactly as published in each model family's tokenizer.json (pre_tokenizer.Split).
+constexpr const char* kGpt2 =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kLlama3 =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kQwen2 =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+struct PreDef {
+  const char* name;
+  const char* regex;
+  bool ignore_merges;
+  bool add_bos;
+};
+
+// Only names whose behaviour is pinned down by a vocab test file or the published tokenizer.json
+// are listed; anything else is refused instead of guessed.
+constexpr PreDef kPres[] = {
+    {"gpt-2", kGpt2, false, false},
+    {"llama-bpe", kLlama3, true, true},
+    {"llama3", kLlama3, true, true},
+    {"llama-v3", kLlama3, true, true},
+    {"qwen2", kQwen2, false, false},
+};
+
+}  // namespace
+
+std::vector<std::string> PreTokenizer::supported() {
+  std::vector<std::string> v;
+  for (const auto& p : kPres) v.emplace_back(p.name);
+  return v;
+}
+
+std::unique_ptr<PreTokenizer> PreTokenizer::create(const std::string& pre) {
+  for (const auto& p : kPres) {
+    if (pre != p.name) continue;
+    auto t = std::make_unique<PreTokenizer>();
+    t->regexes_.push_back(std::make_unique<Regex>(p.regex));
+    t->ignore_merges_ = p.ignore_merges;
+    t->default_add_bos_ = p.add_bos;
+    return t;
+  }
+  std::string names;
+  for (const auto& p : kPres) names += std::string(names.empty() ? "" : ", ") + p.name;
+  throw Error("tokenizer: unsupported tokenizer.ggml.pre '" + pre +
+              "' for a gpt2 (byte-level BPE) tokenizer; supported: " + names +
+              " (refusing to guess: a wrong pre-tokenizer gives wrong token ids)");
+}
+
+void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& out) const {
+  std::vector<std::string_view> cur{text}, next;
+  for (const auto& re : regexes_) {
+    next.clear();
+    for (auto piece : cur) re->split(piece, next);
+    cur.swap(next);
+  }
+  out.insert(out.end(), cur.begin(), cur.end());
+}
+
+}  // namespace rocforge::tok

@@ -1,0 +1,28 @@
+// spm.h - SentencePiece-style BPE: merge adjacent pieces by the score of the merged token.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/token_map.h"
+
+namespace rocforge::tok {
+
+class SpmModel {
+ public:
+  SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_t unk_id);
+
+  // `text` is already escaped (spaces replaced by U+2581). Characters with no token fall back to
+  // <0xXX> byte tokens, or to unk when the vocabulary has no byte tokens.
+  void encode(std::string_view text, std::vector<int32_t>& out) const;
+
+ private:
+  const std::vector<float>& scores_;
+  const TokenMap& map_;
+  int32_t unk_id_;
+  std::array<int32_t, 256> byte_ids_{};  // "<0x0A>"-style tokens, -1 if absent
+};
+
+}  // namespace rocforge::tok

@@ -1,0 +1,81 @@
+// vocab_test.cpp - the llama.cpp vocab test vectors (../shared/vocab) for every tokenizer family.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rocforge/gguf.h"
+#include "rocforge/tokenizer.h"
+#include "test_support.h"
+
+namespace {
+
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// .inp: cases separated by "\n__ggml_vocab_test__\n" (nothing after the last separator).
+std::vector<std::string> read_cases(const std::filesystem::path& p) {
+  const std::string all = read_all(p);
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> cases;
+  size_t pos = 0;
+  for (size_t hit; (hit = all.find(sep, pos)) != std::string::npos; pos = hit + sep.size())
+    cases.push_back(all.substr(pos, hit - pos));
+  if (pos < all.size()) cases.push_back(all.substr(pos));
+  return cases;
+}
+
+// .out: one line of space-separated ids per case.
+std::vector<std::vector<int32_t>> read_expected(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::vector<std::vector<int32_t>> out;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::vector<int32_t> ids;
+    for (int32_t id; ls >> id;) ids.push_back(id);
+    out.push_back(std::move(ids));
+  }
+  return out;
+}
+
+std::string show(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (auto id : ids) s += " " + std::to_string(id);
+  return s;
+}
+
+class VocabFile : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VocabFile, EncodesEveryCaseLikeTheReferenceAndRoundTrips) {
+  const std::string name = std::string("vocab/ggml-vocab-") + GetParam() + ".gguf";
+  ROCFORGE_REQUIRE_FIXTURE(gguf_path, name);
+  ROCFORGE_REQUIRE_FIXTURE(inp_path, name + ".inp");
+  ROCFORGE_REQUIRE_FIXTURE(out_path, name + ".out");
+  auto file = rocforge::gguf::File::open(gguf_path.string());
+  auto tok = rocforge::Tokenizer::from_gguf(*file);
+  const auto cases = read_cases(inp_path);
+  const auto expected = read_expected(out_path);
+  ASSERT_EQ(cases.size(), expected.size()) << "fixture .inp/.out disagree on the number of cases";
+  ASSERT_GT(cases.size(), 10u);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto ids = tok->encode(cases[i], /*add_special=*/false);
+    EXPECT_EQ(ids, expected[i]) << "case " << i << " '" << cases[i] << "'\n got:" << show(ids)
+                                << "\nwant:" << show(expected[i]);
+    // Both families here are lossless for these inputs (byte fallback / byte-level BPE).
+    EXPECT_EQ(tok->decode(ids), cases[i]) << "case " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, VocabFile, ::testing::Values("llama-spm", "llama-bpe", "qwen2", "phi-3", "gpt-2"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+}  // namespace
