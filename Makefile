@@ -2,9 +2,11 @@
 # configure and build Release with every core, then run the main job or the whole test suite.
 BUILD_DIR ?= build
 JOBS      ?= $(shell nproc)
+# Seconds the GGUF reader fuzzer runs at the end of `make test` (0 skips it); see fuzz/run.sh.
+FUZZ_SECONDS ?= 60
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test fuzz clean
 
 all: build
 
@@ -23,6 +25,11 @@ run: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	@if [ "$(FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz; fi
+
+# libFuzzer + ASan/UBSan on the GGUF reader, in its own clang build dir; fails on any finding.
+fuzz: deps
+	@FUZZ_BUILD_DIR=$(BUILD_DIR)-fuzz FUZZ_JOBS=$(JOBS) bash fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-fuzz
