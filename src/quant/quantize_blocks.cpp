@@ -22,18 +22,14 @@ namespace {
 
 // Codes for x ~= d * q with the stored scale d (0 -> all codes 0).
 void symmetric_codes(const float* x, int n, float d, int qmin, int qmax, int8_t* q) {
-  for (int i = 0; i < n; ++i) {
-    const float v = d != 0 ? x[i] / d : 0.0f;
-    q[i] = static_cast<int8_t>(!(v > qmin) ? qmin : !(v < qmax) ? qmax : round_int(v));
-  }
+  const float inv = d != 0 ? 1.0f / d : 0.0f;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(quant_code(x[i] * inv, qmin, qmax));
 }
 
 // Codes for x ~= d * q + m with the stored d and m.
 void affine_codes(const float* x, int n, float d, float m, int qmax, uint8_t* q) {
-  for (int i = 0; i < n; ++i) {
-    const float v = d != 0 ? (x[i] - m) / d : 0.0f;
-    q[i] = static_cast<uint8_t>(!(v > 0) ? 0 : !(v < qmax) ? qmax : round_int(v));
-  }
+  const float inv = d != 0 ? 1.0f / d : 0.0f;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(quant_code((x[i] - m) * inv, 0, qmax));
 }
 
 // Q4_0 / IQ4_NL / MXFP4 nibble order: element j low nibble, element j+16 high nibble of byte j.
@@ -126,7 +122,8 @@ void quantize_block_iq4_nl(const float* x, void* block, bool naive) {
   uint8_t q[32];
   b.d = fp16_scale(search_iq4(x, 32, q, naive));
   const float d = fp16_to_f32(b.d);
-  for (int j = 0; j < 32; ++j) q[j] = static_cast<uint8_t>(nearest_iq4(d != 0 ? x[j] / d : 0.0f));
+  const float inv = d != 0 ? 1.0f / d : 0.0f;
+  for (int j = 0; j < 32; ++j) q[j] = static_cast<uint8_t>(nearest_iq4(x[j] * inv));
   pack_nibbles32(q, b.qs);
   std::memcpy(block, &b, sizeof b);
 }

@@ -19,46 +19,44 @@ namespace {
 
 // ---- group error helpers: codes re-rounded for a given effective scale (and min) --------------
 
-int sym_code(float x, float eff, int qmin, int qmax) {
-  if (eff == 0) return 0;
-  const float v = x / eff;
-  return !(v > qmin) ? qmin : !(v < qmax) ? qmax : round_int(v);
-}
+// Codes for an effective scale: x * inv with inv = 1/eff (0 when eff is 0, giving code 0 / the
+// level nearest 0).
+float inverse(float eff) { return eff != 0 ? 1.0f / eff : 0.0f; }
+
+int sym_code(float x, float inv, int qmin, int qmax) { return quant_code(x * inv, qmin, qmax); }
 
 // w = eff * q, symmetric codes.
-double sym_err(const float* x, int n, float eff, int qmin, int qmax) {
-  double err = 0;
+float sym_err(const float* x, int n, float eff, int qmin, int qmax) {
+  const float inv = inverse(eff);
+  float err = 0;
   for (int i = 0; i < n; ++i) {
-    const float w = eff * static_cast<float>(sym_code(x[i], eff, qmin, qmax));
-    err += (static_cast<double>(w) - x[i]) * (static_cast<double>(w) - x[i]);
-  }
-  return err;
-}
-
-int affine_code(float x, float eff_s, float eff_m, int qmax) {
-  if (eff_s == 0) return 0;
-  const float v = (x + eff_m) / eff_s;
-  return !(v > 0) ? 0 : !(v < qmax) ? qmax : round_int(v);
-}
-
-// w = eff_s * q - eff_m, codes in [0, qmax].
-double affine_err(const float* x, int n, float eff_s, float eff_m, int qmax) {
-  double err = 0;
-  for (int i = 0; i < n; ++i) {
-    const float p = eff_s * static_cast<float>(affine_code(x[i], eff_s, eff_m, qmax));
-    const double w = static_cast<double>(p) - eff_m;
+    const float w = eff * static_cast<float>(sym_code(x[i], inv, qmin, qmax));
     err += (w - x[i]) * (w - x[i]);
   }
   return err;
 }
 
-int iq4_code(float x, float eff) { return nearest_iq4(eff != 0 ? x / eff : 0.0f); }
+int affine_code(float x, float inv_s, float eff_m, int qmax) { return quant_code((x + eff_m) * inv_s, 0, qmax); }
 
-double iq4_err(const float* x, int n, float eff) {
-  double err = 0;
+// w = eff_s * q - eff_m, codes in [0, qmax].
+float affine_err(const float* x, int n, float eff_s, float eff_m, int qmax) {
+  const float inv = inverse(eff_s);
+  float err = 0;
   for (int i = 0; i < n; ++i) {
-    const float w = eff * static_cast<float>(kIQ4Levels[iq4_code(x[i], eff)]);
-    err += (static_cast<double>(w) - x[i]) * (static_cast<double>(w) - x[i]);
+    const float w = eff_s * static_cast<float>(affine_code(x[i], inv, eff_m, qmax)) - eff_m;
+    err += (w - x[i]) * (w - x[i]);
+  }
+  return err;
+}
+
+int iq4_code(float x, float inv) { return nearest_iq4(x * inv); }
+
+float iq4_err(const float* x, int n, float eff) {
+  const float inv = inverse(eff);
+  float err = 0;
+  for (int i = 0; i < n; ++i) {
+    const float w = eff * static_cast<float>(kIQ4Levels[iq4_code(x[i], inv)]);
+    err += (w - x[i]) * (w - x[i]);
   }
   return err;
 }
@@ -92,13 +90,13 @@ AffineScales quantize_affine_scales(const float* x, int groups, int group, int q
     r.mi[g] = dmin > 0 ? clamp_int(round_int(m[g] / dmin), 0, scale_max) : 0;
     if (naive) continue;
     const float* xg = x + g * group;
-    double best = affine_err(xg, group, d * static_cast<float>(r.sc[g]), dmin * static_cast<float>(r.mi[g]), qmax);
+    float best = affine_err(xg, group, d * static_cast<float>(r.sc[g]), dmin * static_cast<float>(r.mi[g]), qmax);
     const int sc0 = r.sc[g], mi0 = r.mi[g];
     for (int ds = -1; ds <= 1; ++ds)
       for (int dm = -1; dm <= 1; ++dm) {
         const int sc = sc0 + ds, mi = mi0 + dm;
         if ((ds == 0 && dm == 0) || sc < 0 || sc > scale_max || mi < 0 || mi > scale_max) continue;
-        const double e = affine_err(xg, group, d * static_cast<float>(sc), dmin * static_cast<float>(mi), qmax);
+        const float e = affine_err(xg, group, d * static_cast<float>(sc), dmin * static_cast<float>(mi), qmax);
         if (e < best) { best = e; r.sc[g] = sc; r.mi[g] = mi; }
       }
   }
@@ -109,8 +107,8 @@ AffineScales quantize_affine_scales(const float* x, int groups, int group, int q
 void affine_final_codes(const float* x, int groups, int group, int qmax, const AffineScales& r, uint8_t* q) {
   const float d = fp16_to_f32(r.d), dmin = fp16_to_f32(r.dmin);
   for (int g = 0; g < groups; ++g) {
-    const float es = d * static_cast<float>(r.sc[g]), em = dmin * static_cast<float>(r.mi[g]);
-    for (int i = 0; i < group; ++i) q[g * group + i] = static_cast<uint8_t>(affine_code(x[g * group + i], es, em, qmax));
+    const float inv = inverse(d * static_cast<float>(r.sc[g])), em = dmin * static_cast<float>(r.mi[g]);
+    for (int i = 0; i < group; ++i) q[g * group + i] = static_cast<uint8_t>(affine_code(x[g * group + i], inv, em, qmax));
   }
 }
 
@@ -147,12 +145,12 @@ SignedScales quantize_signed_scales(const float* x, int groups, int group, Level
     r.sc[g] = d != 0 ? clamp_int(round_int(s[g] / d), smin, smax) : 0;
     if (naive) continue;
     const float* xg = x + g * group;
-    double best = err(xg, d * static_cast<float>(r.sc[g]));
+    float best = err(xg, d * static_cast<float>(r.sc[g]));
     const int sc0 = r.sc[g];
     for (int ds = -1; ds <= 1; ds += 2) {
       const int sc = sc0 + ds;
       if (sc < smin || sc > smax) continue;
-      const double e = err(xg, d * static_cast<float>(sc));
+      const float e = err(xg, d * static_cast<float>(sc));
       if (e < best) { best = e; r.sc[g] = sc; }
     }
   }
@@ -194,8 +192,8 @@ void quantize_block_q3_k(const float* x, void* block, bool naive) {
     for (int s = 0; s < 4; ++s)
       for (int l = 0; l < 32; ++l) {
         const int e = h * 128 + s * 32 + l;
-        const float eff = d * static_cast<float>(r.sc[e / 16]);
-        const int u = sym_code(x[e], eff, -4, 3) + 4;  // 0..7: low two bits + the (inverted) third
+        const float inv = inverse(d * static_cast<float>(r.sc[e / 16]));
+        const int u = sym_code(x[e], inv, -4, 3) + 4;  // 0..7: low two bits + the (inverted) third
         b.qs[h * 32 + l] |= static_cast<uint8_t>((u & 3) << (2 * s));
         b.hmask[l] |= static_cast<uint8_t>((u >> 2) << (h * 4 + s));
       }
@@ -251,7 +249,7 @@ void quantize_block_q6_k(const float* x, void* block, bool naive) {
   const SignedScales r = quantize_signed_scales(x, 16, 16, Levels::Uniform, -32, 31, -128, 127, naive);
   const float d = fp16_to_f32(r.d);
   uint8_t u[256];  // q + 32, 0..63
-  for (int e = 0; e < 256; ++e) u[e] = static_cast<uint8_t>(sym_code(x[e], d * static_cast<float>(r.sc[e / 16]), -32, 31) + 32);
+  for (int e = 0; e < 256; ++e) u[e] = static_cast<uint8_t>(sym_code(x[e], inverse(d * static_cast<float>(r.sc[e / 16])), -32, 31) + 32);
   BlockQ6_K b{};
   b.d = r.d;
   for (int g = 0; g < 16; ++g) b.scales[g] = static_cast<int8_t>(r.sc[g]);
@@ -279,9 +277,9 @@ void quantize_block_iq4_xs(const float* x, void* block, bool naive) {
     const int ls = r.sc[ib] + 32;
     b.scales_l[ib / 2] |= static_cast<uint8_t>((ls & 0x0F) << (4 * (ib % 2)));
     b.scales_h |= static_cast<uint16_t>((ls >> 4) << (2 * ib));
-    const float eff = d * static_cast<float>(r.sc[ib]);
+    const float inv = inverse(d * static_cast<float>(r.sc[ib]));
     for (int j = 0; j < 16; ++j) {
-      const int lo = iq4_code(x[32 * ib + j], eff), hi = iq4_code(x[32 * ib + j + 16], eff);
+      const int lo = iq4_code(x[32 * ib + j], inv), hi = iq4_code(x[32 * ib + j + 16], inv);
       b.qs[16 * ib + j] = static_cast<uint8_t>(lo | hi << 4);
     }
   }

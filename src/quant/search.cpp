@@ -1,9 +1,10 @@
 // search.cpp - the scale searches of search.h.
+//
+// Groups are at most 32 elements, so float accumulators are plenty for ranking candidates; the
+// inner loops are branch-free (quant_code, table lookups) because they dominate quantize time.
 #include "quant/search.h"
 
 #include <cmath>
-
-#include "quant/blocks.h"
 
 namespace rocforge::quant {
 namespace {
@@ -22,26 +23,25 @@ float signed_absmax(const float* x, int n, float* amax_out) {
   return vmax;
 }
 
-// Rounds v = iscale * x and clamps it, safely for any float (NaN and huge values clamp).
-int code_for(float v, int lo, int hi) {
-  if (!(v > lo - 1.0f)) return lo;
-  if (!(v < hi + 1.0f)) return hi;
-  return clamp_int(round_int(v), lo, hi);
+// sum(x*q)^2 / sum(q^2): for fixed codes q the best scale is sxq/sqq and the squared error is
+// sum(x^2) minus this score, so a larger score is a better candidate.
+struct SymScore {
+  float sxq = 0, sqq = 0;
+  float score() const { return sqq > 0 ? sxq * sxq / sqq : -1.0f; }
+};
+
+SymScore sym_codes(const float* x, int n, float iscale, int qmin, int qmax, int8_t* q) {
+  SymScore s;
+  for (int i = 0; i < n; ++i) {
+    const int c = quant_code(iscale * x[i], qmin, qmax);
+    q[i] = static_cast<int8_t>(c);
+    s.sxq += x[i] * static_cast<float>(c);
+    s.sqq += static_cast<float>(c * c);
+  }
+  return s;
 }
 
 }  // namespace
-
-int nearest_iq4(float v) {
-  // Midpoints between consecutive levels; the answer is how many midpoints lie below v.
-  static constexpr float kMid[15] = {-115.5f, -93.5f, -74.f, -57.f, -42.f, -28.5f, -16.f, -4.5f,
-                                     7.f,      19.f,   31.5f, 45.5f, 61.f,  79.f,   101.f};
-  int lo = 0, hi = 15;  // answer in [lo, hi]
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (v > kMid[mid]) lo = mid + 1; else hi = mid;
-  }
-  return lo;
-}
 
 float search_symmetric(const float* x, int n, int qmin, int qmax, int8_t* q, bool naive) {
   float amax;
@@ -52,78 +52,66 @@ float search_symmetric(const float* x, int n, int qmin, int qmax, int8_t* q, boo
   }
   if (naive) {  // the largest magnitude maps onto the longer (negative) end of the range
     const float iscale = static_cast<float>(qmin) / vmax;
-    for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(code_for(iscale * x[i], qmin, qmax));
+    sym_codes(x, n, iscale, qmin, qmax, q);
     return 1.0f / iscale;
   }
   // Fan of candidate inverse scales: vmax lands near either end of the range, a little inside or
   // outside it (outside = the extreme value saturates but everything else gets finer steps).
-  const int fan = qmax >= 15 ? 4 : 8;
-  const float step = qmax >= 15 ? 0.25f : 0.1f;
-  double best_score = -1;
-  float best_iscale = 0;
+  const int fan = qmax >= 15 ? 3 : 6;
+  const float step = qmax >= 15 ? 0.3f : 0.1f;
+  int8_t cand[256];
+  float best_score = -1, best_iscale = 0;
   for (int side = 0; side < 2; ++side) {
     const float end = side == 0 ? static_cast<float>(qmin) : static_cast<float>(qmax);
     for (int k = -fan; k <= fan; ++k) {
       const float target = end + (end < 0 ? -step : step) * static_cast<float>(k);
       const float iscale = target / vmax;
-      double sxq = 0, sqq = 0;
-      for (int i = 0; i < n; ++i) {
-        const int c = code_for(iscale * x[i], qmin, qmax);
-        sxq += static_cast<double>(x[i]) * c;
-        sqq += static_cast<double>(c) * c;
-      }
-      // For fixed codes the best scale is sxq/sqq and the error is sum x^2 - sxq^2/sqq.
-      if (sqq > 0 && sxq * sxq / sqq > best_score) {
-        best_score = sxq * sxq / sqq;
+      const float score = sym_codes(x, n, iscale, qmin, qmax, cand).score();
+      if (score > best_score) {
+        best_score = score;
         best_iscale = iscale;
       }
     }
   }
-  double sxq = 0, sqq = 0;
-  for (int i = 0; i < n; ++i) {
-    q[i] = static_cast<int8_t>(code_for(best_iscale * x[i], qmin, qmax));
-    sxq += static_cast<double>(x[i]) * q[i];
-    sqq += static_cast<double>(q[i]) * q[i];
-  }
-  float s = static_cast<float>(sxq / sqq);
-  // A couple of alternating steps: re-round with the fitted scale, refit, keep while it improves.
-  for (int it = 0; it < 2; ++it) {
-    int8_t q2[256];
-    double sxq2 = 0, sqq2 = 0;
-    for (int i = 0; i < n; ++i) {
-      q2[i] = static_cast<int8_t>(code_for(x[i] / s, qmin, qmax));
-      sxq2 += static_cast<double>(x[i]) * q2[i];
-      sqq2 += static_cast<double>(q2[i]) * q2[i];
-    }
-    if (!(sqq2 > 0) || sxq2 * sxq2 / sqq2 <= sxq * sxq / sqq) break;
-    for (int i = 0; i < n; ++i) q[i] = q2[i];
-    sxq = sxq2; sqq = sqq2;
-    s = static_cast<float>(sxq / sqq);
+  SymScore best = sym_codes(x, n, best_iscale, qmin, qmax, q);
+  float s = best.sxq / best.sqq;
+  // Alternate: re-round with the fitted scale, refit; keep while it improves.
+  for (int it = 0; it < 2 && s != 0; ++it) {
+    const SymScore next = sym_codes(x, n, 1.0f / s, qmin, qmax, cand);
+    if (!(next.score() > best.score())) break;
+    for (int i = 0; i < n; ++i) q[i] = cand[i];
+    best = next;
+    s = best.sxq / best.sqq;
   }
   return s;
 }
 
 namespace {
 
-// Least-squares s, b for x ~= s*q + b given codes; returns the squared error.
+// Least-squares s, b for x ~= s*q + b given codes, with the squared error.
 struct AffineFit {
   float s = 0, b = 0;
-  double err = 0;
+  float err = -1;
 };
 
-AffineFit fit_affine(const float* x, const uint8_t* q, int n, bool offset_nonpositive) {
-  double sx = 0, sq = 0, sqq = 0, sxq = 0, sxx = 0;
+// Rounds x to codes with (iscale, offset) and fits (s, b) to them in the same pass.
+AffineFit affine_round_and_fit(const float* x, int n, float iscale, float offset, int qmax, bool offset_nonpositive,
+                               uint8_t* q) {
+  float sx = 0, sq = 0, sqq = 0, sxq = 0, sxx = 0;
   for (int i = 0; i < n; ++i) {
-    const double xi = x[i], qi = q[i];
-    sx += xi; sq += qi; sqq += qi * qi; sxq += xi * qi; sxx += xi * xi;
+    const int c = quant_code(iscale * (x[i] - offset), 0, qmax);
+    q[i] = static_cast<uint8_t>(c);
+    const float qi = static_cast<float>(c);
+    sx += x[i]; sq += qi; sqq += qi * qi; sxq += x[i] * qi; sxx += x[i] * x[i];
   }
-  const double det = n * sqq - sq * sq;
-  double s = 0, b = 0;
+  const float fn = static_cast<float>(n);
+  const float det = fn * sqq - sq * sq;
+  float s = 0, b = 0;
   if (det > 0) {
-    s = (n * sxq - sq * sx) / det;
+    s = (fn * sxq - sq * sx) / det;
     b = (sqq * sx - sq * sxq) / det;
   } else {
-    b = sx / n;  // every code equal: only the offset carries information
+    b = sx / fn;  // every code equal: only the offset carries information
   }
   if (offset_nonpositive && b > 0) {
     b = 0;
@@ -131,13 +119,14 @@ AffineFit fit_affine(const float* x, const uint8_t* q, int n, bool offset_nonpos
   }
   if (s < 0) {  // codes anti-correlated with x (degenerate); fall back to the offset alone
     s = 0;
-    b = sx / n;
+    b = sx / fn;
     if (offset_nonpositive && b > 0) b = 0;
   }
   AffineFit f;
-  f.s = static_cast<float>(s);
-  f.b = static_cast<float>(b);
-  f.err = sxx - 2 * s * sxq - 2 * b * sx + s * s * sqq + 2 * s * b * sq + n * b * b;
+  f.s = s;
+  f.b = b;
+  // Expanded sum (x - s q - b)^2; clamped since cancellation can make it slightly negative.
+  f.err = std::fmax(0.0f, sxx - 2 * s * sxq - 2 * b * sx + s * s * sqq + 2 * s * b * sq + fn * b * b);
   return f;
 }
 
@@ -153,25 +142,23 @@ float search_affine(const float* x, int n, int qmax, bool offset_nonpositive, ui
   const float range = xmax - xmin;
   if (!(range > kTiny)) {
     for (int i = 0; i < n; ++i) q[i] = 0;
-    *b = (offset_nonpositive && xmin > 0) ? 0 : xmin;
+    *b = xmin;
     return 0;
   }
   if (naive) {
-    const float s = range / static_cast<float>(qmax);
-    for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(code_for((x[i] - xmin) / s, 0, qmax));
+    const float iscale = static_cast<float>(qmax) / range;
+    for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(quant_code(iscale * (x[i] - xmin), 0, qmax));
     *b = xmin;
-    return s;
+    return range / static_cast<float>(qmax);
   }
   uint8_t cand[256];
   AffineFit best;
-  best.err = -1;
   // Candidate steps from slightly coarser to slightly finer than range/qmax.
-  const int fan = qmax >= 15 ? 5 : 8;
-  const float step = qmax >= 15 ? 0.2f : 0.1f;
+  const int fan = qmax >= 15 ? 4 : 6;
+  const float step = qmax >= 15 ? 0.25f : 0.1f;
   for (int k = -fan; k <= fan; ++k) {
     const float iscale = (static_cast<float>(qmax) + step * static_cast<float>(k)) / range;
-    for (int i = 0; i < n; ++i) cand[i] = static_cast<uint8_t>(code_for(iscale * (x[i] - xmin), 0, qmax));
-    const AffineFit f = fit_affine(x, cand, n, offset_nonpositive);
+    const AffineFit f = affine_round_and_fit(x, n, iscale, xmin, qmax, offset_nonpositive, cand);
     if (best.err < 0 || f.err < best.err) {
       best = f;
       for (int i = 0; i < n; ++i) q[i] = cand[i];
@@ -179,8 +166,7 @@ float search_affine(const float* x, int n, int qmax, bool offset_nonpositive, ui
   }
   // Alternate: re-round with the fitted (s, b), refit; stop when it no longer improves.
   for (int it = 0; it < 3 && best.s > 0; ++it) {
-    for (int i = 0; i < n; ++i) cand[i] = static_cast<uint8_t>(code_for((x[i] - best.b) / best.s, 0, qmax));
-    const AffineFit f = fit_affine(x, cand, n, offset_nonpositive);
+    const AffineFit f = affine_round_and_fit(x, n, 1.0f / best.s, best.b, qmax, offset_nonpositive, cand);
     if (!(f.err < best.err)) break;
     best = f;
     for (int i = 0; i < n; ++i) q[i] = cand[i];
@@ -188,6 +174,22 @@ float search_affine(const float* x, int n, int qmax, bool offset_nonpositive, ui
   *b = best.b;
   return best.s;
 }
+
+namespace {
+
+SymScore iq4_codes(const float* x, int n, float iscale, uint8_t* q) {
+  SymScore s;
+  for (int i = 0; i < n; ++i) {
+    const int c = nearest_iq4(iscale * x[i]);
+    q[i] = static_cast<uint8_t>(c);
+    const float l = static_cast<float>(kIQ4Levels[c]);
+    s.sxq += x[i] * l;
+    s.sqq += l * l;
+  }
+  return s;
+}
+
+}  // namespace
 
 float search_iq4(const float* x, int n, uint8_t* q, bool naive) {
   float amax;
@@ -198,47 +200,32 @@ float search_iq4(const float* x, int n, uint8_t* q, bool naive) {
   }
   if (naive) {
     const float s = vmax / -127.0f;
-    for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(nearest_iq4(x[i] / s));
+    iq4_codes(x, n, 1.0f / s, q);
     return s;
   }
-  double best_score = -1;
-  float best_iscale = 0;
+  // vmax near the outermost level of either side; level gaps there are ~23, so steps of 2.
+  uint8_t cand[256];
+  float best_score = -1, best_iscale = 0;
   for (int side = 0; side < 2; ++side) {
     const float end = side == 0 ? -127.0f : 113.0f;
-    for (int k = -7; k <= 7; ++k) {
-      const float target = end + (end < 0 ? -1.5f : 1.5f) * static_cast<float>(k);
+    for (int k = -5; k <= 5; ++k) {
+      const float target = end + (end < 0 ? -2.0f : 2.0f) * static_cast<float>(k);
       const float iscale = target / vmax;
-      double sxl = 0, sll = 0;
-      for (int i = 0; i < n; ++i) {
-        const int l = kIQ4Levels[nearest_iq4(iscale * x[i])];
-        sxl += static_cast<double>(x[i]) * l;
-        sll += static_cast<double>(l) * l;
-      }
-      if (sxl * sxl / sll > best_score) {
-        best_score = sxl * sxl / sll;
+      const float score = iq4_codes(x, n, iscale, cand).score();
+      if (score > best_score) {
+        best_score = score;
         best_iscale = iscale;
       }
     }
   }
-  double sxl = 0, sll = 0;
-  for (int i = 0; i < n; ++i) {
-    q[i] = static_cast<uint8_t>(nearest_iq4(best_iscale * x[i]));
-    sxl += static_cast<double>(x[i]) * kIQ4Levels[q[i]];
-    sll += static_cast<double>(kIQ4Levels[q[i]]) * kIQ4Levels[q[i]];
-  }
-  float s = static_cast<float>(sxl / sll);
-  for (int it = 0; it < 2; ++it) {
-    uint8_t q2[256];
-    double sxl2 = 0, sll2 = 0;
-    for (int i = 0; i < n; ++i) {
-      q2[i] = static_cast<uint8_t>(nearest_iq4(x[i] / s));
-      sxl2 += static_cast<double>(x[i]) * kIQ4Levels[q2[i]];
-      sll2 += static_cast<double>(kIQ4Levels[q2[i]]) * kIQ4Levels[q2[i]];
-    }
-    if (sxl2 * sxl2 / sll2 <= sxl * sxl / sll) break;
-    for (int i = 0; i < n; ++i) q[i] = q2[i];
-    sxl = sxl2; sll = sll2;
-    s = static_cast<float>(sxl / sll);
+  SymScore best = iq4_codes(x, n, best_iscale, q);
+  float s = best.sxq / best.sqq;
+  for (int it = 0; it < 2 && s != 0; ++it) {
+    const SymScore next = iq4_codes(x, n, 1.0f / s, cand);
+    if (!(next.score() > best.score())) break;
+    for (int i = 0; i < n; ++i) q[i] = cand[i];
+    best = next;
+    s = best.sxq / best.sqq;
   }
   return s;
 }

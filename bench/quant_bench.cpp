@@ -1,0 +1,65 @@
+// quant_bench.cpp - quantize throughput and round-trip error of every weight format on N(0,1) data.
+//
+// Prints the table of docs/quantization.md: format, bits/weight, relative RMS error of the scale
+// search and of naive max-abs scaling, single-thread quantize and dequantize throughput.
+// Standalone (no benchmark library); build it against the quant module, e.g.
+//   cmake --build build --target rocforge_quant
+//   g++ -O2 -std=c++20 -Iinclude -Isrc bench/quant_bench.cpp build/librocforge_quant.a \
+//       build/librocforge_core.a -lfmt -lpthread -o /tmp/quant_bench
+// Usage: quant_bench [elements (default 4194304)] [threads for a quantize_rows run (default 1)]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "quant/quantize_impl.h"
+#include "rocforge/quant.h"
+
+using namespace rocforge;
+
+int main(int argc, char** argv) {
+  const int64_t n = argc > 1 ? std::atoll(argv[1]) / 256 * 256 : int64_t{1} << 22;
+  const int threads = argc > 2 ? std::atoi(argv[2]) : 1;
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<float> x(n), y(n);
+  for (auto& v : x) v = gauss(rng);
+  double sxx = 0;
+  for (float v : x) sxx += static_cast<double>(v) * v;
+
+  const GgmlType types[] = {GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,   GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,   GgmlType::Q3_K,   GgmlType::Q4_K,
+                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_K,   GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                            GgmlType::MXFP4};
+  std::printf("%-8s %6s %12s %12s %12s %12s\n", "format", "bits/w", "rms(search)", "rms(naive)", "quant Me/s",
+              "dequant Me/s");
+  auto rms = [&](const std::vector<float>& w) {
+    double e = 0;
+    for (int64_t i = 0; i < n; ++i) e += (static_cast<double>(w[i]) - x[i]) * (static_cast<double>(w[i]) - x[i]);
+    return std::sqrt(e / sxx);
+  };
+  for (GgmlType t : types) {
+    const auto& tr = ggml_type_traits(t);
+    std::vector<uint8_t> q(quant::row_bytes(t, n));
+    const int64_t rows = n / 4096 > 0 ? n / 4096 : 1, per_row = n / rows;
+    auto t0 = std::chrono::steady_clock::now();
+    quant::quantize_rows(t, x.data(), q.data(), rows, per_row, threads);
+    auto t1 = std::chrono::steady_clock::now();
+    quant::dequantize_row(t, q.data(), y.data(), n);
+    auto t2 = std::chrono::steady_clock::now();
+    const double e_search = rms(y);
+    double e_naive = NAN;
+    if (tr.block_elems > 1) {
+      quant::quantize_row_naive(t, x.data(), q.data(), n);
+      quant::dequantize_row(t, q.data(), y.data(), n);
+      e_naive = rms(y);
+    }
+    const double qs = std::chrono::duration<double>(t1 - t0).count();
+    const double ds = std::chrono::duration<double>(t2 - t1).count();
+    std::printf("%-8s %6.3f %12.6f %12.6f %12.1f %12.1f\n", std::string(tr.name).c_str(),
+                8.0 * tr.block_bytes / tr.block_elems, e_search, e_naive, n / qs / 1e6, n / ds / 1e6);
+  }
+  return 0;
+}
