@@ -40,6 +40,7 @@ struct VocabData {
   std::string model;                 // tokenizer.ggml.model: "llama" | "gpt2"
   std::string pre;                   // tokenizer.ggml.pre ("" when absent)
   std::string architecture;          // general.architecture (for chat template guessing)
+  std::string name;                  // general.name (model-specific token attributes)
   std::vector<std::string> tokens;   // tokenizer.ggml.tokens
   std::vector<float> scores;         // tokenizer.ggml.scores (may be empty for gpt2)
   std::vector<int32_t> types;        // tokenizer.ggml.token_type (empty: all Normal)

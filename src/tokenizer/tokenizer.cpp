@@ -1,5 +1,6 @@
 // tokenizer.cpp - Tokenizer construction, special-token partitioning, encode and decode.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "tokenizer/tokenizer_impl.h"
@@ -33,8 +34,15 @@ int parse_byte_token(const std::string& t) {
 // Texts of end-of-turn tokens used by common chat formats; EOT is guessed from these when the
 // file names none, and all of them end generation.
 constexpr const char* kEotTexts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"};
-constexpr const char* kEogTexts[] = {"<|eot_id|>",    "<|eom_id|>",      "<|im_end|>", "<|end|>",
-                                     "<end_of_turn>", "<|endoftext|>",   "<|end_of_text|>", "<EOT>"};
+constexpr const char* kEogTexts[] = {"<|eot_id|>",    "<|eom_id|>",    "<|im_end|>",      "<|end|>", "<end_of_turn>",
+                                     "<|endoftext|>", "<|end_of_text|>", "<EOT>",          "</s>"};
+
+bool contains_ci(std::string s, std::string_view needle) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s.find(needle) != std::string::npos;
+}
+
+bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 }  // namespace
 
@@ -111,6 +119,26 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
   if (v.eom_id < 0) {
     const int32_t id = tok::lookup(im->map, "<|eom_id|>");
     if (id >= 0) v.eom_id = id;
+  }
+
+  // End-of-turn tokens stored as user-defined (phi-3's "</s>") are control tokens in effect: they
+  // must not match plain text, and they end generation.
+  if (v.types.size() == n)
+    for (const char* e : kEogTexts) {
+      const int32_t id = tok::lookup(im->map, e);
+      if (id >= 0 && v.types[id] == static_cast<int32_t>(TokenType::UserDefined))
+        v.types[id] = static_cast<int32_t>(TokenType::Control);
+    }
+  // Phi-3's tokenizer_config marks its chat tokens (<|user|>, <|end|>, ...) and "</s>" rstrip:
+  // "<|user|>\nHi" encodes like "<|user|>Hi". BOS, UNK and <|endoftext|> are not stripped.
+  im->strip.assign(n, 0);
+  if (v.architecture == "phi3" || contains_ci(v.name, "phi-3") || contains_ci(v.name, "phi3")) {
+    for (size_t i = 0; i < n; ++i)
+      if (im->type(static_cast<int32_t>(i)) == TokenType::Control) im->strip[i] = Impl::kRstrip;
+    for (const char* t : {"<unk>", "<s>", "<|endoftext|>"}) {
+      const int32_t id = tok::lookup(im->map, t);
+      if (id >= 0) im->strip[id] = 0;
+    }
   }
 
   const VocabData& vd = im->v;
@@ -237,9 +265,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
       const size_t hit = span.find(t);
       if (hit == std::string_view::npos) continue;
       // Split into [before][token][after]; `after` is searched again on the next iteration.
-      const Frag before{-1, frags[f].off, hit};
+      Frag before{-1, frags[f].off, hit};
       const Frag tokf{id, frags[f].off + hit, t.size()};
-      const Frag after{-1, frags[f].off + hit + t.size(), frags[f].len - hit - t.size()};
+      Frag after{-1, frags[f].off + hit + t.size(), frags[f].len - hit - t.size()};
+      if (im.strip[id] & Impl::kLstrip)
+        while (before.len && is_ascii_space(text[before.off + before.len - 1])) --before.len;
+      if (im.strip[id] & Impl::kRstrip)
+        while (after.len && is_ascii_space(text[after.off])) ++after.off, --after.len;
       std::vector<Frag> repl;
       if (before.len) repl.push_back(before);
       repl.push_back(tokf);

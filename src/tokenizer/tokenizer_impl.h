@@ -26,6 +26,10 @@ struct Tokenizer::Impl {
   std::vector<int32_t> literal_always, literal_special;
   std::vector<std::string> pieces;  // decoded bytes of each token
   std::vector<uint8_t> eog;         // 1 for end-of-generation tokens
+  // Literal-token whitespace attributes (HF added_tokens lstrip/rstrip), which GGUF does not
+  // store: kLstrip eats whitespace before the token in the text, kRstrip whitespace after it.
+  static constexpr uint8_t kLstrip = 1, kRstrip = 2;
+  std::vector<uint8_t> strip;
 
   void check_id(int32_t id) const;
   TokenType type(int32_t id) const {

@@ -12,6 +12,7 @@ VocabData read_vocab(const gguf::File& f) {
   v.model = *model;
   v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
   v.architecture = f.get_string("general.architecture").value_or("");
+  v.name = f.get_string("general.name").value_or("");
   auto tokens = f.get_string_array("tokenizer.ggml.tokens");
   if (!tokens) throw Error(where("tokenizer.ggml.tokens") + " is missing");
   v.tokens = std::move(*tokens);
