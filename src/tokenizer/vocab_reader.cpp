@@ -33,8 +33,9 @@ VocabData read_vocab(const gguf::File& f) {
     if (!x) return;
     if (*x < 0 || *x >= static_cast<int64_t>(v.tokens.size())) {
       // Some converters write -1 or a value past the vocabulary for "none": treat as absent only
-      // for -1; anything else is a broken file.
-      if (*x == -1) return;
+      // for -1 (also written as u32 0xFFFFFFFF, e.g. stories260K's padding id); anything else is
+      // a broken file.
+      if (*x == -1 || *x == 0xFFFFFFFFll) return;
       throw Error(where(key) + " = " + std::to_string(*x) + " is out of range (vocabulary has " +
                   std::to_string(v.tokens.size()) + " tokens)");
     }
