@@ -1,0 +1,116 @@
+// rocforge/engine.h - a loaded model ready to generate: weights, tokenizer, an executor on the
+// chosen device, and the paged KV cache. Engine::step runs one batched forward for any number of
+// sequences (the server's continuous batching); Generator drives a single sequence (CLI).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rocforge/model.h"
+#include "rocforge/sampler.h"
+#include "rocforge/tokenizer.h"
+
+namespace rocforge {
+
+class Executor;
+class KvPool;
+struct KvSequence;
+
+struct EngineOptions {
+  std::string model_path;
+  int n_threads = 0;        // 0: all cores
+  int ctx_size = 0;         // positions per sequence; 0: min(training context, 4096)
+  int n_parallel = 1;       // sequences that may hold KV at once (KV pool = ctx_size * n_parallel)
+  int n_batch = 512;        // max tokens per forward step (prompt chunks)
+  bool kv_f16 = true;       // K/V cache as f16 (else f32)
+  int kv_block_size = 16;
+  std::string device = "auto";  // auto | cpu | gpu[:N]
+  int gpu_layers = -1;          // -1: as many as fit (auto), else exactly N layers on the GPU
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> load(const EngineOptions& opts);
+  ~Engine();
+
+  const Model& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  Executor& executor() { return *executor_; }
+  KvPool& kv_pool() { return *pool_; }
+  const EngineOptions& options() const { return opts_; }
+  int ctx_size() const { return opts_.ctx_size; }
+  int n_vocab() const { return model_->config().n_vocab; }
+  double load_seconds() const { return load_seconds_; }
+
+  // One unit of work for a step: append `tokens` to `seq` (whose blocks were reserved by the
+  // caller with KvSequence::reserve), and produce logits after the last one if want_logits.
+  struct Work {
+    KvSequence* seq;
+    const int32_t* tokens;
+    int32_t n_tokens;
+    bool want_logits;
+  };
+  // Runs every work item in one forward pass. logits: one row of n_vocab per item wanting logits,
+  // in work order. Commits the tokens to the sequences.
+  void step(const std::vector<Work>& work, std::vector<float>& logits);
+
+ private:
+  Engine() = default;
+  EngineOptions opts_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<KvPool> pool_;
+  double load_seconds_ = 0;
+};
+
+// Why generation ended.
+enum class StopReason { None, MaxTokens, EndOfGeneration, StopString, ContextFull, Cancelled };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateOptions {
+  int32_t max_tokens = 128;            // < 0: until EOG or context full
+  std::vector<std::string> stop;       // stop strings (not included in the output)
+  bool ignore_eos = false;
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<int32_t> tokens;
+  StopReason reason = StopReason::None;
+  int32_t n_prompt = 0;
+  double prompt_seconds = 0, gen_seconds = 0;
+};
+
+// One sequence on an Engine (the CLI, perplexity, bench). Not thread-safe.
+class Generator {
+ public:
+  Generator(Engine& engine, const SamplingParams& params);
+  ~Generator();
+
+  // Feeds tokens (in chunks of n_batch) and returns the logits after the last one ([n_vocab]).
+  // Throws Error if the context would overflow.
+  const std::vector<float>& feed(const std::vector<int32_t>& tokens);
+  // Logits of every fed position (for perplexity): feeds `tokens` and fills all_logits [n, n_vocab].
+  void feed_all_logits(const std::vector<int32_t>& tokens, std::vector<float>& all_logits);
+  int32_t sample();  // from the last logits
+  void reset();
+  int32_t n_past() const;
+  const std::vector<int32_t>& history() const { return history_; }
+
+  // Prompt tokens -> streamed text. on_text gets each complete UTF-8 piece; returning false cancels.
+  GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                          const std::function<bool(const std::string&)>& on_text = {});
+
+ private:
+  Engine& engine_;
+  Sampler sampler_;
+  std::unique_ptr<KvSequence> seq_;
+  std::vector<int32_t> history_;
+  std::vector<float> logits_;
+};
+
+}  // namespace rocforge

@@ -1,0 +1,78 @@
+// engine.cpp - loading (model, tokenizer, device, KV pool) and the batched step.
+#include "rocforge/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/log.h"
+#include "engine/kv_pool.h"
+#include "model/executor.h"
+
+namespace rocforge {
+
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  e->opts_ = opts_in;
+  auto& o = e->opts_;
+  if (o.n_parallel < 1) throw Error("--parallel must be >= 1");
+  if (o.n_batch < 1) throw Error("--batch-size must be >= 1");
+  if (o.kv_block_size < 1 || o.kv_block_size > 1024) throw Error("KV block size must be in 1..1024");
+  if (o.ctx_size < 0) throw Error("--ctx-size must be >= 0");
+
+  e->model_ = Model::load(o.model_path);
+  e->tokenizer_ = Tokenizer::from_gguf(e->model_->file());
+  const auto& c = e->model_->config();
+  if (e->tokenizer_->n_vocab() != c.n_vocab)
+    log::warn("tokenizer has {} tokens, the embedding {} rows", e->tokenizer_->n_vocab(), c.n_vocab);
+  if (o.ctx_size == 0) o.ctx_size = std::min(c.n_ctx_train > 0 ? c.n_ctx_train : 4096, 4096);
+
+  KvConfig kv;
+  kv.block_size = o.kv_block_size;
+  kv.f16 = o.kv_f16;
+  const int64_t blocks_per_seq = (o.ctx_size + kv.block_size - 1) / kv.block_size;
+  kv.n_blocks = static_cast<int32_t>(blocks_per_seq * o.n_parallel);
+
+  const std::string dev = o.device;
+  if (dev != "auto" && dev != "cpu" && dev.rfind("gpu", 0) != 0)
+    throw Error("--device must be auto, cpu or gpu[:N], got '" + dev + "'");
+  if (dev.rfind("gpu", 0) == 0)
+    throw Error("--device " + dev + ": no GPU backend is available in this build (librocforge-cuda.so / librocforge-hip.so not found)");
+  e->executor_ = make_cpu_executor(*e->model_, kv, o.n_threads);
+  e->pool_ = std::make_unique<KvPool>(kv.n_blocks, kv.block_size);
+  e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info("model {} ({}, {} layers, {} params of {}), device: {}", o.model_path, c.arch_key, c.n_layer,
+            e->model_->file().tensors().size(), "tensors", e->executor_->device_name());
+  return e;
+}
+
+void Engine::step(const std::vector<Work>& work, std::vector<float>& logits) {
+  Batch b;
+  for (size_t s = 0; s < work.size(); ++s) {
+    const Work& w = work[s];
+    if (w.seq->n_past + w.n_tokens > opts_.ctx_size)
+      throw Error("context full: " + std::to_string(w.seq->n_past + w.n_tokens) + " positions exceed --ctx-size " +
+                  std::to_string(opts_.ctx_size));
+    b.block_tables.push_back(w.seq->blocks);
+    for (int32_t i = 0; i < w.n_tokens; ++i)
+      b.add(w.tokens[i], w.seq->n_past + i, static_cast<int32_t>(s), w.want_logits && i == w.n_tokens - 1);
+  }
+  executor_->forward(b, logits);
+  for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
+}
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::None: return "none";
+    case StopReason::MaxTokens: return "length";
+    case StopReason::EndOfGeneration: return "stop";
+    case StopReason::StopString: return "stop";
+    case StopReason::ContextFull: return "context_full";
+    case StopReason::Cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+}  // namespace rocforge

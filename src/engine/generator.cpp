@@ -1,0 +1,142 @@
+// generator.cpp - one sequence: prompt in chunks, then sample/decode token by token.
+#include <chrono>
+
+#include "engine/kv_pool.h"
+#include "model/batch.h"
+#include "model/executor.h"
+#include "rocforge/engine.h"
+
+namespace rocforge {
+
+Generator::Generator(Engine& engine, const SamplingParams& params)
+    : engine_(engine), sampler_(params), seq_(std::make_unique<KvSequence>()) {}
+
+Generator::~Generator() { seq_->release(engine_.kv_pool()); }
+
+int32_t Generator::n_past() const { return seq_->n_past; }
+
+void Generator::reset() {
+  seq_->release(engine_.kv_pool());
+  history_.clear();
+  logits_.clear();
+}
+
+const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return logits_;
+  if (seq_->n_past + static_cast<int64_t>(tokens.size()) > engine_.ctx_size())
+    throw Error("prompt too long: " + std::to_string(seq_->n_past + tokens.size()) + " tokens exceed the context size " +
+                std::to_string(engine_.ctx_size()) + " (raise --ctx-size)");
+  const int32_t n_batch = engine_.options().n_batch;
+  for (size_t off = 0; off < tokens.size(); off += n_batch) {
+    const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, tokens.size() - off));
+    if (!seq_->reserve(engine_.kv_pool(), n)) throw Error("KV cache is full");
+    const bool last = off + n == tokens.size();
+    engine_.step({{seq_.get(), tokens.data() + off, n, last}}, logits_);
+  }
+  history_.insert(history_.end(), tokens.begin(), tokens.end());
+  return logits_;
+}
+
+void Generator::feed_all_logits(const std::vector<int32_t>& tokens, std::vector<float>& all) {
+  const int32_t V = engine_.n_vocab();
+  all.clear();
+  std::vector<float> chunk;
+  const int32_t n_batch = engine_.options().n_batch;
+  if (seq_->n_past + static_cast<int64_t>(tokens.size()) > engine_.ctx_size()) throw Error("too many tokens for the context size");
+  for (size_t off = 0; off < tokens.size(); off += n_batch) {
+    const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, tokens.size() - off));
+    if (!seq_->reserve(engine_.kv_pool(), n)) throw Error("KV cache is full");
+    // Engine::step yields logits only after a work item's last token; perplexity needs every
+    // position's, so the chunk goes to the executor directly with logits on for all tokens.
+    Batch b;
+    b.block_tables.push_back(seq_->blocks);
+    for (int32_t i = 0; i < n; ++i) b.add(tokens[off + i], seq_->n_past + i, 0, true);
+    engine_.executor().forward(b, chunk);
+    seq_->commit(engine_.kv_pool(), tokens.data() + off, n);
+    all.insert(all.end(), chunk.begin(), chunk.end());
+  }
+  history_.insert(history_.end(), tokens.begin(), tokens.end());
+  logits_.assign(all.end() - V, all.end());
+}
+
+int32_t Generator::sample() {
+  if (logits_.empty()) throw Error("sample() before any token was fed");
+  std::vector<float> l = logits_;
+  return sampler_.sample(l.data(), static_cast<int32_t>(l.size()), history_);
+}
+
+GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                                   const std::function<bool(const std::string&)>& on_text) {
+  using clock = std::chrono::steady_clock;
+  GenerateResult r;
+  r.n_prompt = static_cast<int32_t>(prompt.size());
+  const auto t0 = clock::now();
+  feed(prompt);
+  const auto t1 = clock::now();
+  r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+  const Tokenizer& tok = engine_.tokenizer();
+  StreamingDetokenizer detok(tok);
+  std::string held;  // text withheld while it could still be the start of a stop string
+  auto emit = [&](const std::string& s) -> bool {
+    r.text += s;
+    return on_text ? on_text(s) : true;
+  };
+  auto max_stop = size_t{0};
+  for (const auto& s : opts.stop) max_stop = std::max(max_stop, s.size());
+
+  for (;;) {
+    if (opts.max_tokens >= 0 && static_cast<int32_t>(r.tokens.size()) >= opts.max_tokens) {
+      r.reason = StopReason::MaxTokens;
+      break;
+    }
+    const int32_t id = sample();
+    if (!opts.ignore_eos && tok.is_end_of_generation(id)) {
+      r.reason = StopReason::EndOfGeneration;
+      break;
+    }
+    r.tokens.push_back(id);
+    held += detok.push(id);
+    // Stop strings: cut at the first match; otherwise release all but a possible partial match.
+    bool stopped = false;
+    for (const auto& s : opts.stop) {
+      if (s.empty()) continue;
+      const size_t at = held.find(s);
+      if (at != std::string::npos) {
+        held.resize(at);
+        stopped = true;
+      }
+    }
+    if (stopped) {
+      emit(held);
+      held.clear();
+      r.reason = StopReason::StopString;
+      break;
+    }
+    const size_t keep = max_stop ? std::min(held.size(), max_stop - 1) : 0;
+    if (held.size() > keep) {
+      // Never split a UTF-8 sequence when holding back the tail.
+      size_t cut = held.size() - keep;
+      while (cut > 0 && cut < held.size() && (static_cast<unsigned char>(held[cut]) & 0xC0) == 0x80) --cut;
+      if (!emit(held.substr(0, cut))) {
+        r.reason = StopReason::Cancelled;
+        held.erase(0, cut);
+        break;
+      }
+      held.erase(0, cut);
+    }
+    if (seq_->n_past + 1 > engine_.ctx_size()) {
+      r.reason = StopReason::ContextFull;
+      break;
+    }
+    feed({id});
+  }
+  if (r.reason != StopReason::StopString) {
+    held += detok.flush();
+    if (!held.empty()) emit(held);
+  }
+  r.gen_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return r;
+}
+
+}  // namespace rocforge

@@ -1,0 +1,92 @@
+#include "rocforge/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "rocforge/error.h"
+
+namespace rocforge {
+
+Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {
+  if (!std::isfinite(p.temperature)) throw Error("sampling: temperature must be finite");
+  if (!(p.top_p > 0)) throw Error("sampling: top_p must be in (0, 1]");
+  if (p.min_p < 0 || p.min_p > 1) throw Error("sampling: min_p must be in [0, 1]");
+  if (!(p.repeat_penalty > 0)) throw Error("sampling: repeat_penalty must be positive");
+}
+
+int32_t Sampler::sample(float* logits, int32_t n_vocab, const std::vector<int32_t>& history) {
+  // 1. Penalties over the recent window.
+  const bool penalize = p_.repeat_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
+  if (penalize && !history.empty()) {
+    const size_t n = p_.penalty_last_n < 0 ? history.size() : std::min<size_t>(history.size(), p_.penalty_last_n);
+    std::unordered_map<int32_t, int> counts;
+    for (size_t k = history.size() - n; k < history.size(); ++k) ++counts[history[k]];
+    for (const auto& [id, cnt] : counts) {
+      if (id < 0 || id >= n_vocab) continue;
+      float& l = logits[id];
+      if (p_.repeat_penalty != 1.0f) l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+      l -= p_.presence_penalty + p_.frequency_penalty * static_cast<float>(cnt);
+    }
+  }
+
+  // 2. Greedy: the highest logit, lowest id on ties.
+  if (p_.temperature <= 0) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n_vocab; ++i)
+      if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+
+  cands_.resize(n_vocab);
+  for (int32_t i = 0; i < n_vocab; ++i) cands_[i] = {i, logits[i]};
+  auto by_logit = [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+
+  // 3. top-k (keeps the candidates sorted from here on).
+  size_t n = cands_.size();
+  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
+    std::partial_sort(cands_.begin(), cands_.begin() + p_.top_k, cands_.end(), by_logit);
+    n = p_.top_k;
+  } else {
+    std::sort(cands_.begin(), cands_.end(), by_logit);
+  }
+
+  // Softmax of the survivors (at temperature 1, as the filters are defined on the model's p).
+  std::vector<double> prob(n);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += prob[i] = std::exp(static_cast<double>(cands_[i].logit - cands_[0].logit));
+  for (auto& p : prob) p /= sum;
+
+  // 4. top-p: the smallest prefix whose mass reaches top_p.
+  if (p_.top_p < 1.0f) {
+    double cum = 0;
+    for (size_t i = 0; i < n; ++i) {
+      cum += prob[i];
+      if (cum >= p_.top_p) {
+        n = i + 1;
+        break;
+      }
+    }
+  }
+  // 5. min-p: drop tokens less likely than min_p * p(top).
+  if (p_.min_p > 0) {
+    size_t keep = 1;
+    while (keep < n && prob[keep] >= p_.min_p * prob[0]) ++keep;
+    n = keep;
+  }
+
+  // 6. Temperature, then draw.
+  std::vector<double> w(n);
+  double total = 0;
+  for (size_t i = 0; i < n; ++i)
+    total += w[i] = std::exp(static_cast<double>(cands_[i].logit - cands_[0].logit) / p_.temperature);
+  std::uniform_real_distribution<double> uni(0.0, total);
+  double r = uni(rng_);
+  for (size_t i = 0; i < n; ++i) {
+    if (r < w[i]) return cands_[i].id;
+    r -= w[i];
+  }
+  return cands_[n - 1].id;
+}
+
+}  // namespace rocforge

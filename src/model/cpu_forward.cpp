@@ -1,0 +1,242 @@
+// cpu_forward.cpp - the forward pass, read top to bottom:
+//
+//   x = embed(tokens)                                   [T, E]
+//   for each layer:
+//     h = rmsnorm(x) * attn_norm
+//     q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)      [T, H*D], [T, Hkv*D] x2
+//     (qwen3) q, k = per-head rmsnorm
+//     q, k = rope(q, k, pos)
+//     cache[slot(t)] = k, v
+//     x += attention(q, cache) Wo                       causal, GQA: head h reads kv head h/(H/Hkv)
+//     h = rmsnorm(x) * ffn_norm
+//     x += (silu(h Wgate) * (h Wup)) Wdown              dense, or top-k experts mixed by the router
+//   logits = (rmsnorm(x) * output_norm) Wout            only for tokens that want logits
+#include "model/cpu_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/half.h"
+#include "rocforge/quant.h"
+
+namespace rocforge {
+namespace {
+
+cpu::QMatrix qmat(const WeightRef& w, int64_t expert = 0) {
+  return {w.data + expert * w.rows * w.row_bytes, w.type, w.cols, w.rows, w.row_bytes};
+}
+
+const float* f32(const WeightRef& w) { return reinterpret_cast<const float*>(w.data); }
+
+void add_bias(float* y, const WeightRef& bias, int64_t T, int64_t n) {
+  if (!bias.present()) return;
+  const float* b = f32(bias);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+}  // namespace
+
+CpuForward::CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool, int first_layer, int last_layer)
+    : m_(m), c_(m.config()), kv_(kv), pool_(pool), first_(first_layer), last_(last_layer) {
+  const size_t n = static_cast<size_t>(kv.n_slots()) * c_.kv_dim();
+  const int n_local = last_ - first_;
+  if (kv.f16) {
+    k16_.assign(n_local, std::vector<uint16_t>(n));
+    v16_.assign(n_local, std::vector<uint16_t>(n));
+  } else {
+    k32_.assign(n_local, std::vector<float>(n));
+    v32_.assign(n_local, std::vector<float>(n));
+  }
+}
+
+void CpuForward::ensure_scratch(int64_t T) {
+  auto grow = [](std::vector<float>& v, int64_t n) {
+    if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  };
+  grow(h_, T * c_.n_embd);
+  grow(q_, T * c_.q_dim());
+  grow(k_, T * c_.kv_dim());
+  grow(v_, T * c_.kv_dim());
+  grow(att_, T * c_.q_dim());
+  grow(g_, T * c_.n_ff);
+  grow(u_, T * c_.n_ff);
+  grow(router_, T * std::max(c_.n_expert, 1));
+}
+
+void CpuForward::embed(const Batch& b, float* x) {
+  const WeightRef& e = m_.token_embd();
+  for (int32_t t = 0; t < b.size(); ++t) {
+    const int32_t tok = b.token[t];
+    if (tok < 0 || tok >= c_.n_vocab) throw Error("token id " + std::to_string(tok) + " out of range [0, " + std::to_string(c_.n_vocab) + ")");
+    quant::dequantize_row(e.type, e.row(tok), x + static_cast<int64_t>(t) * c_.n_embd, c_.n_embd);
+  }
+}
+
+void CpuForward::layers(const Batch& b, float* x) {
+  ensure_scratch(b.size());
+  for (int l = first_; l < last_; ++l) {
+    attention_block(l, b, x);
+    if (c_.n_expert > 0) moe_block(l, b, x);
+    else ffn_block(l, b, x);
+  }
+}
+
+void CpuForward::attention_block(int l, const Batch& b, float* x) {
+  const LayerWeights& L = m_.layer(l);
+  const int64_t T = b.size(), E = c_.n_embd, D = c_.head_dim;
+  for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(x + t * E, f32(L.attn_norm), h_.data() + t * E, E, c_.rms_eps);
+
+  cpu::matmul(qmat(L.wq), h_.data(), T, q_.data(), pool_);
+  cpu::matmul(qmat(L.wk), h_.data(), T, k_.data(), pool_);
+  cpu::matmul(qmat(L.wv), h_.data(), T, v_.data(), pool_);
+  add_bias(q_.data(), L.bq, T, c_.q_dim());
+  add_bias(k_.data(), L.bk, T, c_.kv_dim());
+  add_bias(v_.data(), L.bv, T, c_.kv_dim());
+
+  const float* freq = m_.rope_freq_factors().empty() ? nullptr : m_.rope_freq_factors().data();
+  const bool neox = c_.rope_style == RopeStyle::NeoX;
+  for (int64_t t = 0; t < T; ++t) {
+    float* q = q_.data() + t * c_.q_dim();
+    float* k = k_.data() + t * c_.kv_dim();
+    if (L.q_norm.present()) {
+      for (int h = 0; h < c_.n_head; ++h) cpu::rmsnorm(q + h * D, f32(L.q_norm), q + h * D, D, c_.rms_eps);
+      for (int h = 0; h < c_.n_head_kv; ++h) cpu::rmsnorm(k + h * D, f32(L.k_norm), k + h * D, D, c_.rms_eps);
+    }
+    const float pos = static_cast<float>(b.pos[t]) / c_.rope_scale;
+    cpu::rope(q, c_.n_head, D, c_.n_rot, pos, c_.rope_base, neox, freq);
+    cpu::rope(k, c_.n_head_kv, D, c_.n_rot, pos, c_.rope_base, neox, freq);
+  }
+
+  // Write this batch's K/V into the cache before attending (a token sees its own position).
+  const int local = l - first_;
+  const int64_t kvd = c_.kv_dim();
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t slot = kv_slot(b.block_tables[b.seq[t]], b.pos[t], kv_.block_size);
+    if (kv_.f16) {
+      uint16_t* kd = k16_[local].data() + slot * kvd;
+      uint16_t* vd = v16_[local].data() + slot * kvd;
+      for (int64_t i = 0; i < kvd; ++i) {
+        kd[i] = f32_to_fp16(k_[t * kvd + i]);
+        vd[i] = f32_to_fp16(v_[t * kvd + i]);
+      }
+    } else {
+      std::memcpy(k32_[local].data() + slot * kvd, k_.data() + t * kvd, kvd * sizeof(float));
+      std::memcpy(v32_[local].data() + slot * kvd, v_.data() + t * kvd, kvd * sizeof(float));
+    }
+  }
+
+  attend(l, b);
+
+  // x += att Wo
+  cpu::matmul(qmat(L.wo), att_.data(), T, h_.data(), pool_);
+  for (int64_t i = 0; i < T * E; ++i) x[i] += h_[i];
+}
+
+// Causal attention with an online softmax (one pass over the cache, no [T, ctx] score matrix).
+// One task per (token, kv head): the H/Hkv query heads sharing a kv head read each K/V row once.
+void CpuForward::attend(int l, const Batch& b) {
+  const int local = l - first_;
+  const int64_t D = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_head / c_.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  pool_.for_each_task(static_cast<int64_t>(b.size()) * c_.n_head_kv, [&](int64_t task, int) {
+    const int64_t t = task / c_.n_head_kv, kvh = task % c_.n_head_kv;
+    const auto& table = b.block_tables[b.seq[t]];
+    thread_local std::vector<float> acc, mx, den, kf, vf;
+    acc.assign(group * D, 0.0f);
+    mx.assign(group, -INFINITY);
+    den.assign(group, 0.0f);
+    kf.resize(D);
+    vf.resize(D);
+    const float* q = q_.data() + t * c_.q_dim() + kvh * group * D;
+    for (int32_t j = 0; j <= b.pos[t]; ++j) {
+      const int64_t slot = kv_slot(table, j, kv_.block_size);
+      const float *kr, *vr;
+      if (kv_.f16) {
+        const uint16_t* k16 = k16_[local].data() + slot * kvd + kvh * D;
+        const uint16_t* v16 = v16_[local].data() + slot * kvd + kvh * D;
+        for (int64_t i = 0; i < D; ++i) kf[i] = fp16_to_f32(k16[i]), vf[i] = fp16_to_f32(v16[i]);
+        kr = kf.data();
+        vr = vf.data();
+      } else {
+        kr = k32_[local].data() + slot * kvd + kvh * D;
+        vr = v32_[local].data() + slot * kvd + kvh * D;
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        const float s = cpu::dot_f32(q + g * D, kr, D) * scale;
+        float* a = acc.data() + g * D;
+        if (s > mx[g]) {  // rescale what was accumulated under the old maximum
+          const float r = std::exp(mx[g] - s);
+          den[g] *= r;
+          for (int64_t i = 0; i < D; ++i) a[i] *= r;
+          mx[g] = s;
+        }
+        const float p = std::exp(s - mx[g]);
+        den[g] += p;
+        for (int64_t i = 0; i < D; ++i) a[i] += p * vr[i];
+      }
+    }
+    float* out = att_.data() + t * c_.q_dim() + kvh * group * D;
+    for (int64_t g = 0; g < group; ++g)
+      for (int64_t i = 0; i < D; ++i) out[g * D + i] = acc[g * D + i] / den[g];
+  });
+}
+
+void CpuForward::ffn_block(int l, const Batch& b, float* x) {
+  const LayerWeights& L = m_.layer(l);
+  const int64_t T = b.size(), E = c_.n_embd, F = c_.n_ff;
+  for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(x + t * E, f32(L.ffn_norm), h_.data() + t * E, E, c_.rms_eps);
+  cpu::matmul(qmat(L.ffn_gate), h_.data(), T, g_.data(), pool_);
+  cpu::matmul(qmat(L.ffn_up), h_.data(), T, u_.data(), pool_);
+  cpu::swiglu(g_.data(), u_.data(), T * F);
+  cpu::matmul(qmat(L.ffn_down), g_.data(), T, h_.data(), pool_);
+  for (int64_t i = 0; i < T * E; ++i) x[i] += h_[i];
+}
+
+// Mixtral-style MoE: softmax over the router's logits, keep the top-k experts, renormalise their
+// weights, and mix the experts' SwiGLU outputs.
+void CpuForward::moe_block(int l, const Batch& b, float* x) {
+  const LayerWeights& L = m_.layer(l);
+  const int64_t T = b.size(), E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used;
+  for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(x + t * E, f32(L.ffn_norm), h_.data() + t * E, E, c_.rms_eps);
+  cpu::matmul(qmat(L.ffn_router), h_.data(), T, router_.data(), pool_);
+  std::vector<float> out(E), g(F), u(F), y(E);
+  std::vector<int> idx(NE);
+  for (int64_t t = 0; t < T; ++t) {
+    float* r = router_.data() + t * NE;
+    cpu::softmax(r, NE);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int a, int c) { return r[a] > r[c] || (r[a] == r[c] && a < c); });
+    float wsum = 0;
+    for (int64_t k = 0; k < K; ++k) wsum += r[idx[k]];
+    std::fill(out.begin(), out.end(), 0.0f);
+    const float* h = h_.data() + t * E;
+    for (int64_t k = 0; k < K; ++k) {
+      const int e = idx[k];
+      cpu::matmul(qmat(L.ffn_gate_exps, e), h, 1, g.data(), pool_);
+      cpu::matmul(qmat(L.ffn_up_exps, e), h, 1, u.data(), pool_);
+      cpu::swiglu(g.data(), u.data(), F);
+      cpu::matmul(qmat(L.ffn_down_exps, e), g.data(), 1, y.data(), pool_);
+      const float w = r[e] / wsum;
+      for (int64_t i = 0; i < E; ++i) out[i] += w * y[i];
+    }
+    for (int64_t i = 0; i < E; ++i) x[t * E + i] += out[i];
+  }
+}
+
+void CpuForward::head(const Batch& b, const float* x, std::vector<float>& logits) {
+  const int64_t E = c_.n_embd, V = c_.n_vocab;
+  std::vector<float> hn;
+  for (int32_t t = 0; t < b.size(); ++t) {
+    if (!b.logits[t]) continue;
+    hn.resize(hn.size() + E);
+    cpu::rmsnorm(x + t * E, f32(m_.output_norm()), hn.data() + hn.size() - E, E, c_.rms_eps);
+  }
+  const int64_t n = static_cast<int64_t>(hn.size()) / E;
+  logits.resize(static_cast<size_t>(n * V));
+  if (n) cpu::matmul(qmat(m_.output()), hn.data(), n, logits.data(), pool_);
+}
+
+}  // namespace rocforge

@@ -1,0 +1,48 @@
+// cpu_forward.h - the transformer forward pass on the CPU, one stage at a time, so a hybrid
+// executor can run some layers here and the rest on a GPU.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+#include "model/batch.h"
+#include "rocforge/model.h"
+
+namespace rocforge {
+
+class CpuForward {
+ public:
+  // Owns the K/V storage of layers [first_layer, last_layer).
+  CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool, int first_layer, int last_layer);
+
+  // x[T, E] = token_embd[token]
+  void embed(const Batch& b, float* x);
+  // Layers [first, last) of this instance, in place on x[T, E].
+  void layers(const Batch& b, float* x);
+  // Final norm + output projection for the tokens that want logits: logits[n_logits, V].
+  void head(const Batch& b, const float* x, std::vector<float>& logits);
+
+ private:
+  void attention_block(int l, const Batch& b, float* x);
+  void ffn_block(int l, const Batch& b, float* x);
+  void moe_block(int l, const Batch& b, float* x);
+  void attend(int l, const Batch& b);
+  void ensure_scratch(int64_t T);
+  float* k_slot(int l, int64_t slot);  // f32 cache only
+  float* v_slot(int l, int64_t slot);
+
+  const Model& m_;
+  const ModelConfig& c_;
+  KvConfig kv_;
+  cpu::ThreadPool& pool_;
+  int first_, last_;
+  // KV cache: per local layer, [n_slots, kv_dim] of f16 (uint16) or f32.
+  std::vector<std::vector<uint16_t>> k16_, v16_;
+  std::vector<std::vector<float>> k32_, v32_;
+  // Scratch, sized for the largest batch seen: h[T,E] q[T,H*D] k,v[T,Hkv*D] att[T,H*D] g,u[T,F]
+  std::vector<float> h_, q_, k_, v_, att_, g_, u_, router_;
+};
+
+}  // namespace rocforge
