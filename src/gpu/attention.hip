@@ -1,0 +1,291 @@
+// attention.hip - attention over a paged F16 KV cache: the cache store, split-K flash decoding for
+// decode, and causal flash attention for prefill. GQA/MQA: a query head h reads KV head
+// h / (n_head / n_kv_head) straight from the shared pool; K/V are never replicated.
+//
+// Pool layout (one per layer, per K and V): [n_blocks][n_kv_head][block_size][head_dim] half; position p
+// of a sequence is slot p % block_size of block block_table[p / block_size].
+#include "gpu/kernels.h"
+
+namespace rocforge::gpu {
+namespace {
+
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxGroup = 16;     // query heads per KV head
+constexpr int kMaxSplit = 256;    // positions per decode split (scores kept in shared memory)
+constexpr int kDecodeThreads = 256;
+
+__device__ inline size_t pool_index(const int32_t* table, int p, int block_size, int n_kv_head, int kvh,
+                                    int head_dim) {
+  const int blk = table[p / block_size];
+  return ((static_cast<size_t>(blk) * n_kv_head + kvh) * block_size + p % block_size) * head_dim;
+}
+
+__global__ void kv_store_kernel(const float* __restrict__ k, const float* __restrict__ v,
+                                const int32_t* __restrict__ pos, const int32_t* __restrict__ table, int block_size,
+                                int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool) {
+  const int t = blockIdx.x, kvh = blockIdx.y;
+  const size_t dst = pool_index(table, pos[t], block_size, n_kv_head, kvh, head_dim);
+  const size_t src = (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    k_pool[dst + d] = rf_float_to_half(k[src + d]);
+    v_pool[dst + d] = rf_float_to_half(v[src + d]);
+  }
+}
+
+// ---------------------------------------------------------------- decode: partial pass
+// Block (split, kvh, seq) covers positions [split * split_len, +split_len) of one sequence for the G
+// query heads of KV head kvh. Writes, per query head, the split's max score m, sum l = sum exp(s - m)
+// and output o / l into the workspace: part_o [n_seq][n_head][n_split][head_dim], part_ml [..][2].
+__global__ void __launch_bounds__(kDecodeThreads)
+    decode_partial_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
+                          const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
+                          const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int head_dim,
+                          int block_size, float scale, int split_len, int n_split, float* __restrict__ part_o,
+                          float* __restrict__ part_ml) {
+  extern __shared__ float smem[];
+  const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+  const int G = n_head / n_kv_head;
+  float* qs = smem;                          // [G][head_dim]
+  float* sc = smem + G * head_dim;           // [G][split_len]: scores, then exp(score - m)
+  __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, waves = blockDim.x / warpSize;
+  const int32_t* table = tables + static_cast<size_t>(seq) * max_blocks;
+  const int len = seq_lens[seq];
+  const int p0 = split * split_len, p1 = min(len, p0 + split_len);
+  const int h0 = kvh * G;
+  const size_t part = (static_cast<size_t>(seq) * n_head + h0) * n_split + split;  // index of (seq, h0, split)
+
+  if (p0 >= p1) {  // split past this sequence's end: contributes nothing
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+      part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = -INFINITY;
+      part_ml[2 * (part + static_cast<size_t>(g) * n_split) + 1] = 0.f;
+    }
+    for (int i = threadIdx.x; i < G * head_dim; i += blockDim.x)
+      part_o[(part + static_cast<size_t>(i / head_dim) * n_split) * head_dim + i % head_dim] = 0.f;
+    return;
+  }
+  for (int i = threadIdx.x; i < G * head_dim; i += blockDim.x)
+    qs[i] = q[(static_cast<size_t>(seq) * n_head + h0) * head_dim + i] * scale;
+  __syncthreads();
+
+  // Scores: one wave per position; lanes hold pairs of K elements (head_dim <= 256: <= 4 pairs each
+  // on 32-wide waves), reused for all G query heads.
+  const int pairs = head_dim / 2;
+  for (int p = p0 + wave; p < p1; p += waves) {
+    const uint32_t* kp = reinterpret_cast<const uint32_t*>(k_pool + pool_index(table, p, block_size, n_kv_head, kvh,
+                                                                                head_dim));
+    float k0[kMaxHeadDim / 64], k1[kMaxHeadDim / 64];
+#pragma unroll
+    for (int j = 0; j < kMaxHeadDim / 64; ++j) {
+      const int d2 = lane + j * warpSize;
+      const uint32_t kk = d2 < pairs ? kp[d2] : 0u;
+      k0[j] = rf_half_to_float(static_cast<uint16_t>(kk & 0xffffu));
+      k1[j] = rf_half_to_float(static_cast<uint16_t>(kk >> 16));
+    }
+    for (int g = 0; g < G; ++g) {
+      float s = 0.f;
+#pragma unroll
+      for (int j = 0; j < kMaxHeadDim / 64; ++j) {
+        const int d2 = lane + j * warpSize;
+        if (d2 < pairs) s += qs[g * head_dim + 2 * d2] * k0[j] + qs[g * head_dim + 2 * d2 + 1] * k1[j];
+      }
+      s = rf_wave_sum(s);
+      if (lane == 0) sc[g * split_len + (p - p0)] = s;
+    }
+  }
+  __syncthreads();
+
+  // Softmax statistics: one wave per query head.
+  const int n = p1 - p0;
+  for (int g = wave; g < G; g += waves) {
+    float m = -INFINITY;
+    for (int i = lane; i < n; i += warpSize) m = fmaxf(m, sc[g * split_len + i]);
+    m = rf_wave_max(m);
+    float l = 0.f;
+    for (int i = lane; i < n; i += warpSize) {
+      const float e = expf(sc[g * split_len + i] - m);
+      sc[g * split_len + i] = e;
+      l += e;
+    }
+    l = rf_wave_sum(l);
+    if (lane == 0) { m_s[g] = m; l_s[g] = l; }
+  }
+  __syncthreads();
+
+  // o[g][d] = sum_p e[g][p] * V[p][d] / l[g]: threads over (g, element pair), V pairs coalesced.
+  for (int i = threadIdx.x; i < G * pairs; i += blockDim.x) {
+    const int g = i / pairs, d2 = i % pairs;
+    float a0 = 0.f, a1 = 0.f;
+    for (int p = p0; p < p1; ++p) {
+      const uint32_t vv =
+          reinterpret_cast<const uint32_t*>(v_pool + pool_index(table, p, block_size, n_kv_head, kvh, head_dim))[d2];
+      const float e = sc[g * split_len + (p - p0)];
+      a0 = fmaf(e, rf_half_to_float(static_cast<uint16_t>(vv & 0xffffu)), a0);
+      a1 = fmaf(e, rf_half_to_float(static_cast<uint16_t>(vv >> 16)), a1);
+    }
+    const float inv = 1.f / l_s[g];
+    float* o = part_o + (part + static_cast<size_t>(g) * n_split) * head_dim;
+    o[2 * d2] = a0 * inv;
+    o[2 * d2 + 1] = a1 * inv;
+  }
+  for (int g = threadIdx.x; g < G; g += blockDim.x) {
+    part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = m_s[g];
+    part_ml[2 * (part + static_cast<size_t>(g) * n_split) + 1] = l_s[g];
+  }
+}
+
+// ---------------------------------------------------------------- decode: combine the splits
+// Block (h, seq): out = sum_s o_s l_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s.
+__global__ void decode_combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, int n_head,
+                                      int head_dim, int n_split, float* __restrict__ out) {
+  const int h = blockIdx.x, seq = blockIdx.y;
+  const size_t base = (static_cast<size_t>(seq) * n_head + h) * n_split;
+  float M = -INFINITY;
+  for (int s = 0; s < n_split; ++s) M = fmaxf(M, part_ml[2 * (base + s)]);
+  float L = 0.f;
+  for (int s = 0; s < n_split; ++s) {
+    const float l = part_ml[2 * (base + s) + 1];
+    if (l > 0.f) L += l * expf(part_ml[2 * (base + s)] - M);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float acc = 0.f;
+    for (int s = 0; s < n_split; ++s) {
+      const float l = part_ml[2 * (base + s) + 1];
+      if (l > 0.f) acc += part_o[(base + s) * head_dim + d] * l * expf(part_ml[2 * (base + s)] - M);
+    }
+    out[(static_cast<size_t>(seq) * n_head + h) * head_dim + d] = acc / L;
+  }
+}
+
+// ---------------------------------------------------------------- prefill
+// One wave per query row (token t, head h), streaming keys 0 .. pos0 + t with an online softmax.
+// Lane l holds elements l, l + wave, ... of q and of the output accumulator. The waves of a block are
+// consecutive heads of one token, so heads sharing a KV head read the same K/V lines (cache hits).
+__global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
+                               const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0,
+                               int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
+                               float* __restrict__ out) {
+  constexpr int kPer = kMaxHeadDim / 32;
+  const int lane = threadIdx.x % warpSize;
+  const size_t row = static_cast<size_t>(blockIdx.x) * (blockDim.x / warpSize) + threadIdx.x / warpSize;
+  if (row >= static_cast<size_t>(n_tok) * n_head) return;
+  const int t = static_cast<int>(row / n_head), h = static_cast<int>(row % n_head);
+  const int kvh = h / (n_head / n_kv_head);
+  const float* qr = q + row * head_dim;
+  float qv[kPer], acc[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int d = lane + j * warpSize;
+    qv[j] = d < head_dim ? qr[d] * scale : 0.f;
+    acc[j] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  const int last = pos0 + t;
+  for (int p = 0; p <= last; ++p) {
+    const size_t off = pool_index(table, p, block_size, n_kv_head, kvh, head_dim);
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int d = lane + j * warpSize;
+      if (d < head_dim) s = fmaf(qv[j], rf_half_to_float(k_pool[off + d]), s);
+    }
+    s = rf_wave_sum(s);
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new);  // 0 on the first key (m = -inf)
+    const float e = expf(s - m_new);
+    l = l * corr + e;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int d = lane + j * warpSize;
+      const float vv = d < head_dim ? rf_half_to_float(v_pool[off + d]) : 0.f;
+      acc[j] = fmaf(e, vv, acc[j] * corr);
+    }
+    m = m_new;
+  }
+  float* o = out + row * head_dim;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int d = lane + j * warpSize;
+    if (d < head_dim) o[d] = acc[j] / l;
+  }
+}
+
+int check_heads(const char* what, int n_head, int n_kv_head, int head_dim, int block_size) {
+  if (n_head <= 0 || n_kv_head <= 0 || n_head % n_kv_head != 0)
+    return fail("%s: n_head %d must be a positive multiple of n_kv_head %d", what, n_head, n_kv_head);
+  if (n_head / n_kv_head > kMaxGroup)
+    return fail("%s: %d query heads per KV head (max %d)", what, n_head / n_kv_head, kMaxGroup);
+  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > kMaxHeadDim)
+    return fail("%s: head_dim %d must be even and <= %d", what, head_dim, kMaxHeadDim);
+  if (block_size <= 0) return fail("%s: bad KV block size %d", what, block_size);
+  return 0;
+}
+
+// Positions per decode split: small enough to give the device ~2 blocks per multiprocessor, at most
+// kMaxSplit (the shared score buffer), a multiple of 32.
+int split_length(int n_seq, int n_head, int max_seq_len) {
+  const long blocks_wanted = 2L * multiprocessors();
+  const long kv_blocks = static_cast<long>(n_seq) * n_head;  // upper bound of (seq, kv head) pairs
+  long per = (static_cast<long>(max_seq_len) * kv_blocks + blocks_wanted - 1) / blocks_wanted;
+  per = (per + 31) / 32 * 32;
+  if (per < 32) per = 32;
+  if (per > kMaxSplit) per = kMaxSplit;
+  return static_cast<int>(per);
+}
+
+}  // namespace
+
+int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table, int block_size,
+             int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool, hipStream_t s) {
+  if (n_tok < 0 || n_kv_head <= 0 || head_dim <= 0 || block_size <= 0)
+    return fail("kv_store: bad shape (tokens %d, kv heads %d, head_dim %d, block %d)", n_tok, n_kv_head, head_dim,
+                block_size);
+  if (n_tok == 0) return 0;
+  kv_store_kernel<<<dim3(n_tok, n_kv_head), 128, 0, s>>>(k, v, pos, block_table, block_size, n_kv_head, head_dim,
+                                                          k_pool, v_pool);
+  return check(hipGetLastError(), "kv_store");
+}
+
+size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len) {
+  if (n_seq <= 0 || n_head <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
+  const int split = split_length(n_seq, n_head, max_seq_len);
+  const size_t n_split = (max_seq_len + split - 1) / split;
+  return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
+}
+
+int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
+                int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
+                int head_dim, int block_size, float scale, float* out, void* workspace, hipStream_t s) {
+  if (int rc = check_heads("attn_decode", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (n_seq <= 0 || max_seq_len <= 0) return fail("attn_decode: bad batch (%d seqs, max len %d)", n_seq, max_seq_len);
+  if (static_cast<long>(max_blocks) * block_size < max_seq_len)
+    return fail("attn_decode: block table of %d blocks cannot hold %d positions", max_blocks, max_seq_len);
+  if (!workspace) return fail("attn_decode: no workspace");
+  const int split = split_length(n_seq, n_head, max_seq_len);
+  const int n_split = (max_seq_len + split - 1) / split;
+  const int G = n_head / n_kv_head;
+  float* part_o = static_cast<float*>(workspace);
+  float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
+  const size_t smem = static_cast<size_t>(G) * (head_dim + split) * sizeof(float);
+  decode_partial_kernel<<<dim3(n_split, n_kv_head, n_seq), kDecodeThreads, smem, s>>>(
+      q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split,
+      n_split, part_o, part_ml);
+  if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
+  decode_combine_kernel<<<dim3(n_head, n_seq), 128, 0, s>>>(part_o, part_ml, n_head, head_dim, n_split, out);
+  return check(hipGetLastError(), "attn_decode (combine)");
+}
+
+int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
+                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
+                 hipStream_t s) {
+  if (int rc = check_heads("attn_prefill", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (n_tok < 0 || pos0 < 0) return fail("attn_prefill: bad range (pos0 %d, tokens %d)", pos0, n_tok);
+  if (n_tok == 0) return 0;
+  const int waves = 256 / wave_size();
+  const size_t rows = static_cast<size_t>(n_tok) * n_head;
+  prefill_kernel<<<static_cast<unsigned>((rows + waves - 1) / waves), 256, 0, s>>>(
+      q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size, scale, out);
+  return check(hipGetLastError(), "attn_prefill");
+}
+
+}  // namespace rocforge::gpu

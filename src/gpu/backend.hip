@@ -1,0 +1,193 @@
+// backend.hip - the exported C table of a GPU backend library (see backend_api.h): runtime calls
+// (devices, memory, streams, events) and the kernel launchers, with per-thread error messages.
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "gpu/kernels.h"
+
+namespace rocforge::gpu {
+
+namespace {
+thread_local char g_error[512] = "";
+
+hipStream_t st(rf_stream s) { return static_cast<hipStream_t>(s); }
+
+// Per-device properties the launchers need, read once.
+struct DeviceCache {
+  int wave = 0;
+  int sms = 0;
+};
+constexpr int kMaxDevices = 64;
+DeviceCache g_cache[kMaxDevices];
+
+const DeviceCache& cache() {
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices) dev = 0;
+  DeviceCache& c = g_cache[dev];
+  if (c.wave == 0) {
+    hipDeviceProp_t p{};
+    if (hipGetDeviceProperties(&p, dev) == hipSuccess) {
+      c.sms = p.multiProcessorCount > 0 ? p.multiProcessorCount : 1;
+      c.wave = p.warpSize > 0 ? p.warpSize : 32;
+    } else {
+      c.sms = 1;
+      c.wave = 64;  // a wrong guess is safe only this way round: it gives fewer waves per block
+    }
+  }
+  return c;
+}
+}  // namespace
+
+int fail(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(g_error, sizeof g_error, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+int check(hipError_t e, const char* what) {
+  if (e == hipSuccess) return 0;
+  return fail("%s: %s", what, hipGetErrorString(e));
+}
+
+int wave_size() { return cache().wave; }
+int multiprocessors() { return cache().sms; }
+
+namespace {
+
+const char* last_error() { return g_error; }
+
+int device_count(int* n) {
+  *n = 0;
+  int c = 0;
+  // No driver or no device is not an error for callers: it means "no GPU here".
+  if (hipGetDeviceCount(&c) != hipSuccess) {
+    (void)hipGetLastError();
+    return 0;
+  }
+  *n = c;
+  return 0;
+}
+
+int device_info(int device, rf_gpu_device_info* out) {
+  std::memset(out, 0, sizeof *out);
+  hipDeviceProp_t p{};
+  if (int rc = check(hipGetDeviceProperties(&p, device), "device properties")) return rc;
+  std::snprintf(out->name, sizeof out->name, "%s", p.name);
+  out->wave_size = p.warpSize;
+  out->multiprocessors = p.multiProcessorCount;
+  out->cc_major = p.major;
+  out->cc_minor = p.minor;
+#if defined(__HIP__) || defined(__HIPCC__)
+  std::snprintf(out->arch, sizeof out->arch, "%s", p.gcnArchName);
+#else
+  std::snprintf(out->arch, sizeof out->arch, "sm_%d%d", p.major, p.minor);
+#endif
+  int prev = 0;
+  if (int rc = check(hipGetDevice(&prev), "get device")) return rc;
+  if (int rc = check(hipSetDevice(device), "set device")) return rc;
+  size_t free_b = 0, total_b = 0;
+  const int rc = check(hipMemGetInfo(&free_b, &total_b), "memory info");
+  (void)hipSetDevice(prev);
+  out->free_memory = free_b;
+  out->total_memory = total_b ? total_b : p.totalGlobalMem;
+  return rc;
+}
+
+int set_device(int device) { return check(hipSetDevice(device), "set device"); }
+int dev_malloc(void** p, size_t n) {
+  *p = nullptr;
+  if (n == 0) return 0;
+  if (hipMalloc(p, n) != hipSuccess) {
+    (void)hipGetLastError();
+    *p = nullptr;
+    return fail("out of device memory allocating %zu bytes", n);
+  }
+  return 0;
+}
+int dev_free(void* p) { return p ? check(hipFree(p), "free") : 0; }
+int memcpy_h2d(void* d, const void* s, size_t n, rf_stream q) {
+  return n ? check(hipMemcpyAsync(d, s, n, hipMemcpyHostToDevice, st(q)), "copy to device") : 0;
+}
+int memcpy_d2h(void* d, const void* s, size_t n, rf_stream q) {
+  return n ? check(hipMemcpyAsync(d, s, n, hipMemcpyDeviceToHost, st(q)), "copy to host") : 0;
+}
+int memcpy_d2d(void* d, const void* s, size_t n, rf_stream q) {
+  return n ? check(hipMemcpyAsync(d, s, n, hipMemcpyDeviceToDevice, st(q)), "device copy") : 0;
+}
+int dev_memset(void* d, int v, size_t n, rf_stream q) { return n ? check(hipMemsetAsync(d, v, n, st(q)), "memset") : 0; }
+int stream_create(rf_stream* s) {
+  hipStream_t h = nullptr;
+  const int rc = check(hipStreamCreate(&h), "stream create");
+  *s = h;
+  return rc;
+}
+int stream_destroy(rf_stream s) { return s ? check(hipStreamDestroy(st(s)), "stream destroy") : 0; }
+int stream_sync(rf_stream s) { return check(hipStreamSynchronize(st(s)), "stream sync"); }
+int event_create(rf_event* e) {
+  hipEvent_t h = nullptr;
+  const int rc = check(hipEventCreate(&h), "event create");
+  *e = h;
+  return rc;
+}
+int event_destroy(rf_event e) { return e ? check(hipEventDestroy(static_cast<hipEvent_t>(e)), "event destroy") : 0; }
+int event_record(rf_event e, rf_stream s) { return check(hipEventRecord(static_cast<hipEvent_t>(e), st(s)), "event record"); }
+int event_elapsed_ms(rf_event a, rf_event b, float* ms) {
+  if (int rc = check(hipEventSynchronize(static_cast<hipEvent_t>(b)), "event sync")) return rc;
+  return check(hipEventElapsedTime(ms, static_cast<hipEvent_t>(a), static_cast<hipEvent_t>(b)), "event time");
+}
+
+// ---- kernel entry points: the C signatures of backend_api.h over the launchers of kernels.h
+int k_matvec(uint32_t t, const void* w, size_t rs, const float* x, float* y, int rows, int cols, rf_stream s) {
+  return matvec(t, w, rs, x, y, rows, cols, st(s));
+}
+int k_matmul(uint32_t t, const void* w, size_t rs, const float* x, float* y, int rows, int cols, int n_tok,
+             rf_stream s) {
+  return matmul(t, w, rs, x, y, rows, cols, n_tok, st(s));
+}
+int k_embed(uint32_t t, const void* tab, size_t rs, int cols, const int32_t* tok, int n, float* out, rf_stream s) {
+  return embed(t, tab, rs, cols, tok, n, out, st(s));
+}
+int k_rmsnorm(const float* x, const float* w, float* y, int n, int rows, float eps, rf_stream s) {
+  return rmsnorm(x, w, y, n, rows, eps, st(s));
+}
+int k_rope(float* x, const int32_t* pos, int n_tok, int n_head, int hd, int n_rot, float base, float fs,
+           const float* ff, int neox, rf_stream s) {
+  return rope(x, pos, n_tok, n_head, hd, n_rot, base, fs, ff, neox, st(s));
+}
+int k_swiglu(const float* g, const float* u, float* o, size_t n, rf_stream s) { return swiglu(g, u, o, n, st(s)); }
+int k_add(const float* a, const float* b, float* o, size_t n, rf_stream s) { return add(a, b, o, n, st(s)); }
+int k_kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* table, int bs, int nkv,
+               int hd, uint16_t* kp, uint16_t* vp, rf_stream s) {
+  return kv_store(k, v, pos, n_tok, table, bs, nkv, hd, kp, vp, st(s));
+}
+int k_attn_decode(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* tables, int max_blocks,
+                  const int32_t* lens, int n_seq, int max_len, int n_head, int nkv, int hd, int bs, float scale,
+                  float* out, void* ws, rf_stream s) {
+  return attn_decode(q, kp, vp, tables, max_blocks, lens, n_seq, max_len, n_head, nkv, hd, bs, scale, out, ws, st(s));
+}
+int k_attn_prefill(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* table, int pos0, int n_tok,
+                   int n_head, int nkv, int hd, int bs, float scale, float* out, rf_stream s) {
+  return attn_prefill(q, kp, vp, table, pos0, n_tok, n_head, nkv, hd, bs, scale, out, st(s));
+}
+int k_sample(const float* logits, int n, float temp, int top_k, float top_p, float min_p, float u, int32_t* tok,
+             rf_stream s) {
+  return sample(logits, n, temp, top_k, top_p, min_p, u, tok, st(s));
+}
+
+const rf_gpu_api kApi = {
+    RF_GPU_API_VERSION, RF_BACKEND_NAME, last_error,
+    device_count, device_info, set_device, dev_malloc, dev_free, memcpy_h2d, memcpy_d2h, memcpy_d2d, dev_memset,
+    stream_create, stream_destroy, stream_sync, event_create, event_destroy, event_record, event_elapsed_ms,
+    k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, k_kv_store, attn_decode_workspace,
+    k_attn_decode, k_attn_prefill, k_sample,
+};
+
+}  // namespace
+}  // namespace rocforge::gpu
+
+extern "C" __attribute__((visibility("default"))) const rf_gpu_api* rocforge_gpu_api(void) {
+  return &rocforge::gpu::kApi;
+}

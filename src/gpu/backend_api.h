@@ -1,0 +1,114 @@
+// backend_api.h - the C ABI between the rocforge binary and a GPU backend library
+// (librocforge-cuda.so / librocforge-hip.so), which the binary dlopen()s at run time so that it never
+// links a GPU runtime itself.
+//
+// The library exports one symbol, `rocforge_gpu_api`, returning a table of plain C function
+// pointers. Every function returns 0 on success and non-zero on failure; `last_error()` then gives
+// the message (per thread). All pointers named d_* are device pointers; all launches are
+// asynchronous on the given stream (nullptr = the default stream).
+//
+// This header is plain C++ with no GPU includes: src/device includes it on machines without GPUs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+
+#define RF_GPU_API_VERSION 1u
+
+typedef void* rf_stream;
+typedef void* rf_event;
+
+struct rf_gpu_device_info {
+  char name[256];
+  uint64_t total_memory;  // bytes
+  uint64_t free_memory;   // bytes, at the time of the query
+  int wave_size;          // 32 (NVIDIA, RDNA) or 64 (CDNA)
+  int multiprocessors;    // SMs / CUs
+  int cc_major, cc_minor; // compute capability (CUDA) or gfx major/minor (HIP)
+  char arch[64];          // "sm_90", "gfx942", ...
+};
+
+struct rf_gpu_api {
+  uint32_t version;          // RF_GPU_API_VERSION
+  const char* backend_name;  // "cuda" or "hip"
+  const char* (*last_error)(void);
+
+  // ---- runtime
+  int (*device_count)(int* n);
+  int (*device_info)(int device, rf_gpu_device_info* out);
+  int (*set_device)(int device);
+  int (*malloc)(void** d_ptr, size_t bytes);
+  int (*free)(void* d_ptr);
+  int (*memcpy_h2d)(void* d_dst, const void* src, size_t bytes, rf_stream s);
+  int (*memcpy_d2h)(void* dst, const void* d_src, size_t bytes, rf_stream s);
+  int (*memcpy_d2d)(void* d_dst, const void* d_src, size_t bytes, rf_stream s);
+  int (*memset)(void* d_dst, int value, size_t bytes, rf_stream s);
+  int (*stream_create)(rf_stream* s);
+  int (*stream_destroy)(rf_stream s);
+  int (*stream_sync)(rf_stream s);
+  int (*event_create)(rf_event* e);
+  int (*event_destroy)(rf_event e);
+  int (*event_record)(rf_event e, rf_stream s);
+  int (*event_elapsed_ms)(rf_event start, rf_event stop, float* ms);  // waits for `stop`
+
+  // ---- kernels. `type` is a GgmlType id (include/rocforge/ggml_type.h). Weight matrices are in
+  // the GGUF layout: `rows` rows of `cols` elements, row r at d_w + r * row_stride bytes.
+
+  // y[r] = sum_c W[r][c] * x[c]                       x: [cols], y: [rows]
+  int (*matvec)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
+                int cols, rf_stream s);
+  // Y[t][r] = sum_c W[r][c] * X[t][c]                 X: [n_tok][cols], Y: [n_tok][rows]
+  int (*matmul)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
+                int cols, int n_tok, rf_stream s);
+  // out[t][:] = dequantized row tokens[t] of the table   table: [n_rows][cols], out: [n_tok][cols]
+  int (*embed)(uint32_t type, const void* d_table, size_t row_stride, int cols, const int32_t* d_tokens,
+               int n_tok, float* d_out, rf_stream s);
+  // y[i][:] = x[i][:] / sqrt(mean(x[i]^2) + eps) * w     x, y: [n_rows][n], w: [n]; y may alias x
+  int (*rmsnorm)(const float* d_x, const float* d_w, float* d_y, int n, int n_rows, float eps, rf_stream s);
+  // In-place rotary embedding of x: [n_tok][n_head][head_dim], the first n_rot dims of each head.
+  // theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i] (freq_factors may be null: llama3
+  // scaling passes its per-frequency factors). neox != 0 rotates (i, i + n_rot/2), else (2i, 2i+1).
+  int (*rope)(float* d_x, const int32_t* d_pos, int n_tok, int n_head, int head_dim, int n_rot, float base,
+              float freq_scale, const float* d_freq_factors, int neox, rf_stream s);
+  // out[i] = silu(gate[i]) * up[i]; out may alias either input
+  int (*swiglu)(const float* d_gate, const float* d_up, float* d_out, size_t n, rf_stream s);
+  // out[i] = a[i] + b[i]; out may alias either input
+  int (*add)(const float* d_a, const float* d_b, float* d_out, size_t n, rf_stream s);
+
+  // ---- paged KV cache (F16). One pool per layer and per K/V:
+  //   pool: [n_blocks][n_kv_head][block_size][head_dim] half
+  // A sequence's position p lives in block block_table[p / block_size], slot p % block_size.
+  // Stores k, v: [n_tok][n_kv_head][head_dim] (float) at positions pos[t] of one sequence.
+  int (*kv_store)(const float* d_k, const float* d_v, const int32_t* d_pos, int n_tok, const int32_t* d_block_table,
+                  int block_size, int n_kv_head, int head_dim, uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
+  // Bytes of workspace attn_decode needs.
+  size_t (*attn_decode_workspace)(int n_seq, int n_head, int head_dim, int max_seq_len);
+  // Decode attention, one query token per sequence (split-K flash decoding; GQA reads each K/V head
+  // once for all its query heads).  q, out: [n_seq][n_head][head_dim]; block_tables: [n_seq][max_blocks];
+  // seq_lens[i] = positions of sequence i to attend (>= 1, <= max_seq_len).
+  int (*attn_decode)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,
+                     const int32_t* d_block_tables, int max_blocks, const int32_t* d_seq_lens, int n_seq,
+                     int max_seq_len, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
+                     float* d_out, void* d_workspace, rf_stream s);
+  // Causal prefill attention for one sequence: query t sits at position pos0 + t and attends to
+  // positions [0, pos0 + t] (already stored in the cache).  q, out: [n_tok][n_head][head_dim].
+  int (*attn_prefill)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,
+                      const int32_t* d_block_table, int pos0, int n_tok, int n_head, int n_kv_head, int head_dim,
+                      int block_size, float scale, float* d_out, rf_stream s);
+
+  // ---- sampling. Writes one token id to *d_token. temperature <= 0 -> greedy (lowest index wins
+  // ties). Otherwise the candidates are the logits >= every one of: the top_k-th largest (top_k <= 0:
+  // no limit), the smallest top set whose softmax mass (within the top-k set) reaches top_p (>= 1: no
+  // limit), and max + ln(min_p) (min_p <= 0: no limit); the token is drawn from softmax(logits / T)
+  // over the candidates by inverse CDF in index order with u in [0, 1).
+  int (*sample)(const float* d_logits, int n_vocab, float temperature, int top_k, float top_p, float min_p,
+                float u, int32_t* d_token, rf_stream s);
+};
+
+// The one exported symbol of a backend library.
+const rf_gpu_api* rocforge_gpu_api(void);
+typedef const rf_gpu_api* (*rocforge_gpu_api_fn)(void);
+
+}  // extern "C"

@@ -1,0 +1,122 @@
+// hip_compat.h - lets the same .hip sources build with clang/hipcc (AMD, HIP runtime) and with nvcc
+// (NVIDIA, CUDA runtime).
+//
+// Kernels and launchers are written against the hip* runtime names. Under nvcc this header maps the
+// handful of names the project uses onto their cuda* equivalents with type aliases and inline
+// functions (never #define of __shfl*: that clashes with cuda_fp16.h). HIP's own NVIDIA headers are
+// not used: they do not compile with CUDA 13.
+//
+// Wave size: 64 on CDNA (gfx90a, gfx942), 32 on RDNA and NVIDIA. Device code reads `warpSize` at run
+// time and never assumes a width; the shuffle wrappers below take the full-wave mask on CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__HIP__) || defined(__HIPCC__)
+// ---------------------------------------------------------------- AMD / HIP-clang
+#include <hip/hip_runtime.h>
+
+#define RF_BACKEND_NAME "hip"
+
+__device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor(v, lane_mask); }
+__device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor(v, lane_mask); }
+__device__ inline float rf_shfl(float v, int src_lane) { return __shfl(v, src_lane); }
+__device__ inline int rf_shfl(int v, int src_lane) { return __shfl(v, src_lane); }
+
+// IEEE half bits -> float. _Float16 is native on every AMD target.
+__device__ inline float rf_half_to_float(uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
+__device__ inline uint16_t rf_float_to_half(float f) { return __builtin_bit_cast(uint16_t, static_cast<_Float16>(f)); }
+
+#else
+// ---------------------------------------------------------------- NVIDIA / CUDA (nvcc)
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#define RF_BACKEND_NAME "cuda"
+
+using hipError_t = cudaError_t;
+using hipStream_t = cudaStream_t;
+using hipEvent_t = cudaEvent_t;
+using hipDeviceProp_t = cudaDeviceProp;
+using hipMemcpyKind = cudaMemcpyKind;
+constexpr hipError_t hipSuccess = cudaSuccess;
+constexpr hipMemcpyKind hipMemcpyHostToDevice = cudaMemcpyHostToDevice;
+constexpr hipMemcpyKind hipMemcpyDeviceToHost = cudaMemcpyDeviceToHost;
+constexpr hipMemcpyKind hipMemcpyDeviceToDevice = cudaMemcpyDeviceToDevice;
+
+inline hipError_t hipGetDeviceCount(int* n) { return cudaGetDeviceCount(n); }
+inline hipError_t hipSetDevice(int d) { return cudaSetDevice(d); }
+inline hipError_t hipGetDevice(int* d) { return cudaGetDevice(d); }
+inline hipError_t hipGetDeviceProperties(hipDeviceProp_t* p, int d) { return cudaGetDeviceProperties(p, d); }
+inline hipError_t hipMemGetInfo(size_t* free_b, size_t* total_b) { return cudaMemGetInfo(free_b, total_b); }
+inline hipError_t hipMalloc(void** p, size_t n) { return cudaMalloc(p, n); }
+inline hipError_t hipFree(void* p) { return cudaFree(p); }
+inline hipError_t hipMemcpyAsync(void* d, const void* s, size_t n, hipMemcpyKind k, hipStream_t st) {
+  return cudaMemcpyAsync(d, s, n, k, st);
+}
+inline hipError_t hipMemsetAsync(void* d, int v, size_t n, hipStream_t st) { return cudaMemsetAsync(d, v, n, st); }
+inline hipError_t hipStreamCreate(hipStream_t* s) { return cudaStreamCreate(s); }
+inline hipError_t hipStreamDestroy(hipStream_t s) { return cudaStreamDestroy(s); }
+inline hipError_t hipStreamSynchronize(hipStream_t s) { return cudaStreamSynchronize(s); }
+inline hipError_t hipDeviceSynchronize() { return cudaDeviceSynchronize(); }
+inline hipError_t hipGetLastError() { return cudaGetLastError(); }
+inline const char* hipGetErrorString(hipError_t e) { return cudaGetErrorString(e); }
+inline hipError_t hipEventCreate(hipEvent_t* e) { return cudaEventCreate(e); }
+inline hipError_t hipEventDestroy(hipEvent_t e) { return cudaEventDestroy(e); }
+inline hipError_t hipEventRecord(hipEvent_t e, hipStream_t s) { return cudaEventRecord(e, s); }
+inline hipError_t hipEventSynchronize(hipEvent_t e) { return cudaEventSynchronize(e); }
+inline hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t b) { return cudaEventElapsedTime(ms, a, b); }
+
+// Full-warp shuffles. Every lane of the warp takes part at every call site in this project.
+__device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+__device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+__device__ inline float rf_shfl(float v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
+__device__ inline int rf_shfl(int v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
+
+__device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
+
+#endif
+
+// bfloat16 is the top half of a float on every target.
+__device__ inline float rf_bf16_to_float(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+
+// Sum / max over the lanes of one wave; every lane gets the result. Width comes from warpSize.
+__device__ inline float rf_wave_sum(float v) {
+  for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);
+  return v;
+}
+__device__ inline float rf_wave_max(float v) {
+  for (int off = warpSize / 2; off > 0; off /= 2) v = fmaxf(v, rf_shfl_xor(v, off));
+  return v;
+}
+
+// Largest block any kernel here launches; shared scratch for cross-wave reductions is sized for
+// the narrowest wave (32), so it fits every wave width.
+constexpr int kRfMaxBlock = 1024;
+constexpr int kRfMaxWavesPerBlock = kRfMaxBlock / 32;
+
+// Block-wide sum / max; `scratch` holds kRfMaxWavesPerBlock floats. All threads get the result.
+__device__ inline float rf_block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+  const int n_waves = (blockDim.x + warpSize - 1) / warpSize;
+  v = rf_wave_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[wave] = v;
+  __syncthreads();
+  float r = 0.f;
+  for (int i = 0; i < n_waves; ++i) r += scratch[i];
+  return r;
+}
+__device__ inline float rf_block_max(float v, float* scratch) {
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+  const int n_waves = (blockDim.x + warpSize - 1) / warpSize;
+  v = rf_wave_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[wave] = v;
+  __syncthreads();
+  float r = -INFINITY;
+  for (int i = 0; i < n_waves; ++i) r = fmaxf(r, scratch[i]);
+  return r;
+}

@@ -1,0 +1,43 @@
+// kernels.h - host-side launchers of the GPU kernels (one definition per .hip file) and the error
+// plumbing they share with backend.hip. Launchers validate their arguments, launch asynchronously and
+// return 0, or non-zero after recording a message for rocforge_gpu_api()->last_error().
+#pragma once
+
+#include "gpu/backend_api.h"
+#include "gpu/hip_compat.h"
+
+namespace rocforge::gpu {
+
+// Records a printf-style message as the calling thread's last error; returns 1.
+int fail(const char* fmt, ...);
+// 0 if e is hipSuccess, else records "<what>: <runtime message>" and returns 1.
+int check(hipError_t e, const char* what);
+// Wave width of the current device (cached per device).
+int wave_size();
+// Multiprocessor count of the current device (cached per device).
+int multiprocessors();
+
+int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+           hipStream_t s);
+int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+           int n_tok, hipStream_t s);
+int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
+          float* out, hipStream_t s);
+int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);
+int rope(float* x, const int32_t* pos, int n_tok, int n_head, int head_dim, int n_rot, float base, float freq_scale,
+         const float* freq_factors, int neox, hipStream_t s);
+int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t s);
+int add(const float* a, const float* b, float* out, size_t n, hipStream_t s);
+int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table,
+             int block_size, int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool, hipStream_t s);
+size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len);
+int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
+                int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
+                int head_dim, int block_size, float scale, float* out, void* workspace, hipStream_t s);
+int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
+                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
+                 hipStream_t s);
+int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
+           int32_t* token, hipStream_t s);
+
+}  // namespace rocforge::gpu

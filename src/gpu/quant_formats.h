@@ -1,0 +1,431 @@
+// quant_formats.h - device-side decoding of every GGUF weight format, 32 elements at a time.
+//
+// Every format rocforge computes with splits a row into "chunks" of 32 consecutive elements: a
+// 32-element block (Q4_0 ... Q8_0, IQ4_NL, MXFP4) is one chunk, a 256-element super-block (K-quants,
+// IQ4_XS) holds eight, and plain F32/F16/BF16 rows are cut every 32 elements. `Fmt<T>::dequant(row, c,
+// v)` writes the 32 floats of chunk c of a row into v; the matvec, matmul and embedding kernels are
+// written once over it. Layouts are the GGUF block structs (little endian), decoded with the widest
+// loads each block's alignment allows: blocks of 18, 22, 34, 110 or 210 bytes are only 2-byte aligned,
+// MXFP4's 17-byte blocks only 1-byte; the others allow 4- or 16-byte loads. Rows must start 16-byte
+// aligned (the launchers check).
+#pragma once
+
+#include "gpu/hip_compat.h"
+
+namespace rocforge::gpu {
+
+// GgmlType ids (include/rocforge/ggml_type.h) - repeated as plain constants for device code.
+enum : uint32_t {
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11,
+  kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30, kMXFP4 = 39,
+};
+
+// Non-linear 4-bit code books (IQ4_NL / IQ4_XS, and MXFP4's E2M1 values times two).
+__device__ __constant__ const int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                        1,    13,   25,  38,  53,  69,  89,  113};
+__device__ __constant__ const int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+__device__ inline uint16_t ld_u16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+__device__ inline float ld_half(const uint8_t* p) { return rf_half_to_float(ld_u16(p)); }
+// 4 bytes from a 2-byte aligned address.
+__device__ inline uint32_t ld_u32_a2(const uint8_t* p) {
+  const uint16_t* q = reinterpret_cast<const uint16_t*>(p);
+  return static_cast<uint32_t>(q[0]) | (static_cast<uint32_t>(q[1]) << 16);
+}
+__device__ inline uint32_t ld_u32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ inline uint4 ld_u128(const uint8_t* p) { return *reinterpret_cast<const uint4*>(p); }
+__device__ inline uint32_t byte_of(const uint32_t* w, int i) { return (w[i >> 2] >> (8 * (i & 3))) & 0xffu; }
+
+// The 16 bytes of "low nibble = element i, high nibble = element i + 16" blocks, as 4 words.
+template <int Align>
+__device__ inline void ld_16(const uint8_t* p, uint32_t w[4]) {
+  if constexpr (Align >= 16) {
+    const uint4 v = ld_u128(p);
+    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+  } else if constexpr (Align >= 4) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = ld_u32(p + 4 * i);
+  } else if constexpr (Align >= 2) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = ld_u32_a2(p + 4 * i);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      w[i] = p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<uint32_t>(p[4 * i + 3]) << 24);
+  }
+}
+
+template <uint32_t T>
+struct Fmt;
+
+// ---------------------------------------------------------------- plain floats
+template <>
+struct Fmt<kF32> {
+  static constexpr int kBlockElems = 1, kBlockBytes = 4;
+  __device__ static float elem(const uint8_t* row, int i) { return reinterpret_cast<const float*>(row)[i]; }
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const float4* p = reinterpret_cast<const float4*>(row + static_cast<size_t>(c) * 128);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float4 f = p[i];
+      v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
+    }
+  }
+};
+
+template <>
+struct Fmt<kF16> {
+  static constexpr int kBlockElems = 1, kBlockBytes = 2;
+  __device__ static float elem(const uint8_t* row, int i) { return rf_half_to_float(ld_u16(row + 2 * i)); }
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint4* p = reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint4 q = p[i];
+      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[8 * i + 2 * j] = rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu));
+        v[8 * i + 2 * j + 1] = rf_half_to_float(static_cast<uint16_t>(w[j] >> 16));
+      }
+    }
+  }
+};
+
+template <>
+struct Fmt<kBF16> {
+  static constexpr int kBlockElems = 1, kBlockBytes = 2;
+  __device__ static float elem(const uint8_t* row, int i) { return rf_bf16_to_float(ld_u16(row + 2 * i)); }
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint4* p = reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint4 q = p[i];
+      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[8 * i + 2 * j] = __uint_as_float(w[j] << 16);
+        v[8 * i + 2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- 32-element blocks
+// Q4_0 {half d; u8 qs[16]}: x = (nibble - 8) * d
+template <>
+struct Fmt<kQ4_0> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 18;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const float d = ld_half(b);
+    uint32_t w[4];
+    ld_16<2>(b + 2, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = (static_cast<int>(q & 15) - 8) * d;
+      v[i + 16] = (static_cast<int>(q >> 4) - 8) * d;
+    }
+  }
+};
+
+// Q4_1 {half d, m; u8 qs[16]}: x = nibble * d + m
+template <>
+struct Fmt<kQ4_1> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 20;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const uint32_t dm = ld_u32(b);
+    const float d = rf_half_to_float(dm & 0xffffu), m = rf_half_to_float(dm >> 16);
+    uint32_t w[4];
+    ld_16<4>(b + 4, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = (q & 15) * d + m;
+      v[i + 16] = (q >> 4) * d + m;
+    }
+  }
+};
+
+// Q5_0 {half d; u8 qh[4]; u8 qs[16]}: 5th bit of element i is bit i of qh; x = (q - 16) * d
+template <>
+struct Fmt<kQ5_0> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 22;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const float d = ld_half(b);
+    const uint32_t qh = ld_u32_a2(b + 2);
+    uint32_t w[4];
+    ld_16<2>(b + 6, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = (static_cast<int>((q & 15) | (((qh >> i) & 1) << 4)) - 16) * d;
+      v[i + 16] = (static_cast<int>((q >> 4) | (((qh >> (i + 16)) & 1) << 4)) - 16) * d;
+    }
+  }
+};
+
+// Q5_1 {half d, m; u8 qh[4]; u8 qs[16]}: x = q * d + m
+template <>
+struct Fmt<kQ5_1> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 24;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const uint32_t dm = ld_u32(b);
+    const float d = rf_half_to_float(dm & 0xffffu), m = rf_half_to_float(dm >> 16);
+    const uint32_t qh = ld_u32(b + 4);
+    uint32_t w[4];
+    ld_16<4>(b + 8, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = ((q & 15) | (((qh >> i) & 1) << 4)) * d + m;
+      v[i + 16] = ((q >> 4) | (((qh >> (i + 16)) & 1) << 4)) * d + m;
+    }
+  }
+};
+
+// Q8_0 {half d; i8 qs[32]}: x = q * d
+template <>
+struct Fmt<kQ8_0> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 34;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const float d = ld_half(b);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t w = ld_u32_a2(b + 2 + 4 * i);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[4 * i + j] = static_cast<int8_t>((w >> (8 * j)) & 0xffu) * d;
+    }
+  }
+};
+
+// IQ4_NL {half d; u8 qs[16]}: x = kIq4Values[nibble] * d
+template <>
+struct Fmt<kIQ4_NL> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 18;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const float d = ld_half(b);
+    uint32_t w[4];
+    ld_16<2>(b + 2, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = kIq4Values[q & 15] * d;
+      v[i + 16] = kIq4Values[q >> 4] * d;
+    }
+  }
+};
+
+// MXFP4 {u8 e (E8M0 exponent); u8 qs[16]}: x = E2M1(nibble) * 2^(e - 127), stored as doubled code
+// book values times 2^(e - 128).
+template <>
+struct Fmt<kMXFP4> {
+  static constexpr int kBlockElems = 32, kBlockBytes = 17;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const uint32_t e = b[0];
+    // 2^(e-128) built from its bits; e < 2 lands in the float subnormal range.
+    const float d = __uint_as_float(e >= 2 ? (e - 1) << 23 : 0x00200000u << e);
+    uint32_t w[4];
+    ld_16<1>(b + 1, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = kMxfp4Values[q & 15] * d;
+      v[i + 16] = kMxfp4Values[q >> 4] * d;
+    }
+  }
+};
+
+// ---------------------------------------------------------------- 256-element super-blocks
+// Q2_K {u8 scales[16]; u8 qs[64]; half d, dmin}. Chunk s = 32 elements: half n = s/4 of the block,
+// 2-bit plane j = s%4 of qs[32n .. 32n+32); 16-element groups use scales[8n + 2j + (l >= 16)]:
+// low nibble scales d, high nibble scales dmin.
+template <>
+struct Fmt<kQ2_K> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 84;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7, n = s >> 2, j = s & 3;
+    const uint32_t dd = ld_u32(b + 80);
+    const float d = rf_half_to_float(dd & 0xffffu), dmin = rf_half_to_float(dd >> 16);
+    const uint32_t sc0 = b[8 * n + 2 * j], sc1 = b[8 * n + 2 * j + 1];
+    const float d0 = d * (sc0 & 15), m0 = dmin * (sc0 >> 4);
+    const float d1 = d * (sc1 & 15), m1 = dmin * (sc1 >> 4);
+    uint32_t w[8];
+    ld_16<4>(b + 16 + 32 * n, w);
+    ld_16<4>(b + 16 + 32 * n + 16, w + 4);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int q = (byte_of(w, l) >> (2 * j)) & 3;
+      v[l] = l < 16 ? d0 * q - m0 : d1 * q - m1;
+    }
+  }
+};
+
+// Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d}. Chunk s: n = s/4, plane j = s%4 of
+// qs[32n ..); the high bit of element l is bit (4n + j) of hmask[l], and a clear bit subtracts 4.
+// 16 6-bit scales (stored +32): low 4 bits in scales[0..7] nibbles, high 2 bits in scales[8..11].
+template <>
+struct Fmt<kQ3_K> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 110;
+  __device__ static int scale(const uint8_t* sc, int i) {
+    const int lo = i < 8 ? (sc[i] & 15) : (sc[i - 8] >> 4);
+    const int hi = (sc[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+    return (lo | (hi << 4)) - 32;
+  }
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7, n = s >> 2, j = s & 3;
+    const float d = ld_half(b + 108);
+    const float d0 = d * scale(b + 96, 8 * n + 2 * j), d1 = d * scale(b + 96, 8 * n + 2 * j + 1);
+    uint32_t q[8], h[8];
+    ld_16<2>(b + 32 + 32 * n, q);
+    ld_16<2>(b + 32 + 32 * n + 16, q + 4);
+    ld_16<2>(b, h);
+    ld_16<2>(b + 16, h + 4);
+    const int hbit = 4 * n + j;
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int lo = (byte_of(q, l) >> (2 * j)) & 3;
+      const int val = lo - (((byte_of(h, l) >> hbit) & 1) ? 0 : 4);
+      v[l] = (l < 16 ? d0 : d1) * val;
+    }
+  }
+};
+
+// 6-bit scale and min j of the 12 packed bytes of Q4_K / Q5_K.
+__device__ inline void k4_scale_min(const uint8_t* q, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q4_K {half d, dmin; u8 scales[12]; u8 qs[128]}. Chunk s: nibble s%2 of qs[32(s/2) ..), scale/min s.
+template <>
+struct Fmt<kQ4_K> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 144;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint32_t dd = ld_u32(b);
+    int sc, m;
+    k4_scale_min(b + 4, s, sc, m);
+    const float d = rf_half_to_float(dd & 0xffffu) * sc, mn = rf_half_to_float(dd >> 16) * m;
+    uint32_t w[8];
+    ld_16<16>(b + 16 + 32 * (s >> 1), w);
+    ld_16<16>(b + 16 + 32 * (s >> 1) + 16, w + 4);
+    const int shift = 4 * (s & 1);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) v[l] = d * ((byte_of(w, l) >> shift) & 15) - mn;
+  }
+};
+
+// Q5_K {half d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: as Q4_K, 5th bit = bit s of qh[l].
+template <>
+struct Fmt<kQ5_K> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 176;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint32_t dd = ld_u32(b);
+    int sc, m;
+    k4_scale_min(b + 4, s, sc, m);
+    const float d = rf_half_to_float(dd & 0xffffu) * sc, mn = rf_half_to_float(dd >> 16) * m;
+    uint32_t w[8], h[8];
+    ld_16<16>(b + 48 + 32 * (s >> 1), w);
+    ld_16<16>(b + 48 + 32 * (s >> 1) + 16, w + 4);
+    ld_16<16>(b + 16, h);
+    ld_16<16>(b + 32, h + 4);
+    const int shift = 4 * (s & 1);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int q = ((byte_of(w, l) >> shift) & 15) | (((byte_of(h, l) >> s) & 1) << 4);
+      v[l] = d * q - mn;
+    }
+  }
+};
+
+// Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; half d}. Chunk s: n = s/4, g = s%4; low 4 bits are
+// nibble g/2 of ql[64n + 32(g%2) + l], high 2 bits are bits 2g of qh[32n + l]; x = d * sc * (q - 32)
+// with sc = scales[8n + 2g + l/16].
+template <>
+struct Fmt<kQ6_K> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 210;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7, n = s >> 2, g = s & 3;
+    const float d = ld_half(b + 208);
+    const float d0 = d * static_cast<int8_t>(b[192 + 8 * n + 2 * g]);
+    const float d1 = d * static_cast<int8_t>(b[192 + 8 * n + 2 * g + 1]);
+    uint32_t lo[8], hi[8];
+    ld_16<2>(b + 64 * n + 32 * (g & 1), lo);
+    ld_16<2>(b + 64 * n + 32 * (g & 1) + 16, lo + 4);
+    ld_16<2>(b + 128 + 32 * n, hi);
+    ld_16<2>(b + 128 + 32 * n + 16, hi + 4);
+    const int lshift = 4 * (g >> 1), hshift = 2 * g;
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const int q = (((byte_of(lo, l) >> lshift) & 15) | (((byte_of(hi, l) >> hshift) & 3) << 4)) - 32;
+      v[l] = (l < 16 ? d0 : d1) * q;
+    }
+  }
+};
+
+// IQ4_XS {half d; u16 scales_h; u8 scales_l[4]; u8 qs[128]}. Chunk s: 6-bit scale (stored +32) from
+// nibble s%2 of scales_l[s/2] and bits 2s of scales_h; 16 bytes qs[16s ..) as in IQ4_NL.
+template <>
+struct Fmt<kIQ4_XS> {
+  static constexpr int kBlockElems = 256, kBlockBytes = 136;
+  __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint32_t dh = ld_u32(b);
+    const int ls = ((b[4 + (s >> 1)] >> (4 * (s & 1))) & 15) | (((dh >> (16 + 2 * s)) & 3) << 4);
+    const float dl = rf_half_to_float(dh & 0xffffu) * (ls - 32);
+    uint32_t w[4];
+    ld_16<8>(b + 8 + 16 * s, w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t q = byte_of(w, i);
+      v[i] = kIq4Values[q & 15] * dl;
+      v[i + 16] = kIq4Values[q >> 4] * dl;
+    }
+  }
+};
+
+// Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
+template <typename F>
+inline bool dispatch_type(uint32_t type, F&& f) {
+  switch (type) {
+    case kF32: f(Fmt<kF32>{}); return true;
+    case kF16: f(Fmt<kF16>{}); return true;
+    case kBF16: f(Fmt<kBF16>{}); return true;
+    case kQ4_0: f(Fmt<kQ4_0>{}); return true;
+    case kQ4_1: f(Fmt<kQ4_1>{}); return true;
+    case kQ5_0: f(Fmt<kQ5_0>{}); return true;
+    case kQ5_1: f(Fmt<kQ5_1>{}); return true;
+    case kQ8_0: f(Fmt<kQ8_0>{}); return true;
+    case kQ2_K: f(Fmt<kQ2_K>{}); return true;
+    case kQ3_K: f(Fmt<kQ3_K>{}); return true;
+    case kQ4_K: f(Fmt<kQ4_K>{}); return true;
+    case kQ5_K: f(Fmt<kQ5_K>{}); return true;
+    case kQ6_K: f(Fmt<kQ6_K>{}); return true;
+    case kIQ4_NL: f(Fmt<kIQ4_NL>{}); return true;
+    case kIQ4_XS: f(Fmt<kIQ4_XS>{}); return true;
+    case kMXFP4: f(Fmt<kMXFP4>{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace rocforge::gpu
