@@ -128,6 +128,14 @@ void quantize_block_iq4_nl(const float* x, void* block, bool naive) {
   std::memcpy(block, &b, sizeof b);
 }
 
+uint8_t mxfp4_code(float v) {
+  const float a = std::fabs(v);
+  // Thresholds are the midpoints between E2M1 magnitudes 0, .5, 1, 1.5, 2, 3, 4, 6; at a tie the
+  // comparison is strict or not so that the even code (mantissa bit 0) wins; >= 6 saturates.
+  const int mag = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
+  return static_cast<uint8_t>(mag | (v < 0 ? 8 : 0));
+}
+
 // MXFP4: the scale is a power of two. The OCP choice (floor(log2(amax)) - 2, see mx.h) makes the
 // largest value land in [4, 8) and saturate above 6; one exponent higher avoids that saturation
 // at the cost of coarser steps. We try both (unless naive) and keep the smaller squared error.
@@ -136,19 +144,19 @@ void quantize_block_mxfp4(const float* x, void* block, bool naive) {
   float amax = 0;
   for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[i]));
   if (amax > 0 && std::isfinite(amax)) {
-    const int e0 = mx::shared_exponent(mx::ElemType::E2M1, amax);  // unbiased
+    const int e0 = mx::shared_exponent(mx::ElemType::E2M1, amax);  // unbiased, in [-127, 127]
     double best_err = -1;
-    for (int e = e0; e <= e0 + (naive ? 0 : 1); ++e) {
-      const int biased = e + 127;
-      if (biased < 0 || biased > 254) continue;
+    for (int e = e0; e <= e0 + (naive ? 0 : 1) && e <= 127; ++e) {
       BlockMXFP4 b{};
-      b.e = static_cast<uint8_t>(biased);
+      b.e = static_cast<uint8_t>(e + 127);
+      // Powers of two in [2^-127, 2^127] are exact floats, so x * inv is exact (unless it
+      // underflows, where it rounds to zero anyway).
+      const float inv = std::ldexp(1.0f, -e), half_scale = std::ldexp(1.0f, e - 1);
       uint8_t q[32];
-      double err = 0;
+      double err = 0;  // double: squares of values near FLT_MAX must not overflow
       for (int j = 0; j < 32; ++j) {
-        const double scaled = std::ldexp(static_cast<double>(x[j]), -e);
-        q[j] = mx::encode_element(mx::ElemType::E2M1, scaled);
-        const double w = std::ldexp(static_cast<double>(mx::decode_element(mx::ElemType::E2M1, q[j])), e);
+        q[j] = mxfp4_code(x[j] * inv);
+        const double w = static_cast<double>(kMxfp4Levels[q[j]]) * half_scale;
         err += (w - x[j]) * (w - x[j]);
       }
       pack_nibbles32(q, b.qs);

@@ -33,6 +33,9 @@ void quantize_block_iq4_xs(const float* x, void* block, bool naive);
 // The fp16 bits of s, saturated to +-65504 so that huge inputs give a finite (if coarse) scale.
 uint16_t fp16_scale(float s);
 
+// E2M1 code (ggml MXFP4 nibble) nearest to v, ties to even, saturating at +-6.
+uint8_t mxfp4_code(float v);
+
 // Like quantize_row but with the naive scaling (tests only).
 void quantize_row_naive(GgmlType t, const float* src, void* dst, int64_t n);
 

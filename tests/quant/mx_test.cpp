@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "quant/quantize_impl.h"
 #include "quant_test_util.h"
 #include "rocforge/mx.h"
 #include "rocforge/quant.h"
@@ -274,6 +275,29 @@ TEST(MxCrossCheck, GgmlMxfp4MatchesE2M1Decoder) {
     decode_block(ElemType::E2M1, b, mx);
     // Equal values; zero signs differ by design (ggml's level table has +0 for E2M1's -0 code 8).
     for (int i = 0; i < 32; ++i) ASSERT_EQ(ggml[i], mx[i]) << "scale " << int(blk[0]) << " i " << i;
+  }
+}
+
+// The ggml MXFP4 quantizer's branch-free E2M1 rounding agrees with the generic MX encoder (ggml
+// has no -0, so only the magnitude is compared for results that round to zero).
+TEST(MxCrossCheck, GgmlMxfp4CodeMatchesE2M1Encoder) {
+  std::mt19937 rng(9);
+  std::vector<float> vals;
+  for (int c = 0; c < 16; ++c) {  // every level and every midpoint, both signs
+    const float a = decode_element(ElemType::E2M1, static_cast<uint8_t>(c));
+    const float b = decode_element(ElemType::E2M1, static_cast<uint8_t>(c + 1 < 16 ? c + 1 : c));
+    vals.push_back(a);
+    vals.push_back((a + b) / 2);
+  }
+  std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+  for (int i = 0; i < 20000; ++i) vals.push_back(u(rng));
+  for (float v : vals) {
+    const uint8_t want = encode_element(ElemType::E2M1, v), got = quant::mxfp4_code(v);
+    if ((want & 7) == 0) {
+      EXPECT_EQ(got & 7, 0) << v;
+    } else {
+      EXPECT_EQ(got, want) << v;
+    }
   }
 }
 
