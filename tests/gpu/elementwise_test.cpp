@@ -1,0 +1,128 @@
+// RMSNorm, RoPE (normal and NeoX, with llama3-style frequency factors), SwiGLU and residual add on
+// the GPU against double-precision scalar references, fresh random inputs, odd sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gpu_test_support.h"
+
+namespace rocforge::test {
+namespace {
+
+TEST(GpuElementwise, RmsNormMatchesReference) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (int n : {1, 37, 1000, 4096, 5003}) {
+    for (int rows : {1, 3, 65}) {
+      const float eps = 1e-5f;
+      const auto x = random_floats(rng, static_cast<size_t>(n) * rows, -3.f, 3.f);
+      const auto w = random_floats(rng, n, 0.5f, 1.5f);
+      auto dx = to_device(*gpu, x);
+      auto dw = to_device(*gpu, w);
+      DeviceBuffer dy(*gpu, x.size() * sizeof(float));
+      dy.poison();
+      gpu->check(gpu->api().rmsnorm(dx->as<float>(), dw->as<float>(), dy.as<float>(), n, rows, eps, nullptr), "rmsnorm");
+      const auto y = dy.download<float>(x.size());
+      for (int r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (int i = 0; i < n; ++i) ss += static_cast<double>(x[r * n + i]) * x[r * n + i];
+        const double inv = 1.0 / std::sqrt(ss / n + eps);
+        for (int i = 0; i < n; ++i) {
+          const double ref = x[r * n + i] * inv * w[i];
+          ASSERT_NEAR(y[r * n + i], ref, 1e-5 * (1 + std::fabs(ref))) << "n " << n << " row " << r << " i " << i;
+        }
+      }
+      // In place (y aliases x) gives the same result.
+      gpu->check(gpu->api().rmsnorm(dx->as<float>(), dw->as<float>(), dx->as<float>(), n, rows, eps, nullptr), "rmsnorm");
+      EXPECT_EQ(dx->download<float>(x.size()), y);
+    }
+  }
+}
+
+// Reference rotation of x: [n_tok][n_head][head_dim] in double.
+std::vector<float> rope_ref(std::vector<float> x, const std::vector<int32_t>& pos, int n_head, int head_dim, int n_rot,
+                            float base, float freq_scale, const std::vector<float>* ff, bool neox) {
+  const int half = n_rot / 2;
+  for (size_t t = 0; t < pos.size(); ++t)
+    for (int h = 0; h < n_head; ++h) {
+      float* v = x.data() + (t * n_head + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        double theta = pos[t] * static_cast<double>(freq_scale) * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+        if (ff) theta /= (*ff)[i];
+        const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        const double x0 = v[a], x1 = v[b];
+        v[a] = static_cast<float>(x0 * std::cos(theta) - x1 * std::sin(theta));
+        v[b] = static_cast<float>(x0 * std::sin(theta) + x1 * std::cos(theta));
+      }
+    }
+  return x;
+}
+
+TEST(GpuElementwise, RopeNormalAndNeoxWithFrequencyFactors) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  struct Case { int n_tok, n_head, head_dim, n_rot; bool neox, factors; float base, scale; };
+  const Case cases[] = {{1, 1, 64, 64, false, false, 10000.f, 1.f},   {7, 3, 64, 64, true, false, 10000.f, 1.f},
+                        {5, 4, 128, 128, false, true, 500000.f, 1.f}, {9, 2, 128, 128, true, true, 500000.f, 1.f},
+                        {3, 5, 80, 32, true, false, 10000.f, 0.25f},  {4, 2, 96, 64, false, false, 1e6f, 0.5f}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE("tokens " + std::to_string(c.n_tok) + " head_dim " + std::to_string(c.head_dim) + " n_rot " +
+                 std::to_string(c.n_rot) + (c.neox ? " neox" : " normal") + (c.factors ? " factors" : ""));
+    auto x = random_floats(rng, static_cast<size_t>(c.n_tok) * c.n_head * c.head_dim);
+    std::vector<int32_t> pos(c.n_tok);
+    for (auto& p : pos) p = static_cast<int32_t>(rng() % 2048);
+    std::vector<float> ff = random_floats(rng, c.n_rot / 2, 1.f, 8.f);
+    auto dx = to_device(*gpu, x);
+    auto dpos = to_device(*gpu, pos);
+    auto dff = to_device(*gpu, ff);
+    gpu->check(gpu->api().rope(dx->as<float>(), dpos->as<int32_t>(), c.n_tok, c.n_head, c.head_dim, c.n_rot, c.base,
+                               c.scale, c.factors ? dff->as<float>() : nullptr, c.neox ? 1 : 0, nullptr),
+               "rope");
+    const auto y = dx->download<float>(x.size());
+    const auto ref = rope_ref(x, pos, c.n_head, c.head_dim, c.n_rot, c.base, c.scale, c.factors ? &ff : nullptr, c.neox);
+    // fp32 angles of positions up to 2048 carry up to ~5e-4 rad of rounding (a wrong pairing or
+    // frequency is off by O(1)).
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 2e-3) << "element " << i;
+    // Dims past n_rot are untouched.
+    for (int t = 0; t < c.n_tok; ++t)
+      for (int h = 0; h < c.n_head; ++h)
+        for (int d = c.n_rot; d < c.head_dim; ++d) {
+          const size_t i = (static_cast<size_t>(t) * c.n_head + h) * c.head_dim + d;
+          ASSERT_EQ(y[i], x[i]);
+        }
+  }
+}
+
+TEST(GpuElementwise, SwigluAndAdd) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{14336}, size_t{1 << 20} + 3}) {
+    const auto g = random_floats(rng, n, -8.f, 8.f);
+    const auto u = random_floats(rng, n, -2.f, 2.f);
+    auto dg = to_device(*gpu, g);
+    auto du = to_device(*gpu, u);
+    DeviceBuffer dout(*gpu, n * sizeof(float));
+    dout.poison();
+    gpu->check(gpu->api().swiglu(dg->as<float>(), du->as<float>(), dout.as<float>(), n, nullptr), "swiglu");
+    auto out = dout.download<float>(n);
+    for (size_t i = 0; i < n; ++i) {
+      const double ref = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+      ASSERT_NEAR(out[i], ref, 1e-5 * (1 + std::fabs(ref))) << "swiglu n " << n << " i " << i;
+    }
+    dout.poison();
+    gpu->check(gpu->api().add(dg->as<float>(), du->as<float>(), dout.as<float>(), n, nullptr), "add");
+    out = dout.download<float>(n);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i], g[i] + u[i]) << "add n " << n << " i " << i;
+  }
+}
+
+}  // namespace
+}  // namespace rocforge::test

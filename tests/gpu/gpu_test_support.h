@@ -1,0 +1,104 @@
+// gpu_test_support.h - shared pieces of the GPU kernel tests: the backend under test (loaded from
+// the build folder), device buffers, and fresh random inputs.
+//
+// Kernel tests are SKIPPED with the reason when no backend library loads or it sees no device (the
+// CPU-only CI machines); they run on the H100 through the device tool.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gpu/backend_api.h"
+#include "rocforge/device.h"
+
+namespace rocforge::test {
+
+// The backend built next to the test binaries' build folder, with a device; nullptr + reason if none.
+inline std::shared_ptr<device::GpuBackend> gpu_backend(std::string* why) {
+  static std::shared_ptr<device::GpuBackend> backend;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    device::LoadOptions opts;
+    opts.extra_dirs.push_back(ROCFORGE_BINARY_DIR);
+    std::string why_not;
+    auto b = device::GpuBackend::load(opts, &why_not);
+    if (b && b->device_count() > 0) {
+      b->check(b->api().set_device(0), "set device");
+      backend = b;
+    } else {
+      reason = "no GPU: " + why_not;
+    }
+  }
+  if (why) *why = reason;
+  return backend;
+}
+
+#define ROCFORGE_REQUIRE_GPU(var)                                              \
+  std::string var##_why;                                                       \
+  auto var = ::rocforge::test::gpu_backend(&var##_why);                        \
+  if (!var) GTEST_SKIP() << var##_why
+
+// A device allocation freed on scope exit.
+class DeviceBuffer {
+ public:
+  DeviceBuffer(const device::GpuBackend& b, size_t bytes) : b_(&b), bytes_(bytes) {
+    b.check(b.api().malloc(&p_, bytes), "malloc");
+  }
+  ~DeviceBuffer() {
+    if (p_) b_->api().free(p_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  template <typename T>
+  T* as() const { return static_cast<T*>(p_); }
+  void* get() const { return p_; }
+  size_t bytes() const { return bytes_; }
+
+  template <typename T>
+  void upload(const std::vector<T>& v) {
+    b_->check(b_->api().memcpy_h2d(p_, v.data(), v.size() * sizeof(T), nullptr), "upload");
+  }
+  void upload_bytes(const void* src, size_t n) { b_->check(b_->api().memcpy_h2d(p_, src, n, nullptr), "upload"); }
+  template <typename T>
+  std::vector<T> download(size_t n) const {
+    std::vector<T> v(n);
+    b_->check(b_->api().memcpy_d2h(v.data(), p_, n * sizeof(T), nullptr), "download");
+    b_->check(b_->api().stream_sync(nullptr), "sync");
+    return v;
+  }
+  // Fills with a NaN pattern (0xff bytes) so unwritten outputs cannot pass.
+  void poison() { b_->check(b_->api().memset(p_, 0xff, bytes_, nullptr), "memset"); }
+
+ private:
+  const device::GpuBackend* b_;
+  void* p_ = nullptr;
+  size_t bytes_;
+};
+
+template <typename T>
+std::unique_ptr<DeviceBuffer> to_device(const device::GpuBackend& b, const std::vector<T>& v) {
+  auto d = std::make_unique<DeviceBuffer>(b, v.size() * sizeof(T) + 16);
+  d->upload(v);
+  return d;
+}
+
+// A fresh seed per run (printed by the tests), so every run checks new inputs.
+inline uint32_t fresh_seed() { return std::random_device{}(); }
+
+inline std::vector<float> random_floats(std::mt19937& rng, size_t n, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+}  // namespace rocforge::test

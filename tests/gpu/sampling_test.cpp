@@ -1,0 +1,114 @@
+// On-device sampling (greedy, temperature, top-k, top-p, min-p) against a sort-based CPU reference
+// with the same definition (backend_api.h: candidates are the logits at or above every threshold,
+// drawn by inverse CDF in index order with the caller's u).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gpu_test_support.h"
+
+namespace rocforge::test {
+namespace {
+
+int sample_ref(const std::vector<float>& logits, float temp, int top_k, float top_p, float min_p, float u) {
+  const int n = static_cast<int>(logits.size());
+  if (temp <= 0.f) return static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<float> l(n);
+  for (int i = 0; i < n; ++i) l[i] = logits[i] / temp;
+  std::vector<float> sorted = l;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  const float mx = sorted[0];
+  float thr = -INFINITY;
+  if (top_k > 0 && top_k < n) thr = sorted[top_k - 1];
+  if (top_p < 1.f) {
+    double z1 = 0;
+    for (float v : sorted)
+      if (v >= thr) z1 += std::exp(static_cast<double>(v) - mx);
+    double cum = 0;
+    for (float v : sorted) {  // smallest top set reaching top_p of the top-k mass
+      cum += std::exp(static_cast<double>(v) - mx);
+      if (cum >= top_p * z1) {
+        thr = std::max(thr, v);
+        break;
+      }
+    }
+  }
+  if (min_p > 0.f) thr = std::max(thr, mx + std::log(min_p));
+  double total = 0;
+  for (float v : l)
+    if (v >= thr) total += std::exp(static_cast<double>(v) - mx);
+  const double target = u * total;
+  double run = 0;
+  int last = -1;
+  for (int i = 0; i < n; ++i) {
+    if (l[i] < thr) continue;
+    last = i;
+    run += std::exp(static_cast<double>(l[i]) - mx);
+    if (run > target) return i;
+  }
+  return last;
+}
+
+TEST(GpuSampling, GreedyIsArgmaxWithLowestIndexOnTies) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  DeviceBuffer tok(*gpu, sizeof(int32_t));
+  for (int n : {1, 5, 1000, 32000, 128256}) {
+    auto logits = random_floats(rng, n, -20.f, 20.f);
+    const int at = static_cast<int>(rng() % n);
+    logits[at] = 25.f;
+    if (n > 10) logits[n - 1] = 25.f;  // a tie later in the vocabulary loses
+    auto dl = to_device(*gpu, logits);
+    gpu->check(gpu->api().sample(dl->as<float>(), n, 0.f, 0, 1.f, 0.f, 0.5f, tok.as<int32_t>(), nullptr), "sample");
+    EXPECT_EQ(tok.download<int32_t>(1)[0], at) << "n " << n;
+  }
+}
+
+TEST(GpuSampling, FilteredSamplingMatchesReference) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  struct Params { float temp; int top_k; float top_p; float min_p; };
+  const Params params[] = {{1.f, 0, 1.f, 0.f},  {0.7f, 40, 1.f, 0.f},   {1.f, 0, 0.9f, 0.f},
+                           {0.8f, 0, 1.f, 0.05f}, {0.9f, 50, 0.95f, 0.02f}, {1.3f, 1, 1.f, 0.f},
+                           {2.f, 1000, 0.5f, 0.f}};
+  DeviceBuffer tok(*gpu, sizeof(int32_t));
+  int distinct_checks = 0;
+  for (int n : {7, 1001, 128256}) {
+    // Peaked logits like a language model's: a few large, a long tail.
+    std::vector<float> logits = random_floats(rng, n, -6.f, 4.f);
+    for (int i = 0; i < std::min(n, 20); ++i) logits[rng() % n] += 6.f;
+    auto dl = to_device(*gpu, logits);
+    for (const Params& p : params) {
+      for (int rep = 0; rep < 8; ++rep) {
+        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+        gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
+                                     nullptr),
+                   "sample");
+        const int got = tok.download<int32_t>(1)[0];
+        const int want = sample_ref(logits, p.temp, p.top_k, p.top_p, p.min_p, u);
+        EXPECT_EQ(got, want) << "n " << n << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p "
+                             << p.min_p << " u " << u;
+        ++distinct_checks;
+      }
+    }
+  }
+  EXPECT_GT(distinct_checks, 100);
+}
+
+TEST(GpuSampling, BadParametersAreErrors) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  DeviceBuffer buf(*gpu, 64);
+  EXPECT_NE(gpu->api().sample(buf.as<float>(), 4, 1.f, 0, 1.f, 0.f, 1.5f, buf.as<int32_t>(), nullptr), 0);
+  EXPECT_NE(std::string(gpu->api().last_error()).find("u ="), std::string::npos);
+  EXPECT_NE(gpu->api().sample(buf.as<float>(), 0, 1.f, 0, 1.f, 0.f, 0.5f, buf.as<int32_t>(), nullptr), 0);
+}
+
+}  // namespace
+}  // namespace rocforge::test
