@@ -30,7 +30,7 @@ float sym_err(const float* x, int n, float eff, int qmin, int qmax) {
   const float inv = inverse(eff);
   float err = 0;
   for (int i = 0; i < n; ++i) {
-    const float w = eff * static_cast<float>(sym_code(x[i], inv, qmin, qmax));
+    const float w = eff * quant_codef(x[i] * inv, static_cast<float>(qmin), static_cast<float>(qmax));
     err += (w - x[i]) * (w - x[i]);
   }
   return err;
@@ -43,7 +43,7 @@ float affine_err(const float* x, int n, float eff_s, float eff_m, int qmax) {
   const float inv = inverse(eff_s);
   float err = 0;
   for (int i = 0; i < n; ++i) {
-    const float w = eff_s * static_cast<float>(affine_code(x[i], inv, eff_m, qmax)) - eff_m;
+    const float w = eff_s * quant_codef((x[i] + eff_m) * inv, 0.0f, static_cast<float>(qmax)) - eff_m;
     err += (w - x[i]) * (w - x[i]);
   }
   return err;
@@ -89,6 +89,8 @@ AffineScales quantize_affine_scales(const float* x, int groups, int group, int q
     r.sc[g] = d > 0 ? clamp_int(round_int(s[g] / d), 0, scale_max) : 0;
     r.mi[g] = dmin > 0 ? clamp_int(round_int(m[g] / dmin), 0, scale_max) : 0;
     if (naive) continue;
+    // The rounded (scale, min) pair is not always the best once codes are re-rounded against it:
+    // try every +-1 neighbour (trying only the "other rounding" direction measurably loses).
     const float* xg = x + g * group;
     float best = affine_err(xg, group, d * static_cast<float>(r.sc[g]), dmin * static_cast<float>(r.mi[g]), qmax);
     const int sc0 = r.sc[g], mi0 = r.mi[g];

@@ -33,10 +33,10 @@ struct SymScore {
 SymScore sym_codes(const float* x, int n, float iscale, int qmin, int qmax, int8_t* q) {
   SymScore s;
   for (int i = 0; i < n; ++i) {
-    const int c = quant_code(iscale * x[i], qmin, qmax);
+    const float c = quant_codef(iscale * x[i], static_cast<float>(qmin), static_cast<float>(qmax));
     q[i] = static_cast<int8_t>(c);
-    s.sxq += x[i] * static_cast<float>(c);
-    s.sqq += static_cast<float>(c * c);
+    s.sxq += x[i] * c;
+    s.sqq += c * c;
   }
   return s;
 }
@@ -57,8 +57,8 @@ float search_symmetric(const float* x, int n, int qmin, int qmax, int8_t* q, boo
   }
   // Fan of candidate inverse scales: vmax lands near either end of the range, a little inside or
   // outside it (outside = the extreme value saturates but everything else gets finer steps).
-  const int fan = qmax >= 15 ? 3 : 6;
-  const float step = qmax >= 15 ? 0.3f : 0.1f;
+  const int fan = qmax >= 15 ? 3 : 3;
+  const float step = qmax >= 15 ? 0.3f : 0.2f;
   int8_t cand[256];
   float best_score = -1, best_iscale = 0;
   for (int side = 0; side < 2; ++side) {
@@ -99,9 +99,8 @@ AffineFit affine_round_and_fit(const float* x, int n, float iscale, float offset
                                uint8_t* q) {
   float sx = 0, sq = 0, sqq = 0, sxq = 0, sxx = 0;
   for (int i = 0; i < n; ++i) {
-    const int c = quant_code(iscale * (x[i] - offset), 0, qmax);
-    q[i] = static_cast<uint8_t>(c);
-    const float qi = static_cast<float>(c);
+    const float qi = quant_codef(iscale * (x[i] - offset), 0.0f, static_cast<float>(qmax));
+    q[i] = static_cast<uint8_t>(qi);
     sx += x[i]; sq += qi; sqq += qi * qi; sxq += x[i] * qi; sxx += x[i] * x[i];
   }
   const float fn = static_cast<float>(n);
@@ -154,8 +153,8 @@ float search_affine(const float* x, int n, int qmax, bool offset_nonpositive, ui
   uint8_t cand[256];
   AffineFit best;
   // Candidate steps from slightly coarser to slightly finer than range/qmax.
-  const int fan = qmax >= 15 ? 4 : 6;
-  const float step = qmax >= 15 ? 0.25f : 0.1f;
+  const int fan = qmax >= 15 ? 4 : 4;
+  const float step = qmax >= 15 ? 0.25f : 0.15f;
   for (int k = -fan; k <= fan; ++k) {
     const float iscale = (static_cast<float>(qmax) + step * static_cast<float>(k)) / range;
     const AffineFit f = affine_round_and_fit(x, n, iscale, xmin, qmax, offset_nonpositive, cand);
@@ -208,8 +207,8 @@ float search_iq4(const float* x, int n, uint8_t* q, bool naive) {
   float best_score = -1, best_iscale = 0;
   for (int side = 0; side < 2; ++side) {
     const float end = side == 0 ? -127.0f : 113.0f;
-    for (int k = -5; k <= 5; ++k) {
-      const float target = end + (end < 0 ? -2.0f : 2.0f) * static_cast<float>(k);
+    for (int k = -3; k <= 3; ++k) {
+      const float target = end + (end < 0 ? -3.0f : 3.0f) * static_cast<float>(k);
       const float iscale = target / vmax;
       const float score = iq4_codes(x, n, iscale, cand).score();
       if (score > best_score) {

@@ -55,6 +55,13 @@ inline int nearest_iq4(float v) {
 // Branch-free and much cheaper than a libm call; requires no -ffast-math (which would fold it).
 inline float round_rne(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
+// quant_code as a float (saves the int round trip in error loops).
+inline float quant_codef(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  v = v < hi ? v : hi;
+  return round_rne(v);
+}
+
 // Integer code nearest to v, clamped to [lo, hi]. Safe for any float: NaN gives lo, +-inf clamp.
 inline int quant_code(float v, int lo, int hi) {
   v = v > static_cast<float>(lo) ? v : static_cast<float>(lo);
