@@ -1,0 +1,188 @@
+// gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
+//
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N]
+//
+// Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
+// dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
+// weight copies (> 4x a 50 MB L2) that every call reads from HBM, and reports achieved GB/s =
+// weight bytes / time, the fraction of copy bandwidth, and the 8B decode bound that implies;
+// (3) the prefill matmul (512 tokens) in TFLOP/s. Times are medians of device-event timings.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gpu/backend_api.h"
+#include "rocforge/device.h"
+#include "rocforge/error.h"
+#include "rocforge/ggml_type.h"
+
+using namespace rocforge;
+
+namespace {
+
+struct Timer {
+  const device::GpuBackend& b;
+  rf_event e0 = nullptr, e1 = nullptr;
+  explicit Timer(const device::GpuBackend& g) : b(g) {
+    b.check(b.api().event_create(&e0), "event");
+    b.check(b.api().event_create(&e1), "event");
+  }
+  ~Timer() {
+    b.api().event_destroy(e0);
+    b.api().event_destroy(e1);
+  }
+  // Median over `reps` of the per-call time (ms) of `calls` back-to-back calls of f(i).
+  template <typename F>
+  double median_ms(int reps, int calls, F&& f) {
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+      b.check(b.api().event_record(e0, nullptr), "record");
+      for (int i = 0; i < calls; ++i) f(i);
+      b.check(b.api().event_record(e1, nullptr), "record");
+      float ms = 0;
+      b.check(b.api().event_elapsed_ms(e0, e1, &ms), "elapsed");
+      t.push_back(ms / calls);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+void* dmalloc(const device::GpuBackend& b, size_t n) {
+  void* p = nullptr;
+  b.check(b.api().malloc(&p, n), "malloc");
+  return p;
+}
+
+// Timing does not depend on the weight values (NaN/inf included), so weights are random bytes with
+// every 16-bit word kept a finite half. One 64 MiB host pool is generated once and uploaded piecewise.
+void fill_random(const device::GpuBackend& b, void* d, size_t n, std::mt19937& rng) {
+  static std::vector<uint32_t> pool;
+  if (pool.empty()) {
+    pool.resize((size_t{64} << 20) / 4);
+    for (auto& x : pool) x = rng() & 0x3bff3bffu;  // exponent < 15 in both halves
+  }
+  const size_t chunk = pool.size() * 4;
+  for (size_t off = 0; off < n; off += chunk)
+    b.check(b.api().memcpy_h2d(static_cast<uint8_t*>(d) + off, pool.data(), std::min(chunk, n - off), nullptr),
+            "upload");
+  b.check(b.api().stream_sync(nullptr), "sync");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> types = {"q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "f16", "bf16", "q4_1", "q5_0", "q5_1",
+                                    "q2_k", "q3_k", "iq4_nl", "iq4_xs", "mxfp4", "f32"};
+  int reps = 7;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
+      types.clear();
+      std::string s = argv[++i];
+      size_t p = 0;
+      while (p != std::string::npos) {
+        const size_t q = s.find(',', p);
+        types.push_back(s.substr(p, q == std::string::npos ? q : q - p));
+        p = q == std::string::npos ? q : q + 1;
+      }
+    } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
+      reps = std::max(1, std::atoi(argv[++i]));
+    }
+  }
+  try {
+    const auto sel = device::select_device(device::parse_device_spec("gpu"));
+    const auto& b = *sel.backend;
+    const auto& api = b.api();
+    std::mt19937 rng(1234);
+    Timer timer(b);
+    std::printf("device: %s (%s, %s, wave %d, %d SMs)\n", sel.gpu.name.c_str(), sel.gpu.backend.c_str(),
+                sel.gpu.arch.c_str(), sel.gpu.wave_size, sel.gpu.multiprocessors);
+
+    // ---- copy bandwidth
+    const size_t copy_bytes = size_t{1} << 30;
+    void* a = dmalloc(b, copy_bytes);
+    void* c = dmalloc(b, copy_bytes);
+    b.check(api.memset(a, 1, copy_bytes, nullptr), "memset");
+    const double copy_ms = timer.median_ms(reps, 3, [&](int) { b.check(api.memcpy_d2d(c, a, copy_bytes, nullptr), "copy"); });
+    const double copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9;
+    std::printf("copy: 1 GiB d2d %.3f ms -> %.0f GB/s (read + write)\n\n", copy_ms, copy_gbs);
+    api.free(a);
+    api.free(c);
+
+    // ---- matvec per format on 8B shapes
+    struct Shape { const char* name; int rows, cols, per_layer; };
+    const Shape shapes[] = {{"attn_q/o 4096x4096", 4096, 4096, 2}, {"attn_k/v 1024x4096", 1024, 4096, 2},
+                            {"ffn_gate/up 14336x4096", 14336, 4096, 2}, {"ffn_down 4096x14336", 4096, 14336, 1},
+                            {"output 128256x4096", 128256, 4096, 0}};
+    std::printf("%-8s %-24s %10s %10s %8s\n", "type", "matrix", "us/call", "GB/s", "of copy");
+    struct Row { std::string type; double token_ms; double bytes; };
+    std::vector<Row> summary;
+    void* x = dmalloc(b, 14336 * 4);
+    void* y = dmalloc(b, 128256 * 4);
+    fill_random(b, x, 14336 * 4, rng);
+    for (const auto& tn : types) {
+      const auto t = ggml_type_from_name(tn);
+      if (!t) { std::printf("unknown type %s\n", tn.c_str()); continue; }
+      const auto& tr = ggml_type_traits(*t);
+      double token_ms = 0, token_bytes = 0;
+      for (const Shape& s : shapes) {
+        const size_t rb = ggml_row_bytes(tr, s.cols);
+        const size_t bytes = rb * s.rows;
+        const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / bytes + 1));
+        std::vector<void*> w(copies);
+        for (auto& p : w) { p = dmalloc(b, bytes); fill_random(b, p, bytes, rng); }
+        auto call = [&](int i) {
+          b.check(api.matvec(static_cast<uint32_t>(*t), w[i % copies], rb, static_cast<float*>(x),
+                             static_cast<float*>(y), s.rows, s.cols, nullptr), "matvec");
+        };
+        call(0);  // warm-up
+        const double ms = timer.median_ms(reps, copies * 4, call);
+        const double gbs = bytes / (ms * 1e-3) / 1e9;
+        std::printf("%-8s %-24s %10.1f %10.0f %7.0f%%\n", tn.c_str(), s.name, ms * 1e3, gbs, 100 * gbs / copy_gbs);
+        const int times = s.per_layer ? s.per_layer * 32 : 1;
+        token_ms += ms * times;
+        token_bytes += static_cast<double>(bytes) * times;
+        for (auto p : w) api.free(p);
+      }
+      summary.push_back({tn, token_ms, token_bytes});
+    }
+    std::printf("\n8B decode, matvecs only (32 layers + output, all weights in one format):\n");
+    std::printf("%-8s %10s %10s %10s %12s\n", "type", "GB/token", "ms/token", "tok/s", "of bound");
+    for (const auto& r : summary) {
+      const double bound = copy_gbs * 1e9 / r.bytes;
+      std::printf("%-8s %10.2f %10.3f %10.1f %11.0f%%\n", r.type.c_str(), r.bytes / 1e9, r.token_ms, 1e3 / r.token_ms,
+                  100 * (1e3 / r.token_ms) / bound);
+    }
+
+    // ---- prefill matmul, 512 tokens, 4096x4096
+    std::printf("\nprefill matmul 512 tokens x 4096x4096:\n");
+    void* X = dmalloc(b, size_t{512} * 14336 * 4);
+    void* Y = dmalloc(b, size_t{512} * 14336 * 4);
+    fill_random(b, X, size_t{512} * 4096 * 4, rng);
+    for (const char* tn : {"q4_0", "q4_k", "q8_0", "f16"}) {
+      const auto t = *ggml_type_from_name(tn);
+      const size_t rb = ggml_row_bytes(ggml_type_traits(t), 4096);
+      void* w = dmalloc(b, rb * 4096);
+      fill_random(b, w, rb * 4096, rng);
+      auto call = [&](int) {
+        b.check(api.matmul(static_cast<uint32_t>(t), w, rb, static_cast<float*>(X), static_cast<float*>(Y), 4096, 4096,
+                           512, nullptr), "matmul");
+      };
+      call(0);
+      const double ms = timer.median_ms(reps, 3, call);
+      std::printf("%-8s %8.3f ms  %6.1f TFLOP/s\n", tn, ms, 2.0 * 512 * 4096 * 4096 / (ms * 1e-3) / 1e12);
+      api.free(w);
+    }
+    api.free(X);
+    api.free(Y);
+    api.free(x);
+    api.free(y);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "gpu_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
