@@ -9,6 +9,10 @@ PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev
   libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # GPU backends (src/gpu): clang 19 compiles the .hip kernels for gfx90a/gfx942/gfx1100/gfx1201 (clang-tools-19
+  # has clang-offload-bundler, lld-19 links device code); HIP 5.2 headers + libamdhip64 build librocforge-hip.so;
+  # rocm-device-libs gives the device bitcode. (~35 s, ~900 MB.) nvcc comes from /usr/local/cuda, not Debian.
+  clang-19 lld-19 clang-tools-19 libamdhip64-dev rocm-device-libs
 )
 
 # Node.js (with npm) drives the server tests through the real `openai` npm client. Machines that
