@@ -3,7 +3,6 @@
 #include <cmath>
 #include <vector>
 
-#include "rocforge/quant.h"
 
 namespace rocforge::cpu {
 
@@ -16,25 +15,6 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   float tail = 0;
   for (; i < n; ++i) tail += a[i] * b[i];
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
-}
-
-void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
-  const int64_t grain = 16;
-  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
-    thread_local std::vector<float> row;
-    if (w.type != GgmlType::F32) row.resize(static_cast<size_t>(w.cols));
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* src = w.data + r * w.row_bytes;
-      const float* wr;
-      if (w.type == GgmlType::F32) {
-        wr = reinterpret_cast<const float*>(src);
-      } else {
-        quant::dequantize_row(w.type, src, row.data(), w.cols);
-        wr = row.data();
-      }
-      for (int64_t t = 0; t < T; ++t) y[t * w.rows + r] = dot_f32(wr, x + t * w.cols, w.cols);
-    }
-  }, grain);
 }
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {

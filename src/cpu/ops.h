@@ -21,7 +21,14 @@ struct QMatrix {
 
 // y[t, r] = sum_c W[r, c] * x[t, c] for t < T.  x: [T, cols], y: [T, rows] (row stride = rows).
 // Threads split the rows (outputs), so the result does not depend on the thread count.
+// Quantized weights run directly on their blocks against activations quantized on the fly to int8
+// (see kernels.h); F32/F16/BF16 weights use f32 FMA. The SIMD level is cpu::active_isa().
 void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// Several matrices with the same input width applied to the same x (Q/K/V, gate/up): the
+// activations are quantized once and all rows are split over the threads in one pass (one wake-up).
+// ys[k] is [T, ws[k].rows].
+void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x, int64_t T, ThreadPool& pool);
 
 // y = x / rms(x) * w   (n values; y may alias x)
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);

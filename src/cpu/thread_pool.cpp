@@ -1,8 +1,28 @@
 #include "cpu/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace rocforge::cpu {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// How long an idle worker spins before sleeping: long enough to bridge the gap between two
+// matmuls of a decode step, short enough not to burn a core between requests.
+constexpr auto kSpinFor = std::chrono::microseconds(500);
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   n_threads_ = n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -12,7 +32,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
@@ -21,19 +41,28 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    if (g == seen && !stop_.load(std::memory_order_acquire)) {
+      const auto until = std::chrono::steady_clock::now() + kSpinFor;
+      for (int spins = 0;; ++spins) {
+        g = generation_.load(std::memory_order_acquire);
+        if (g != seen || stop_.load(std::memory_order_acquire)) break;
+        cpu_relax();
+        if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) {
+          // Sleep; generation_ is bumped under mu_, so the wake-up cannot be lost.
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_start_.wait(lock, [&] {
+            return generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_acquire);
+          });
+          g = generation_.load(std::memory_order_acquire);
+          break;
+        }
+      }
     }
-    (*job)(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
-    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = g;
+    (*job_)(index);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -42,16 +71,20 @@ void ThreadPool::run_job(const std::function<void(int)>& job) {
     job(0);
     return;
   }
+  job_ = &job;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &job;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
   job(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
+  // Workers finish within the same section; spin, yielding now and then in case one of them was
+  // descheduled (the machine may be shared).
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    cpu_relax();
+    if ((spins & 1023) == 1023) std::this_thread::yield();
+  }
 }
 
 void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {

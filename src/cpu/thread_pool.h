@@ -3,6 +3,10 @@
 // parallel_for(n, fn) runs fn(begin, end, thread) over contiguous chunks of [0, n); the calling
 // thread takes part. Work is split by output index only, never along a reduction, so results are
 // bit-identical for any thread count (same seed => same text).
+//
+// Wake-up latency matters: decoding one token of a 1B model runs ~70 parallel sections. Workers
+// spin (with pause) for a short while after each job before they sleep on a condition variable,
+// so back-to-back sections start within a microsecond; idle pools still sleep.
 #pragma once
 
 #include <atomic>
@@ -38,11 +42,11 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
+  std::condition_variable cv_start_;
   const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace rocforge::cpu

@@ -1,0 +1,120 @@
+// matmul.cpp - cpu::matmul / matmul_multi: quantize the activations once, split the output rows
+// over the thread pool, and run the active ISA's kernel on each thread's rows.
+//
+// Rows only: no thread ever shares a reduction, so every output is computed by the same
+// instruction sequence whatever the thread count (bit-identical logits for 1 or N threads).
+#include <algorithm>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
+#include "cpu/ops.h"
+#include "rocforge/error.h"
+
+namespace rocforge::cpu {
+namespace {
+
+const KernelTable& table_for(IsaLevel l) {
+  const KernelTable* t = nullptr;
+  switch (l) {
+    case IsaLevel::Avx512: t = avx512_kernels(); break;
+    case IsaLevel::Avx2: t = avx2_kernels(); break;
+    case IsaLevel::Neon: t = neon_kernels(); break;
+    case IsaLevel::Scalar: break;
+  }
+  return t ? *t : scalar_kernels();
+}
+
+// Quantized activations of one block size, reused across calls (grown, never shrunk).
+struct ActBuffer {
+  std::vector<int8_t> q;
+  std::vector<float> d, ds;
+  std::vector<int16_t> s16;
+  std::vector<int32_t> lanes;
+
+  QActView quantize(const KernelTable& k, const float* x, int64_t n, int64_t T, int block, ThreadPool& pool) {
+    q.resize(static_cast<size_t>(T * n));
+    d.resize(static_cast<size_t>(T * n / block));
+    ds.resize(static_cast<size_t>(T * n / 32));
+    s16.resize(static_cast<size_t>(T * n / 16));
+    lanes.resize(static_cast<size_t>(T * n / 4));
+    auto rows = [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t)
+        k.quantize_act(x + t * n, n, block, q.data() + t * n, d.data() + t * n / block, s16.data() + t * n / 16,
+                       lanes.data() + t * n / 4, ds.data() + t * n / 32);
+    };
+    if (T >= 8) pool.parallel_for(T, rows);
+    else rows(0, T, 0);
+    return {block, n, T, q.data(), d.data(), s16.data(), lanes.data(), ds.data()};
+  }
+};
+
+bool cpu_supports(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
+    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
+    case GgmlType::MXFP4:
+      return true;
+    default: return false;
+  }
+}
+
+void check(const QMatrix& w, int64_t cols) {
+  if (w.cols != cols) throw Error("matmul: matrices of one call must share the input width");
+  const auto& tr = ggml_type_traits(w.type);
+  if (!cpu_supports(w.type)) throw Error("matmul: weight type " + std::string(tr.name) + " is not supported on the CPU");
+  if (w.cols % tr.block_elems != 0) throw Error("matmul: row width is not a multiple of the block size");
+}
+
+}  // namespace
+
+void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x, int64_t T, ThreadPool& pool) {
+  if (count <= 0 || T <= 0) return;
+  const int64_t n = ws[0].cols;
+  for (int k = 0; k < count; ++k) check(ws[k], n);
+  const KernelTable& kt = table_for(active_isa());
+
+  // One quantized copy of x per activation block size needed (32 and/or 256).
+  thread_local ActBuffer buf32, buf256;
+  QActView act32, act256;
+  bool need32 = false, need256 = false;
+  for (int k = 0; k < count; ++k) {
+    const int blk = act_block_for(ws[k].type);
+    need32 |= blk == 32;
+    need256 |= blk == 256;
+  }
+  if (need32) act32 = buf32.quantize(kt, x, n, T, 32, pool);
+  if (need256) act256 = buf256.quantize(kt, x, n, T, 256, pool);
+
+  int64_t total = 0;
+  std::vector<int64_t> start(static_cast<size_t>(count) + 1);
+  for (int k = 0; k < count; ++k) start[k + 1] = total += ws[k].rows;
+
+  // Grain 4 = the kernels' row tile, so no tile is split between threads.
+  pool.parallel_for(total, [&](int64_t b, int64_t e, int) {
+    for (int k = 0; k < count; ++k) {
+      const int64_t r0 = std::max(b, start[k]) - start[k], r1 = std::min(e, start[k + 1]) - start[k];
+      if (r0 >= r1) continue;
+      const QMatrix& w = ws[k];
+      const int blk = act_block_for(w.type);
+      if (blk == 0) {
+        if (!kt.gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows))
+          scalar_kernels().gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows);
+        continue;
+      }
+      const QActView& a = blk == 32 ? act32 : act256;
+      // Every type check() admits has a scalar path, so the fallback cannot fail (and a worker
+      // thread must not throw).
+      if (!kt.gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows))
+        scalar_kernels().gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows);
+    }
+  }, 4);
+}
+
+void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  float* ys[1] = {y};
+  matmul_multi(&w, ys, 1, x, T, pool);
+}
+
+}  // namespace rocforge::cpu

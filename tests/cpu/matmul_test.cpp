@@ -1,0 +1,217 @@
+// Every CPU matmul kernel (each weight format x each ISA level this machine runs) against the
+// scalar references of rocforge/quant.h, on fresh random inputs with odd shapes.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
+#include "cpu/ops.h"
+#include "rocforge/quant.h"
+#include "test_support.h"
+
+namespace rocforge::cpu {
+namespace {
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,
+                           GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,   GgmlType::Q3_K,
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                           GgmlType::MXFP4};
+
+// Restores the ISA level a test changed.
+struct IsaGuard {
+  IsaLevel saved = active_isa();
+  ~IsaGuard() { set_isa_level(saved); }
+};
+
+struct Case {
+  GgmlType type;
+  int64_t rows, cols, T;
+};
+
+// A weight matrix quantized from random values whose scale varies per row (so block scales differ).
+std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<float> mag(0.01f, 2.0f);
+  const size_t rb = quant::row_bytes(t, cols);
+  std::vector<uint8_t> w(rb * rows);
+  std::vector<float> row(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float m = mag(rng);
+    for (auto& v : row) v = nd(rng) * m;
+    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  return w;
+}
+
+std::vector<float> random_acts(int64_t T, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(T * cols);
+  for (auto& v : x) v = nd(rng);
+  // A few outliers, as real activations have: they set the block scale and stress the rounding.
+  for (int64_t i = 0; i < T * cols; i += 97) x[i] *= 20.0f;
+  return x;
+}
+
+// What the int8 kernels see: x rounded through the activation quantizer (scalar reference).
+std::vector<float> requantized(const std::vector<float>& x, int64_t T, int64_t cols, int block) {
+  std::vector<float> out(x.size());
+  std::vector<int8_t> q(cols);
+  std::vector<float> d(cols / block), ds(cols / 32);
+  std::vector<int16_t> s16(cols / 16);
+  std::vector<int32_t> lanes(cols / 4);
+  for (int64_t t = 0; t < T; ++t) {
+    quantize_act_row(x.data() + t * cols, cols, block, q.data(), d.data(), s16.data(), lanes.data(), ds.data());
+    for (int64_t i = 0; i < cols; ++i) out[t * cols + i] = d[i / block] * q[i];
+  }
+  return out;
+}
+
+void check_case(const Case& c, ThreadPool& pool, std::mt19937& rng) {
+  const std::string what = std::string(ggml_type_name(c.type)) + " " + std::to_string(c.rows) + "x" +
+                           std::to_string(c.cols) + " T=" + std::to_string(c.T) + " isa=" + isa_name(active_isa());
+  const auto w = random_weights(c.type, c.rows, c.cols, rng);
+  const auto x = random_acts(c.T, c.cols, rng);
+  const size_t rb = quant::row_bytes(c.type, c.cols);
+  QMatrix m{w.data(), c.type, c.cols, c.rows, rb};
+  std::vector<float> y(c.T * c.rows, NAN);
+  matmul(m, x.data(), c.T, y.data(), pool);
+
+  const int block = act_block_for(c.type);
+  const std::vector<float> xq = block ? requantized(x, c.T, c.cols, block) : x;
+  std::vector<float> wrow(c.cols);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    quant::dequantize_row(c.type, w.data() + r * rb, wrow.data(), c.cols);
+    for (int64_t t = 0; t < c.T; ++t) {
+      const float* xt = x.data() + t * c.cols;
+      const float got = y[t * c.rows + r];
+      // (1) Against the reference dot product on the f32 activations. The int8 activations differ
+      // from x by at most d/2 = amax/254 per element (round to nearest, d = amax/127 per block),
+      // so |error| <= sum over blocks of amax/254 * sum|w| (plus f32 rounding).
+      const float ref = quant::dot_row_ref(c.type, w.data() + r * rb, xt, c.cols);
+      double bound = 0, mag = 0;
+      for (int64_t b0 = 0; b0 < c.cols; b0 += (block ? block : c.cols)) {
+        const int64_t be = block ? b0 + block : c.cols;
+        double amax = 0, wsum = 0;
+        for (int64_t i = b0; i < be; ++i) {
+          amax = std::max(amax, std::fabs(double(xt[i])));
+          wsum += std::fabs(double(wrow[i]));
+          mag += std::fabs(double(wrow[i]) * xt[i]);
+        }
+        if (block) bound += amax / 254.0 * wsum;
+      }
+      const double tol_f32 = 2e-6 * c.cols;  // f32 summation over `cols` terms, relative to mag
+      ASSERT_NEAR(got, ref, 1.0001 * bound + tol_f32 * mag + 1e-5) << what << " row " << r << " token " << t;
+      // (2) Tight: against a double dot with the same int8-rounded activations, so only f32
+      // rounding separates them (catches wrong offsets/scales hidden inside tolerance (1)).
+      double exact = 0, emag = 0;
+      const float* xqt = xq.data() + t * c.cols;
+      for (int64_t i = 0; i < c.cols; ++i) {
+        exact += double(wrow[i]) * xqt[i];
+        emag += std::fabs(double(wrow[i]) * xqt[i]);
+      }
+      ASSERT_NEAR(got, exact, tol_f32 * emag + 1e-5) << what << " (same int8 activations) row " << r << " token " << t;
+    }
+  }
+}
+
+class MatmulKernels : public ::testing::TestWithParam<IsaLevel> {};
+
+TEST_P(MatmulKernels, EveryFormatMatchesScalarReference) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  ThreadPool pool(2);
+  std::mt19937 rng(1234 + static_cast<int>(GetParam()));
+  for (GgmlType t : kTypes) {
+    const int64_t be = ggml_type_traits(t).block_elems;
+    // Odd widths: 7 blocks of 32 (or 3 super-blocks); float types get a width with a SIMD tail.
+    const int64_t cols = be == 1 ? 203 : be == 32 ? 7 * 32 : 3 * 256;
+    for (int64_t T : {1, 2, 3, 7, 33}) check_case({t, 13, cols, T}, pool, rng);
+    check_case({t, 1, be == 1 ? 5 : be, 1}, pool, rng);  // one row, one block
+  }
+}
+
+TEST_P(MatmulKernels, ResultsDoNotDependOnThreadCount) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  std::mt19937 rng(99);
+  ThreadPool one(1), three(3);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q3_K}) {
+    const int64_t cols = 512, rows = 37, T = 5;
+    const auto w = random_weights(t, rows, cols, rng);
+    const auto x = random_acts(T, cols, rng);
+    QMatrix m{w.data(), t, cols, rows, quant::row_bytes(t, cols)};
+    std::vector<float> y1(T * rows), y3(T * rows);
+    matmul(m, x.data(), T, y1.data(), one);
+    matmul(m, x.data(), T, y3.data(), three);
+    for (size_t i = 0; i < y1.size(); ++i)
+      ASSERT_EQ(std::memcmp(&y1[i], &y3[i], 4), 0) << ggml_type_name(t) << " element " << i;
+  }
+}
+
+TEST_P(MatmulKernels, MultiEqualsSeparateCalls) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  const int64_t cols = 256, T = 3;
+  const GgmlType types[3] = {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F32};
+  const int64_t rows[3] = {9, 16, 5};
+  std::vector<std::vector<uint8_t>> ws;
+  std::vector<QMatrix> ms;
+  for (int k = 0; k < 3; ++k) ws.push_back(random_weights(types[k], rows[k], cols, rng));
+  for (int k = 0; k < 3; ++k) ms.push_back({ws[k].data(), types[k], cols, rows[k], quant::row_bytes(types[k], cols)});
+  const auto x = random_acts(T, cols, rng);
+  std::vector<std::vector<float>> multi(3), single(3);
+  float* ys[3];
+  for (int k = 0; k < 3; ++k) {
+    multi[k].assign(T * rows[k], NAN);
+    single[k].assign(T * rows[k], NAN);
+    ys[k] = multi[k].data();
+  }
+  matmul_multi(ms.data(), ys, 3, x.data(), T, pool);
+  for (int k = 0; k < 3; ++k) {
+    matmul(ms[k], x.data(), T, single[k].data(), pool);
+    EXPECT_EQ(multi[k], single[k]) << ggml_type_name(types[k]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, MatmulKernels, ::testing::Values(IsaLevel::Scalar, IsaLevel::Avx2, IsaLevel::Avx512),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+TEST(MatmulErrors, RejectsMismatchedWidthsAndUnsupportedTypes) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> w(64 * 4, 0);
+  std::vector<float> x(64, 1.0f), y(8);
+  QMatrix a{w.data(), GgmlType::F32, 64, 1, 256}, b{w.data(), GgmlType::F32, 32, 1, 128};
+  QMatrix both[2] = {a, b};
+  float* ys[2] = {y.data(), y.data() + 1};
+  EXPECT_THROW(matmul_multi(both, ys, 2, x.data(), 1, pool), Error);
+  QMatrix bad{w.data(), GgmlType::Q8_1, 64, 1, 72};
+  EXPECT_THROW(matmul(bad, x.data(), 1, y.data(), pool), Error);
+}
+
+TEST(ActivationQuant, RoundTripWithinHalfStepAndSumsConsistent) {
+  std::mt19937 rng(3);
+  for (int block : {32, 256}) {
+    const int64_t n = 512;
+    const auto x = random_acts(1, n, rng);
+    std::vector<int8_t> q(n);
+    std::vector<float> d(n / block), ds(n / 32);
+    std::vector<int16_t> s16(n / 16);
+    std::vector<int32_t> lanes(n / 4);
+    quantize_act_row(x.data(), n, block, q.data(), d.data(), s16.data(), lanes.data(), ds.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_LE(std::fabs(x[i] - d[i / block] * q[i]), d[i / block] * 0.5f * 1.0001f);
+    for (int64_t g = 0; g < n / 16; ++g) {
+      int s = 0;
+      for (int i = 0; i < 16; ++i) s += q[g * 16 + i];
+      ASSERT_EQ(s, s16[g]);
+    }
+    for (int64_t k = 0; k < n / 4; ++k) ASSERT_EQ(lanes[k], q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
+  }
+}
+
+}  // namespace
+}  // namespace rocforge::cpu
