@@ -96,38 +96,42 @@ struct AffineFit {
   float err = -1;
 };
 
-// Rounds x to codes with (iscale, offset) and fits (s, b) to them in the same pass.
+// Rounds x to codes with (iscale, offset) and fits (s, b) to them in the same pass. The sums are
+// taken over y = x - offset (offset is near the group's minimum), so a group with a large common
+// offset does not drown its small residual error in cancellation.
 AffineFit affine_round_and_fit(const float* x, int n, float iscale, float offset, int qmax, bool offset_nonpositive,
                                uint8_t* q) {
-  float sx = 0, sq = 0, sqq = 0, sxq = 0, sxx = 0;
+  float sy = 0, sq = 0, sqq = 0, syq = 0, syy = 0;
   for (int i = 0; i < n; ++i) {
-    const float qi = quant_codef(iscale * (x[i] - offset), 0.0f, static_cast<float>(qmax));
+    const float y = x[i] - offset;
+    const float qi = quant_codef(iscale * y, 0.0f, static_cast<float>(qmax));
     q[i] = static_cast<uint8_t>(qi);
-    sx += x[i]; sq += qi; sqq += qi * qi; sxq += x[i] * qi; sxx += x[i] * x[i];
+    sy += y; sq += qi; sqq += qi * qi; syq += y * qi; syy += y * y;
   }
   const float fn = static_cast<float>(n);
   const float det = fn * sqq - sq * sq;
-  float s = 0, b = 0;
+  float s = 0, c = 0;  // y ~= s*q + c, so b = c + offset
   if (det > 0) {
-    s = (fn * sxq - sq * sx) / det;
-    b = (sqq * sx - sq * sxq) / det;
+    s = (fn * syq - sq * sy) / det;
+    c = (sqq * sy - sq * syq) / det;
   } else {
-    b = sx / fn;  // every code equal: only the offset carries information
+    c = sy / fn;  // every code equal: only the offset carries information
   }
-  if (offset_nonpositive && b > 0) {
-    b = 0;
-    s = sqq > 0 ? sxq / sqq : 0;
+  if (offset_nonpositive && c + offset > 0) {  // pin b = 0 and refit s alone
+    c = -offset;
+    s = sqq > 0 ? (syq - c * sq) / sqq : 0;
   }
   if (s < 0) {  // codes anti-correlated with x (degenerate); fall back to the offset alone
     s = 0;
-    b = sx / fn;
-    if (offset_nonpositive && b > 0) b = 0;
+    c = sy / fn;
+    if (offset_nonpositive && c + offset > 0) c = -offset;
   }
   AffineFit f;
   f.s = s;
-  f.b = b;
-  // Expanded sum (x - s q - b)^2; clamped since cancellation can make it slightly negative.
-  f.err = std::fmax(0.0f, sxx - 2 * s * sxq - 2 * b * sx + s * s * sqq + 2 * s * b * sq + fn * b * b);
+  f.b = c + offset;
+  // Expanded sum (y - s q - c)^2; clamped since rounding can make it slightly negative.
+  const float err = syy - 2 * s * syq - 2 * c * sy + s * s * sqq + 2 * s * c * sq + fn * c * c;
+  f.err = err > 0 ? err : 0;
   return f;
 }
 

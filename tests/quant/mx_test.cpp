@@ -188,7 +188,6 @@ TEST(MxBlock, GaussianRmsWithinBound) {
     const double rms = std::sqrt(num / den);
     EXPECT_LE(rms, bounds[static_cast<int>(t)]) << elem_name(t);
     EXPECT_GT(rms, 0.0) << elem_name(t);
-    std::printf("[ MX rms ] %s %.5f\n", elem_name(t), rms);
   }
 }
 

@@ -202,6 +202,20 @@ INSTANTIATE_TEST_SUITE_P(SearchedFormats, SearchBeatsNaiveTest,
                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::MXFP4),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
+// Formats with a free additive min (Q4_1, Q5_1) handle data far from zero: the error relative to the
+// spread stays near the N(0,1) figure (the fp16 min adds its rounding, 1/32 ulp at 40).
+TEST(AffineFormats, LargeCommonOffset) {
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q5_1}) {
+    auto x = gaussian(4096, 51);
+    for (auto& v : x) v += 40.0f;
+    const auto w = round_trip(t, x, 4, 1024);
+    double num = 0;
+    for (size_t i = 0; i < x.size(); ++i) num += (static_cast<double>(w[i]) - x[i]) * (w[i] - x[i]);
+    const double rms_over_sigma = std::sqrt(num / x.size());
+    EXPECT_LE(rms_over_sigma, rms_bound(t) * 1.2) << name_of(t);
+  }
+}
+
 // F16/BF16 quantization is round-to-nearest-even: no neighbouring code is closer, ties go even.
 TEST(HalfQuantize, RoundsToNearestEven) {
   std::mt19937 rng(77);
