@@ -2,11 +2,8 @@
 //
 // Prints the table of docs/quantization.md: format, bits/weight, relative RMS error of the scale
 // search and of naive max-abs scaling, single-thread quantize and dequantize throughput.
-// Standalone (no benchmark library); build it against the quant module, e.g.
-//   cmake --build build --target rocforge_quant
-//   g++ -O2 -std=c++20 -Iinclude -Isrc bench/quant_bench.cpp build/librocforge_quant.a \
-//       build/librocforge_core.a -lfmt -lpthread -o /tmp/quant_bench
-// Usage: quant_bench [elements (default 4194304)] [threads for a quantize_rows run (default 1)]
+// Standalone (no benchmark library): cmake --build build --target quant_bench && build/quant_bench
+// Usage: quant_bench [elements (default 4194304)] [threads for quantize_rows (default 1)]
 #include <time.h>
 
 #include <chrono>
