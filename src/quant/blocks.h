@@ -3,6 +3,8 @@
 // Plain C++ (no STL, no exceptions) so CPU SIMD kernels and .hip/.cu GPU kernels can include it.
 // Half-precision fields are kept as raw uint16_t bits (convert with rocforge::fp16_to_f32).
 // Every struct's size is checked against the block_bytes of include/rocforge/ggml_type.h.
+// The level tables (kIQ4Levels, kMxfp4Levels) are host constants: device code needs its own
+// __device__ copy (src/gpu/quant_formats.h has one).
 //
 // Naming used in the comments: a "block" is one struct; a "sub-block" (group) is a run of elements
 // that share one scale (and maybe one min); "q" is the small integer stored per element.

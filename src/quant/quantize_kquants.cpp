@@ -39,8 +39,8 @@ float sym_err(const float* x, int n, float eff, int qmin, int qmax) {
 
 int affine_code(float x, float inv_s, float eff_m, int qmax) { return quant_code((x + eff_m) * inv_s, 0, qmax); }
 
-// w = eff_s * q - eff_m, codes in [0, qmax]. n is a multiple of 4: four independent partial
-// sums let the compiler keep four lanes in flight (and vectorize) without reassociating floats.
+// w = eff_s * q - eff_m, codes in [0, qmax]. n is a multiple of 4: four independent partial sums
+// break the serial dependency on one accumulator (the compiler may not reassociate floats itself).
 float affine_err(const float* x, int n, float eff_s, float eff_m, int qmax) {
   const float inv = inverse(eff_s), hi = static_cast<float>(qmax);
   float acc[4] = {0, 0, 0, 0};
