@@ -1,0 +1,365 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "core/log.h"
+#include "engine/kv_pool.h"
+
+namespace rocforge::server {
+
+struct Scheduler::Slot {
+  std::shared_ptr<RequestState> req;
+  KvSequence seq;
+  Sampler sampler;
+  StreamingDetokenizer detok;
+  std::vector<int32_t> tokens;  // prompt + generated; positions [0, seq.n_past) are in the cache
+  int32_t n_gen = 0;
+  std::string held;             // text withheld while it could be the start of a stop string
+  size_t max_stop = 0;
+  uint64_t order = 0;           // admission order: older requests win when blocks run out
+  bool admitted = false;
+  bool finished = false;
+  bool evicted = false;         // preempted during the current batch build
+  Clock::time_point t_last{};
+
+  Slot(std::shared_ptr<RequestState> r, const Tokenizer& tok)
+      : req(std::move(r)), sampler(req->params.sampling), detok(tok), tokens(req->prompt) {
+    for (const auto& s : req->params.stop) max_stop = std::max(max_stop, s.size());
+  }
+  int32_t pending() const { return static_cast<int32_t>(tokens.size()) - seq.n_past; }
+};
+
+Scheduler::Scheduler(Engine& engine, Metrics& metrics, const SchedulerOptions& opts)
+    : engine_(engine), metrics_(metrics), opts_(opts) {
+  stats_.kv_blocks_total = engine_.kv_pool().n_blocks();
+  stats_.kv_blocks_free = engine_.kv_pool().n_free();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard lk(m_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (!thread_.joinable()) return;
+  thread_.join();
+  std::lock_guard lk(m_);
+  for (auto& r : incoming_) waiting_.push_back(std::make_unique<Slot>(r, engine_.tokenizer()));
+  incoming_.clear();
+  for (auto& s : active_) finish(*s, "error", "server shutting down");
+  for (auto& s : waiting_) finish(*s, "error", "server shutting down");
+  active_.clear();
+  waiting_.clear();
+}
+
+int32_t Scheduler::block_limit() const {
+  const int32_t n = engine_.kv_pool().n_blocks();
+  return opts_.max_kv_blocks > 0 ? std::min(n, opts_.max_kv_blocks) : n;
+}
+
+bool Scheduler::submit(const std::shared_ptr<RequestState>& req) {
+  {
+    std::lock_guard lk(m_);
+    if (stop_) return false;
+    if (static_cast<int64_t>(incoming_.size()) + stats_.queue_depth >= opts_.max_queue) return false;
+    incoming_.push_back(req);
+  }
+  metrics_.add_prompt_tokens(static_cast<int64_t>(req->prompt.size()));
+  cv_.notify_all();
+  return true;
+}
+
+void Scheduler::notify() { cv_.notify_all(); }
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard lk(m_);
+  SchedulerStats s = stats_;
+  s.queue_depth += static_cast<int64_t>(incoming_.size());
+  return s;
+}
+
+// Whether `n` more positions fit under the block limit.
+bool Scheduler::fits(const Slot& s, int32_t n) const {
+  const KvPool& pool = engine_.kv_pool();
+  const int32_t B = pool.block_size();
+  const int32_t need = (s.seq.n_past + n + B - 1) / B - static_cast<int32_t>(s.seq.blocks.size());
+  return need <= 0 || pool.n_used() + need <= block_limit();
+}
+
+void Scheduler::emit(Slot& s, const std::string& text) {
+  if (text.empty()) return;
+  {
+    std::lock_guard lk(s.req->m);
+    s.req->pending_text += text;
+  }
+  s.req->cv.notify_all();
+}
+
+void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error) {
+  if (s.finished) return;
+  s.finished = true;
+  // A stop string already cut the text; otherwise release what was held back.
+  if (reason != "stop_string" && reason != "cancelled" && reason != "error") {
+    s.held += s.detok.flush();
+    emit(s, s.held);
+  }
+  s.held.clear();
+  s.seq.release(engine_.kv_pool());
+  const auto now = Clock::now();
+  metrics_.observe_request(std::chrono::duration<double>(now - s.req->t_submit).count());
+  {
+    std::lock_guard lk(s.req->m);
+    s.req->done = true;
+    s.req->finish_reason = reason == "stop_string" ? "stop" : reason;
+    s.req->error = error;
+  }
+  s.req->cv.notify_all();
+}
+
+void Scheduler::preempt(Slot* s) {
+  // Recomputation: drop the blocks, keep the tokens (prompt + generated so far), and requeue at
+  // the front. When it is admitted again, adopt_prefix picks up whatever full blocks are still
+  // cached, and the remaining positions are prefilled like a prompt.
+  s->seq.release(engine_.kv_pool());
+  s->evicted = true;
+  std::lock_guard lk(m_);
+  ++stats_.preemptions;
+}
+
+void Scheduler::admit() {
+  const int n_parallel = engine_.options().n_parallel;
+  KvPool& pool = engine_.kv_pool();
+  const int32_t B = pool.block_size();
+  while (static_cast<int>(active_.size()) < n_parallel && !waiting_.empty()) {
+    Slot& s = *waiting_.front();
+    // Admit only if its whole current token list (plus one) would fit, unless nothing runs:
+    // admitting into a nearly full pool would just preempt it again.
+    const int32_t need = (static_cast<int32_t>(s.tokens.size()) + 1 + B - 1) / B;
+    if (!active_.empty() && pool.n_used() + need > block_limit()) break;
+    const int32_t reused = s.seq.adopt_prefix(pool, s.tokens);
+    if (!s.admitted) {
+      std::lock_guard lk(s.req->m);
+      s.req->n_cached_prompt = reused;
+    }
+    s.admitted = true;
+    s.order = admit_counter_++;
+    active_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+bool Scheduler::build_batch(std::vector<Engine::Work>& work, std::vector<Slot*>& order) {
+  KvPool& pool = engine_.kv_pool();
+  const int32_t B = pool.block_size();
+  int32_t budget = engine_.options().n_batch;
+
+  // Decoding sequences (one pending token) first, oldest first; then prompt chunks, oldest first.
+  std::vector<Slot*> cand;
+  for (auto& s : active_) cand.push_back(s.get());
+  std::sort(cand.begin(), cand.end(), [](const Slot* a, const Slot* b) {
+    const bool da = a->pending() == 1, db = b->pending() == 1;
+    if (da != db) return da;
+    return a->order < b->order;
+  });
+  auto in_batch = [&](const Slot* s) { return std::find(order.begin(), order.end(), s) != order.end(); };
+  auto live_count = [&] {
+    int n = 0;
+    for (auto& s : active_) n += !s->evicted && !s->finished;
+    return n;
+  };
+
+  for (Slot* s : cand) {
+    if (s->evicted || s->finished || budget <= 0) continue;
+    const int32_t pending = s->pending();
+    if (pending <= 0) continue;
+    int32_t n = std::min(pending, budget);
+    for (;;) {
+      if (pending > 1) {
+        // A prompt chunk may be shortened to what the free blocks can hold.
+        const int32_t avail_blocks = block_limit() - pool.n_used();
+        const int32_t cap = (static_cast<int32_t>(s->seq.blocks.size()) + std::max(avail_blocks, 0)) * B - s->seq.n_past;
+        n = std::min(n, cap);
+      }
+      if (n > 0 && fits(*s, n) && s->seq.reserve(pool, n)) break;
+      // Out of blocks: preempt the newest sequence that is younger than this one and not already
+      // in the batch.
+      Slot* victim = nullptr;
+      for (auto& o : active_)
+        if (o.get() != s && !o->evicted && !o->finished && o->order > s->order && !in_batch(o.get()) &&
+            (!victim || o->order > victim->order))
+          victim = o.get();
+      if (victim) {
+        preempt(victim);
+        n = std::min(pending, budget);
+        continue;
+      }
+      if (live_count() == 1 && order.empty()) {
+        // Alone and still no room: the request needs more KV than the pool (or limit) holds.
+        finish(*s, "length");
+      } else if (pending == 1) {
+        // A decoding sequence that cannot grow yields to older ones and resumes later.
+        preempt(s);
+      }
+      n = 0;
+      break;
+    }
+    if (n <= 0 || s->evicted || s->finished) continue;
+    work.push_back({&s->seq, s->tokens.data() + s->seq.n_past, n, n == pending});
+    order.push_back(s);
+    budget -= n;
+  }
+
+  // Move preempted sequences back to the queue (front, oldest first).
+  std::vector<std::unique_ptr<Slot>> evicted;
+  for (auto it = active_.begin(); it != active_.end();) {
+    if ((*it)->evicted) {
+      evicted.push_back(std::move(*it));
+      it = active_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::sort(evicted.begin(), evicted.end(), [](const auto& a, const auto& b) { return a->order > b->order; });
+  for (auto& e : evicted) {
+    e->evicted = false;
+    waiting_.push_front(std::move(e));
+  }
+  return !work.empty();
+}
+
+void Scheduler::on_token(Slot& s, int32_t id, Clock::time_point now) {
+  const Tokenizer& tok = engine_.tokenizer();
+  const GenParams& p = s.req->params;
+  if (!p.ignore_eos && tok.is_end_of_generation(id)) {
+    finish(s, "stop");
+    return;
+  }
+  s.tokens.push_back(id);
+  ++s.n_gen;
+  if (s.n_gen == 1) {
+    metrics_.observe_ttft(std::chrono::duration<double>(now - s.req->t_submit).count());
+    std::lock_guard lk(s.req->m);
+    s.req->t_first_token = now;
+  } else {
+    metrics_.observe_inter_token(std::chrono::duration<double>(now - s.t_last).count());
+  }
+  s.t_last = now;
+  {
+    std::lock_guard lk(s.req->m);
+    s.req->n_generated = s.n_gen;
+  }
+
+  s.held += s.detok.push(id);
+  // Stop strings: cut at the earliest match; otherwise release all but a possible partial match.
+  size_t cut_at = std::string::npos;
+  for (const auto& stop : p.stop) {
+    if (stop.empty()) continue;
+    const size_t at = s.held.find(stop);
+    if (at != std::string::npos) cut_at = std::min(cut_at, at);
+  }
+  if (cut_at != std::string::npos) {
+    s.held.resize(cut_at);
+    emit(s, s.held);
+    s.held.clear();
+    finish(s, "stop_string");
+    return;
+  }
+  const size_t keep = s.max_stop ? std::min(s.held.size(), s.max_stop - 1) : 0;
+  if (s.held.size() > keep) {
+    size_t cut = s.held.size() - keep;
+    // Never split a UTF-8 sequence when holding back the tail.
+    while (cut > 0 && cut < s.held.size() && (static_cast<unsigned char>(s.held[cut]) & 0xC0) == 0x80) --cut;
+    emit(s, s.held.substr(0, cut));
+    s.held.erase(0, cut);
+  }
+  if (p.max_tokens >= 0 && s.n_gen >= p.max_tokens) {
+    finish(s, "length");
+  } else if (static_cast<int32_t>(s.tokens.size()) > engine_.ctx_size()) {
+    finish(s, "length");  // the new token has no position left to be fed at
+  }
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    {
+      std::unique_lock lk(m_);
+      cv_.wait(lk, [&] { return stop_ || !incoming_.empty() || !active_.empty() || !waiting_.empty(); });
+      if (stop_) return;
+      while (!incoming_.empty()) {
+        waiting_.push_back(std::make_unique<Slot>(std::move(incoming_.front()), engine_.tokenizer()));
+        incoming_.pop_front();
+      }
+    }
+
+    // 1. Cancellations (client gone): free blocks before anything else runs.
+    for (auto& s : active_)
+      if (s->req->cancelled.load()) finish(*s, "cancelled");
+    for (auto& s : waiting_)
+      if (s->req->cancelled.load()) finish(*s, "cancelled");
+    std::erase_if(active_, [](const auto& s) { return s->finished; });
+    std::erase_if(waiting_, [](const auto& s) { return s->finished; });
+
+    // 2-3. Admission and the batch.
+    admit();
+    std::vector<Engine::Work> work;
+    std::vector<Slot*> order;
+    build_batch(work, order);
+    if (work.empty() && !active_.empty()) {
+      // Cannot happen by construction (the oldest sequence can always preempt the others); guard
+      // against a spin anyway.
+      log::warn("scheduler: no sequence could be scheduled; failing the oldest");
+      finish(*active_.front(), "error", "KV cache exhausted");
+    }
+
+    // 4. One forward pass, then a token for every sequence that produced logits.
+    if (!work.empty()) {
+      const auto t0 = Clock::now();
+      bool ok = true;
+      try {
+        engine_.step(work, logits_);
+      } catch (const std::exception& e) {
+        log::error("scheduler: step failed: {}", e.what());
+        for (Slot* s : order) finish(*s, "error", e.what());
+        ok = false;
+      }
+      const auto now = Clock::now();
+      int64_t batch_tokens = 0;
+      for (const auto& w : work) batch_tokens += w.n_tokens;
+      metrics_.observe_step(std::chrono::duration<double>(now - t0).count(), batch_tokens);
+      if (ok) {
+        const int32_t V = engine_.n_vocab();
+        size_t row = 0;
+        int64_t produced = 0;
+        for (size_t i = 0; i < work.size(); ++i) {
+          if (!work[i].want_logits) continue;
+          Slot& s = *order[i];
+          float* l = logits_.data() + row * V;
+          ++row;
+          if (s.finished) continue;
+          const int32_t id = s.sampler.sample(l, V, s.tokens);
+          const int32_t before = s.n_gen;
+          on_token(s, id, now);
+          produced += s.n_gen - before;
+        }
+        if (produced) metrics_.add_generated_tokens(produced, now);
+      }
+    }
+    std::erase_if(active_, [](const auto& s) { return s->finished; });
+
+    const KvPool& pool = engine_.kv_pool();
+    std::lock_guard lk(m_);
+    stats_.queue_depth = static_cast<int64_t>(waiting_.size());
+    stats_.active = static_cast<int64_t>(active_.size());
+    stats_.kv_blocks_total = pool.n_blocks();
+    stats_.kv_blocks_used = pool.n_used();
+    stats_.kv_blocks_free = pool.n_free();
+    stats_.prefix_cache_hits = pool.prefix_hits();
+    if (!work.empty()) ++stats_.steps;
+  }
+}
+
+}  // namespace rocforge::server

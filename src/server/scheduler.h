@@ -1,0 +1,79 @@
+// scheduler.h - continuous batching over one Engine.
+//
+// A single thread owns the Engine and its KV pool. Each iteration it
+//   1. drops cancelled requests (their blocks go back to the pool before the next step),
+//   2. admits waiting requests into free slots (up to --parallel), reusing cached prompt prefixes,
+//   3. builds one batch under a token budget (n_batch): every decoding sequence's next token
+//      first, then prompt chunks of prefilling sequences with what is left, so a long prompt
+//      is spread over several steps and never stalls the streams already running,
+//   4. runs Engine::step once and samples a token for every sequence that produced logits.
+// When the KV pool runs out, a decoding sequence preempts the most recently admitted one, which
+// goes back to the front of the queue and later resumes by recomputing its tokens (prefix
+// caching makes that mostly free). Requests beyond `max_queue` waiting are refused (503).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "rocforge/engine.h"
+#include "server/metrics.h"
+#include "server/request.h"
+
+namespace rocforge::server {
+
+struct SchedulerOptions {
+  int max_queue = 64;       // waiting requests beyond the running ones; more are refused
+  int max_kv_blocks = 0;    // 0: the whole pool; else use at most this many blocks (tests)
+};
+
+class Scheduler {
+ public:
+  Scheduler(Engine& engine, Metrics& metrics, const SchedulerOptions& opts);
+  ~Scheduler();  // shutdown()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request (prompt non-empty and shorter than the context: the caller validates).
+  // Returns false when the queue is full.
+  bool submit(const std::shared_ptr<RequestState>& req);
+  SchedulerStats stats() const;
+  // Wakes the scheduler (after a cancel flag was set) so it frees blocks promptly.
+  void notify();
+  // Stops the thread; unfinished requests end with finish_reason "error", later submits fail.
+  void shutdown();
+
+ private:
+  struct Slot;
+  void loop();
+  void admit();
+  bool build_batch(std::vector<Engine::Work>& work, std::vector<Slot*>& order);
+  void preempt(Slot* s);
+  void finish(Slot& s, const std::string& reason, const std::string& error = "");
+  void on_token(Slot& s, int32_t id, Clock::time_point now);
+  void emit(Slot& s, const std::string& text);
+  bool fits(const Slot& s, int32_t n) const;
+  int32_t block_limit() const;
+
+  Engine& engine_;
+  Metrics& metrics_;
+  SchedulerOptions opts_;
+
+  mutable std::mutex m_;       // guards incoming_, stop_, stats_
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<RequestState>> incoming_;
+  bool stop_ = false;
+  SchedulerStats stats_;
+
+  // Scheduler thread only.
+  std::deque<std::unique_ptr<Slot>> waiting_;
+  std::vector<std::unique_ptr<Slot>> active_;
+  uint64_t admit_counter_ = 0;
+  std::vector<float> logits_;
+  std::thread thread_;
+};
+
+}  // namespace rocforge::server
