@@ -43,8 +43,10 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   e->executor_ = make_cpu_executor(*e->model_, kv, o.n_threads);
   e->pool_ = std::make_unique<KvPool>(kv.n_blocks, kv.block_size);
   e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log::info("model {} ({}, {} layers, {} params of {}), device: {}", o.model_path, c.arch_key, c.n_layer,
-            e->model_->file().tensors().size(), "tensors", e->executor_->device_name());
+  uint64_t n_params = 0;
+  for (const auto& t : e->model_->file().tensors()) n_params += t.n_elements;
+  log::info("model {} ({}, {} layers, {:.1f}M parameters), device: {}", o.model_path, c.arch_key, c.n_layer,
+            static_cast<double>(n_params) / 1e6, e->executor_->device_name());
   return e;
 }
 
