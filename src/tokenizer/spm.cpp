@@ -6,6 +6,9 @@
 #include "tokenizer/utf8.h"
 
 namespace rocforge::tok {
+namespace {
+constexpr std::string_view kMark = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+}  // namespace
 
 SpmModel::SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_t unk_id)
     : scores_(scores), map_(map), unk_id_(unk_id) {
@@ -14,9 +17,30 @@ SpmModel::SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_
     std::snprintf(name, sizeof name, "<0x%02X>", b);
     byte_ids_[b] = lookup(map, name);
   }
+  split_at_spaces_ = true;
+  for (const auto& [text, id] : map) {
+    for (size_t p = text.find(kMark, 1); p != std::string::npos; p = text.find(kMark, p + 1)) {
+      if (p < 3 || text.compare(p - 3, 3, kMark) != 0) {
+        split_at_spaces_ = false;
+        break;
+      }
+    }
+    if (!split_at_spaces_) break;
+  }
 }
 
 void SpmModel::encode(std::string_view text, std::vector<int32_t>& out) const {
+  if (!split_at_spaces_) return encode_segment(text, out);
+  size_t start = 0;
+  for (size_t p = text.find(kMark, 1); p != std::string_view::npos; p = text.find(kMark, p + 1)) {
+    if (p >= 3 && text.compare(p - 3, 3, kMark) == 0) continue;  // inside a run of spaces
+    encode_segment(text.substr(start, p - start), out);
+    start = p;
+  }
+  encode_segment(text.substr(start), out);
+}
+
+void SpmModel::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
   if (text.empty()) return;
   // Symbols are contiguous byte ranges of `text`; initially one per UTF-8 character.
   struct Sym {
@@ -28,7 +52,8 @@ void SpmModel::encode(std::string_view text, std::vector<int32_t>& out) const {
     // Highest score first; on ties the leftmost pair.
     bool operator<(const Cand& o) const { return score != o.score ? score < o.score : left > o.left; }
   };
-  std::vector<Sym> syms;
+  thread_local std::vector<Sym> syms;
+  syms.clear();
   for (size_t pos = 0; pos < text.size();) {
     const auto n = static_cast<int32_t>(utf8_char_len(text, pos));
     const auto i = static_cast<int32_t>(syms.size());

@@ -19,6 +19,11 @@ class SpmModel {
   void encode(std::string_view text, std::vector<int32_t>& out) const;
 
  private:
+  void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
+  // True when no token has a "▁" right after another character: then no merge can cross the
+  // start of a "▁word", and the text can be split there without changing the result (linear
+  // time on long inputs instead of one huge merge queue).
+  bool split_at_spaces_ = false;
   const std::vector<float>& scores_;
   const TokenMap& map_;
   int32_t unk_id_;
