@@ -52,7 +52,9 @@ status=0
   -dict=fuzz/gguf.dict -artifact_prefix="$build/artifacts/" -print_final_stats=1 \
   >"$work/fuzz.log" 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
-  tail -n 60 "$work/fuzz.log" >&2
+  # The sanitizer / libFuzzer report from its first line (else the end of the log).
+  report=$(sed -n '/ERROR: \|runtime error\|deadly signal\|uncaught exception\|out-of-memory\|timeout after/,$p' "$work/fuzz.log" | head -n 80)
+  if [ -n "$report" ]; then echo "$report" >&2; else tail -n 60 "$work/fuzz.log" >&2; fi
   echo "fuzz: FAILED (exit $status); reproducer(s) in $build/artifacts/:" >&2
   ls -l "$build/artifacts/" >&2
   exit 1
