@@ -2,9 +2,10 @@
 // weight format of quant_formats.h.
 //
 // Decode reads every weight byte once per token, so this kernel is bound by memory bandwidth. Layout
-// of the work: one wave per kRows consecutive rows; lane l takes chunks l, l + wave, l + 2*wave, ... of
-// the row, so the lanes of a wave read consecutive blocks (coalesced), and each x chunk a lane loads
-// (float4s, from L1/L2) serves all kRows rows. A final wave reduction (width from warpSize) gives y.
+// of the work: a group of threads (one or more waves) per kRows consecutive rows; thread t of the group
+// takes chunks t, t + group, ... of the rows, so neighbouring lanes read consecutive blocks (coalesced),
+// and each x chunk a thread reads (from shared memory) serves all kRows rows. Wave reductions (width
+// from warpSize) and a shared-memory sum over the group's waves give y.
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
@@ -12,49 +13,72 @@ namespace rocforge::gpu {
 namespace {
 
 constexpr int kBlock = 256;  // threads per block: 8 waves of 32 or 4 waves of 64
-constexpr int kRows = 2;     // rows per wave, sharing each loaded x chunk
-
-__device__ inline void load_x32(const float* x, int c, float xv[32]) {
-  const float4* p = reinterpret_cast<const float4*>(x + 32 * c);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float4 f = p[i];
-    xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
-  }
-}
+constexpr int kRows = 2;     // rows per thread group, sharing each loaded x chunk
+constexpr int kXChunks = 128;  // x chunks staged in shared memory per step (16.5 KB)
 
 // W: rows x cols in format F (cols a multiple of 32), x: [cols], y: [rows].
+// The block's threads form groups of `group` threads (a power of two, a multiple of the wave, at most
+// kXChunks / 2); group g owns rows (blockIdx.x * groups + g) * kRows .. + kRows and its threads split
+// the rows' chunks, so short and long rows alike keep enough waves in flight.
+//
+// x is staged through shared memory kXChunks chunks at a time, chunk c's element i at c * 33 + i: a
+// thread reads a whole chunk, and with the 33-float pitch the lanes (consecutive chunks) hit distinct
+// banks. Reading x straight from global memory instead has every lane of a float4 load touch its own
+// 128-byte line, which made x, not the weights, the bottleneck.
 template <class F>
 __global__ void __launch_bounds__(kBlock) matvec_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                         const float* __restrict__ x, float* __restrict__ y,
-                                                        int rows, int cols) {
-  const int lane = threadIdx.x % warpSize;
-  const int wave = threadIdx.x / warpSize;
-  const int waves = blockDim.x / warpSize;
-  const int row0 = (blockIdx.x * waves + wave) * kRows;
-  if (row0 >= rows) return;  // whole wave leaves together: no shuffle is skipped by part of it
+                                                        int rows, int cols, int group) {
+  __shared__ float xs[kXChunks * 33];
+  __shared__ float part[kRows][kRfMaxWavesPerBlock];
+  const int groups = blockDim.x / group;
+  const int g = threadIdx.x / group, gl = threadIdx.x % group;
+  const int row0 = (blockIdx.x * groups + g) * kRows;
   const int n_chunks = cols / 32;
   const uint8_t* rp[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
   float acc[kRows] = {};
-  for (int c = lane; c < n_chunks; c += warpSize) {
-    float xv[32];
-    load_x32(x, c, xv);
+  for (int c0 = 0; c0 < n_chunks; c0 += kXChunks) {
+    const int nc = min(kXChunks, n_chunks - c0);
+    __syncthreads();  // the previous tile is no longer read
+    for (int i = threadIdx.x; i < nc * 32; i += blockDim.x) xs[(i >> 5) * 33 + (i & 31)] = x[c0 * 32 + i];
+    __syncthreads();
+    if (row0 < rows) {
+#pragma unroll 2
+      for (int c = gl; c < nc; c += group) {
+        float xv[32];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      float v[32];
-      F::dequant(rp[r], c, v);
-      float s = 0.f;
+        for (int i = 0; i < 32; ++i) xv[i] = xs[c * 33 + i];
 #pragma unroll
-      for (int i = 0; i < 32; ++i) s = fmaf(v[i], xv[i], s);
-      acc[r] += s;
+        for (int r = 0; r < kRows; ++r) {
+          float v[32];
+          F::dequant(rp[r], c0 + c, v);
+          float s = 0.f;
+#pragma unroll
+          for (int i = 0; i < 32; ++i) s = fmaf(v[i], xv[i], s);
+          acc[r] += s;
+        }
+      }
     }
   }
+  // Every thread reaches the barriers (no early return): wave sums, then one thread per group adds
+  // its group's waves.
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float s = rf_wave_sum(acc[r]);
-    if (lane == 0 && row0 + r < rows) y[row0 + r] = s;
+    if (lane == 0) part[r][wave] = s;
+  }
+  __syncthreads();
+  if (gl == 0 && row0 < rows) {
+    const int per_group = group / warpSize;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float s = 0.f;
+      for (int i = 0; i < per_group; ++i) s += part[r][wave + i];
+      if (row0 + r < rows) y[row0 + r] = s;
+    }
   }
 }
 
@@ -128,7 +152,6 @@ int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, floa
     using F = decltype(f);
     bool vec = false;
     if ((rc = check_matrix<F>("matvec", w, row_stride, rows, cols, &vec)) != 0) return;
-    if (!aligned(x, 16)) vec = F::kBlockElems == 1 ? false : vec;
     const auto* wb = static_cast<const uint8_t*>(w);
     const int waves = kBlock / wave_size();
     if constexpr (F::kBlockElems == 1) {
@@ -138,12 +161,12 @@ int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, floa
         return;
       }
     }
-    if (!aligned(x, 16)) {
-      rc = fail("matvec: x must be 16-byte aligned");
-      return;
-    }
-    const int per_block = waves * kRows;
-    matvec_kernel<F><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, x, y, rows, cols);
+    // Threads per row group: about half the chunk count, within [wave, kBlock].
+    const int n_chunks = cols / 32;
+    int group = wave_size();
+    while (group < kXChunks / 2 && group * 2 <= n_chunks) group *= 2;
+    const int per_block = kBlock / group * kRows;
+    matvec_kernel<F><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, x, y, rows, cols, group);
     rc = check(hipGetLastError(), "matvec");
   });
   if (!known) return fail("matvec: unsupported weight type %u", type);

@@ -20,10 +20,18 @@ enum : uint32_t {
   kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30, kMXFP4 = 39,
 };
 
-// Non-linear 4-bit code books (IQ4_NL / IQ4_XS, and MXFP4's E2M1 values times two).
-__device__ __constant__ const int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                        1,    13,   25,  38,  53,  69,  89,  113};
-__device__ __constant__ const int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+// Non-linear 4-bit code books (IQ4_NL / IQ4_XS, and MXFP4 E2M1 values times two), as floats. Plain global
+// memory (never written), not __constant__: lanes index them with different nibbles, which the
+// constant cache would serialize; through L1 the 16 bytes are one line.
+static __device__ float kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+static __device__ float kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// float(q) - bias for 0 <= q < 2^23 without an integer->float conversion instruction (those issue at
+// a fraction of the FMA rate and would cap the 4-bit formats well below memory bandwidth): q placed
+// in the mantissa of 2^23 is exactly 2^23 + q, and one exact subtraction removes 2^23 + bias.
+__device__ inline float u2f(uint32_t q, float bias = 0.f) {
+  return __uint_as_float(0x4B000000u | q) - (8388608.f + bias);
+}
 
 __device__ inline uint16_t ld_u16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 __device__ inline float ld_half(const uint8_t* p) { return rf_half_to_float(ld_u16(p)); }
@@ -124,8 +132,8 @@ struct Fmt<kQ4_0> {
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const uint32_t q = byte_of(w, i);
-      v[i] = (static_cast<int>(q & 15) - 8) * d;
-      v[i + 16] = (static_cast<int>(q >> 4) - 8) * d;
+      v[i] = u2f(q & 15, 8.f) * d;
+      v[i + 16] = u2f(q >> 4, 8.f) * d;
     }
   }
 };
@@ -143,8 +151,8 @@ struct Fmt<kQ4_1> {
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const uint32_t q = byte_of(w, i);
-      v[i] = (q & 15) * d + m;
-      v[i + 16] = (q >> 4) * d + m;
+      v[i] = fmaf(u2f(q & 15), d, m);
+      v[i + 16] = fmaf(u2f(q >> 4), d, m);
     }
   }
 };
@@ -162,8 +170,8 @@ struct Fmt<kQ5_0> {
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const uint32_t q = byte_of(w, i);
-      v[i] = (static_cast<int>((q & 15) | (((qh >> i) & 1) << 4)) - 16) * d;
-      v[i + 16] = (static_cast<int>((q >> 4) | (((qh >> (i + 16)) & 1) << 4)) - 16) * d;
+      v[i] = u2f((q & 15) | (((qh >> i) & 1) << 4), 16.f) * d;
+      v[i + 16] = u2f((q >> 4) | (((qh >> (i + 16)) & 1) << 4), 16.f) * d;
     }
   }
 };
@@ -182,8 +190,8 @@ struct Fmt<kQ5_1> {
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const uint32_t q = byte_of(w, i);
-      v[i] = ((q & 15) | (((qh >> i) & 1) << 4)) * d + m;
-      v[i + 16] = ((q >> 4) | (((qh >> (i + 16)) & 1) << 4)) * d + m;
+      v[i] = fmaf(u2f((q & 15) | (((qh >> i) & 1) << 4)), d, m);
+      v[i + 16] = fmaf(u2f((q >> 4) | (((qh >> (i + 16)) & 1) << 4)), d, m);
     }
   }
 };
@@ -199,7 +207,7 @@ struct Fmt<kQ8_0> {
     for (int i = 0; i < 8; ++i) {
       const uint32_t w = ld_u32_a2(b + 2 + 4 * i);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) v[4 * i + j] = static_cast<int8_t>((w >> (8 * j)) & 0xffu) * d;
+      for (int j = 0; j < 4; ++j) v[4 * i + j] = u2f(((w >> (8 * j)) & 0xffu) ^ 0x80u, 128.f) * d;  // int8 = (byte ^ 0x80) - 128
     }
   }
 };
@@ -263,8 +271,8 @@ struct Fmt<kQ2_K> {
     ld_16<4>(b + 16 + 32 * n + 16, w + 4);
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
-      const int q = (byte_of(w, l) >> (2 * j)) & 3;
-      v[l] = l < 16 ? d0 * q - m0 : d1 * q - m1;
+      const float q = u2f((byte_of(w, l) >> (2 * j)) & 3);
+      v[l] = l < 16 ? fmaf(d0, q, -m0) : fmaf(d1, q, -m1);
     }
   }
 };
@@ -293,9 +301,9 @@ struct Fmt<kQ3_K> {
     const int hbit = 4 * n + j;
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
-      const int lo = (byte_of(q, l) >> (2 * j)) & 3;
-      const int val = lo - (((byte_of(h, l) >> hbit) & 1) ? 0 : 4);
-      v[l] = (l < 16 ? d0 : d1) * val;
+      // q = low 2 bits - 4 when the high bit is clear = (low 2 bits | high bit << 2) - 4
+      const uint32_t q4 = ((byte_of(q, l) >> (2 * j)) & 3) | (((byte_of(h, l) >> hbit) & 1) << 2);
+      v[l] = (l < 16 ? d0 : d1) * u2f(q4, 4.f);
     }
   }
 };
@@ -327,7 +335,7 @@ struct Fmt<kQ4_K> {
     ld_16<16>(b + 16 + 32 * (s >> 1) + 16, w + 4);
     const int shift = 4 * (s & 1);
 #pragma unroll
-    for (int l = 0; l < 32; ++l) v[l] = d * ((byte_of(w, l) >> shift) & 15) - mn;
+    for (int l = 0; l < 32; ++l) v[l] = fmaf(d, u2f((byte_of(w, l) >> shift) & 15), -mn);
   }
 };
 
@@ -350,8 +358,8 @@ struct Fmt<kQ5_K> {
     const int shift = 4 * (s & 1);
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
-      const int q = ((byte_of(w, l) >> shift) & 15) | (((byte_of(h, l) >> s) & 1) << 4);
-      v[l] = d * q - mn;
+      const uint32_t q = ((byte_of(w, l) >> shift) & 15) | (((byte_of(h, l) >> s) & 1) << 4);
+      v[l] = fmaf(d, u2f(q), -mn);
     }
   }
 };
@@ -376,8 +384,8 @@ struct Fmt<kQ6_K> {
     const int lshift = 4 * (g >> 1), hshift = 2 * g;
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
-      const int q = (((byte_of(lo, l) >> lshift) & 15) | (((byte_of(hi, l) >> hshift) & 3) << 4)) - 32;
-      v[l] = (l < 16 ? d0 : d1) * q;
+      const uint32_t q = ((byte_of(lo, l) >> lshift) & 15) | (((byte_of(hi, l) >> hshift) & 3) << 4);
+      v[l] = (l < 16 ? d0 : d1) * u2f(q, 32.f);
     }
   }
 };
