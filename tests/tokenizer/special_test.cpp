@@ -34,7 +34,7 @@ TEST(TokenizerSpecial, SpecialIdsAndFlagsMatchLlamaCpp) {
   const Want wants[] = {
       {spm, 1, 2, -1, true, {2}, {1, 0, 13}},
       {bpe, 128000, 128001, 128009, true, {128001, 128009}, {128000, 128006, 128008}},
-      {qwen, 151643, 151643, 151645, false, {151643, 151645}, {151644}},
+      {qwen, 151643, 151643, 151645, false, {151643, 151645, 128247}, {151644}},  // 128247: "</s>"
       {phi, 1, 32000, 32007, true, {32000, 32007, 2}, {1, 32010, 32001}},
       {gpt2, 50256, 50256, 50256, false, {50256}, {0, 198}},
   };
@@ -81,6 +81,9 @@ TEST(TokenizerSpecial, ControlTokensMatchOnlyWhenParsingSpecials) {
     auto t = load(qwen);
     EXPECT_EQ(t->encode("<|im_start|>user\nHi<|im_end|>", false, true), (Ids{151644, 872, 198, 13048, 151645}));
     EXPECT_EQ(t->encode("<|im_start|>\nx", false, false), (Ids{27, 91, 318, 4906, 91, 397, 87}));
+    // A normal-typed "</s>" is treated as a control token (as llama.cpp does).
+    EXPECT_EQ(t->encode("x </s>", false, true), (Ids{87, 220, 128247}));
+    EXPECT_EQ(t->encode("x </s>", false, false), (Ids{87, 690, 82, 29}));
     // User-defined tokens (added vocabulary) match even without special parsing.
     EXPECT_EQ(t->encode("a[PAD151646]b", false, false), (Ids{64, 151646, 65}));
   }
