@@ -10,6 +10,8 @@ const Command kCommands[] = {
     {"info", "print a GGUF file's metadata and tensors", run_info},
     {"quantize", "re-encode a GGUF model's weights (q4_k_m, q8_0, f16, ...)", run_quantize},
     {"synth", "write a random-weight model of a real shape with a real tokenizer", run_synth},
+    {"tokenize", "text -> token ids with a model's tokenizer", run_tokenize},
+    {"detokenize", "token ids -> text with a model's tokenizer", run_detokenize},
 };
 
 }  // namespace

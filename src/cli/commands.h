@@ -22,5 +22,7 @@ const char* version_string();
 int run_info(int argc, char** argv);
 int run_quantize(int argc, char** argv);
 int run_synth(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_detokenize(int argc, char** argv);
 
 }  // namespace rocforge::cli
