@@ -82,6 +82,54 @@ __global__ void __launch_bounds__(kBlock) matvec_kernel(const uint8_t* __restric
   }
 }
 
+// Decode fast path for formats with dot8 (quant_formats.h): four consecutive threads share a chunk,
+// thread p of the four taking its elements 8p .. 8p + 7, so a wave reads x as contiguous float4s
+// straight from global memory (L1 hits after the first block) and the weights of consecutive chunks.
+// Groups of `group` threads own kRows rows as in matvec_kernel; x (8 floats and their sum) is loaded
+// once per step for all kRows rows.
+template <class F>
+__global__ void __launch_bounds__(kBlock) matvec8_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                         const float* __restrict__ x, float* __restrict__ y,
+                                                         int rows, int cols, int group) {
+  __shared__ float part[kRows][kRfMaxWavesPerBlock];
+  const int groups = blockDim.x / group;
+  const int g = threadIdx.x / group, gl = threadIdx.x % group;
+  const int row0 = (blockIdx.x * groups + g) * kRows;
+  const int n_chunks = cols / 32;
+  const int p = gl & 3, step = group >> 2;
+  float acc[kRows] = {};
+  if (row0 < rows) {
+    const uint8_t* rp[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+#pragma unroll 4
+    for (int c = gl >> 2; c < n_chunks; c += step) {
+      const float4* xp = reinterpret_cast<const float4*>(x + 32 * c + 8 * p);
+      const float4 a = xp[0], b = xp[1];
+      const float x8[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+      const float xsum = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] += F::dot8(rp[r], c, p, x8, xsum);
+    }
+  }
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float s = rf_wave_sum(acc[r]);
+    if (lane == 0) part[r][wave] = s;
+  }
+  __syncthreads();
+  if (gl == 0 && row0 < rows) {
+    const int per_group = group / warpSize;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float s = 0.f;
+      for (int i = 0; i < per_group; ++i) s += part[r][wave + i];
+      if (row0 + r < rows) y[row0 + r] = s;
+    }
+  }
+}
+
 // Plain F32/F16/BF16 rows of any length or alignment: one wave per row, one element per lane step.
 template <class F>
 __global__ void __launch_bounds__(kBlock) matvec_plain_kernel(const uint8_t* __restrict__ w, size_t stride,
@@ -161,8 +209,20 @@ int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, floa
         return;
       }
     }
-    // Threads per row group: about half the chunk count, within [wave, kBlock].
     const int n_chunks = cols / 32;
+    if constexpr (HasDot8<F>::value) {
+      if (aligned(x, 16)) {
+        // Threads per row group: 4 per chunk, at least 4 steps each, within [wave, kBlock].
+        int group = wave_size();
+        while (group < kBlock && group * 2 <= n_chunks) group *= 2;
+        const int per_block = kBlock / group * kRows;
+        matvec8_kernel<F><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, x, y, rows, cols,
+                                                                                 group);
+        rc = check(hipGetLastError(), "matvec");
+        return;
+      }
+    }
+    // Threads per row group: about half the chunk count, within [wave, kXChunks / 2].
     int group = wave_size();
     while (group < kXChunks / 2 && group * 2 <= n_chunks) group *= 2;
     const int per_block = kBlock / group * kRows;

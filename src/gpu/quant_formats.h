@@ -66,6 +66,13 @@ __device__ inline void ld_16(const uint8_t* p, uint32_t w[4]) {
 template <uint32_t T>
 struct Fmt;
 
+// ---------------------------------------------------------------- decode fast path ("dot8")
+// Formats used by the decode targets also provide
+//   dot8(row, c, p, x8, xsum): sum_{i<8} W[32c + 8p + i] * x8[i], with xsum = sum of x8,
+// so four consecutive lanes cover a chunk and a wave reads x contiguously (coalesced float4s). They
+// accumulate the integer codes against x (one conversion-free float and one FMA per weight) and
+// apply scale and offset once per 8 weights: d * (sum q*x - bias * xsum).
+
 // ---------------------------------------------------------------- plain floats
 template <>
 struct Fmt<kF32> {
@@ -85,6 +92,17 @@ template <>
 struct Fmt<kF16> {
   static constexpr int kBlockElems = 1, kBlockBytes = 2;
   __device__ static float elem(const uint8_t* row, int i) { return rf_half_to_float(ld_u16(row + 2 * i)); }
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float) {
+    const uint4 q = *reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64 + 16 * p);
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      s = fmaf(rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu)), x8[2 * j], s);
+      s = fmaf(rf_half_to_float(static_cast<uint16_t>(w[j] >> 16)), x8[2 * j + 1], s);
+    }
+    return s;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint4* p = reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64);
 #pragma unroll
@@ -104,6 +122,17 @@ template <>
 struct Fmt<kBF16> {
   static constexpr int kBlockElems = 1, kBlockBytes = 2;
   __device__ static float elem(const uint8_t* row, int i) { return rf_bf16_to_float(ld_u16(row + 2 * i)); }
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float) {
+    const uint4 q = *reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64 + 16 * p);
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      s = fmaf(__uint_as_float(w[j] << 16), x8[2 * j], s);
+      s = fmaf(__uint_as_float(w[j] & 0xffff0000u), x8[2 * j + 1], s);
+    }
+    return s;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint4* p = reinterpret_cast<const uint4*>(row + static_cast<size_t>(c) * 64);
 #pragma unroll
@@ -124,6 +153,20 @@ struct Fmt<kBF16> {
 template <>
 struct Fmt<kQ4_0> {
   static constexpr int kBlockElems = 32, kBlockBytes = 18;
+  // part p: nibble p/2 of qs[8(p%2) .. +8)
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const int sh = 4 * (p >> 1);
+    const uint32_t w0 = (ld_u32_a2(b + 2 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu;
+    const uint32_t w1 = (ld_u32_a2(b + 6 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu;
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      s = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], s);
+      s = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], s);
+    }
+    return ld_half(b) * (s - 8.f * xsum);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const float d = ld_half(b);
@@ -200,6 +243,18 @@ struct Fmt<kQ5_1> {
 template <>
 struct Fmt<kQ8_0> {
   static constexpr int kBlockElems = 32, kBlockBytes = 34;
+  // part p: bytes qs[8p .. +8), as (byte ^ 0x80) - 128
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const uint32_t w0 = ld_u32_a2(b + 2 + 8 * p) ^ 0x80808080u, w1 = ld_u32_a2(b + 6 + 8 * p) ^ 0x80808080u;
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      s = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], s);
+      s = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], s);
+    }
+    return ld_half(b) * (s - 128.f * xsum);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const float d = ld_half(b);
@@ -323,6 +378,24 @@ __device__ inline void k4_scale_min(const uint8_t* q, int j, int& sc, int& m) {
 template <>
 struct Fmt<kQ4_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 144;
+  // part p of chunk s: nibble s%2 of qs[32(s/2) + 8p .. +8)
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (s >> 1) + 8 * p);
+    const int sh = 4 * (s & 1);
+    const uint32_t w0 = (q.x >> sh) & 0x0f0f0f0fu, w1 = (q.y >> sh) & 0x0f0f0f0fu;
+    float acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      acc = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], acc);
+      acc = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], acc);
+    }
+    const uint32_t dd = ld_u32(b);
+    int sc, m;
+    k4_scale_min(b + 4, s, sc, m);
+    return rf_half_to_float(dd & 0xffffu) * sc * acc - rf_half_to_float(dd >> 16) * m * xsum;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7;
@@ -370,6 +443,25 @@ struct Fmt<kQ5_K> {
 template <>
 struct Fmt<kQ6_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 210;
+  // part p of chunk s = (n, g): low bits from ql[64n + 32(g%2) + 8p ..) nibble g/2, high bits from
+  // qh[32n + 8p ..) bits 2g; scale 8n + 2g + p/2.
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7, n = s >> 2, g = s & 3;
+    const uint8_t* ql = b + 64 * n + 32 * (g & 1) + 8 * p;
+    const uint8_t* qh = b + 128 + 32 * n + 8 * p;
+    const int ls = 4 * (g >> 1), hs = 2 * g;
+    const uint32_t w0 = ((ld_u32_a2(ql) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh) >> hs) & 0x03030303u) << 4);
+    const uint32_t w1 = ((ld_u32_a2(ql + 4) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh + 4) >> hs) & 0x03030303u) << 4);
+    float acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      acc = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], acc);
+      acc = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], acc);
+    }
+    const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
+    return d * (acc - 32.f * xsum);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7, n = s >> 2, g = s & 3;
@@ -411,6 +503,12 @@ struct Fmt<kIQ4_XS> {
     }
   }
 };
+
+// True for formats with the dot8 decode fast path.
+template <class F, class = void>
+struct HasDot8 { static constexpr bool value = false; };
+template <class F>
+struct HasDot8<F, decltype(void(&F::dot8))> { static constexpr bool value = true; };
 
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>

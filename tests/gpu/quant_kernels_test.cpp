@@ -91,13 +91,23 @@ TEST_P(QuantKernels, MatvecMatchesDotRowRef) {
         const auto w = random_weights(t, rows, cols, rng, raw);
         const auto x = random_floats(rng, cols);
         auto dw = to_device(*gpu, w);
+        // x at a 16-byte aligned address (the vectorized decode path) and one float past it (the
+        // generic path), so both code paths of every format are checked.
+        std::vector<float> x_shifted(1);
+        x_shifted.insert(x_shifted.end(), x.begin(), x.end());
         auto dx = to_device(*gpu, x);
-        DeviceBuffer dy(*gpu, rows * sizeof(float));
+        auto dxs = to_device(*gpu, x_shifted);
+        DeviceBuffer dy(*gpu, rows * sizeof(float)), dys(*gpu, rows * sizeof(float));
         dy.poison();
+        dys.poison();
         gpu->check(gpu->api().matvec(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
                                      cols, nullptr),
                    "matvec");
+        gpu->check(gpu->api().matvec(static_cast<uint32_t>(t), dw->get(), rb, dxs->as<float>() + 1, dys.as<float>(),
+                                     rows, cols, nullptr),
+                   "matvec (unaligned x)");
         const auto y = dy.download<float>(rows);
+        const auto ys = dys.download<float>(rows);
         std::vector<float> row(cols);
         for (int r = 0; r < rows; ++r) {
           const uint8_t* wr = w.data() + r * rb;
@@ -107,6 +117,7 @@ TEST_P(QuantKernels, MatvecMatchesDotRowRef) {
           for (int c = 0; c < cols; ++c) mag += std::fabs(static_cast<double>(row[c]) * x[c]);
           ASSERT_TRUE(std::isfinite(y[r])) << "row " << r;
           ASSERT_NEAR(y[r], ref, 1e-4 * mag + 1e-6) << "row " << r;
+          ASSERT_NEAR(ys[r], ref, 1e-4 * mag + 1e-6) << "row " << r << " (unaligned x)";
         }
       }
     }
