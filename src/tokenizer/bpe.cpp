@@ -11,6 +11,7 @@ BpeModel::BpeModel(const std::vector<std::string>& merges, const TokenMap& map, 
     : map_(map), ignore_merges_(ignore_merges), unk_id_(unk_id) {
   for (int b = 0; b < 256; ++b) byte_ids_[b] = lookup(map, byte_to_unicode(static_cast<uint8_t>(b)));
   merges_.reserve(merges.size());
+  std::string joined;
   for (size_t i = 0; i < merges.size(); ++i) {
     const std::string& m = merges[i];
     // Split at the first space after the first character: byte-level tokens never contain a
@@ -21,13 +22,11 @@ BpeModel::BpeModel(const std::vector<std::string>& merges, const TokenMap& map, 
     const std::string_view l(m.data(), sp), r(m.data() + sp + 1, m.size() - sp - 1);
     const int32_t lid = lookup(map, l), rid = lookup(map, r);
     if (lid < 0 || rid < 0) continue;
-    std::string joined;
-    joined.reserve(m.size() - 1);
-    joined.append(l).append(r);
+    joined.assign(l).append(r);
     const int32_t res = lookup(map, joined);
     if (res < 0) continue;
     // First occurrence wins: lower index = higher priority.
-    merges_.emplace(key(lid, rid), Merge{static_cast<int32_t>(i), res});
+    merges_.insert(lid, rid, {static_cast<int32_t>(i), res});
   }
 }
 
@@ -64,8 +63,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     if (l < 0) return;
     const int32_t r = syms[l].next;
     if (r < 0 || syms[l].id < 0 || syms[r].id < 0) return;
-    auto it = merges_.find(key(syms[l].id, syms[r].id));
-    if (it != merges_.end()) heap.push({it->second.rank, l, syms[l].id, syms[r].id});
+    if (const auto* m = merges_.find(syms[l].id, syms[r].id)) heap.push({m->rank, l, syms[l].id, syms[r].id});
   };
   for (int32_t i = 0; i + 1 < n; ++i) try_pair(i);
 
@@ -76,7 +74,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     // Stale entry: one side was merged away or changed since this pair was queued.
     if (L.id != c.lid || L.next < 0 || syms[L.next].id != c.rid) continue;
     const int32_t r = L.next;
-    L.id = merges_.find(key(c.lid, c.rid))->second.result;
+    L.id = merges_.find(c.lid, c.rid)->result;
     L.next = syms[r].next;
     if (L.next >= 0) syms[L.next].prev = c.left;
     syms[r].id = -2;  // dead

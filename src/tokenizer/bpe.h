@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "tokenizer/token_map.h"
@@ -24,13 +23,7 @@ class BpeModel {
   size_t n_merges() const { return merges_.size(); }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t result;
-  };
-  static uint64_t key(int32_t l, int32_t r) { return (uint64_t(uint32_t(l)) << 32) | uint32_t(r); }
-
-  std::unordered_map<uint64_t, Merge> merges_;
+  MergeMap merges_;
   std::array<int32_t, 256> byte_ids_{};  // id of the token for each single byte (-1 if none)
   const TokenMap& map_;
   bool ignore_merges_;

@@ -10,7 +10,8 @@ namespace {
 constexpr std::string_view kMark = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 }  // namespace
 
-SpmModel::SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_t unk_id)
+SpmModel::SpmModel(const std::vector<std::string>& tokens, const std::vector<float>& scores, const TokenMap& map,
+                   int32_t unk_id)
     : scores_(scores), map_(map), unk_id_(unk_id) {
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -18,7 +19,7 @@ SpmModel::SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_
     byte_ids_[b] = lookup(map, name);
   }
   split_at_spaces_ = true;
-  for (const auto& [text, id] : map) {
+  for (const auto& text : tokens) {
     for (size_t p = text.find(kMark, 1); p != std::string::npos; p = text.find(kMark, p + 1)) {
       if (p < 3 || text.compare(p - 3, 3, kMark) != 0) {
         split_at_spaces_ = false;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -12,7 +13,8 @@ namespace rocforge::tok {
 
 class SpmModel {
  public:
-  SpmModel(const std::vector<float>& scores, const TokenMap& map, int32_t unk_id);
+  SpmModel(const std::vector<std::string>& tokens, const std::vector<float>& scores, const TokenMap& map,
+           int32_t unk_id);
 
   // `text` is already escaped (spaces replaced by U+2581). Characters with no token fall back to
   // <0xXX> byte tokens, or to unk when the vocabulary has no byte tokens.

@@ -79,8 +79,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
   check_special(v.unk_id, "unknown_token_id");
   check_special(v.pad_id, "padding_token_id");
 
-  im->map.reserve(n);
-  for (size_t i = 0; i < n; ++i) im->map.emplace(v.tokens[i], static_cast<int32_t>(i));  // first wins
+  im->map.build(v.tokens);  // first occurrence of a duplicated string wins
 
   if (v.model == "llama") {
     im->is_spm = true;
@@ -88,7 +87,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
     im->add_eos = v.add_eos.value_or(false);
     im->add_space_prefix = v.add_space_prefix.value_or(true);
     if (v.scores.empty()) v.scores.assign(n, 0.0f);
-    im->spm = std::make_unique<tok::SpmModel>(v.scores, im->map, v.unk_id);
+    im->spm = std::make_unique<tok::SpmModel>(v.tokens, v.scores, im->map, v.unk_id);
   } else if (v.model == "gpt2") {
     if (v.pre.empty())
       throw Error("tokenizer: tokenizer.ggml.pre is missing for a gpt2 (byte-level BPE) tokenizer; supported values: " +
