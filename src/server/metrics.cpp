@@ -54,6 +54,11 @@ void Metrics::count_request(const std::string& endpoint, int status) {
   ++requests_[{endpoint, status}];
 }
 
+void Metrics::count_finished(const std::string& reason) {
+  std::lock_guard lk(m_);
+  ++finished_[reason];
+}
+
 void Metrics::add_prompt_tokens(int64_t n) {
   std::lock_guard lk(m_);
   prompt_tokens_ += n;
@@ -94,6 +99,14 @@ std::string Metrics::render(const SchedulerStats& s, bool ready) const {
   for (const auto& [k, v] : requests_)
     out += "rocforge_requests_total{endpoint=\"" + k.first + "\",status=\"" + std::to_string(k.second) + "\"} " +
            std::to_string(v) + "\n";
+  line(out, "rocforge_requests_finished_total", "counter", "generation requests finished, by finish reason");
+  for (const auto& [k, v] : finished_)
+    out += "rocforge_requests_finished_total{reason=\"" + k + "\"} " + std::to_string(v) + "\n";
+  line(out, "rocforge_requests_cancelled_total", "counter", "generation requests cancelled (client gone)");
+  {
+    auto it = finished_.find("cancelled");
+    out += "rocforge_requests_cancelled_total " + std::to_string(it == finished_.end() ? 0 : it->second) + "\n";
+  }
   line(out, "rocforge_prompt_tokens_total", "counter", "prompt tokens submitted");
   out += "rocforge_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
   line(out, "rocforge_generated_tokens_total", "counter", "tokens generated");

@@ -47,6 +47,8 @@ class Metrics {
  public:
   Metrics();
   void count_request(const std::string& endpoint, int status);
+  // A generation request ended: "stop" | "length" | "cancelled" | "error".
+  void count_finished(const std::string& reason);
   void add_prompt_tokens(int64_t n);
   void add_generated_tokens(int64_t n, Clock::time_point when);
   void observe_ttft(double s);
@@ -59,6 +61,7 @@ class Metrics {
  private:
   mutable std::mutex m_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, uint64_t> finished_;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   std::deque<std::pair<Clock::time_point, int64_t>> recent_;  // generated tokens per step, last 10 s
   Histogram ttft_, itl_, request_, step_;

@@ -35,7 +35,7 @@ struct RequestState {
 
   std::mutex m;
   std::condition_variable cv;
-  std::string pending_text;          // produced but not yet taken by the HTTP side
+  std::vector<std::string> pending;  // text pieces (about one per token) not yet taken by the HTTP side
   int32_t n_generated = 0;           // tokens sampled so far (excluding the end-of-generation token)
   int32_t n_cached_prompt = 0;       // prompt positions reused from the prefix cache (first admission)
   bool done = false;
@@ -44,12 +44,12 @@ struct RequestState {
   Clock::time_point t_first_token{}; // when the first token was sampled
 
   // HTTP side: waits until there is text or the request is done (or `timeout` passes), and moves
-  // the pending text into `out`. Returns done.
-  bool take(std::string& out, std::chrono::milliseconds timeout) {
+  // the pending pieces into `out`. Returns done.
+  bool take(std::vector<std::string>& out, std::chrono::milliseconds timeout) {
     std::unique_lock lk(m);
-    cv.wait_for(lk, timeout, [&] { return done || !pending_text.empty(); });
-    out.swap(pending_text);
-    pending_text.clear();
+    cv.wait_for(lk, timeout, [&] { return done || !pending.empty(); });
+    out.clear();
+    out.swap(pending);
     return done;
   }
   // Blocks until the request is done and returns all remaining text.
@@ -57,7 +57,8 @@ struct RequestState {
     std::unique_lock lk(m);
     cv.wait(lk, [&] { return done; });
     std::string out;
-    out.swap(pending_text);
+    for (const auto& p : pending) out += p;
+    pending.clear();
     return out;
   }
 };

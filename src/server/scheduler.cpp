@@ -94,7 +94,7 @@ void Scheduler::emit(Slot& s, const std::string& text) {
   if (text.empty()) return;
   {
     std::lock_guard lk(s.req->m);
-    s.req->pending_text += text;
+    s.req->pending.push_back(text);
   }
   s.req->cv.notify_all();
 }
@@ -111,6 +111,7 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
   s.seq.release(engine_.kv_pool());
   const auto now = Clock::now();
   metrics_.observe_request(std::chrono::duration<double>(now - s.req->t_submit).count());
+  metrics_.count_finished(reason == "stop_string" ? "stop" : reason);
   {
     std::lock_guard lk(s.req->m);
     s.req->done = true;

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -18,9 +19,16 @@ namespace rocforge::server {
 
 using nlohmann::json;
 
+// httplib listens with a backlog of 5, so a burst of connections (32 clients at once) overflows
+// the accept queue and clients wait for SYN retransmits (1 s, 3 s, ...). listen() again on the
+// bound socket raises the backlog.
+struct HttpServer : httplib::Server {
+  void raise_backlog(int n) { ::listen(svr_sock_, n); }
+};
+
 struct Server::Impl {
   ServerOptions opts;
-  httplib::Server http;
+  HttpServer http;
   int port = 0;
   std::thread http_thread, load_thread;
   Metrics metrics;
@@ -179,11 +187,16 @@ struct Server::Impl {
             sched->notify();
             return false;
           };
-          std::string text;
-          const bool done = ctx->st->take(text, std::chrono::milliseconds(1000));
-          if (!text.empty()) {
-            if (!send("data: " + dump(stream_chunk(ctx->ep, ctx->info, text, "", ctx->first)) + "\n\n")) return cancel();
-            ctx->first = false;
+          std::vector<std::string> pieces;
+          const bool done = ctx->st->take(pieces, std::chrono::milliseconds(1000));
+          if (!pieces.empty()) {
+            // One event per piece (about one per token), written together.
+            std::string events;
+            for (const auto& p : pieces) {
+              events += "data: " + dump(stream_chunk(ctx->ep, ctx->info, p, "", ctx->first)) + "\n\n";
+              ctx->first = false;
+            }
+            if (!send(events)) return cancel();
           } else if (!done) {
             // Nothing yet (queued or a long prompt): an SSE comment keeps proxies from timing out
             // and tells us promptly when the client has gone.
@@ -367,6 +380,7 @@ void Server::start() {
       throw Error("serve: cannot listen on " + o.host + ":" + std::to_string(o.port) + " (address in use or not local?)");
     I.port = o.port;
   }
+  I.http.raise_backlog(1024);
   I.http_thread = std::thread([&I] {
     I.http.listen_after_bind();
     {
