@@ -12,6 +12,7 @@ const Command kCommands[] = {
     {"synth", "write a random-weight model of a real shape with a real tokenizer", run_synth},
     {"tokenize", "text -> token ids with a model's tokenizer", run_tokenize},
     {"detokenize", "token ids -> text with a model's tokenizer", run_detokenize},
+    {"serve", "OpenAI-compatible HTTP server (continuous batching, paged KV, prefix cache)", run_serve},
 };
 
 }  // namespace

@@ -24,5 +24,6 @@ int run_quantize(int argc, char** argv);
 int run_synth(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace rocforge::cli
