@@ -44,7 +44,10 @@ std::vector<std::vector<int32_t>> read_expected(const std::filesystem::path& p) 
 
 std::string show(const std::vector<int32_t>& ids) {
   std::string s;
-  for (auto id : ids) s += " " + std::to_string(id);
+  for (auto id : ids) {
+    s += ' ';
+    s += std::to_string(id);
+  }
   return s;
 }
 
