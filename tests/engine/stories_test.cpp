@@ -44,7 +44,7 @@ Reference parse_reference(const std::string& text) {
   return r;
 }
 
-std::unique_ptr<Engine> load(const std::filesystem::path& model, bool kv_f16, int threads = 2) {
+std::unique_ptr<Engine> load(const std::filesystem::path& model, bool kv_f16, int threads = 1) {
   EngineOptions o;
   o.model_path = model.string();
   o.kv_f16 = kv_f16;
@@ -102,9 +102,9 @@ TEST(Generation, SameSeedSameTextAcrossRunsAndThreadCounts) {
   sp.min_p = 0;
   sp.seed = 133742;
   GenerateOptions go;
-  go.max_tokens = 120;
+  go.max_tokens = 60;
   std::vector<std::string> texts;
-  for (int threads : {1, 2, 1}) {
+  for (int threads : {1, 2, 3}) {
     auto e = load(model, true, threads);
     Generator g(*e, sp);
     texts.push_back(g.generate({e->tokenizer().bos_id()}, go).text);
@@ -123,6 +123,7 @@ TEST(Generation, PromptLongerThanContextIsAClearError) {
   EngineOptions o;
   o.model_path = model.string();
   o.ctx_size = 16;
+  o.n_threads = 1;
   auto e = Engine::load(o);
   Generator g(*e, SamplingParams::greedy());
   std::vector<int32_t> prompt(40, 300);
@@ -141,6 +142,7 @@ TEST(Generation, GenerationStopsWhenContextIsFull) {
   EngineOptions o;
   o.model_path = model.string();
   o.ctx_size = 32;
+  o.n_threads = 1;
   auto e = Engine::load(o);
   Generator g(*e, SamplingParams::greedy());
   GenerateOptions go;
