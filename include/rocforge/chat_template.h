@@ -8,6 +8,7 @@
 // lstrip_blocks on, autoescape off.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,5 +43,10 @@ std::string resolve_chat_template(const Tokenizer& tok, const std::string& overr
 // Convenience: resolve + render with the tokenizer's BOS/EOS texts.
 std::string apply_chat_template(const Tokenizer& tok, const std::string& override_name_or_file,
                                 const std::vector<ChatMessage>& messages, bool add_generation_prompt);
+
+// Token ids of a rendered chat prompt: special-token text is parsed, and BOS is prepended only
+// when the model wants one and the template did not already write it (no double BOS). EOS is
+// never appended (the prompt continues with the assistant's turn).
+std::vector<int32_t> encode_chat_prompt(const Tokenizer& tok, const std::string& rendered_prompt);
 
 }  // namespace rocforge

@@ -1,6 +1,8 @@
 // rocforge tokenize / detokenize - the model's tokenizer from the command line.
 //
 //   rocforge tokenize -m MODEL [--ids|--pieces] [--no-add-special] [--parse-special] TEXT|-
+//   rocforge tokenize -m MODEL --chat [--system S] [--chat-template NAME|FILE] TEXT   (the prompt
+//       the chat template makes of one user message; --show-prompt prints it instead of tokens)
 //   rocforge detokenize -m MODEL [--skip-special] IDS...     (ids as args, "1,2,3" or "[1, 2, 3]")
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "rocforge/chat_template.h"
 #include "rocforge/gguf.h"
 #include "rocforge/tokenizer.h"
 
@@ -65,6 +68,8 @@ int run_tokenize(int argc, char** argv) {
   CLI::App app{"Tokenize text with a model's tokenizer", "rocforge tokenize"};
   std::string model, text, file;
   bool ids_only = false, pieces_only = false, no_add_special = false, parse_special = false;
+  bool chat = false, show_prompt = false;
+  std::string system_prompt, chat_template;
   app.add_option("-m,--model", model, "GGUF model (a vocab-only GGUF works)")->required();
   app.add_option("text", text, "text to tokenize ('-' reads stdin)");
   app.add_option("-f,--file", file, "read the text from a file");
@@ -72,6 +77,10 @@ int run_tokenize(int argc, char** argv) {
   app.add_flag("--pieces", pieces_only, "print only the pieces, one quoted piece per line")->excludes(ids_flag);
   app.add_flag("--no-add-special", no_add_special, "do not add BOS/EOS (default: as the model's metadata says)");
   app.add_flag("--parse-special", parse_special, "turn special-token text such as <|eot_id|> into its id");
+  app.add_flag("--chat", chat, "tokenize the chat prompt of TEXT as one user message (opens the assistant turn)");
+  app.add_option("--system", system_prompt, "with --chat: a system message before TEXT");
+  app.add_option("--chat-template", chat_template, "with --chat: built-in template name or Jinja file (default: the model's)");
+  app.add_flag("--show-prompt", show_prompt, "with --chat: print the rendered prompt instead of tokens");
   CLI11_PARSE(app, argc, argv);
 
   if (!file.empty()) {
@@ -83,7 +92,22 @@ int run_tokenize(int argc, char** argv) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
   const auto tok = load_tokenizer(model);
-  const std::vector<int32_t> ids = tok->encode(text, !no_add_special, parse_special);
+  std::vector<int32_t> ids;
+  if (chat) {
+    std::vector<ChatMessage> msgs;
+    if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
+    msgs.push_back({"user", text});
+    const std::string prompt = apply_chat_template(*tok, chat_template, msgs, /*add_generation_prompt=*/true);
+    if (show_prompt) {
+      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+      return 0;
+    }
+    ids = encode_chat_prompt(*tok, prompt);
+  } else {
+    if (!system_prompt.empty() || !chat_template.empty() || show_prompt)
+      throw Error("--system, --chat-template and --show-prompt need --chat");
+    ids = tok->encode(text, !no_add_special, parse_special);
+  }
   if (ids_only) {
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);

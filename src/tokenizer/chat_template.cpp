@@ -156,4 +156,10 @@ std::string apply_chat_template(const Tokenizer& tok, const std::string& overrid
   return render_chat_template(src, messages, add_generation_prompt, bos, eos);
 }
 
+std::vector<int32_t> encode_chat_prompt(const Tokenizer& tok, const std::string& rendered_prompt) {
+  std::vector<int32_t> ids = tok.encode(rendered_prompt, /*add_special=*/false, /*parse_special=*/true);
+  if (tok.add_bos() && tok.bos_id() >= 0 && (ids.empty() || ids[0] != tok.bos_id())) ids.insert(ids.begin(), tok.bos_id());
+  return ids;
+}
+
 }  // namespace rocforge

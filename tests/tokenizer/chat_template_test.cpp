@@ -1,6 +1,7 @@
 // chat_template_test.cpp - real model chat templates (Jinja sources as published in each model's
 // tokenizer_config.json) rendered for one conversation, against strings derived by hand from the
 // format each model documents.
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -467,6 +468,33 @@ TEST(ChatTemplate, FromGgufAndResolution) {
   std::ofstream(file) << "{{ messages[0].content }}";
   EXPECT_EQ(rocforge::apply_chat_template(*tphi, file.string(), kChat, true), "You are a helpful assistant.");
   EXPECT_THROW(rocforge::resolve_chat_template(*tphi, "/no/such/template/file"), rocforge::Error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ChatTemplate, EncodeChatPromptAddsBosExactlyOnce) {
+  ROCFORGE_REQUIRE_FIXTURE(bpe, "vocab/ggml-vocab-llama-bpe.gguf");
+  ROCFORGE_REQUIRE_FIXTURE(qwen, "vocab/ggml-vocab-qwen2.gguf");
+  auto f = rocforge::gguf::File::open(bpe.string());
+  auto tok = rocforge::Tokenizer::from_gguf(*f);
+  // The Llama 3 template writes <|begin_of_text|> itself; no second BOS may be added.
+  const std::string prompt = rocforge::apply_chat_template(*tok, "", kChat, true);
+  const auto ids = rocforge::encode_chat_prompt(*tok, prompt);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], 128000);
+  EXPECT_NE(ids[1], 128000);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 128009), 4);  // one <|eot_id|> per message
+  EXPECT_EQ(tok->decode(ids), prompt);
+  // A template without BOS on a model that wants one gets it prepended.
+  const auto ids2 = rocforge::encode_chat_prompt(*tok, rocforge::apply_chat_template(*tok, "chatml", kChat, true));
+  EXPECT_EQ(ids2[0], 128000);
+  // Qwen2 does not add BOS.
+  auto fq = rocforge::gguf::File::open(qwen.string());
+  auto tq = rocforge::Tokenizer::from_gguf(*fq);
+  const auto ids3 = rocforge::encode_chat_prompt(*tq, rocforge::apply_chat_template(*tq, "", kChat, true));
+  EXPECT_EQ(ids3[0], 151644);  // <|im_start|>
 }
 
 }  // namespace
