@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cpu/attention.h"
 #include "rocforge/ggml_type.h"
 
 namespace rocforge::cpu {
@@ -55,6 +56,8 @@ struct KernelTable {
   // Same contract as quantize_act_row (a faster version of it, identical results).
   void (*quantize_act)(const float* x, int64_t n, int block, int8_t* q, float* d, int16_t* s16, int32_t* lanes,
                        float* ds);
+  // One (token, kv head) of attention (attention.h); nullptr: use attend_scalar.
+  void (*attend)(const AttnArgs& a);
 };
 
 // Scalar reference kernels: every quantized type through quant::decode_block, float types by

@@ -23,7 +23,7 @@
 
 namespace rocforge::cpu {
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, quantize_act_row};
+  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, quantize_act_row, avx2::attend_impl};
   return &table;
 }
 }  // namespace rocforge::cpu

@@ -1,0 +1,77 @@
+#include "cpu/attention.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+#include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
+
+namespace rocforge::cpu {
+
+void attend_scalar(const AttnArgs& a) {
+  const int G = a.group, D = a.D;
+  float* acc = a.scratch;                 // [G, D]
+  float* mx = acc + G * D;                // [G]
+  float* den = mx + G;                    // [G]
+  float* s = den + G;                     // [G, kAttnBlock]
+  float* row = s + G * kAttnBlock;        // [D]
+  for (int i = 0; i < G * D; ++i) acc[i] = 0.0f;
+  for (int g = 0; g < G; ++g) mx[g] = -INFINITY, den[g] = 0.0f;
+  auto load = [&](const void* base, int64_t slot) {
+    const int64_t off = slot * a.row_elems + a.head_off;
+    if (a.f16) {
+      const uint16_t* p = static_cast<const uint16_t*>(base) + off;
+      for (int i = 0; i < D; ++i) row[i] = fp16_to_f32(p[i]);
+    } else {
+      std::memcpy(row, static_cast<const float*>(base) + off, D * sizeof(float));
+    }
+  };
+  for (int64_t j0 = 0; j0 < a.n_pos; j0 += kAttnBlock) {
+    const int nb = static_cast<int>(std::min<int64_t>(kAttnBlock, a.n_pos - j0));
+    for (int j = 0; j < nb; ++j) {
+      load(a.k, a.slots[j0 + j]);
+      for (int g = 0; g < G; ++g) {
+        float d = 0;
+        for (int i = 0; i < D; ++i) d += a.q[g * D + i] * row[i];
+        s[g * kAttnBlock + j] = d * a.scale;
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      float m = mx[g];
+      for (int j = 0; j < nb; ++j) m = std::max(m, s[g * kAttnBlock + j]);
+      const float r = std::exp(mx[g] - m);  // exp(-inf) = 0 on the first block
+      den[g] *= r;
+      for (int i = 0; i < D; ++i) acc[g * D + i] *= r;
+      for (int j = 0; j < nb; ++j) {
+        const float p = std::exp(s[g * kAttnBlock + j] - m);
+        s[g * kAttnBlock + j] = p;
+        den[g] += p;
+      }
+      mx[g] = m;
+    }
+    for (int j = 0; j < nb; ++j) {
+      load(a.v, a.slots[j0 + j]);
+      for (int g = 0; g < G; ++g) {
+        const float p = s[g * kAttnBlock + j];
+        for (int i = 0; i < D; ++i) acc[g * D + i] += p * row[i];
+      }
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int i = 0; i < D; ++i) a.out[g * D + i] = acc[g * D + i] / den[g];
+}
+
+void attend(const AttnArgs& a) {
+  const KernelTable* t = nullptr;
+  switch (active_isa()) {
+    case IsaLevel::Avx512: t = avx512_kernels(); break;
+    case IsaLevel::Avx2: t = avx2_kernels(); break;
+    case IsaLevel::Neon: t = neon_kernels(); break;
+    case IsaLevel::Scalar: break;
+  }
+  if (t && t->attend) t->attend(a);
+  else attend_scalar(a);
+}
+
+}  // namespace rocforge::cpu

@@ -1,0 +1,40 @@
+// attention.h - one (token, kv head) unit of causal attention over the paged KV cache.
+//
+// The `group` query heads that share a kv head (GQA) are processed together, so every cached K/V
+// row is read (and converted from f16) once for all of them, straight from the cache: no K/V copy.
+// Online softmax (flash-style): positions are taken in blocks; each block's scores update a running
+// max and denominator, rescaling the accumulator, so no [n_pos] score row is ever materialised
+// beyond one block.
+#pragma once
+
+#include <cstdint>
+
+namespace rocforge::cpu {
+
+struct AttnArgs {
+  const float* q = nullptr;       // [group, D] query heads of one token sharing one kv head
+  int group = 1;
+  int D = 0;                      // head dim
+  float scale = 1.0f;             // 1/sqrt(D)
+  int64_t n_pos = 0;              // attend to cache positions 0..n_pos-1
+  const int64_t* slots = nullptr; // [n_pos] cache row of each position
+  const void* k = nullptr;        // cache base: rows of row_elems f16 (uint16) or f32 values
+  const void* v = nullptr;
+  int64_t row_elems = 0;          // elements per cache row (kv_dim)
+  int64_t head_off = 0;           // this kv head's first element in a row (kvh * D)
+  bool f16 = true;
+  float* out = nullptr;           // [group, D]
+  float* scratch = nullptr;       // attend_scratch_floats(group, D) floats
+};
+
+constexpr int kAttnBlock = 32;  // positions per online-softmax block
+inline int64_t attend_scratch_floats(int group, int D) {
+  return static_cast<int64_t>(group) * D + 2 * group + static_cast<int64_t>(group) * kAttnBlock + 2 * D;
+}
+
+// Runs with the active ISA's kernel.
+void attend(const AttnArgs& a);
+// The portable version (the reference the SIMD kernels are tested against).
+void attend_scalar(const AttnArgs& a);
+
+}  // namespace rocforge::cpu
