@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "core/half.h"
+#include "cpu/attention.h"
 #include "rocforge/quant.h"
 
 namespace rocforge {
@@ -89,9 +90,11 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
   const int64_t T = b.size(), E = c_.n_embd, D = c_.head_dim;
   for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(x + t * E, f32(L.attn_norm), h_.data() + t * E, E, c_.rms_eps);
 
-  cpu::matmul(qmat(L.wq), h_.data(), T, q_.data(), pool_);
-  cpu::matmul(qmat(L.wk), h_.data(), T, k_.data(), pool_);
-  cpu::matmul(qmat(L.wv), h_.data(), T, v_.data(), pool_);
+  {  // one pass: h is quantized once and the three projections share one thread wake-up
+    const cpu::QMatrix ws[3] = {qmat(L.wq), qmat(L.wk), qmat(L.wv)};
+    float* const ys[3] = {q_.data(), k_.data(), v_.data()};
+    cpu::matmul_multi(ws, ys, 3, h_.data(), T, pool_);
+  }
   add_bias(q_.data(), L.bq, T, c_.q_dim());
   add_bias(k_.data(), L.bk, T, c_.kv_dim());
   add_bias(v_.data(), L.bv, T, c_.kv_dim());
@@ -135,52 +138,41 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
   for (int64_t i = 0; i < T * E; ++i) x[i] += h_[i];
 }
 
-// Causal attention with an online softmax (one pass over the cache, no [T, ctx] score matrix).
-// One task per (token, kv head): the H/Hkv query heads sharing a kv head read each K/V row once.
+// Causal attention with an online softmax (cpu/attention.h: blocks of positions, no [T, ctx]
+// score matrix), reading K/V straight from the paged cache. One task per (token, kv head): the
+// H/Hkv query heads sharing a kv head read each K/V row once.
 void CpuForward::attend(int l, const Batch& b) {
   const int local = l - first_;
   const int64_t D = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_head / c_.n_head_kv;
+  // Cache slot of every position each sequence attends to (shared by its tokens and heads).
+  std::vector<std::vector<int64_t>> slots(b.block_tables.size());
+  for (int32_t t = 0; t < b.size(); ++t) {
+    auto& sl = slots[b.seq[t]];
+    const auto& table = b.block_tables[b.seq[t]];
+    for (int32_t j = static_cast<int32_t>(sl.size()); j <= b.pos[t]; ++j) sl.push_back(kv_slot(table, j, kv_.block_size));
+  }
+  const void* kc = kv_.f16 ? static_cast<const void*>(k16_[local].data()) : k32_[local].data();
+  const void* vc = kv_.f16 ? static_cast<const void*>(v16_[local].data()) : v32_[local].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   pool_.for_each_task(static_cast<int64_t>(b.size()) * c_.n_head_kv, [&](int64_t task, int) {
     const int64_t t = task / c_.n_head_kv, kvh = task % c_.n_head_kv;
-    const auto& table = b.block_tables[b.seq[t]];
-    thread_local std::vector<float> acc, mx, den, kf, vf;
-    acc.assign(group * D, 0.0f);
-    mx.assign(group, -INFINITY);
-    den.assign(group, 0.0f);
-    kf.resize(D);
-    vf.resize(D);
-    const float* q = q_.data() + t * c_.q_dim() + kvh * group * D;
-    for (int32_t j = 0; j <= b.pos[t]; ++j) {
-      const int64_t slot = kv_slot(table, j, kv_.block_size);
-      const float *kr, *vr;
-      if (kv_.f16) {
-        const uint16_t* k16 = k16_[local].data() + slot * kvd + kvh * D;
-        const uint16_t* v16 = v16_[local].data() + slot * kvd + kvh * D;
-        for (int64_t i = 0; i < D; ++i) kf[i] = fp16_to_f32(k16[i]), vf[i] = fp16_to_f32(v16[i]);
-        kr = kf.data();
-        vr = vf.data();
-      } else {
-        kr = k32_[local].data() + slot * kvd + kvh * D;
-        vr = v32_[local].data() + slot * kvd + kvh * D;
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        const float s = cpu::dot_f32(q + g * D, kr, D) * scale;
-        float* a = acc.data() + g * D;
-        if (s > mx[g]) {  // rescale what was accumulated under the old maximum
-          const float r = std::exp(mx[g] - s);
-          den[g] *= r;
-          for (int64_t i = 0; i < D; ++i) a[i] *= r;
-          mx[g] = s;
-        }
-        const float p = std::exp(s - mx[g]);
-        den[g] += p;
-        for (int64_t i = 0; i < D; ++i) a[i] += p * vr[i];
-      }
-    }
-    float* out = att_.data() + t * c_.q_dim() + kvh * group * D;
-    for (int64_t g = 0; g < group; ++g)
-      for (int64_t i = 0; i < D; ++i) out[g * D + i] = acc[g * D + i] / den[g];
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(cpu::attend_scratch_floats(static_cast<int>(group), static_cast<int>(D))));
+    cpu::AttnArgs a;
+    a.q = q_.data() + t * c_.q_dim() + kvh * group * D;
+    a.group = static_cast<int>(group);
+    a.D = static_cast<int>(D);
+    a.scale = scale;
+    a.n_pos = b.pos[t] + 1;
+    a.slots = slots[b.seq[t]].data();
+    a.k = kc;
+    a.v = vc;
+    a.row_elems = kvd;
+    a.head_off = kvh * D;
+    a.f16 = kv_.f16;
+    a.out = att_.data() + t * c_.q_dim() + kvh * group * D;
+    a.scratch = scratch.data();
+    cpu::attend(a);
   });
 }
 
@@ -188,8 +180,11 @@ void CpuForward::ffn_block(int l, const Batch& b, float* x) {
   const LayerWeights& L = m_.layer(l);
   const int64_t T = b.size(), E = c_.n_embd, F = c_.n_ff;
   for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(x + t * E, f32(L.ffn_norm), h_.data() + t * E, E, c_.rms_eps);
-  cpu::matmul(qmat(L.ffn_gate), h_.data(), T, g_.data(), pool_);
-  cpu::matmul(qmat(L.ffn_up), h_.data(), T, u_.data(), pool_);
+  {
+    const cpu::QMatrix ws[2] = {qmat(L.ffn_gate), qmat(L.ffn_up)};
+    float* const ys[2] = {g_.data(), u_.data()};
+    cpu::matmul_multi(ws, ys, 2, h_.data(), T, pool_);
+  }
   cpu::swiglu(g_.data(), u_.data(), T * F);
   cpu::matmul(qmat(L.ffn_down), g_.data(), T, h_.data(), pool_);
   for (int64_t i = 0; i < T * E; ++i) x[i] += h_[i];
