@@ -316,6 +316,7 @@ struct Server::Impl {
         [](const httplib::Request& req, httplib::Response& res) -> httplib::Server::HandlerResponse {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       std::string msg = "HTTP " + std::to_string(res.status);
+      if (res.status == 400) msg = "malformed HTTP request, or its body did not arrive in time";
       std::string type = "invalid_request_error";
       if (res.status == 404) {
         msg = "no such endpoint: " + req.method + " " + req.path;
@@ -368,7 +369,7 @@ void Server::start() {
   I.http.set_payload_max_length(o.max_body_bytes);
   I.http.set_read_timeout(o.timeout_s, 0);
   I.http.set_write_timeout(o.timeout_s, 0);
-  I.http.set_keep_alive_timeout(5);
+  I.http.set_keep_alive_timeout(std::min(5, o.timeout_s));
   I.setup_routes();
 
   if (o.port == 0) {
