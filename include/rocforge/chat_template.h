@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "rocforge/error.h"
 
 namespace rocforge {
@@ -29,6 +31,14 @@ struct ChatMessage {
 std::string render_chat_template(const std::string& jinja_source, const std::vector<ChatMessage>& messages,
                                  bool add_generation_prompt, const std::string& bos_token,
                                  const std::string& eos_token);
+
+// Full form for OpenAI-style requests: `messages` is a JSON array of message objects (content as
+// a string or a list of parts, tool_calls, tool_call_id, reasoning_content, ...) and `extra` an
+// object of further template variables (tools, enable_thinking, ...). ordered_json keeps key
+// order, so `tojson` renders tool schemas in the order they were given, as Python does.
+std::string render_chat_template_json(const std::string& jinja_source, const nlohmann::ordered_json& messages,
+                                      bool add_generation_prompt, const std::string& bos_token,
+                                      const std::string& eos_token, const nlohmann::ordered_json* extra = nullptr);
 
 // Built-in templates: "llama2", "llama3", "chatml" (Qwen), "mistral", "phi3", "gemma"
 // (aliases: "llama-2", "llama-3", "qwen", "qwen2", "phi-3"). nullopt if unknown.

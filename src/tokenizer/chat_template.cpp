@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "rocforge/tokenizer.h"
@@ -87,7 +88,48 @@ struct Alias {
 constexpr Alias kAliases[] = {{"llama-2", "llama2"}, {"llama-3", "llama3"}, {"qwen", "chatml"},
                               {"qwen2", "chatml"},   {"phi-3", "phi3"},     {"gemma2", "gemma"}};
 
+jinja::Value from_json(const nlohmann::ordered_json& j) {
+  using jinja::Value;
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::null: return Value::none();
+    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+    case nlohmann::ordered_json::value_t::number_unsigned: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      jinja::Array a;
+      for (const auto& x : j) a.push_back(from_json(x));
+      return Value::array(std::move(a));
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      jinja::Object o;
+      for (auto it = j.begin(); it != j.end(); ++it) o.emplace_back(it.key(), from_json(it.value()));
+      return Value::object(std::move(o));
+    }
+    default: return Value();
+  }
+}
+
 }  // namespace
+
+std::string render_chat_template_json(const std::string& jinja_source, const nlohmann::ordered_json& messages,
+                                      bool add_generation_prompt, const std::string& bos_token,
+                                      const std::string& eos_token, const nlohmann::ordered_json* extra) {
+  using jinja::Value;
+  if (!messages.is_array()) throw Error("chat template: messages must be a JSON array");
+  const auto tpl = jinja::parse(jinja_source);
+  jinja::Object globals;
+  if (extra) {
+    if (!extra->is_object()) throw Error("chat template: extra variables must be a JSON object");
+    for (auto it = extra->begin(); it != extra->end(); ++it) globals.emplace_back(it.key(), from_json(it.value()));
+  }
+  globals.emplace_back("messages", from_json(messages));
+  globals.emplace_back("add_generation_prompt", Value::boolean(add_generation_prompt));
+  globals.emplace_back("bos_token", Value::string(bos_token));
+  globals.emplace_back("eos_token", Value::string(eos_token));
+  return jinja::render(*tpl, globals);
+}
 
 std::string render_chat_template(const std::string& jinja_source, const std::vector<ChatMessage>& messages,
                                  bool add_generation_prompt, const std::string& bos_token,
