@@ -150,6 +150,10 @@ int k_matmul(uint32_t t, const void* w, size_t rs, const float* x, float* y, int
 int k_embed(uint32_t t, const void* tab, size_t rs, int cols, const int32_t* tok, int n, float* out, rf_stream s) {
   return embed(t, tab, rs, cols, tok, n, out, st(s));
 }
+int k_quantize_q8(const float* x, int n, void* xq, rf_stream s) { return quantize_q8(x, n, xq, st(s)); }
+int k_matvec_q8(uint32_t t, const void* w, size_t rs, const void* xq, float* y, int rows, int cols, rf_stream s) {
+  return matvec_q8(t, w, rs, xq, y, rows, cols, st(s));
+}
 int k_rmsnorm(const float* x, const float* w, float* y, int n, int rows, float eps, rf_stream s) {
   return rmsnorm(x, w, y, n, rows, eps, st(s));
 }
@@ -181,7 +185,8 @@ const rf_gpu_api kApi = {
     RF_GPU_API_VERSION, RF_BACKEND_NAME, last_error,
     device_count, device_info, set_device, dev_malloc, dev_free, memcpy_h2d, memcpy_d2h, memcpy_d2d, dev_memset,
     stream_create, stream_destroy, stream_sync, event_create, event_destroy, event_record, event_elapsed_ms,
-    k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, k_kv_store, attn_decode_workspace,
+    k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
+    k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample,
 };
 

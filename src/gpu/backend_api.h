@@ -77,6 +77,16 @@ struct rf_gpu_api {
   // out[i] = a[i] + b[i]; out may alias either input
   int (*add)(const float* d_a, const float* d_b, float* d_out, size_t n, rf_stream s);
 
+  // Decode hot path: x quantized once to int8 (32 values per scale) and reused by every matvec that
+  // reads it (q/k/v, gate/up). q8_bytes(n) = workspace bytes of a quantized x of n (a multiple of 32)
+  // elements; has_matvec_q8(type) != 0 for the weight types matvec_q8 takes (others: use matvec).
+  // Results differ from matvec by the int8 rounding of x (~0.3% of sum |w*x|).
+  size_t (*q8_bytes)(int n);
+  int (*quantize_q8)(const float* d_x, int n, void* d_xq, rf_stream s);
+  int (*has_matvec_q8)(uint32_t type);
+  int (*matvec_q8)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, float* d_y, int rows,
+                   int cols, rf_stream s);
+
   // ---- paged KV cache (F16). One pool per layer and per K/V:
   //   pool: [n_blocks][n_kv_head][block_size][head_dim] half
   // A sequence's position p lives in block block_table[p / block_size], slot p % block_size.

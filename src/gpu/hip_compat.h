@@ -82,6 +82,24 @@ __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(_
 // bfloat16 is the top half of a float on every target.
 __device__ inline float rf_bf16_to_float(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
 
+// c + sum of the four signed byte products of a and b (CUDA __dp4a; AMD v_dot4 where the target has
+// it, else four multiply-adds).
+__device__ inline int rf_dp4a(int a, int b, int c) {
+#if defined(__CUDA_ARCH__)
+  return __dp4a(a, b, c);
+#elif defined(__gfx1100__) || defined(__gfx1101__) || defined(__gfx1102__) || defined(__gfx1200__) || \
+    defined(__gfx1201__)
+  return __builtin_amdgcn_sudot4(true, a, true, b, c, false);
+#elif defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || \
+    defined(__gfx941__) || defined(__gfx942__) || defined(__gfx1030__)
+  return __builtin_amdgcn_sdot4(a, b, c, false);
+#else
+  for (int i = 0; i < 4; ++i)
+    c += static_cast<int8_t>((a >> (8 * i)) & 0xff) * static_cast<int8_t>((b >> (8 * i)) & 0xff);
+  return c;
+#endif
+}
+
 // Sum / max over the lanes of one wave; every lane gets the result. Width comes from warpSize.
 __device__ inline float rf_wave_sum(float v) {
   for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);

@@ -19,6 +19,11 @@ int multiprocessors();
 
 int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            hipStream_t s);
+size_t q8_bytes(int n);
+int quantize_q8(const float* x, int n, void* xq, hipStream_t s);
+int has_matvec_q8(uint32_t type);
+int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
+              hipStream_t s);
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            int n_tok, hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,

@@ -130,6 +130,65 @@ __global__ void __launch_bounds__(kBlock) matvec8_kernel(const uint8_t* __restri
   }
 }
 
+// x -> int8: per 32 elements d = max|x| / 127, q = round(x / d). One thread per element; the 32
+// lanes of a chunk reduce with xor-shuffles of offset < 32, which stay inside an aligned 32-lane
+// group on both wave widths. xq layout: int8 q[n], then float d[n / 32].
+__global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* __restrict__ q, float* __restrict__ d) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;  // n is a multiple of 32, blocks of 256
+  const float v = i < n ? x[i] : 0.f;
+  float amax = fabsf(v);
+  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  const float dq = amax / 127.f;
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  if (i < n) {
+    q[i] = static_cast<int8_t>(rintf(v * inv));
+    if ((i & 31) == 0) d[i >> 5] = dq;
+  }
+}
+
+// As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel).
+template <class F>
+__global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                          const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                                          float* __restrict__ y, int rows, int cols, int group) {
+  __shared__ float part[kRows][kRfMaxWavesPerBlock];
+  const int groups = blockDim.x / group;
+  const int g = threadIdx.x / group, gl = threadIdx.x % group;
+  const int row0 = (blockIdx.x * groups + g) * kRows;
+  const int n_chunks = cols / 32;
+  const int p = gl & 3, step = group >> 2;
+  float acc[kRows] = {};
+  if (row0 < rows) {
+    const uint8_t* rp[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+#pragma unroll 4
+    for (int c = gl >> 2; c < n_chunks; c += step) {
+      const uint2 xv = *reinterpret_cast<const uint2*>(xq + 32 * c + 8 * p);
+      const float dx = xd[c];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        acc[r] += F::dot8q(rp[r], c, p, static_cast<int>(xv.x), static_cast<int>(xv.y), dx);
+    }
+  }
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float s = rf_wave_sum(acc[r]);
+    if (lane == 0) part[r][wave] = s;
+  }
+  __syncthreads();
+  if (gl == 0 && row0 < rows) {
+    const int per_group = group / warpSize;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float s = 0.f;
+      for (int i = 0; i < per_group; ++i) s += part[r][wave + i];
+      if (row0 + r < rows) y[row0 + r] = s;
+    }
+  }
+}
+
 // Plain F32/F16/BF16 rows of any length or alignment: one wave per row, one element per lane step.
 template <class F>
 __global__ void __launch_bounds__(kBlock) matvec_plain_kernel(const uint8_t* __restrict__ w, size_t stride,
@@ -247,6 +306,56 @@ int embed(uint32_t type, const void* table, size_t row_stride, int cols, const i
     rc = check(hipGetLastError(), "embed");
   });
   if (!known) return fail("embed: unsupported weight type %u", type);
+  return rc;
+}
+
+size_t q8_bytes(int n) {
+  if (n <= 0 || n % 32 != 0) return 0;
+  const size_t qb = (static_cast<size_t>(n) + 15) / 16 * 16;
+  return qb + static_cast<size_t>(n / 32) * sizeof(float);
+}
+
+int quantize_q8(const float* x, int n, void* xq, hipStream_t s) {
+  if (n <= 0 || n % 32 != 0) return fail("quantize_q8: length %d must be a positive multiple of 32", n);
+  if (!aligned(xq, 16)) return fail("quantize_q8: workspace must be 16-byte aligned");
+  auto* q = static_cast<int8_t*>(xq);
+  auto* d = reinterpret_cast<float*>(q + (static_cast<size_t>(n) + 15) / 16 * 16);
+  quantize_q8_kernel<<<(n + 255) / 256, 256, 0, s>>>(x, n, q, d);
+  return check(hipGetLastError(), "quantize_q8");
+}
+
+int has_matvec_q8(uint32_t type) {
+  int has = 0;
+  dispatch_type(type, [&](auto f) { has = HasDot8q<decltype(f)>::value ? 1 : 0; });
+  return has;
+}
+
+int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
+              hipStream_t s) {
+  int rc = 0;
+  const bool known = dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if constexpr (!HasDot8q<F>::value) {
+      rc = fail("matvec_q8: no int8-activation path for weight type %u (use matvec)", type);
+    } else {
+      bool vec = false;
+      if ((rc = check_matrix<F>("matvec_q8", w, row_stride, rows, cols, &vec)) != 0) return;
+      if (!aligned(xq, 16)) {
+        rc = fail("matvec_q8: quantized x must be 16-byte aligned");
+        return;
+      }
+      const int n_chunks = cols / 32;
+      int group = wave_size();
+      while (group < kBlock && group * 2 <= n_chunks) group *= 2;
+      const int per_block = kBlock / group * kRows;
+      const auto* q = static_cast<const int8_t*>(xq);
+      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
+      matvec8q_kernel<F><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(static_cast<const uint8_t*>(w),
+                                                                                 row_stride, q, d, y, rows, cols, group);
+      rc = check(hipGetLastError(), "matvec_q8");
+    }
+  });
+  if (!known) return fail("matvec_q8: unsupported weight type %u", type);
   return rc;
 }
 

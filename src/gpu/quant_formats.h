@@ -72,6 +72,10 @@ struct Fmt;
 // so four consecutive lanes cover a chunk and a wave reads x contiguously (coalesced float4s). They
 // accumulate the integer codes against x (one conversion-free float and one FMA per weight) and
 // apply scale and offset once per 8 weights: d * (sum q*x - bias * xsum).
+// The quantized formats among them also provide
+//   dot8q(row, c, p, xq0, xq1, dx): the same sum against x quantized to int8 (x ~ dx * xq, 32 values
+//   per scale, xq0/xq1 holding elements 8p .. 8p + 7 as packed bytes), with two byte dot-products
+//   (dp4a / v_dot4) per 8 weights: the decode hot path, as activations are quantized once per step.
 
 // ---------------------------------------------------------------- plain floats
 template <>
@@ -167,6 +171,15 @@ struct Fmt<kQ4_0> {
     }
     return ld_half(b) * (s - 8.f * xsum);
   }
+  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const int sh = 4 * (p >> 1);
+    const int w0 = static_cast<int>((ld_u32_a2(b + 2 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu);
+    const int w1 = static_cast<int>((ld_u32_a2(b + 6 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu);
+    const int s = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
+    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
+    return ld_half(b) * dx * static_cast<float>(s - 8 * sx);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const float d = ld_half(b);
@@ -254,6 +267,12 @@ struct Fmt<kQ8_0> {
       s = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], s);
     }
     return ld_half(b) * (s - 128.f * xsum);
+  }
+  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const int s = rf_dp4a(static_cast<int>(ld_u32_a2(b + 6 + 8 * p)), xq1,
+                          rf_dp4a(static_cast<int>(ld_u32_a2(b + 2 + 8 * p)), xq0, 0));
+    return ld_half(b) * dx * static_cast<float>(s);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
@@ -396,6 +415,20 @@ struct Fmt<kQ4_K> {
     k4_scale_min(b + 4, s, sc, m);
     return rf_half_to_float(dd & 0xffffu) * sc * acc - rf_half_to_float(dd >> 16) * m * xsum;
   }
+  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (s >> 1) + 8 * p);
+    const int sh = 4 * (s & 1);
+    const int w0 = static_cast<int>((q.x >> sh) & 0x0f0f0f0fu), w1 = static_cast<int>((q.y >> sh) & 0x0f0f0f0fu);
+    const int acc = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
+    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
+    const uint32_t dd = ld_u32(b);
+    int sc, m;
+    k4_scale_min(b + 4, s, sc, m);
+    return dx * (rf_half_to_float(dd & 0xffffu) * static_cast<float>(sc * acc) -
+                 rf_half_to_float(dd >> 16) * static_cast<float>(m * sx));
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7;
@@ -462,6 +495,20 @@ struct Fmt<kQ6_K> {
     const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
     return d * (acc - 32.f * xsum);
   }
+  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7, n = s >> 2, g = s & 3;
+    const uint8_t* ql = b + 64 * n + 32 * (g & 1) + 8 * p;
+    const uint8_t* qh = b + 128 + 32 * n + 8 * p;
+    const int ls = 4 * (g >> 1), hs = 2 * g;
+    const int w0 = static_cast<int>(((ld_u32_a2(ql) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh) >> hs) & 0x03030303u) << 4));
+    const int w1 =
+        static_cast<int>(((ld_u32_a2(ql + 4) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh + 4) >> hs) & 0x03030303u) << 4));
+    const int acc = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
+    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
+    const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
+    return d * dx * static_cast<float>(acc - 32 * sx);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7, n = s >> 2, g = s & 3;
@@ -509,6 +556,12 @@ template <class F, class = void>
 struct HasDot8 { static constexpr bool value = false; };
 template <class F>
 struct HasDot8<F, decltype(void(&F::dot8))> { static constexpr bool value = true; };
+
+// True for formats with the int8-activation decode path.
+template <class F, class = void>
+struct HasDot8q { static constexpr bool value = false; };
+template <class F>
+struct HasDot8q<F, decltype(void(&F::dot8q))> { static constexpr bool value = true; };
 
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>

@@ -198,6 +198,71 @@ TEST_P(QuantKernels, EmbedMatchesDequantizeRow) {
   }
 }
 
+// The decode hot path: x quantized on the device to int8 (checked against its definition), then
+// matvec_q8 against the dequantized weights times the device's own quantized x.
+TEST_P(QuantKernels, MatvecQ8MatchesReferenceOnQuantizedX) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const GgmlType t = GetParam();
+  const auto& api = gpu->api();
+  if (!api.has_matvec_q8(static_cast<uint32_t>(t))) {
+    DeviceBuffer buf(*gpu, 4096);
+    EXPECT_NE(api.matvec_q8(static_cast<uint32_t>(t), buf.get(), 64, buf.get(), buf.as<float>(), 1, 32, nullptr), 0);
+    GTEST_SKIP() << ggml_type_name(t) << " has no int8-activation path (decode uses matvec)";
+  }
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (bool raw : {false, true}) {
+    for (int cols : col_sizes(t)) {
+      for (int rows : {1, 37, 515}) {
+        SCOPED_TRACE(std::string(ggml_type_name(t)) + " rows " + std::to_string(rows) + " cols " +
+                     std::to_string(cols) + (raw ? " raw bits" : " quantized"));
+        const size_t rb = quant::row_bytes(t, cols);
+        const auto w = random_weights(t, rows, cols, rng, raw);
+        auto x = random_floats(rng, cols, -2.f, 2.f);
+        x[0] = 0.f;
+        if (cols >= 64) std::fill(x.begin() + 32, x.begin() + 64, 0.f);  // an all-zero chunk
+        auto dw = to_device(*gpu, w);
+        auto dx = to_device(*gpu, x);
+        const size_t qb = api.q8_bytes(cols);
+        ASSERT_GE(qb, static_cast<size_t>(cols) + cols / 32 * 4);
+        DeviceBuffer dq(*gpu, qb);
+        dq.poison();
+        gpu->check(api.quantize_q8(dx->as<float>(), cols, dq.get(), nullptr), "quantize_q8");
+        const auto raw_q = dq.download<uint8_t>(qb);
+        const auto* q = reinterpret_cast<const int8_t*>(raw_q.data());
+        std::vector<float> d(cols / 32);
+        std::memcpy(d.data(), raw_q.data() + (cols + 15) / 16 * 16, d.size() * sizeof(float));
+        std::vector<double> xr(cols);
+        for (int c = 0; c < cols / 32; ++c) {
+          float amax = 0.f;
+          for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * c + i]));
+          ASSERT_NEAR(d[c], amax / 127.f, 1e-6f * amax) << "chunk " << c;
+          for (int i = 0; i < 32; ++i) {
+            xr[32 * c + i] = static_cast<double>(d[c]) * q[32 * c + i];
+            ASSERT_LE(std::fabs(xr[32 * c + i] - x[32 * c + i]), 0.5001 * d[c] + 1e-12) << "element " << 32 * c + i;
+          }
+        }
+        DeviceBuffer dy(*gpu, rows * sizeof(float));
+        dy.poison();
+        gpu->check(api.matvec_q8(static_cast<uint32_t>(t), dw->get(), rb, dq.get(), dy.as<float>(), rows, cols, nullptr),
+                   "matvec_q8");
+        const auto y = dy.download<float>(rows);
+        std::vector<float> row(cols);
+        for (int r = 0; r < rows; ++r) {
+          quant::dequantize_row(t, w.data() + r * rb, row.data(), cols);
+          double ref = 0, mag = 0;
+          for (int c = 0; c < cols; ++c) {
+            ref += row[c] * xr[c];
+            mag += std::fabs(row[c] * xr[c]);
+          }
+          ASSERT_NEAR(y[r], ref, 1e-4 * mag + 1e-6) << "row " << r;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllFormats, QuantKernels, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
