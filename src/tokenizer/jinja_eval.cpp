@@ -41,8 +41,8 @@ class Interpreter {
  private:
   Flow exec(const Stmt& s) {
     switch (s.kind) {
-      case Stmt::Kind::Text: out_ += s.text; return Flow::Normal;
-      case Stmt::Kind::Output: out_ += to_str(eval(*s.expr)); return Flow::Normal;
+      case Stmt::Kind::Text: emit(s.text, s.loc); return Flow::Normal;
+      case Stmt::Kind::Output: emit(to_str(eval(*s.expr)), s.loc); return Flow::Normal;
       case Stmt::Kind::If:
         for (size_t i = 0; i < s.bodies.size(); ++i)
           if (i >= s.conds.size() || eval(*s.conds[i]).truthy()) return exec(s.bodies[i]);
@@ -62,6 +62,13 @@ class Interpreter {
       case Stmt::Kind::Continue: return Flow::Continue;
     }
     return Flow::Normal;
+  }
+
+  // Runaway templates (loops over huge ranges, string repetition) stop with an error.
+  static constexpr size_t kMaxOutput = size_t{64} << 20;
+  void emit(const std::string& text, const Loc& loc) {
+    if (out_.size() + text.size() > kMaxOutput) fail(loc, "template output exceeds 64 MiB");
+    out_ += text;
   }
 
   void assign(const std::vector<std::string>& names, const Value& v, const Loc& loc) {
@@ -104,22 +111,27 @@ class Interpreter {
       items.swap(kept);
     }
     const auto n = static_cast<int64_t>(items.size());
+    // loop.cycle(a, b, ...) picks by the current index, read back from the loop object.
+    const Value cycle = Value::function([this](const CallArgs& a) {
+      if (a.pos.empty()) throw EvalError{"loop.cycle() needs at least one argument"};
+      const Value* loop = lookup("loop");
+      const Value* idx = loop ? loop->member("index0") : nullptr;
+      return a.pos[static_cast<size_t>(idx ? idx->i : 0) % a.pos.size()];
+    });
     for (int64_t i = 0; i < n; ++i) {
       assign(s.targets, items[i], s.loc);
-      Value loop = Value::object();
-      loop.set_member("index", Value::integer(i + 1));
-      loop.set_member("index0", Value::integer(i));
-      loop.set_member("revindex", Value::integer(n - i));
-      loop.set_member("revindex0", Value::integer(n - i - 1));
-      loop.set_member("first", Value::boolean(i == 0));
-      loop.set_member("last", Value::boolean(i == n - 1));
-      loop.set_member("length", Value::integer(n));
-      loop.set_member("previtem", i > 0 ? items[i - 1] : Value());
-      loop.set_member("nextitem", i + 1 < n ? items[i + 1] : Value());
-      loop.set_member("cycle", Value::function([i](const CallArgs& a) {
-                        if (a.pos.empty()) throw EvalError{"loop.cycle() needs at least one argument"};
-                        return a.pos[static_cast<size_t>(i) % a.pos.size()];
-                      }));
+      Value loop = Value::object({
+          {"index", Value::integer(i + 1)},
+          {"index0", Value::integer(i)},
+          {"revindex", Value::integer(n - i)},
+          {"revindex0", Value::integer(n - i - 1)},
+          {"first", Value::boolean(i == 0)},
+          {"last", Value::boolean(i == n - 1)},
+          {"length", Value::integer(n)},
+          {"previtem", i > 0 ? items[i - 1] : Value()},
+          {"nextitem", i + 1 < n ? items[i + 1] : Value()},
+          {"cycle", cycle},
+      });
       frames_.back()["loop"] = std::move(loop);
       if (exec(s.bodies[0]) == Flow::Break) break;
     }
@@ -131,6 +143,8 @@ class Interpreter {
   void define_macro(const Stmt& s) {
     const Stmt* def = &s;
     frames_.back()[s.targets[0]] = Value::function([this, def](const CallArgs& a) {
+      if (call_depth_ >= kMaxCallDepth) throw EvalError{"macro recursion is too deep"};
+      ++call_depth_;
       frames_.emplace_back();
       const size_t n_params = def->targets.size() - 1;
       if (a.pos.size() > n_params) throw EvalError{"too many arguments for macro '" + def->targets[0] + "'"};
@@ -145,6 +159,7 @@ class Interpreter {
       exec(def->bodies[0]);
       std::swap(captured, out_);
       frames_.pop_back();
+      --call_depth_;
       return Value::string(std::move(captured));
     });
   }
@@ -385,6 +400,7 @@ class Interpreter {
       const Value* s = l.is_string() ? &l : r.is_string() ? &r : nullptr;
       const Value* k = l.kind == K::Int ? &l : r.kind == K::Int ? &r : nullptr;
       if (s && k) {
+        if (k->i > 0 && s->s.size() * static_cast<uint64_t>(k->i) > kMaxOutput) fail(e.loc, "string repetition too large");
         std::string out;
         for (int64_t i = 0; i < k->i; ++i) out += s->s;
         return Value::string(std::move(out));
@@ -414,6 +430,8 @@ class Interpreter {
 
   std::string& out_;
   std::vector<std::unordered_map<std::string, Value>> frames_;
+  static constexpr int kMaxCallDepth = 64;
+  int call_depth_ = 0;
 };
 
 }  // namespace

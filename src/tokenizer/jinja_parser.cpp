@@ -94,6 +94,7 @@ class Parser {
   }
 
   std::unique_ptr<Stmt> parse_statement(const Token& kw) {
+    const Depth guard(*this, kw.loc);
     const std::string& k = kw.text;
     if (k == "if") return parse_if(kw.loc);
     if (k == "for") return parse_for(kw.loc);
@@ -328,7 +329,18 @@ class Parser {
     }
     return e;
   }
+  // Nesting guard: deeply nested input must give an error, not a stack overflow.
+  struct Depth {
+    Parser& p;
+    explicit Depth(Parser& parser, const Loc& l) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail(l, "expression or block nesting is too deep");
+    }
+    ~Depth() { --p.depth_; }
+  };
+  static constexpr int kMaxDepth = 200;
+
   ExprPtr parse_unary() {
+    const Depth guard(*this, peek().loc);
     if (is_op("-") || is_op("+")) {
       const Token& tk = next();
       auto e = make(Expr::Kind::Unary, tk.loc);
@@ -518,6 +530,7 @@ class Parser {
   std::vector<Token> t_;
   size_t p_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -498,3 +498,35 @@ TEST(ChatTemplate, EncodeChatPromptAddsBosExactlyOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ChatTemplate, HostileTemplatesFailCleanly) {
+  const std::vector<ChatMessage> none;
+  auto err = [&](const std::string& t) {
+    try {
+      render_chat_template(t, none, false, "", "");
+    } catch (const rocforge::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}").find("too deep"), std::string::npos);
+  EXPECT_NE(err(std::string(5000, '{') + "%").find("chat template"), std::string::npos);
+  EXPECT_NE(err("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("recursion"), std::string::npos);
+  EXPECT_NE(err("{{ 'x' * 1000000000000 }}").find("too large"), std::string::npos);
+  EXPECT_NE(err("{% for i in range(3) %}{{ 'x' * 30000000 }}{% endfor %}").find("64 MiB"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ChatTemplate, LoopCycleAndNestedLoops) {
+  EXPECT_EQ(render_chat_template("{% for m in messages %}{{ loop.cycle('a', 'b') }}{% for c in 'xy' %}{{ loop.index }}{% endfor %}"
+                                 "{{ loop.index }}{% endfor %}",
+                                 kChat, false, "", ""),
+            "a121b122a123b124");
+}
+
+}  // namespace
