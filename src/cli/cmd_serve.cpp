@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <thread>
 
 #include "cli/commands.h"
@@ -34,6 +35,8 @@ int run_serve(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   app.add_option("--kv-blocks", so.max_kv_blocks, "use at most this many KV blocks (testing preemption; 0 = all)")
       ->check(CLI::NonNegativeNumber);
+  bool die_with_parent = false;
+  app.add_flag("--die-with-parent", die_with_parent, "exit when the parent process dies (test harnesses)");
   CLI11_PARSE(app, argc, argv);
   if (so.api_key.empty())
     if (const char* k = std::getenv("ROCFORGE_API_KEY")) so.api_key = k;
@@ -48,6 +51,9 @@ int run_serve(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a client that went away must not kill the server
+  // The kernel sends SIGTERM (handled below like Ctrl-C) when the parent dies, so a test runner
+  // killed mid-test leaves no server behind.
+  if (die_with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
 
   server::Server srv(so);
   srv.start();
