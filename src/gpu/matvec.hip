@@ -146,7 +146,8 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
   }
 }
 
-// As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel).
+// As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel): four lanes per item of
+// F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all kRows rows.
 template <class F>
 __global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                           const int8_t* __restrict__ xq, const float* __restrict__ xd,
@@ -156,19 +157,19 @@ __global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restr
   const int g = threadIdx.x / group, gl = threadIdx.x % group;
   const int row0 = (blockIdx.x * groups + g) * kRows;
   const int n_chunks = cols / 32;
+  const int n_items = F::items(n_chunks);
   const int p = gl & 3, step = group >> 2;
   float acc[kRows] = {};
   if (row0 < rows) {
     const uint8_t* rp[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
-#pragma unroll 4
-    for (int c = gl >> 2; c < n_chunks; c += step) {
-      const uint2 xv = *reinterpret_cast<const uint2*>(xq + 32 * c + 8 * p);
-      const float dx = xd[c];
+#pragma unroll 2
+    for (int it = gl >> 2; it < n_items; it += step) {
+      typename F::Xq xv;
+      F::load_xq(xq, xd, it, p, n_chunks, xv);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        acc[r] += F::dot8q(rp[r], c, p, static_cast<int>(xv.x), static_cast<int>(xv.y), dx);
+      for (int r = 0; r < kRows; ++r) acc[r] += F::dotq(rp[r], it, p, n_chunks, xv);
     }
   }
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
@@ -344,9 +345,10 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         rc = fail("matvec_q8: quantized x must be 16-byte aligned");
         return;
       }
-      const int n_chunks = cols / 32;
+      // Threads per row group: 4 per item, at least 2 steps each, within [wave, kBlock].
+      const int n_items = (cols / 32 + F::kItemChunks - 1) / F::kItemChunks;
       int group = wave_size();
-      while (group < kBlock && group * 2 <= n_chunks) group *= 2;
+      while (group < kBlock && group <= n_items) group *= 2;
       const int per_block = kBlock / group * kRows;
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);

@@ -72,12 +72,13 @@ struct Fmt;
 // so four consecutive lanes cover a chunk and a wave reads x contiguously (coalesced float4s). They
 // accumulate the integer codes against x (one conversion-free float and one FMA per weight) and
 // apply scale and offset once per 8 weights: d * (sum q*x - bias * xsum).
-// The quantized formats among them also provide
-//   dot8q(row, c, p, xq0, xq1, dx): the same sum against x quantized to int8 (x ~ dx * xq, 32 values
-//   per scale, xq0/xq1 holding elements 8p .. 8p + 7 as packed bytes), with two byte dot-products
-//   (dp4a / v_dot4) per 8 weights: the decode hot path, as activations are quantized once per step.
+// The quantized formats among them also provide the int8-activation path (x ~ dx * xq, 32 values
+// per scale, quantized once per decode step), in "items" of kItemChunks chunks handled by 4 lanes:
+//   items(n_chunks), load_xq(xq, xd, item, p, n_chunks, Xq&) (lane p's activations of the item) and
+//   dotq(row, item, p, n_chunks, const Xq&) (their sum against the weights),
+// with byte dot-products (dp4a / v_dot4) and each lane consuming as many weight bytes per step as
+// the layout gives it (16 to 32 weights): the decode hot path.
 
-// ---------------------------------------------------------------- plain floats
 template <>
 struct Fmt<kF32> {
   static constexpr int kBlockElems = 1, kBlockBytes = 4;
@@ -171,14 +172,30 @@ struct Fmt<kQ4_0> {
     }
     return ld_half(b) * (s - 8.f * xsum);
   }
-  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
+  // int8 path: an item is 2 chunks; lane p takes chunk 2 item + p/2, qs bytes 8(p%2) .. +8, both
+  // nibbles (elements 8(p%2) + k and 16 + 8(p%2) + k).
+  static constexpr int kItemChunks = 2;
+  struct Xq { int lo0, lo1, hi0, hi1; float dx; };
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    const int c = 2 * item + (p >> 1), h = p & 1;
+    if (c >= n_chunks) { v = Xq{0, 0, 0, 0, 0.f}; return; }
+    const uint2 lo = *reinterpret_cast<const uint2*>(xq + 32 * c + 8 * h);
+    const uint2 hi = *reinterpret_cast<const uint2*>(xq + 32 * c + 16 + 8 * h);
+    v = Xq{static_cast<int>(lo.x), static_cast<int>(lo.y), static_cast<int>(hi.x), static_cast<int>(hi.y), xd[c]};
+  }
+  __device__ static float dotq(const uint8_t* row, int item, int p, int n_chunks, const Xq& v) {
+    const int c = 2 * item + (p >> 1), h = p & 1;
+    if (c >= n_chunks) return 0.f;
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const int sh = 4 * (p >> 1);
-    const int w0 = static_cast<int>((ld_u32_a2(b + 2 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu);
-    const int w1 = static_cast<int>((ld_u32_a2(b + 6 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu);
-    const int s = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
-    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
-    return ld_half(b) * dx * static_cast<float>(s - 8 * sx);
+    const uint32_t u0 = ld_u32_a2(b + 2 + 8 * h), u1 = ld_u32_a2(b + 6 + 8 * h);
+    int s = rf_dp4a(static_cast<int>(u0 & 0x0f0f0f0fu), v.lo0, 0);
+    s = rf_dp4a(static_cast<int>(u1 & 0x0f0f0f0fu), v.lo1, s);
+    s = rf_dp4a(static_cast<int>((u0 >> 4) & 0x0f0f0f0fu), v.hi0, s);
+    s = rf_dp4a(static_cast<int>((u1 >> 4) & 0x0f0f0f0fu), v.hi1, s);
+    int sx = rf_dp4a(0x01010101, v.lo0, rf_dp4a(0x01010101, v.lo1, 0));
+    sx = rf_dp4a(0x01010101, v.hi0, rf_dp4a(0x01010101, v.hi1, sx));
+    return ld_half(b) * v.dx * static_cast<float>(s - 8 * sx);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
@@ -268,11 +285,19 @@ struct Fmt<kQ8_0> {
     }
     return ld_half(b) * (s - 128.f * xsum);
   }
-  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const int s = rf_dp4a(static_cast<int>(ld_u32_a2(b + 6 + 8 * p)), xq1,
-                          rf_dp4a(static_cast<int>(ld_u32_a2(b + 2 + 8 * p)), xq0, 0));
-    return ld_half(b) * dx * static_cast<float>(s);
+  // int8 path: an item is 1 chunk; lane p takes bytes 8p .. +8.
+  static constexpr int kItemChunks = 1;
+  struct Xq { int x0, x1; float dx; };
+  __device__ static int items(int n_chunks) { return n_chunks; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+    const uint2 q = *reinterpret_cast<const uint2*>(xq + 32 * item + 8 * p);
+    v = Xq{static_cast<int>(q.x), static_cast<int>(q.y), xd[item]};
+  }
+  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
+    const uint8_t* b = row + static_cast<size_t>(item) * kBlockBytes;
+    const int s = rf_dp4a(static_cast<int>(ld_u32_a2(b + 6 + 8 * p)), v.x1,
+                          rf_dp4a(static_cast<int>(ld_u32_a2(b + 2 + 8 * p)), v.x0, 0));
+    return ld_half(b) * v.dx * static_cast<float>(s);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
@@ -415,19 +440,33 @@ struct Fmt<kQ4_K> {
     k4_scale_min(b + 4, s, sc, m);
     return rf_half_to_float(dd & 0xffffu) * sc * acc - rf_half_to_float(dd >> 16) * m * xsum;
   }
-  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
-    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
-    const int s = c & 7;
-    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (s >> 1) + 8 * p);
-    const int sh = 4 * (s & 1);
-    const int w0 = static_cast<int>((q.x >> sh) & 0x0f0f0f0fu), w1 = static_cast<int>((q.y >> sh) & 0x0f0f0f0fu);
-    const int acc = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
-    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
+  // int8 path: an item is a chunk pair (2j, 2j + 1) sharing qs[32j .. +32); lane p takes bytes 8p .. +8,
+  // low nibbles for chunk 2j and high nibbles for chunk 2j + 1.
+  static constexpr int kItemChunks = 2;
+  struct Xq { int l0, l1, h0, h1; float dl, dh; };
+  __device__ static int items(int n_chunks) { return n_chunks / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+    const uint2 l = *reinterpret_cast<const uint2*>(xq + 64 * item + 8 * p);
+    const uint2 h = *reinterpret_cast<const uint2*>(xq + 64 * item + 32 + 8 * p);
+    v = Xq{static_cast<int>(l.x), static_cast<int>(l.y), static_cast<int>(h.x), static_cast<int>(h.y),
+           xd[2 * item], xd[2 * item + 1]};
+  }
+  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
+    const uint8_t* b = row + static_cast<size_t>(item >> 2) * kBlockBytes;
+    const int j = item & 3;
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * j + 8 * p);
+    const int al = rf_dp4a(static_cast<int>(q.y & 0x0f0f0f0fu), v.l1, rf_dp4a(static_cast<int>(q.x & 0x0f0f0f0fu), v.l0, 0));
+    const int ah = rf_dp4a(static_cast<int>((q.y >> 4) & 0x0f0f0f0fu), v.h1,
+                           rf_dp4a(static_cast<int>((q.x >> 4) & 0x0f0f0f0fu), v.h0, 0));
+    const int sl = rf_dp4a(0x01010101, v.l1, rf_dp4a(0x01010101, v.l0, 0));
+    const int sh = rf_dp4a(0x01010101, v.h1, rf_dp4a(0x01010101, v.h0, 0));
     const uint32_t dd = ld_u32(b);
-    int sc, m;
-    k4_scale_min(b + 4, s, sc, m);
-    return dx * (rf_half_to_float(dd & 0xffffu) * static_cast<float>(sc * acc) -
-                 rf_half_to_float(dd >> 16) * static_cast<float>(m * sx));
+    int scl, ml, sch, mh;
+    k4_scale_min(b + 4, 2 * j, scl, ml);
+    k4_scale_min(b + 4, 2 * j + 1, sch, mh);
+    const float dl = v.dl * static_cast<float>(scl * al), dh = v.dh * static_cast<float>(sch * ah);
+    const float ml_ = v.dl * static_cast<float>(ml * sl), mh_ = v.dh * static_cast<float>(mh * sh);
+    return rf_half_to_float(dd & 0xffffu) * (dl + dh) - rf_half_to_float(dd >> 16) * (ml_ + mh_);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
@@ -495,19 +534,44 @@ struct Fmt<kQ6_K> {
     const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
     return d * (acc - 32.f * xsum);
   }
-  __device__ static float dot8q(const uint8_t* row, int c, int p, int xq0, int xq1, float dx) {
-    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
-    const int s = c & 7, n = s >> 2, g = s & 3;
-    const uint8_t* ql = b + 64 * n + 32 * (g & 1) + 8 * p;
+  // int8 path: an item is half a super-block (n = item % 2: chunks 4n + g, g = 0..3); lane p takes
+  // positions l = 8p .. +8 of all four chunks: ql[64n + 8p ..) (g = 0 low, g = 2 high nibbles),
+  // ql[64n + 32 + 8p ..) (g = 1, 3) and qh[32n + 8p ..) (2 bits per g).
+  static constexpr int kItemChunks = 4;
+  struct Xq { int x[4][2]; float dx[4]; };
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+      const uint2 q = *reinterpret_cast<const uint2*>(xq + 32 * (4 * item + g) + 8 * p);
+      v.x[g][0] = static_cast<int>(q.x);
+      v.x[g][1] = static_cast<int>(q.y);
+      v.dx[g] = xd[4 * item + g];
+    }
+  }
+  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
+    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
+    const int n = item & 1;
+    const uint8_t* ql = b + 64 * n + 8 * p;
     const uint8_t* qh = b + 128 + 32 * n + 8 * p;
-    const int ls = 4 * (g >> 1), hs = 2 * g;
-    const int w0 = static_cast<int>(((ld_u32_a2(ql) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh) >> hs) & 0x03030303u) << 4));
-    const int w1 =
-        static_cast<int>(((ld_u32_a2(ql + 4) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh + 4) >> hs) & 0x03030303u) << 4));
-    const int acc = rf_dp4a(w1, xq1, rf_dp4a(w0, xq0, 0));
-    const int sx = rf_dp4a(0x01010101, xq1, rf_dp4a(0x01010101, xq0, 0));
-    const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
-    return d * dx * static_cast<float>(acc - 32 * sx);
+    const uint32_t L0[2] = {ld_u32_a2(ql), ld_u32_a2(ql + 4)};
+    const uint32_t L1[2] = {ld_u32_a2(ql + 32), ld_u32_a2(ql + 36)};
+    const uint32_t H[2] = {ld_u32_a2(qh), ld_u32_a2(qh + 4)};
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n + (p >> 1));
+    float acc = 0.f;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+      int a = 0, sx = 0;
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t lo = g & 1 ? L1[k] : L0[k];
+        const uint32_t q = ((lo >> (4 * (g >> 1))) & 0x0f0f0f0fu) | (((H[k] >> (2 * g)) & 0x03030303u) << 4);
+        a = rf_dp4a(static_cast<int>(q), v.x[g][k], a);
+        sx = rf_dp4a(0x01010101, v.x[g][k], sx);
+      }
+      acc = fmaf(v.dx[g] * sc[2 * g], static_cast<float>(a - 32 * sx), acc);
+    }
+    return ld_half(b + 208) * acc;
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
@@ -561,7 +625,7 @@ struct HasDot8<F, decltype(void(&F::dot8))> { static constexpr bool value = true
 template <class F, class = void>
 struct HasDot8q { static constexpr bool value = false; };
 template <class F>
-struct HasDot8q<F, decltype(void(&F::dot8q))> { static constexpr bool value = true; };
+struct HasDot8q<F, decltype(void(&F::dotq))> { static constexpr bool value = true; };
 
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>
