@@ -15,6 +15,7 @@ const Command kCommands[] = {
     {"tokenize", "text -> token ids with a model's tokenizer", run_tokenize},
     {"detokenize", "token ids -> text with a model's tokenizer", run_detokenize},
     {"serve", "OpenAI-compatible HTTP server (continuous batching, paged KV, prefix cache)", run_serve},
+    {"bench-serve", "load-test the HTTP server: tokens/s, TTFT, inter-token latency at several concurrencies", run_bench_serve},
 };
 
 }  // namespace

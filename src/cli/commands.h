@@ -27,5 +27,6 @@ int run_synth(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
 int run_serve(int argc, char** argv);
+int run_bench_serve(int argc, char** argv);
 
 }  // namespace rocforge::cli
