@@ -121,7 +121,8 @@ std::unique_ptr<PreTokenizer> PreTokenizer::create(const std::string& pre) {
   for (const auto& p : kPres) names += std::string(names.empty() ? "" : ", ") + p.name;
   throw Error("tokenizer: unsupported tokenizer.ggml.pre '" + pre +
               "' for a gpt2 (byte-level BPE) tokenizer; supported: " + names +
-              " (refusing to guess: a wrong pre-tokenizer gives wrong token ids)");
+              " (refusing to guess: a wrong pre-tokenizer gives wrong token ids; if you know the model uses one of"
+              " these, set ROCFORGE_PRE_TOKENIZER=<name>)");
 }
 
 void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& out) const {

@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
+#include "core/log.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
 
@@ -89,6 +91,12 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
     if (v.scores.empty()) v.scores.assign(n, 0.0f);
     im->spm = std::make_unique<tok::SpmModel>(v.tokens, v.scores, im->map, v.unk_id);
   } else if (v.model == "gpt2") {
+    // Documented escape hatch for a `pre` value we do not know but whose regex the user knows to
+    // be one of ours (e.g. dbrx and smaug-bpe use Llama 3's): never applied silently.
+    if (const char* forced = std::getenv("ROCFORGE_PRE_TOKENIZER"); forced && *forced) {
+      log::warn("tokenizer: ROCFORGE_PRE_TOKENIZER={} overrides tokenizer.ggml.pre='{}'", forced, v.pre);
+      v.pre = forced;
+    }
     if (v.pre.empty())
       throw Error("tokenizer: tokenizer.ggml.pre is missing for a gpt2 (byte-level BPE) tokenizer; supported values: " +
                   [] {

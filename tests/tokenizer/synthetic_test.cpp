@@ -1,5 +1,6 @@
 // synthetic_test.cpp - hand-built vocabularies: merge order, unknown handling, metadata errors,
 // and invalid UTF-8 through the real byte-level vocabularies.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,21 @@ TEST(TokenizerSynthetic, ByteLevelVocabsRoundTripInvalidUtf8) {
     EXPECT_FALSE(ids.empty());
     EXPECT_EQ(t->decode(ids), bad) << p;
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TokenizerSynthetic, PreTokenizerOverrideIsExplicit) {
+  VocabData v = tiny_bpe();
+  v.pre = "smaug-bpe";
+  EXPECT_NE(error_of(v).find("ROCFORGE_PRE_TOKENIZER"), std::string::npos);
+  ::setenv("ROCFORGE_PRE_TOKENIZER", "gpt-2", 1);
+  auto t = Tokenizer::from_vocab(v);
+  ::unsetenv("ROCFORGE_PRE_TOKENIZER");
+  EXPECT_EQ(t->pre(), "gpt-2");
+  EXPECT_EQ(t->encode("aab", false), (Ids{4}));
 }
 
 }  // namespace
