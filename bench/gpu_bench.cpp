@@ -175,6 +175,86 @@ int main(int argc, char** argv) {
                   100 * (1e3 / r.token_ms) / bound);
     }
 
+    // ---- attention (llama3-8b heads: 32 query, 8 KV, head_dim 128; F16 paged cache, blocks of 16)
+    {
+      const int n_head = 32, n_kv = 8, hd = 128, bs = 16;
+      std::printf("\nattention decode (1 sequence, split-K) and prefill, 32/8 heads x 128:\n");
+      for (int ctx : {512, 4096, 16384}) {
+        const int n_blocks = ctx / bs;
+        const size_t pool = static_cast<size_t>(n_blocks) * n_kv * bs * hd * 2;
+        void* kp = dmalloc(b, pool);
+        void* vp = dmalloc(b, pool);
+        fill_random(b, kp, pool, rng);
+        fill_random(b, vp, pool, rng);
+        std::vector<int32_t> table(n_blocks);
+        for (int i = 0; i < n_blocks; ++i) table[i] = (i * 7919) % n_blocks;  // scattered blocks
+        void* dt = dmalloc(b, table.size() * 4);
+        b.check(api.memcpy_h2d(dt, table.data(), table.size() * 4, nullptr), "upload");
+        const int32_t len = ctx;
+        void* dlen = dmalloc(b, 4);
+        b.check(api.memcpy_h2d(dlen, &len, 4, nullptr), "upload");
+        void* q = dmalloc(b, size_t{512} * n_head * hd * 4);
+        void* o = dmalloc(b, size_t{512} * n_head * hd * 4);
+        fill_random(b, q, size_t{512} * n_head * hd * 4, rng);
+        const size_t wsb = api.attn_decode_workspace(1, n_head, hd, ctx);
+        void* ws = dmalloc(b, wsb);
+        auto dec = [&](int) {
+          b.check(api.attn_decode(static_cast<float*>(q), static_cast<uint16_t*>(kp), static_cast<uint16_t*>(vp),
+                                  static_cast<int32_t*>(dt), n_blocks, static_cast<int32_t*>(dlen), 1, ctx, n_head, n_kv,
+                                  hd, bs, 0.088f, static_cast<float*>(o), ws, nullptr), "attn_decode");
+        };
+        dec(0);
+        const double ms = timer.median_ms(reps, 20, dec);
+        std::printf("decode  ctx %5d: %8.1f us  %6.0f GB/s of K/V\n", ctx, ms * 1e3, 2.0 * pool / (ms * 1e-3) / 1e9);
+        if (ctx == 512 || ctx == 4096) {
+          const int n_tok = 512, pos0 = ctx - 512;
+          auto pre = [&](int) {
+            b.check(api.attn_prefill(static_cast<float*>(q), static_cast<uint16_t*>(kp), static_cast<uint16_t*>(vp),
+                                     static_cast<int32_t*>(dt), pos0, n_tok, n_head, n_kv, hd, bs, 0.088f,
+                                     static_cast<float*>(o), nullptr), "attn_prefill");
+          };
+          pre(0);
+          const double pms = timer.median_ms(reps, 3, pre);
+          const double flops = 4.0 * n_head * hd * (static_cast<double>(n_tok) * pos0 + n_tok * (n_tok + 1) / 2.0);
+          std::printf("prefill 512 tokens at pos %4d: %8.3f ms  %5.1f TFLOP/s\n", pos0, pms, flops / (pms * 1e-3) / 1e12);
+        }
+        for (void* p : {kp, vp, dt, dlen, q, o, ws}) api.free(p);
+      }
+    }
+
+    // ---- sampling and norms
+    {
+      const int n_vocab = 128256;
+      void* logits = dmalloc(b, n_vocab * 4);
+      void* tok = dmalloc(b, 4);
+      std::vector<float> h(n_vocab);
+      std::normal_distribution<float> nd(0.f, 3.f);
+      for (auto& v : h) v = nd(rng);
+      b.check(api.memcpy_h2d(logits, h.data(), h.size() * 4, nullptr), "upload");
+      struct P { const char* name; float t; int k; float p; float mp; };
+      std::printf("\nsampling over %d logits:\n", n_vocab);
+      for (const P& pr : {P{"greedy", 0.f, 0, 1.f, 0.f}, P{"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
+                          P{"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f}}) {
+        auto smp = [&](int) {
+          b.check(api.sample(static_cast<float*>(logits), n_vocab, pr.t, pr.k, pr.p, pr.mp, 0.37f,
+                             static_cast<int32_t*>(tok), nullptr), "sample");
+        };
+        smp(0);
+        std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
+      }
+      void* nw = dmalloc(b, 4096 * 4);
+      fill_random(b, nw, 4096 * 4, rng);
+      auto norm = [&](int) {
+        b.check(api.rmsnorm(static_cast<float*>(logits), static_cast<float*>(nw), static_cast<float*>(logits), 4096, 1,
+                            1e-5f, nullptr), "rmsnorm");
+      };
+      norm(0);
+      std::printf("%-28s %8.1f us\n", "rmsnorm 4096", timer.median_ms(reps, 50, norm) * 1e3);
+      api.free(nw);
+      api.free(logits);
+      api.free(tok);
+    }
+
     // ---- prefill matmul, 512 tokens, 4096x4096
     std::printf("\nprefill matmul 512 tokens x 4096x4096:\n");
     void* X = dmalloc(b, size_t{512} * 14336 * 4);

@@ -440,33 +440,41 @@ struct Fmt<kQ4_K> {
     k4_scale_min(b + 4, s, sc, m);
     return rf_half_to_float(dd & 0xffffu) * sc * acc - rf_half_to_float(dd >> 16) * m * xsum;
   }
-  // int8 path: an item is a chunk pair (2j, 2j + 1) sharing qs[32j .. +32); lane p takes bytes 8p .. +8,
-  // low nibbles for chunk 2j and high nibbles for chunk 2j + 1.
-  static constexpr int kItemChunks = 2;
-  struct Xq { int l0, l1, h0, h1; float dl, dh; };
-  __device__ static int items(int n_chunks) { return n_chunks / 2; }
+  // int8 path: an item is 4 chunks = 2 chunk pairs (2J, 2J + 1), each pair sharing qs[32(J%4) .. +32):
+  // lane p takes pair J = 2 item + p/2, bytes 16(p%2) .. +16 (one 16-byte load), low nibbles for chunk
+  // 2J and high nibbles for chunk 2J + 1.
+  static constexpr int kItemChunks = 4;
+  struct Xq { uint4 l, h; float dl, dh; };
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
   __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
-    const uint2 l = *reinterpret_cast<const uint2*>(xq + 64 * item + 8 * p);
-    const uint2 h = *reinterpret_cast<const uint2*>(xq + 64 * item + 32 + 8 * p);
-    v = Xq{static_cast<int>(l.x), static_cast<int>(l.y), static_cast<int>(h.x), static_cast<int>(h.y),
-           xd[2 * item], xd[2 * item + 1]};
+    const int J = 2 * item + (p >> 1), o = 16 * (p & 1);
+    v.l = *reinterpret_cast<const uint4*>(xq + 64 * J + o);
+    v.h = *reinterpret_cast<const uint4*>(xq + 64 * J + 32 + o);
+    v.dl = xd[2 * J];
+    v.dh = xd[2 * J + 1];
   }
   __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
-    const uint8_t* b = row + static_cast<size_t>(item >> 2) * kBlockBytes;
-    const int j = item & 3;
-    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * j + 8 * p);
-    const int al = rf_dp4a(static_cast<int>(q.y & 0x0f0f0f0fu), v.l1, rf_dp4a(static_cast<int>(q.x & 0x0f0f0f0fu), v.l0, 0));
-    const int ah = rf_dp4a(static_cast<int>((q.y >> 4) & 0x0f0f0f0fu), v.h1,
-                           rf_dp4a(static_cast<int>((q.x >> 4) & 0x0f0f0f0fu), v.h0, 0));
-    const int sl = rf_dp4a(0x01010101, v.l1, rf_dp4a(0x01010101, v.l0, 0));
-    const int sh = rf_dp4a(0x01010101, v.h1, rf_dp4a(0x01010101, v.h0, 0));
+    const int J = 2 * item + (p >> 1), j = J & 3;
+    const uint8_t* b = row + static_cast<size_t>(J >> 2) * kBlockBytes;
+    const uint4 q = *reinterpret_cast<const uint4*>(b + 16 + 32 * j + 16 * (p & 1));
+    const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
+    const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
+    const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
+    int al = 0, ah = 0, sl = 0, sh = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      al = rf_dp4a(static_cast<int>(qw[k] & 0x0f0f0f0fu), xl[k], al);
+      ah = rf_dp4a(static_cast<int>((qw[k] >> 4) & 0x0f0f0f0fu), xh[k], ah);
+      sl = rf_dp4a(0x01010101, xl[k], sl);
+      sh = rf_dp4a(0x01010101, xh[k], sh);
+    }
     const uint32_t dd = ld_u32(b);
     int scl, ml, sch, mh;
     k4_scale_min(b + 4, 2 * j, scl, ml);
     k4_scale_min(b + 4, 2 * j + 1, sch, mh);
-    const float dl = v.dl * static_cast<float>(scl * al), dh = v.dh * static_cast<float>(sch * ah);
-    const float ml_ = v.dl * static_cast<float>(ml * sl), mh_ = v.dh * static_cast<float>(mh * sh);
-    return rf_half_to_float(dd & 0xffffu) * (dl + dh) - rf_half_to_float(dd >> 16) * (ml_ + mh_);
+    const float sum_q = v.dl * static_cast<float>(scl * al) + v.dh * static_cast<float>(sch * ah);
+    const float sum_m = v.dl * static_cast<float>(ml * sl) + v.dh * static_cast<float>(mh * sh);
+    return rf_half_to_float(dd & 0xffffu) * sum_q - rf_half_to_float(dd >> 16) * sum_m;
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
