@@ -107,17 +107,21 @@ class Tokenizer {
 // sequences and keeps an incomplete tail for the next call. Bytes that can never become valid
 // UTF-8 are replaced by U+FFFD, so the concatenated output is always valid UTF-8.
 // flush() at the end returns what is left (an incomplete tail becomes U+FFFD).
+//
+// By default the ids continue a prompt (generation): every piece is kept as is, so a
+// SentencePiece "▁Paris" after "The capital is" streams as " Paris". With at_text_start the ids
+// begin the text (like decode()): the leading space SentencePiece adds is dropped once.
 class StreamingDetokenizer {
  public:
-  explicit StreamingDetokenizer(const Tokenizer& tok, bool skip_special = true);
+  explicit StreamingDetokenizer(const Tokenizer& tok, bool skip_special = true, bool at_text_start = false);
   std::string push(int32_t id);
   std::string flush();
 
  private:
   const Tokenizer& tok_;
   bool skip_special_;
-  bool at_start_ = true;  // the SentencePiece leading space is dropped from the first text piece
-  std::string pending_;   // bytes of an incomplete UTF-8 sequence
+  bool at_start_;        // the SentencePiece leading space is still to be dropped
+  std::string pending_;  // bytes of an incomplete UTF-8 sequence
 };
 
 }  // namespace rocforge

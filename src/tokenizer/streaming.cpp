@@ -4,8 +4,8 @@
 
 namespace rocforge {
 
-StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tok, bool skip_special)
-    : tok_(tok), skip_special_(skip_special) {}
+StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tok, bool skip_special, bool at_text_start)
+    : tok_(tok), skip_special_(skip_special), at_start_(at_text_start) {}
 
 std::string StreamingDetokenizer::push(int32_t id) {
   const TokenType ty = tok_.token_type(id);  // throws on a bad id

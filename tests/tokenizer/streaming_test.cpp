@@ -1,4 +1,5 @@
 // streaming_test.cpp - StreamingDetokenizer never emits a partial UTF-8 sequence.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,7 +50,7 @@ const char* kTexts[] = {
 
 void check_stream(const rocforge::Tokenizer& t, const std::string& text, bool with_bos) {
   std::vector<int32_t> ids = t.encode(text, with_bos);
-  rocforge::StreamingDetokenizer sd(t);
+  rocforge::StreamingDetokenizer sd(t, /*skip_special=*/true, /*at_text_start=*/true);
   std::string all;
   for (auto id : ids) {
     const std::string chunk = sd.push(id);
@@ -76,6 +77,22 @@ TEST(StreamingDetokenizer, MultiByteTextSplitAcrossByteTokens) {
     }
     EXPECT_GT(split, 5u) << p << ": the texts no longer split characters across tokens";
   }
+}
+
+TEST(StreamingDetokenizer, GeneratedContinuationKeepsLeadingSpace) {
+  ROCFORGE_REQUIRE_FIXTURE(spm, "vocab/ggml-vocab-llama-spm.gguf");
+  auto t = load(spm);
+  // Prompt "The capital of France is" continued by " Paris.": the continuation's ids stream
+  // exactly the text they add, leading space included.
+  const auto prompt = t->encode("The capital of France is", true);
+  const auto full = t->encode("The capital of France is Paris.", true);
+  ASSERT_GT(full.size(), prompt.size());
+  ASSERT_TRUE(std::equal(prompt.begin(), prompt.end(), full.begin()));
+  rocforge::StreamingDetokenizer sd(*t);
+  std::string out;
+  for (size_t i = prompt.size(); i < full.size(); ++i) out += sd.push(full[i]);
+  out += sd.flush();
+  EXPECT_EQ(out, " Paris.");
 }
 
 TEST(StreamingDetokenizer, InvalidBytesBecomeReplacementCharacters) {
