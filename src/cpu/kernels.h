@@ -43,6 +43,11 @@ void quantize_act_row(const float* x, int64_t n, int block, int8_t* q, float* d,
 // Activation block size used for a weight type (32 or 256); 0 for float weight types.
 int act_block_for(GgmlType t);
 
+// Batches of at least this many tokens take the panel GEMM where the ISA has one.
+constexpr int64_t kPanelMinTokens = 16;
+// The activation block matmul uses for weight type t and T tokens at the active ISA level.
+int matmul_act_block(GgmlType t, int64_t T);
+
 // y[t*ldy + r] = W[r,:] . x[t,:] for rows r in [r0, r1), all T tokens.
 // A kernel table entry returns false when it has no path for the type (the caller falls back).
 struct KernelTable {
@@ -56,6 +61,10 @@ struct KernelTable {
   // Same contract as quantize_act_row (a faster version of it, identical results).
   void (*quantize_act)(const float* x, int64_t n, int block, int8_t* q, float* d, int16_t* s16, int32_t* lanes,
                        float* ds);
+  // Prompt-sized batches (T >= kPanelMinTokens): weights unpacked once per 16-row panel and reused
+  // by every token; activations in blocks of 32 for every format. nullptr: not available.
+  bool (*gemm_panel)(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QActView& a,
+                     float* y, int64_t ldy);
   // One (token, kv head) of attention (attention.h); nullptr: use attend_scalar.
   void (*attend)(const AttnArgs& a);
 };

@@ -3,10 +3,12 @@
 // x86-64; dispatch (cpu_features.cpp) only calls it on CPUs that report the features.
 #if defined(__x86_64__)
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/kernels.h"
 #include "quant/blocks.h"
+#include "quant/decode.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -23,7 +25,7 @@
 
 namespace rocforge::cpu {
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, quantize_act_row, avx2::attend_impl};
+  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, quantize_act_row, nullptr, avx2::attend_impl};
   return &table;
 }
 }  // namespace rocforge::cpu

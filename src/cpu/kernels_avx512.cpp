@@ -3,10 +3,12 @@
 // Requires AVX512F/BW/VL/VNNI at run time (checked by cpu_features.cpp before it is used).
 #if defined(__x86_64__)
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/kernels.h"
 #include "quant/blocks.h"
+#include "quant/decode.h"
 
 #pragma GCC push_options
 // GCC 12 flags its own _mm512 helpers (undefined-vector idiom) as uninitialised: not our code.
@@ -26,7 +28,7 @@
 
 namespace rocforge::cpu {
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{"avx512", avx512::gemm_q, avx512::gemm_f, quantize_act_row, avx512::attend_impl};
+  static const KernelTable table{"avx512", avx512::gemm_q, avx512::gemm_f, quantize_act_row, avx512::gemm_panel, avx512::attend_impl};
   return &table;
 }
 }  // namespace rocforge::cpu

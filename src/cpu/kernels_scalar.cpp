@@ -115,7 +115,7 @@ void quantize_act_row(const float* x, int64_t n, int block, int8_t* q, float* d,
 }
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar", scalar_gemm_q, scalar_gemm_f, quantize_act_row, attend_scalar};
+  static const KernelTable table{"scalar", scalar_gemm_q, scalar_gemm_f, quantize_act_row, nullptr, attend_scalar};
   return table;
 }
 

@@ -67,7 +67,15 @@ void check(const QMatrix& w, int64_t cols) {
   if (w.cols % tr.block_elems != 0) throw Error("matmul: row width is not a multiple of the block size");
 }
 
+bool use_panel(const KernelTable& kt, GgmlType t, int64_t T) {
+  return kt.gemm_panel && T >= kPanelMinTokens && act_block_for(t) != 0;
+}
+
 }  // namespace
+
+int matmul_act_block(GgmlType t, int64_t T) {
+  return use_panel(table_for(active_isa()), t, T) ? 32 : act_block_for(t);
+}
 
 void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x, int64_t T, ThreadPool& pool) {
   if (count <= 0 || T <= 0) return;
@@ -80,7 +88,7 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
   QActView act32, act256;
   bool need32 = false, need256 = false;
   for (int k = 0; k < count; ++k) {
-    const int blk = act_block_for(ws[k].type);
+    const int blk = use_panel(kt, ws[k].type, T) ? 32 : act_block_for(ws[k].type);
     need32 |= blk == 32;
     need256 |= blk == 256;
   }
@@ -91,7 +99,8 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
   std::vector<int64_t> start(static_cast<size_t>(count) + 1);
   for (int k = 0; k < count; ++k) start[k + 1] = total += ws[k].rows;
 
-  // Grain 4 = the kernels' row tile, so no tile is split between threads.
+  // Grain 16 = the panel height (a multiple of the tile kernels' 4 rows), so no tile or panel is
+  // split between threads.
   pool.parallel_for(total, [&](int64_t b, int64_t e, int) {
     for (int k = 0; k < count; ++k) {
       const int64_t r0 = std::max(b, start[k]) - start[k], r1 = std::min(e, start[k + 1]) - start[k];
@@ -103,13 +112,18 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
           scalar_kernels().gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows);
         continue;
       }
+      if (use_panel(kt, w.type, T)) {
+        if (!kt.gemm_panel(w.type, w.data, w.row_bytes, r0, r1, act32, ys[k], w.rows))
+          scalar_kernels().gemm_q(w.type, w.data, w.row_bytes, r0, r1, act32, ys[k], w.rows);
+        continue;
+      }
       const QActView& a = blk == 32 ? act32 : act256;
       // Every type check() admits has a scalar path, so the fallback cannot fail (and a worker
       // thread must not throw).
       if (!kt.gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows))
         scalar_kernels().gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows);
     }
-  }, 4);
+  }, 16);
 }
 
 void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {

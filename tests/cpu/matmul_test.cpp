@@ -79,7 +79,7 @@ void check_case(const Case& c, ThreadPool& pool, std::mt19937& rng) {
   std::vector<float> y(c.T * c.rows, NAN);
   matmul(m, x.data(), c.T, y.data(), pool);
 
-  const int block = act_block_for(c.type);
+  const int block = matmul_act_block(c.type, c.T);
   const std::vector<float> xq = block ? requantized(x, c.T, c.cols, block) : x;
   std::vector<float> wrow(c.cols);
   for (int64_t r = 0; r < c.rows; ++r) {
@@ -128,7 +128,7 @@ TEST_P(MatmulKernels, EveryFormatMatchesScalarReference) {
     const int64_t be = ggml_type_traits(t).block_elems;
     // Odd widths: 7 blocks of 32 (or 3 super-blocks); float types get a width with a SIMD tail.
     const int64_t cols = be == 1 ? 203 : be == 32 ? 7 * 32 : 3 * 256;
-    for (int64_t T : {1, 2, 3, 7, 33}) check_case({t, 13, cols, T}, pool, rng);
+    for (int64_t T : {1, 2, 3, 7, 16, 33}) check_case({t, 13, cols, T}, pool, rng);
     check_case({t, 1, be == 1 ? 5 : be, 1}, pool, rng);  // one row, one block
   }
 }
@@ -139,7 +139,8 @@ TEST_P(MatmulKernels, ResultsDoNotDependOnThreadCount) {
   std::mt19937 rng(99);
   ThreadPool one(1), three(3);
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q3_K}) {
-    const int64_t cols = 512, rows = 37, T = 5;
+    for (int64_t T : {5, 20}) {  // tile kernels and (where available) the panel GEMM
+    const int64_t cols = 512, rows = 37;
     const auto w = random_weights(t, rows, cols, rng);
     const auto x = random_acts(T, cols, rng);
     QMatrix m{w.data(), t, cols, rows, quant::row_bytes(t, cols)};
@@ -147,7 +148,8 @@ TEST_P(MatmulKernels, ResultsDoNotDependOnThreadCount) {
     matmul(m, x.data(), T, y1.data(), one);
     matmul(m, x.data(), T, y3.data(), three);
     for (size_t i = 0; i < y1.size(); ++i)
-      ASSERT_EQ(std::memcmp(&y1[i], &y3[i], 4), 0) << ggml_type_name(t) << " element " << i;
+      ASSERT_EQ(std::memcmp(&y1[i], &y3[i], 4), 0) << ggml_type_name(t) << " T=" << T << " element " << i;
+    }
   }
 }
 
