@@ -318,6 +318,11 @@ void Scheduler::loop() {
 
     // 4. One forward pass, then a token for every sequence that produced logits.
     if (!work.empty()) {
+      if (opts_.on_step) {
+        std::vector<std::pair<const RequestState*, int32_t>> items;
+        for (size_t i = 0; i < work.size(); ++i) items.emplace_back(order[i]->req.get(), work[i].n_tokens);
+        opts_.on_step(items);
+      }
       const auto t0 = Clock::now();
       bool ok = true;
       try {

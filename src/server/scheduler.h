@@ -14,6 +14,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -28,6 +29,9 @@ namespace rocforge::server {
 struct SchedulerOptions {
   int max_queue = 64;       // waiting requests beyond the running ones; more are refused
   int max_kv_blocks = 0;    // 0: the whole pool; else use at most this many blocks (tests)
+  // Observer (tests): called on the scheduler thread before each forward step with the
+  // (request, tokens in this step) pairs of the batch.
+  std::function<void(const std::vector<std::pair<const RequestState*, int32_t>>&)> on_step;
 };
 
 class Scheduler {
