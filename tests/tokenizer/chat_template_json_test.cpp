@@ -1,6 +1,7 @@
 // chat_template_json_test.cpp - OpenAI-style requests (tools, tool calls, reasoning) through real
 // templates: Qwen 2.5 with tools, Qwen 3 with <think> handling.
 #include <nlohmann/json.hpp>
+#include <ctime>
 #include <string>
 
 #include "rocforge/chat_template.h"
@@ -157,6 +158,43 @@ TEST(ChatTemplateJson, ContentPartsAndBadInput) {
       R"([{"role": "user", "content": [{"type": "text", "text": "look: "}, {"type": "image"}]}, {"role": "assistant", "content": "ok"}])");
   EXPECT_EQ(rocforge::render_chat_template_json(tpl, chat, false, "", ""), "look: <img>|ok|");
   EXPECT_THROW(rocforge::render_chat_template_json(tpl, ordered_json::object(), false, "", ""), rocforge::Error);
+}
+
+}  // namespace
+
+namespace {
+
+// deepseek-ai/DeepSeek-R1-Distill (system prompt collected through a namespace, reasoning stripped
+// from earlier answers, generation prompt opens <think>). Tool-call branches omitted.
+const char* kDeepSeekR1 = R"TPL({% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='', is_first_sp=true) %}{%- for message in messages %}{%- if message['role'] == 'system' %}{%- if ns.is_first_sp %}{% set ns.system_prompt = ns.system_prompt + message['content'] %}{% set ns.is_first_sp = false %}{%- else %}{% set ns.system_prompt = ns.system_prompt + '\n\n' + message['content'] %}{%- endif %}{%- endif %}{%- endfor %}{{ bos_token }}{{ ns.system_prompt }}{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' and 'tool_calls' not in message %}{%- if ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}{%- else %}{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜><think>\n'}}{% endif %})TPL";
+
+TEST(ChatTemplateJson, DeepSeekR1StyleNamespaceAndNotIn) {
+  const ordered_json chat = ordered_json::parse(R"([
+    {"role": "system", "content": "Be terse."},
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4"},
+    {"role": "user", "content": "3+3?"}
+  ])");
+  EXPECT_EQ(rocforge::render_chat_template_json(kDeepSeekR1, chat, true, "<｜begin▁of▁sentence｜>", ""),
+            "<｜begin▁of▁sentence｜>Be terse.<｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?"
+            "<｜Assistant｜><think>\n");
+}
+
+// Llama 3.2 picks today's date through strftime_now when the caller gives no date_string.
+TEST(ChatTemplateJson, StrftimeNowGivesTodaysDate) {
+  const std::string tpl =
+      "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+      "{%- set date_string = strftime_now(\"%d %b %Y\") %}{%- else %}{%- set date_string = \"26 Jul 2024\" %}"
+      "{%- endif %}{%- endif %}Today Date: {{ date_string }}";
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char want[64];
+  std::strftime(want, sizeof want, "Today Date: %d %b %Y", &tm);
+  EXPECT_EQ(rocforge::render_chat_template_json(tpl, ordered_json::array(), true, "", ""), want);
+  const ordered_json fixed = {{"date_string", "01 Jan 2025"}};
+  EXPECT_EQ(rocforge::render_chat_template_json(tpl, ordered_json::array(), true, "", "", &fixed),
+            "Today Date: 01 Jan 2025");
 }
 
 }  // namespace
