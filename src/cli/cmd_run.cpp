@@ -25,10 +25,7 @@ std::vector<int32_t> chat_prompt(const Engine& e, const std::string& tmpl, const
   const Tokenizer& tok = e.tokenizer();
   const std::string bos = tok.bos_id() >= 0 ? tok.token_to_piece(tok.bos_id()) : "";
   const std::string eos = tok.eos_id() >= 0 ? tok.token_to_piece(tok.eos_id()) : "";
-  const std::string text = render_chat_template(tmpl, msgs, true, bos, eos);
-  // Templates that write the BOS token themselves must not get a second one.
-  const bool has_bos = !bos.empty() && text.rfind(bos, 0) == 0;
-  return tok.encode(text, tok.add_bos() && !has_bos, /*parse_special=*/true);
+  return encode_chat_prompt(tok, render_chat_template(tmpl, msgs, true, bos, eos));
 }
 
 void print_timings(const GenerateResult& r, double load_s) {
