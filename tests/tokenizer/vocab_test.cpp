@@ -73,6 +73,25 @@ TEST_P(VocabFile, EncodesEveryCaseLikeTheReferenceAndRoundTrips) {
   }
 }
 
+// Extra vectors: random tricky strings, encoded by llama.cpp (see data/gen_peer_cases.py), once
+// as plain text and once with special-token parsing.
+TEST_P(VocabFile, MatchesLlamaCppOnRandomTrickyStrings) {
+  const std::string vocab = GetParam();
+  ROCFORGE_REQUIRE_FIXTURE(gguf_path, "vocab/ggml-vocab-" + vocab + ".gguf");
+  const std::filesystem::path data = std::filesystem::path(ROCFORGE_SOURCE_DIR) / "tests/tokenizer/data";
+  auto file = rocforge::gguf::File::open(gguf_path.string());
+  auto tok = rocforge::Tokenizer::from_gguf(*file);
+  for (const bool special : {false, true}) {
+    const std::string kind = special ? "special" : "plain";
+    const auto cases = read_cases(data / ("peer-" + kind + ".inp"));
+    const auto expected = read_expected(data / ("peer-" + kind + "-" + vocab + ".out"));
+    ASSERT_EQ(cases.size(), expected.size()) << kind;
+    ASSERT_GE(cases.size(), 100u);
+    for (size_t i = 0; i < cases.size(); ++i)
+      EXPECT_EQ(tok->encode(cases[i], false, special), expected[i]) << kind << " case " << i << " '" << cases[i] << "'";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, VocabFile, ::testing::Values("llama-spm", "llama-bpe", "qwen2", "phi-3", "gpt-2"),
                          [](const auto& info) {
                            std::string n = info.param;
