@@ -34,9 +34,16 @@ inline std::string slurp(const std::filesystem::path& p) {
 // Runs `rocforge ARGS...`; stdout and stderr go to files in `dir`.
 inline CliResult run_rocforge(const std::vector<std::string>& args, const std::filesystem::path& dir) {
   std::string cmd = shell_quote(rocforge_binary().string());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
+  // Appended piecewise: `" " + std::string` trips a gcc 12 -Wrestrict false positive.
+  for (const auto& a : args) {
+    cmd += ' ';
+    cmd += shell_quote(a);
+  }
   const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
-  cmd += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+  cmd += " >";
+  cmd += shell_quote(out.string());
+  cmd += " 2>";
+  cmd += shell_quote(err.string());
   CliResult r;
   const int status = std::system(cmd.c_str());
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
