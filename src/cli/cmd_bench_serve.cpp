@@ -26,6 +26,7 @@ using nlohmann::json;
 
 struct Sample {
   double ttft = -1;              // seconds to the first text chunk
+  double total = 0;              // seconds to the end of the response
   std::vector<double> gaps;     // seconds between consecutive text chunks
   int completion_tokens = 0;
   bool ok = false;
@@ -76,6 +77,7 @@ Sample run_one(const std::string& host, int port, const std::string& api_key, co
   };
   t0 = Clock::now();
   auto res = cli.send(req);
+  s.total = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!res) s.error = httplib::to_string(res.error());
   else if (res->status != 200) s.error = "HTTP " + std::to_string(res->status);
   else s.ok = s.ttft >= 0;
@@ -138,8 +140,8 @@ int run_bench_serve(int argc, char** argv) {
   run_one(host, port, api_key, prompt_for(9999), 8);  // warm-up (first-touch of weights, threads)
 
   if (!as_json)
-    std::printf("%6s %9s %9s %9s %12s %10s %10s %10s %10s\n", "conc", "requests", "tokens", "wall_s", "agg_tok/s",
-                "ttft_p50", "ttft_p99", "itl_p50", "itl_p99");
+    std::printf("%6s %9s %9s %9s %12s %10s %10s %10s %10s %10s %10s\n", "conc", "requests", "tokens", "wall_s",
+                "agg_tok/s", "ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "tpot_p50", "tpot_p99");
   for (int c : levels) {
     std::vector<Sample> samples;
     std::mutex m;
@@ -155,7 +157,10 @@ int run_bench_serve(int argc, char** argv) {
       });
     for (auto& t : clients) t.join();
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::vector<double> ttft, itl;
+    // itl: gaps between streamed chunks as the client saw them (chunks written together arrive
+    // together); tpot: per request, (end - first token) / (tokens - 1), which such bunching
+    // does not distort.
+    std::vector<double> ttft, itl, tpot;
     int64_t tokens = 0;
     int failed = 0;
     std::string first_error;
@@ -166,6 +171,7 @@ int run_bench_serve(int argc, char** argv) {
       }
       ttft.push_back(s.ttft);
       itl.insert(itl.end(), s.gaps.begin(), s.gaps.end());
+      if (s.completion_tokens > 1) tpot.push_back((s.total - s.ttft) / (s.completion_tokens - 1));
       tokens += s.completion_tokens;
     }
     const double tps = tokens / wall;
@@ -179,13 +185,16 @@ int run_bench_serve(int argc, char** argv) {
                                {"ttft_p50_ms", 1e3 * percentile(ttft, 0.5)},
                                {"ttft_p99_ms", 1e3 * percentile(ttft, 0.99)},
                                {"itl_p50_ms", 1e3 * percentile(itl, 0.5)},
-                               {"itl_p99_ms", 1e3 * percentile(itl, 0.99)}}
+                               {"itl_p99_ms", 1e3 * percentile(itl, 0.99)},
+                               {"tpot_p50_ms", 1e3 * percentile(tpot, 0.5)},
+                               {"tpot_p99_ms", 1e3 * percentile(tpot, 0.99)}}
                               .dump()
                               .c_str());
     } else {
-      std::printf("%6d %9zu %9lld %9.2f %12.1f %8.1fms %8.1fms %8.2fms %8.2fms\n", c, samples.size(),
+      std::printf("%6d %9zu %9lld %9.2f %12.1f %8.1fms %8.1fms %8.2fms %8.2fms %8.2fms %8.2fms\n", c, samples.size(),
                   static_cast<long long>(tokens), wall, tps, 1e3 * percentile(ttft, 0.5), 1e3 * percentile(ttft, 0.99),
-                  1e3 * percentile(itl, 0.5), 1e3 * percentile(itl, 0.99));
+                  1e3 * percentile(itl, 0.5), 1e3 * percentile(itl, 0.99), 1e3 * percentile(tpot, 0.5),
+                  1e3 * percentile(tpot, 0.99));
     }
     if (failed) std::fprintf(stderr, "bench-serve: %d of %zu requests failed (first: %s)\n", failed, samples.size(),
                              first_error.c_str());
