@@ -1,4 +1,5 @@
 // writer.cpp - GGUF v3 writer. Header first, then each tensor's data produced on demand and aligned.
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -68,9 +69,23 @@ void write_value(Out& o, const Value& v) {
   }
 }
 
+// The file stores one element type per array: an element of another type would be written in its
+// own encoding and make the rest of the file unreadable.
+void check_value(const std::string& key, const Value& v) {
+  if (!v.is_array()) return;
+  for (const auto& e : v.arr) {
+    if (e.type != v.elem_type)
+      throw Error("gguf writer: key '" + key + "': array of " + std::string(value_type_name(v.elem_type)) +
+                  " holds a " + std::string(value_type_name(e.type)) + " element");
+    check_value(key, e);
+  }
+}
+
 }  // namespace
 
 void Writer::set(const std::string& key, Value v) {
+  if (key.empty()) throw Error("gguf writer: empty metadata key");
+  check_value(key, v);
   for (auto& kv : kv_)
     if (kv.key == key) {
       kv.value = std::move(v);
@@ -100,8 +115,11 @@ void Writer::add_tensor(const std::string& name, GgmlType type, std::vector<uint
   if (shape[0] % tr.block_elems != 0)
     throw Error("gguf writer: tensor '" + name + "' row length " + std::to_string(shape[0]) +
                 " is not a multiple of the " + std::string(tr.name) + " block size " + std::to_string(tr.block_elems));
+  // The reader rejects zero dimensions and element counts beyond int64: never write such a file.
   uint64_t n = 1;
-  for (uint64_t d : shape) n *= d;
+  for (uint64_t d : shape)
+    if (d == 0 || __builtin_mul_overflow(n, d, &n) || n > static_cast<uint64_t>(INT64_MAX))
+      throw Error("gguf writer: tensor '" + name + "' has a zero dimension or more than 2^63 elements");
   tensors_.push_back({name, type, std::move(shape), n / tr.block_elems * tr.block_bytes, std::move(produce)});
 }
 

@@ -171,6 +171,20 @@ TEST(GgufRoundTrip, WriterRejectsBadTensors) {
   EXPECT_THROW(w.add_tensor("z", GgmlType::F32, {}, d.data()), Error);
   EXPECT_THROW(w.add_tensor("z", GgmlType::F32, {1, 1, 1, 1, 1}, d.data()), Error);
   EXPECT_THROW(w.set_alignment(48), Error);
+  // Shapes the reader would reject: a zero dimension, 2^64 elements.
+  EXPECT_THROW(w.add_tensor("z", GgmlType::F32, {8, 0}, d.data()), Error);
+  EXPECT_THROW(w.add_tensor("z", GgmlType::F32, {1ull << 32, 1ull << 32}, d.data()), Error);
+  EXPECT_EQ(w.tensor_count(), 1u);
+}
+
+TEST(GgufRoundTrip, WriterRejectsValuesTheReaderCannotRead) {
+  gguf::Writer w;
+  EXPECT_THROW(w.set_u32("", 1), Error);
+  // An i32 array holding a string would be written in the string's encoding.
+  EXPECT_THROW(w.set("mixed", Value::make_array(ValueType::INT32, {Value::make_i32(1), Value::make_string("x")})), Error);
+  EXPECT_THROW(w.set("nested", Value::make_array(ValueType::ARRAY, {Value::make_array(ValueType::UINT32, {Value::make_i32(1)})})),
+               Error);
+  w.set("ok", Value::make_array(ValueType::ARRAY, {Value::make_i32_array({1})}));
 }
 
 // A failing producer must not leave a file (or its .tmp) behind.
