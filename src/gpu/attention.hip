@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int G = n_head / n_kv_head;
   float* qs = smem;                          // [G][head_dim]
-  float* sc = smem + G * head_dim;           // [G][split_len]: scores, then exp(score - m)
+  float* sc = smem + G * head_dim;           // [G][split_len]: scores, then exp(score - m); then o [G][head_dim]
   __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, waves = blockDim.x / warpSize;
   const int32_t* table = tables + static_cast<size_t>(seq) * max_blocks;
@@ -112,21 +112,55 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
   __syncthreads();
 
-  // o[g][d] = sum_p e[g][p] * V[p][d] / l[g]: threads over (g, element pair), V pairs coalesced.
-  for (int i = threadIdx.x; i < G * pairs; i += blockDim.x) {
-    const int g = i / pairs, d2 = i % pairs;
-    float a0 = 0.f, a1 = 0.f;
-    for (int p = p0; p < p1; ++p) {
-      const uint32_t vv =
-          reinterpret_cast<const uint32_t*>(v_pool + pool_index(table, p, block_size, n_kv_head, kvh, head_dim))[d2];
-      const float e = sc[g * split_len + (p - p0)];
-      a0 = fmaf(e, rf_half_to_float(static_cast<uint16_t>(vv & 0xffffu)), a0);
-      a1 = fmaf(e, rf_half_to_float(static_cast<uint16_t>(vv >> 16)), a1);
+  // o[g][d] = sum_p e[g][p] * V[p][d] / l[g]. Waves take positions p0 + wave, + waves, ... and read
+  // each V row once, coalesced (lane l: element pairs l, l + wave, ...), for up to kAccG query heads at
+  // a time in registers; the waves' partial sums meet in shared memory (atomic adds).
+  float* o_s = sc + G * split_len;  // [G][head_dim]
+  for (int i = threadIdx.x; i < G * head_dim; i += blockDim.x) o_s[i] = 0.f;
+  __syncthreads();
+  constexpr int kAccG = 4, kPairs = kMaxHeadDim / 64;  // pairs per lane on a 32-wide wave
+  for (int g0 = 0; g0 < G; g0 += kAccG) {
+    float acc[kAccG][kPairs][2] = {};
+    for (int p = p0 + wave; p < p1; p += waves) {
+      const uint32_t* vp =
+          reinterpret_cast<const uint32_t*>(v_pool + pool_index(table, p, block_size, n_kv_head, kvh, head_dim));
+      float v0[kPairs], v1[kPairs];
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        const int d2 = lane + j * warpSize;
+        const uint32_t vv = d2 < pairs ? vp[d2] : 0u;
+        v0[j] = rf_half_to_float(static_cast<uint16_t>(vv & 0xffffu));
+        v1[j] = rf_half_to_float(static_cast<uint16_t>(vv >> 16));
+      }
+#pragma unroll
+      for (int g = 0; g < kAccG; ++g) {
+        if (g0 + g < G) {
+          const float e = sc[(g0 + g) * split_len + (p - p0)];
+#pragma unroll
+          for (int j = 0; j < kPairs; ++j) {
+            acc[g][j][0] = fmaf(e, v0[j], acc[g][j][0]);
+            acc[g][j][1] = fmaf(e, v1[j], acc[g][j][1]);
+          }
+        }
+      }
     }
-    const float inv = 1.f / l_s[g];
-    float* o = part_o + (part + static_cast<size_t>(g) * n_split) * head_dim;
-    o[2 * d2] = a0 * inv;
-    o[2 * d2 + 1] = a1 * inv;
+#pragma unroll
+    for (int g = 0; g < kAccG; ++g) {
+      if (g0 + g >= G) continue;
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        const int d2 = lane + j * warpSize;
+        if (d2 < pairs) {
+          atomicAdd(&o_s[(g0 + g) * head_dim + 2 * d2], acc[g][j][0]);
+          atomicAdd(&o_s[(g0 + g) * head_dim + 2 * d2 + 1], acc[g][j][1]);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * head_dim; i += blockDim.x) {
+    const int g = i / head_dim, d = i % head_dim;
+    part_o[(part + static_cast<size_t>(g) * n_split) * head_dim + d] = o_s[i] / l_s[g];
   }
   for (int g = threadIdx.x; g < G; g += blockDim.x) {
     part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = m_s[g];
@@ -222,14 +256,18 @@ int check_heads(const char* what, int n_head, int n_kv_head, int head_dim, int b
 }
 
 // Positions per decode split: small enough to give the device ~2 blocks per multiprocessor, at most
-// kMaxSplit (the shared score buffer), a multiple of 32.
-int split_length(int n_seq, int n_head, int max_seq_len) {
+// kMaxSplit, a multiple of 32, and small enough that the block's shared memory (q, scores and o for
+// up to min(n_head, kMaxGroup) query heads) stays within 46 KB.
+int split_length(int n_seq, int n_head, int head_dim, int max_seq_len) {
+  const long g_max = n_head < kMaxGroup ? n_head : kMaxGroup;
+  long cap = (46L * 1024 / (4 * g_max) - 2L * head_dim) / 32 * 32;
+  if (cap > kMaxSplit) cap = kMaxSplit;
   const long blocks_wanted = 2L * multiprocessors();
   const long kv_blocks = static_cast<long>(n_seq) * n_head;  // upper bound of (seq, kv head) pairs
   long per = (static_cast<long>(max_seq_len) * kv_blocks + blocks_wanted - 1) / blocks_wanted;
   per = (per + 31) / 32 * 32;
+  if (per > cap) per = cap;
   if (per < 32) per = 32;
-  if (per > kMaxSplit) per = kMaxSplit;
   return static_cast<int>(per);
 }
 
@@ -248,7 +286,7 @@ int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, cons
 
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len) {
   if (n_seq <= 0 || n_head <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
-  const int split = split_length(n_seq, n_head, max_seq_len);
+  const int split = split_length(n_seq, n_head, head_dim, max_seq_len);
   const size_t n_split = (max_seq_len + split - 1) / split;
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
@@ -261,12 +299,12 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
   if (static_cast<long>(max_blocks) * block_size < max_seq_len)
     return fail("attn_decode: block table of %d blocks cannot hold %d positions", max_blocks, max_seq_len);
   if (!workspace) return fail("attn_decode: no workspace");
-  const int split = split_length(n_seq, n_head, max_seq_len);
+  const int split = split_length(n_seq, n_head, head_dim, max_seq_len);
   const int n_split = (max_seq_len + split - 1) / split;
   const int G = n_head / n_kv_head;
   float* part_o = static_cast<float*>(workspace);
   float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
-  const size_t smem = static_cast<size_t>(G) * (head_dim + split) * sizeof(float);
+  const size_t smem = static_cast<size_t>(G) * (2 * head_dim + split) * sizeof(float);
   decode_partial_kernel<<<dim3(n_split, n_kv_head, n_seq), kDecodeThreads, smem, s>>>(
       q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split,
       n_split, part_o, part_ml);

@@ -111,8 +111,9 @@ struct rf_gpu_api {
   // ---- sampling. Writes one token id to *d_token. temperature <= 0 -> greedy (lowest index wins
   // ties). Otherwise the candidates are the logits >= every one of: the top_k-th largest (top_k <= 0:
   // no limit), the smallest top set whose softmax mass (within the top-k set) reaches top_p (>= 1: no
-  // limit), and max + ln(min_p) (min_p <= 0: no limit); the token is drawn from softmax(logits / T)
-  // over the candidates by inverse CDF in index order with u in [0, 1).
+  // limit), and max + ln(min_p) (min_p <= 0: no limit), all on the scaled logits
+  // logit * (1 / temperature) (the reciprocal rounded to float); the token is drawn from their
+  // softmax over the candidates by inverse CDF in index order with u in [0, 1).
   int (*sample)(const float* d_logits, int n_vocab, float temperature, int top_k, float top_p, float min_p,
                 float u, int32_t* d_token, rf_stream s);
 };

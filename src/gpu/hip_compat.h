@@ -21,6 +21,7 @@
 
 __device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor(v, lane_mask); }
 __device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor(v, lane_mask); }
+__device__ inline double rf_shfl_xor(double v, int lane_mask) { return __shfl_xor(v, lane_mask); }
 __device__ inline float rf_shfl(float v, int src_lane) { return __shfl(v, src_lane); }
 __device__ inline int rf_shfl(int v, int src_lane) { return __shfl(v, src_lane); }
 
@@ -71,6 +72,7 @@ inline hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t b) { r
 // Full-warp shuffles. Every lane of the warp takes part at every call site in this project.
 __device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 __device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+__device__ inline double rf_shfl_xor(double v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 __device__ inline float rf_shfl(float v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
 __device__ inline int rf_shfl(int v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
 
@@ -110,6 +112,10 @@ __device__ inline float rf_wave_max(float v) {
   return v;
 }
 
+// Double-precision block sum (sampling's probability masses over a whole vocabulary, where float
+// rounding is as large as one token's share); `scratch` holds kRfMaxWavesPerBlock doubles.
+__device__ inline double rf_block_sum_d(double v, double* scratch);
+
 // Largest block any kernel here launches; shared scratch for cross-wave reductions is sized for
 // the narrowest wave (32), so it fits every wave width.
 constexpr int kRfMaxBlock = 1024;
@@ -136,5 +142,17 @@ __device__ inline float rf_block_max(float v, float* scratch) {
   __syncthreads();
   float r = -INFINITY;
   for (int i = 0; i < n_waves; ++i) r = fmaxf(r, scratch[i]);
+  return r;
+}
+
+__device__ inline double rf_block_sum_d(double v, double* scratch) {
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+  const int n_waves = (blockDim.x + warpSize - 1) / warpSize;
+  for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);
+  __syncthreads();
+  if (lane == 0) scratch[wave] = v;
+  __syncthreads();
+  double r = 0.0;
+  for (int i = 0; i < n_waves; ++i) r += scratch[i];
   return r;
 }

@@ -13,11 +13,15 @@
 namespace rocforge::test {
 namespace {
 
+// Masses as the kernel forms them: float exp(l - max) of the float scaled logit, summed in double.
+double mass_of(float l, float mx) { return static_cast<double>(std::exp(l - mx)); }
+
 int sample_ref(const std::vector<float>& logits, float temp, int top_k, float top_p, float min_p, float u) {
   const int n = static_cast<int>(logits.size());
   if (temp <= 0.f) return static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   std::vector<float> l(n);
-  for (int i = 0; i < n; ++i) l[i] = logits[i] / temp;
+  const float inv_t = 1.f / temp;  // the kernel scales by the reciprocal, rounded the same way
+  for (int i = 0; i < n; ++i) l[i] = logits[i] * inv_t;
   std::vector<float> sorted = l;
   std::sort(sorted.begin(), sorted.end(), std::greater<float>());
   const float mx = sorted[0];
@@ -26,11 +30,11 @@ int sample_ref(const std::vector<float>& logits, float temp, int top_k, float to
   if (top_p < 1.f) {
     double z1 = 0;
     for (float v : sorted)
-      if (v >= thr) z1 += std::exp(static_cast<double>(v) - mx);
+      if (v >= thr) z1 += mass_of(v, mx);
     double cum = 0;
     for (float v : sorted) {  // smallest top set reaching top_p of the top-k mass
-      cum += std::exp(static_cast<double>(v) - mx);
-      if (cum >= top_p * z1) {
+      cum += mass_of(v, mx);
+      if (cum >= static_cast<double>(top_p) * z1) {
         thr = std::max(thr, v);
         break;
       }
@@ -39,14 +43,14 @@ int sample_ref(const std::vector<float>& logits, float temp, int top_k, float to
   if (min_p > 0.f) thr = std::max(thr, mx + std::log(min_p));
   double total = 0;
   for (float v : l)
-    if (v >= thr) total += std::exp(static_cast<double>(v) - mx);
-  const double target = u * total;
+    if (v >= thr) total += mass_of(v, mx);
+  const double target = static_cast<double>(u) * total;
   double run = 0;
   int last = -1;
   for (int i = 0; i < n; ++i) {
     if (l[i] < thr) continue;
     last = i;
-    run += std::exp(static_cast<double>(l[i]) - mx);
+    run += mass_of(l[i], mx);
     if (run > target) return i;
   }
   return last;
@@ -77,7 +81,7 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
   struct Params { float temp; int top_k; float top_p; float min_p; };
   const Params params[] = {{1.f, 0, 1.f, 0.f},  {0.7f, 40, 1.f, 0.f},   {1.f, 0, 0.9f, 0.f},
                            {0.8f, 0, 1.f, 0.05f}, {0.9f, 50, 0.95f, 0.02f}, {1.3f, 1, 1.f, 0.f},
-                           {2.f, 1000, 0.5f, 0.f}};
+                           {2.f, 1000, 0.5f, 0.f}, {1.f, 5000, 0.8f, 0.f}};
   DeviceBuffer tok(*gpu, sizeof(int32_t));
   int distinct_checks = 0;
   for (int n : {7, 1001, 128256}) {
