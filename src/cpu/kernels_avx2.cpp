@@ -25,7 +25,7 @@
 
 namespace rocforge::cpu {
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, quantize_act_row, nullptr, avx2::attend_impl};
+  static const KernelTable table{"avx2", avx2::gemm_q, avx2::gemm_f, avx2::quantize_act, nullptr, avx2::attend_impl};
   return &table;
 }
 }  // namespace rocforge::cpu

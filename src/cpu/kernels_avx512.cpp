@@ -28,7 +28,7 @@
 
 namespace rocforge::cpu {
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{"avx512", avx512::gemm_q, avx512::gemm_f, quantize_act_row, avx512::gemm_panel, avx512::attend_impl};
+  static const KernelTable table{"avx512", avx512::gemm_q, avx512::gemm_f, avx512::quantize_act, avx512::gemm_panel, avx512::attend_impl};
   return &table;
 }
 }  // namespace rocforge::cpu

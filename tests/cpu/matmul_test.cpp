@@ -130,6 +130,8 @@ TEST_P(MatmulKernels, EveryFormatMatchesScalarReference) {
     const int64_t cols = be == 1 ? 203 : be == 32 ? 7 * 32 : 3 * 256;
     for (int64_t T : {1, 2, 3, 7, 16, 33}) check_case({t, 13, cols, T}, pool, rng);
     check_case({t, 1, be == 1 ? 5 : be, 1}, pool, rng);  // one row, one block
+    // Decode GEMV shapes: an even block count with a partial group of 16 blocks (18 = 16 + 2).
+    if (be == 32) check_case({t, 9, 18 * 32, 1}, pool, rng);
   }
 }
 
@@ -213,6 +215,35 @@ TEST(ActivationQuant, RoundTripWithinHalfStepAndSumsConsistent) {
     }
     for (int64_t k = 0; k < n / 4; ++k) ASSERT_EQ(lanes[k], q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
   }
+}
+
+TEST(ActivationQuant, SimdQuantizersEqualScalarReference) {
+  std::mt19937 rng(8);
+  const KernelTable* tables[] = {avx2_kernels(), avx512_kernels()};
+  const IsaLevel levels[] = {IsaLevel::Avx2, IsaLevel::Avx512};
+  int tested = 0;
+  for (int k = 0; k < 2; ++k) {
+    if (!tables[k] || detected_isa() < levels[k]) continue;
+    ++tested;
+    for (int block : {32, 256}) {
+      const int64_t n = 768;
+      auto x = random_acts(1, n, rng);
+      for (int64_t i = 0; i < 32; ++i) x[i] = 0.0f;  // an all-zero block (scale 0)
+      x[40] = 0.5f * 127.0f / 127.0f;                 // ties land on .5 after scaling in some blocks
+      std::vector<int8_t> q0(n), q1(n);
+      std::vector<float> d0(n / block), d1(n / block), ds0(n / 32), ds1(n / 32);
+      std::vector<int16_t> s0(n / 16), s1(n / 16);
+      std::vector<int32_t> l0(n / 4), l1(n / 4);
+      quantize_act_row(x.data(), n, block, q0.data(), d0.data(), s0.data(), l0.data(), ds0.data());
+      tables[k]->quantize_act(x.data(), n, block, q1.data(), d1.data(), s1.data(), l1.data(), ds1.data());
+      EXPECT_EQ(q0, q1) << tables[k]->name << " block " << block;
+      EXPECT_EQ(d0, d1);
+      EXPECT_EQ(s0, s1);
+      EXPECT_EQ(l0, l1);
+      EXPECT_EQ(ds0, ds1);
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no SIMD level on this CPU";
 }
 
 }  // namespace

@@ -1,0 +1,67 @@
+// cpu_matmul_bench.cpp - throughput of the CPU matmul kernels per weight format and ISA level.
+//
+// For each format: a W[rows, cols] matrix of random weights, y = W x for T tokens, timed by the
+// calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy shared machine that time-slices
+// us does not distort the figure. Reports weight bytes streamed per CPU-second (decode, T = 1) and
+// multiply-accumulates per CPU-second (prompt, T > 1), single thread.
+//   small matrix (fits L2): the kernel's compute ceiling; large (64 MiB+): with memory traffic.
+// Usage: cpu_matmul_bench [T (default 1)] [rows (default 1024)] [cols (default 2048)]
+//        ROCFORGE_CPU=avx2|scalar lowers the ISA level.
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/ops.h"
+#include "rocforge/quant.h"
+
+using namespace rocforge;
+
+static double thread_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char** argv) {
+  const int64_t T = argc > 1 ? std::atoll(argv[1]) : 1;
+  const int64_t rows = argc > 2 ? std::atoll(argv[2]) : 1024;
+  const int64_t cols = argc > 3 ? std::atoll(argv[3]) : 2048;
+  std::printf("cpu: %s\nkernels: %s, 1 thread, W[%lld x %lld], T = %lld\n\n", cpu::cpu_model_name().c_str(),
+              cpu::isa_name(cpu::active_isa()), (long long)rows, (long long)cols, (long long)T);
+  std::printf("| format | weight MiB | ms / call (CPU) | weight GB/s | GMAC/s |\n|---|---:|---:|---:|---:|\n");
+  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                            GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::MXFP4, GgmlType::F16, GgmlType::BF16,
+                            GgmlType::F32};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(T * cols), y(T * rows), row(cols);
+  for (auto& v : x) v = nd(rng);
+  cpu::ThreadPool pool(1);
+  for (GgmlType t : types) {
+    const size_t rb = quant::row_bytes(t, cols);
+    std::vector<uint8_t> w(rb * rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = nd(rng);
+      quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+    }
+    cpu::QMatrix m{w.data(), t, cols, rows, rb};
+    cpu::matmul(m, x.data(), T, y.data(), pool);  // warm-up
+    int iters = 0;
+    const double t0 = thread_seconds();
+    double el = 0;
+    while (el < 0.3) {
+      cpu::matmul(m, x.data(), T, y.data(), pool);
+      ++iters;
+      el = thread_seconds() - t0;
+    }
+    const double per = el / iters;
+    std::printf("| %s | %.2f | %.3f | %.1f | %.1f |\n", std::string(ggml_type_name(t)).c_str(), w.size() / 1048576.0,
+                per * 1e3, w.size() / per / 1e9, double(rows) * cols * T / per / 1e9);
+  }
+  return 0;
+}
