@@ -21,6 +21,7 @@ struct Scheduler::Slot {
   bool admitted = false;
   bool finished = false;
   bool evicted = false;         // preempted during the current batch build
+  bool in_slot = false;         // counted in in_slots_ (else in queued_)
   Clock::time_point t_last{};
 
   Slot(std::shared_ptr<RequestState> r, const Tokenizer& tok)
@@ -47,9 +48,20 @@ void Scheduler::shutdown() {
   cv_.notify_all();
   if (!thread_.joinable()) return;
   thread_.join();
-  std::lock_guard lk(m_);
-  for (auto& r : incoming_) waiting_.push_back(std::make_unique<Slot>(r, engine_.tokenizer()));
-  incoming_.clear();
+  std::deque<std::shared_ptr<RequestState>> left;
+  {
+    std::lock_guard lk(m_);
+    left.swap(incoming_);
+  }
+  for (auto& r : left) {
+    {
+      std::lock_guard lk(r->m);
+      r->done = true;
+      r->finish_reason = "error";
+      r->error = "server shutting down";
+    }
+    r->cv.notify_all();
+  }
   for (auto& s : active_) finish(*s, "error", "server shutting down");
   for (auto& s : waiting_) finish(*s, "error", "server shutting down");
   active_.clear();
@@ -65,7 +77,10 @@ bool Scheduler::submit(const std::shared_ptr<RequestState>& req) {
   {
     std::lock_guard lk(m_);
     if (stop_) return false;
-    if (static_cast<int64_t>(incoming_.size()) + stats_.queue_depth >= opts_.max_queue) return false;
+    // Up to max_queue may wait beyond the slots (--parallel); a request that finds a free slot
+    // does not count against the queue.
+    if (queued_ + in_slots_ >= opts_.max_queue + engine_.options().n_parallel) return false;
+    ++queued_;
     incoming_.push_back(req);
   }
   metrics_.add_prompt_tokens(static_cast<int64_t>(req->prompt.size()));
@@ -75,10 +90,16 @@ bool Scheduler::submit(const std::shared_ptr<RequestState>& req) {
 
 void Scheduler::notify() { cv_.notify_all(); }
 
+void Scheduler::adjust_counts(int64_t d_queued, int64_t d_slots) {
+  std::lock_guard lk(m_);
+  queued_ += d_queued;
+  in_slots_ += d_slots;
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lk(m_);
   SchedulerStats s = stats_;
-  s.queue_depth += static_cast<int64_t>(incoming_.size());
+  s.queue_depth = queued_;
   return s;
 }
 
@@ -102,6 +123,11 @@ void Scheduler::emit(Slot& s, const std::string& text) {
 void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error) {
   if (s.finished) return;
   s.finished = true;
+  // The slot (or queue place) is free from this moment, before the thread gets to erase it, so
+  // a client that starts its next request on seeing this one finish is not refused.
+  if (s.in_slot) adjust_counts(0, -1);
+  else adjust_counts(-1, 0);
+  s.in_slot = false;
   // A stop string already cut the text; otherwise release what was held back.
   if (reason != "stop_string" && reason != "cancelled" && reason != "error") {
     s.held += s.detok.flush();
@@ -127,6 +153,8 @@ void Scheduler::preempt(Slot* s) {
   // cached, and the remaining positions are prefilled like a prompt.
   s->seq.release(engine_.kv_pool());
   s->evicted = true;
+  s->in_slot = false;
+  adjust_counts(+1, -1);
   std::lock_guard lk(m_);
   ++stats_.preemptions;
 }
@@ -148,6 +176,8 @@ void Scheduler::admit() {
     }
     s.admitted = true;
     s.order = admit_counter_++;
+    s.in_slot = true;
+    adjust_counts(-1, +1);
     active_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
@@ -286,13 +316,25 @@ void Scheduler::on_token(Slot& s, int32_t id, Clock::time_point now) {
 
 void Scheduler::loop() {
   for (;;) {
+    std::deque<std::shared_ptr<RequestState>> fresh;
     {
       std::unique_lock lk(m_);
       cv_.wait(lk, [&] { return stop_ || !incoming_.empty() || !active_.empty() || !waiting_.empty(); });
       if (stop_) return;
-      while (!incoming_.empty()) {
-        waiting_.push_back(std::make_unique<Slot>(std::move(incoming_.front()), engine_.tokenizer()));
-        incoming_.pop_front();
+      fresh.swap(incoming_);
+    }
+    for (auto& r : fresh) {
+      try {
+        waiting_.push_back(std::make_unique<Slot>(r, engine_.tokenizer()));
+      } catch (const std::exception& e) {  // e.g. sampling parameters the sampler rejects
+        {
+          std::lock_guard lk(r->m);
+          r->done = true;
+          r->finish_reason = "error";
+          r->error = e.what();
+        }
+        r->cv.notify_all();
+        adjust_counts(-1, 0);
       }
     }
 
@@ -346,9 +388,14 @@ void Scheduler::loop() {
           float* l = logits_.data() + row * V;
           ++row;
           if (s.finished) continue;
-          const int32_t id = s.sampler.sample(l, V, s.tokens);
           const int32_t before = s.n_gen;
-          on_token(s, id, now);
+          try {
+            const int32_t id = s.sampler.sample(l, V, s.tokens);
+            on_token(s, id, now);
+          } catch (const std::exception& e) {  // e.g. a sampled id the tokenizer cannot decode
+            log::error("scheduler: request failed: {}", e.what());
+            finish(s, "error", e.what());
+          }
           produced += s.n_gen - before;
         }
         if (produced) metrics_.add_generated_tokens(produced, now);
@@ -358,7 +405,6 @@ void Scheduler::loop() {
 
     const KvPool& pool = engine_.kv_pool();
     std::lock_guard lk(m_);
-    stats_.queue_depth = static_cast<int64_t>(waiting_.size());
     stats_.active = static_cast<int64_t>(active_.size());
     stats_.kv_blocks_total = pool.n_blocks();
     stats_.kv_blocks_used = pool.n_used();

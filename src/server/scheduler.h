@@ -27,7 +27,7 @@
 namespace rocforge::server {
 
 struct SchedulerOptions {
-  int max_queue = 64;       // waiting requests beyond the running ones; more are refused
+  int max_queue = 64;       // requests that may wait beyond the --parallel slots; more are refused
   int max_kv_blocks = 0;    // 0: the whole pool; else use at most this many blocks (tests)
   // Observer (tests): called on the scheduler thread before each forward step with the
   // (request, tokens in this step) pairs of the batch.
@@ -61,6 +61,7 @@ class Scheduler {
   void emit(Slot& s, const std::string& text);
   bool fits(const Slot& s, int32_t n) const;
   int32_t block_limit() const;
+  void adjust_counts(int64_t d_queued, int64_t d_slots);
 
   Engine& engine_;
   Metrics& metrics_;
@@ -71,6 +72,10 @@ class Scheduler {
   std::deque<std::shared_ptr<RequestState>> incoming_;
   bool stop_ = false;
   SchedulerStats stats_;
+  // Requests submitted and not yet holding a slot (incoming_ + waiting_, preempted ones included);
+  // exact at every moment, so the queue bound is neither over- nor under-enforced.
+  int64_t queued_ = 0;
+  int64_t in_slots_ = 0;  // sequences holding a slot, updated the moment one is freed
 
   // Scheduler thread only.
   std::deque<std::unique_ptr<Slot>> waiting_;

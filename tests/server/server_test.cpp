@@ -207,8 +207,10 @@ TEST(Server, OverloadGets503WithRetryAfterAndNothingIsTruncated) {
       return post(*c, "/v1/completions", body.dump());
     }));
   int ok = 0, busy = 0;
+  std::string statuses;
   for (auto& f : fut) {
     const HttpResult r = f.get();
+    statuses += std::to_string(r.status) + " ";
     if (r.status == 200) {
       ++ok;
       EXPECT_EQ(r.j["usage"]["completion_tokens"], 1000);
@@ -223,7 +225,7 @@ TEST(Server, OverloadGets503WithRetryAfterAndNothingIsTruncated) {
     }
   }
   EXPECT_EQ(ok + busy, N);  // every request answered one way or the other
-  EXPECT_GE(ok, 3);         // the running one + a full queue
+  EXPECT_GE(ok, 3) << statuses << "\n" << s.srv->metrics_text();  // the running one + a full queue
   EXPECT_GE(busy, 1);
   EXPECT_TRUE(s.wait_idle());
 }
