@@ -3,6 +3,8 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <climits>
+#include <cstdint>
 #include <ctime>
 
 #include "rocforge/error.h"
@@ -249,7 +251,10 @@ Value apply_filter(const std::string& name, const Value& in, const CallArgs& a) 
   }
   if (name == "int") {
     if (in.kind == Value::Kind::Int) return in;
-    if (in.kind == Value::Kind::Float) return Value::integer(static_cast<int64_t>(in.f));
+    if (in.kind == Value::Kind::Float) {
+      if (!(std::fabs(in.f) < 9.2e18)) bad("float out of integer range");
+      return Value::integer(static_cast<int64_t>(in.f));
+    }
     if (in.kind == Value::Kind::Bool) return Value::integer(in.b);
     if (in.is_string()) {
       try {
@@ -270,7 +275,7 @@ Value apply_filter(const std::string& name, const Value& in, const CallArgs& a) 
     return Value::number(0.0);
   }
   if (name == "abs") {
-    if (in.kind == Value::Kind::Int) return Value::integer(in.i < 0 ? -in.i : in.i);
+    if (in.kind == Value::Kind::Int) return in.i == INT64_MIN ? Value::number(9.223372036854775808e18) : Value::integer(in.i < 0 ? -in.i : in.i);
     if (in.kind == Value::Kind::Float) return Value::number(std::fabs(in.f));
     bad("abs needs a number");
   }
@@ -502,6 +507,8 @@ std::optional<Value> call_method(Value& v, const std::string& name, const CallAr
         const size_t close = s.find('}', i);
         if (close == std::string::npos) bad("unmatched '{' in format string");
         const std::string field = s.substr(i + 1, close - i - 1);
+        if (field.size() > 6 || field.find_first_not_of("0123456789") != std::string::npos)
+          bad("only positional {} / {N} fields are supported in format()");
         const size_t idx = field.empty() ? next++ : static_cast<size_t>(std::stoul(field));
         if (idx >= a.pos.size()) bad("format index out of range");
         out += to_str(a.pos[idx]);
@@ -591,10 +598,11 @@ Value make_global(const std::string& name) {
       }
       if (step == 0) bad("range() step must not be zero");
       Array out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-        out.push_back(Value::integer(i));
-        if (out.size() > 1000000) bad("range() too large");
-      }
+      // Count first (in wide arithmetic) so huge bounds neither overflow nor allocate.
+      const __int128 span = step > 0 ? (__int128)stop - start : (__int128)start - stop;
+      const __int128 count = span <= 0 ? 0 : (span + (step > 0 ? step : -(__int128)step) - 1) / (step > 0 ? step : -(__int128)step);
+      if (count > 1000000) bad("range() too large");
+      for (__int128 k = 0; k < count; ++k) out.push_back(Value::integer(static_cast<int64_t>(start + k * step)));
       return Value::array(std::move(out));
     });
   }

@@ -1,6 +1,7 @@
 // jinja_eval.cpp - the tree-walking interpreter: scopes, statements, operators.
 #include "tokenizer/jinja_eval.h"
 
+#include <climits>
 #include <cmath>
 #include <unordered_map>
 
@@ -219,7 +220,10 @@ class Interpreter {
       case Expr::Kind::Unary: {
         if (e.name == "not") return Value::boolean(!eval(*e.args[0]).truthy());
         const Value v = eval(*e.args[0]);
-        if (v.kind == Value::Kind::Int) return Value::integer(e.name == "-" ? -v.i : v.i);
+        if (v.kind == Value::Kind::Int) {
+          if (e.name == "-" && v.i == INT64_MIN) return Value::number(-static_cast<double>(v.i));
+          return Value::integer(e.name == "-" ? -v.i : v.i);
+        }
         if (v.kind == Value::Kind::Float) return Value::number(e.name == "-" ? -v.f : v.f);
         fail(e.loc, "bad operand for unary " + e.name + ": " + kind_name(v.kind));
       }
@@ -258,8 +262,9 @@ class Interpreter {
     if (key.kind == Value::Kind::Int) {
       idx = key.i;
       have_idx = true;
-    } else if (attr_syntax && key.is_string() && !key.s.empty() && key.s.find_first_not_of("0123456789") == std::string::npos) {
-      idx = std::stoll(key.s);
+    } else if (attr_syntax && key.is_string() && !key.s.empty() && key.s.size() < 18 &&
+               key.s.find_first_not_of("0123456789") == std::string::npos) {
+      idx = std::stoll(key.s);  // < 18 digits: cannot overflow
       have_idx = true;
     }
     if (!have_idx) return Value();
@@ -382,8 +387,10 @@ class Interpreter {
     const bool ints = nums && l.kind != K::Float && r.kind != K::Float;
     auto li = [&] { return l.kind == K::Bool ? int64_t(l.b) : l.i; };
     auto ri = [&] { return r.kind == K::Bool ? int64_t(r.b) : r.i; };
+    int64_t res = 0;
     if (op == "+") {
-      if (ints) return Value::integer(li() + ri());
+      // Python integers do not overflow; past int64 we continue in floating point.
+      if (ints) return __builtin_add_overflow(li(), ri(), &res) ? Value::number(double(li()) + double(ri())) : Value::integer(res);
       if (nums) return Value::number(l.as_double() + r.as_double());
       if (l.is_string() && r.is_string()) return Value::string(l.s + r.s);
       if (l.is_array() && r.is_array()) {
@@ -392,15 +399,16 @@ class Interpreter {
         return Value::array(std::move(a));
       }
     } else if (op == "-") {
-      if (ints) return Value::integer(li() - ri());
+      if (ints) return __builtin_sub_overflow(li(), ri(), &res) ? Value::number(double(li()) - double(ri())) : Value::integer(res);
       if (nums) return Value::number(l.as_double() - r.as_double());
     } else if (op == "*") {
-      if (ints) return Value::integer(li() * ri());
+      if (ints) return __builtin_mul_overflow(li(), ri(), &res) ? Value::number(double(li()) * double(ri())) : Value::integer(res);
       if (nums) return Value::number(l.as_double() * r.as_double());
       const Value* s = l.is_string() ? &l : r.is_string() ? &r : nullptr;
       const Value* k = l.kind == K::Int ? &l : r.kind == K::Int ? &r : nullptr;
       if (s && k) {
-        if (k->i > 0 && s->s.size() * static_cast<uint64_t>(k->i) > kMaxOutput) fail(e.loc, "string repetition too large");
+        if (k->i > 0 && !s->s.empty() && static_cast<uint64_t>(k->i) > kMaxOutput / s->s.size())
+          fail(e.loc, "string repetition too large");
         std::string out;
         for (int64_t i = 0; i < k->i; ++i) out += s->s;
         return Value::string(std::move(out));
@@ -412,6 +420,7 @@ class Interpreter {
       }
     } else if (op == "//" || op == "%") {
       if (nums && r.as_double() == 0) fail(e.loc, "division by zero");
+      if (ints && li() == INT64_MIN && ri() == -1) return op == "//" ? Value::number(9.223372036854775808e18) : Value::integer(0);
       if (ints) return Value::integer(op == "//" ? floor_div(li(), ri()) : li() - floor_div(li(), ri()) * ri());
       if (nums) {
         const double q = std::floor(l.as_double() / r.as_double());
@@ -419,9 +428,14 @@ class Interpreter {
       }
     } else if (op == "**") {
       if (ints && ri() >= 0) {
+        const int64_t b = li(), n = ri();
+        if (b == 0 || b == 1) return Value::integer(n == 0 ? 1 : b);
+        if (b == -1) return Value::integer(n % 2 ? -1 : 1);
         int64_t x = 1;
-        for (int64_t i = 0; i < ri(); ++i) x *= li();
-        return Value::integer(x);
+        bool overflow = false;
+        for (int64_t i = 0; i < n && !overflow; ++i) overflow = __builtin_mul_overflow(x, b, &x);  // |b| >= 2: < 64 steps
+        if (!overflow) return Value::integer(x);
+        return Value::number(std::pow(double(li()), double(ri())));
       }
       if (nums) return Value::number(std::pow(l.as_double(), r.as_double()));
     }

@@ -1,4 +1,6 @@
 // jinja_parser.cpp - tokens -> syntax tree (recursive descent, Jinja2's operator precedence).
+#include <cstdlib>
+
 #include "rocforge/error.h"
 #include "tokenizer/jinja_ast.h"
 
@@ -373,7 +375,7 @@ class Parser {
       }
       case T::Float: {
         auto e = make(Expr::Kind::Literal, tk.loc);
-        e->value = Value::number(std::stod(tk.text));
+        e->value = Value::number(std::strtod(tk.text.c_str(), nullptr));  // huge literals become inf, as in Python
         return e;
       }
       case T::Name: {
