@@ -7,10 +7,39 @@
 #include "core/log.h"
 #include "engine/kv_pool.h"
 #include "model/executor.h"
+#include "model/gpu_executor.h"
+#include "rocforge/device.h"
 
 namespace rocforge {
 
 Engine::~Engine() = default;
+
+namespace {
+
+// --device / --gpu-layers: a GPU (all layers, or hybrid when the model does not fit), else the CPU.
+std::unique_ptr<Executor> make_executor(const Model& m, const KvConfig& kv, const EngineOptions& o) {
+  const device::DeviceSpec spec = device::parse_device_spec(o.device);
+  const device::Selection sel = device::select_device(spec);
+  if (sel.kind == device::Kind::Cpu || o.gpu_layers == 0) return make_cpu_executor(m, kv, o.n_threads);
+  const GpuPlan plan = plan_gpu_layers(m, kv, sel.gpu, o.gpu_layers, o.n_batch);
+  if (!plan.reason.empty()) log::warn("{}: running {} layers on the GPU, the rest on the CPU", plan.reason, plan.gpu_layers);
+  if (plan.gpu_layers == 0) {
+    if (spec.mode == device::DeviceSpec::Mode::Gpu)
+      throw Error("--device " + o.device + ": the model does not fit in the GPU's free memory (" +
+                  std::to_string(sel.gpu.free_memory >> 20) + " MiB) even with its output head alone");
+    log::warn("the model does not fit on {}: running on the CPU", sel.gpu.name);
+    return make_cpu_executor(m, kv, o.n_threads);
+  }
+  if (m.config().n_expert > 0) {
+    if (spec.mode == device::DeviceSpec::Mode::Gpu)
+      throw Error("--device " + o.device + ": mixture-of-experts models do not run on the GPU yet (use --device cpu)");
+    log::warn("mixture-of-experts models do not run on the GPU yet: running on the CPU");
+    return make_cpu_executor(m, kv, o.n_threads);
+  }
+  return make_gpu_executor(m, kv, sel, plan, o.n_threads, o.n_batch);
+}
+
+}  // namespace
 
 std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -35,12 +64,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   const int64_t blocks_per_seq = (o.ctx_size + kv.block_size - 1) / kv.block_size;
   kv.n_blocks = static_cast<int32_t>(blocks_per_seq * o.n_parallel);
 
-  const std::string dev = o.device;
-  if (dev != "auto" && dev != "cpu" && dev.rfind("gpu", 0) != 0)
-    throw Error("--device must be auto, cpu or gpu[:N], got '" + dev + "'");
-  if (dev.rfind("gpu", 0) == 0)
-    throw Error("--device " + dev + ": no GPU backend is available in this build (librocforge-cuda.so / librocforge-hip.so not found)");
-  e->executor_ = make_cpu_executor(*e->model_, kv, o.n_threads);
+  e->executor_ = make_executor(*e->model_, kv, o);
   e->pool_ = std::make_unique<KvPool>(kv.n_blocks, kv.block_size);
   e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t n_params = 0;

@@ -1,0 +1,408 @@
+// gpu_executor.cpp - the forward pass of cpu_forward.cpp, step for step, as kernel launches on one
+// stream: weights uploaded once, K/V in device pools, only token ids / positions / block tables go
+// up and the wanted logits come down.
+//
+// Hybrid: layers [0, n_cpu) run in a CpuForward, whose output hidden state is uploaded; layers
+// [n_cpu, L) and the head run here. With n_cpu == 0 the embedding lookup runs on the GPU too.
+#include "model/gpu_executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/log.h"
+#include "cpu/thread_pool.h"
+#include "gpu/backend_api.h"
+#include "model/cpu_forward.h"
+
+namespace rocforge {
+namespace {
+
+uint64_t weight_bytes(const WeightRef& w) { return w.present() ? w.row_bytes * w.rows * w.n_mats : 0; }
+
+uint64_t layer_weight_bytes(const LayerWeights& L) {
+  uint64_t b = 0;
+  for (const WeightRef* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm,
+                             &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+    b += weight_bytes(*w);
+  return b;
+}
+
+uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
+  return 2ull * static_cast<uint64_t>(kv.n_slots()) * c.kv_dim() * sizeof(uint16_t);
+}
+
+// Scratch activations for a step of T tokens (floats).
+uint64_t activation_bytes(const ModelConfig& c, int T) {
+  const uint64_t per_tok = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff + c.n_vocab;
+  return per_tok * T * sizeof(float) + (64ull << 20);  // + attention workspace, q8 copies, tables
+}
+
+}  // namespace
+
+GpuPlan plan_gpu_layers(const Model& m, const KvConfig& kv, const device::GpuInfo& gpu, int requested, int max_batch) {
+  const auto& c = m.config();
+  GpuPlan p;
+  // Fixed cost: output head (+ token table when no layer stays on the CPU) and activations.
+  const uint64_t reserve = 512ull << 20;  // the runtime's own allocations, fragmentation
+  uint64_t fixed = weight_bytes(m.output()) + weight_bytes(m.output_norm()) + activation_bytes(c, max_batch);
+  const uint64_t embd = c.tied_output ? 0 : weight_bytes(m.token_embd());
+  const uint64_t avail = gpu.free_memory > reserve ? gpu.free_memory - reserve : 0;
+  int fit = 0;
+  uint64_t used = fixed;
+  for (int l = c.n_layer - 1; l >= 0; --l) {
+    const uint64_t need = layer_weight_bytes(m.layer(l)) + kv_bytes_per_layer(c, kv) + (l == 0 ? embd : 0);
+    if (used + need > avail) break;
+    used += need;
+    ++fit;
+  }
+  if (used > avail) fit = 0;
+  const int want = requested < 0 ? c.n_layer : std::min(requested, c.n_layer);
+  p.gpu_layers = std::min(want, fit);
+  if (p.gpu_layers < want)
+    p.reason = "only " + std::to_string(fit) + " of " + std::to_string(c.n_layer) + " layers fit in " +
+               std::to_string(gpu.free_memory >> 20) + " MiB of free GPU memory";
+  p.bytes = fixed;
+  for (int l = c.n_layer - p.gpu_layers; l < c.n_layer; ++l)
+    p.bytes += layer_weight_bytes(m.layer(l)) + kv_bytes_per_layer(c, kv) + (l == 0 ? embd : 0);
+  return p;
+}
+
+namespace {
+
+// A device allocation released with the backend's free.
+class DevBuf {
+ public:
+  DevBuf() = default;
+  DevBuf(const device::GpuBackend* be, size_t bytes) : be_(be), bytes_(bytes) {
+    if (bytes) be->check(be->api().malloc(&p_, bytes), "allocating " + std::to_string(bytes >> 20) + " MiB on the GPU");
+  }
+  ~DevBuf() { reset(); }
+  DevBuf(DevBuf&& o) noexcept : be_(o.be_), p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
+  DevBuf& operator=(DevBuf&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_, p_ = o.p_, bytes_ = o.bytes_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  void reset() {
+    if (p_) be_->api().free(p_);
+    p_ = nullptr;
+  }
+  template <typename T = void>
+  T* get() const { return static_cast<T*>(p_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const device::GpuBackend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct DevWeight {
+  DevBuf buf;
+  const WeightRef* ref = nullptr;
+  bool present() const { return ref && ref->present(); }
+};
+
+struct GpuLayer {
+  DevWeight attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, ffn_gate, ffn_up, ffn_down;
+  DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
+};
+
+class GpuExecutor final : public Executor {
+ public:
+  GpuExecutor(const Model& m, const KvConfig& kv, const device::Selection& sel, const GpuPlan& plan, int n_threads,
+              int max_batch)
+      : m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()), api_(be_->api()),
+        n_cpu_(c_.n_layer - plan.gpu_layers), pool_(n_threads) {
+    kv_.f16 = true;  // device pools are f16
+    be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
+    be_->check(api_.stream_create(&stream_), "creating a stream");
+    if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
+    upload_weights();
+    reserve_scratch(std::max(1, max_batch));
+  }
+
+  ~GpuExecutor() override {
+    if (stream_) {
+      api_.stream_sync(stream_);
+      api_.stream_destroy(stream_);
+    }
+  }
+
+  std::string device_name() const override {
+    std::string s = "gpu " + std::to_string(sel_.gpu.index) + " (" + sel_.gpu.name + ", " + be_->name() + ")";
+    if (n_cpu_ > 0) s += ", hybrid: " + std::to_string(n_cpu_) + " of " + std::to_string(c_.n_layer) + " layers on the CPU";
+    return s;
+  }
+  const KvConfig& kv_config() const override { return kv_; }
+
+  void forward(const Batch& b, std::vector<float>& logits) override;
+
+ private:
+  DevWeight upload(const WeightRef& w) {
+    DevWeight d;
+    d.ref = &w;
+    if (!w.present()) return d;
+    d.buf = DevBuf(be_, weight_bytes(w));
+    be_->check(api_.memcpy_h2d(d.buf.get(), w.data, weight_bytes(w), stream_), "uploading " + w.name);
+    return d;
+  }
+
+  void upload_weights() {
+    const uint64_t pool_bytes = static_cast<uint64_t>(kv_.n_slots()) * c_.kv_dim() * sizeof(uint16_t);
+    layers_.resize(c_.n_layer);
+    for (int l = n_cpu_; l < c_.n_layer; ++l) {
+      const LayerWeights& L = m_.layer(l);
+      GpuLayer& g = layers_[l];
+      g.attn_norm = upload(L.attn_norm), g.wq = upload(L.wq), g.wk = upload(L.wk), g.wv = upload(L.wv);
+      g.wo = upload(L.wo), g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
+      g.q_norm = upload(L.q_norm), g.k_norm = upload(L.k_norm), g.ffn_norm = upload(L.ffn_norm);
+      g.ffn_gate = upload(L.ffn_gate), g.ffn_up = upload(L.ffn_up), g.ffn_down = upload(L.ffn_down);
+      g.k_pool = DevBuf(be_, pool_bytes);
+      g.v_pool = DevBuf(be_, pool_bytes);
+    }
+    if (n_cpu_ == 0) token_embd_ = upload(m_.token_embd());
+    output_norm_ = upload(m_.output_norm());
+    // A tied output reuses the uploaded token table.
+    if (!(c_.tied_output && n_cpu_ == 0)) output_w_ = upload(m_.output());
+    if (!m_.rope_freq_factors().empty()) {
+      const size_t bytes = m_.rope_freq_factors().size() * sizeof(float);
+      freq_ = DevBuf(be_, bytes);
+      be_->check(api_.memcpy_h2d(freq_.get(), m_.rope_freq_factors().data(), bytes, stream_), "uploading rope factors");
+    }
+    be_->check(api_.stream_sync(stream_), "uploading weights");
+  }
+
+  const DevWeight& output_weight() const { return output_w_.present() ? output_w_ : token_embd_; }
+
+  void reserve_scratch(int T) {
+    if (T <= cap_) return;
+    cap_ = T;
+    auto fbuf = [&](int64_t n) { return DevBuf(be_, static_cast<size_t>(n) * sizeof(float)); };
+    x_ = fbuf(int64_t(T) * c_.n_embd);
+    h_ = fbuf(int64_t(T) * c_.n_embd);
+    q_ = fbuf(int64_t(T) * c_.q_dim());
+    att_ = fbuf(int64_t(T) * c_.q_dim());
+    k_ = fbuf(int64_t(T) * c_.kv_dim());
+    v_ = fbuf(int64_t(T) * c_.kv_dim());
+    g_ = fbuf(int64_t(T) * c_.n_ff);
+    u_ = fbuf(int64_t(T) * c_.n_ff);
+    logits_ = fbuf(int64_t(T) * c_.n_vocab);
+    const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
+    xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
+    tokens_ = DevBuf(be_, sizeof(int32_t) * T);
+    pos_ = DevBuf(be_, sizeof(int32_t) * T);
+    seq_lens_ = DevBuf(be_, sizeof(int32_t) * T);
+  }
+
+  // y[T, rows] = x[T, cols] W^T. Decode (T == 1) uses the int8-activation path where the backend has
+  // one; `xq_ready` says x is already quantized in xq_ (q/k/v and gate/up share one quantization).
+  void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
+    const WeightRef& r = *w.ref;
+    const uint32_t type = static_cast<uint32_t>(r.type);
+    if (T == 1 && use_q8_ && api_.has_matvec_q8(type) && r.cols % 32 == 0) {
+      if (!xq_ready || !*xq_ready) {
+        be_->check(api_.quantize_q8(x, static_cast<int>(r.cols), xq_.get(), stream_), "quantize_q8");
+        if (xq_ready) *xq_ready = true;
+      }
+      be_->check(api_.matvec_q8(type, w.buf.get(), r.row_bytes, xq_.get(), y, int(r.rows), int(r.cols), stream_), r.name);
+    } else if (T == 1) {
+      be_->check(api_.matvec(type, w.buf.get(), r.row_bytes, x, y, int(r.rows), int(r.cols), stream_), r.name);
+    } else {
+      be_->check(api_.matmul(type, w.buf.get(), r.row_bytes, x, y, int(r.rows), int(r.cols), T, stream_), r.name);
+    }
+  }
+
+  void add_bias(const DevWeight& bias, float* y, int T, int n) {
+    if (!bias.present()) return;
+    // One launch per token: biases only exist on qwen2, and per-token adds are cheap beside matmuls.
+    for (int t = 0; t < T; ++t)
+      be_->check(api_.add(y + int64_t(t) * n, bias.buf.get<float>(), y + int64_t(t) * n, n, stream_), "bias");
+  }
+
+  void layer(int l, const Batch& b, int T);
+
+  const Model& m_;
+  const ModelConfig& c_;
+  KvConfig kv_;
+  device::Selection sel_;
+  const device::GpuBackend* be_;
+  const rf_gpu_api& api_;
+  int n_cpu_;
+  cpu::ThreadPool pool_;
+  std::unique_ptr<CpuForward> cpu_;
+  rf_stream stream_ = nullptr;
+  bool use_q8_ = true;
+  std::vector<GpuLayer> layers_;
+  DevWeight token_embd_, output_norm_, output_w_;
+  DevBuf freq_;
+  int cap_ = 0;
+  DevBuf x_, h_, q_, att_, k_, v_, g_, u_, logits_, xq_, tokens_, pos_, seq_lens_, tables_, workspace_;
+  std::vector<float> host_x_;
+  // Per-step sequence layout: tokens of sequence s are [seq_begin[s], seq_begin[s] + seq_len[s]).
+  std::vector<int32_t> seq_begin_, seq_ntok_, flat_tables_;
+  int32_t max_blocks_ = 0;
+  bool all_decode_ = false;
+  int32_t max_seq_len_ = 0;
+};
+
+void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
+  const int T = b.size();
+  if (T == 0) {
+    logits.clear();
+    return;
+  }
+  reserve_scratch(T);
+  const int n_seq = static_cast<int>(b.block_tables.size());
+
+  // Sequence layout. The engine lays each sequence's tokens out contiguously, in order.
+  seq_begin_.assign(n_seq, -1);
+  seq_ntok_.assign(n_seq, 0);
+  for (int t = 0; t < T; ++t) {
+    const int s = b.seq[t];
+    if (s < 0 || s >= n_seq) throw Error("batch: token " + std::to_string(t) + " has no sequence");
+    if (seq_begin_[s] < 0) seq_begin_[s] = t;
+    else if (seq_begin_[s] + seq_ntok_[s] != t || b.pos[t] != b.pos[t - 1] + 1)
+      throw Error("batch: the GPU executor needs each sequence's tokens contiguous and in order");
+    ++seq_ntok_[s];
+  }
+  max_blocks_ = 1;
+  for (const auto& tbl : b.block_tables) max_blocks_ = std::max<int32_t>(max_blocks_, static_cast<int32_t>(tbl.size()));
+  flat_tables_.assign(static_cast<size_t>(n_seq) * max_blocks_, 0);
+  all_decode_ = true;
+  max_seq_len_ = 1;
+  std::vector<int32_t> lens(n_seq, 0);
+  for (int s = 0; s < n_seq; ++s) {
+    const auto& tbl = b.block_tables[s];
+    for (size_t k = 0; k < tbl.size(); ++k) {
+      if (tbl[k] < 0 || tbl[k] >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(tbl[k]) + " out of range");
+      flat_tables_[size_t(s) * max_blocks_ + k] = tbl[k];
+    }
+    if (seq_ntok_[s] != 1) all_decode_ = false;
+    if (seq_ntok_[s] > 0) {
+      const int last_pos = b.pos[seq_begin_[s] + seq_ntok_[s] - 1];
+      if (last_pos / kv_.block_size >= static_cast<int>(tbl.size()))
+        throw Error("batch: position " + std::to_string(last_pos) + " is beyond its sequence's KV blocks");
+      lens[s] = last_pos + 1;
+      max_seq_len_ = std::max(max_seq_len_, lens[s]);
+    }
+  }
+  if (all_decode_ && seq_ntok_.size() != static_cast<size_t>(T)) all_decode_ = false;  // sequences without tokens
+
+  if (tables_.bytes() < flat_tables_.size() * sizeof(int32_t)) tables_ = DevBuf(be_, flat_tables_.size() * sizeof(int32_t) * 2);
+  be_->check(api_.memcpy_h2d(tables_.get(), flat_tables_.data(), flat_tables_.size() * sizeof(int32_t), stream_), "block tables");
+  be_->check(api_.memcpy_h2d(pos_.get(), b.pos.data(), sizeof(int32_t) * T, stream_), "positions");
+  be_->check(api_.memcpy_h2d(seq_lens_.get(), lens.data(), sizeof(int32_t) * n_seq, stream_), "sequence lengths");
+  if (all_decode_) {
+    const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
+    if (workspace_.bytes() < ws) workspace_ = DevBuf(be_, ws * 2);
+  }
+
+  // Hidden state in: from the CPU layers, or the embedding lookup on the device.
+  if (n_cpu_ > 0) {
+    host_x_.resize(size_t(T) * c_.n_embd);
+    cpu_->embed(b, host_x_.data());
+    cpu_->layers(b, host_x_.data());
+    be_->check(api_.memcpy_h2d(x_.get(), host_x_.data(), host_x_.size() * sizeof(float), stream_), "hidden state");
+  } else {
+    for (int t = 0; t < T; ++t)
+      if (b.token[t] < 0 || b.token[t] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[t]) + " out of range");
+    be_->check(api_.memcpy_h2d(tokens_.get(), b.token.data(), sizeof(int32_t) * T, stream_), "tokens");
+    const WeightRef& e = m_.token_embd();
+    be_->check(api_.embed(uint32_t(e.type), token_embd_.buf.get(), e.row_bytes, c_.n_embd, tokens_.get<int32_t>(), T,
+                          x_.get<float>(), stream_), "embedding");
+  }
+
+  for (int l = n_cpu_; l < c_.n_layer; ++l) layer(l, b, T);
+
+  // Head: gather the rows that want logits, norm, project, download.
+  int n_out = 0;
+  for (int t = 0; t < T; ++t) {
+    if (!b.logits[t]) continue;
+    be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, x_.get<float>() + int64_t(t) * c_.n_embd,
+                               sizeof(float) * c_.n_embd, stream_), "gather");
+    ++n_out;
+  }
+  logits.resize(size_t(n_out) * c_.n_vocab);
+  if (n_out > 0) {
+    be_->check(api_.rmsnorm(h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
+    proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out);
+    be_->check(api_.memcpy_d2h(logits.data(), logits_.get(), logits.size() * sizeof(float), stream_), "logits");
+  }
+  be_->check(api_.stream_sync(stream_), "forward step");
+}
+
+void GpuExecutor::layer(int l, const Batch& b, int T) {
+  const GpuLayer& L = layers_[l];
+  const int E = c_.n_embd, D = c_.head_dim, H = c_.n_head, Hkv = c_.n_head_kv, qd = c_.q_dim(), kvd = c_.kv_dim();
+  float *x = x_.get<float>(), *h = h_.get<float>(), *q = q_.get<float>(), *k = k_.get<float>(), *v = v_.get<float>();
+  float *att = att_.get<float>(), *g = g_.get<float>(), *u = u_.get<float>();
+  auto ok = [&](int rc, const char* what) { be_->check(rc, std::string(what) + " (layer " + std::to_string(l) + ")"); };
+
+  // Attention block.
+  ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
+  bool hq = false;
+  proj(L.wq, h, q, T, &hq);
+  proj(L.wk, h, k, T, &hq);
+  proj(L.wv, h, v, T, &hq);
+  add_bias(L.bq, q, T, qd);
+  add_bias(L.bk, k, T, kvd);
+  add_bias(L.bv, v, T, kvd);
+  if (L.q_norm.present()) {
+    ok(api_.rmsnorm(q, L.q_norm.buf.get<float>(), q, D, T * H, c_.rms_eps, stream_), "q_norm");
+    ok(api_.rmsnorm(k, L.k_norm.buf.get<float>(), k, D, T * Hkv, c_.rms_eps, stream_), "k_norm");
+  }
+  const int neox = c_.rope_style == RopeStyle::NeoX;
+  const float fscale = 1.0f / c_.rope_scale;
+  ok(api_.rope(q, pos_.get<int32_t>(), T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
+  ok(api_.rope(k, pos_.get<int32_t>(), T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
+
+  uint16_t* kp = L.k_pool.get<uint16_t>();
+  uint16_t* vp = L.v_pool.get<uint16_t>();
+  const int32_t* tables = tables_.get<int32_t>();
+  const int n_seq = static_cast<int>(seq_begin_.size());
+  for (int s = 0; s < n_seq; ++s) {
+    if (seq_ntok_[s] == 0) continue;
+    const int t0 = seq_begin_[s];
+    ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos_.get<int32_t>() + t0, seq_ntok_[s],
+                     tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kp, vp, stream_), "kv_store");
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  if (all_decode_) {
+    ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, seq_lens_.get<int32_t>(), n_seq, max_seq_len_, H, Hkv, D,
+                        kv_.block_size, scale, att, workspace_.get(), stream_), "attn_decode");
+  } else {
+    for (int s = 0; s < n_seq; ++s) {
+      if (seq_ntok_[s] == 0) continue;
+      const int t0 = seq_begin_[s];
+      ok(api_.attn_prefill(q + int64_t(t0) * qd, kp, vp, tables + int64_t(s) * max_blocks_, b.pos[t0], seq_ntok_[s], H,
+                           Hkv, D, kv_.block_size, scale, att + int64_t(t0) * qd, stream_), "attn_prefill");
+    }
+  }
+  proj(L.wo, att, h, T);
+  ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+
+  // Feed-forward block.
+  ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
+  bool hq2 = false;
+  proj(L.ffn_gate, h, g, T, &hq2);
+  proj(L.ffn_up, h, u, T, &hq2);
+  ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
+  proj(L.ffn_down, g, h, T);
+  ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+}
+
+}  // namespace
+
+std::unique_ptr<Executor> make_gpu_executor(const Model& m, const KvConfig& kv, const device::Selection& sel,
+                                            const GpuPlan& plan, int n_threads, int max_batch) {
+  if (m.config().n_expert > 0) throw Error("mixture-of-experts layers are not implemented on the GPU yet");
+  if (!sel.backend) throw Error("no GPU backend loaded");
+  return std::make_unique<GpuExecutor>(m, kv, sel, plan, n_threads, max_batch);
+}
+
+}  // namespace rocforge
