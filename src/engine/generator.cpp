@@ -76,7 +76,10 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 
   const Tokenizer& tok = engine_.tokenizer();
-  StreamingDetokenizer detok(tok);
+  // Text generated after a prompt of special tokens only (e.g. BOS alone, or a fresh chat turn's
+  // control tokens) starts the text: SentencePiece's leading space is dropped, as decode() does.
+  const bool at_text_start = tok.decode(history_, /*skip_special=*/true).empty();
+  StreamingDetokenizer detok(tok, /*skip_special=*/true, at_text_start);
   std::string held;  // text withheld while it could still be the start of a stop string
   auto emit = [&](const std::string& s) -> bool {
     r.text += s;
