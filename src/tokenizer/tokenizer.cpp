@@ -114,6 +114,17 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
     throw Error("tokenizer: unsupported tokenizer.ggml.model '" + v.model + "' (supported: llama, gpt2)");
   }
 
+  // Tokens with end-of-turn texts are control tokens in effect even when stored as user-defined
+  // (phi-3's "</s>") or normal (qwen2's "</s>"): they end generation, match literally only with
+  // special parsing, and never come out of plain text. llama.cpp applies the same override.
+  if (v.types.size() == n)
+    for (const char* e : kEogTexts) {
+      const int32_t id = tok::lookup(im->map, e);
+      if (id >= 0 && (v.types[id] == static_cast<int32_t>(TokenType::UserDefined) ||
+                      v.types[id] == static_cast<int32_t>(TokenType::Normal)))
+        v.types[id] = static_cast<int32_t>(TokenType::Control);
+    }
+
   if (v.eot_id < 0) {
     for (const char* t : kEotTexts) {
       const int32_t id = tok::lookup(im->map, t);
@@ -128,16 +139,6 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
     if (id >= 0) v.eom_id = id;
   }
 
-  // Tokens with end-of-turn texts are control tokens in effect even when stored as user-defined
-  // (phi-3's "</s>") or normal (qwen2's "</s>"): they end generation, match literally only with
-  // special parsing, and never come out of plain text. llama.cpp applies the same override.
-  if (v.types.size() == n)
-    for (const char* e : kEogTexts) {
-      const int32_t id = tok::lookup(im->map, e);
-      if (id >= 0 && (v.types[id] == static_cast<int32_t>(TokenType::UserDefined) ||
-                      v.types[id] == static_cast<int32_t>(TokenType::Normal)))
-        v.types[id] = static_cast<int32_t>(TokenType::Control);
-    }
   // Phi-3's tokenizer_config marks its chat tokens (<|user|>, <|end|>, ...) and "</s>" rstrip:
   // "<|user|>\nHi" encodes like "<|user|>Hi". BOS, UNK and <|endoftext|> are not stripped.
   im->strip.assign(n, 0);
