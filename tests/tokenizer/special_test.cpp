@@ -115,3 +115,20 @@ TEST(TokenizerSpecial, DecodeRejectsOutOfRangeIds) {
 }
 
 }  // namespace
+
+namespace {
+
+// The test model's 512-token SentencePiece vocabulary (its padding id is u32 0xFFFFFFFF = none).
+// The second text holds literal backslash-n pairs (as typed in a shell), not newlines.
+TEST(TokenizerSpecial, Stories260KVocabularyMatchesLlamaCpp) {
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  auto t = load(model);
+  EXPECT_EQ(t->n_vocab(), 512);
+  EXPECT_EQ(t->pad_id(), -1);
+  EXPECT_EQ(t->encode("Once upon a time, there was a little girl.", false),
+            (Ids{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 426}));
+  EXPECT_EQ(t->encode("  Hello\\n\\nworld \xF0\x9F\xA6\x99 \xC2\xBD", false),
+            (Ids{410, 410, 346, 306, 414, 500, 416, 500, 416, 424, 304, 341, 410, 243, 162, 169, 156, 410, 197, 192}));
+}
+
+}  // namespace
