@@ -34,6 +34,7 @@ void reencode(const std::string& src, const std::string& dst, GgmlType type) {
 std::vector<int32_t> greedy(const std::string& model, int n) {
   EngineOptions o;
   o.model_path = model;
+  o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
   o.ctx_size = 256;
   o.kv_f16 = false;
   o.n_threads = 1;  // tiny model: threads only add sync cost under ctest -j

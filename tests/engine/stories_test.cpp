@@ -47,6 +47,7 @@ Reference parse_reference(const std::string& text) {
 std::unique_ptr<Engine> load(const std::filesystem::path& model, bool kv_f16, int threads = 1) {
   EngineOptions o;
   o.model_path = model.string();
+  o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
   o.kv_f16 = kv_f16;
   o.n_threads = threads;
   o.ctx_size = 512;
@@ -122,6 +123,7 @@ TEST(Generation, PromptLongerThanContextIsAClearError) {
   ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
   EngineOptions o;
   o.model_path = model.string();
+  o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
   o.ctx_size = 16;
   o.n_threads = 1;
   auto e = Engine::load(o);
@@ -141,6 +143,7 @@ TEST(Generation, GenerationStopsWhenContextIsFull) {
   ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
   EngineOptions o;
   o.model_path = model.string();
+  o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
   o.ctx_size = 32;
   o.n_threads = 1;
   auto e = Engine::load(o);
@@ -212,6 +215,7 @@ TEST(ModelLoading, BadInputsGiveClearErrors) {
   auto expect_error = [](const std::string& path, const std::string& needle) {
     EngineOptions o;
     o.model_path = path;
+    o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
     try {
       Engine::load(o);
       ADD_FAILURE() << "no error for " << path;
