@@ -5,7 +5,9 @@
 // {% macro %}, break/continue, whitespace control, filters (trim, tojson, join, default, length,
 // map, selectattr, ...), tests (defined, none, string, mapping, ...), Python string/dict/list
 // methods, raise_exception() and strftime_now(). Rendering uses HF's settings: trim_blocks and
-// lstrip_blocks on, autoescape off.
+// lstrip_blocks on, autoescape off. Not supported (a clear error): include/extends/block,
+// recursive loops, {% call %} and {% filter %} blocks. upper/lower/title are ASCII-only.
+// Limits: nesting depth 200, macro recursion 64, output 64 MiB.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +43,7 @@ std::string render_chat_template_json(const std::string& jinja_source, const nlo
                                       const std::string& eos_token, const nlohmann::ordered_json* extra = nullptr);
 
 // Built-in templates: "llama2", "llama3", "chatml" (Qwen), "mistral", "phi3", "gemma"
-// (aliases: "llama-2", "llama-3", "qwen", "qwen2", "phi-3"). nullopt if unknown.
+// (aliases: "llama-2", "llama-3", "qwen", "qwen2", "phi-3", "gemma2"). nullopt if unknown.
 std::optional<std::string> builtin_chat_template(std::string_view name);
 std::vector<std::string> builtin_chat_template_names();
 
