@@ -139,6 +139,23 @@ int event_elapsed_ms(rf_event a, rf_event b, float* ms) {
   return check(hipEventElapsedTime(ms, static_cast<hipEvent_t>(a), static_cast<hipEvent_t>(b)), "event time");
 }
 
+int graph_capture_begin(rf_stream s) {
+  if (!s) return fail("graph capture needs a created stream, not the default stream");
+  return check(hipStreamBeginCapture(st(s), hipStreamCaptureModeThreadLocal), "begin graph capture");
+}
+int graph_capture_end(rf_stream s, rf_graph* out) {
+  *out = nullptr;
+  hipGraph_t g = nullptr;
+  if (int rc = check(hipStreamEndCapture(st(s), &g), "end graph capture")) return rc;
+  hipGraphExec_t exec = nullptr;
+  const int rc = check(rf_graph_instantiate(&exec, g), "instantiate graph");
+  (void)hipGraphDestroy(g);  // the executable graph keeps what it needs
+  *out = exec;
+  return rc;
+}
+int graph_launch(rf_graph g, rf_stream s) { return check(hipGraphLaunch(static_cast<hipGraphExec_t>(g), st(s)), "graph launch"); }
+int graph_destroy(rf_graph g) { return g ? check(hipGraphExecDestroy(static_cast<hipGraphExec_t>(g)), "graph destroy") : 0; }
+
 // ---- kernel entry points: the C signatures of backend_api.h over the launchers of kernels.h
 int k_matvec(uint32_t t, const void* w, size_t rs, const float* x, float* y, int rows, int cols, rf_stream s) {
   return matvec(t, w, rs, x, y, rows, cols, st(s));
@@ -185,6 +202,7 @@ const rf_gpu_api kApi = {
     RF_GPU_API_VERSION, RF_BACKEND_NAME, last_error,
     device_count, device_info, set_device, dev_malloc, dev_free, memcpy_h2d, memcpy_d2h, memcpy_d2d, dev_memset,
     stream_create, stream_destroy, stream_sync, event_create, event_destroy, event_record, event_elapsed_ms,
+    graph_capture_begin, graph_capture_end, graph_launch, graph_destroy,
     k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
     k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample,

@@ -19,6 +19,7 @@ extern "C" {
 
 typedef void* rf_stream;
 typedef void* rf_event;
+typedef void* rf_graph;
 
 struct rf_gpu_device_info {
   char name[256];
@@ -52,6 +53,15 @@ struct rf_gpu_api {
   int (*event_destroy)(rf_event e);
   int (*event_record)(rf_event e, rf_stream s);
   int (*event_elapsed_ms)(rf_event start, rf_event stop, float* ms);  // waits for `stop`
+
+  // ---- graphs: everything launched on stream `s` (a created stream, not the default one) between
+  // begin and end is recorded instead of run; the instantiated graph then replays it with one launch
+  // (the decode step: no per-kernel launch cost, no host round trip). Replays read the same device
+  // pointers, so inputs change by writing into the captured buffers.
+  int (*graph_capture_begin)(rf_stream s);
+  int (*graph_capture_end)(rf_stream s, rf_graph* g);
+  int (*graph_launch)(rf_graph g, rf_stream s);
+  int (*graph_destroy)(rf_graph g);
 
   // ---- kernels. `type` is a GgmlType id (include/rocforge/ggml_type.h). Weight matrices are in
   // the GGUF layout: `rows` rows of `cols` elements, row r at d_w + r * row_stride bytes.

@@ -25,6 +25,10 @@ __device__ inline double rf_shfl_xor(double v, int lane_mask) { return __shfl_xo
 __device__ inline float rf_shfl(float v, int src_lane) { return __shfl(v, src_lane); }
 __device__ inline int rf_shfl(int v, int src_lane) { return __shfl(v, src_lane); }
 
+inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) {
+  return hipGraphInstantiate(exec, g, nullptr, nullptr, 0);
+}
+
 // IEEE half bits -> float. _Float16 is native on every AMD target.
 __device__ inline float rf_half_to_float(uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __builtin_bit_cast(uint16_t, static_cast<_Float16>(f)); }
@@ -68,6 +72,16 @@ inline hipError_t hipEventDestroy(hipEvent_t e) { return cudaEventDestroy(e); }
 inline hipError_t hipEventRecord(hipEvent_t e, hipStream_t s) { return cudaEventRecord(e, s); }
 inline hipError_t hipEventSynchronize(hipEvent_t e) { return cudaEventSynchronize(e); }
 inline hipError_t hipEventElapsedTime(float* ms, hipEvent_t a, hipEvent_t b) { return cudaEventElapsedTime(ms, a, b); }
+using hipGraph_t = cudaGraph_t;
+using hipGraphExec_t = cudaGraphExec_t;
+using hipStreamCaptureMode = cudaStreamCaptureMode;
+constexpr hipStreamCaptureMode hipStreamCaptureModeThreadLocal = cudaStreamCaptureModeThreadLocal;
+inline hipError_t hipStreamBeginCapture(hipStream_t s, hipStreamCaptureMode m) { return cudaStreamBeginCapture(s, m); }
+inline hipError_t hipStreamEndCapture(hipStream_t s, hipGraph_t* g) { return cudaStreamEndCapture(s, g); }
+inline hipError_t hipGraphLaunch(hipGraphExec_t e, hipStream_t s) { return cudaGraphLaunch(e, s); }
+inline hipError_t hipGraphExecDestroy(hipGraphExec_t e) { return cudaGraphExecDestroy(e); }
+inline hipError_t hipGraphDestroy(hipGraph_t g) { return cudaGraphDestroy(g); }
+inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) { return cudaGraphInstantiate(exec, g, 0); }
 
 // Full-warp shuffles. Every lane of the warp takes part at every call site in this project.
 __device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
