@@ -158,12 +158,61 @@ struct Server::Impl {
     info.prompt_tokens = static_cast<int32_t>(st->prompt.size());
 
     if (!pr.stream) {
-      const std::string text = st->wait_all();
-      std::lock_guard lk(st->m);
-      if (st->finish_reason == "error") throw ApiError(500, "server_error", "generation failed: " + st->error);
-      info.completion_tokens = st->n_generated;
-      info.cached_tokens = st->n_cached_prompt;
-      send_json(res, 200, completion_response(ep, info, text, st->finish_reason));
+      // Most requests finish quickly and get a plain response with the right status. A long one
+      // switches to a chunked body that starts with a space every second (JSON allows leading
+      // whitespace): writing is the only way to notice a client that has given up, whose
+      // sequence is then cancelled instead of running to max_tokens.
+      auto body_of = [ep, info](RequestState& r, std::string text) mutable {
+        info.completion_tokens = r.n_generated;
+        info.cached_tokens = r.n_cached_prompt;
+        if (r.finish_reason == "error")
+          return std::make_pair(500, error_json(ApiError(500, "server_error", "generation failed: " + r.error)));
+        return std::make_pair(200, completion_response(ep, info, text, r.finish_reason));
+      };
+      {
+        std::unique_lock lk(st->m);
+        if (st->cv.wait_for(lk, std::chrono::milliseconds(opts.slow_response_ms), [&] { return st->done; })) {
+          std::string text;
+          for (const auto& p : st->pending) text += p;
+          auto [status, j] = body_of(*st, std::move(text));
+          send_json(res, status, j);
+          return;
+        }
+      }
+      Scheduler* sched = scheduler.get();
+      auto text = std::make_shared<std::string>();
+      auto last_write = std::make_shared<Clock::time_point>(Clock::now() - std::chrono::hours(1));
+      const auto beat = std::chrono::milliseconds(opts.heartbeat_ms);
+      res.set_chunked_content_provider(
+          "application/json",
+          [st, sched, text, last_write, beat, body_of](size_t, httplib::DataSink& sink) mutable -> bool {
+            std::vector<std::string> pieces;
+            const bool done = st->take(pieces, beat);
+            for (const auto& p : pieces) *text += p;
+            if (!done) {
+              if (Clock::now() - *last_write < beat) return true;
+              *last_write = Clock::now();
+              if (sink.write(" ", 1)) return true;
+              st->cancelled = true;
+              sched->notify();
+              return false;
+            }
+            std::string out;
+            {
+              std::lock_guard lk(st->m);
+              out = dump(body_of(*st, std::move(*text)).second);
+            }
+            sink.write(out.data(), out.size());
+            sink.done();
+            return true;
+          },
+          [st, sched](bool) {
+            std::lock_guard lk(st->m);
+            if (!st->done) {
+              st->cancelled = true;
+              sched->notify();
+            }
+          });
       return;
     }
 

@@ -28,6 +28,10 @@ struct ServerOptions {
   size_t max_body_bytes = 4u << 20;
   int timeout_s = 20;              // socket read/write timeout (slow clients)
   int http_threads = 0;            // 0: n_parallel + max_queue + 8
+  // Non-streamed requests not done after slow_response_ms get a chunked body led by a space every
+  // heartbeat_ms, which notices a client that has gone (its sequence is then cancelled).
+  int slow_response_ms = 2000;
+  int heartbeat_ms = 1000;
 };
 
 class Server {

@@ -183,6 +183,42 @@ TEST(Server, ClientDisconnectMidStreamFreesBlocks) {
   EXPECT_NE(m.find("rocforge_requests_cancelled_total 1"), std::string::npos) << m;
 }
 
+TEST(Server, ClientGivingUpOnANonStreamedRequestCancelsIt) {
+  ROCFORGE_REQUIRE_FIXTURE(model, kModel);
+  auto o = stories_options(model, 1, 4096);
+  o.slow_response_ms = 0;  // heartbeats from the start
+  o.heartbeat_ms = 5;
+  LiveServer s(o);
+  ASSERT_TRUE(s.wait());
+  {
+    // The client hangs up as soon as the first heartbeat byte arrives.
+    auto c = s.client();
+    json body = completion("Once upon a time", 4000);
+    body["ignore_eos"] = true;
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    std::string got;
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      got.append(d, n);
+      return false;
+    };
+    c->send(req);
+    EXPECT_EQ(got.substr(0, 1), " ");
+  }
+  EXPECT_TRUE(s.wait_idle()) << s.srv->metrics_text();
+  const std::string m = s.srv->metrics_text();
+  EXPECT_NE(m.find("rocforge_requests_cancelled_total 1"), std::string::npos) << m;
+  // A patient client gets the whole response, heartbeat spaces and all.
+  auto c = s.client();
+  const HttpResult r = post(*c, "/v1/completions", completion("Once upon a time", 300).dump());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(r.j.is_object()) << r.body.substr(0, 200);
+  EXPECT_EQ(r.j["object"], "text_completion");
+}
+
 TEST(Server, OverloadGets503WithRetryAfterAndNothingIsTruncated) {
   ROCFORGE_REQUIRE_FIXTURE(model, kModel);
   auto o = stories_options(model, 1, 2048);
