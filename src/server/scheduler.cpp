@@ -100,6 +100,7 @@ SchedulerStats Scheduler::stats() const {
   std::lock_guard lk(m_);
   SchedulerStats s = stats_;
   s.queue_depth = queued_;
+  s.active = in_slots_;  // exact now; the KV figures are as of the last step
   return s;
 }
 
@@ -123,11 +124,6 @@ void Scheduler::emit(Slot& s, const std::string& text) {
 void Scheduler::finish(Slot& s, const std::string& reason, const std::string& error) {
   if (s.finished) return;
   s.finished = true;
-  // The slot (or queue place) is free from this moment, before the thread gets to erase it, so
-  // a client that starts its next request on seeing this one finish is not refused.
-  if (s.in_slot) adjust_counts(0, -1);
-  else adjust_counts(-1, 0);
-  s.in_slot = false;
   // A stop string already cut the text; otherwise release what was held back.
   if (reason != "stop_string" && reason != "cancelled" && reason != "error") {
     s.held += s.detok.flush();
@@ -138,6 +134,12 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
   const auto now = Clock::now();
   metrics_.observe_request(std::chrono::duration<double>(now - s.req->t_submit).count());
   metrics_.count_finished(reason == "stop_string" ? "stop" : reason);
+  // The slot (or queue place) is free from this moment, before the thread gets to erase it, so
+  // a client that starts its next request on seeing this one finish is not refused. (After the
+  // metrics: whoever sees the counts drop sees the request counted as finished.)
+  if (s.in_slot) adjust_counts(0, -1);
+  else adjust_counts(-1, 0);
+  s.in_slot = false;
   {
     std::lock_guard lk(s.req->m);
     s.req->done = true;
