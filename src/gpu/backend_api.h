@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 1u
+#define RF_GPU_API_VERSION 2u  // bump whenever this table changes: binary and library must agree
 
 typedef void* rf_stream;
 typedef void* rf_event;
