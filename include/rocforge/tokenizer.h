@@ -7,7 +7,8 @@
 //                                   pre-tokenizer chosen by tokenizer.ggml.pre.
 // Anything else (and an unknown `pre` value) is rejected with rocforge::Error rather than guessed:
 // a wrong pre-tokenizer silently produces plausible but wrong ids. Supported `pre` values:
-// gpt-2, llama-bpe / llama3 / llama-v3 (Llama 3), qwen2. The environment variable
+// gpt-2, llama-bpe / llama3 / llama-v3 (Llama 3), qwen2, dbrx, smaug-bpe, falcon3, deepseek-v3
+// (each checked against llama.cpp; see src/tokenizer/pretokenizer.cpp). The environment variable
 // ROCFORGE_PRE_TOKENIZER=<one of those> forces one for a file whose `pre` we do not know (logged).
 //
 // A Tokenizer is immutable after construction: encode/decode may be called from many threads.

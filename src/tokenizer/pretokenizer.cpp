@@ -83,21 +83,35 @@ constexpr const char* kLlama3 =
 constexpr const char* kQwen2 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// DeepSeek V3 / R1: a sequence of splits (digits, CJK runs, then words and punctuation).
+constexpr const char* kDeepSeek3[] = {
+    R"(\p{N}{1,3})",
+    R"([一-龥぀-ゟ゠-ヿ]+)",
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+};
+
 struct PreDef {
   const char* name;
-  const char* regex;
+  std::vector<const char*> regexes;  // applied in sequence, each splitting the previous pieces
   bool ignore_merges;
   bool add_bos;
 };
 
-// Only names whose behaviour is pinned down by a vocab test file or the published tokenizer.json
-// are listed; anything else is refused instead of guessed.
-constexpr PreDef kPres[] = {
-    {"gpt-2", kGpt2, false, false},
-    {"llama-bpe", kLlama3, true, true},
-    {"llama3", kLlama3, true, true},
-    {"llama-v3", kLlama3, true, true},
-    {"qwen2", kQwen2, false, false},
+// Only names whose behaviour was checked against llama.cpp are listed: gpt-2, llama-bpe and qwen2
+// by the vocab test files; llama3, llama-v3, dbrx, smaug-bpe, falcon3 and deepseek-v3 by the
+// Llama 3 vocabulary re-labelled with that name (tests/tokenizer/data/relabel-*.out, which also pins ignore_merges).
+// Anything else is refused instead of guessed (gpt-4o / llama4 / tekken were tried: llama.cpp's
+// splits of \p{Lu}/\p{Ll} classes disagree with PCRE2's, so neither can be called right here).
+const PreDef kPres[] = {
+    {"gpt-2", {kGpt2}, false, false},
+    {"llama-bpe", {kLlama3}, true, true},
+    {"llama3", {kLlama3}, true, true},
+    {"llama-v3", {kLlama3}, true, true},
+    {"dbrx", {kLlama3}, false, false},
+    {"smaug-bpe", {kLlama3}, false, false},
+    {"falcon3", {kLlama3}, true, true},
+    {"qwen2", {kQwen2}, false, false},
+    {"deepseek-v3", {kDeepSeek3[0], kDeepSeek3[1], kDeepSeek3[2]}, false, false},
 };
 
 }  // namespace
@@ -112,7 +126,7 @@ std::unique_ptr<PreTokenizer> PreTokenizer::create(const std::string& pre) {
   for (const auto& p : kPres) {
     if (pre != p.name) continue;
     auto t = std::make_unique<PreTokenizer>();
-    t->regexes_.push_back(std::make_unique<Regex>(p.regex));
+    for (const char* re : p.regexes) t->regexes_.push_back(std::make_unique<Regex>(re));
     t->ignore_merges_ = p.ignore_merges;
     t->default_add_bos_ = p.add_bos;
     return t;

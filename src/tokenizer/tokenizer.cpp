@@ -92,7 +92,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(VocabData vocab) {
     im->spm = std::make_unique<tok::SpmModel>(v.tokens, v.scores, im->map, v.unk_id);
   } else if (v.model == "gpt2") {
     // Documented escape hatch for a `pre` value we do not know but whose regex the user knows to
-    // be one of ours (e.g. dbrx and smaug-bpe use Llama 3's): never applied silently.
+    // be one of ours (e.g. a fine-tune re-labelled with a new name): never applied silently.
     if (const char* forced = std::getenv("ROCFORGE_PRE_TOKENIZER"); forced && *forced) {
       log::warn("tokenizer: ROCFORGE_PRE_TOKENIZER={} overrides tokenizer.ggml.pre='{}'", forced, v.pre);
       v.pre = forced;

@@ -117,7 +117,7 @@ namespace {
 
 TEST(TokenizerSynthetic, PreTokenizerOverrideIsExplicit) {
   VocabData v = tiny_bpe();
-  v.pre = "smaug-bpe";
+  v.pre = "made-up-pre";
   EXPECT_NE(error_of(v).find("ROCFORGE_PRE_TOKENIZER"), std::string::npos);
   ::setenv("ROCFORGE_PRE_TOKENIZER", "gpt-2", 1);
   auto t = Tokenizer::from_vocab(v);

@@ -92,6 +92,41 @@ TEST_P(VocabFile, MatchesLlamaCppOnRandomTrickyStrings) {
   }
 }
 
+// Other `pre` names: the Llama 3 vocabulary re-labelled with each name, against llama.cpp on the
+// same re-labelled file (data/relabel-NAME.out: the peer-plain.inp cases, then the llama-bpe .inp
+// cases). Case 44 of the .inp tells ignore_merges apart (dbrx: " discards" -> 3 tokens, Llama 3: 2).
+TEST(PreTokenizerNames, RelabelledLlama3VocabMatchesLlamaCpp) {
+  ROCFORGE_REQUIRE_FIXTURE(gguf_path, "vocab/ggml-vocab-llama-bpe.gguf");
+  ROCFORGE_REQUIRE_FIXTURE(inp_path, "vocab/ggml-vocab-llama-bpe.gguf.inp");
+  ROCFORGE_REQUIRE_FIXTURE(out_path, "vocab/ggml-vocab-llama-bpe.gguf.out");
+  const std::filesystem::path data = std::filesystem::path(ROCFORGE_SOURCE_DIR) / "tests/tokenizer/data";
+  auto file = rocforge::gguf::File::open(gguf_path.string());
+  const rocforge::VocabData base = rocforge::read_vocab(*file);
+  std::vector<std::string> cases = read_cases(data / "peer-plain.inp");
+  const auto vocab_cases = read_cases(inp_path);
+  cases.insert(cases.end(), vocab_cases.begin(), vocab_cases.end());
+  // Same as llama-bpe: the Llama 3 expectations.
+  auto llama3_want = read_expected(data / "peer-plain-llama-bpe.out");
+  const auto vocab_want = read_expected(out_path);
+  llama3_want.insert(llama3_want.end(), vocab_want.begin(), vocab_want.end());
+  struct Name {
+    const char* pre;
+    bool add_bos;
+  };
+  for (const Name n : {Name{"llama3", true}, Name{"llama-v3", true}, Name{"dbrx", false}, Name{"smaug-bpe", false},
+                       Name{"falcon3", true}, Name{"deepseek-v3", false}}) {
+    SCOPED_TRACE(n.pre);
+    rocforge::VocabData v = base;
+    v.pre = n.pre;
+    auto tok = rocforge::Tokenizer::from_vocab(std::move(v));
+    EXPECT_EQ(tok->add_bos(), n.add_bos);
+    const bool same_as_llama3 = std::string(n.pre).rfind("llama", 0) == 0;
+    const auto want = same_as_llama3 ? llama3_want : read_expected(data / ("relabel-" + std::string(n.pre) + ".out"));
+    ASSERT_EQ(want.size(), cases.size());
+    for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(tok->encode(cases[i], false), want[i]) << "case " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, VocabFile, ::testing::Values("llama-spm", "llama-bpe", "qwen2", "phi-3", "gpt-2"),
                          [](const auto& info) {
                            std::string n = info.param;
