@@ -55,6 +55,9 @@ int run_serve(int argc, char** argv) {
   // killed mid-test leaves no server behind.
   if (die_with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
 
+  if (so.api_key.empty() && so.host != "127.0.0.1" && so.host != "localhost" && so.host != "::1")
+    std::fprintf(stderr, "rocforge serve: warning: listening on %s without --api-key: anyone who can reach it may use it\n",
+                 so.host.c_str());
   server::Server srv(so);
   srv.start();
   std::fprintf(stderr, "rocforge serve: listening on http://%s:%d (loading %s)\n", so.host.c_str(), srv.port(),

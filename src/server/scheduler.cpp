@@ -176,8 +176,8 @@ void Scheduler::admit() {
       std::lock_guard lk(s.req->m);
       s.req->n_cached_prompt = reused;
     }
+    if (!s.admitted) s.order = admit_counter_++;  // a resumed sequence keeps its seniority
     s.admitted = true;
-    s.order = admit_counter_++;
     s.in_slot = true;
     adjust_counts(-1, +1);
     active_.push_back(std::move(waiting_.front()));
