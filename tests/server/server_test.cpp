@@ -167,6 +167,48 @@ TEST(Server, KvExhaustionPreemptsAndResumesWithoutCorruption) {
   EXPECT_TRUE(s.wait_idle());
 }
 
+TEST(Server, MixedLoadUnderKvPressureWithDisconnects) {
+  // Streams, waiting, preemption and hang-ups at once: the completed streams still equal their
+  // solo runs, the hung-up ones are cancelled, and every block comes back.
+  ROCFORGE_REQUIRE_FIXTURE(model, kModel);
+  auto o = stories_options(model, 6, 128);
+  o.max_kv_blocks = 20;
+  LiveServer s(o);
+  ASSERT_TRUE(s.wait());
+  constexpr int N = 12;
+  const auto ps = prompts(N);
+  auto body = [&](int i) {
+    json j = completion(ps[i], 50, true);
+    j["ignore_eos"] = true;
+    return j;
+  };
+  std::vector<std::string> solo(N);
+  {
+    auto c = s.client();
+    for (int i = 0; i < N; ++i) solo[i] = post_stream(*c, "/v1/completions", body(i)).text;
+  }
+  std::vector<std::future<StreamResult>> fut;
+  for (int i = 0; i < N; ++i)
+    fut.push_back(std::async(std::launch::async, [&, i] {
+      auto c = s.client();
+      int seen = 0;
+      const bool hang_up = i % 4 == 3;
+      return post_stream(*c, "/v1/completions", body(i), [&](const json&) { return !hang_up || ++seen < 3; });
+    }));
+  for (int i = 0; i < N; ++i) {
+    const StreamResult r = fut[i].get();
+    if (i % 4 == 3) {
+      EXPECT_FALSE(r.done) << i;
+    } else {
+      EXPECT_TRUE(r.done) << i;
+      EXPECT_EQ(r.text, solo[i]) << i;
+      EXPECT_EQ(r.finish_reason, "length") << i;
+    }
+  }
+  EXPECT_TRUE(s.wait_idle()) << s.srv->metrics_text();
+  EXPECT_GT(s.srv->stats().preemptions, 0u);
+}
+
 TEST(Server, ClientDisconnectMidStreamFreesBlocks) {
   ROCFORGE_REQUIRE_FIXTURE(model, kModel);
   LiveServer s(stories_options(model, 2, 2048));
