@@ -1,5 +1,6 @@
 // generator.cpp - one sequence: prompt in chunks, then sample/decode token by token.
 #include <chrono>
+#include <random>
 
 #include "engine/kv_pool.h"
 #include "model/batch.h"
@@ -88,12 +89,36 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   auto max_stop = size_t{0};
   for (const auto& s : opts.stop) max_stop = std::max(max_stop, s.size());
 
+  // Device-side sampling: without penalties (which need the history on the host) an executor that
+  // can sample where the logits are (GPU) runs each decode step and returns only the next token id.
+  // Its draws come from this generation's own generator, seeded like the host sampler: the same seed
+  // gives the same tokens on the same device.
+  const SamplingParams& sp = sampler_.params();
+  const bool device_sampling = sp.repeat_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
+  std::mt19937_64 draw(sp.seed);
+  int32_t next = -1;  // token sampled on the device with the last step (-1: none)
+  auto step_and_sample = [&](int32_t id) -> int32_t {
+    if (seq_->n_past + 1 > engine_.ctx_size()) return -1;
+    if (!seq_->reserve(engine_.kv_pool(), 1)) throw Error("KV cache is full");
+    Batch b;
+    b.block_tables.push_back(seq_->blocks);
+    b.add(id, seq_->n_past, 0, true);
+    const float u = static_cast<float>(draw() >> 40) * 0x1p-24f;  // [0, 1) exactly in float
+    int32_t out = -1;
+    if (!engine_.executor().forward_sample(b, sp, u, &out)) return -1;
+    seq_->commit(engine_.kv_pool(), &id, 1);
+    history_.push_back(id);
+    logits_.clear();  // the logits of this step stayed on the device
+    return out;
+  };
+
   for (;;) {
     if (opts.max_tokens >= 0 && static_cast<int32_t>(r.tokens.size()) >= opts.max_tokens) {
       r.reason = StopReason::MaxTokens;
       break;
     }
-    const int32_t id = sample();
+    const int32_t id = next >= 0 ? next : sample();
+    next = -1;
     if (!opts.ignore_eos && tok.is_end_of_generation(id)) {
       r.reason = StopReason::EndOfGeneration;
       break;
@@ -132,7 +157,8 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       r.reason = StopReason::ContextFull;
       break;
     }
-    feed({id});
+    if (device_sampling) next = step_and_sample(id);
+    if (next < 0) feed({id});
   }
   if (r.reason != StopReason::StopString) {
     held += detok.flush();

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 2u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 3u  // bump whenever this table changes: binary and library must agree
 
 typedef void* rf_stream;
 typedef void* rf_event;
@@ -126,6 +126,12 @@ struct rf_gpu_api {
   // softmax over the candidates by inverse CDF in index order with u in [0, 1).
   int (*sample)(const float* d_logits, int n_vocab, float temperature, int top_k, float top_p, float min_p,
                 float u, int32_t* d_token, rf_stream s);
+
+  // ---- v3. As matmul, with W and X rounded to f16 and fp32 accumulation (tensor cores: vendor BLAS
+  // where the backend finds one at run time, else the fp32 kernel of matmul). For prompt processing;
+  // results differ from matmul by the f16 rounding (~1e-3 of sum |w*x|).
+  int (*matmul_f16)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
+                    int cols, int n_tok, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -26,6 +26,8 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
               hipStream_t s);
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            int n_tok, hipStream_t s);
+int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
           float* out, hipStream_t s);
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);

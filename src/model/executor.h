@@ -7,6 +7,7 @@
 
 #include "model/batch.h"
 #include "rocforge/model.h"
+#include "rocforge/sampler.h"
 
 namespace rocforge {
 
@@ -18,6 +19,15 @@ class Executor {
   // Every slot a token writes must belong to its own sequence's block table.
   virtual void forward(const Batch& b, std::vector<float>& logits) = 0;
   virtual const KvConfig& kv_config() const = 0;
+  // Runs one step whose batch wants exactly one logits row and samples the next token where the
+  // logits are (a GPU: only the token id comes back). The sampling chain is the backend's
+  // (temperature / top-k / top-p / min-p, no penalties); u in [0, 1) is the draw. Returns false, having
+  // run nothing, when the executor cannot (the CPU executor, or a batch with other than one row):
+  // the caller then uses forward() and the host Sampler.
+  virtual bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
+    (void)b, (void)p, (void)u, (void)token;
+    return false;
+  }
 };
 
 std::unique_ptr<Executor> make_cpu_executor(const Model& model, const KvConfig& kv, int n_threads);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/log.h"
@@ -36,6 +37,16 @@ uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
 uint64_t activation_bytes(const ModelConfig& c, int T) {
   const uint64_t per_tok = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff + c.n_vocab;
   return per_tok * T * sizeof(float) + (64ull << 20);  // + attention workspace, q8 copies, tables
+}
+
+// Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
+// slices to f16 costs more than the fp32 tile kernel's work.
+constexpr int kF16MinTokens = 16;
+
+// True when the environment variable is set to "0" (switches for A/B measurements).
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "0") == 0;
 }
 
 }  // namespace
@@ -107,9 +118,29 @@ struct DevWeight {
   bool present() const { return ref && ref->present(); }
 };
 
+// A weight matrix on the device: `rows` rows of `cols` elements, row r at d + r * row_bytes.
+struct Mat {
+  const void* d = nullptr;
+  uint32_t type = 0;
+  size_t row_bytes = 0;
+  int rows = 0, cols = 0;
+  const std::string* name = nullptr;
+  bool present() const { return d != nullptr; }
+};
+
 struct GpuLayer {
-  DevWeight attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, ffn_gate, ffn_up, ffn_down;
+  DevWeight attn_norm, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, ffn_down;
+  // q/k/v rows live back to back in one buffer when their format and width agree (then qkv views all
+  // of them and decode runs one matvec); likewise gate/up. Prefill multiplies each part on its own.
+  DevBuf qkv_buf, gu_buf;
+  Mat q, k, v, qkv, gate, up, gu;
   DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
+};
+
+// Graph cache key of a decode step: sequences in the batch and the attention length bucket.
+struct GraphKey {
+  int n_seq, bucket;
+  bool operator==(const GraphKey& o) const { return n_seq == o.n_seq && bucket == o.bucket; }
 };
 
 class GpuExecutor final : public Executor {
@@ -122,11 +153,14 @@ class GpuExecutor final : public Executor {
     be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
     be_->check(api_.stream_create(&stream_), "creating a stream");
     if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
+    fuse_ = !env_off("ROCFORGE_GPU_FUSE");
+    use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
     upload_weights();
     reserve_scratch(std::max(1, max_batch));
   }
 
   ~GpuExecutor() override {
+    clear_graphs();
     if (stream_) {
       api_.stream_sync(stream_);
       api_.stream_destroy(stream_);
@@ -141,8 +175,67 @@ class GpuExecutor final : public Executor {
   const KvConfig& kv_config() const override { return kv_; }
 
   void forward(const Batch& b, std::vector<float>& logits) override;
+  bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
 
  private:
+  // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
+  // that want them (left in logits_); returns that row count. Nothing is synchronised.
+  int run_step(const Batch& b);
+  // The launches of one step (recorded into a graph, or run directly).
+  void launch_step(const Batch& b, int T, int n_seq, bool all_rows_out);
+  void clear_graphs() {
+    for (auto& [k, g] : graphs_) api_.graph_destroy(g);
+    graphs_.clear();
+  }
+
+  Mat mat_of(const DevWeight& w) const {
+    Mat m;
+    if (!w.present()) return m;
+    const WeightRef& r = *w.ref;
+    m.d = w.buf.get();
+    m.type = static_cast<uint32_t>(r.type);
+    m.row_bytes = r.row_bytes;
+    m.rows = static_cast<int>(r.rows);
+    m.cols = static_cast<int>(r.cols);
+    m.name = &r.name;
+    return m;
+  }
+
+  // Uploads the given matrices into one buffer, rows back to back, when they share format and row
+  // size; fills the per-part views and `all` (the concatenation). Otherwise separate buffers, `all`
+  // empty. `keep` holds the separate uploads.
+  void upload_fused(std::initializer_list<const WeightRef*> parts, DevBuf& buf, std::vector<DevWeight>& keep,
+                    std::initializer_list<Mat*> views, Mat& all) {
+    bool same = true;
+    const WeightRef& first = **parts.begin();
+    for (const WeightRef* w : parts)
+      same = same && w->present() && w->n_mats == 1 && w->type == first.type && w->cols == first.cols &&
+             w->row_bytes == first.row_bytes;
+    auto vit = views.begin();
+    if (!same || !fuse_) {
+      for (const WeightRef* w : parts) {
+        keep.push_back(upload(*w));
+        **vit++ = mat_of(keep.back());
+      }
+      all = Mat{};
+      return;
+    }
+    uint64_t total = 0;
+    for (const WeightRef* w : parts) total += weight_bytes(*w);
+    buf = DevBuf(be_, total);
+    uint64_t off = 0;
+    int rows = 0;
+    for (const WeightRef* w : parts) {
+      uint8_t* d = buf.get<uint8_t>() + off;
+      be_->check(api_.memcpy_h2d(d, w->data, weight_bytes(*w), stream_), "uploading " + w->name);
+      Mat& m = **vit++;
+      m = Mat{d, static_cast<uint32_t>(w->type), w->row_bytes, static_cast<int>(w->rows), static_cast<int>(w->cols), &w->name};
+      off += weight_bytes(*w);
+      rows += static_cast<int>(w->rows);
+    }
+    all = Mat{buf.get(), static_cast<uint32_t>(first.type), first.row_bytes, rows, static_cast<int>(first.cols), &first.name};
+  }
+
   DevWeight upload(const WeightRef& w) {
     DevWeight d;
     d.ref = &w;
@@ -158,10 +251,12 @@ class GpuExecutor final : public Executor {
     for (int l = n_cpu_; l < c_.n_layer; ++l) {
       const LayerWeights& L = m_.layer(l);
       GpuLayer& g = layers_[l];
-      g.attn_norm = upload(L.attn_norm), g.wq = upload(L.wq), g.wk = upload(L.wk), g.wv = upload(L.wv);
-      g.wo = upload(L.wo), g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
+      g.attn_norm = upload(L.attn_norm), g.wo = upload(L.wo);
+      g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
       g.q_norm = upload(L.q_norm), g.k_norm = upload(L.k_norm), g.ffn_norm = upload(L.ffn_norm);
-      g.ffn_gate = upload(L.ffn_gate), g.ffn_up = upload(L.ffn_up), g.ffn_down = upload(L.ffn_down);
+      g.ffn_down = upload(L.ffn_down);
+      upload_fused({&L.wq, &L.wk, &L.wv}, g.qkv_buf, separate_, {&g.q, &g.k, &g.v}, g.qkv);
+      upload_fused({&L.ffn_gate, &L.ffn_up}, g.gu_buf, separate_, {&g.gate, &g.up}, g.gu);
       g.k_pool = DevBuf(be_, pool_bytes);
       g.v_pool = DevBuf(be_, pool_bytes);
     }
@@ -181,40 +276,48 @@ class GpuExecutor final : public Executor {
 
   void reserve_scratch(int T) {
     if (T <= cap_) return;
+    clear_graphs();  // they captured the old buffers
     cap_ = T;
     auto fbuf = [&](int64_t n) { return DevBuf(be_, static_cast<size_t>(n) * sizeof(float)); };
     x_ = fbuf(int64_t(T) * c_.n_embd);
     h_ = fbuf(int64_t(T) * c_.n_embd);
-    q_ = fbuf(int64_t(T) * c_.q_dim());
+    // q, k, v: [T][q_dim] then [T][kv_dim] twice, back to back, so that for T == 1 the fused qkv
+    // matvec's output [q | k | v] is exactly this layout; likewise gate then up.
+    qkv_ = fbuf(int64_t(T) * (c_.q_dim() + 2 * c_.kv_dim()));
     att_ = fbuf(int64_t(T) * c_.q_dim());
-    k_ = fbuf(int64_t(T) * c_.kv_dim());
-    v_ = fbuf(int64_t(T) * c_.kv_dim());
-    g_ = fbuf(int64_t(T) * c_.n_ff);
-    u_ = fbuf(int64_t(T) * c_.n_ff);
+    gu_ = fbuf(int64_t(T) * 2 * c_.n_ff);
     logits_ = fbuf(int64_t(T) * c_.n_vocab);
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
-    tokens_ = DevBuf(be_, sizeof(int32_t) * T);
-    pos_ = DevBuf(be_, sizeof(int32_t) * T);
-    seq_lens_ = DevBuf(be_, sizeof(int32_t) * T);
+    token_d_ = DevBuf(be_, sizeof(int32_t));
   }
 
+  // Step inputs in one device buffer (one upload per step): tokens [cap], positions [cap], sequence
+  // lengths [cap], block tables [n_seq][stride]. Fixed offsets, so captured graphs read new values.
+  int32_t* in_tokens() const { return in_.get<int32_t>(); }
+  int32_t* in_pos() const { return in_.get<int32_t>() + cap_; }
+  int32_t* in_lens() const { return in_.get<int32_t>() + 2 * cap_; }
+  int32_t* in_tables() const { return in_.get<int32_t>() + 3 * cap_; }
+
   // y[T, rows] = x[T, cols] W^T. Decode (T == 1) uses the int8-activation path where the backend has
-  // one; `xq_ready` says x is already quantized in xq_ (q/k/v and gate/up share one quantization).
-  void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
-    const WeightRef& r = *w.ref;
-    const uint32_t type = static_cast<uint32_t>(r.type);
-    if (T == 1 && use_q8_ && api_.has_matvec_q8(type) && r.cols % 32 == 0) {
+  // one; `xq_ready` says x is already quantized in xq_ (qkv and gate/up share one quantization).
+  void proj(const Mat& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
+    if (T == 1 && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
       if (!xq_ready || !*xq_ready) {
-        be_->check(api_.quantize_q8(x, static_cast<int>(r.cols), xq_.get(), stream_), "quantize_q8");
+        be_->check(api_.quantize_q8(x, w.cols, xq_.get(), stream_), "quantize_q8");
         if (xq_ready) *xq_ready = true;
       }
-      be_->check(api_.matvec_q8(type, w.buf.get(), r.row_bytes, xq_.get(), y, int(r.rows), int(r.cols), stream_), r.name);
+      be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y, w.rows, w.cols, stream_), *w.name);
     } else if (T == 1) {
-      be_->check(api_.matvec(type, w.buf.get(), r.row_bytes, x, y, int(r.rows), int(r.cols), stream_), r.name);
+      be_->check(api_.matvec(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, stream_), *w.name);
+    } else if (T >= kF16MinTokens) {  // tensor cores: a weight slice dequantized once serves T tokens
+      be_->check(api_.matmul_f16(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
     } else {
-      be_->check(api_.matmul(type, w.buf.get(), r.row_bytes, x, y, int(r.rows), int(r.cols), T, stream_), r.name);
+      be_->check(api_.matmul(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
     }
+  }
+  void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
+    proj(mat_of(w), x, y, T, xq_ready);
   }
 
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
@@ -237,25 +340,27 @@ class GpuExecutor final : public Executor {
   std::unique_ptr<CpuForward> cpu_;
   rf_stream stream_ = nullptr;
   bool use_q8_ = true;
+  bool fuse_ = true;        // ROCFORGE_GPU_FUSE=0 keeps q/k/v and gate/up apart (A/B measurements)
+  bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
   std::vector<GpuLayer> layers_;
+  std::vector<DevWeight> separate_;  // matrices that could not be fused
   DevWeight token_embd_, output_norm_, output_w_;
   DevBuf freq_;
   int cap_ = 0;
-  DevBuf x_, h_, q_, att_, k_, v_, g_, u_, logits_, xq_, tokens_, pos_, seq_lens_, tables_, workspace_;
+  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_;
+  size_t in_ints_ = 0;            // capacity of in_, in int32
+  std::vector<int32_t> in_host_;  // staging of in_
+  std::vector<std::pair<GraphKey, rf_graph>> graphs_;
   std::vector<float> host_x_;
   // Per-step sequence layout: tokens of sequence s are [seq_begin[s], seq_begin[s] + seq_len[s]).
   std::vector<int32_t> seq_begin_, seq_ntok_, flat_tables_;
   int32_t max_blocks_ = 0;
   bool all_decode_ = false;
-  int32_t max_seq_len_ = 0;
+  int32_t max_seq_len_ = 0;  // attention length bound passed to attn_decode (a bucket when graphed)
 };
 
-void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
+int GpuExecutor::run_step(const Batch& b) {
   const int T = b.size();
-  if (T == 0) {
-    logits.clear();
-    return;
-  }
   reserve_scratch(T);
   const int n_seq = static_cast<int>(b.block_tables.size());
 
@@ -270,19 +375,18 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
       throw Error("batch: the GPU executor needs each sequence's tokens contiguous and in order");
     ++seq_ntok_[s];
   }
-  max_blocks_ = 1;
-  for (const auto& tbl : b.block_tables) max_blocks_ = std::max<int32_t>(max_blocks_, static_cast<int32_t>(tbl.size()));
-  flat_tables_.assign(static_cast<size_t>(n_seq) * max_blocks_, 0);
-  all_decode_ = true;
-  max_seq_len_ = 1;
+  // Decode attention indexes q by sequence: it needs token s to be sequence s's only token.
+  all_decode_ = n_seq == T;
+  for (int s = 0; s < n_seq && all_decode_; ++s) all_decode_ = seq_ntok_[s] == 1 && seq_begin_[s] == s;
+  bool all_rows_out = true;
+  for (int t = 0; t < T; ++t) all_rows_out = all_rows_out && b.logits[t];
+
   std::vector<int32_t> lens(n_seq, 0);
+  max_seq_len_ = 1;
   for (int s = 0; s < n_seq; ++s) {
     const auto& tbl = b.block_tables[s];
-    for (size_t k = 0; k < tbl.size(); ++k) {
-      if (tbl[k] < 0 || tbl[k] >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(tbl[k]) + " out of range");
-      flat_tables_[size_t(s) * max_blocks_ + k] = tbl[k];
-    }
-    if (seq_ntok_[s] != 1) all_decode_ = false;
+    for (int32_t blk : tbl)
+      if (blk < 0 || blk >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(blk) + " out of range");
     if (seq_ntok_[s] > 0) {
       const int last_pos = b.pos[seq_begin_[s] + seq_ntok_[s] - 1];
       if (last_pos / kv_.block_size >= static_cast<int>(tbl.size()))
@@ -291,64 +395,156 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
       max_seq_len_ = std::max(max_seq_len_, lens[s]);
     }
   }
-  if (all_decode_ && seq_ntok_.size() != static_cast<size_t>(T)) all_decode_ = false;  // sequences without tokens
 
-  if (tables_.bytes() < flat_tables_.size() * sizeof(int32_t)) tables_ = DevBuf(be_, flat_tables_.size() * sizeof(int32_t) * 2);
-  be_->check(api_.memcpy_h2d(tables_.get(), flat_tables_.data(), flat_tables_.size() * sizeof(int32_t), stream_), "block tables");
-  be_->check(api_.memcpy_h2d(pos_.get(), b.pos.data(), sizeof(int32_t) * T, stream_), "positions");
-  be_->check(api_.memcpy_h2d(seq_lens_.get(), lens.data(), sizeof(int32_t) * n_seq, stream_), "sequence lengths");
-  if (all_decode_) {
-    const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
-    if (workspace_.bytes() < ws) workspace_ = DevBuf(be_, ws * 2);
+  // A graph replays fixed launch shapes: attention is sized for a length bucket (a power of two
+  // >= 256; split blocks past a sequence's real end add nothing) and the tables get that stride.
+  const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out;
+  if (graphed) {
+    int bucket = 256;
+    while (bucket < max_seq_len_) bucket *= 2;
+    bucket = (bucket + kv_.block_size - 1) / kv_.block_size * kv_.block_size;
+    max_seq_len_ = bucket;
+    max_blocks_ = bucket / kv_.block_size;
+  } else {
+    max_blocks_ = 1;
+    for (const auto& tbl : b.block_tables) max_blocks_ = std::max<int32_t>(max_blocks_, static_cast<int32_t>(tbl.size()));
   }
 
-  // Hidden state in: from the CPU layers, or the embedding lookup on the device.
+  // Inputs, staged into one upload.
+  const size_t n_in = 3 * size_t(cap_) + size_t(n_seq) * max_blocks_;
+  if (in_ints_ < n_in) {
+    clear_graphs();
+    in_ints_ = n_in * 2;
+    in_ = DevBuf(be_, in_ints_ * sizeof(int32_t));
+  }
+  in_host_.assign(n_in, 0);
+  if (n_cpu_ == 0)
+    for (int t = 0; t < T; ++t) {
+      if (b.token[t] < 0 || b.token[t] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[t]) + " out of range");
+      in_host_[t] = b.token[t];
+    }
+  std::copy(b.pos.begin(), b.pos.end(), in_host_.begin() + cap_);
+  std::copy(lens.begin(), lens.end(), in_host_.begin() + 2 * cap_);
+  for (int s = 0; s < n_seq; ++s) {
+    const auto& tbl = b.block_tables[s];
+    const size_t n = std::min<size_t>(tbl.size(), size_t(max_blocks_));
+    std::copy(tbl.begin(), tbl.begin() + n, in_host_.begin() + 3 * cap_ + size_t(s) * max_blocks_);
+  }
+  be_->check(api_.memcpy_h2d(in_.get(), in_host_.data(), n_in * sizeof(int32_t), stream_), "step inputs");
+
+  if (all_decode_) {
+    const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
+    if (workspace_.bytes() < ws) {
+      clear_graphs();
+      workspace_ = DevBuf(be_, ws * 2);
+    }
+  }
+
+  // Hidden state in from the CPU layers (hybrid); the GPU-only step embeds on the device.
   if (n_cpu_ > 0) {
     host_x_.resize(size_t(T) * c_.n_embd);
     cpu_->embed(b, host_x_.data());
     cpu_->layers(b, host_x_.data());
     be_->check(api_.memcpy_h2d(x_.get(), host_x_.data(), host_x_.size() * sizeof(float), stream_), "hidden state");
-  } else {
-    for (int t = 0; t < T; ++t)
-      if (b.token[t] < 0 || b.token[t] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[t]) + " out of range");
-    be_->check(api_.memcpy_h2d(tokens_.get(), b.token.data(), sizeof(int32_t) * T, stream_), "tokens");
+  }
+
+  if (graphed) {
+    const GraphKey key{n_seq, max_seq_len_};
+    rf_graph g = nullptr;
+    for (auto& [k, gr] : graphs_)
+      if (k == key) g = gr;
+    if (!g) {
+      be_->check(api_.graph_capture_begin(stream_), "capturing the decode step");
+      try {
+        launch_step(b, T, n_seq, true);
+      } catch (...) {
+        rf_graph junk = nullptr;
+        api_.graph_capture_end(stream_, &junk);
+        if (junk) api_.graph_destroy(junk);
+        throw;
+      }
+      be_->check(api_.graph_capture_end(stream_, &g), "capturing the decode step");
+      graphs_.push_back({key, g});
+    }
+    be_->check(api_.graph_launch(g, stream_), "decode step (graph)");
+    return T;
+  }
+  launch_step(b, T, n_seq, all_rows_out);
+  return b.n_logits();
+}
+
+void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_out) {
+  if (n_cpu_ == 0) {
     const WeightRef& e = m_.token_embd();
-    be_->check(api_.embed(uint32_t(e.type), token_embd_.buf.get(), e.row_bytes, c_.n_embd, tokens_.get<int32_t>(), T,
+    be_->check(api_.embed(uint32_t(e.type), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T,
                           x_.get<float>(), stream_), "embedding");
   }
-
   for (int l = n_cpu_; l < c_.n_layer; ++l) layer(l, b, T);
 
-  // Head: gather the rows that want logits, norm, project, download.
+  // Head: the rows that want logits (all of them: straight from x), norm, project.
   int n_out = 0;
-  for (int t = 0; t < T; ++t) {
-    if (!b.logits[t]) continue;
-    be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, x_.get<float>() + int64_t(t) * c_.n_embd,
-                               sizeof(float) * c_.n_embd, stream_), "gather");
-    ++n_out;
+  const float* hx = x_.get<float>();
+  if (!all_rows_out) {
+    for (int t = 0; t < T; ++t) {
+      if (!b.logits[t]) continue;
+      be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, x_.get<float>() + int64_t(t) * c_.n_embd,
+                                 sizeof(float) * c_.n_embd, stream_), "gather");
+      ++n_out;
+    }
+    hx = h_.get<float>();
+  } else {
+    n_out = T;
   }
-  logits.resize(size_t(n_out) * c_.n_vocab);
+  (void)n_seq;
   if (n_out > 0) {
-    be_->check(api_.rmsnorm(h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
+    be_->check(api_.rmsnorm(hx, output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
     proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out);
-    be_->check(api_.memcpy_d2h(logits.data(), logits_.get(), logits.size() * sizeof(float), stream_), "logits");
   }
+}
+
+void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
+  if (b.size() == 0) {
+    logits.clear();
+    return;
+  }
+  const int n_out = run_step(b);
+  logits.resize(size_t(n_out) * c_.n_vocab);
+  be_->check(api_.memcpy_d2h(logits.data(), logits_.get(), logits.size() * sizeof(float), stream_), "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
+}
+
+bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
+  if (b.size() == 0 || b.n_logits() != 1) return false;
+  run_step(b);
+  be_->check(api_.sample(logits_.get<float>(), c_.n_vocab, p.temperature, p.top_k, p.top_p, p.min_p, u,
+                         token_d_.get<int32_t>(), stream_), "sampling");
+  be_->check(api_.memcpy_d2h(token, token_d_.get(), sizeof(int32_t), stream_), "sampled token");
+  be_->check(api_.stream_sync(stream_), "forward step");
+  return true;
 }
 
 void GpuExecutor::layer(int l, const Batch& b, int T) {
   const GpuLayer& L = layers_[l];
   const int E = c_.n_embd, D = c_.head_dim, H = c_.n_head, Hkv = c_.n_head_kv, qd = c_.q_dim(), kvd = c_.kv_dim();
-  float *x = x_.get<float>(), *h = h_.get<float>(), *q = q_.get<float>(), *k = k_.get<float>(), *v = v_.get<float>();
-  float *att = att_.get<float>(), *g = g_.get<float>(), *u = u_.get<float>();
+  float *x = x_.get<float>(), *h = h_.get<float>(), *att = att_.get<float>();
+  float* q = qkv_.get<float>();
+  float* k = q + int64_t(T) * qd;
+  float* v = k + int64_t(T) * kvd;
+  float* g = gu_.get<float>();
+  float* u = g + int64_t(T) * c_.n_ff;
+  int32_t* pos = in_pos();
   auto ok = [&](int rc, const char* what) { be_->check(rc, std::string(what) + " (layer " + std::to_string(l) + ")"); };
 
-  // Attention block.
+  // Attention block. Decode with fused weights: one matvec writes [q | k | v].
   ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
   bool hq = false;
-  proj(L.wq, h, q, T, &hq);
-  proj(L.wk, h, k, T, &hq);
-  proj(L.wv, h, v, T, &hq);
+  if (T == 1 && L.qkv.present()) {
+    proj(L.qkv, h, q, T, &hq);
+  } else {
+    proj(L.q, h, q, T, &hq);
+    proj(L.k, h, k, T, &hq);
+    proj(L.v, h, v, T, &hq);
+  }
   add_bias(L.bq, q, T, qd);
   add_bias(L.bk, k, T, kvd);
   add_bias(L.bv, v, T, kvd);
@@ -358,22 +554,22 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   const int neox = c_.rope_style == RopeStyle::NeoX;
   const float fscale = 1.0f / c_.rope_scale;
-  ok(api_.rope(q, pos_.get<int32_t>(), T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
-  ok(api_.rope(k, pos_.get<int32_t>(), T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
+  ok(api_.rope(q, pos, T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
+  ok(api_.rope(k, pos, T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
 
   uint16_t* kp = L.k_pool.get<uint16_t>();
   uint16_t* vp = L.v_pool.get<uint16_t>();
-  const int32_t* tables = tables_.get<int32_t>();
+  const int32_t* tables = in_tables();
   const int n_seq = static_cast<int>(seq_begin_.size());
   for (int s = 0; s < n_seq; ++s) {
     if (seq_ntok_[s] == 0) continue;
     const int t0 = seq_begin_[s];
-    ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos_.get<int32_t>() + t0, seq_ntok_[s],
+    ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos + t0, seq_ntok_[s],
                      tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kp, vp, stream_), "kv_store");
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   if (all_decode_) {
-    ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, seq_lens_.get<int32_t>(), n_seq, max_seq_len_, H, Hkv, D,
+    ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
                         kv_.block_size, scale, att, workspace_.get(), stream_), "attn_decode");
   } else {
     for (int s = 0; s < n_seq; ++s) {
@@ -386,11 +582,15 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   proj(L.wo, att, h, T);
   ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 
-  // Feed-forward block.
+  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up].
   ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
   bool hq2 = false;
-  proj(L.ffn_gate, h, g, T, &hq2);
-  proj(L.ffn_up, h, u, T, &hq2);
+  if (T == 1 && L.gu.present()) {
+    proj(L.gu, h, g, T, &hq2);
+  } else {
+    proj(L.gate, h, g, T, &hq2);
+    proj(L.up, h, u, T, &hq2);
+  }
   ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
   proj(L.ffn_down, g, h, T);
   ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");

@@ -163,6 +163,48 @@ TEST_P(QuantKernels, MatmulMatchesDequantizedProduct) {
   }
 }
 
+// The prompt-processing GEMM with f16 operands (cuBLAS tensor cores on CUDA, the fp32 kernel elsewhere):
+// within the f16 rounding of W and X (each < 2^-11 relative) of the exact product of the dequantized
+// weights, over several weight slices' worth of tokens and odd row counts.
+TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const GgmlType t = GetParam();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rows = 70;
+  for (int cols : {col_sizes(t)[0], col_sizes(t)[1]}) {
+    for (int n_tok : {33, 67}) {
+      SCOPED_TRACE(std::string(ggml_type_name(t)) + " cols " + std::to_string(cols) + " tokens " +
+                   std::to_string(n_tok));
+      const size_t rb = quant::row_bytes(t, cols);
+      const auto w = random_weights(t, rows, cols, rng, false);
+      const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+      auto dw = to_device(*gpu, w);
+      auto dx = to_device(*gpu, x);
+      DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+      dy.poison();
+      gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
+                                       cols, n_tok, nullptr),
+                 "matmul_f16");
+      const auto y = dy.download<float>(static_cast<size_t>(n_tok) * rows);
+      std::vector<float> wf(static_cast<size_t>(rows) * cols);
+      for (int r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + r * cols, cols);
+      for (int tk = 0; tk < n_tok; ++tk) {
+        for (int r = 0; r < rows; ++r) {
+          double ref = 0, mag = 0;
+          for (int c = 0; c < cols; ++c) {
+            const double p = static_cast<double>(wf[r * cols + c]) * x[tk * cols + c];
+            ref += p;
+            mag += std::fabs(p);
+          }
+          ASSERT_NEAR(y[tk * rows + r], ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(QuantKernels, EmbedMatchesDequantizeRow) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const GgmlType t = GetParam();

@@ -1,0 +1,185 @@
+// matmul_f16.hip - prompt-processing GEMM on the tensor cores: Y[t][r] = sum_c W[r][c] * X[t][c] with W
+// and X rounded to f16 and fp32 accumulation.
+//
+// CUDA build: the weights are dequantized to f16 in row slices of at most kSliceElems elements into a
+// per-device scratch buffer, X is converted to f16 once, and each slice is one cublasGemmEx (f16 x f16
+// -> f32). cuBLAS is dlopen()ed on first use, so the backend library links no BLAS and loads where
+// none is installed; without it (and on the HIP build, which has no vendor BLAS here) matmul_f16 is the
+// portable fp32 tile kernel of matmul.hip. Dequantizing a slice costs one read of its quantized bytes
+// and one f16 write, small beside the GEMM at prompt lengths (hundreds of tokens).
+#include "gpu/kernels.h"
+#include "gpu/quant_formats.h"
+
+#if !(defined(__HIP__) || defined(__HIPCC__))
+#include <cublas_api.h>  // types and enums only: the library itself is dlopen()ed
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#endif
+
+namespace rocforge::gpu {
+
+#if !(defined(__HIP__) || defined(__HIPCC__))
+namespace {
+
+constexpr size_t kSliceElems = size_t(32) << 20;  // 64 MB of f16 weights per slice
+
+// W rows [0, rows) of a slice -> f16 [rows][cols]; one thread per 32-element chunk.
+template <class F>
+__global__ void dequant_f16_kernel(const uint8_t* __restrict__ w, size_t stride, int rows, int cols, int vector_ok,
+                                   uint16_t* __restrict__ out) {
+  const int n_chunks = (cols + 31) / 32;
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<size_t>(rows) * n_chunks) return;
+  const int r = static_cast<int>(i / n_chunks), c = static_cast<int>(i % n_chunks);
+  const uint8_t* row = w + static_cast<size_t>(r) * stride;
+  uint16_t* o = out + static_cast<size_t>(r) * cols + 32 * c;
+  if constexpr (F::kBlockElems == 1) {
+    if (!vector_ok) {
+      for (int k = 0; k < 32 && 32 * c + k < cols; ++k) o[k] = rf_float_to_half(F::elem(row, 32 * c + k));
+      return;
+    }
+  }
+  float v[32];
+  F::dequant(row, c, v);
+  uint32_t packed[16];
+#pragma unroll
+  for (int k = 0; k < 16; ++k)
+    packed[k] = static_cast<uint32_t>(rf_float_to_half(v[2 * k])) | (static_cast<uint32_t>(rf_float_to_half(v[2 * k + 1])) << 16);
+  uint4* o4 = reinterpret_cast<uint4*>(o);  // cols % 32 == 0 here: 64-byte aligned chunks
+#pragma unroll
+  for (int k = 0; k < 4; ++k) o4[k] = make_uint4(packed[4 * k], packed[4 * k + 1], packed[4 * k + 2], packed[4 * k + 3]);
+}
+
+__global__ void f32_to_f16_kernel(const float* __restrict__ x, size_t n, uint16_t* __restrict__ out) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = rf_float_to_half(x[i]);
+}
+
+using CreateFn = cublasStatus_t (*)(cublasHandle_t*);
+using SetStreamFn = cublasStatus_t (*)(cublasHandle_t, cudaStream_t);
+using GemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                                    const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                                    cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+
+struct Blas {
+  bool ok = false;
+  CreateFn create = nullptr;
+  SetStreamFn set_stream = nullptr;
+  GemmExFn gemm = nullptr;
+};
+
+// The library, once per process; ROCFORGE_GPU_BLAS=0 turns it off (the fp32 kernels then serve).
+const Blas& blas() {
+  static Blas b;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("ROCFORGE_GPU_BLAS");
+    if (env && std::strcmp(env, "0") == 0) return;
+    void* lib = nullptr;
+    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so", "/usr/local/cuda/lib64/libcublas.so.13",
+                             "/usr/local/cuda/lib64/libcublas.so"})
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    if (!lib) return;
+    b.create = reinterpret_cast<CreateFn>(dlsym(lib, "cublasCreate_v2"));
+    b.set_stream = reinterpret_cast<SetStreamFn>(dlsym(lib, "cublasSetStream_v2"));
+    b.gemm = reinterpret_cast<GemmExFn>(dlsym(lib, "cublasGemmEx"));
+    b.ok = b.create && b.set_stream && b.gemm;
+  });
+  return b;
+}
+
+// Per device: a cuBLAS handle and the f16 scratch (weights slice, then X). Callers of one device
+// serialise on its mutex: the scratch is shared.
+struct DeviceBlas {
+  std::mutex mu;
+  cublasHandle_t handle = nullptr;
+  void* scratch = nullptr;
+  size_t bytes = 0;
+};
+constexpr int kMaxDevices = 64;
+DeviceBlas g_dev[kMaxDevices];
+
+}  // namespace
+
+int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s) {
+  const Blas& b = blas();
+  if (!b.ok || n_tok <= 0 || cols % 8 != 0) return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  DeviceBlas& d = g_dev[dev];
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!d.handle && b.create(&d.handle) != CUBLAS_STATUS_SUCCESS) {
+    d.handle = nullptr;
+    return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  }
+  int rc = 0;
+  const bool known = dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if (cols % F::kBlockElems != 0) {
+      rc = fail("matmul_f16: row length %d is not a multiple of the block size %d", cols, F::kBlockElems);
+      return;
+    }
+    bool vec = true;
+    if constexpr (F::kBlockElems == 1)
+      vec = cols % 32 == 0 && row_stride % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+    // Quantized rows decode in whole 32-element chunks; plain rows of other widths go element-wise.
+    const int slice_rows = static_cast<int>(std::max<size_t>(64, std::min<size_t>(rows, kSliceElems / cols)));
+    const size_t x_elems = static_cast<size_t>(n_tok) * cols;
+    const size_t w_elems = static_cast<size_t>(slice_rows) * cols;
+    const size_t need = (w_elems + x_elems) * sizeof(uint16_t) + 256;
+    if (d.bytes < need) {
+      if (d.scratch) (void)cudaFree(d.scratch);
+      d.scratch = nullptr;
+      d.bytes = 0;
+      if (cudaMalloc(&d.scratch, need) != cudaSuccess) {
+        (void)cudaGetLastError();
+        rc = matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);  // no room: the fp32 kernels
+        return;
+      }
+      d.bytes = need;
+    }
+    auto* wh = static_cast<uint16_t*>(d.scratch);
+    auto* xh = wh + (w_elems + 127) / 128 * 128;
+    f32_to_f16_kernel<<<static_cast<unsigned>((x_elems + 255) / 256), 256, 0, s>>>(x, x_elems, xh);
+    if ((rc = check(cudaGetLastError(), "matmul_f16 (x to f16)")) != 0) return;
+    if (b.set_stream(d.handle, s) != CUBLAS_STATUS_SUCCESS) {
+      rc = fail("matmul_f16: cublasSetStream failed");
+      return;
+    }
+    const float one = 1.f, zero = 0.f;
+    const int n_chunks = (cols + 31) / 32;
+    for (int r0 = 0; r0 < rows; r0 += slice_rows) {
+      const int nr = std::min(slice_rows, rows - r0);
+      const size_t threads = static_cast<size_t>(nr) * n_chunks;
+      dequant_f16_kernel<F><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(
+          static_cast<const uint8_t*>(w) + static_cast<size_t>(r0) * row_stride, row_stride, nr, cols, vec ? 1 : 0, wh);
+      if ((rc = check(cudaGetLastError(), "matmul_f16 (dequantize)")) != 0) return;
+      // Column-major view: C[nr x n_tok] (ldc = rows, at y + r0) = Wslice^T[nr x cols] * X^T[cols x n_tok].
+      const cublasStatus_t st = b.gemm(d.handle, CUBLAS_OP_T, CUBLAS_OP_N, nr, n_tok, cols, &one, wh, CUDA_R_16F, cols,
+                                       xh, CUDA_R_16F, cols, &zero, y + r0, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS) {
+        rc = fail("matmul_f16: cublasGemmEx failed (status %d, %d x %d x %d)", static_cast<int>(st), nr, n_tok, cols);
+        return;
+      }
+    }
+  });
+  if (!known) return fail("matmul_f16: unsupported weight type %u", type);
+  return rc;
+}
+
+#else  // HIP: no vendor BLAS in this build; the portable tile kernel (fp32, so within f16 tolerance).
+
+int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s) {
+  return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+}
+
+#endif
+
+}  // namespace rocforge::gpu
