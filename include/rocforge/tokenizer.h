@@ -7,8 +7,11 @@
 //                                   pre-tokenizer chosen by tokenizer.ggml.pre.
 // Anything else (and an unknown `pre` value) is rejected with rocforge::Error rather than guessed:
 // a wrong pre-tokenizer silently produces plausible but wrong ids. Supported `pre` values:
-// gpt-2, llama-bpe / llama3 / llama-v3 (Llama 3), qwen2, dbrx, smaug-bpe, falcon3, deepseek-v3
-// (each checked against llama.cpp; see src/tokenizer/pretokenizer.cpp). The environment variable
+// gpt-2, llama-bpe / llama3 / llama-v3 (Llama 3), qwen2, deepseek-v3, and the names llama.cpp
+// treats like one of these (dbrx, smaug-bpe, falcon3, chatglm-bpe, starcoder, refact, smollm,
+// codeshell, command-r, exaone, minerva-7b, olmo, mpt, jais, trillion, stablelm2, bailingmoe,
+// hunyuan, grok-2); each checked against llama.cpp (see src/tokenizer/pretokenizer.cpp). Not
+// supported, for instance: gpt-4o, llama4, tekken, deepseek-llm. The environment variable
 // ROCFORGE_PRE_TOKENIZER=<one of those> forces one for a file whose `pre` we do not know (logged).
 //
 // A Tokenizer is immutable after construction: encode/decode may be called from many threads.

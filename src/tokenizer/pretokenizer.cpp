@@ -83,6 +83,8 @@ constexpr const char* kLlama3 =
 constexpr const char* kQwen2 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// StarCoder-style: every digit on its own (HF "Digits(individual_digits)"), then GPT-2's regex.
+constexpr const char* kDigits = R"(\p{N})";
 // DeepSeek V3 / R1: a sequence of splits (digits, CJK runs, then words and punctuation).
 constexpr const char* kDeepSeek3[] = {
     R"(\p{N}{1,3})",
@@ -98,8 +100,8 @@ struct PreDef {
 };
 
 // Only names whose behaviour was checked against llama.cpp are listed: gpt-2, llama-bpe and qwen2
-// by the vocab test files; llama3, llama-v3, dbrx, smaug-bpe, falcon3 and deepseek-v3 by the
-// Llama 3 vocabulary re-labelled with that name (tests/tokenizer/data/relabel-*.out, which also pins ignore_merges).
+// by the vocab test files; every other name by the Llama 3 vocabulary re-labelled with that name
+// (tests/tokenizer/data/relabel-*.out, which also pins ignore_merges).
 // Anything else is refused instead of guessed (gpt-4o / llama4 / tekken were tried: llama.cpp's
 // splits of \p{Lu}/\p{Ll} classes disagree with PCRE2's, so neither can be called right here).
 const PreDef kPres[] = {
@@ -112,6 +114,24 @@ const PreDef kPres[] = {
     {"falcon3", {kLlama3}, true, true},
     {"qwen2", {kQwen2}, false, false},
     {"deepseek-v3", {kDeepSeek3[0], kDeepSeek3[1], kDeepSeek3[2]}, false, false},
+    {"chatglm-bpe", {kLlama3}, false, false},
+    // Families that llama.cpp tokenizes identically to one of the regexes above (same ids on
+    // the re-labelled Llama 3 vocabulary for 826 varied strings; ignore_merges off).
+    {"olmo", {kGpt2}, false, false},
+    {"mpt", {kGpt2}, false, false},
+    {"jais", {kGpt2}, false, false},
+    {"trillion", {kGpt2}, false, false},
+    {"starcoder", {kDigits, kGpt2}, false, false},
+    {"refact", {kDigits, kGpt2}, false, false},
+    {"smollm", {kDigits, kGpt2}, false, false},
+    {"codeshell", {kDigits, kGpt2}, false, false},
+    {"command-r", {kDigits, kGpt2}, false, false},
+    {"exaone", {kDigits, kGpt2}, false, false},
+    {"minerva-7b", {kDigits, kGpt2}, false, false},
+    {"stablelm2", {kQwen2}, false, false},
+    {"bailingmoe", {kQwen2}, false, false},
+    {"hunyuan", {kQwen2}, false, false},
+    {"grok-2", {kQwen2}, false, false},
 };
 
 }  // namespace
