@@ -81,10 +81,12 @@ std::shared_ptr<GpuBackend> GpuBackend::load_file(const std::filesystem::path& p
   auto entry = reinterpret_cast<rocforge_gpu_api_fn>(::dlsym(h, "rocforge_gpu_api"));
   const rf_gpu_api* api = entry ? entry() : nullptr;
   if (!api || api->version != RF_GPU_API_VERSION) {
+    // Read everything the message needs before dlclose: `api` points into the library.
+    const std::string why = !entry ? std::string("no rocforge_gpu_api symbol (not a rocforge backend)")
+                                   : fmt::format("API version {} != {} (rebuild the backend with this binary)",
+                                                 api ? api->version : 0u, RF_GPU_API_VERSION);
     ::dlclose(h);
-    throw Error(fmt::format("GPU backend {}: {}", path.string(),
-                            !entry ? "no rocforge_gpu_api symbol (not a rocforge backend)"
-                                   : fmt::format("API version {} != {}", api ? api->version : 0, RF_GPU_API_VERSION)));
+    throw Error(fmt::format("GPU backend {}: {}", path.string(), why));
   }
   std::shared_ptr<GpuBackend> b(new GpuBackend());
   b->handle_ = h;
