@@ -98,6 +98,9 @@ class Generator {
   void feed_all_logits(const std::vector<int32_t>& tokens, std::vector<float>& all_logits);
   int32_t sample();  // from the last logits
   void reset();
+  // Keeps the first n fed tokens (rounded down to a KV block boundary) and drops the rest, so a
+  // conversation can continue from a common prefix. Returns the tokens kept.
+  int32_t rewind(int32_t n);
   int32_t n_past() const;
   const std::vector<int32_t>& history() const { return history_; }
 

@@ -105,13 +105,11 @@ int run_run(int argc, char** argv) {
     if (!std::getline(std::cin, line) || line.empty()) break;
     msgs.push_back({"user", line});
     std::vector<int32_t> ids = chat_prompt(*engine, tmpl, msgs);
+    // Keep the KV of the longest common prefix; re-feed the rest of the rendered conversation.
     size_t common = 0;
     while (common < fed.size() && common < ids.size() && fed[common] == ids[common]) ++common;
-    if (common < fed.size()) {  // history diverged (template re-rendered differently): start over
-      gen.reset();
-      fed.clear();
-      common = 0;
-    }
+    if (common == ids.size()) --common;  // at least one token must be fed to get logits
+    common = gen.rewind(static_cast<int32_t>(common));
     g_interrupts = 0;
     const std::vector<int32_t> fresh(ids.begin() + common, ids.end());
     const GenerateResult r = gen.generate(fresh, go, stream);

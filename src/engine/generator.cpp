@@ -22,6 +22,13 @@ void Generator::reset() {
   logits_.clear();
 }
 
+int32_t Generator::rewind(int32_t n) {
+  const int32_t kept = seq_->truncate(engine_.kv_pool(), n);
+  history_.resize(kept);
+  logits_.clear();
+  return kept;
+}
+
 const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
   if (tokens.empty()) return logits_;
   if (seq_->n_past + static_cast<int64_t>(tokens.size()) > engine_.ctx_size())

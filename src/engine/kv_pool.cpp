@@ -125,6 +125,17 @@ int32_t KvSequence::adopt_prefix(KvPool& pool, const std::vector<int32_t>& promp
   return n_past;
 }
 
+int32_t KvSequence::truncate(KvPool& pool, int32_t n) {
+  const int32_t B = pool.block_size();
+  const int32_t keep_blocks = std::max(0, std::min(n, n_past)) / B;
+  for (size_t k = keep_blocks; k < blocks.size(); ++k) pool.release(blocks[k]);
+  blocks.resize(keep_blocks);
+  keys.resize(std::min<size_t>(keys.size(), keep_blocks));
+  n_past = keep_blocks * B;
+  tokens.resize(n_past);
+  return n_past;
+}
+
 void KvSequence::release(KvPool& pool) {
   for (int32_t b : blocks) pool.release(b);
   blocks.clear();

@@ -70,6 +70,9 @@ struct KvSequence {
   // Reuses cached blocks for the longest full-block prefix of `prompt` (leaving at least one token
   // to compute, so the last prompt token still yields logits). Returns positions reused.
   int32_t adopt_prefix(KvPool& pool, const std::vector<int32_t>& prompt);
+  // Forgets positions >= n, rounded down to a block boundary (a full block may be shared through
+  // the prefix cache, so it is never rewritten in place). Returns the positions kept.
+  int32_t truncate(KvPool& pool, int32_t n);
   // Returns every block to the pool.
   void release(KvPool& pool);
 };

@@ -237,3 +237,31 @@ TEST(ModelLoading, BadInputsGiveClearErrors) {
 
 }  // namespace
 }  // namespace rocforge
+
+namespace rocforge {
+namespace {
+
+// Rewinding to a common prefix and feeding a different continuation equals computing it fresh.
+TEST(Batching, RewindThenFeedEqualsFreshSequence) {
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  auto e = load(model, true);
+  const auto& tok = e->tokenizer();
+  const auto a = tok.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the sun", true);
+  auto b = a;
+  b.resize(a.size() - 3);
+  for (int32_t t : tok.encode(" park with her dog", false)) b.push_back(t);
+  Generator g(*e, SamplingParams::greedy());
+  g.feed(a);
+  size_t common = 0;
+  while (common < a.size() && a[common] == b[common]) ++common;
+  const int32_t kept = g.rewind(static_cast<int32_t>(common));
+  EXPECT_EQ(kept % 16, 0);
+  EXPECT_LE(kept, static_cast<int32_t>(common));
+  const std::vector<float> resumed = g.feed(std::vector<int32_t>(b.begin() + kept, b.end()));
+  Generator fresh(*e, SamplingParams::greedy());
+  EXPECT_EQ(resumed, fresh.feed(b));
+  EXPECT_EQ(g.history(), b);
+}
+
+}  // namespace
+}  // namespace rocforge
