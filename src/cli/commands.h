@@ -24,6 +24,8 @@ int run_bench(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_quantize(int argc, char** argv);
 int run_synth(int argc, char** argv);
+int run_run(int argc, char** argv);
+int run_logits(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
 int run_serve(int argc, char** argv);
