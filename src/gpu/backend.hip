@@ -168,6 +168,12 @@ int k_matmul_f16(uint32_t t, const void* w, size_t rs, const float* x, float* y,
                  rf_stream s) {
   return matmul_f16(t, w, rs, x, y, rows, cols, n_tok, st(s));
 }
+int k_rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, rf_stream s) {
+  return rmsnorm_q8(x, add, w, y, xq, n, eps, st(s));
+}
+int k_swiglu_q8(const float* g, const float* u, float* y, void* xq, int n, rf_stream s) {
+  return swiglu_q8(g, u, y, xq, n, st(s));
+}
 int k_embed(uint32_t t, const void* tab, size_t rs, int cols, const int32_t* tok, int n, float* out, rf_stream s) {
   return embed(t, tab, rs, cols, tok, n, out, st(s));
 }
@@ -209,7 +215,7 @@ const rf_gpu_api kApi = {
     graph_capture_begin, graph_capture_end, graph_launch, graph_destroy,
     k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
     k_matvec_q8, k_kv_store, attn_decode_workspace,
-    k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16,
+    k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8,
 };
 
 }  // namespace

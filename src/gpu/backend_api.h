@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 3u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 4u  // bump whenever this table changes: binary and library must agree
 
 typedef void* rf_stream;
 typedef void* rf_event;
@@ -132,6 +132,15 @@ struct rf_gpu_api {
   // results differ from matmul by the f16 rounding (~1e-3 of sum |w*x|).
   int (*matmul_f16)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
                     int cols, int n_tok, rf_stream s);
+
+  // ---- v4. Decode fusions (one row each; fewer launches per token). The int8 output d_xq is in
+  // quantize_q8's layout and rounding (n a multiple of 32), ready for matvec_q8.
+  // x += add (add may be null; it may alias y); y = x / sqrt(mean(x^2) + eps) * w (y may be null);
+  // xq = quantize_q8(y) (xq may be null).                                  x, add, y, w: [n]
+  int (*rmsnorm_q8)(float* d_x, const float* d_add, const float* d_w, float* d_y, void* d_xq, int n, float eps,
+                    rf_stream s);
+  // y = silu(gate) * up (y may be null, or alias an input); xq = quantize_q8(y).   [n]
+  int (*swiglu_q8)(const float* d_gate, const float* d_up, float* d_y, void* d_xq, int n, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -33,6 +33,8 @@ int embed(uint32_t type, const void* table, size_t row_stride, int cols, const i
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);
 int rope(float* x, const int32_t* pos, int n_tok, int n_head, int head_dim, int n_rot, float base, float freq_scale,
          const float* freq_factors, int neox, hipStream_t s);
+int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, hipStream_t s);
+int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s);
 int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t s);
 int add(const float* a, const float* b, float* out, size_t n, hipStream_t s);
 int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table,

@@ -157,6 +157,7 @@ class GpuExecutor final : public Executor {
     use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
     upload_weights();
     reserve_scratch(std::max(1, max_batch));
+    warm_up(max_batch);
   }
 
   ~GpuExecutor() override {
@@ -178,6 +179,26 @@ class GpuExecutor final : public Executor {
   bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
 
  private:
+  // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
+  // backend's one-off costs (vendor BLAS handle and scratch, module loading, the first graph capture)
+  // leave the first request. Harmless to the cache: a sequence writes every position's K/V before it
+  // attends to it, and nothing is cached yet.
+  void warm_up(int max_batch) {
+    if (n_cpu_ > 0) return;
+    const int T = static_cast<int>(std::min<int64_t>(std::max(1, max_batch), kv_.n_slots() - 1));
+    if (T < kF16MinTokens) return;
+    Batch b;
+    b.block_tables.emplace_back();
+    for (int i = 0; i * kv_.block_size < T + 1; ++i) b.block_tables[0].push_back(i);
+    for (int t = 0; t < T; ++t) b.add(0, t, 0, t == T - 1);
+    std::vector<float> logits;
+    forward(b, logits);
+    Batch d;
+    d.block_tables = b.block_tables;
+    d.add(0, T, 0, true);
+    forward(d, logits);
+  }
+
   // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
   // that want them (left in logits_); returns that row count. Nothing is synchronised.
   int run_step(const Batch& b);
@@ -340,8 +361,9 @@ class GpuExecutor final : public Executor {
   std::unique_ptr<CpuForward> cpu_;
   rf_stream stream_ = nullptr;
   bool use_q8_ = true;
-  bool fuse_ = true;        // ROCFORGE_GPU_FUSE=0 keeps q/k/v and gate/up apart (A/B measurements)
+  bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
+  bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   std::vector<GpuLayer> layers_;
   std::vector<DevWeight> separate_;  // matrices that could not be fused
   DevWeight token_embd_, output_norm_, output_w_;
@@ -479,12 +501,17 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
     be_->check(api_.embed(uint32_t(e.type), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T,
                           x_.get<float>(), stream_), "embedding");
   }
+  pending_ = false;
   for (int l = n_cpu_; l < c_.n_layer; ++l) layer(l, b, T);
 
   // Head: the rows that want logits (all of them: straight from x), norm, project.
   int n_out = 0;
   const float* hx = x_.get<float>();
   if (!all_rows_out) {
+    if (pending_) {
+      be_->check(api_.add(x_.get<float>(), h_.get<float>(), x_.get<float>(), size_t(T) * c_.n_embd, stream_), "residual");
+      pending_ = false;
+    }
     for (int t = 0; t < T; ++t) {
       if (!b.logits[t]) continue;
       be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, x_.get<float>() + int64_t(t) * c_.n_embd,
@@ -496,7 +523,15 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
     n_out = T;
   }
   (void)n_seq;
-  if (n_out > 0) {
+  if (pending_ && n_out == 1 && all_rows_out) {
+    // Decode: the last residual add, the output norm and the int8 input of the head in one launch.
+    void* xq = c_.n_embd % 32 == 0 ? xq_.get() : nullptr;
+    be_->check(api_.rmsnorm_q8(x_.get<float>(), h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), xq,
+                               c_.n_embd, c_.rms_eps, stream_), "output norm");
+    bool ready = xq != nullptr;
+    proj(output_weight(), h_.get<float>(), logits_.get<float>(), 1, &ready);
+  } else if (n_out > 0) {
+    if (pending_) be_->check(api_.add(x_.get<float>(), h_.get<float>(), x_.get<float>(), size_t(T) * c_.n_embd, stream_), "residual");
     be_->check(api_.rmsnorm(hx, output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
     proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out);
   }
@@ -535,9 +570,21 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   int32_t* pos = in_pos();
   auto ok = [&](int rc, const char* what) { be_->check(rc, std::string(what) + " (layer " + std::to_string(l) + ")"); };
 
+  // Decode (one token) fuses launches: the previous layer's residual add, the norm and the int8
+  // quantization of its output are one kernel; SwiGLU quantizes for the down projection; the
+  // layer's own last residual is left pending (h) for the next layer's (or the head's) norm.
+  const bool fz = T == 1 && fuse_;
+  void* xq_e = fz && E % 32 == 0 ? xq_.get() : nullptr;
+
   // Attention block. Decode with fused weights: one matvec writes [q | k | v].
-  ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
   bool hq = false;
+  if (fz) {
+    ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "attn_norm");
+    hq = xq_e != nullptr;
+    pending_ = false;
+  } else {
+    ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
+  }
   if (T == 1 && L.qkv.present()) {
     proj(L.qkv, h, q, T, &hq);
   } else {
@@ -554,8 +601,12 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   const int neox = c_.rope_style == RopeStyle::NeoX;
   const float fscale = 1.0f / c_.rope_scale;
-  ok(api_.rope(q, pos, T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
-  ok(api_.rope(k, pos, T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
+  if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
+    ok(api_.rope(q, pos, 1, H + Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q+k");
+  } else {
+    ok(api_.rope(q, pos, T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
+    ok(api_.rope(k, pos, T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
+  }
 
   uint16_t* kp = L.k_pool.get<uint16_t>();
   uint16_t* vp = L.v_pool.get<uint16_t>();
@@ -580,20 +631,32 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     }
   }
   proj(L.wo, att, h, T);
-  ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up].
-  ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
   bool hq2 = false;
+  if (fz) {
+    ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
+    hq2 = xq_e != nullptr;
+  } else {
+    ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+    ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
+  }
   if (T == 1 && L.gu.present()) {
     proj(L.gu, h, g, T, &hq2);
   } else {
     proj(L.gate, h, g, T, &hq2);
     proj(L.up, h, u, T, &hq2);
   }
-  ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
-  proj(L.ffn_down, g, h, T);
-  ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+  bool gq = false;
+  if (fz && c_.n_ff % 32 == 0) {
+    ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
+    gq = true;
+  } else {
+    ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
+  }
+  proj(L.ffn_down, g, h, T, &gq);
+  if (fz) pending_ = true;
+  else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }
 
 }  // namespace

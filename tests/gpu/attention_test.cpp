@@ -176,9 +176,9 @@ TEST(GpuAttention, CausalPrefillMatchesReference) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   for (const Layout& l : kLayouts) {
-    for (int pos0 : {0, 21}) {
-      SCOPED_TRACE(name(l) + " pos0 " + std::to_string(pos0));
-      const int n_tok = 45;
+    // 45 tokens: one query tile; 150: several query and key tiles of the tiled kernel.
+    for (auto [pos0, n_tok] : {std::pair{0, 45}, std::pair{21, 45}, std::pair{0, 150}, std::pair{37, 150}}) {
+      SCOPED_TRACE(name(l) + " pos0 " + std::to_string(pos0) + " tokens " + std::to_string(n_tok));
       const std::vector<int> lens = {pos0 + n_tok};
       const Cache c = make_cache(l, lens, rng);
       const size_t pool = static_cast<size_t>(c.n_blocks) * l.n_kv_head * l.block_size * l.head_dim;

@@ -124,5 +124,54 @@ TEST(GpuElementwise, SwigluAndAdd) {
   }
 }
 
+// Decode fusions: residual add + RMSNorm (+ int8 quantization) and SwiGLU (+ int8), against the
+// scalar references for the float outputs and byte-for-byte against quantize_q8 of those outputs.
+TEST(GpuElementwise, FusedNormAndSwigluQuantizeLikeQuantizeQ8) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const auto& api = gpu->api();
+  for (int n : {32, 2048, 4096, 14336}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const float eps = 1e-5f;
+    const auto x = random_floats(rng, n, -3.f, 3.f);
+    const auto r = random_floats(rng, n, -1.f, 1.f);
+    const auto w = random_floats(rng, n, 0.5f, 1.5f);
+    auto dx = to_device(*gpu, x);
+    auto dr = to_device(*gpu, r);
+    auto dw = to_device(*gpu, w);
+    const size_t qb = api.q8_bytes(n);
+    DeviceBuffer dy(*gpu, n * sizeof(float)), dq(*gpu, qb), dq_ref(*gpu, qb);
+    dy.poison();
+    gpu->check(api.rmsnorm_q8(dx->as<float>(), dr->as<float>(), dw->as<float>(), dy.as<float>(), dq.get(), n, eps,
+                              nullptr),
+               "rmsnorm_q8");
+    const auto xs = dx->download<float>(n);
+    const auto y = dy.download<float>(n);
+    double ss = 0;
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(xs[i], x[i] + r[i]) << "residual i " << i;
+      ss += static_cast<double>(xs[i]) * xs[i];
+    }
+    const double inv = 1.0 / std::sqrt(ss / n + eps);
+    for (int i = 0; i < n; ++i) ASSERT_NEAR(y[i], xs[i] * inv * w[i], 1e-5 * (1 + std::fabs(xs[i] * inv * w[i]))) << i;
+    gpu->check(api.quantize_q8(dy.as<float>(), n, dq_ref.get(), nullptr), "quantize_q8");
+    EXPECT_EQ(dq.download<uint8_t>(qb), dq_ref.download<uint8_t>(qb)) << "rmsnorm_q8 int8 output";
+
+    // swiglu_q8 on (x, r), output aliasing the gate.
+    const auto g = random_floats(rng, n, -8.f, 8.f);
+    auto dg = to_device(*gpu, g);
+    gpu->check(api.swiglu_q8(dg->as<float>(), dr->as<float>(), dg->as<float>(), dq.get(), n, nullptr), "swiglu_q8");
+    const auto out = dg->download<float>(n);
+    for (int i = 0; i < n; ++i) {
+      const double ref = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * r[i];
+      ASSERT_NEAR(out[i], ref, 1e-5 * (1 + std::fabs(ref))) << "swiglu_q8 i " << i;
+    }
+    gpu->check(api.quantize_q8(dg->as<float>(), n, dq_ref.get(), nullptr), "quantize_q8");
+    EXPECT_EQ(dq.download<uint8_t>(qb), dq_ref.download<uint8_t>(qb)) << "swiglu_q8 int8 output";
+  }
+}
+
 }  // namespace
 }  // namespace rocforge::test

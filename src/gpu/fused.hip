@@ -1,0 +1,76 @@
+// fused.hip - decode-step fusions that save launches between the matvecs of one token (each launch
+// costs a few microseconds of issue and drain, against matvecs of tens of microseconds):
+//   rmsnorm_q8: x += add (the residual); y = rmsnorm(x) * w; y quantized to int8 for matvec_q8
+//   swiglu_q8:  y = silu(gate) * up; y quantized to int8
+// The int8 layout and rounding are quantize_q8's (matvec.hip): int8 q[n] (padded to 16 bytes), then
+// float d[n / 32], d = max|y| / 127, q = rint(y * 127 / max|y|); the 32 lanes of a chunk reduce with
+// xor-shuffles of offset < 32, inside an aligned 32-lane group on both wave widths.
+#include "gpu/kernels.h"
+
+namespace rocforge::gpu {
+namespace {
+
+constexpr int kThreads = 256;  // a multiple of 32: a thread's elements i, i + 256, ... stay chunk-aligned
+
+__device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, float* __restrict__ d) {
+  float amax = fabsf(v);
+  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  q[i] = static_cast<int8_t>(rintf(v * inv));
+  if ((i & 31) == 0) d[i >> 5] = amax / 127.f;
+}
+
+// One block (one row: decode). Pass 1 adds the residual and sums squares; pass 2 (same thread, same
+// indices, so no barrier is needed for x) scales, stores and quantizes.
+__global__ void __launch_bounds__(kThreads) rmsnorm_q8_kernel(float* x, const float* add, const float* __restrict__ w,
+                                                              float* y, int n, float eps, int8_t* q, float* d) {
+  __shared__ float scratch[kRfMaxWavesPerBlock];
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = x[i];
+    if (add) {
+      v += add[i];
+      x[i] = v;
+    }
+    ss = fmaf(v, v, ss);
+  }
+  ss = rf_block_sum(ss, scratch);  // ends with a barrier: `add` may alias y below
+  const float inv = rsqrtf(ss / n + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = x[i] * inv * w[i];
+    if (y) y[i] = v;
+    if (q) quantize_lane(v, i, q, d);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) swiglu_q8_kernel(const float* gate, const float* up, float* y, int n,
+                                                             int8_t* q, float* d) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;  // n is a multiple of 32: whole chunks per block
+  if (i >= n) return;
+  const float g = gate[i];
+  const float v = g / (1.f + expf(-g)) * up[i];
+  if (y) y[i] = v;
+  quantize_lane(v, i, q, d);
+}
+
+int8_t* q_of(void* xq) { return static_cast<int8_t*>(xq); }
+float* d_of(void* xq, int n) { return reinterpret_cast<float*>(q_of(xq) + (static_cast<size_t>(n) + 15) / 16 * 16); }
+
+}  // namespace
+
+int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, hipStream_t s) {
+  if (n <= 0) return fail("rmsnorm_q8: bad length %d", n);
+  if (xq && (n % 32 != 0 || reinterpret_cast<uintptr_t>(xq) % 16 != 0))
+    return fail("rmsnorm_q8: quantized output needs a multiple of 32 elements (%d) and 16-byte alignment", n);
+  rmsnorm_q8_kernel<<<1, kThreads, 0, s>>>(x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
+  return check(hipGetLastError(), "rmsnorm_q8");
+}
+
+int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s) {
+  if (n <= 0 || n % 32 != 0) return fail("swiglu_q8: length %d must be a positive multiple of 32", n);
+  if (!xq || reinterpret_cast<uintptr_t>(xq) % 16 != 0) return fail("swiglu_q8: workspace must be 16-byte aligned");
+  swiglu_q8_kernel<<<(n + kThreads - 1) / kThreads, kThreads, 0, s>>>(gate, up, y, n, q_of(xq), d_of(xq, n));
+  return check(hipGetLastError(), "swiglu_q8");
+}
+
+}  // namespace rocforge::gpu
