@@ -1,6 +1,6 @@
 // gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
 //
-//   gpu_bench [--types q4_k,q4_0,...] [--reps N]
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only]
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
 // dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> types = {"q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "f16", "bf16", "q4_1", "q5_0", "q5_1",
                                     "q2_k", "q3_k", "iq4_nl", "iq4_xs", "mxfp4", "f32"};
   int reps = 7;
+  bool matvec_only = false;  // --matvec-only: stop after the matvec tables (tuning sweeps)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
         types.push_back(s.substr(p, q == std::string::npos ? q : q - p));
         p = q == std::string::npos ? q : q + 1;
       }
+    } else if (!std::strcmp(argv[i], "--matvec-only")) {
+      matvec_only = true;
     } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     }
@@ -114,8 +117,9 @@ int main(int argc, char** argv) {
 
     // ---- matvec per format on 8B shapes
     struct Shape { const char* name; int rows, cols, per_layer; };
-    const Shape shapes[] = {{"attn_q/o 4096x4096", 4096, 4096, 2}, {"attn_k/v 1024x4096", 1024, 4096, 2},
-                            {"ffn_gate/up 14336x4096", 14336, 4096, 2}, {"ffn_down 4096x14336", 4096, 14336, 1},
+    // The decode step's matrices: q/k/v and gate/up fused (rows concatenated at upload).
+    const Shape shapes[] = {{"attn_qkv 6144x4096", 6144, 4096, 1}, {"attn_o 4096x4096", 4096, 4096, 1},
+                            {"ffn_gate_up 28672x4096", 28672, 4096, 1}, {"ffn_down 4096x14336", 4096, 14336, 1},
                             {"output 128256x4096", 128256, 4096, 0}};
     std::printf("matvec: float x (matvec) / int8 x (matvec_q8, the decode path where the format has it)\n");
     std::printf("%-8s %-24s %10s %10s %8s %10s %10s %8s\n", "type", "matrix", "us/call", "GB/s", "of copy", "q8 us",
@@ -174,6 +178,8 @@ int main(int argc, char** argv) {
       std::printf("%-8s %10.2f %10.3f %10.1f %11.0f%%\n", r.type.c_str(), r.bytes / 1e9, r.token_ms, 1e3 / r.token_ms,
                   100 * (1e3 / r.token_ms) / bound);
     }
+
+    if (matvec_only) return 0;
 
     // ---- attention (llama3-8b heads: 32 query, 8 KV, head_dim 128; F16 paged cache, blocks of 16)
     {

@@ -10,7 +10,8 @@
 namespace rocforge::gpu {
 namespace {
 
-constexpr int kThreads = 256;  // a multiple of 32: a thread's elements i, i + 256, ... stay chunk-aligned
+constexpr int kThreads = 256;       // multiples of 32: a thread's elements i, i + block, ... stay chunk-aligned
+constexpr int kNormThreads = 1024;  // the norm is one block: as wide as a block goes
 
 __device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, float* __restrict__ d) {
   float amax = fabsf(v);
@@ -22,7 +23,7 @@ __device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, flo
 
 // One block (one row: decode). Pass 1 adds the residual and sums squares; pass 2 (same thread, same
 // indices, so no barrier is needed for x) scales, stores and quantizes.
-__global__ void __launch_bounds__(kThreads) rmsnorm_q8_kernel(float* x, const float* add, const float* __restrict__ w,
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, const float* add, const float* __restrict__ w,
                                                               float* y, int n, float eps, int8_t* q, float* d) {
   __shared__ float scratch[kRfMaxWavesPerBlock];
   float ss = 0.f;
@@ -62,7 +63,7 @@ int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, i
   if (n <= 0) return fail("rmsnorm_q8: bad length %d", n);
   if (xq && (n % 32 != 0 || reinterpret_cast<uintptr_t>(xq) % 16 != 0))
     return fail("rmsnorm_q8: quantized output needs a multiple of 32 elements (%d) and 16-byte alignment", n);
-  rmsnorm_q8_kernel<<<1, kThreads, 0, s>>>(x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
+  rmsnorm_q8_kernel<<<1, kNormThreads, 0, s>>>(x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
   return check(hipGetLastError(), "rmsnorm_q8");
 }
 

@@ -6,6 +6,8 @@
 // takes chunks t, t + group, ... of the rows, so neighbouring lanes read consecutive blocks (coalesced),
 // and each x chunk a thread reads (from shared memory) serves all kRows rows. Wave reductions (width
 // from warpSize) and a shared-memory sum over the group's waves give y.
+#include <cstdlib>
+
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
@@ -148,33 +150,33 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
 
 // As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel): four lanes per item of
 // F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all kRows rows.
-template <class F>
+template <class F, int R>
 __global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                           const int8_t* __restrict__ xq, const float* __restrict__ xd,
                                                           float* __restrict__ y, int rows, int cols, int group) {
-  __shared__ float part[kRows][kRfMaxWavesPerBlock];
+  __shared__ float part[R][kRfMaxWavesPerBlock];
   const int groups = blockDim.x / group;
   const int g = threadIdx.x / group, gl = threadIdx.x % group;
-  const int row0 = (blockIdx.x * groups + g) * kRows;
+  const int row0 = (blockIdx.x * groups + g) * R;
   const int n_chunks = cols / 32;
   const int n_items = F::items(n_chunks);
   const int p = gl & 3, step = group >> 2;
-  float acc[kRows] = {};
+  float acc[R] = {};
   if (row0 < rows) {
-    const uint8_t* rp[kRows];
+    const uint8_t* rp[R];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+    for (int r = 0; r < R; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
 #pragma unroll 2
     for (int it = gl >> 2; it < n_items; it += step) {
       typename F::Xq xv;
       F::load_xq(xq, xd, it, p, n_chunks, xv);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) acc[r] += F::dotq(rp[r], it, p, n_chunks, xv);
+      for (int r = 0; r < R; ++r) acc[r] += F::dotq(rp[r], it, p, n_chunks, xv);
     }
   }
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
     const float s = rf_wave_sum(acc[r]);
     if (lane == 0) part[r][wave] = s;
   }
@@ -182,7 +184,7 @@ __global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restr
   if (gl == 0 && row0 < rows) {
     const int per_group = group / warpSize;
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       float s = 0.f;
       for (int i = 0; i < per_group; ++i) s += part[r][wave + i];
       if (row0 + r < rows) y[row0 + r] = s;
@@ -227,6 +229,39 @@ __global__ void embed_kernel(const uint8_t* __restrict__ table, size_t stride, i
 }
 
 bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+// Launch shape of the int8 decode path: rows per thread group (1, 2, 4) and the largest group, per
+// format from a sweep over the 8B decode matrices on an H200 (bench/gpu_mv_sweep.sh, numbers in
+// bench/gpu_results.md); ROCFORGE_MV_ROWS / ROCFORGE_MV_GROUP override them for every format.
+struct Tuning {
+  int rows = 2;
+  int max_group = kBlock;
+};
+Tuning tuning(uint32_t type) {
+  static const Tuning env = [] {
+    Tuning v{0, 0};
+    if (const char* e = std::getenv("ROCFORGE_MV_ROWS")) {
+      const int r = std::atoi(e);
+      if (r == 1 || r == 2 || r == 4) v.rows = r;
+    }
+    if (const char* e = std::getenv("ROCFORGE_MV_GROUP")) {
+      const int g = std::atoi(e);
+      if (g >= 32 && g <= kBlock) v.max_group = g;
+    }
+    return v;
+  }();
+  Tuning t;
+  switch (type) {
+    case 2: t = {1, 64}; break;    // Q4_0
+    case 8: t = {2, 64}; break;    // Q8_0
+    case 12: t = {4, 256}; break;  // Q4_K
+    case 14: t = {4, 256}; break;  // Q6_K
+    default: break;
+  }
+  if (env.rows) t.rows = env.rows;
+  if (env.max_group) t.max_group = env.max_group;
+  return t;
+}
 
 // Validates a weight matrix; sets *vector_ok when the 32-element chunk path may read it.
 template <class F>
@@ -345,15 +380,25 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         rc = fail("matvec_q8: quantized x must be 16-byte aligned");
         return;
       }
-      // Threads per row group: 4 per item, at least 2 steps each, within [wave, kBlock].
+      // Threads per row group: 4 per item, at least 2 steps each, within [wave, kBlock] (and under
+      // the tuning cap, when set).
       const int n_items = (cols / 32 + F::kItemChunks - 1) / F::kItemChunks;
+      const Tuning tu = tuning(type);
       int group = wave_size();
-      while (group < kBlock && group <= n_items) group *= 2;
-      const int per_block = kBlock / group * kRows;
+      while (group < kBlock && group <= n_items && group * 2 <= tu.max_group) group *= 2;
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
-      matvec8q_kernel<F><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(static_cast<const uint8_t*>(w),
-                                                                                 row_stride, q, d, y, rows, cols, group);
+      const auto* wb = static_cast<const uint8_t*>(w);
+      if (tu.rows == 4) {
+        const int per_block = kBlock / group * 4;
+        matvec8q_kernel<F, 4><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, q, d, y, rows, cols, group);
+      } else if (tu.rows == 1) {
+        const int per_block = kBlock / group;
+        matvec8q_kernel<F, 1><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, q, d, y, rows, cols, group);
+      } else {
+        const int per_block = kBlock / group * 2;
+        matvec8q_kernel<F, 2><<<(rows + per_block - 1) / per_block, kBlock, 0, s>>>(wb, row_stride, q, d, y, rows, cols, group);
+      }
       rc = check(hipGetLastError(), "matvec_q8");
     }
   });
