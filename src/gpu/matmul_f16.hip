@@ -27,31 +27,52 @@ namespace {
 
 constexpr size_t kSliceElems = size_t(32) << 20;  // 64 MB of f16 weights per slice
 
-// W rows [0, rows) of a slice -> f16 [rows][cols]; one thread per 32-element chunk.
+// W rows [0, rows) of a slice -> f16 [rows][cols]; one thread per 32-element chunk. With cols a
+// multiple of 32, chunk i lands at elements [32 i, 32 i + 32): a block's 256 chunks are one contiguous
+// 16 KB run, staged in shared memory and stored with consecutive threads on consecutive 16-byte words
+// (with each thread storing its own 64 bytes, 8B Q4_K_M pp512 ran 12.9k tok/s on an H200, staged 14.1k).
+constexpr int kDequantThreads = 256;
+
 template <class F>
-__global__ void dequant_f16_kernel(const uint8_t* __restrict__ w, size_t stride, int rows, int cols, int vector_ok,
-                                   uint16_t* __restrict__ out) {
+__global__ void __launch_bounds__(kDequantThreads) dequant_f16_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                                      int rows, int cols, int vector_ok,
+                                                                      uint16_t* __restrict__ out) {
   const int n_chunks = (cols + 31) / 32;
-  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= static_cast<size_t>(rows) * n_chunks) return;
-  const int r = static_cast<int>(i / n_chunks), c = static_cast<int>(i % n_chunks);
-  const uint8_t* row = w + static_cast<size_t>(r) * stride;
-  uint16_t* o = out + static_cast<size_t>(r) * cols + 32 * c;
+  const size_t total = static_cast<size_t>(rows) * n_chunks;
+  const size_t i0 = static_cast<size_t>(blockIdx.x) * kDequantThreads;
+  const size_t i = i0 + threadIdx.x;
   if constexpr (F::kBlockElems == 1) {
-    if (!vector_ok) {
+    if (!vector_ok) {  // plain rows of other widths: element by element, in place
+      if (i >= total) return;
+      const int r = static_cast<int>(i / n_chunks), c = static_cast<int>(i % n_chunks);
+      const uint8_t* row = w + static_cast<size_t>(r) * stride;
+      uint16_t* o = out + static_cast<size_t>(r) * cols + 32 * c;
       for (int k = 0; k < 32 && 32 * c + k < cols; ++k) o[k] = rf_float_to_half(F::elem(row, 32 * c + k));
       return;
     }
   }
-  float v[32];
-  F::dequant(row, c, v);
-  uint32_t packed[16];
+  __shared__ uint4 buf[kDequantThreads * 4];
+  if (i < total) {
+    const int r = static_cast<int>(i / n_chunks), c = static_cast<int>(i % n_chunks);
+    float v[32];
+    F::dequant(w + static_cast<size_t>(r) * stride, c, v);
+    uint32_t packed[16];
 #pragma unroll
-  for (int k = 0; k < 16; ++k)
-    packed[k] = static_cast<uint32_t>(rf_float_to_half(v[2 * k])) | (static_cast<uint32_t>(rf_float_to_half(v[2 * k + 1])) << 16);
-  uint4* o4 = reinterpret_cast<uint4*>(o);  // cols % 32 == 0 here: 64-byte aligned chunks
+    for (int k = 0; k < 16; ++k)
+      packed[k] = static_cast<uint32_t>(rf_float_to_half(v[2 * k])) |
+                  (static_cast<uint32_t>(rf_float_to_half(v[2 * k + 1])) << 16);
 #pragma unroll
-  for (int k = 0; k < 4; ++k) o4[k] = make_uint4(packed[4 * k], packed[4 * k + 1], packed[4 * k + 2], packed[4 * k + 3]);
+    for (int k = 0; k < 4; ++k)
+      buf[threadIdx.x * 4 + k] = make_uint4(packed[4 * k], packed[4 * k + 1], packed[4 * k + 2], packed[4 * k + 3]);
+  }
+  __syncthreads();
+  const size_t n_words = (total - i0 < kDequantThreads ? total - i0 : kDequantThreads) * 4;
+  uint4* o4 = reinterpret_cast<uint4*>(out) + i0 * 4;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const size_t j = static_cast<size_t>(k) * kDequantThreads + threadIdx.x;
+    if (j < n_words) o4[j] = buf[j];
+  }
 }
 
 __global__ void f32_to_f16_kernel(const float* __restrict__ x, size_t n, uint16_t* __restrict__ out) {
@@ -152,11 +173,19 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
       return;
     }
     const float one = 1.f, zero = 0.f;
+    if (type == 1 && row_stride % 2 == 0) {  // F16 weights are already the GEMM's operand: no slices
+      const cublasStatus_t st = b.gemm(d.handle, CUBLAS_OP_T, CUBLAS_OP_N, rows, n_tok, cols, &one, w, CUDA_R_16F,
+                                       static_cast<int>(row_stride / 2), xh, CUDA_R_16F, cols, &zero, y, CUDA_R_32F,
+                                       rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS)
+        rc = fail("matmul_f16: cublasGemmEx failed (status %d, %d x %d x %d)", static_cast<int>(st), rows, n_tok, cols);
+      return;
+    }
     const int n_chunks = (cols + 31) / 32;
     for (int r0 = 0; r0 < rows; r0 += slice_rows) {
       const int nr = std::min(slice_rows, rows - r0);
       const size_t threads = static_cast<size_t>(nr) * n_chunks;
-      dequant_f16_kernel<F><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(
+      dequant_f16_kernel<F><<<static_cast<unsigned>((threads + kDequantThreads - 1) / kDequantThreads), kDequantThreads, 0, s>>>(
           static_cast<const uint8_t*>(w) + static_cast<size_t>(r0) * row_stride, row_stride, nr, cols, vec ? 1 : 0, wh);
       if ((rc = check(cudaGetLastError(), "matmul_f16 (dequantize)")) != 0) return;
       // Column-major view: C[nr x n_tok] (ldc = rows, at y + r0) = Wslice^T[nr x cols] * X^T[cols x n_tok].
