@@ -22,7 +22,8 @@ class Executor {
   // Runs one step whose batch wants exactly one logits row and samples the next token where the
   // logits are (a GPU: only the token id comes back). The sampling chain is the backend's
   // (temperature / top-k / top-p / min-p, no penalties); u in [0, 1) is the draw. Returns false, having
-  // run nothing, when the executor cannot (the CPU executor, or a batch with other than one row):
+  // run nothing, when the executor cannot (the CPU executor, a batch with other than one row, or
+  // parameters for which the device chain would select other candidates than the host Sampler):
   // the caller then uses forward() and the host Sampler.
   virtual bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
     (void)b, (void)p, (void)u, (void)token;

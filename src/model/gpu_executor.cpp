@@ -550,8 +550,16 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
 
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
   if (b.size() == 0 || b.n_logits() != 1) return false;
+  // The host Sampler filters (top-k, top-p, min-p) on the model's probabilities and applies the
+  // temperature to the draw; the kernel filters on temperature-scaled logits. They select the same
+  // candidates when greedy, at temperature 1, or without top-p: top-k does not depend on the scale
+  // and min-p on the scaled logits with min_p^(1/T) is min-p on the unscaled ones. Otherwise the host
+  // samples (forward() then the Sampler).
+  const bool greedy = p.temperature <= 0.f;
+  if (!greedy && p.temperature != 1.f && p.top_p < 1.f) return false;
+  const float min_p = !greedy && p.min_p > 0.f ? std::pow(p.min_p, 1.f / p.temperature) : p.min_p;
   run_step(b);
-  be_->check(api_.sample(logits_.get<float>(), c_.n_vocab, p.temperature, p.top_k, p.top_p, p.min_p, u,
+  be_->check(api_.sample(logits_.get<float>(), c_.n_vocab, p.temperature, p.top_k, p.top_p, min_p, u,
                          token_d_.get<int32_t>(), stream_), "sampling");
   be_->check(api_.memcpy_d2h(token, token_d_.get(), sizeof(int32_t), stream_), "sampled token");
   be_->check(api_.stream_sync(stream_), "forward step");
