@@ -8,7 +8,7 @@ cd "$D" || exit 1
 export LD_LIBRARY_PATH=$D/lib:$D ROCFORGE_TEST_DATA=$D/data ROCFORGE_GPU_LIB=$D
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader
 if [ "$2" = tests ]; then
-  ./test_gpu 2>&1 | tail -3
+  ./test_gpu 2>&1 | grep -E "PASSED|FAILED|Failure|error:" | head -20
   ./test_engine --gtest_filter='GpuEngine*' 2>&1 | grep -E "OK|FAIL|PASSED|SKIPPED|Failure|Expected|actual|Which" | head -30
 fi
 for pt in $1; do
