@@ -41,7 +41,9 @@ uint64_t activation_bytes(const ModelConfig& c, int T) {
 
 // Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
 // slices to f16 costs more than the fp32 tile kernel's work.
-constexpr int kF16MinTokens = 16;
+constexpr int kF16MinTokens = 6;
+// Below this many tokens a step multiplies token by token with int8 matvecs.
+constexpr int kSmallBatchTokens = 6;
 
 // True when the environment variable is set to "0" (switches for A/B measurements).
 bool env_off(const char* name) {
@@ -331,6 +333,14 @@ class GpuExecutor final : public Executor {
       be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y, w.rows, w.cols, stream_), *w.name);
     } else if (T == 1) {
       be_->check(api_.matvec(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, stream_), *w.name);
+    } else if (T < kSmallBatchTokens && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
+      // A few sequences decoding together: one int8 matvec per token reads the weights T times, yet
+      // costs less than dequantizing them for a GEMM (bench-serve, 8B Q4_K_M on an H200).
+      for (int t = 0; t < T; ++t) {
+        be_->check(api_.quantize_q8(x + int64_t(t) * w.cols, w.cols, xq_.get(), stream_), "quantize_q8");
+        be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y + int64_t(t) * w.rows, w.rows, w.cols, stream_),
+                   *w.name);
+      }
     } else if (T >= kF16MinTokens) {  // tensor cores: a weight slice dequantized once serves T tokens
       be_->check(api_.matmul_f16(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
     } else {
