@@ -100,7 +100,8 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
   for (int k = 0; k < count; ++k) start[k + 1] = total += ws[k].rows;
 
   // Grain 16 = the panel height (a multiple of the tile kernels' 4 rows), so no tile or panel is
-  // split between threads.
+  // split between threads. Tiny products stay on this thread (one grain covering every row).
+  const int64_t grain = ThreadPool::worth_splitting(total * n * T) ? 16 : total;
   pool.parallel_for(total, [&](int64_t b, int64_t e, int) {
     for (int k = 0; k < count; ++k) {
       const int64_t r0 = std::max(b, start[k]) - start[k], r1 = std::min(e, start[k + 1]) - start[k];
@@ -123,7 +124,7 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
       if (!kt.gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows))
         scalar_kernels().gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows);
     }
-  }, 16);
+  }, grain);
 }
 
 void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {

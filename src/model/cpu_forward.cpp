@@ -154,7 +154,11 @@ void CpuForward::attend(int l, const Batch& b) {
   const void* kc = kv_.f16 ? static_cast<const void*>(k16_[local].data()) : k32_[local].data();
   const void* vc = kv_.f16 ? static_cast<const void*>(v16_[local].data()) : v32_[local].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  pool_.for_each_task(static_cast<int64_t>(b.size()) * c_.n_head_kv, [&](int64_t task, int) {
+  // Work ~ tokens x query heads x positions x D; small steps run on this thread (see ThreadPool).
+  int64_t work = 0;
+  for (int32_t t = 0; t < b.size(); ++t) work += static_cast<int64_t>(b.pos[t] + 1) * c_.n_head * D;
+  const int64_t n_tasks = static_cast<int64_t>(b.size()) * c_.n_head_kv;
+  auto task_fn = [&](int64_t task, int) {
     const int64_t t = task / c_.n_head_kv, kvh = task % c_.n_head_kv;
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<size_t>(cpu::attend_scratch_floats(static_cast<int>(group), static_cast<int>(D))));
@@ -173,7 +177,10 @@ void CpuForward::attend(int l, const Batch& b) {
     a.out = att_.data() + t * c_.q_dim() + kvh * group * D;
     a.scratch = scratch.data();
     cpu::attend(a);
-  });
+  };
+  if (cpu::ThreadPool::worth_splitting(work)) pool_.for_each_task(n_tasks, task_fn);
+  else
+    for (int64_t task = 0; task < n_tasks; ++task) task_fn(task, 0);
 }
 
 void CpuForward::ffn_block(int l, const Batch& b, float* x) {
