@@ -39,7 +39,7 @@ if [ -d "$data" ]; then
   while IFS= read -r -d '' f; do
     cp "$f" "$work/corpus/"
     n_real=$((n_real + 1))
-  done < <(find "$data" -name '*.gguf' -type f -print0)
+  done < <(find -L "$data" -name '*.gguf' -type f -print0)
 fi
 "$build/fuzz/fuzz_gguf_seeds" "$work/corpus"
 echo "fuzz: seed corpus: $n_real real files from $data + $(($(ls "$work/corpus" | wc -l) - n_real)) generated; running ${seconds}s"
