@@ -186,6 +186,56 @@ TEST_P(MatmulKernels, MultiEqualsSeparateCalls) {
 INSTANTIATE_TEST_SUITE_P(Isa, MatmulKernels, ::testing::Values(IsaLevel::Scalar, IsaLevel::Avx2, IsaLevel::Avx512),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
+// The super-block formats (act block 256) must have their own SIMD path at every x86 level: a
+// kernel table returning false would silently fall back to the scalar decode_block loop, which
+// the matmul tests above cannot tell apart. Called directly on the table; checked against a
+// double dot of the dequantized weights with the same int8 activations.
+TEST(MatmulKernelCoverage, SuperBlockFormatsHaveSimdPaths) {
+  std::mt19937 rng(21);
+  const KernelTable* tables[] = {avx2_kernels(), avx512_kernels()};
+  const IsaLevel levels[] = {IsaLevel::Avx2, IsaLevel::Avx512};
+  const GgmlType types[] = {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                            GgmlType::IQ4_XS};
+  int tested = 0;
+  for (int k = 0; k < 2; ++k) {
+    if (!tables[k] || detected_isa() < levels[k]) continue;
+    ++tested;
+    for (GgmlType t : types) {
+      const int64_t rows = 9, cols = 3 * 256;
+      ASSERT_EQ(act_block_for(t), 256);
+      const auto w = random_weights(t, rows, cols, rng);
+      const size_t rb = quant::row_bytes(t, cols);
+      std::vector<float> wf(rows * cols);
+      for (int64_t r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + r * cols, cols);
+      for (int64_t T : {1, 3}) {  // decode GEMV and the small-batch tiles
+        const auto x = random_acts(T, cols, rng);
+        std::vector<int8_t> q(T * cols);
+        std::vector<float> d(T * cols / 256), ds(T * cols / 32);
+        std::vector<int16_t> s16(T * cols / 16);
+        std::vector<int32_t> lanes(T * cols / 4);
+        for (int64_t tt = 0; tt < T; ++tt)
+          quantize_act_row(x.data() + tt * cols, cols, 256, q.data() + tt * cols, d.data() + tt * cols / 256,
+                           s16.data() + tt * cols / 16, lanes.data() + tt * cols / 4, ds.data() + tt * cols / 32);
+        const QActView a{256, cols, T, q.data(), d.data(), s16.data(), lanes.data(), ds.data()};
+        std::vector<float> y(T * rows, NAN);
+        const std::string what = std::string(tables[k]->name) + " " + std::string(ggml_type_name(t)) + " T=" + std::to_string(T);
+        ASSERT_TRUE(tables[k]->gemm_q(t, w.data(), rb, 0, rows, a, y.data(), rows)) << what << ": no SIMD path";
+        for (int64_t tt = 0; tt < T; ++tt)
+          for (int64_t r = 0; r < rows; ++r) {
+            double exact = 0, mag = 0;
+            for (int64_t i = 0; i < cols; ++i) {
+              const double p = double(wf[r * cols + i]) * d[(tt * cols + i) / 256] * q[tt * cols + i];
+              exact += p;
+              mag += std::fabs(p);
+            }
+            ASSERT_NEAR(y[tt * rows + r], exact, 2e-6 * cols * mag + 1e-5) << what << " row " << r;
+          }
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no SIMD level on this CPU";
+}
+
 TEST(MatmulErrors, RejectsMismatchedWidthsAndUnsupportedTypes) {
   ThreadPool pool(1);
   std::vector<uint8_t> w(64 * 4, 0);
