@@ -67,8 +67,14 @@ void check(const QMatrix& w, int64_t cols) {
   if (w.cols % tr.block_elems != 0) throw Error("matmul: row width is not a multiple of the block size");
 }
 
+// Q2_K, Q3_K and IQ4_XS fill the panel through the generic decode_block (~1 GB/s): a fixed cost
+// per call that their SIMD tiles beat below ~100 tokens (avx512, W[1024 x 2048]: T = 16 tiles
+// 51-60 vs panel 13-17 GMAC/s, T = 64 51-58 vs 36-42, T = 128 51-58 vs 58-65).
+constexpr int64_t kPanelMinTokensSlowUnpack = 128;
+
 bool use_panel(const KernelTable& kt, GgmlType t, int64_t T) {
-  return kt.gemm_panel && T >= kPanelMinTokens && act_block_for(t) != 0;
+  const bool slow_unpack = t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::IQ4_XS;
+  return kt.gemm_panel && T >= (slow_unpack ? kPanelMinTokensSlowUnpack : kPanelMinTokens) && act_block_for(t) != 0;
 }
 
 }  // namespace

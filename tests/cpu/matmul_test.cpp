@@ -132,6 +132,8 @@ TEST_P(MatmulKernels, EveryFormatMatchesScalarReference) {
     check_case({t, 1, be == 1 ? 5 : be, 1}, pool, rng);  // one row, one block
     // Decode GEMV shapes: an even block count with a partial group of 16 blocks (18 = 16 + 2).
     if (be == 32) check_case({t, 9, 18 * 32, 1}, pool, rng);
+    // Q2_K/Q3_K/IQ4_XS take the panel GEMM only from 128 tokens (matmul.cpp): cover it too.
+    if (be == 256) check_case({t, 13, cols, 128}, pool, rng);
     if (be == 1) check_case({t, 19, 7 * 32, 33}, pool, rng);  // a width with no SIMD tail
   }
 }
