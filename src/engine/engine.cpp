@@ -30,12 +30,6 @@ std::unique_ptr<Executor> make_executor(const Model& m, const KvConfig& kv, cons
     log::warn("the model does not fit on {}: running on the CPU", sel.gpu.name);
     return make_cpu_executor(m, kv, o.n_threads);
   }
-  if (m.config().n_expert > 0) {
-    if (spec.mode == device::DeviceSpec::Mode::Gpu)
-      throw Error("--device " + o.device + ": mixture-of-experts models do not run on the GPU yet (use --device cpu)");
-    log::warn("mixture-of-experts models do not run on the GPU yet: running on the CPU");
-    return make_cpu_executor(m, kv, o.n_threads);
-  }
   return make_gpu_executor(m, kv, sel, plan, o.n_threads, o.n_batch);
 }
 

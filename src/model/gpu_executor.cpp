@@ -24,7 +24,8 @@ uint64_t weight_bytes(const WeightRef& w) { return w.present() ? w.row_bytes * w
 uint64_t layer_weight_bytes(const LayerWeights& L) {
   uint64_t b = 0;
   for (const WeightRef* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm,
-                             &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+                             &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.ffn_router, &L.ffn_gate_exps, &L.ffn_up_exps,
+                             &L.ffn_down_exps})
     b += weight_bytes(*w);
   return b;
 }
@@ -137,6 +138,7 @@ struct GpuLayer {
   DevBuf qkv_buf, gu_buf;
   Mat q, k, v, qkv, gate, up, gu;
   DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
+  DevWeight router, gate_exps, up_exps, down_exps;  // MoE: [E -> n_expert], [n_expert][F x E] ...
 };
 
 // Graph cache key of a decode step: sequences in the batch and the attention length bucket.
@@ -277,9 +279,14 @@ class GpuExecutor final : public Executor {
       g.attn_norm = upload(L.attn_norm), g.wo = upload(L.wo);
       g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
       g.q_norm = upload(L.q_norm), g.k_norm = upload(L.k_norm), g.ffn_norm = upload(L.ffn_norm);
-      g.ffn_down = upload(L.ffn_down);
       upload_fused({&L.wq, &L.wk, &L.wv}, g.qkv_buf, separate_, {&g.q, &g.k, &g.v}, g.qkv);
-      upload_fused({&L.ffn_gate, &L.ffn_up}, g.gu_buf, separate_, {&g.gate, &g.up}, g.gu);
+      if (c_.n_expert > 0) {
+        g.router = upload(L.ffn_router);
+        g.gate_exps = upload(L.ffn_gate_exps), g.up_exps = upload(L.ffn_up_exps), g.down_exps = upload(L.ffn_down_exps);
+      } else {
+        g.ffn_down = upload(L.ffn_down);
+        upload_fused({&L.ffn_gate, &L.ffn_up}, g.gu_buf, separate_, {&g.gate, &g.up}, g.gu);
+      }
       g.k_pool = DevBuf(be_, pool_bytes);
       g.v_pool = DevBuf(be_, pool_bytes);
     }
@@ -313,6 +320,10 @@ class GpuExecutor final : public Executor {
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
     token_d_ = DevBuf(be_, sizeof(int32_t));
+    if (c_.n_expert > 0) {
+      moe_router_ = fbuf(int64_t(T) * c_.n_expert);
+      moe_y_ = fbuf(int64_t(T) * c_.n_expert_used * c_.n_embd);
+    }
   }
 
   // Step inputs in one device buffer (one upload per step): tokens [cap], positions [cap], sequence
@@ -359,6 +370,7 @@ class GpuExecutor final : public Executor {
   }
 
   void layer(int l, const Batch& b, int T);
+  void moe(const GpuLayer& L, float* h, int T);
 
   const Model& m_;
   const ModelConfig& c_;
@@ -379,7 +391,8 @@ class GpuExecutor final : public Executor {
   DevWeight token_embd_, output_norm_, output_w_;
   DevBuf freq_;
   int cap_ = 0;
-  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_;
+  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_, moe_router_, moe_y_;
+  std::vector<float> moe_host_, moe_mix_;
   size_t in_ints_ = 0;            // capacity of in_, in int32
   std::vector<int32_t> in_host_;  // staging of in_
   std::vector<std::pair<GraphKey, rf_graph>> graphs_;
@@ -430,7 +443,8 @@ int GpuExecutor::run_step(const Batch& b) {
 
   // A graph replays fixed launch shapes: attention is sized for a length bucket (a power of two
   // >= 256; split blocks past a sequence's real end add nothing) and the tables get that stride.
-  const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out;
+  // MoE routes on the host (a sync per layer), which a captured graph cannot contain.
+  const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out && c_.n_expert == 0;
   if (graphed) {
     int bucket = 256;
     while (bucket < max_seq_len_) bucket *= 2;
@@ -659,6 +673,12 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
     ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
   }
+  if (c_.n_expert > 0) {
+    moe(L, h, T);  // h: normed input in, mixed expert output out
+    if (fz) pending_ = true;
+    else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+    return;
+  }
   if (T == 1 && L.gu.present()) {
     proj(L.gu, h, g, T, &hq2);
   } else {
@@ -677,11 +697,61 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }
 
+// Mixtral-style MoE: router logits come to the host, which picks the top-k experts per token (as
+// CpuForward::moe_block does: softmax, top-k, renormalised weights); each chosen expert's SwiGLU
+// runs on the device into its own row of moe_y_, and the host mixes the rows back into h.
+void GpuExecutor::moe(const GpuLayer& L, float* h, int T) {
+  const int E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used;
+  float* g = gu_.get<float>();
+  float* u = g + int64_t(T) * F;
+  proj(L.router, h, moe_router_.get<float>(), T);
+  moe_host_.resize(size_t(T) * NE);
+  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_router_.get(), moe_host_.size() * sizeof(float), stream_), "router");
+  be_->check(api_.stream_sync(stream_), "router");
+  std::vector<std::vector<std::pair<int, float>>> chosen(T);
+  std::vector<int> idx(NE);
+  for (int t = 0; t < T; ++t) {
+    float* r = moe_host_.data() + int64_t(t) * NE;
+    const float mx = *std::max_element(r, r + NE);
+    double sum = 0;
+    for (int e = 0; e < NE; ++e) sum += r[e] = std::exp(r[e] - mx);
+    for (int e = 0; e < NE; ++e) r[e] = static_cast<float>(r[e] / sum);
+    for (int e = 0; e < NE; ++e) idx[e] = e;
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int a, int c) { return r[a] > r[c] || (r[a] == r[c] && a < c); });
+    float wsum = 0;
+    for (int k = 0; k < K; ++k) wsum += r[idx[k]];
+    for (int k = 0; k < K; ++k) chosen[t].emplace_back(idx[k], r[idx[k]] / wsum);
+  }
+  auto expert = [&](const DevWeight& w, int e) {
+    Mat m = mat_of(w);
+    m.d = static_cast<const uint8_t*>(m.d) + int64_t(e) * m.rows * m.row_bytes;
+    return m;
+  };
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const int e = chosen[t][k].first;
+      proj(expert(L.gate_exps, e), h + int64_t(t) * E, g, 1);
+      proj(expert(L.up_exps, e), h + int64_t(t) * E, u, 1);
+      be_->check(api_.swiglu(g, u, g, size_t(F), stream_), "expert swiglu");
+      proj(expert(L.down_exps, e), g, moe_y_.get<float>() + (int64_t(t) * K + k) * E, 1);
+    }
+  moe_host_.resize(size_t(T) * K * E);
+  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_y_.get(), moe_host_.size() * sizeof(float), stream_), "experts");
+  be_->check(api_.stream_sync(stream_), "experts");
+  moe_mix_.assign(size_t(T) * E, 0.0f);
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const float w = chosen[t][k].second;
+      const float* y = moe_host_.data() + (int64_t(t) * K + k) * E;
+      for (int i = 0; i < E; ++i) moe_mix_[size_t(t) * E + i] += w * y[i];
+    }
+  be_->check(api_.memcpy_h2d(h, moe_mix_.data(), moe_mix_.size() * sizeof(float), stream_), "expert mix");
+}
+
 }  // namespace
 
 std::unique_ptr<Executor> make_gpu_executor(const Model& m, const KvConfig& kv, const device::Selection& sel,
                                             const GpuPlan& plan, int n_threads, int max_batch) {
-  if (m.config().n_expert > 0) throw Error("mixture-of-experts layers are not implemented on the GPU yet");
   if (!sel.backend) throw Error("no GPU backend loaded");
   return std::make_unique<GpuExecutor>(m, kv, sel, plan, n_threads, max_batch);
 }
