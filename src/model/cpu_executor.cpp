@@ -24,14 +24,15 @@ class CpuExecutor final : public Executor {
 
  private:
   void validate(const Batch& b) const {
+    // Each block table once, then each token's sequence and position.
+    for (const auto& table : b.block_tables)
+      for (int32_t blk : table)
+        if (blk < 0 || blk >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(blk) + " out of range");
     for (int32_t t = 0; t < b.size(); ++t) {
       const int32_t s = b.seq[t];
       if (s < 0 || s >= static_cast<int32_t>(b.block_tables.size())) throw Error("batch: token " + std::to_string(t) + " has no sequence");
-      const auto& table = b.block_tables[s];
-      if (b.pos[t] < 0 || b.pos[t] / kv_.block_size >= static_cast<int32_t>(table.size()))
+      if (b.pos[t] < 0 || b.pos[t] / kv_.block_size >= static_cast<int32_t>(b.block_tables[s].size()))
         throw Error("batch: position " + std::to_string(b.pos[t]) + " is beyond its sequence's KV blocks");
-      for (int32_t blk : table)
-        if (blk < 0 || blk >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(blk) + " out of range");
     }
   }
 
