@@ -124,6 +124,26 @@ TEST_P(QuantKernels, MatvecMatchesDotRowRef) {
   }
 }
 
+// y [n_tok][rows] must equal X W^T of the dequantized weights, computed in double, within
+// rel * sum|w*x| + abs per output.
+void expect_dequantized_product(GgmlType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
+                                const std::vector<float>& y, int rows, int cols, int n_tok, double rel, double abs) {
+  const size_t rb = quant::row_bytes(t, cols);
+  std::vector<float> wf(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + r * cols, cols);
+  for (int tk = 0; tk < n_tok; ++tk) {
+    for (int r = 0; r < rows; ++r) {
+      double ref = 0, mag = 0;
+      for (int c = 0; c < cols; ++c) {
+        const double p = static_cast<double>(wf[r * cols + c]) * x[tk * cols + c];
+        ref += p;
+        mag += std::fabs(p);
+      }
+      ASSERT_NEAR(y[tk * rows + r], ref, rel * mag + abs) << "token " << tk << " row " << r;
+    }
+  }
+}
+
 TEST_P(QuantKernels, MatmulMatchesDequantizedProduct) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const GgmlType t = GetParam();
@@ -145,20 +165,8 @@ TEST_P(QuantKernels, MatmulMatchesDequantizedProduct) {
       gpu->check(gpu->api().matmul(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
                                    cols, n_tok, nullptr),
                  "matmul");
-      const auto y = dy.download<float>(static_cast<size_t>(n_tok) * rows);
-      std::vector<float> wf(static_cast<size_t>(rows) * cols);
-      for (int r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + r * cols, cols);
-      for (int tk = 0; tk < n_tok; ++tk) {
-        for (int r = 0; r < rows; ++r) {
-          double ref = 0, mag = 0;
-          for (int c = 0; c < cols; ++c) {
-            const double p = static_cast<double>(wf[r * cols + c]) * x[tk * cols + c];
-            ref += p;
-            mag += std::fabs(p);
-          }
-          ASSERT_NEAR(y[tk * rows + r], ref, 1e-4 * mag + 1e-6) << "token " << tk << " row " << r;
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
+                                                         rows, cols, n_tok, 1e-4, 1e-6));
     }
   }
 }
@@ -187,20 +195,8 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
       gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
                                        cols, n_tok, nullptr),
                  "matmul_f16");
-      const auto y = dy.download<float>(static_cast<size_t>(n_tok) * rows);
-      std::vector<float> wf(static_cast<size_t>(rows) * cols);
-      for (int r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + r * cols, cols);
-      for (int tk = 0; tk < n_tok; ++tk) {
-        for (int r = 0; r < rows; ++r) {
-          double ref = 0, mag = 0;
-          for (int c = 0; c < cols; ++c) {
-            const double p = static_cast<double>(wf[r * cols + c]) * x[tk * cols + c];
-            ref += p;
-            mag += std::fabs(p);
-          }
-          ASSERT_NEAR(y[tk * rows + r], ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
+                                                         rows, cols, n_tok, 2e-3, 1e-5));
     }
   }
 }
