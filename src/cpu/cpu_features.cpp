@@ -5,7 +5,16 @@
 #include <fstream>
 #include <string_view>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
+
 #include "cpu/kernels.h"
+#include "cpu/kernels_amx.h"
 #include "rocforge/error.h"
 
 namespace rocforge::cpu {
@@ -39,6 +48,44 @@ IsaLevel parse_env(IsaLevel best) {
   else if (v == "avx512") want = IsaLevel::Avx512;
   else throw Error("ROCFORGE_CPU='" + std::string(v) + "': expected scalar, avx2, avx512 or neon");
   return want < best ? want : best;
+}
+
+// cpuid.(eax=7, ecx=0).edx bits 22/24/25: AMX-BF16, AMX-TILE, AMX-INT8.
+bool cpuid_amx(int bit) {
+#if defined(__x86_64__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (d >> bit) & 1u;
+#else
+  (void)bit;
+  return false;
+#endif
+}
+
+bool detect_amx() {
+#if defined(__x86_64__) && defined(__linux__)
+  if (detected_isa() < IsaLevel::Avx512 || !cpuid_amx(24) || !cpuid_amx(25)) return false;
+  // Tile data is an XSAVE feature Linux hands out on request only (since 5.16); without the grant
+  // the first tile instruction faults. ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18.
+  if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) return false;
+  return amx_kernels() != nullptr;
+#else
+  return false;
+#endif
+}
+
+bool parse_amx_env() {
+  const char* e = std::getenv("ROCFORGE_AMX");
+  if (!e || !*e) return true;
+  const std::string_view v(e);
+  if (v == "0") return false;
+  if (v == "1") return true;
+  throw Error("ROCFORGE_AMX='" + std::string(v) + "': expected 0 or 1");
+}
+
+std::atomic<bool>& amx_slot() {
+  static std::atomic<bool> on{amx_available() && parse_amx_env()};
+  return on;
 }
 
 std::atomic<int>& active_slot() {
@@ -83,6 +130,21 @@ IsaLevel set_isa_level(IsaLevel l) {
   return use;
 }
 
+bool amx_available() {
+  static const bool ok = detect_amx();
+  return ok;
+}
+
+bool amx_enabled() {
+  return amx_slot().load(std::memory_order_relaxed) && active_isa() == IsaLevel::Avx512;
+}
+
+bool set_amx_enabled(bool on) {
+  const bool use = on && amx_available();
+  amx_slot().store(use, std::memory_order_relaxed);
+  return use;
+}
+
 std::string cpu_feature_string() {
   std::string s;
 #if defined(__x86_64__) || defined(__i386__)
@@ -100,6 +162,12 @@ std::string cpu_feature_string() {
   add(__builtin_cpu_supports("avx512vl"), "avx512vl");
   add(__builtin_cpu_supports("avx512vnni"), "avx512vnni");
   add(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
+  add(cpuid_amx(24), "amx_tile");
+  add(cpuid_amx(25), "amx_int8");
+  add(cpuid_amx(22), "amx_bf16");
+  // Whether the prompt GEMM runs on AMX now (off: ROCFORGE_AMX=0, a lower ROCFORGE_CPU, or no
+  // tile-data permission from the OS).
+  if (cpuid_amx(25)) s += amx_enabled() ? " (amx gemm on)" : " (amx gemm off)";
 #elif defined(__aarch64__)
   s = "neon";
 #endif

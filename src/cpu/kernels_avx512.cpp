@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cpu/kernels.h"
+#include "cpu/kernels_amx.h"
 #include "quant/blocks.h"
 #include "quant/decode.h"
 
@@ -24,6 +25,19 @@
 #undef RF_NS
 #undef RF_VNNI
 #undef RF_WIDE
+
+namespace rocforge::cpu {
+// The VNNI panel builder, shared with the AMX GEMM (kernels_amx.h); compiled for AVX-512 here.
+bool avx512_build_panel(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t p0, int64_t rows_end, int64_t n,
+                        uint8_t* codes, float* scale, float* mins, int* group, bool* has_min) {
+  static_assert(avx512::kPanelRows == kAmxPanelRows, "AMX tiles take the VNNI panel as is");
+  avx512::PanelShape shape{};
+  const bool ok = avx512::build_panel(t, w, row_bytes, p0, rows_end, n, codes, scale, mins, shape);
+  *group = shape.group;
+  *has_min = shape.has_min;
+  return ok;
+}
+}  // namespace rocforge::cpu
 #pragma GCC pop_options
 
 namespace rocforge::cpu {

@@ -8,6 +8,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/kernels.h"
+#include "cpu/kernels_amx.h"
 #include "cpu/ops.h"
 #include "rocforge/error.h"
 
@@ -17,7 +18,7 @@ namespace {
 const KernelTable& table_for(IsaLevel l) {
   const KernelTable* t = nullptr;
   switch (l) {
-    case IsaLevel::Avx512: t = avx512_kernels(); break;
+    case IsaLevel::Avx512: t = amx_enabled() ? amx_kernels() : avx512_kernels(); break;  // AMX: prompt GEMM only
     case IsaLevel::Avx2: t = avx2_kernels(); break;
     case IsaLevel::Neon: t = neon_kernels(); break;
     case IsaLevel::Scalar: break;
