@@ -210,13 +210,24 @@ bool pack_acts(const QActView& a, PackedActs& p) {
   return true;
 }
 
+// The next panel's packed weight rows (contiguous: rows are row_bytes apart), prefetched to L2 a
+// slice per token block, so that unpacking it does not wait on DRAM (a prompt step streams every
+// weight of the model from memory once).
+struct Prefetch {
+  const char* p;
+  size_t bytes;
+};
+
 // All T tokens against one panel (rows p0 .. p0 + live).
 template <int G, bool kMin>
 void panel_tokens(const int8_t* codes, const float* scale, const float* mins, int64_t n_groups, const QActView& a,
-                  const PackedActs& pa, int64_t p0, int live, float* y, int64_t ldy) {
+                  const PackedActs& pa, int64_t p0, int live, float* y, int64_t ldy, Prefetch next) {
   const __mmask16 rows = static_cast<__mmask16>((1u << live) - 1);
   alignas(64) float out[kTok * kRows];
+  const size_t slice = (next.bytes / static_cast<size_t>(pa.n_blocks) + 64) & ~size_t(63);
   for (int64_t b = 0; b < pa.n_blocks; ++b) {
+    for (size_t off = b * slice; off < (b + 1) * slice && off < next.bytes; off += 64)
+      _mm_prefetch(next.p + off, _MM_HINT_T1);
     const int64_t t0 = b * kTok;
     const int mt = a.T - t0 < kTok ? static_cast<int>(a.T - t0) : kTok;
     panel_block<G, kMin>(codes, scale, mins, n_groups, pa.block(b), out);
@@ -250,6 +261,20 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
   PackedActs pa{};
   if (!pack_acts(a, pa)) return false;
 
+  // Outputs of kStagePanels panels are staged as [T][128] and then copied to y a token at a time:
+  // y rows are ldy floats apart (often > 4 KiB), so storing 16 floats per token per panel
+  // straight into y costs a TLB miss and a write miss per store.
+  constexpr int kStagePanels = 8, kStageRows = kStagePanels * kRows;
+  thread_local Buffer stage_buf;
+  auto* stage = static_cast<float*>(stage_buf.get(static_cast<size_t>(a.T) * kStageRows * sizeof(float)));
+  if (!stage) return false;
+  int64_t stage_p0 = r0;  // first row held in stage
+  auto flush_stage = [&](int64_t end) {
+    for (int64_t t = 0; t < a.T; ++t)
+      memcpy(y + t * ldy + stage_p0, stage + t * kStageRows, static_cast<size_t>(end - stage_p0) * sizeof(float));
+    stage_p0 = end;
+  };
+
   int loaded = 0;  // group size of the tile configuration loaded on this thread by this call
   bool ok = true;
   for (int64_t p0 = r0; p0 < r1; p0 += kRows) {
@@ -274,15 +299,18 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
       loaded = group;
     }
     const int live = r1 - p0 < kRows ? static_cast<int>(r1 - p0) : kRows;
+    const int64_t next_rows = r1 - p0 - live < kRows ? r1 - p0 - live : kRows;
+    const Prefetch next{reinterpret_cast<const char*>(w + (p0 + live) * rb), static_cast<size_t>(next_rows) * rb};
     const auto* sc8 = reinterpret_cast<const int8_t*>(codes);
     const int64_t ng = n / group;
     if (group == 32) {
-      if (has_min) panel_tokens<32, true>(sc8, scale, mins, ng, a, pa, p0, live, y, ldy);
-      else panel_tokens<32, false>(sc8, scale, mins, ng, a, pa, p0, live, y, ldy);
+      if (has_min) panel_tokens<32, true>(sc8, scale, mins, ng, a, pa, p0 - stage_p0, live, stage, kStageRows, next);
+      else panel_tokens<32, false>(sc8, scale, mins, ng, a, pa, p0 - stage_p0, live, stage, kStageRows, next);
     } else {
-      if (has_min) panel_tokens<16, true>(sc8, scale, mins, ng, a, pa, p0, live, y, ldy);
-      else panel_tokens<16, false>(sc8, scale, mins, ng, a, pa, p0, live, y, ldy);
+      if (has_min) panel_tokens<16, true>(sc8, scale, mins, ng, a, pa, p0 - stage_p0, live, stage, kStageRows, next);
+      else panel_tokens<16, false>(sc8, scale, mins, ng, a, pa, p0 - stage_p0, live, stage, kStageRows, next);
     }
+    if (p0 + live - stage_p0 == kStageRows || p0 + live == r1) flush_stage(p0 + live);
   }
   // Tile state released: the OS no longer saves 8 KiB of tile data for this thread per switch.
   if (loaded) _tile_release();
