@@ -174,7 +174,8 @@ struct PackedActs {
   }
 };
 
-bool pack_acts(const QActView& a, PackedActs& p) {
+// with_sums16: also d * (sum of each 16 codes), needed only by 16-wide formats with mins (Q2_K).
+bool pack_acts(const QActView& a, bool with_sums16, PackedActs& p) {
   thread_local Buffer qbuf, fbuf;
   const int64_t n = a.n, nb32 = n / 32, n16 = n / 16, nblk = (a.T + kTok - 1) / kTok;
   const int64_t tp = nblk * kTok;
@@ -203,7 +204,8 @@ bool pack_acts(const QActView& a, PackedActs& p) {
       dd[j * kTok] = a.d[t * nb32 + j];
       dsd[j * kTok] = a.ds[t * nb32 + j];
     }
-    for (int64_t j = 0; j < n16; ++j) d16[j * kTok] = a.d[t * nb32 + j / 2] * static_cast<float>(a.s16[t * n16 + j]);
+    if (with_sums16)
+      for (int64_t j = 0; j < n16; ++j) d16[j * kTok] = a.d[t * nb32 + j / 2] * static_cast<float>(a.s16[t * n16 + j]);
   }
   // The tile loads' asm reads memory the compiler does not know about: finish every store first.
   asm volatile("" ::: "memory");
@@ -259,7 +261,7 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
   if (!codes || !scale || !mins) return false;
 
   PackedActs pa{};
-  if (!pack_acts(a, pa)) return false;
+  bool packed = false;
 
   // Outputs of kStagePanels panels are staged as [T][128] and then copied to y a token at a time:
   // y rows are ldy floats apart (often > 4 KiB), so storing 16 floats per token per panel
@@ -284,6 +286,13 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
         (group != 16 && group != 32)) {
       ok = false;
       break;
+    }
+    if (!packed) {  // once the first panel tells the group shape
+      if (!pack_acts(a, group == 16 && has_min, pa)) {
+        ok = false;
+        break;
+      }
+      packed = true;
     }
     // +128 unsigned codes -> signed codes (tdpbssd: signed x signed).
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
