@@ -4,14 +4,21 @@
 // calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy shared machine that time-slices
 // us does not distort the figure. Reports weight bytes streamed per CPU-second (decode, T = 1) and
 // multiply-accumulates per CPU-second (prompt, T > 1), single thread.
-//   small matrix (fits L2): the kernel's compute ceiling; large (64 MiB+): with memory traffic.
+//   small matrix (fits L2): the kernel's compute ceiling; large (256 MiB+, beyond the VM's
+//   effective cache): with memory traffic, as in a real decode step.
 // Usage: cpu_matmul_bench [T (default 1)] [rows (default 1024)] [cols (default 2048)]
+//                         [threads (default 1)] [formats, comma separated (default all)]
 //        ROCFORGE_CPU=avx2|scalar lowers the ISA level.
+// With threads > 1 the figures are per wall-clock second of the whole pool (all threads), since
+// the point is then the machine's combined throughput.
 #include <time.h>
 
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/cpu_features.h"
@@ -30,9 +37,13 @@ int main(int argc, char** argv) {
   const int64_t T = argc > 1 ? std::atoll(argv[1]) : 1;
   const int64_t rows = argc > 2 ? std::atoll(argv[2]) : 1024;
   const int64_t cols = argc > 3 ? std::atoll(argv[3]) : 2048;
-  std::printf("cpu: %s\nkernels: %s, 1 thread, W[%lld x %lld], T = %lld\n\n", cpu::cpu_model_name().c_str(),
-              cpu::isa_name(cpu::active_isa()), (long long)rows, (long long)cols, (long long)T);
-  std::printf("| format | weight MiB | ms / call (CPU) | weight GB/s | GMAC/s |\n|---|---:|---:|---:|---:|\n");
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
+  std::string only;  // ",q4_0,q8_0," or empty (all formats)
+  if (argc > 5) only.append(",").append(argv[5]).append(",");
+  std::printf("cpu: %s\nkernels: %s, %d thread(s), W[%lld x %lld], T = %lld\n\n", cpu::cpu_model_name().c_str(),
+              cpu::isa_name(cpu::active_isa()), threads, (long long)rows, (long long)cols, (long long)T);
+  std::printf("| format | weight MiB | ms / call (%s) | weight GB/s | GMAC/s |\n|---|---:|---:|---:|---:|\n",
+              threads > 1 ? "wall" : "CPU");
   const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
                             GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
                             GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::MXFP4, GgmlType::F16, GgmlType::BF16,
@@ -41,23 +52,34 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(T * cols), y(T * rows), row(cols);
   for (auto& v : x) v = nd(rng);
-  cpu::ThreadPool pool(1);
+  cpu::ThreadPool pool(threads);
+  auto now = [&] {
+    if (threads == 1) return thread_seconds();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
   for (GgmlType t : types) {
+    std::string key(",");
+    key.append(ggml_type_name(t)).append(",");
+    if (!only.empty() && only.find(key) == std::string::npos) continue;
     const size_t rb = quant::row_bytes(t, cols);
     std::vector<uint8_t> w(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) {
+    // At most 4096 distinct random rows, repeated: large matrices exist to measure memory traffic,
+    // and quantizing hundreds of MiB of random floats would take longer than the measurement.
+    const int64_t distinct = rows < 4096 ? rows : 4096;
+    for (int64_t r = 0; r < distinct; ++r) {
       for (auto& v : row) v = nd(rng);
       quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
     }
+    for (int64_t r = distinct; r < rows; ++r) std::memcpy(w.data() + r * rb, w.data() + (r % distinct) * rb, rb);
     cpu::QMatrix m{w.data(), t, cols, rows, rb};
     cpu::matmul(m, x.data(), T, y.data(), pool);  // warm-up
     int iters = 0;
-    const double t0 = thread_seconds();
+    const double t0 = now();
     double el = 0;
-    while (el < 0.3) {
+    while (el < 0.3 || iters < 3) {
       cpu::matmul(m, x.data(), T, y.data(), pool);
       ++iters;
-      el = thread_seconds() - t0;
+      el = now() - t0;
     }
     const double per = el / iters;
     std::printf("| %s | %.2f | %.3f | %.1f | %.1f |\n", std::string(ggml_type_name(t)).c_str(), w.size() / 1048576.0,

@@ -138,14 +138,32 @@ TEST_P(MatmulKernels, EveryFormatMatchesScalarReference) {
   }
 }
 
+// Decode (T = 1) GEMVs walk a thread's rows as several streams and take blocks in groups (4 Q4_0
+// blocks, 2 Q8_0 blocks, ...): row counts that leave streams uneven and widths that leave partial
+// groups must all match the reference.
+TEST_P(MatmulKernels, DecodeShapesMatchScalarReference) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  ThreadPool pool(2);
+  std::mt19937 rng(4321 + static_cast<int>(GetParam()));
+  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::IQ4_NL,
+                            GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16};
+  for (GgmlType t : types) {
+    const int64_t be = ggml_type_traits(t).block_elems == 256 ? 256 : 32;
+    for (int64_t blocks : {1, 2, 3, 4, 5, 9, 15})
+      for (int64_t rows : {1, 6, 7, 13, 41}) check_case({t, rows, blocks * be, 1}, pool, rng);
+  }
+}
+
 TEST_P(MatmulKernels, ResultsDoNotDependOnThreadCount) {
   IsaGuard guard;
   if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
   std::mt19937 rng(99);
   ThreadPool one(1), three(3);
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q3_K}) {
-    for (int64_t T : {5, 20}) {  // tile kernels and (where available) the panel GEMM
-    const int64_t cols = 512, rows = 37;
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q3_K}) {
+    for (int64_t T : {1, 5, 20}) {  // decode GEMVs, tile kernels and (where available) the panel GEMM
+    // T = 1 needs enough work to be split at all (ThreadPool::kMinParallelWork).
+    const int64_t cols = 512, rows = T == 1 ? 301 : 37;
     const auto w = random_weights(t, rows, cols, rng);
     const auto x = random_acts(T, cols, rng);
     QMatrix m{w.data(), t, cols, rows, quant::row_bytes(t, cols)};
