@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "rocforge/quant.h"
 
@@ -84,6 +85,52 @@ int main(int argc, char** argv) {
     const double per = el / iters;
     std::printf("| %s | %.2f | %.3f | %.1f | %.1f |\n", std::string(ggml_type_name(t)).c_str(), w.size() / 1048576.0,
                 per * 1e3, w.size() / per / 1e9, double(rows) * cols * T / per / 1e9);
+  }
+
+  // AMX-INT8 against the AVX-512 VNNI panel GEMM on the same shapes (prompt-sized T, where matmul
+  // takes the panel GEMM): one thread, CPU time, each format timed with AMX on then off. Only
+  // where AMX runs; ROCFORGE_AMX=0 turns it off for the whole run (the first table then shows VNNI).
+  if (cpu::amx_enabled() && T >= cpu::kPanelMinTokens) {
+    std::printf("\nprompt GEMM, AMX vs AVX-512 VNNI panel: 1 thread, W[%lld x %lld], T = %lld\n\n", (long long)rows,
+                (long long)cols, (long long)T);
+    std::printf("| format | AMX GMAC/s | VNNI GMAC/s | AMX / VNNI |\n|---|---:|---:|---:|\n");
+    const GgmlType panel_types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
+                                    GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,   GgmlType::Q4_K,
+                                    GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                                    GgmlType::MXFP4};
+    cpu::ThreadPool one(1);
+    std::vector<float> yv(T * rows);
+    for (GgmlType t : panel_types) {
+      const size_t rb = quant::row_bytes(t, cols);
+      std::vector<uint8_t> w(rb * rows);
+      const int64_t distinct = rows < 1024 ? rows : 1024;  // repeated rows: quantizing is slow
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r < distinct) {
+          for (auto& v : row) v = nd(rng);
+          quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+        } else {
+          for (size_t i = 0; i < rb; ++i) w[r * rb + i] = w[(r % distinct) * rb + i];
+        }
+      }
+      cpu::QMatrix m{w.data(), t, cols, rows, rb};
+      double gmac[2];
+      for (int k = 0; k < 2; ++k) {
+        cpu::set_amx_enabled(k == 0);
+        cpu::matmul(m, x.data(), T, yv.data(), one);  // warm-up
+        int iters = 0;
+        const double t0 = thread_seconds();
+        double el = 0;
+        while (el < 0.3 || iters < 3) {
+          cpu::matmul(m, x.data(), T, yv.data(), one);
+          ++iters;
+          el = thread_seconds() - t0;
+        }
+        gmac[k] = double(rows) * cols * T * iters / el / 1e9;
+      }
+      cpu::set_amx_enabled(true);
+      std::printf("| %s | %.1f | %.1f | %.2f |\n", std::string(ggml_type_name(t)).c_str(), gmac[0], gmac[1],
+                  gmac[0] / gmac[1]);
+    }
   }
   return 0;
 }
