@@ -8,9 +8,11 @@
 //   effective cache): with memory traffic, as in a real decode step.
 // Usage: cpu_matmul_bench [T (default 1)] [rows (default 1024)] [cols (default 2048)]
 //                         [threads (default 1)] [formats, comma separated (default all)]
-//        ROCFORGE_CPU=avx2|scalar lowers the ISA level.
+//        ROCFORGE_CPU=avx2|scalar lowers the ISA level; ROCFORGE_BENCH_HUGE=1 puts the weights on
+//        transparent huge pages.
 // With threads > 1 the figures are per wall-clock second of the whole pool (all threads), since
 // the point is then the machine's combined throughput.
+#include <sys/mman.h>
 #include <time.h>
 
 #include <cstdio>
@@ -28,6 +30,22 @@
 
 using namespace rocforge;
 
+// Weight buffer; with huge = true backed by 2 MiB pages where the kernel grants them
+// (MADV_HUGEPAGE), to see what the TLB costs a decode that streams hundreds of MiB.
+struct HugeBuffer {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  HugeBuffer(size_t bytes, bool huge) : n(bytes) {
+    const size_t align = size_t(2) << 20;
+    p = static_cast<uint8_t*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
+    if (!p) std::abort();
+    if (huge) madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+  }
+  ~HugeBuffer() { std::free(p); }
+  uint8_t* data() { return p; }
+  size_t size() const { return n; }
+};
+
 static double thread_seconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -39,6 +57,7 @@ int main(int argc, char** argv) {
   const int64_t rows = argc > 2 ? std::atoll(argv[2]) : 1024;
   const int64_t cols = argc > 3 ? std::atoll(argv[3]) : 2048;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
+  const bool huge = std::getenv("ROCFORGE_BENCH_HUGE") != nullptr;  // weights on 2 MiB pages
   std::string only;  // ",q4_0,q8_0," or empty (all formats)
   if (argc > 5) only.append(",").append(argv[5]).append(",");
   std::printf("cpu: %s\nkernels: %s, %d thread(s), W[%lld x %lld], T = %lld\n\n", cpu::cpu_model_name().c_str(),
@@ -63,7 +82,7 @@ int main(int argc, char** argv) {
     key.append(ggml_type_name(t)).append(",");
     if (!only.empty() && only.find(key) == std::string::npos) continue;
     const size_t rb = quant::row_bytes(t, cols);
-    std::vector<uint8_t> w(rb * rows);
+    HugeBuffer w(rb * rows, huge);
     // At most 4096 distinct random rows, repeated: large matrices exist to measure memory traffic,
     // and quantizing hundreds of MiB of random floats would take longer than the measurement.
     const int64_t distinct = rows < 4096 ? rows : 4096;
