@@ -282,8 +282,13 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
   for (int64_t p0 = r0; p0 < r1; p0 += kRows) {
     int group = 0;
     bool has_min = false;
-    if (!avx512_build_panel(t, w, rb, p0, r1, n, codes, scale, mins, &group, &has_min) ||
-        (group != 16 && group != 32)) {
+    const bool fast = avx512_build_amx_panel(t, w, rb, p0, r1, n, reinterpret_cast<int8_t*>(codes), scale, mins,
+                                             &group, &has_min);
+    if (!fast && !avx512_build_panel(t, w, rb, p0, r1, n, codes, scale, mins, &group, &has_min)) {
+      ok = false;
+      break;
+    }
+    if (group != 16 && group != 32) {
       ok = false;
       break;
     }
@@ -294,9 +299,9 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
       }
       packed = true;
     }
-    // +128 unsigned codes -> signed codes (tdpbssd: signed x signed).
+    // build_panel's +128 unsigned codes -> signed codes (tdpbssd: signed x signed).
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int64_t i = 0; i < n * kRows; i += 64) {
+    for (int64_t i = 0; !fast && i < n * kRows; i += 64) {
       auto* p = reinterpret_cast<__m512i*>(codes + i);
       _mm512_store_si512(p, _mm512_xor_si512(_mm512_load_si512(p), flip));
     }
