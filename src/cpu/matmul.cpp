@@ -106,10 +106,7 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
   std::vector<int64_t> start(static_cast<size_t>(count) + 1);
   for (int k = 0; k < count; ++k) start[k + 1] = total += ws[k].rows;
 
-  // Grain 16 = the panel height (a multiple of the tile kernels' 4 rows), so no tile or panel is
-  // split between threads. Tiny products stay on this thread (one grain covering every row).
-  const int64_t grain = ThreadPool::worth_splitting(total * n * T) ? 16 : total;
-  pool.parallel_for(total, [&](int64_t b, int64_t e, int) {
+  auto run_rows = [&](int64_t b, int64_t e) {
     for (int k = 0; k < count; ++k) {
       const int64_t r0 = std::max(b, start[k]) - start[k], r1 = std::min(e, start[k + 1]) - start[k];
       if (r0 >= r1) continue;
@@ -131,7 +128,31 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
       if (!kt.gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows))
         scalar_kernels().gemm_q(w.type, w.data, w.row_bytes, r0, r1, a, ys[k], w.rows);
     }
-  }, grain);
+  };
+
+  // Grain 16 = the panel height (a multiple of the tile kernels' 4 rows), so no tile or panel is
+  // split between threads. Tiny products stay on this thread (one grain covering every row).
+  const bool split = ThreadPool::worth_splitting(total * n * T) && pool.size() > 1;
+  if (split && T < kPanelMinTokens) {
+    // Decode-sized batches stream their weights from DRAM: the threads share the bandwidth unevenly
+    // from one call to the next, and the matrices of one call may differ in bytes per row (Q4_K_M
+    // mixes Q4_K and Q6_K), so an even split of rows left each thread waiting for the other ~8% of
+    // the step. Rows go out in chunks of ~kDecodeChunkBytes instead, taken by whichever thread is
+    // free; chunks are long enough for the kernels' row streams (gemv_streams) to stay efficient.
+    constexpr int64_t kDecodeChunkBytes = int64_t(256) << 10;
+    thread_local std::vector<int64_t> cuts;  // chunk boundaries in the concatenated row space
+    cuts.clear();
+    for (int k = 0; k < count; ++k) {
+      const int64_t rb = std::max<int64_t>(static_cast<int64_t>(ws[k].row_bytes), 1);
+      const int64_t rows = std::max<int64_t>(kDecodeChunkBytes / rb / 16 * 16, 16);
+      for (int64_t r = 0; r < ws[k].rows; r += rows) cuts.push_back(start[k] + r);
+    }
+    cuts.push_back(total);
+    const int64_t* cut = cuts.data();  // this thread's copy (the workers have their own thread_local)
+    pool.for_each_task(static_cast<int64_t>(cuts.size()) - 1, [&](int64_t c, int) { run_rows(cut[c], cut[c + 1]); });
+    return;
+  }
+  pool.parallel_for(total, [&](int64_t b, int64_t e, int) { run_rows(b, e); }, split ? 16 : total);
 }
 
 void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {

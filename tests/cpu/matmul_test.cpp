@@ -203,6 +203,43 @@ TEST_P(MatmulKernels, MultiEqualsSeparateCalls) {
   }
 }
 
+// Decode-sized calls hand out rows in chunks of ~256 KiB to whichever thread is free (matmul.cpp):
+// with several matrices of different row sizes and many chunks each, every output must still
+// equal the one-thread result bit for bit.
+TEST_P(MatmulKernels, DecodeChunksDoNotChangeResults) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  std::mt19937 rng(17);
+  ThreadPool one(1), two(2), three(3);
+  const int64_t cols = 512;
+  const GgmlType types[3] = {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::F16};
+  const int64_t rows[3] = {1500, 997, 700};  // Q8_0: 3+ chunks; F16: 2 chunks; odd row counts
+  std::vector<std::vector<uint8_t>> ws;
+  std::vector<QMatrix> ms;
+  for (int k = 0; k < 3; ++k) ws.push_back(random_weights(types[k], rows[k], cols, rng));
+  for (int k = 0; k < 3; ++k) ms.push_back({ws[k].data(), types[k], cols, rows[k], quant::row_bytes(types[k], cols)});
+  const auto x = random_acts(1, cols, rng);
+  std::vector<float> ref[3], got[3];
+  float* ys[3];
+  for (int k = 0; k < 3; ++k) ref[k].assign(rows[k], NAN), ys[k] = ref[k].data();
+  matmul_multi(ms.data(), ys, 3, x.data(), 1, one);
+  for (ThreadPool* pool : {&two, &three}) {
+    for (int k = 0; k < 3; ++k) got[k].assign(rows[k], NAN), ys[k] = got[k].data();
+    matmul_multi(ms.data(), ys, 3, x.data(), 1, *pool);
+    for (int k = 0; k < 3; ++k)
+      ASSERT_EQ(std::memcmp(got[k].data(), ref[k].data(), rows[k] * sizeof(float)), 0)
+          << ggml_type_name(types[k]) << " threads=" << pool->size();
+  }
+  // And the one-thread result is right (spot check against the scalar-reference test's bound).
+  std::vector<float> wrow(cols);
+  for (int64_t r = 0; r < rows[0]; r += 97) {
+    quant::dequantize_row(types[0], ws[0].data() + r * ms[0].row_bytes, wrow.data(), cols);
+    double exact = 0, mag = 0;
+    for (int64_t i = 0; i < cols; ++i) exact += double(wrow[i]) * x[i], mag += std::fabs(double(wrow[i]) * x[i]);
+    ASSERT_NEAR(ref[0][r], exact, 0.02 * mag + 1e-3) << "row " << r;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, MatmulKernels, ::testing::Values(IsaLevel::Scalar, IsaLevel::Avx2, IsaLevel::Avx512),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
