@@ -9,13 +9,15 @@
 // Usage: cpu_matmul_bench [T (default 1)] [rows (default 1024)] [cols (default 2048)]
 //                         [threads (default 1)] [formats, comma separated (default all)]
 //        ROCFORGE_CPU=avx2|scalar lowers the ISA level; ROCFORGE_BENCH_HUGE=1 puts the weights on
-//        transparent huge pages.
+//        transparent huge pages; ROCFORGE_BENCH_COPIES=N cycles through N copies of the matrix
+//        (decode-sized matrices that still stream from DRAM, as in a real decode step).
 // With threads > 1 the figures are per wall-clock second of the whole pool (all threads), since
 // the point is then the machine's combined throughput.
 #include <sys/mman.h>
 #include <time.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
   const int64_t cols = argc > 3 ? std::atoll(argv[3]) : 2048;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
   const bool huge = std::getenv("ROCFORGE_BENCH_HUGE") != nullptr;  // weights on 2 MiB pages
+  const int64_t copies = std::getenv("ROCFORGE_BENCH_COPIES") ? std::max(1, std::atoi(std::getenv("ROCFORGE_BENCH_COPIES"))) : 1;
   std::string only;  // ",q4_0,q8_0," or empty (all formats)
   if (argc > 5) only.append(",").append(argv[5]).append(",");
   std::printf("cpu: %s\nkernels: %s, %d thread(s), W[%lld x %lld], T = %lld\n\n", cpu::cpu_model_name().c_str(),
@@ -82,7 +85,9 @@ int main(int argc, char** argv) {
     key.append(ggml_type_name(t)).append(",");
     if (!only.empty() && only.find(key) == std::string::npos) continue;
     const size_t rb = quant::row_bytes(t, cols);
-    HugeBuffer w(rb * rows, huge);
+    // `copies` separate matrices called in turn (ROCFORGE_BENCH_COPIES): with a model-sized total,
+    // every call streams from DRAM as in a decode step, whatever the single matrix's size.
+    HugeBuffer w(rb * rows * copies, huge);
     // At most 4096 distinct random rows, repeated: large matrices exist to measure memory traffic,
     // and quantizing hundreds of MiB of random floats would take longer than the measurement.
     const int64_t distinct = rows < 4096 ? rows : 4096;
@@ -90,20 +95,25 @@ int main(int argc, char** argv) {
       for (auto& v : row) v = nd(rng);
       quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
     }
-    for (int64_t r = distinct; r < rows; ++r) std::memcpy(w.data() + r * rb, w.data() + (r % distinct) * rb, rb);
-    cpu::QMatrix m{w.data(), t, cols, rows, rb};
-    cpu::matmul(m, x.data(), T, y.data(), pool);  // warm-up
+    for (int64_t r = distinct; r < rows * copies; ++r)
+      std::memcpy(w.data() + r * rb, w.data() + (r % distinct) * rb, rb);
+    auto call = [&](int64_t i) {
+      const cpu::QMatrix m{w.data() + (i % copies) * rows * rb, t, cols, rows, rb};
+      cpu::matmul(m, x.data(), T, y.data(), pool);
+    };
+    call(0);  // warm-up
     int iters = 0;
     const double t0 = now();
     double el = 0;
-    while (el < 0.3 || iters < 3) {
-      cpu::matmul(m, x.data(), T, y.data(), pool);
+    while (el < 0.3 || iters < 3 * copies) {
+      call(iters + 1);
       ++iters;
       el = now() - t0;
     }
     const double per = el / iters;
-    std::printf("| %s | %.2f | %.3f | %.1f | %.1f |\n", std::string(ggml_type_name(t)).c_str(), w.size() / 1048576.0,
-                per * 1e3, w.size() / per / 1e9, double(rows) * cols * T / per / 1e9);
+    const double bytes = static_cast<double>(rb) * rows;  // one call
+    std::printf("| %s | %.2f | %.3f | %.1f | %.1f |\n", std::string(ggml_type_name(t)).c_str(), bytes / 1048576.0,
+                per * 1e3, bytes / per / 1e9, double(rows) * cols * T / per / 1e9);
   }
 
   // AMX-INT8 against the AVX-512 VNNI panel GEMM on the same shapes (prompt-sized T, where matmul

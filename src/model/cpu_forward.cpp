@@ -178,7 +178,10 @@ void CpuForward::attend(int l, const Batch& b) {
     a.scratch = scratch.data();
     cpu::attend(a);
   };
-  if (cpu::ThreadPool::worth_splitting(work)) pool_.for_each_task(n_tasks, task_fn);
+  // `work` counts the QK products only (the PV pass doubles it) and each task streams its K/V rows
+  // from the cache, so splitting pays from a quarter of the matmuls' threshold (1B decode: from
+  // ~16 positions instead of 64).
+  if (cpu::ThreadPool::worth_splitting(4 * work)) pool_.for_each_task(n_tasks, task_fn);
   else
     for (int64_t task = 0; task < n_tasks; ++task) task_fn(task, 0);
 }
@@ -192,7 +195,11 @@ void CpuForward::ffn_block(int l, const Batch& b, float* x) {
     float* const ys[2] = {g_.data(), u_.data()};
     cpu::matmul_multi(ws, ys, 2, h_.data(), T, pool_);
   }
-  cpu::swiglu(g_.data(), u_.data(), T * F);
+  // One expf per element (1B: 8192 per token and layer, ~40 us on one core): split over the pool.
+  if (cpu::ThreadPool::worth_splitting(T * F * 16))
+    pool_.parallel_for(T * F, [&](int64_t b0, int64_t b1, int) { cpu::swiglu(g_.data() + b0, u_.data() + b0, b1 - b0); }, 1024);
+  else
+    cpu::swiglu(g_.data(), u_.data(), T * F);
   cpu::matmul(qmat(L.ffn_down), g_.data(), T, h_.data(), pool_);
   for (int64_t i = 0; i < T * E; ++i) x[i] += h_[i];
 }
