@@ -25,7 +25,7 @@ bool avx512_build_panel(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
 
 // The same panel with signed codes, as the AMX GEMM wants it, built a block of 16 rows at a time
 // (kernels_amx_panel.inc, AVX-512 code in kernels_avx512.cpp). False for the formats it does not
-// cover (Q2_K, Q3_K, Q5_K, IQ4_XS): use avx512_build_panel and flip the codes' top bit.
+// cover (Q2_K, Q3_K, IQ4_XS): use avx512_build_panel and flip the codes' top bit.
 bool avx512_build_amx_panel(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t p0, int64_t rows_end, int64_t n,
                             int8_t* codes, float* scale, float* mins, int* group, bool* has_min);
 

@@ -132,9 +132,9 @@ TEST(AmxGemm, WideRowsAndManyTokens) {
   // Llama-like widths (many groups: exercises the double-buffered tiles over long K).
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K})
     check_direct({t, 32, 2048, 70, 0, 32}, rng);
-  // More rows than one output stage (128) holds, starting and ending inside panels; Q5_K takes
+  // More rows than one output stage (128) holds, starting and ending inside panels; IQ4_XS takes
   // the generic panel builder, the others the AMX one.
-  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q6_K, GgmlType::Q5_K})
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::IQ4_XS})
     check_direct({t, 300, 512, 20, 5, 290}, rng);
 }
 
