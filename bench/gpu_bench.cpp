@@ -131,8 +131,16 @@ int main(int argc, char** argv) {
     void* y = dmalloc(b, 128256 * 4);
     fill_random(b, x, 14336 * 4, rng);
     for (const auto& tn : types) {
-      const auto t = ggml_type_from_name(tn);
+      // Device-only layouts (backend_api.h RF_GPU_TYPE_*) time under their own names; the bytes are
+      // random either way, so no repacking is needed for a timing.
+      uint32_t id = 0;
+      std::string base = tn;
+      if (tn == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
+      if (tn == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
+      if (tn == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
+      const auto t = ggml_type_from_name(base);
       if (!t) { std::printf("unknown type %s\n", tn.c_str()); continue; }
+      if (!id) id = static_cast<uint32_t>(*t);
       const auto& tr = ggml_type_traits(*t);
       double token_ms = 0, token_bytes = 0;
       for (const Shape& s : shapes) {
@@ -142,17 +150,17 @@ int main(int argc, char** argv) {
         std::vector<void*> w(copies);
         for (auto& p : w) { p = dmalloc(b, bytes); fill_random(b, p, bytes, rng); }
         auto call = [&](int i) {
-          b.check(api.matvec(static_cast<uint32_t>(*t), w[i % copies], rb, static_cast<float*>(x),
+          b.check(api.matvec(id, w[i % copies], rb, static_cast<float*>(x),
                              static_cast<float*>(y), s.rows, s.cols, nullptr), "matvec");
         };
         call(0);  // warm-up
         const double ms = timer.median_ms(reps, copies * 4, call);
         const double gbs = bytes / (ms * 1e-3) / 1e9;
         double best = ms;
-        if (api.has_matvec_q8(static_cast<uint32_t>(*t))) {
+        if (api.has_matvec_q8(id)) {
           b.check(api.quantize_q8(static_cast<float*>(x), s.cols, xq, nullptr), "quantize_q8");
           auto call_q8 = [&](int i) {
-            b.check(api.matvec_q8(static_cast<uint32_t>(*t), w[i % copies], rb, xq, static_cast<float*>(y), s.rows,
+            b.check(api.matvec_q8(id, w[i % copies], rb, xq, static_cast<float*>(y), s.rows,
                                   s.cols, nullptr), "matvec_q8");
           };
           call_q8(0);
@@ -185,7 +193,7 @@ int main(int argc, char** argv) {
     {
       const int n_head = 32, n_kv = 8, hd = 128, bs = 16;
       std::printf("\nattention decode (1 sequence, split-K) and prefill, 32/8 heads x 128:\n");
-      for (int ctx : {512, 4096, 16384}) {
+      for (int ctx : {128, 256, 512, 4096, 16384}) {
         const int n_blocks = ctx / bs;
         const size_t pool = static_cast<size_t>(n_blocks) * n_kv * bs * hd * 2;
         void* kp = dmalloc(b, pool);
@@ -207,7 +215,7 @@ int main(int argc, char** argv) {
         auto dec = [&](int) {
           b.check(api.attn_decode(static_cast<float*>(q), static_cast<uint16_t*>(kp), static_cast<uint16_t*>(vp),
                                   static_cast<int32_t*>(dt), n_blocks, static_cast<int32_t*>(dlen), 1, ctx, n_head, n_kv,
-                                  hd, bs, 0.088f, static_cast<float*>(o), ws, nullptr), "attn_decode");
+                                  hd, bs, 0.088f, static_cast<float*>(o), nullptr, ws, nullptr), "attn_decode");
         };
         dec(0);
         const double ms = timer.median_ms(reps, 20, dec);

@@ -4,6 +4,8 @@
 //
 // Pool layout (one per layer, per K and V): [n_blocks][n_kv_head][block_size][head_dim] half; position p
 // of a sequence is slot p % block_size of block block_table[p / block_size].
+#include <cstdlib>
+
 #include "gpu/kernels.h"
 
 namespace rocforge::gpu {
@@ -23,6 +25,8 @@ __device__ inline size_t pool_index(const int32_t* table, int p, int block_size,
 __global__ void kv_store_kernel(const float* __restrict__ k, const float* __restrict__ v,
                                 const int32_t* __restrict__ pos, const int32_t* __restrict__ table, int block_size,
                                 int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   const int t = blockIdx.x, kvh = blockIdx.y;
   const size_t dst = pool_index(table, pos[t], block_size, n_kv_head, kvh, head_dim);
   const size_t src = (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
@@ -144,17 +148,24 @@ __global__ void __launch_bounds__(kDecodeThreads)
         }
       }
     }
+    // Waves add their sums one after another (not atomics in whatever order they land), so a
+    // decode step gives the same result every time: greedy runs repeat exactly.
+    for (int wv = 0; wv < waves; ++wv) {
+      if (wave == wv) {
 #pragma unroll
-    for (int g = 0; g < kAccG; ++g) {
-      if (g0 + g >= G) continue;
+        for (int g = 0; g < kAccG; ++g) {
+          if (g0 + g >= G) continue;
 #pragma unroll
-      for (int j = 0; j < kPairs; ++j) {
-        const int d2 = lane + j * warpSize;
-        if (d2 < pairs) {
-          atomicAdd(&o_s[(g0 + g) * head_dim + 2 * d2], acc[g][j][0]);
-          atomicAdd(&o_s[(g0 + g) * head_dim + 2 * d2 + 1], acc[g][j][1]);
+          for (int j = 0; j < kPairs; ++j) {
+            const int d2 = lane + j * warpSize;
+            if (d2 < pairs) {
+              o_s[(g0 + g) * head_dim + 2 * d2] += acc[g][j][0];
+              o_s[(g0 + g) * head_dim + 2 * d2 + 1] += acc[g][j][1];
+            }
+          }
         }
       }
+      __syncthreads();
     }
   }
   __syncthreads();
@@ -168,10 +179,197 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
 }
 
+// ---------------------------------------------------------------- decode: one-pass kernel
+// Same contract as decode_partial_kernel for head_dim D in {64, 128} and 16-byte aligned pools, with
+// the work laid out for latency instead: a decode step's attention is a few microseconds of memory
+// latency, not bandwidth, so every load a thread needs is issued at once.
+//   scores: thread i owns position p0 + i and reads its whole K row as D/8 16-byte loads;
+//   softmax: one wave per query head over the block's scores in shared memory;
+//   values: D/8 threads cover a V row (8 dims each, one 16-byte load), the block's other threads
+//           take other positions; per-thread sums meet in shared memory.
+// With n_split == 1 (the whole context in one block) it writes the final output `out` directly (no
+// combine launch) and, when xq is given (one sequence), its int8 quantization for the output matvec.
+template <int D>
+__global__ void __launch_bounds__(kDecodeThreads)
+    decode_attn_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
+                       const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
+                       const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int block_size, float scale,
+                       int split_len, int n_split, float* __restrict__ part_o, float* __restrict__ part_ml,
+                       float* __restrict__ out, int8_t* __restrict__ xq, float* __restrict__ xd) {
+  constexpr int kVecs = D / 8;                      // 16-byte loads per K/V row
+  constexpr int kPosGroups = kDecodeThreads / kVecs;  // positions in flight in the value pass
+  constexpr int kAccG = 4;                          // query heads per register pass
+  extern __shared__ float smem[];
+  rf_grid_wait();
+  rf_grid_trigger();
+  const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+  const int G = n_head / n_kv_head;
+  float* qs = smem;                    // [G][D], pre-scaled
+  float* sc = qs + G * D;              // [G][split_len]: scores, then exp(score - m)
+  float* o_s = sc + G * split_len;     // [G][D]
+  __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
+  const int tid = threadIdx.x, lane = tid % warpSize, wave = tid / warpSize, waves = blockDim.x / warpSize;
+  const int32_t* table = tables + static_cast<size_t>(seq) * max_blocks;
+  const int len = seq_lens[seq];
+  const int p0 = split * split_len, p1 = min(len, p0 + split_len), n = p1 - p0;
+  const int h0 = kvh * G;
+  const size_t part = (static_cast<size_t>(seq) * n_head + h0) * n_split + split;
+
+  if (n <= 0) {  // split past this sequence's end (only with n_split > 1): contributes nothing
+    for (int g = tid; g < G; g += blockDim.x) {
+      part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = -INFINITY;
+      part_ml[2 * (part + static_cast<size_t>(g) * n_split) + 1] = 0.f;
+    }
+    for (int i = tid; i < G * D; i += blockDim.x)
+      part_o[(part + static_cast<size_t>(i / D) * n_split) * D + i % D] = 0.f;
+    return;
+  }
+  for (int i = tid; i < G * D; i += blockDim.x) {
+    qs[i] = q[(static_cast<size_t>(seq) * n_head + h0) * D + i] * scale;
+    o_s[i] = 0.f;
+  }
+  __syncthreads();
+
+  // Scores. A thread's K row stays in registers across the passes over query heads.
+  for (int i = tid; i < split_len; i += blockDim.x) {
+    const bool live = i < n;
+    uint4 kr[kVecs];
+    if (live) {
+      const uint4* kp = reinterpret_cast<const uint4*>(k_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D));
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) kr[v] = kp[v];
+    }
+    for (int g0 = 0; g0 < G; g0 += kAccG) {
+      float s[kAccG] = {};
+      if (live) {
+#pragma unroll
+        for (int v = 0; v < kVecs; ++v) {
+          const uint32_t w[4] = {kr[v].x, kr[v].y, kr[v].z, kr[v].w};
+          float kf[8];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            kf[2 * j] = rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu));
+            kf[2 * j + 1] = rf_half_to_float(static_cast<uint16_t>(w[j] >> 16));
+          }
+#pragma unroll
+          for (int g = 0; g < kAccG; ++g) {
+            if (g0 + g < G) {
+              // The same q for every thread: broadcast 16-byte shared loads.
+              const float4* qq = reinterpret_cast<const float4*>(qs + (g0 + g) * D + 8 * v);
+              const float4 a = qq[0], b = qq[1];
+              s[g] = fmaf(a.x, kf[0], fmaf(a.y, kf[1], fmaf(a.z, kf[2], fmaf(a.w, kf[3], s[g]))));
+              s[g] = fmaf(b.x, kf[4], fmaf(b.y, kf[5], fmaf(b.z, kf[6], fmaf(b.w, kf[7], s[g]))));
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kAccG; ++g)
+        if (g0 + g < G) sc[(g0 + g) * split_len + i] = live ? s[g] : -INFINITY;
+    }
+  }
+  __syncthreads();
+
+  // Softmax statistics: one wave per query head.
+  for (int g = wave; g < G; g += waves) {
+    float m = -INFINITY;
+    for (int i = lane; i < n; i += warpSize) m = fmaxf(m, sc[g * split_len + i]);
+    m = rf_wave_max(m);
+    float l = 0.f;
+    for (int i = lane; i < n; i += warpSize) {
+      const float e = expf(sc[g * split_len + i] - m);
+      sc[g * split_len + i] = e;
+      l += e;
+    }
+    l = rf_wave_sum(l);
+    if (lane == 0) { m_s[g] = m; l_s[g] = l; }
+  }
+  __syncthreads();
+
+  // Values: thread (position group pg, vector c) accumulates dims 8c .. 8c + 7 over positions
+  // p0 + pg, + kPosGroups, ...
+  static_assert(kDecodeThreads % kVecs == 0, "position groups must tile the block");
+  static_assert(kVecs <= 16, "a wave (>= 32 lanes) must hold whole position groups");
+  const int c = tid % kVecs, pg = tid / kVecs;
+  {
+    for (int g0 = 0; g0 < G; g0 += kAccG) {
+      float acc[kAccG][8] = {};
+#pragma unroll 4
+      for (int i = pg; i < n; i += kPosGroups) {
+        const uint4 vv = reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D))[c];
+        const uint32_t w[4] = {vv.x, vv.y, vv.z, vv.w};
+        float vf[8];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          vf[2 * j] = rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu));
+          vf[2 * j + 1] = rf_half_to_float(static_cast<uint16_t>(w[j] >> 16));
+        }
+#pragma unroll
+        for (int g = 0; g < kAccG; ++g) {
+          if (g0 + g < G) {
+            const float e = sc[(g0 + g) * split_len + i];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[g][j] = fmaf(e, vf[j], acc[g][j]);
+          }
+        }
+      }
+      // Deterministic sum over position groups: the lanes of a wave holding the same vector c
+      // (kVecs apart) fold by xor-shuffles, then the waves add into o_s one after another.
+      for (int off = kVecs; off < warpSize; off *= 2)
+#pragma unroll
+        for (int g = 0; g < kAccG; ++g)
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[g][j] += rf_shfl_xor(acc[g][j], off);
+      for (int wv = 0; wv < waves; ++wv) {
+        if (wave == wv && lane < kVecs) {
+#pragma unroll
+          for (int g = 0; g < kAccG; ++g)
+            if (g0 + g < G)
+#pragma unroll
+              for (int j = 0; j < 8; ++j) o_s[(g0 + g) * D + 8 * c + j] += acc[g][j];
+        }
+        __syncthreads();
+      }
+    }
+  }
+  __syncthreads();
+
+  if (n_split == 1) {
+    // Final output; with xq, also its int8 form (quantize_q8's rounding): the block's G * D values
+    // are whole 32-element chunks of the token's [n_head * D] vector, and a chunk's 32 lanes sit in
+    // one aligned 32-lane group on either wave width.
+    float* o = out + (static_cast<size_t>(seq) * n_head + h0) * D;
+    for (int i = tid; i < G * D; i += blockDim.x) {
+      const float v = o_s[i] / l_s[i / D];
+      o[i] = v;
+      if (xq) {
+        float amax = fabsf(v);
+        for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+        const float inv = amax > 0.f ? 127.f / amax : 0.f;
+        const int e = h0 * D + i;
+        xq[e] = static_cast<int8_t>(rintf(v * inv));
+        if ((e & 31) == 0) xd[e >> 5] = amax / 127.f;
+      }
+    }
+    return;
+  }
+  for (int i = tid; i < G * D; i += blockDim.x)
+    part_o[(part + static_cast<size_t>(i / D) * n_split) * D + i % D] = o_s[i] / l_s[i / D];
+  for (int g = tid; g < G; g += blockDim.x) {
+    part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = m_s[g];
+    part_ml[2 * (part + static_cast<size_t>(g) * n_split) + 1] = l_s[g];
+  }
+}
+
 // ---------------------------------------------------------------- decode: combine the splits
 // Block (h, seq): out = sum_s o_s l_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s.
+// With xq (one sequence, head_dim a multiple of 32), also the int8 form of out in quantize_q8's
+// layout: a head's 32-element chunks are whole 32-lane groups of the block.
 __global__ void decode_combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, int n_head,
-                                      int head_dim, int n_split, float* __restrict__ out) {
+                                      int head_dim, int n_split, float* __restrict__ out, int8_t* __restrict__ xq,
+                                      float* __restrict__ xd) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   const int h = blockIdx.x, seq = blockIdx.y;
   const size_t base = (static_cast<size_t>(seq) * n_head + h) * n_split;
   float M = -INFINITY;
@@ -187,7 +385,16 @@ __global__ void decode_combine_kernel(const float* __restrict__ part_o, const fl
       const float l = part_ml[2 * (base + s) + 1];
       if (l > 0.f) acc += part_o[(base + s) * head_dim + d] * l * expf(part_ml[2 * (base + s)] - M);
     }
-    out[(static_cast<size_t>(seq) * n_head + h) * head_dim + d] = acc / L;
+    const float v = acc / L;
+    const size_t e = (static_cast<size_t>(seq) * n_head + h) * head_dim + d;
+    out[e] = v;
+    if (xq) {
+      float amax = fabsf(v);
+      for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+      const float inv = amax > 0.f ? 127.f / amax : 0.f;
+      xq[e] = static_cast<int8_t>(rintf(v * inv));
+      if ((e & 31) == 0) xd[e >> 5] = amax / 127.f;
+    }
   }
 }
 
@@ -383,6 +590,24 @@ int split_length(int n_seq, int n_head, int head_dim, int max_seq_len) {
   return static_cast<int>(per);
 }
 
+// The one-pass kernel keeps a whole short context in one block (no combine launch): it takes the
+// larger of split_length and the context rounded up to 32, within kMaxSplit and shared memory.
+int decode_split(int n_seq, int n_head, int head_dim, int max_seq_len, bool one_pass) {
+  const int per = split_length(n_seq, n_head, head_dim, max_seq_len);
+  if (!one_pass) return per;
+  const long g_max = n_head < kMaxGroup ? n_head : kMaxGroup;
+  long cap = (46L * 1024 / (4 * g_max) - 2L * head_dim) / 32 * 32;
+  if (cap > kMaxSplit) cap = kMaxSplit;
+  long whole = (static_cast<long>(max_seq_len) + 31) / 32 * 32;
+  if (whole > cap) whole = cap;
+  return whole > per ? static_cast<int>(whole) : per;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+
 }  // namespace
 
 int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table, int block_size,
@@ -391,38 +616,79 @@ int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, cons
     return fail("kv_store: bad shape (tokens %d, kv heads %d, head_dim %d, block %d)", n_tok, n_kv_head, head_dim,
                 block_size);
   if (n_tok == 0) return 0;
-  kv_store_kernel<<<dim3(n_tok, n_kv_head), 128, 0, s>>>(k, v, pos, block_table, block_size, n_kv_head, head_dim,
+  (void)rf_launch(kv_store_kernel, dim3(n_tok, n_kv_head), 128, 0, s, k, v, pos, block_table, block_size, n_kv_head, head_dim,
                                                           k_pool, v_pool);
   return check(hipGetLastError(), "kv_store");
 }
 
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len) {
   if (n_seq <= 0 || n_head <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
-  const int split = split_length(n_seq, n_head, head_dim, max_seq_len);
+  // The one-pass kernel's splits are never shorter than the partial kernel's: size for the latter.
+  const int split = decode_split(n_seq, n_head, head_dim, max_seq_len, false);
   const size_t n_split = (max_seq_len + split - 1) / split;
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
 
 int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
                 int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
-                int head_dim, int block_size, float scale, float* out, void* workspace, hipStream_t s) {
+                int head_dim, int block_size, float scale, float* out, void* xq, void* workspace, hipStream_t s) {
   if (int rc = check_heads("attn_decode", n_head, n_kv_head, head_dim, block_size)) return rc;
   if (n_seq <= 0 || max_seq_len <= 0) return fail("attn_decode: bad batch (%d seqs, max len %d)", n_seq, max_seq_len);
   if (static_cast<long>(max_blocks) * block_size < max_seq_len)
     return fail("attn_decode: block table of %d blocks cannot hold %d positions", max_blocks, max_seq_len);
   if (!workspace) return fail("attn_decode: no workspace");
-  const int split = split_length(n_seq, n_head, head_dim, max_seq_len);
-  const int n_split = (max_seq_len + split - 1) / split;
+  if (xq && reinterpret_cast<uintptr_t>(xq) % 16 != 0) return fail("attn_decode: int8 output must be 16-byte aligned");
   const int G = n_head / n_kv_head;
+  const int qdim = n_head * head_dim;
+  // ROCFORGE_ATTN_ONEPASS: unset = the one-pass kernel where the partial kernel's split would cover
+  // the whole context anyway (many sequences, short contexts) and for contexts over 512 (its 256-
+  // position splits, H200, 32/8 heads x 128: 35 vs 78 us at 4096, 90 vs 135 at 16384; at 128-512 the
+  // partial kernel's 32-position splits win, 17-27 vs 24-29 us); 1 = always, stretching splits to
+  // whole contexts where they fit; 2 = always, with the partial kernel's splits; 0 = never.
+  const int mode = env_int("ROCFORGE_ATTN_ONEPASS", -1);
+  const int per = split_length(n_seq, n_head, head_dim, max_seq_len);
+  const bool one_pass = (head_dim == 64 || head_dim == 128) && reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 &&
+                        reinterpret_cast<uintptr_t>(v_pool) % 16 == 0 &&
+                        (mode == 1 || mode == 2 || (mode == -1 && (per >= max_seq_len || max_seq_len > 512)));
+  const int split = decode_split(n_seq, n_head, head_dim, max_seq_len, one_pass && mode != 2);
+  const int n_split = (max_seq_len + split - 1) / split;
   float* part_o = static_cast<float*>(workspace);
   float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
   const size_t smem = static_cast<size_t>(G) * (2 * head_dim + split) * sizeof(float);
-  decode_partial_kernel<<<dim3(n_split, n_kv_head, n_seq), kDecodeThreads, smem, s>>>(
-      q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split,
-      n_split, part_o, part_ml);
-  if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
-  decode_combine_kernel<<<dim3(n_head, n_seq), 128, 0, s>>>(part_o, part_ml, n_head, head_dim, n_split, out);
-  return check(hipGetLastError(), "attn_decode (combine)");
+  int8_t* q8 = static_cast<int8_t*>(xq);
+  float* d8 = q8 ? reinterpret_cast<float*>(q8 + (static_cast<size_t>(n_seq) * qdim + 15) / 16 * 16) : nullptr;
+  bool quantized = false;
+  if (one_pass) {
+    const bool fuse_q8 = q8 && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
+    const dim3 grid(n_split, n_kv_head, n_seq);
+    if (head_dim == 128)
+      (void)rf_launch(decode_attn_kernel<128>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
+                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, part_o, part_ml,
+                      out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
+    else
+      (void)rf_launch(decode_attn_kernel<64>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
+                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, part_o, part_ml,
+                      out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
+    if (int rc = check(hipGetLastError(), "attn_decode (one pass)")) return rc;
+    quantized = fuse_q8;
+  } else {
+    decode_partial_kernel<<<dim3(n_split, n_kv_head, n_seq), kDecodeThreads, smem, s>>>(
+        q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split,
+        n_split, part_o, part_ml);
+    if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
+  }
+  if (n_split > 1 || !one_pass) {
+    const bool fuse_q8 = q8 && n_seq == 1 && head_dim % 32 == 0;
+    (void)rf_launch(decode_combine_kernel, dim3(n_head, n_seq), 128, 0, s, part_o, part_ml, n_head, head_dim, n_split,
+                    out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
+    if (int rc = check(hipGetLastError(), "attn_decode (combine)")) return rc;
+    quantized = fuse_q8;
+  }
+  if (q8 && !quantized) {
+    if (qdim % 32 != 0) return fail("attn_decode: int8 output needs n_head * head_dim (%d) to be a multiple of 32", qdim);
+    return quantize_q8(out, n_seq * qdim, xq, s);
+  }
+  return 0;
 }
 
 int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,

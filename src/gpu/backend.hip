@@ -1,10 +1,21 @@
 // backend.hip - the exported C table of a GPU backend library (see backend_api.h): runtime calls
 // (devices, memory, streams, events) and the kernel launchers, with per-thread error messages.
+#include <cstdlib>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 
 #include "gpu/kernels.h"
+
+#if !(defined(__HIP__) || defined(__HIPCC__))
+bool rf_pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("ROCFORGE_GPU_PDL");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+#endif
 
 namespace rocforge::gpu {
 
@@ -196,8 +207,9 @@ int k_kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, co
 }
 int k_attn_decode(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* tables, int max_blocks,
                   const int32_t* lens, int n_seq, int max_len, int n_head, int nkv, int hd, int bs, float scale,
-                  float* out, void* ws, rf_stream s) {
-  return attn_decode(q, kp, vp, tables, max_blocks, lens, n_seq, max_len, n_head, nkv, hd, bs, scale, out, ws, st(s));
+                  float* out, void* xq, void* ws, rf_stream s) {
+  return attn_decode(q, kp, vp, tables, max_blocks, lens, n_seq, max_len, n_head, nkv, hd, bs, scale, out, xq, ws,
+                     st(s));
 }
 int k_attn_prefill(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* table, int pos0, int n_tok,
                    int n_head, int nkv, int hd, int bs, float scale, float* out, rf_stream s) {

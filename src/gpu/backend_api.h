@@ -15,7 +15,13 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 4u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 5u  // bump whenever this table changes: binary and library must agree
+
+// Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
+// the host writes while uploading (gpu/repack.h).
+#define RF_GPU_TYPE_Q4_0_G8 1002u  // Q4_0, eight blocks as planes [d x 8][qs x 8]
+#define RF_GPU_TYPE_Q8_0_G8 1008u  // Q8_0, likewise
+#define RF_GPU_TYPE_Q6_K_G8 1014u  // Q6_K, eight super-blocks as 16-byte aligned planes
 
 typedef void* rf_stream;
 typedef void* rf_event;
@@ -107,11 +113,12 @@ struct rf_gpu_api {
   size_t (*attn_decode_workspace)(int n_seq, int n_head, int head_dim, int max_seq_len);
   // Decode attention, one query token per sequence (split-K flash decoding; GQA reads each K/V head
   // once for all its query heads).  q, out: [n_seq][n_head][head_dim]; block_tables: [n_seq][max_blocks];
-  // seq_lens[i] = positions of sequence i to attend (>= 1, <= max_seq_len).
+  // seq_lens[i] = positions of sequence i to attend (>= 1, <= max_seq_len). d_xq (nullable, 16-byte
+  // aligned, q8_bytes(n_seq * n_head * head_dim)): also writes out in quantize_q8's int8 layout.
   int (*attn_decode)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,
                      const int32_t* d_block_tables, int max_blocks, const int32_t* d_seq_lens, int n_seq,
                      int max_seq_len, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
-                     float* d_out, void* d_workspace, rf_stream s);
+                     float* d_out, void* d_xq, void* d_workspace, rf_stream s);
   // Causal prefill attention for one sequence: query t sits at position pos0 + t and attends to
   // positions [0, pos0 + t] (already stored in the cache).  q, out: [n_tok][n_head][head_dim].
   int (*attn_prefill)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,

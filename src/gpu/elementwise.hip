@@ -7,6 +7,8 @@ namespace {
 
 // One block per row: sum of squares by a block reduction, then scale by w.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, float* y, int n, float eps) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   __shared__ float scratch[kRfMaxWavesPerBlock];
   const float* xr = x + static_cast<size_t>(blockIdx.x) * n;
   float* yr = y + static_cast<size_t>(blockIdx.x) * n;
@@ -20,6 +22,8 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
 // One thread per rotated pair (t, h, i), i < n_rot / 2.
 __global__ void rope_kernel(float* x, const int32_t* __restrict__ pos, int n_tok, int n_head, int head_dim, int n_rot,
                             float base, float freq_scale, const float* __restrict__ ff, int neox) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   const int half = n_rot / 2;
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= static_cast<size_t>(n_tok) * n_head * half) return;
@@ -38,6 +42,8 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ pos, int n_tok
 }
 
 __global__ void swiglu_kernel(const float* gate, const float* up, float* out, size_t n) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -46,6 +52,8 @@ __global__ void swiglu_kernel(const float* gate, const float* up, float* out, si
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* out, size_t n) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x)
     out[i] = a[i] + b[i];
@@ -63,7 +71,7 @@ unsigned stride_grid(size_t n, int threads) {
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s) {
   if (n <= 0 || n_rows < 0) return fail("rmsnorm: bad shape (n %d, rows %d)", n, n_rows);
   if (n_rows == 0) return 0;
-  rmsnorm_kernel<<<n_rows, 256, 0, s>>>(x, w, y, n, eps);
+  (void)rf_launch(rmsnorm_kernel, n_rows, 256, 0, s, x, w, y, n, eps);
   return check(hipGetLastError(), "rmsnorm");
 }
 
@@ -74,20 +82,20 @@ int rope(float* x, const int32_t* pos, int n_tok, int n_head, int head_dim, int 
   if (n_tok < 0 || n_head <= 0) return fail("rope: bad shape (tokens %d, heads %d)", n_tok, n_head);
   const size_t pairs = static_cast<size_t>(n_tok) * n_head * (n_rot / 2);
   if (pairs == 0) return 0;
-  rope_kernel<<<static_cast<unsigned>((pairs + 255) / 256), 256, 0, s>>>(x, pos, n_tok, n_head, head_dim, n_rot, base,
+  (void)rf_launch(rope_kernel, static_cast<unsigned>((pairs + 255) / 256), 256, 0, s, x, pos, n_tok, n_head, head_dim, n_rot, base,
                                                                          freq_scale, freq_factors, neox);
   return check(hipGetLastError(), "rope");
 }
 
 int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t s) {
   if (n == 0) return 0;
-  swiglu_kernel<<<stride_grid(n, 256), 256, 0, s>>>(gate, up, out, n);
+  (void)rf_launch(swiglu_kernel, stride_grid(n, 256), 256, 0, s, gate, up, out, n);
   return check(hipGetLastError(), "swiglu");
 }
 
 int add(const float* a, const float* b, float* out, size_t n, hipStream_t s) {
   if (n == 0) return 0;
-  add_kernel<<<stride_grid(n, 256), 256, 0, s>>>(a, b, out, n);
+  (void)rf_launch(add_kernel, stride_grid(n, 256), 256, 0, s, a, b, out, n);
   return check(hipGetLastError(), "add");
 }
 

@@ -22,10 +22,52 @@ __device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, flo
 }
 
 // One block (one row: decode). Pass 1 adds the residual and sums squares; pass 2 (same thread, same
-// indices, so no barrier is needed for x) scales, stores and quantizes.
+// indices, so no barrier is needed for x) scales, stores and quantizes. Rows of up to
+// kNormPerThread * blockDim elements stay in registers between the passes, and w (a weight, never
+// written) is loaded before waiting on the previous kernel (PDL), so after the wait the kernel makes
+// one round trip to memory instead of three.
+constexpr int kNormPerThread = 8;
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, const float* add, const float* __restrict__ w,
                                                               float* y, int n, float eps, int8_t* q, float* d) {
   __shared__ float scratch[kRfMaxWavesPerBlock];
+  const int nt = blockDim.x;
+  if (n <= kNormPerThread * nt) {
+    float wv[kNormPerThread], xv[kNormPerThread];
+#pragma unroll
+    for (int k = 0; k < kNormPerThread; ++k) {
+      const int i = threadIdx.x + k * nt;
+      wv[k] = i < n ? w[i] : 0.f;
+    }
+    rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+    rf_grid_trigger();
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < kNormPerThread; ++k) {
+      const int i = threadIdx.x + k * nt;
+      xv[k] = 0.f;
+      if (i < n) {
+        xv[k] = x[i];
+        if (add) {
+          xv[k] += add[i];
+          x[i] = xv[k];
+        }
+      }
+      ss = fmaf(xv[k], xv[k], ss);
+    }
+    ss = rf_block_sum(ss, scratch);  // ends with a barrier: `add` may alias y below
+    const float inv = rsqrtf(ss / n + eps);
+#pragma unroll
+    for (int k = 0; k < kNormPerThread; ++k) {
+      const int i = threadIdx.x + k * nt;
+      if (i >= n) break;  // whole waves leave together when n is a multiple of 32 (q needs that)
+      const float v = xv[k] * inv * wv[k];
+      if (y) y[i] = v;
+      if (q) quantize_lane(v, i, q, d);
+    }
+    return;
+  }
+  rf_grid_wait();
+  rf_grid_trigger();
   float ss = 0.f;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     float v = x[i];
@@ -46,6 +88,8 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, cons
 
 __global__ void __launch_bounds__(kThreads) swiglu_q8_kernel(const float* gate, const float* up, float* y, int n,
                                                              int8_t* q, float* d) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;  // n is a multiple of 32: whole chunks per block
   if (i >= n) return;
   const float g = gate[i];
@@ -63,14 +107,14 @@ int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, i
   if (n <= 0) return fail("rmsnorm_q8: bad length %d", n);
   if (xq && (n % 32 != 0 || reinterpret_cast<uintptr_t>(xq) % 16 != 0))
     return fail("rmsnorm_q8: quantized output needs a multiple of 32 elements (%d) and 16-byte alignment", n);
-  rmsnorm_q8_kernel<<<1, kNormThreads, 0, s>>>(x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
+  (void)rf_launch(rmsnorm_q8_kernel, 1, kNormThreads, 0, s, x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
   return check(hipGetLastError(), "rmsnorm_q8");
 }
 
 int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s) {
   if (n <= 0 || n % 32 != 0) return fail("swiglu_q8: length %d must be a positive multiple of 32", n);
   if (!xq || reinterpret_cast<uintptr_t>(xq) % 16 != 0) return fail("swiglu_q8: workspace must be 16-byte aligned");
-  swiglu_q8_kernel<<<(n + kThreads - 1) / kThreads, kThreads, 0, s>>>(gate, up, y, n, q_of(xq), d_of(xq, n));
+  (void)rf_launch(swiglu_q8_kernel, (n + kThreads - 1) / kThreads, kThreads, 0, s, gate, up, y, n, q_of(xq), d_of(xq, n));
   return check(hipGetLastError(), "swiglu_q8");
 }
 

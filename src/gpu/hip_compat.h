@@ -29,6 +29,16 @@ inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) {
   return hipGraphInstantiate(exec, g, nullptr, nullptr, 0);
 }
 
+// No programmatic dependent launch on AMD: plain stream-ordered launches (see the CUDA side).
+__device__ inline void rf_grid_wait() {}
+__device__ inline void rf_grid_trigger() {}
+__device__ inline void rf_prefetch_l2(const void*) {}
+template <typename... P, typename... A>
+inline hipError_t rf_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, hipStream_t s, A&&... args) {
+  hipLaunchKernelGGL(kernel, grid, block, smem, s, static_cast<P>(args)...);
+  return hipGetLastError();
+}
+
 // IEEE half bits -> float. _Float16 is native on every AMD target.
 __device__ inline float rf_half_to_float(uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __builtin_bit_cast(uint16_t, static_cast<_Float16>(f)); }
@@ -82,6 +92,10 @@ inline hipError_t hipGraphLaunch(hipGraphExec_t e, hipStream_t s) { return cudaG
 inline hipError_t hipGraphExecDestroy(hipGraphExec_t e) { return cudaGraphExecDestroy(e); }
 inline hipError_t hipGraphDestroy(hipGraph_t g) { return cudaGraphDestroy(g); }
 inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) { return cudaGraphInstantiate(exec, g, 0); }
+template <typename K>
+inline hipError_t hipOccupancyMaxActiveBlocksPerMultiprocessor(int* n, K kernel, int block, size_t smem) {
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, kernel, block, smem);
+}
 
 // Full-warp shuffles. Every lane of the warp takes part at every call site in this project.
 __device__ inline float rf_shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
@@ -92,6 +106,44 @@ __device__ inline int rf_shfl(int v, int src_lane) { return __shfl_sync(0xffffff
 
 __device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
+
+// Programmatic dependent launch (sm_90+). A kernel started by rf_launch may begin while the kernel
+// before it in the stream is still draining: its blocks get resident early, may prefetch what no
+// earlier kernel writes (weights), and must call rf_grid_wait() before touching any buffer an
+// earlier kernel reads or writes (it returns once those kernels finished and their writes are
+// visible). rf_grid_trigger() lets the next kernel start early. Inside a captured graph this becomes
+// a programmatic edge, so the gap between the decode step's ~400 small launches shrinks. Both calls
+// are no-ops for kernels launched the ordinary way; ROCFORGE_GPU_PDL=0 turns the attribute off.
+__device__ inline void rf_grid_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ inline void rf_grid_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ inline void rf_prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
+bool rf_pdl_enabled();  // backend.hip: $ROCFORGE_GPU_PDL, default on
+template <typename... P, typename... A>
+inline hipError_t rf_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, hipStream_t s, A&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = rf_pdl_enabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...);
+}
 
 #endif
 

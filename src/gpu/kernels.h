@@ -42,7 +42,7 @@ int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, cons
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len);
 int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
                 int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
-                int head_dim, int block_size, float scale, float* out, void* workspace, hipStream_t s);
+                int head_dim, int block_size, float scale, float* out, void* xq, void* workspace, hipStream_t s);
 int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
                  hipStream_t s);

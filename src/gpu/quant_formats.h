@@ -18,6 +18,8 @@ namespace rocforge::gpu {
 enum : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11,
   kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30, kMXFP4 = 39,
+  // Device-only layouts of a format's bytes (backend_api.h RF_GPU_TYPE_*, made by gpu/repack.h).
+  kQ4_0_G8 = 1002, kQ8_0_G8 = 1008, kQ6_K_G8 = 1014,
 };
 
 // Non-linear 4-bit code books (IQ4_NL / IQ4_XS, and MXFP4 E2M1 values times two), as floats. Plain global
@@ -43,6 +45,22 @@ __device__ inline uint32_t ld_u32_a2(const uint8_t* p) {
 __device__ inline uint32_t ld_u32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 __device__ inline uint4 ld_u128(const uint8_t* p) { return *reinterpret_cast<const uint4*>(p); }
 __device__ inline uint32_t byte_of(const uint32_t* w, int i) { return (w[i >> 2] >> (8 * (i & 3))) & 0xffu; }
+
+// Two consecutive words from an address aligned to Align bytes (>= 2).
+template <int Align>
+__device__ inline void ld_2w(const uint8_t* p, uint32_t w[2]) {
+  if constexpr (Align >= 8) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    w[0] = v.x;
+    w[1] = v.y;
+  } else if constexpr (Align >= 4) {
+    w[0] = ld_u32(p);
+    w[1] = ld_u32(p + 4);
+  } else {
+    w[0] = ld_u32_a2(p);
+    w[1] = ld_u32_a2(p + 4);
+  }
+}
 
 // The 16 bytes of "low nibble = element i, high nibble = element i + 16" blocks, as 4 words.
 template <int Align>
@@ -75,7 +93,8 @@ struct Fmt;
 // The quantized formats among them also provide the int8-activation path (x ~ dx * xq, 32 values
 // per scale, quantized once per decode step), in "items" of kItemChunks chunks handled by 4 lanes:
 //   items(n_chunks), load_xq(xq, xd, item, p, n_chunks, Xq&) (lane p's activations of the item) and
-//   dotq(row, item, p, n_chunks, const Xq&) (their sum against the weights),
+//   load_raw(row, item, p, n_chunks, Raw&) (lane p's weight words of the item, loads only) and
+//   dot_raw(raw, item, p, n_chunks, const Xq&) (their sum against the activations),
 // with byte dot-products (dp4a / v_dot4) and each lane consuming as many weight bytes per step as
 // the layout gives it (16 to 32 weights): the decode hot path.
 
@@ -154,23 +173,43 @@ struct Fmt<kBF16> {
 };
 
 // ---------------------------------------------------------------- 32-element blocks
-// Q4_0 {half d; u8 qs[16]}: x = (nibble - 8) * d
-template <>
-struct Fmt<kQ4_0> {
+// Q4_0 {half d; u8 qs[16]}: x = (nibble - 8) * d. Layouts (L: where block c's d and qs are):
+//   B32Plain<18>  - the GGUF blocks back to back, only 2-byte aligned: 16-bit loads throughout;
+//   B32Group8<16> - the GPU upload's (kQ4_0_G8, gpu/repack.h): eight blocks as [d x 8][qs x 8]
+//                   = 144 bytes, 16-byte aligned planes. Rows of a multiple of 256 only.
+// (Q8_0 below uses the same two layouts with 32-byte qs.)
+template <int kQsBytes>
+struct B32Plain {
+  static constexpr int kAlign = 2;
+  __device__ static const uint8_t* d(const uint8_t* row, int c) { return row + static_cast<size_t>(c) * (2 + kQsBytes); }
+  __device__ static const uint8_t* qs(const uint8_t* row, int c) { return d(row, c) + 2; }
+};
+template <int kQsBytes>
+struct B32Group8 {
+  static constexpr int kAlign = 16;  // plane bases; offsets within qs are multiples of 8
+  __device__ static const uint8_t* grp(const uint8_t* row, int c) {
+    return row + static_cast<size_t>(c >> 3) * (8 * (2 + kQsBytes));
+  }
+  __device__ static const uint8_t* d(const uint8_t* row, int c) { return grp(row, c) + 2 * (c & 7); }
+  __device__ static const uint8_t* qs(const uint8_t* row, int c) { return grp(row, c) + 16 + kQsBytes * (c & 7); }
+};
+
+template <class L>
+struct Q40Fmt {
   static constexpr int kBlockElems = 32, kBlockBytes = 18;
   // part p: nibble p/2 of qs[8(p%2) .. +8)
   __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const int sh = 4 * (p >> 1);
-    const uint32_t w0 = (ld_u32_a2(b + 2 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu;
-    const uint32_t w1 = (ld_u32_a2(b + 6 + 8 * (p & 1)) >> sh) & 0x0f0f0f0fu;
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * (p & 1), u);
+    const uint32_t w0 = (u[0] >> sh) & 0x0f0f0f0fu, w1 = (u[1] >> sh) & 0x0f0f0f0fu;
     float s = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       s = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], s);
       s = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], s);
     }
-    return ld_half(b) * (s - 8.f * xsum);
+    return ld_half(L::d(row, c)) * (s - 8.f * xsum);
   }
   // int8 path: an item is 2 chunks; lane p takes chunk 2 item + p/2, qs bytes 8(p%2) .. +8, both
   // nibbles (elements 8(p%2) + k and 16 + 8(p%2) + k).
@@ -184,24 +223,26 @@ struct Fmt<kQ4_0> {
     const uint2 hi = *reinterpret_cast<const uint2*>(xq + 32 * c + 16 + 8 * h);
     v = Xq{static_cast<int>(lo.x), static_cast<int>(lo.y), static_cast<int>(hi.x), static_cast<int>(hi.y), xd[c]};
   }
-  __device__ static float dotq(const uint8_t* row, int item, int p, int n_chunks, const Xq& v) {
+  struct Raw { uint32_t u[2]; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
     const int c = 2 * item + (p >> 1), h = p & 1;
-    if (c >= n_chunks) return 0.f;
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const uint32_t u0 = ld_u32_a2(b + 2 + 8 * h), u1 = ld_u32_a2(b + 6 + 8 * h);
-    int s = rf_dp4a(static_cast<int>(u0 & 0x0f0f0f0fu), v.lo0, 0);
-    s = rf_dp4a(static_cast<int>(u1 & 0x0f0f0f0fu), v.lo1, s);
-    s = rf_dp4a(static_cast<int>((u0 >> 4) & 0x0f0f0f0fu), v.hi0, s);
-    s = rf_dp4a(static_cast<int>((u1 >> 4) & 0x0f0f0f0fu), v.hi1, s);
+    if (c >= n_chunks) { r = Raw{{0u, 0u}, 0}; return; }
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * h, r.u);
+    r.d = ld_u16(L::d(row, c));
+  }
+  __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
+    int s = rf_dp4a(static_cast<int>(r.u[0] & 0x0f0f0f0fu), v.lo0, 0);
+    s = rf_dp4a(static_cast<int>(r.u[1] & 0x0f0f0f0fu), v.lo1, s);
+    s = rf_dp4a(static_cast<int>((r.u[0] >> 4) & 0x0f0f0f0fu), v.hi0, s);
+    s = rf_dp4a(static_cast<int>((r.u[1] >> 4) & 0x0f0f0f0fu), v.hi1, s);
     int sx = rf_dp4a(0x01010101, v.lo0, rf_dp4a(0x01010101, v.lo1, 0));
     sx = rf_dp4a(0x01010101, v.hi0, rf_dp4a(0x01010101, v.hi1, sx));
-    return ld_half(b) * v.dx * static_cast<float>(s - 8 * sx);
+    return rf_half_to_float(r.d) * v.dx * static_cast<float>(s - 8 * sx);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const float d = ld_half(b);
+    const float d = ld_half(L::d(row, c));
     uint32_t w[4];
-    ld_16<2>(b + 2, w);
+    ld_16<L::kAlign>(L::qs(row, c), w);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const uint32_t q = byte_of(w, i);
@@ -210,6 +251,10 @@ struct Fmt<kQ4_0> {
     }
   }
 };
+template <>
+struct Fmt<kQ4_0> : Q40Fmt<B32Plain<16>> {};
+template <>
+struct Fmt<kQ4_0_G8> : Q40Fmt<B32Group8<16>> {};
 
 // Q4_1 {half d, m; u8 qs[16]}: x = nibble * d + m
 template <>
@@ -269,21 +314,22 @@ struct Fmt<kQ5_1> {
   }
 };
 
-// Q8_0 {half d; i8 qs[32]}: x = q * d
-template <>
-struct Fmt<kQ8_0> {
+// Q8_0 {half d; i8 qs[32]}: x = q * d. Layouts as Q4_0's (kQ8_0_G8: [d x 8][qs x 8] = 272 bytes).
+template <class L>
+struct Q80Fmt {
   static constexpr int kBlockElems = 32, kBlockBytes = 34;
   // part p: bytes qs[8p .. +8), as (byte ^ 0x80) - 128
   __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const uint32_t w0 = ld_u32_a2(b + 2 + 8 * p) ^ 0x80808080u, w1 = ld_u32_a2(b + 6 + 8 * p) ^ 0x80808080u;
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * p, u);
+    const uint32_t w0 = u[0] ^ 0x80808080u, w1 = u[1] ^ 0x80808080u;
     float s = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       s = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], s);
       s = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], s);
     }
-    return ld_half(b) * (s - 128.f * xsum);
+    return ld_half(L::d(row, c)) * (s - 128.f * xsum);
   }
   // int8 path: an item is 1 chunk; lane p takes bytes 8p .. +8.
   static constexpr int kItemChunks = 1;
@@ -293,23 +339,28 @@ struct Fmt<kQ8_0> {
     const uint2 q = *reinterpret_cast<const uint2*>(xq + 32 * item + 8 * p);
     v = Xq{static_cast<int>(q.x), static_cast<int>(q.y), xd[item]};
   }
-  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
-    const uint8_t* b = row + static_cast<size_t>(item) * kBlockBytes;
-    const int s = rf_dp4a(static_cast<int>(ld_u32_a2(b + 6 + 8 * p)), v.x1,
-                          rf_dp4a(static_cast<int>(ld_u32_a2(b + 2 + 8 * p)), v.x0, 0));
-    return ld_half(b) * v.dx * static_cast<float>(s);
+  struct Raw { uint32_t u[2]; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    ld_2w<L::kAlign>(L::qs(row, item) + 8 * p, r.u);
+    r.d = ld_u16(L::d(row, item));
+  }
+  __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
+    const int s = rf_dp4a(static_cast<int>(r.u[1]), v.x1, rf_dp4a(static_cast<int>(r.u[0]), v.x0, 0));
+    return rf_half_to_float(r.d) * v.dx * static_cast<float>(s);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
-    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
-    const float d = ld_half(b);
+    const float d = ld_half(L::d(row, c));
+    uint32_t w[8];
+    ld_16<L::kAlign>(L::qs(row, c), w);
+    ld_16<L::kAlign>(L::qs(row, c) + 16, w + 4);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t w = ld_u32_a2(b + 2 + 4 * i);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) v[4 * i + j] = u2f(((w >> (8 * j)) & 0xffu) ^ 0x80u, 128.f) * d;  // int8 = (byte ^ 0x80) - 128
-    }
+    for (int i = 0; i < 32; ++i) v[i] = u2f(byte_of(w, i) ^ 0x80u, 128.f) * d;  // int8 = (byte ^ 0x80) - 128
   }
 };
+template <>
+struct Fmt<kQ8_0> : Q80Fmt<B32Plain<32>> {};
+template <>
+struct Fmt<kQ8_0_G8> : Q80Fmt<B32Group8<32>> {};
 
 // IQ4_NL {half d; u8 qs[16]}: x = kIq4Values[nibble] * d
 template <>
@@ -444,7 +495,8 @@ struct Fmt<kQ4_K> {
   // lane p takes pair J = 2 item + p/2, bytes 16(p%2) .. +16 (one 16-byte load), low nibbles for chunk
   // 2J and high nibbles for chunk 2J + 1.
   static constexpr int kItemChunks = 4;
-  struct Xq { uint4 l, h; float dl, dh; };
+  // sl, sh: sums of the lane's 16 low / high activations (for the mins), shared by every row.
+  struct Xq { uint4 l, h; float dl, dh; int sl, sh; };
   __device__ static int items(int n_chunks) { return n_chunks / 4; }
   __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
     const int J = 2 * item + (p >> 1), o = 16 * (p & 1);
@@ -452,26 +504,46 @@ struct Fmt<kQ4_K> {
     v.h = *reinterpret_cast<const uint4*>(xq + 64 * J + 32 + o);
     v.dl = xd[2 * J];
     v.dh = xd[2 * J + 1];
+    const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
+    const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
+    v.sl = v.sh = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v.sl = rf_dp4a(0x01010101, xl[k], v.sl);
+      v.sh = rf_dp4a(0x01010101, xh[k], v.sh);
+    }
   }
-  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
+  struct Raw { uint4 q, hd; };  // the lane's 16 qs bytes and its super-block's 16-byte header
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
     const int J = 2 * item + (p >> 1), j = J & 3;
     const uint8_t* b = row + static_cast<size_t>(J >> 2) * kBlockBytes;
-    const uint4 q = *reinterpret_cast<const uint4*>(b + 16 + 32 * j + 16 * (p & 1));
+    r.q = *reinterpret_cast<const uint4*>(b + 16 + 32 * j + 16 * (p & 1));
+    r.hd = *reinterpret_cast<const uint4*>(b);
+  }
+  __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
+    const int j = (2 * item + (p >> 1)) & 3;
+    const uint4 q = r.q;
     const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
     const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
     const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
-    int al = 0, ah = 0, sl = 0, sh = 0;
+    int al = 0, ah = 0;
+    const int sl = v.sl, sh = v.sh;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       al = rf_dp4a(static_cast<int>(qw[k] & 0x0f0f0f0fu), xl[k], al);
       ah = rf_dp4a(static_cast<int>((qw[k] >> 4) & 0x0f0f0f0fu), xh[k], ah);
-      sl = rf_dp4a(0x01010101, xl[k], sl);
-      sh = rf_dp4a(0x01010101, xh[k], sh);
     }
-    const uint32_t dd = ld_u32(b);
-    int scl, ml, sch, mh;
-    k4_scale_min(b + 4, 2 * j, scl, ml);
-    k4_scale_min(b + 4, 2 * j + 1, sch, mh);
+    // The 16-byte header (d, dmin, 12 scale bytes) as one load; scales 2j and 2j + 1 are adjacent
+    // bytes of its words, found by shifts (a runtime index into an array would spill). Against two
+    // k4_scale_min calls of byte loads: 8B matvecs 1.89 -> 1.73 ms/token (H200, 2 rows per group).
+    const uint4 hd = r.hd;
+    const uint32_t dd = hd.x;
+    const int shf = 16 * (j & 1);
+    const uint32_t a1 = (hd.y >> shf) & 0xffffu, a2 = (hd.z >> shf) & 0xffffu, a3 = (hd.w >> shf) & 0xffffu;
+    const uint32_t sc2 = j < 2 ? a1 & 0x3f3fu : (a3 & 0x0f0fu) | ((a1 >> 2) & 0x3030u);
+    const uint32_t m2 = j < 2 ? a2 & 0x3f3fu : ((a3 >> 4) & 0x0f0fu) | ((a2 >> 2) & 0x3030u);
+    const int scl = static_cast<int>(sc2 & 0xffu), sch = static_cast<int>(sc2 >> 8);
+    const int ml = static_cast<int>(m2 & 0xffu), mh = static_cast<int>(m2 >> 8);
     const float sum_q = v.dl * static_cast<float>(scl * al) + v.dh * static_cast<float>(sch * ah);
     const float sum_m = v.dl * static_cast<float>(ml * sl) + v.dh * static_cast<float>(mh * sh);
     return rf_half_to_float(dd & 0xffffu) * sum_q - rf_half_to_float(dd >> 16) * sum_m;
@@ -520,33 +592,58 @@ struct Fmt<kQ5_K> {
 // Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; half d}. Chunk s: n = s/4, g = s%4; low 4 bits are
 // nibble g/2 of ql[64n + 32(g%2) + l], high 2 bits are bits 2g of qh[32n + l]; x = d * sc * (q - 32)
 // with sc = scales[8n + 2g + l/16].
-template <>
-struct Fmt<kQ6_K> {
+//
+// Two layouts of the same bytes (L says where super-block sb's parts are):
+//   Q6Plain  - the GGUF blocks back to back. 210-byte blocks are only 2-byte aligned, so every word
+//              costs two 16-bit loads: the int8 path issues 12 loads per 24 weight bytes.
+//   Q6Group8 - the GPU upload's layout (kQ6_K_G8, gpu/repack.h): eight super-blocks as planes
+//              [ql 8 x 128][qh 8 x 64][scales 8 x 16][d 8 x 2] = 1680 bytes, every plane 16-byte
+//              aligned, so the same work takes 3 eight-byte loads. Rows of a multiple of 2048 only.
+struct Q6Plain {
+  static constexpr int kAlign = 2;
+  __device__ static const uint8_t* ql(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb) * 210; }
+  __device__ static const uint8_t* qh(const uint8_t* row, int sb) { return ql(row, sb) + 128; }
+  __device__ static const uint8_t* sc(const uint8_t* row, int sb) { return ql(row, sb) + 192; }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return ql(row, sb) + 208; }
+};
+struct Q6Group8 {
+  static constexpr int kAlign = 16;  // plane bases; ld_2w offsets within them are multiples of 8
+  __device__ static const uint8_t* grp(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb >> 3) * 1680; }
+  __device__ static const uint8_t* ql(const uint8_t* row, int sb) { return grp(row, sb) + 128 * (sb & 7); }
+  __device__ static const uint8_t* qh(const uint8_t* row, int sb) { return grp(row, sb) + 1024 + 64 * (sb & 7); }
+  __device__ static const uint8_t* sc(const uint8_t* row, int sb) { return grp(row, sb) + 1536 + 16 * (sb & 7); }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return grp(row, sb) + 1664 + 2 * (sb & 7); }
+};
+
+
+template <class L>
+struct Q6Fmt {
   static constexpr int kBlockElems = 256, kBlockBytes = 210;
   // part p of chunk s = (n, g): low bits from ql[64n + 32(g%2) + 8p ..) nibble g/2, high bits from
   // qh[32n + 8p ..) bits 2g; scale 8n + 2g + p/2.
   __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
-    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
-    const int s = c & 7, n = s >> 2, g = s & 3;
-    const uint8_t* ql = b + 64 * n + 32 * (g & 1) + 8 * p;
-    const uint8_t* qh = b + 128 + 32 * n + 8 * p;
+    const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;
+    uint32_t lo[2], hi[2];
+    ld_2w<L::kAlign>(L::ql(row, sb) + 64 * n + 32 * (g & 1) + 8 * p, lo);
+    ld_2w<L::kAlign>(L::qh(row, sb) + 32 * n + 8 * p, hi);
     const int ls = 4 * (g >> 1), hs = 2 * g;
-    const uint32_t w0 = ((ld_u32_a2(ql) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh) >> hs) & 0x03030303u) << 4);
-    const uint32_t w1 = ((ld_u32_a2(ql + 4) >> ls) & 0x0f0f0f0fu) | (((ld_u32_a2(qh + 4) >> hs) & 0x03030303u) << 4);
+    const uint32_t w0 = ((lo[0] >> ls) & 0x0f0f0f0fu) | (((hi[0] >> hs) & 0x03030303u) << 4);
+    const uint32_t w1 = ((lo[1] >> ls) & 0x0f0f0f0fu) | (((hi[1] >> hs) & 0x03030303u) << 4);
     float acc = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       acc = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], acc);
       acc = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], acc);
     }
-    const float d = ld_half(b + 208) * static_cast<int8_t>(b[192 + 8 * n + 2 * g + (p >> 1)]);
+    const float d = ld_half(L::d(row, sb)) * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + (p >> 1)]);
     return d * (acc - 32.f * xsum);
   }
   // int8 path: an item is half a super-block (n = item % 2: chunks 4n + g, g = 0..3); lane p takes
   // positions l = 8p .. +8 of all four chunks: ql[64n + 8p ..) (g = 0 low, g = 2 high nibbles),
   // ql[64n + 32 + 8p ..) (g = 1, 3) and qh[32n + 8p ..) (2 bits per g).
   static constexpr int kItemChunks = 4;
-  struct Xq { int x[4][2]; float dx[4]; };
+  // s32[g]: 32 * (sum of the lane's 8 activations of chunk g), the -32 offset, shared by every row.
+  struct Xq { int x[4][2]; float dx[4]; int s32[4]; };
   __device__ static int items(int n_chunks) { return n_chunks / 4; }
   __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
 #pragma unroll
@@ -555,43 +652,50 @@ struct Fmt<kQ6_K> {
       v.x[g][0] = static_cast<int>(q.x);
       v.x[g][1] = static_cast<int>(q.y);
       v.dx[g] = xd[4 * item + g];
+      v.s32[g] = 32 * rf_dp4a(0x01010101, v.x[g][1], rf_dp4a(0x01010101, v.x[g][0], 0));
     }
   }
-  __device__ static float dotq(const uint8_t* row, int item, int p, int, const Xq& v) {
-    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
-    const int n = item & 1;
-    const uint8_t* ql = b + 64 * n + 8 * p;
-    const uint8_t* qh = b + 128 + 32 * n + 8 * p;
-    const uint32_t L0[2] = {ld_u32_a2(ql), ld_u32_a2(ql + 4)};
-    const uint32_t L1[2] = {ld_u32_a2(ql + 32), ld_u32_a2(ql + 36)};
-    const uint32_t H[2] = {ld_u32_a2(qh), ld_u32_a2(qh + 4)};
-    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n + (p >> 1));
+  // The lane's weight words: low bits L0 (g = 0, 2) and L1 (g = 1, 3), high bits H, the 8 scale
+  // bytes of its half super-block S, and d.
+  struct Raw { uint32_t L0[2], L1[2], H[2], S[2]; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    const int sb = item >> 1, n = item & 1;
+    const uint8_t* ql = L::ql(row, sb) + 64 * n + 8 * p;
+    ld_2w<L::kAlign>(ql, r.L0);
+    ld_2w<L::kAlign>(ql + 32, r.L1);
+    ld_2w<L::kAlign>(L::qh(row, sb) + 32 * n + 8 * p, r.H);
+    ld_2w<L::kAlign>(L::sc(row, sb) + 8 * n, r.S);
+    r.d = ld_u16(L::d(row, sb));
+  }
+  __device__ static float dot_raw(const Raw& r, int, int p, int, const Xq& v) {
     float acc = 0.f;
 #pragma unroll
     for (int g = 0; g < 4; ++g) {
-      int a = 0, sx = 0;
+      int a = 0;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const uint32_t lo = g & 1 ? L1[k] : L0[k];
-        const uint32_t q = ((lo >> (4 * (g >> 1))) & 0x0f0f0f0fu) | (((H[k] >> (2 * g)) & 0x03030303u) << 4);
+        const uint32_t lo = g & 1 ? r.L1[k] : r.L0[k];
+        const uint32_t q = ((lo >> (4 * (g >> 1))) & 0x0f0f0f0fu) | (((r.H[k] >> (2 * g)) & 0x03030303u) << 4);
         a = rf_dp4a(static_cast<int>(q), v.x[g][k], a);
-        sx = rf_dp4a(0x01010101, v.x[g][k], sx);
       }
-      acc = fmaf(v.dx[g] * sc[2 * g], static_cast<float>(a - 32 * sx), acc);
+      // scale byte (p / 2) + 2g of the 8: word g / 2, byte (p / 2) + 2 (g % 2)
+      const int sc = static_cast<int8_t>((r.S[g >> 1] >> (8 * ((p >> 1) + 2 * (g & 1)))) & 0xffu);
+      acc = fmaf(v.dx[g] * sc, static_cast<float>(a - v.s32[g]), acc);
     }
-    return ld_half(b + 208) * acc;
+    return rf_half_to_float(r.d) * acc;
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
-    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
-    const int s = c & 7, n = s >> 2, g = s & 3;
-    const float d = ld_half(b + 208);
-    const float d0 = d * static_cast<int8_t>(b[192 + 8 * n + 2 * g]);
-    const float d1 = d * static_cast<int8_t>(b[192 + 8 * n + 2 * g + 1]);
+    const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;
+    const float d = ld_half(L::d(row, sb));
+    const float d0 = d * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g]);
+    const float d1 = d * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + 1]);
     uint32_t lo[8], hi[8];
-    ld_16<2>(b + 64 * n + 32 * (g & 1), lo);
-    ld_16<2>(b + 64 * n + 32 * (g & 1) + 16, lo + 4);
-    ld_16<2>(b + 128 + 32 * n, hi);
-    ld_16<2>(b + 128 + 32 * n + 16, hi + 4);
+    const uint8_t* ql = L::ql(row, sb) + 64 * n + 32 * (g & 1);
+    const uint8_t* qh = L::qh(row, sb) + 32 * n;
+    ld_16<L::kAlign>(ql, lo);
+    ld_16<L::kAlign>(ql + 16, lo + 4);
+    ld_16<L::kAlign>(qh, hi);
+    ld_16<L::kAlign>(qh + 16, hi + 4);
     const int lshift = 4 * (g >> 1), hshift = 2 * g;
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
@@ -600,6 +704,10 @@ struct Fmt<kQ6_K> {
     }
   }
 };
+template <>
+struct Fmt<kQ6_K> : Q6Fmt<Q6Plain> {};
+template <>
+struct Fmt<kQ6_K_G8> : Q6Fmt<Q6Group8> {};
 
 // IQ4_XS {half d; u16 scales_h; u8 scales_l[4]; u8 qs[128]}. Chunk s: 6-bit scale (stored +32) from
 // nibble s%2 of scales_l[s/2] and bits 2s of scales_h; 16 bytes qs[16s ..) as in IQ4_NL.
@@ -629,11 +737,13 @@ struct HasDot8 { static constexpr bool value = false; };
 template <class F>
 struct HasDot8<F, decltype(void(&F::dot8))> { static constexpr bool value = true; };
 
-// True for formats with the int8-activation decode path.
+// True for formats with the int8-activation decode path: load_raw (the lane's weight words of one
+// item into registers) and dot_raw (their dot product with the activations), split so the matvec
+// can issue every row's loads, and the next item's, before the first multiply.
 template <class F, class = void>
 struct HasDot8q { static constexpr bool value = false; };
 template <class F>
-struct HasDot8q<F, decltype(void(&F::dotq))> { static constexpr bool value = true; };
+struct HasDot8q<F, decltype(void(&F::dot_raw))> { static constexpr bool value = true; };
 
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>
@@ -652,6 +762,9 @@ inline bool dispatch_type(uint32_t type, F&& f) {
     case kQ4_K: f(Fmt<kQ4_K>{}); return true;
     case kQ5_K: f(Fmt<kQ5_K>{}); return true;
     case kQ6_K: f(Fmt<kQ6_K>{}); return true;
+    case kQ6_K_G8: f(Fmt<kQ6_K_G8>{}); return true;
+    case kQ4_0_G8: f(Fmt<kQ4_0_G8>{}); return true;
+    case kQ8_0_G8: f(Fmt<kQ8_0_G8>{}); return true;
     case kIQ4_NL: f(Fmt<kIQ4_NL>{}); return true;
     case kIQ4_XS: f(Fmt<kIQ4_XS>{}); return true;
     case kMXFP4: f(Fmt<kMXFP4>{}); return true;

@@ -108,6 +108,8 @@ __device__ void finish(const A& a, int count, float mx, uint32_t kk, float top_p
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int n, float temperature,
                                                           int top_k, float top_p, float min_p, float u,
                                                           int32_t* __restrict__ token) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   __shared__ float scratch[kRfMaxWavesPerBlock];
   __shared__ double seg_mass[kThreads];
   __shared__ double scratch_d[kRfMaxWavesPerBlock];
@@ -238,7 +240,7 @@ int sample(const float* logits, int n_vocab, float temperature, int top_k, float
   if (!(u >= 0.f && u < 1.f)) return fail("sample: u = %g must be in [0, 1)", u);
   if (!(top_p > 0.f)) return fail("sample: top_p = %g must be > 0", top_p);
   if (min_p > 1.f) return fail("sample: min_p = %g must be <= 1", min_p);
-  sample_kernel<<<1, kThreads, 0, s>>>(logits, n_vocab, temperature, top_k, top_p, min_p, u, token);
+  (void)rf_launch(sample_kernel, 1, kThreads, 0, s, logits, n_vocab, temperature, top_k, top_p, min_p, u, token);
   return check(hipGetLastError(), "sample");
 }
 

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "cpu/thread_pool.h"
 #include "gpu/backend_api.h"
+#include "gpu/repack.h"
 #include "model/cpu_forward.h"
 
 namespace rocforge {
@@ -135,8 +136,9 @@ struct GpuLayer {
   DevWeight attn_norm, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, ffn_down;
   // q/k/v rows live back to back in one buffer when their format and width agree (then qkv views all
   // of them and decode runs one matvec); likewise gate/up. Prefill multiplies each part on its own.
+  // When only q and k agree (Q4_K_M keeps v in Q6_K), qk views those two and v stays apart.
   DevBuf qkv_buf, gu_buf;
-  Mat q, k, v, qkv, gate, up, gu;
+  Mat q, k, v, qkv, qk, gate, up, gu;
   DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
   DevWeight router, gate_exps, up_exps, down_exps;  // MoE: [E -> n_expert], [n_expert][F x E] ...
 };
@@ -218,7 +220,7 @@ class GpuExecutor final : public Executor {
     if (!w.present()) return m;
     const WeightRef& r = *w.ref;
     m.d = w.buf.get();
-    m.type = static_cast<uint32_t>(r.type);
+    m.type = dev_type(r);
     m.row_bytes = r.row_bytes;
     m.rows = static_cast<int>(r.rows);
     m.cols = static_cast<int>(r.cols);
@@ -229,13 +231,18 @@ class GpuExecutor final : public Executor {
   // Uploads the given matrices into one buffer, rows back to back, when they share format and row
   // size; fills the per-part views and `all` (the concatenation). Otherwise separate buffers, `all`
   // empty. `keep` holds the separate uploads.
-  void upload_fused(std::initializer_list<const WeightRef*> parts, DevBuf& buf, std::vector<DevWeight>& keep,
-                    std::initializer_list<Mat*> views, Mat& all) {
+  bool fusable(std::initializer_list<const WeightRef*> parts) const {
     bool same = true;
     const WeightRef& first = **parts.begin();
     for (const WeightRef* w : parts)
       same = same && w->present() && w->n_mats == 1 && w->type == first.type && w->cols == first.cols &&
              w->row_bytes == first.row_bytes;
+    return same;
+  }
+  void upload_fused(std::initializer_list<const WeightRef*> parts, DevBuf& buf, std::vector<DevWeight>& keep,
+                    std::initializer_list<Mat*> views, Mat& all) {
+    const WeightRef& first = **parts.begin();
+    const bool same = fusable(parts);
     auto vit = views.begin();
     if (!same || !fuse_) {
       for (const WeightRef* w : parts) {
@@ -252,13 +259,13 @@ class GpuExecutor final : public Executor {
     int rows = 0;
     for (const WeightRef* w : parts) {
       uint8_t* d = buf.get<uint8_t>() + off;
-      be_->check(api_.memcpy_h2d(d, w->data, weight_bytes(*w), stream_), "uploading " + w->name);
+      copy_weight(d, *w);
       Mat& m = **vit++;
-      m = Mat{d, static_cast<uint32_t>(w->type), w->row_bytes, static_cast<int>(w->rows), static_cast<int>(w->cols), &w->name};
+      m = Mat{d, dev_type(*w), w->row_bytes, static_cast<int>(w->rows), static_cast<int>(w->cols), &w->name};
       off += weight_bytes(*w);
       rows += static_cast<int>(w->rows);
     }
-    all = Mat{buf.get(), static_cast<uint32_t>(first.type), first.row_bytes, rows, static_cast<int>(first.cols), &first.name};
+    all = Mat{buf.get(), dev_type(first), first.row_bytes, rows, static_cast<int>(first.cols), &first.name};
   }
 
   DevWeight upload(const WeightRef& w) {
@@ -266,8 +273,27 @@ class GpuExecutor final : public Executor {
     d.ref = &w;
     if (!w.present()) return d;
     d.buf = DevBuf(be_, weight_bytes(w));
-    be_->check(api_.memcpy_h2d(d.buf.get(), w.data, weight_bytes(w), stream_), "uploading " + w.name);
+    copy_weight(d.buf.get<uint8_t>(), w);
     return d;
+  }
+
+  // The type id the kernels get for w: its GGUF type, or a device layout of it (gpu/repack.h) that
+  // copy_weight writes. ROCFORGE_GPU_REPACK=0 keeps every GGUF layout (A/B runs).
+  uint32_t dev_type(const WeightRef& w) const {
+    const auto t = static_cast<uint32_t>(w.type);
+    return repack_ ? gpu::device_layout(t, w.cols) : t;
+  }
+  void copy_weight(uint8_t* d, const WeightRef& w) {
+    std::vector<uint8_t> staged;
+    if (dev_type(w) != static_cast<uint32_t>(w.type)) {
+      staged.resize(weight_bytes(w));
+      if (!gpu::repack_rows(static_cast<uint32_t>(w.type), w.data, staged.data(),
+                            static_cast<int64_t>(w.rows) * w.n_mats, w.cols, w.row_bytes))
+        staged.clear();  // a layout of the same bytes in the same order
+    }
+    be_->check(api_.memcpy_h2d(d, staged.empty() ? w.data : staged.data(), weight_bytes(w), stream_),
+               "uploading " + w.name);
+    if (!staged.empty()) be_->check(api_.stream_sync(stream_), "uploading " + w.name);  // `staged` dies here
   }
 
   void upload_weights() {
@@ -279,7 +305,13 @@ class GpuExecutor final : public Executor {
       g.attn_norm = upload(L.attn_norm), g.wo = upload(L.wo);
       g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
       g.q_norm = upload(L.q_norm), g.k_norm = upload(L.k_norm), g.ffn_norm = upload(L.ffn_norm);
-      upload_fused({&L.wq, &L.wk, &L.wv}, g.qkv_buf, separate_, {&g.q, &g.k, &g.v}, g.qkv);
+      if (fusable({&L.wq, &L.wk, &L.wv}) || !fusable({&L.wq, &L.wk})) {
+        upload_fused({&L.wq, &L.wk, &L.wv}, g.qkv_buf, separate_, {&g.q, &g.k, &g.v}, g.qkv);
+      } else {
+        upload_fused({&L.wq, &L.wk}, g.qkv_buf, separate_, {&g.q, &g.k}, g.qk);
+        separate_.push_back(upload(L.wv));
+        g.v = mat_of(separate_.back());
+      }
       if (c_.n_expert > 0) {
         g.router = upload(L.ffn_router);
         g.gate_exps = upload(L.ffn_gate_exps), g.up_exps = upload(L.ffn_up_exps), g.down_exps = upload(L.ffn_down_exps);
@@ -383,6 +415,7 @@ class GpuExecutor final : public Executor {
   std::unique_ptr<CpuForward> cpu_;
   rf_stream stream_ = nullptr;
   bool use_q8_ = true;
+  bool repack_ = !env_off("ROCFORGE_GPU_REPACK");
   bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
@@ -522,7 +555,7 @@ int GpuExecutor::run_step(const Batch& b) {
 void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_out) {
   if (n_cpu_ == 0) {
     const WeightRef& e = m_.token_embd();
-    be_->check(api_.embed(uint32_t(e.type), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T,
+    be_->check(api_.embed(dev_type(e), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T,
                           x_.get<float>(), stream_), "embedding");
   }
   pending_ = false;
@@ -619,6 +652,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   if (T == 1 && L.qkv.present()) {
     proj(L.qkv, h, q, T, &hq);
+  } else if (T == 1 && L.qk.present()) {  // writes q then k, back to back
+    proj(L.qk, h, q, T, &hq);
+    proj(L.v, h, v, T, &hq);
   } else {
     proj(L.q, h, q, T, &hq);
     proj(L.k, h, k, T, &hq);
@@ -651,9 +687,13 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
                      tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kp, vp, stream_), "kv_store");
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Decode of one token: attention also writes the int8 input of the output projection.
+  bool hatt = false;
   if (all_decode_) {
+    void* xq_att = fz && qd % 32 == 0 ? xq_.get() : nullptr;
     ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
-                        kv_.block_size, scale, att, workspace_.get(), stream_), "attn_decode");
+                        kv_.block_size, scale, att, xq_att, workspace_.get(), stream_), "attn_decode");
+    hatt = xq_att != nullptr;
   } else {
     for (int s = 0; s < n_seq; ++s) {
       if (seq_ntok_[s] == 0) continue;
@@ -662,7 +702,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
                            Hkv, D, kv_.block_size, scale, att + int64_t(t0) * qd, stream_), "attn_prefill");
     }
   }
-  proj(L.wo, att, h, T);
+  proj(L.wo, att, h, T, &hatt);
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up].
   bool hq2 = false;

@@ -132,7 +132,24 @@ TEST(GpuAttention, KvStoreWritesHalfValuesIntoTheRightSlots) {
         }
 }
 
-TEST(GpuAttention, SplitKDecodeMatchesReference) {
+// Runs the decode test body under each ROCFORGE_ATTN_ONEPASS mode: the default choice, the one-pass
+// kernel (head_dim 64 / 128) over whole short contexts (1) or over the partial kernel's splits (2),
+// and the split/combine pair it replaces (0), which other head sizes always use.
+class GpuAttentionDecode : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (*GetParam()) setenv("ROCFORGE_ATTN_ONEPASS", GetParam(), 1);
+    else unsetenv("ROCFORGE_ATTN_ONEPASS");
+  }
+  void TearDown() override { unsetenv("ROCFORGE_ATTN_ONEPASS"); }
+};
+INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionDecode, ::testing::Values("", "1", "2", "0"), [](const auto& info) {
+  const std::string m = info.param;
+  return m.empty() ? std::string("Default") : m == "1" ? std::string("OnePassWhole") : m == "2" ? std::string("OnePassSplits")
+                                                                                           : std::string("SplitCombine");
+});
+
+TEST_P(GpuAttentionDecode, MatchesReference) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -158,7 +175,7 @@ TEST(GpuAttention, SplitKDecodeMatchesReference) {
     const float scale = 1.f / std::sqrt(static_cast<float>(l.head_dim));
     gpu->check(gpu->api().attn_decode(dq->as<float>(), kp.as<uint16_t>(), vp.as<uint16_t>(), tables->as<int32_t>(),
                                       c.max_blocks, dlens->as<int32_t>(), n_seq, max_len, l.n_head, l.n_kv_head,
-                                      l.head_dim, l.block_size, scale, dout.as<float>(), work.get(), nullptr),
+                                      l.head_dim, l.block_size, scale, dout.as<float>(), nullptr, work.get(), nullptr),
                "attn_decode");
     const auto out = dout.download<float>(q.size());
     std::vector<float> ref(static_cast<size_t>(l.n_head) * l.head_dim);
@@ -166,6 +183,62 @@ TEST(GpuAttention, SplitKDecodeMatchesReference) {
       attend_ref(l, q.data() + static_cast<size_t>(s) * ref.size(), c.k[s], c.v[s], lens[s], scale, ref.data());
       for (size_t i = 0; i < ref.size(); ++i)
         ASSERT_NEAR(out[s * ref.size() + i], ref[i], 1e-4) << "seq " << s << " (len " << lens[s] << ") element " << i;
+    }
+  }
+}
+
+// One sequence decoding (the graphed decode step): short contexts fit one block of the one-pass
+// kernel, which then also writes the int8 form of its output; longer ones take the quantize launch.
+// Either way the int8 output must be quantize_q8's rounding of the float output.
+TEST_P(GpuAttentionDecode, SingleSequenceWithInt8Output) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (const Layout& l : {Layout{32, 8, 128, 32}, Layout{8, 2, 64, 16}, Layout{4, 4, 128, 16}}) {
+    for (int len : {1, 37, 256, 700}) {
+      SCOPED_TRACE(name(l) + " len " + std::to_string(len));
+      const std::vector<int> lens = {len};
+      const int bucket = std::max(256, (len + 255) / 256 * 256);  // as the graphed step passes it
+      Cache c = make_cache(l, lens, rng);
+      const int max_blocks = bucket / l.block_size;
+      std::vector<int32_t> tables(max_blocks, 0);
+      std::copy(c.tables.begin(), c.tables.begin() + c.max_blocks, tables.begin());
+      c.tables = tables;
+      c.max_blocks = max_blocks;
+      const size_t pool = static_cast<size_t>(c.n_blocks) * l.n_kv_head * l.block_size * l.head_dim;
+      DeviceBuffer kp(*gpu, pool * 2), vp(*gpu, pool * 2);
+      auto dtables = to_device(*gpu, c.tables);
+      fill_pool(*gpu, l, c, lens, kp, vp, *dtables);
+      const int qdim = l.n_head * l.head_dim;
+      const auto q = random_floats(rng, qdim, -2.f, 2.f);
+      auto dq = to_device(*gpu, q);
+      auto dlens = to_device(*gpu, lens);
+      DeviceBuffer work(*gpu, gpu->api().attn_decode_workspace(1, l.n_head, l.head_dim, bucket));
+      DeviceBuffer dout(*gpu, qdim * sizeof(float)), dxq(*gpu, gpu->api().q8_bytes(qdim));
+      dout.poison();
+      dxq.poison();
+      const float scale = 1.f / std::sqrt(static_cast<float>(l.head_dim));
+      gpu->check(gpu->api().attn_decode(dq->as<float>(), kp.as<uint16_t>(), vp.as<uint16_t>(), dtables->as<int32_t>(),
+                                        max_blocks, dlens->as<int32_t>(), 1, bucket, l.n_head, l.n_kv_head, l.head_dim,
+                                        l.block_size, scale, dout.as<float>(), dxq.get(), work.get(), nullptr),
+                 "attn_decode");
+      const auto out = dout.download<float>(qdim);
+      std::vector<float> ref(qdim);
+      attend_ref(l, q.data(), c.k[0], c.v[0], len, scale, ref.data());
+      for (int i = 0; i < qdim; ++i) ASSERT_NEAR(out[i], ref[i], 1e-4) << "element " << i;
+      const auto raw = dxq.download<uint8_t>(gpu->api().q8_bytes(qdim));
+      const float* d = reinterpret_cast<const float*>(raw.data() + (qdim + 15) / 16 * 16);
+      for (int b = 0; b < qdim / 32; ++b) {
+        float amax = 0.f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(out[32 * b + i]));
+        ASSERT_FLOAT_EQ(d[b], amax / 127.f) << "chunk " << b;
+        for (int i = 0; i < 32; ++i) {
+          const int qv = static_cast<int8_t>(raw[32 * b + i]);
+          const float want = amax > 0.f ? std::rint(out[32 * b + i] * (127.f / amax)) : 0.f;
+          ASSERT_LE(std::fabs(qv - want), 1.f) << "element " << 32 * b + i;  // rint of a product may tie
+        }
+      }
     }
   }
 }
