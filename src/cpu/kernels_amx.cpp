@@ -5,16 +5,18 @@
 //
 // Same contract and same int8 panel as the VNNI panel GEMM (kernels_x86.inc): the weights of 16
 // rows are unpacked once per call into [group][quad k/4][row 0..15][4 codes] - which is exactly
-// the "VNNI" layout of a B tile (K/4 rows of 16 columns x 4 bytes) - and made signed, so one group
-// of G = 32 (or 16, Q6_K/Q2_K/...) inputs is one B tile of G/4 rows. The activations are used in
-// place: A = 16 tokens x G int8 codes, row stride n.
+// the "VNNI" layout of a B tile (K/4 rows of 16 columns x 4 bytes) - with signed codes
+// (kernels_amx_panel.inc, or build_panel + a sign flip), so one group of G = 32 (or 16: Q6_K,
+// Q2_K, Q3_K) inputs is one B tile of G/4 rows. The activations are re-laid out once per call so
+// that A = 16 tokens x G int8 codes is contiguous (pack_acts).
 //
 // Both sides have a float scale per block (weights per G, activations per 32), so the integer sum
 // of each group must be scaled on its own: C = A . B (one group), stored to L1 and folded into
 // 16 zmm f32 accumulators (one per token, 16 weight rows each) as cvt(C) * (w_scale * x_scale),
-// plus w_min * x_sum for formats with mins. That f32 step (3 vector ops per 16 x 16 x G) is what
-// bounds this kernel, not the tile products; the tile products run batches ahead (panel_block) so
-// the tile unit works on later groups while the vector units scale earlier ones.
+// plus w_min * x_sum for formats with mins, in the VNNI panel's order (bit-identical results).
+// That f32 step (3 vector ops per 16 x 16 x G) costs more than the tile products (measured on a
+// Sapphire Rapids VM: ~8 ns of tile work and 8-16 ns of f32 work per 16 x 16 x 32 group, which do
+// not overlap); the products are issued batches ahead of the scaling regardless (panel_block).
 //
 // Shapes: w [rows, n] packed; a.q [T, n] int8, a.d [T, n/32]; y [T, ldy] f32.
 #include "cpu/kernels_amx.h"
