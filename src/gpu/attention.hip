@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
                           const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
                           const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int head_dim,
                           int block_size, float scale, int split_len, int n_split, float* __restrict__ part_o,
-                          float* __restrict__ part_ml) {
+                          float* __restrict__ part_ml, int wave_parts) {
   extern __shared__ float smem[];
   const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int G = n_head / n_kv_head;
@@ -148,8 +148,33 @@ __global__ void __launch_bounds__(kDecodeThreads)
         }
       }
     }
-    // Waves add their sums one after another (not atomics in whatever order they land), so a
-    // decode step gives the same result every time: greedy runs repeat exactly.
+    // The waves' sums meet in a fixed order (not atomics in whatever order they land), so a decode
+    // step gives the same result every time: greedy runs repeat exactly. With wave_parts the block
+    // has shared room for every wave's sums: one barrier, then a fixed-order sum per element;
+    // otherwise the waves add one after another.
+    if (wave_parts) {
+      float* red = o_s + G * head_dim;  // [waves][kAccG][head_dim]
+#pragma unroll
+      for (int g = 0; g < kAccG; ++g) {
+#pragma unroll
+        for (int j = 0; j < kPairs; ++j) {
+          const int d2 = lane + j * warpSize;
+          if (d2 < pairs) {
+            red[(wave * kAccG + g) * head_dim + 2 * d2] = acc[g][j][0];
+            red[(wave * kAccG + g) * head_dim + 2 * d2 + 1] = acc[g][j][1];
+          }
+        }
+      }
+      __syncthreads();
+      for (int i = threadIdx.x; i < kAccG * head_dim; i += blockDim.x) {
+        if (g0 + i / head_dim >= G) continue;
+        float s = 0.f;
+        for (int wv = 0; wv < waves; ++wv) s += red[wv * kAccG * head_dim + i];
+        o_s[g0 * head_dim + i] += s;
+      }
+      __syncthreads();
+      continue;
+    }
     for (int wv = 0; wv < waves; ++wv) {
       if (wave == wv) {
 #pragma unroll
@@ -672,9 +697,12 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
     if (int rc = check(hipGetLastError(), "attn_decode (one pass)")) return rc;
     quantized = fuse_q8;
   } else {
-    decode_partial_kernel<<<dim3(n_split, n_kv_head, n_seq), kDecodeThreads, smem, s>>>(
-        q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split,
-        n_split, part_o, part_ml);
+    // Room for every wave's partial sums (4 query heads at a time) when it fits the 48 KB default.
+    const size_t parts = static_cast<size_t>(kDecodeThreads / wave_size()) * 4 * head_dim * sizeof(float);
+    const bool wave_parts = smem + parts <= 48 * 1024;
+    (void)rf_launch(decode_partial_kernel, dim3(n_split, n_kv_head, n_seq), kDecodeThreads,
+                    smem + (wave_parts ? parts : 0), s, q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head,
+                    n_kv_head, head_dim, block_size, scale, split, n_split, part_o, part_ml, wave_parts ? 1 : 0);
     if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
   }
   if (n_split > 1 || !one_pass) {
