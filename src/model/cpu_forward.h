@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "cpu/ops.h"
@@ -16,6 +17,11 @@ class CpuForward {
  public:
   // Owns the K/V storage of layers [first_layer, last_layer).
   CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool, int first_layer, int last_layer);
+  ~CpuForward();
+
+  // Bytes of weights this instance multiplies from its own copy on transparent huge pages (0: it
+  // reads the model's mapping directly). See cpu_forward.cpp, HugeWeights.
+  size_t huge_weight_bytes() const;
 
   // x[T, E] = token_embd[token]
   void embed(const Batch& b, float* x);
@@ -32,6 +38,8 @@ class CpuForward {
   void ensure_scratch(int64_t T);
   float* k_slot(int l, int64_t slot);  // f32 cache only
   float* v_slot(int l, int64_t slot);
+  // The matrix to multiply: the huge-page copy of w where there is one, else the model's mapping.
+  cpu::QMatrix qmat(const WeightRef& w, int64_t expert = 0) const;
 
   const Model& m_;
   const ModelConfig& c_;
@@ -43,6 +51,8 @@ class CpuForward {
   std::vector<std::vector<float>> k32_, v32_;
   // Scratch, sized for the largest batch seen: h[T,E] q[T,H*D] k,v[T,Hkv*D] att[T,H*D] g,u[T,F]
   std::vector<float> h_, q_, k_, v_, att_, g_, u_, router_;
+  struct HugeWeights;
+  std::unique_ptr<HugeWeights> huge_;
 };
 
 }  // namespace rocforge
