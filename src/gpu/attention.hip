@@ -36,6 +36,43 @@ __global__ void kv_store_kernel(const float* __restrict__ k, const float* __rest
   }
 }
 
+// Decode: rope on q and k, then k and v into the cache, one launch for every sequence of the step
+// (one token each). Block (t, hh): hh < n_head rotates query head hh; otherwise KV head
+// hh - n_head is rotated, then its k and v rows are stored. The rotation is rope_kernel's
+// (elementwise.hip), term for term, so the fused and separate paths agree bit for bit.
+__global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, const float* __restrict__ v,
+                                  const int32_t* __restrict__ pos, const int32_t* __restrict__ tables, int max_blocks,
+                                  int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
+                                  float freq_scale, const float* __restrict__ ff, int neox, uint16_t* k_pool,
+                                  uint16_t* v_pool) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int t = blockIdx.x, hh = blockIdx.y;
+  const bool is_q = hh < n_head;
+  const int kvh = hh - n_head;
+  float* head = is_q ? q + (static_cast<size_t>(t) * n_head + hh) * head_dim
+                     : k + (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
+  const int half = n_rot / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float theta = static_cast<float>(pos[t]) * freq_scale * powf(base, -2.0f * i / n_rot);
+    if (ff) theta /= ff[i];
+    float sn, cs;
+    sincosf(theta, &sn, &cs);
+    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float x0 = head[a], x1 = head[b];
+    head[a] = x0 * cs - x1 * sn;
+    head[b] = x0 * sn + x1 * cs;
+  }
+  if (is_q) return;
+  __syncthreads();  // the block's rotated k elements are visible to all its threads
+  const size_t dst = pool_index(tables + static_cast<size_t>(t) * max_blocks, pos[t], block_size, n_kv_head, kvh, head_dim);
+  const float* vr = v + (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    k_pool[dst + d] = rf_float_to_half(head[d]);
+    v_pool[dst + d] = rf_float_to_half(vr[d]);
+  }
+}
+
 // ---------------------------------------------------------------- decode: partial pass
 // Block (split, kvh, seq) covers positions [split * split_len, +split_len) of one sequence for the G
 // query heads of KV head kvh. Writes, per query head, the split's max score m, sum l = sum exp(s - m)
@@ -46,6 +83,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
                           const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int head_dim,
                           int block_size, float scale, int split_len, int n_split, float* __restrict__ part_o,
                           float* __restrict__ part_ml, int wave_parts) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
   extern __shared__ float smem[];
   const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int G = n_head / n_kv_head;
@@ -644,6 +683,20 @@ int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, cons
   (void)rf_launch(kv_store_kernel, dim3(n_tok, n_kv_head), 128, 0, s, k, v, pos, block_table, block_size, n_kv_head, head_dim,
                                                           k_pool, v_pool);
   return check(hipGetLastError(), "kv_store");
+}
+
+int rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_tables,
+                  int max_blocks, int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
+                  float freq_scale, const float* freq_factors, int neox, uint16_t* k_pool, uint16_t* v_pool,
+                  hipStream_t s) {
+  if (int rc = check_heads("rope_kv_store", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (n_rot <= 0 || n_rot % 2 != 0 || n_rot > head_dim)
+    return fail("rope_kv_store: n_rot %d must be even and in (0, head_dim %d]", n_rot, head_dim);
+  if (n_tok < 0 || max_blocks <= 0) return fail("rope_kv_store: bad shape (tokens %d, max_blocks %d)", n_tok, max_blocks);
+  if (n_tok == 0) return 0;
+  (void)rf_launch(rope_store_kernel, dim3(n_tok, n_head + n_kv_head), 64, 0, s, q, k, v, pos, block_tables, max_blocks,
+                  block_size, n_head, n_kv_head, head_dim, n_rot, base, freq_scale, freq_factors, neox, k_pool, v_pool);
+  return check(hipGetLastError(), "rope_kv_store");
 }
 
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len) {

@@ -205,6 +205,11 @@ int k_kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, co
                int hd, uint16_t* kp, uint16_t* vp, rf_stream s) {
   return kv_store(k, v, pos, n_tok, table, bs, nkv, hd, kp, vp, st(s));
 }
+int k_rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* tables,
+                    int max_blocks, int bs, int nh, int nkv, int hd, int n_rot, float base, float fs, const float* ff,
+                    int neox, uint16_t* kp, uint16_t* vp, rf_stream s) {
+  return rope_kv_store(q, k, v, pos, n_tok, tables, max_blocks, bs, nh, nkv, hd, n_rot, base, fs, ff, neox, kp, vp, st(s));
+}
 int k_attn_decode(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* tables, int max_blocks,
                   const int32_t* lens, int n_seq, int max_len, int n_head, int nkv, int hd, int bs, float scale,
                   float* out, void* xq, void* ws, rf_stream s) {
@@ -227,7 +232,7 @@ const rf_gpu_api kApi = {
     graph_capture_begin, graph_capture_end, graph_launch, graph_destroy,
     k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
     k_matvec_q8, k_kv_store, attn_decode_workspace,
-    k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8,
+    k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
 };
 
 }  // namespace

@@ -148,6 +148,14 @@ struct rf_gpu_api {
                     rf_stream s);
   // y = silu(gate) * up (y may be null, or alias an input); xq = quantize_q8(y).   [n]
   int (*swiglu_q8)(const float* d_gate, const float* d_up, float* d_y, void* d_xq, int n, rf_stream s);
+
+  // ---- v5. Decode of n_tok sequences, one token each (token t is sequence t: block table row t of
+  // d_block_tables [n_tok][max_blocks], position d_pos[t]): rope as `rope` on q [n_tok][n_head][head_dim]
+  // and k [n_tok][n_kv_head][head_dim] in place, then kv_store of the rotated k and of v, in one launch.
+  int (*rope_kv_store)(float* d_q, float* d_k, const float* d_v, const int32_t* d_pos, int n_tok,
+                       const int32_t* d_block_tables, int max_blocks, int block_size, int n_head, int n_kv_head,
+                       int head_dim, int n_rot, float base, float freq_scale, const float* d_freq_factors, int neox,
+                       uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

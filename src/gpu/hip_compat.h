@@ -114,6 +114,9 @@ __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(_
 // visible). rf_grid_trigger() lets the next kernel start early. Inside a captured graph this becomes
 // a programmatic edge, so the gap between the decode step's ~400 small launches shrinks. Both calls
 // are no-ops for kernels launched the ordinary way; ROCFORGE_GPU_PDL=0 turns the attribute off.
+// Every kernel launched through rf_launch must call rf_grid_wait() before its first access to such
+// a buffer: one that does not races with the kernel before it (a missing wait in the decode
+// attention kernel once gave wrong logits only inside captured graphs, where the overlap is widest).
 __device__ inline void rf_grid_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

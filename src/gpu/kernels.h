@@ -39,6 +39,10 @@ int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t
 int add(const float* a, const float* b, float* out, size_t n, hipStream_t s);
 int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table,
              int block_size, int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool, hipStream_t s);
+int rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_tables,
+                  int max_blocks, int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
+                  float freq_scale, const float* freq_factors, int neox, uint16_t* k_pool, uint16_t* v_pool,
+                  hipStream_t s);
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len);
 int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
                 int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,

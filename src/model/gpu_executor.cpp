@@ -669,18 +669,21 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   const int neox = c_.rope_style == RopeStyle::NeoX;
   const float fscale = 1.0f / c_.rope_scale;
-  if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
+  uint16_t* kp = L.k_pool.get<uint16_t>();
+  uint16_t* vp = L.v_pool.get<uint16_t>();
+  const int32_t* tables = in_tables();
+  const int n_seq = static_cast<int>(seq_begin_.size());
+  if (all_decode_ && fuse_) {
+    // Decode (token s is sequence s's only token): rope and the cache store in one launch.
+    ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
+                          fscale, freq_.get<float>(), neox, kp, vp, stream_), "rope + kv_store");
+  } else if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
     ok(api_.rope(q, pos, 1, H + Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q+k");
   } else {
     ok(api_.rope(q, pos, T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
     ok(api_.rope(k, pos, T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
   }
-
-  uint16_t* kp = L.k_pool.get<uint16_t>();
-  uint16_t* vp = L.v_pool.get<uint16_t>();
-  const int32_t* tables = in_tables();
-  const int n_seq = static_cast<int>(seq_begin_.size());
-  for (int s = 0; s < n_seq; ++s) {
+  for (int s = 0; s < n_seq && !(all_decode_ && fuse_); ++s) {
     if (seq_ntok_[s] == 0) continue;
     const int t0 = seq_begin_[s];
     ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos + t0, seq_ntok_[s],

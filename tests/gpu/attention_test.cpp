@@ -132,6 +132,84 @@ TEST(GpuAttention, KvStoreWritesHalfValuesIntoTheRightSlots) {
         }
 }
 
+// The decode step's fused rope + cache store (one launch for every sequence) against rope and
+// kv_store launched apart: same rotated q and k, same cache contents.
+TEST(GpuAttention, FusedRopeKvStoreMatchesSeparateLaunches) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (const Layout& l : {Layout{8, 2, 64, 16}, Layout{32, 8, 128, 32}}) {
+    for (int n_rot : {l.head_dim, l.head_dim / 2}) {
+      for (int neox : {0, 1}) {
+        for (bool factors : {false, true}) {
+          SCOPED_TRACE(name(l) + " n_rot " + std::to_string(n_rot) + " neox " + std::to_string(neox) +
+                       (factors ? " freq factors" : ""));
+          const int n_tok = 3, max_blocks = 4, n_blocks = n_tok * max_blocks;
+          const std::vector<int32_t> pos = {0, 17, 40};
+          std::vector<int32_t> tables(n_tok * max_blocks);
+          std::iota(tables.begin(), tables.end(), 0);
+          std::shuffle(tables.begin(), tables.end(), rng);
+          const size_t qn = static_cast<size_t>(n_tok) * l.n_head * l.head_dim;
+          const size_t kn = static_cast<size_t>(n_tok) * l.n_kv_head * l.head_dim;
+          const auto q = random_floats(rng, qn, -2.f, 2.f), k = random_floats(rng, kn, -2.f, 2.f);
+          const auto v = random_floats(rng, kn, -2.f, 2.f), ff = random_floats(rng, n_rot / 2, 1.f, 8.f);
+          auto dpos = to_device(*gpu, pos);
+          auto dtab = to_device(*gpu, tables);
+          auto dff = to_device(*gpu, ff);
+          auto dv = to_device(*gpu, v);
+          const float* ffp = factors ? dff->as<float>() : nullptr;
+          const size_t pool = static_cast<size_t>(n_blocks) * l.n_kv_head * l.block_size * l.head_dim;
+          // separate launches
+          auto q1 = to_device(*gpu, q), k1 = to_device(*gpu, k);
+          DeviceBuffer kp1(*gpu, pool * 2), vp1(*gpu, pool * 2);
+          gpu->check(api.memset(kp1.get(), 0, pool * 2, nullptr), "memset");
+          gpu->check(api.memset(vp1.get(), 0, pool * 2, nullptr), "memset");
+          gpu->check(api.rope(q1->as<float>(), dpos->as<int32_t>(), n_tok, l.n_head, l.head_dim, n_rot, 10000.f, 0.5f,
+                              ffp, neox, nullptr), "rope q");
+          gpu->check(api.rope(k1->as<float>(), dpos->as<int32_t>(), n_tok, l.n_kv_head, l.head_dim, n_rot, 10000.f,
+                              0.5f, ffp, neox, nullptr), "rope k");
+          for (int t = 0; t < n_tok; ++t) {
+            const size_t off = static_cast<size_t>(t) * l.n_kv_head * l.head_dim;
+            gpu->check(api.kv_store(k1->as<float>() + off, dv->as<float>() + off, dpos->as<int32_t>() + t, 1,
+                                    dtab->as<int32_t>() + t * max_blocks, l.block_size, l.n_kv_head, l.head_dim,
+                                    kp1.as<uint16_t>(), vp1.as<uint16_t>(), nullptr), "kv_store");
+          }
+          // fused
+          auto q2 = to_device(*gpu, q), k2 = to_device(*gpu, k);
+          DeviceBuffer kp2(*gpu, pool * 2), vp2(*gpu, pool * 2);
+          gpu->check(api.memset(kp2.get(), 0, pool * 2, nullptr), "memset");
+          gpu->check(api.memset(vp2.get(), 0, pool * 2, nullptr), "memset");
+          gpu->check(api.rope_kv_store(q2->as<float>(), k2->as<float>(), dv->as<float>(), dpos->as<int32_t>(), n_tok,
+                                       dtab->as<int32_t>(), max_blocks, l.block_size, l.n_head, l.n_kv_head,
+                                       l.head_dim, n_rot, 10000.f, 0.5f, ffp, neox, kp2.as<uint16_t>(),
+                                       vp2.as<uint16_t>(), nullptr),
+                     "rope_kv_store");
+          const auto a = q1->download<float>(qn), b = q2->download<float>(qn);
+          for (size_t i = 0; i < qn; ++i) ASSERT_NEAR(a[i], b[i], 1e-6f * (1.f + std::fabs(a[i]))) << "q " << i;
+          const auto c = k1->download<float>(kn), d = k2->download<float>(kn);
+          for (size_t i = 0; i < kn; ++i) ASSERT_NEAR(c[i], d[i], 1e-6f * (1.f + std::fabs(c[i]))) << "k " << i;
+          // Every rotated element moved (rope touched q), and the caches agree to the last half bit
+          // bar a rounding tie.
+          size_t moved = 0;
+          for (size_t i = 0; i < qn; ++i) moved += a[i] != q[i];
+          ASSERT_GT(moved, qn / 4);
+          for (auto [p1, p2] : {std::pair{&kp1, &kp2}, std::pair{&vp1, &vp2}}) {
+            const auto x = p1->download<uint16_t>(pool), y = p2->download<uint16_t>(pool);
+            size_t nonzero = 0;
+            for (size_t i = 0; i < pool; ++i) {
+              nonzero += x[i] != 0;
+              ASSERT_LE(std::abs(static_cast<int>(x[i]) - static_cast<int>(y[i])), 1) << "pool element " << i;
+            }
+            ASSERT_GE(nonzero, static_cast<size_t>(n_tok) * l.n_kv_head * l.head_dim / 2);
+          }
+        }
+      }
+    }
+  }
+}
+
 // Runs the decode test body under each ROCFORGE_ATTN_ONEPASS mode: the default choice, the one-pass
 // kernel (head_dim 64 / 128) over whole short contexts (1) or over the partial kernel's splits (2),
 // and the split/combine pair it replaces (0), which other head sizes always use.
