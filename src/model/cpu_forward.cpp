@@ -14,6 +14,7 @@
 #include "model/cpu_forward.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -129,8 +130,16 @@ CpuForward::CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool
           hw->copy_of[w->data] = hw->base + off;
           off += (bytes_of(w) + 63) / 64 * 64;
         }
+        // Each piece's source pages then leave this process (MADV_DONTNEED on the read-only shared
+        // file mapping: they stay in the page cache, and a later read - embeddings, another
+        // executor - faults them back in), so resident memory peaks near one copy of the weights,
+        // not two (1B Q4_0: see docs/performance.md).
+        const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
         pool_.for_each_task(static_cast<int64_t>(pieces.size()), [&](int64_t i, int) {
           std::memcpy(pieces[i].dst, pieces[i].src, pieces[i].n);
+          const uintptr_t a = (reinterpret_cast<uintptr_t>(pieces[i].src) + page - 1) / page * page;
+          const uintptr_t b = (reinterpret_cast<uintptr_t>(pieces[i].src) + pieces[i].n) / page * page;
+          if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
         });
         huge_ = std::move(hw);
       }
