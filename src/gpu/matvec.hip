@@ -158,8 +158,8 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
 
 // As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel): four lanes per item of
 // F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all kRows rows.
-template <class F, int R>
-__global__ void __launch_bounds__(kBlock) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
+template <class F, int R, int MinBlocks = 1>
+__global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                           const int8_t* __restrict__ xq, const float* __restrict__ xd,
                                                           float* __restrict__ y, int rows, int cols, int group,
                                                           int prefetch) {
@@ -278,6 +278,12 @@ struct Tuning {
   int prefetch = 0;
   int min_steps = 2;  // items per lane and row at least (ROCFORGE_MV_STEPS)
   int persist = 0;    // grid capped at one device-full of blocks that walk the rows (ROCFORGE_MV_PERSIST)
+  // Resident blocks per SM the 2-row kernel is compiled for (__launch_bounds__; ROCFORGE_MV_MINBLOCKS
+  // = 1 or 4): unbounded (1), the K-quant kernels took 72-79 registers (3 blocks of 256 threads per
+  // SM). H200, 8B matvecs only: q4_k 1.88 -> 1.79 ms/token at 4 (64 registers; at 6 they spill:
+  // 2.38), q6_k 2.32 -> 2.21; 8B Q4_K_M tg128 338 -> 352. Q4_0 / Q8_0 (47-56 registers) stay
+  // unbounded: 8B Q4_0 tg128 was 370 unbounded (another session), 362 at 6, 350 at 4.
+  int min_blocks = 1;
 };
 Tuning tuning(uint32_t type) {
   static const Tuning env = [] {
@@ -320,6 +326,12 @@ Tuning tuning(uint32_t type) {
     return e && *e ? (e[0] == '1' ? 1 : 0) : -1;
   }();
   t.persist = persist >= 0 ? persist : (type == 12 || type == 14 || type == 1014) ? 1 : 0;
+  static const int min_blocks = [] {
+    const char* e = std::getenv("ROCFORGE_MV_MINBLOCKS");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (type == 12 || type == 14 || type == 1014) t.min_blocks = 4;
+  if (min_blocks == 1 || min_blocks == 4) t.min_blocks = min_blocks;
   if (env.rows) t.rows = env.rows;
   if (env.max_group) t.max_group = env.max_group;
   return t;
@@ -466,7 +478,8 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
       };
       if (tu.rows == 4) launch(matvec8q_kernel<F, 4>, 4);
       else if (tu.rows == 1) launch(matvec8q_kernel<F, 1>, 1);
-      else launch(matvec8q_kernel<F, 2>, 2);
+      else if (tu.min_blocks == 4) launch(matvec8q_kernel<F, 2, 4>, 2);
+      else launch(matvec8q_kernel<F, 2, 1>, 2);
       rc = check(hipGetLastError(), "matvec_q8");
     }
   });
