@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "gpu/kernels.h"
+#include "gpu/rope_math.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -39,7 +40,7 @@ __global__ void kv_store_kernel(const float* __restrict__ k, const float* __rest
 // Decode: rope on q and k, then k and v into the cache, one launch for every sequence of the step
 // (one token each). Block (t, hh): hh < n_head rotates query head hh; otherwise KV head
 // hh - n_head is rotated, then its k and v rows are stored. The rotation is rope_kernel's
-// (elementwise.hip), term for term, so the fused and separate paths agree bit for bit.
+// (rope_math.h), so the fused and separate paths agree bit for bit.
 __global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, const float* __restrict__ v,
                                   const int32_t* __restrict__ pos, const int32_t* __restrict__ tables, int max_blocks,
                                   int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
@@ -52,17 +53,8 @@ __global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, 
   const int kvh = hh - n_head;
   float* head = is_q ? q + (static_cast<size_t>(t) * n_head + hh) * head_dim
                      : k + (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
-  const int half = n_rot / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float theta = static_cast<float>(pos[t]) * freq_scale * powf(base, -2.0f * i / n_rot);
-    if (ff) theta /= ff[i];
-    float sn, cs;
-    sincosf(theta, &sn, &cs);
-    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float x0 = head[a], x1 = head[b];
-    head[a] = x0 * cs - x1 * sn;
-    head[b] = x0 * sn + x1 * cs;
-  }
+  for (int i = threadIdx.x; i < n_rot / 2; i += blockDim.x)
+    rope_rotate_pair(head, i, pos[t], n_rot, base, freq_scale, ff, neox);
   if (is_q) return;
   __syncthreads();  // the block's rotated k elements are visible to all its threads
   const size_t dst = pool_index(tables + static_cast<size_t>(t) * max_blocks, pos[t], block_size, n_kv_head, kvh, head_dim);

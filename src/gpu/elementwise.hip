@@ -1,6 +1,7 @@
 // elementwise.hip - RMSNorm, rotary position embedding (normal and NeoX, llama3 frequency factors),
 // SwiGLU and residual add.
 #include "gpu/kernels.h"
+#include "gpu/rope_math.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -30,15 +31,7 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ pos, int n_tok
   const int i = static_cast<int>(idx % half);
   const size_t th = idx / half;  // t * n_head + h
   const int t = static_cast<int>(th / n_head);
-  float theta = static_cast<float>(pos[t]) * freq_scale * powf(base, -2.0f * i / n_rot);
-  if (ff) theta /= ff[i];
-  float sn, cs;
-  sincosf(theta, &sn, &cs);
-  float* head = x + th * head_dim;
-  const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-  const float x0 = head[a], x1 = head[b];
-  head[a] = x0 * cs - x1 * sn;
-  head[b] = x0 * sn + x1 * cs;
+  rope_rotate_pair(x + th * head_dim, i, pos[t], n_rot, base, freq_scale, ff, neox);
 }
 
 __global__ void swiglu_kernel(const float* gate, const float* up, float* out, size_t n) {
