@@ -10,6 +10,7 @@
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "rocforge/quant.h"
+#include "cpu_test_inputs.h"
 #include "test_support.h"
 
 namespace rocforge::cpu {
@@ -31,29 +32,8 @@ struct Case {
   int64_t rows, cols, T;
 };
 
-// A weight matrix quantized from random values whose scale varies per row (so block scales differ).
-std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::uniform_real_distribution<float> mag(0.01f, 2.0f);
-  const size_t rb = quant::row_bytes(t, cols);
-  std::vector<uint8_t> w(rb * rows);
-  std::vector<float> row(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float m = mag(rng);
-    for (auto& v : row) v = nd(rng) * m;
-    quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
-  }
-  return w;
-}
-
-std::vector<float> random_acts(int64_t T, int64_t cols, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(T * cols);
-  for (auto& v : x) v = nd(rng);
-  // A few outliers, as real activations have: they set the block scale and stress the rounding.
-  for (int64_t i = 0; i < T * cols; i += 97) x[i] *= 20.0f;
-  return x;
-}
+using test_inputs::random_acts;
+using test_inputs::random_weights;
 
 // What the int8 kernels see: x rounded through the activation quantizer (scalar reference).
 std::vector<float> requantized(const std::vector<float>& x, int64_t T, int64_t cols, int block) {

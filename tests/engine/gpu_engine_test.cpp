@@ -8,17 +8,13 @@
 #include "model/executor.h"
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
+#include "gpu_engine_support.h"
 #include "test_support.h"
 
 namespace rocforge {
 namespace {
 
-bool have_gpu(std::string* why) {
-  const auto sel = device::select_device(device::parse_device_spec("auto"), {}, /*quiet=*/true);
-  if (sel.kind == device::Kind::Gpu) return true;
-  *why = sel.description;
-  return false;
-}
+using test::have_gpu;
 
 std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, int gpu_layers) {
   EngineOptions o;

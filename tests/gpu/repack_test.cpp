@@ -11,36 +11,13 @@
 #include "core/half.h"
 #include "gpu/repack.h"
 #include "gpu_test_support.h"
+#include "gpu_test_weights.h"
 #include "quant/blocks.h"
 #include "rocforge/ggml_type.h"
 #include "rocforge/quant.h"
 
 namespace rocforge::test {
 namespace {
-
-// rows x cols weights of type t: quantizer output of random floats, or random bytes with finite
-// scales.
-std::vector<uint8_t> random_weights(GgmlType t, int rows, int cols, std::mt19937& rng, bool raw_bits) {
-  const size_t rb = quant::row_bytes(t, cols);
-  std::vector<uint8_t> w(rb * rows);
-  if (!raw_bits) {
-    std::normal_distribution<float> nd(0.f, 1.f);
-    std::vector<float> f(static_cast<size_t>(rows) * cols);
-    for (auto& x : f) x = nd(rng);
-    quant::quantize_rows(t, f.data(), w.data(), rows, cols);
-    return w;
-  }
-  for (auto& b : w) b = static_cast<uint8_t>(rng());
-  const auto& tr = ggml_type_traits(t);
-  const size_t d_at = t == GgmlType::Q6_K ? offsetof(quant::BlockQ6_K, d) : 0;  // Q4_0 / Q8_0: d first
-  for (size_t i = 0; i < w.size() / tr.block_bytes; ++i) {
-    const uint16_t h = f32_to_fp16(std::uniform_real_distribution<float>(-0.01f, 0.01f)(rng));
-    uint8_t* d = w.data() + i * tr.block_bytes + d_at;
-    d[0] = static_cast<uint8_t>(h);
-    d[1] = static_cast<uint8_t>(h >> 8);
-  }
-  return w;
-}
 
 TEST(GpuRepack, LayoutChoice) {
   EXPECT_EQ(gpu::device_layout(2u, 4096), RF_GPU_TYPE_Q4_0_G8);
