@@ -659,10 +659,6 @@ int decode_split(int n_seq, int n_head, int head_dim, int max_seq_len, bool one_
   return whole > per ? static_cast<int>(whole) : per;
 }
 
-int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
-}
 
 }  // namespace
 

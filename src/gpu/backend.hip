@@ -50,6 +50,11 @@ const DeviceCache& cache() {
 }
 }  // namespace
 
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+
 int fail(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

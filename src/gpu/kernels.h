@@ -8,6 +8,9 @@
 
 namespace rocforge::gpu {
 
+// $name as an integer (atoi), or fallback when unset or empty: the ROCFORGE_* tuning switches.
+int env_int(const char* name, int fallback);
+
 // Records a printf-style message as the calling thread's last error; returns 1.
 int fail(const char* fmt, ...);
 // 0 if e is hipSuccess, else records "<what>: <runtime message>" and returns 1.

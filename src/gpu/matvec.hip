@@ -286,19 +286,27 @@ struct Tuning {
   int min_blocks = 1;
 };
 Tuning tuning(uint32_t type) {
-  static const Tuning env = [] {
-    Tuning v{0, 0};
-    if (const char* e = std::getenv("ROCFORGE_MV_ROWS")) {
-      const int r = std::atoi(e);
-      if (r == 1 || r == 2 || r == 4) v.rows = r;
-    }
-    if (const char* e = std::getenv("ROCFORGE_MV_GROUP")) {
-      const int g = std::atoi(e);
-      if (g >= 32 && g <= kBlock) v.max_group = g;
-    }
-    return v;
+  // Environment overrides, read once; 0 / -1: not set (or out of range).
+  struct Overrides {
+    int rows, max_group, prefetch, min_steps, persist, min_blocks;
+  };
+  static const Overrides env = [] {
+    Overrides o;
+    o.rows = env_int("ROCFORGE_MV_ROWS", 0);
+    if (o.rows != 1 && o.rows != 2 && o.rows != 4) o.rows = 0;
+    o.max_group = env_int("ROCFORGE_MV_GROUP", 0);
+    if (o.max_group < 32 || o.max_group > kBlock) o.max_group = 0;
+    o.prefetch = env_int("ROCFORGE_MV_PREFETCH", 0) == 1 ? 1 : 0;
+    o.min_steps = env_int("ROCFORGE_MV_STEPS", 0);
+    if (o.min_steps < 1 || o.min_steps > 8) o.min_steps = 0;
+    o.persist = env_int("ROCFORGE_MV_PERSIST", -1);
+    if (o.persist >= 0) o.persist = o.persist == 1 ? 1 : 0;
+    o.min_blocks = env_int("ROCFORGE_MV_MINBLOCKS", 0);
+    if (o.min_blocks != 1 && o.min_blocks != 4) o.min_blocks = 0;
+    return o;
   }();
   Tuning t;
+  const bool k_quant = type == 12 || type == 14 || type == 1014;
   switch (type) {
     case 2: t = {1, 64}; break;    // Q4_0
     case 8: t = {1, 64}; break;    // Q8_0
@@ -309,31 +317,15 @@ Tuning tuning(uint32_t type) {
     case 1008: t = {2, 64}; break;   // Q8_0, group-of-8 planes
     default: break;
   }
-  static const int prefetch = [] {
-    const char* e = std::getenv("ROCFORGE_MV_PREFETCH");
-    return e && e[0] == '1' ? 1 : 0;
-  }();
-  t.prefetch = prefetch;
-  static const int steps = [] {
-    const char* e = std::getenv("ROCFORGE_MV_STEPS");
-    const int v = e ? std::atoi(e) : 0;
-    return v >= 1 && v <= 8 ? v : 0;
-  }();
-  if (steps) t.min_steps = steps;
   // Persistent blocks: +2-3% on 8B Q4_K_M decode, neutral to -3% for Q4_0 / Q8_0 (H200).
-  static const int persist = [] {
-    const char* e = std::getenv("ROCFORGE_MV_PERSIST");
-    return e && *e ? (e[0] == '1' ? 1 : 0) : -1;
-  }();
-  t.persist = persist >= 0 ? persist : (type == 12 || type == 14 || type == 1014) ? 1 : 0;
-  static const int min_blocks = [] {
-    const char* e = std::getenv("ROCFORGE_MV_MINBLOCKS");
-    return e ? std::atoi(e) : 0;
-  }();
-  if (type == 12 || type == 14 || type == 1014) t.min_blocks = 4;
-  if (min_blocks == 1 || min_blocks == 4) t.min_blocks = min_blocks;
+  t.persist = k_quant ? 1 : 0;
+  if (k_quant) t.min_blocks = 4;
+  t.prefetch = env.prefetch;
   if (env.rows) t.rows = env.rows;
   if (env.max_group) t.max_group = env.max_group;
+  if (env.min_steps) t.min_steps = env.min_steps;
+  if (env.persist >= 0) t.persist = env.persist;
+  if (env.min_blocks) t.min_blocks = env.min_blocks;
   return t;
 }
 
