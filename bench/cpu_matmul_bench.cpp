@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     const GgmlType panel_types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
                                     GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,   GgmlType::Q4_K,
                                     GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
-                                    GgmlType::MXFP4};
+                                    GgmlType::MXFP4,  GgmlType::F16,  GgmlType::BF16};  // F16/BF16: AMX-BF16 vs f32 FMA tiles
     cpu::ThreadPool one(1);
     std::vector<float> yv(T * rows);
     for (GgmlType t : panel_types) {

@@ -340,6 +340,7 @@ const KernelTable* amx_kernels() {
     KernelTable k = *avx512_kernels();
     k.name = "avx512+amx";
     k.gemm_panel = amx_gemm_panel;
+    if (GemmFFn f = amx_bf16_gemm_f_fn()) k.gemm_f = f;  // F16/BF16 prompts on AMX-BF16
     return k;
   }();
   return &table;

@@ -33,4 +33,13 @@ bool avx512_build_amx_panel(GgmlType t, const uint8_t* w, size_t row_bytes, int6
 // all T tokens, activations in blocks of 32). Only call when amx_available().
 const KernelTable* amx_kernels();
 
+// The AMX-BF16 prompt GEMM for F16 / BF16 weights (kernels_amx_bf16.cpp), KernelTable::gemm_f's
+// contract; other types, T < kPanelMinTokens or widths not a multiple of 32 go to the AVX-512 FMA
+// tiles. nullptr unless the CPU also has AMX-BF16 and AVX512_BF16 (amx_bf16_usable) and the build
+// has the compiler flags. The AMX table (amx_kernels) takes it as its gemm_f.
+using GemmFFn = bool (*)(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n, int64_t r0, int64_t r1,
+                         const float* x, int64_t T, float* y, int64_t ldy);
+bool amx_bf16_usable();
+GemmFFn amx_bf16_gemm_f_fn();
+
 }  // namespace rocforge::cpu
