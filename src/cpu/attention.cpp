@@ -74,4 +74,28 @@ void attend(const AttnArgs& a) {
   else attend_scalar(a);
 }
 
+void attend_tile(const AttnTileArgs& a, float* scratch) {
+  if (a.n_tok > 1 && active_isa() == IsaLevel::Avx512 && avx512_attend_tile(a, scratch)) return;
+  // One token at a time; the per-token scratch sits after the tile's.
+  const int64_t R = static_cast<int64_t>(a.n_tok) * a.group;
+  float* tok_scratch = scratch + R * a.D + 2 * R + R * kAttnTileBlock + 2 * static_cast<int64_t>(a.D) * kAttnTileBlock + 16;
+  for (int i = 0; i < a.n_tok; ++i) {
+    AttnArgs t;
+    t.q = a.q + i * a.q_stride;
+    t.group = a.group;
+    t.D = a.D;
+    t.scale = a.scale;
+    t.n_pos = a.n_pos[i];
+    t.slots = a.slots;
+    t.k = a.k;
+    t.v = a.v;
+    t.row_elems = a.row_elems;
+    t.head_off = a.head_off;
+    t.f16 = a.f16;
+    t.out = a.out + i * a.out_stride;
+    t.scratch = tok_scratch;
+    attend(t);
+  }
+}
+
 }  // namespace rocforge::cpu

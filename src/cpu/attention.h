@@ -32,8 +32,40 @@ inline int64_t attend_scratch_floats(int group, int D) {
   return static_cast<int64_t>(group) * D + 2 * group + static_cast<int64_t>(group) * kAttnBlock + 2 * D;
 }
 
+// Several query tokens of one sequence against one kv head (a prompt): the same result per token
+// as attend(), computed as tiles of (n_tok x group) query rows x 16 cached positions, so each K/V
+// block is read and converted once for every query row of the tile, scores come from FMAs across
+// 16 positions at a time (no horizontal sum per position) and the softmax runs on vectors.
+// Causal per token: token i attends to positions 0 .. n_pos[i] - 1.
+struct AttnTileArgs {
+  const float* q = nullptr;       // token i's [group, D] query heads at q + i * q_stride
+  int64_t q_stride = 0;
+  int n_tok = 1;
+  const int64_t* n_pos = nullptr; // [n_tok]
+  int group = 1;
+  int D = 0;
+  float scale = 1.0f;
+  const int64_t* slots = nullptr; // cache row of every position up to max(n_pos)
+  const void* k = nullptr;        // as AttnArgs
+  const void* v = nullptr;
+  int64_t row_elems = 0;
+  int64_t head_off = 0;
+  bool f16 = true;
+  float* out = nullptr;           // token i's [group, D] output at out + i * out_stride
+  int64_t out_stride = 0;
+};
+constexpr int kAttnTileBlock = 16;  // cached positions per tile step
+inline int64_t attend_tile_scratch_floats(int n_tok, int group, int D) {
+  const int64_t R = static_cast<int64_t>(n_tok) * group;
+  return R * D + 2 * R + R * kAttnTileBlock + 2 * static_cast<int64_t>(D) * kAttnTileBlock + 16 +
+         attend_scratch_floats(group, D);
+}
+
 // Runs with the active ISA's kernel.
 void attend(const AttnArgs& a);
+// The tiled kernel where the active ISA has one (AVX-512, D a multiple of 16), else attend() per
+// token. scratch: attend_tile_scratch_floats(n_tok, group, D) floats.
+void attend_tile(const AttnTileArgs& a, float* scratch);
 // The portable version (the reference the SIMD kernels are tested against).
 void attend_scalar(const AttnArgs& a);
 

@@ -77,4 +77,9 @@ const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
 const KernelTable* neon_kernels();
 
+// The tiled prompt attention (attention.h) for AVX-512 (attention_avx512.cpp); false when it has no
+// path for the shape (D not a multiple of 16, or no AVX-512 in this build): use attend per token.
+// Only call at the AVX-512 level.
+bool avx512_attend_tile(const AttnTileArgs& a, float* scratch);
+
 }  // namespace rocforge::cpu

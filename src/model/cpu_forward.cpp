@@ -242,8 +242,10 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
 }
 
 // Causal attention with an online softmax (cpu/attention.h: blocks of positions, no [T, ctx]
-// score matrix), reading K/V straight from the paged cache. One task per (token, kv head): the
-// H/Hkv query heads sharing a kv head read each K/V row once.
+// score matrix), reading K/V straight from the paged cache. One task per (tile, kv head): a tile
+// is a run of up to kTileTokens consecutive batch tokens of one sequence (a prompt), whose
+// tokens x H/Hkv query heads go through attend_tile together, so every K/V block is read once per
+// tile; a decode step's tokens are tiles of one (attend per token, as before).
 void CpuForward::attend(int l, const Batch& b) {
   const int local = l - first_;
   const int64_t D = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_head / c_.n_head_kv;
@@ -257,29 +259,45 @@ void CpuForward::attend(int l, const Batch& b) {
   const void* kc = kv_.f16 ? static_cast<const void*>(k16_[local].data()) : k32_[local].data();
   const void* vc = kv_.f16 ? static_cast<const void*>(v16_[local].data()) : v32_[local].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Tiles of ~32 query rows (8 tokens of a 4-head group): enough rows to amortise converting a K/V
+  // block, few enough that a 512-token prompt still gives 64 tiles per kv head to share out.
+  const int kTileTokens = static_cast<int>(std::max<int64_t>(1, 32 / group));
+  std::vector<int64_t> n_pos(b.size());
+  std::vector<int32_t> tile_start;
+  for (int32_t t = 0; t < b.size(); ++t) {
+    n_pos[t] = b.pos[t] + 1;
+    const bool new_tile = t == 0 || b.seq[t] != b.seq[t - 1] || t - tile_start.back() == kTileTokens;
+    if (new_tile) tile_start.push_back(t);
+  }
+  tile_start.push_back(b.size());
+  const int64_t n_tiles = static_cast<int64_t>(tile_start.size()) - 1;
   // Work ~ tokens x query heads x positions x D; small steps run on this thread (see ThreadPool).
   int64_t work = 0;
   for (int32_t t = 0; t < b.size(); ++t) work += static_cast<int64_t>(b.pos[t] + 1) * c_.n_head * D;
-  const int64_t n_tasks = static_cast<int64_t>(b.size()) * c_.n_head_kv;
+  const int64_t n_tasks = n_tiles * c_.n_head_kv;
   auto task_fn = [&](int64_t task, int) {
-    const int64_t t = task / c_.n_head_kv, kvh = task % c_.n_head_kv;
+    const int64_t tile = task / c_.n_head_kv, kvh = task % c_.n_head_kv;
+    const int32_t t0 = tile_start[tile];
+    const int n_tok = tile_start[tile + 1] - t0;
     thread_local std::vector<float> scratch;
-    scratch.resize(static_cast<size_t>(cpu::attend_scratch_floats(static_cast<int>(group), static_cast<int>(D))));
-    cpu::AttnArgs a;
-    a.q = q_.data() + t * c_.q_dim() + kvh * group * D;
+    scratch.resize(static_cast<size_t>(cpu::attend_tile_scratch_floats(kTileTokens, static_cast<int>(group), static_cast<int>(D))));
+    cpu::AttnTileArgs a;
+    a.q = q_.data() + t0 * c_.q_dim() + kvh * group * D;
+    a.q_stride = c_.q_dim();
+    a.n_tok = n_tok;
+    a.n_pos = n_pos.data() + t0;
     a.group = static_cast<int>(group);
     a.D = static_cast<int>(D);
     a.scale = scale;
-    a.n_pos = b.pos[t] + 1;
-    a.slots = slots[b.seq[t]].data();
+    a.slots = slots[b.seq[t0]].data();
     a.k = kc;
     a.v = vc;
     a.row_elems = kvd;
     a.head_off = kvh * D;
     a.f16 = kv_.f16;
-    a.out = att_.data() + t * c_.q_dim() + kvh * group * D;
-    a.scratch = scratch.data();
-    cpu::attend(a);
+    a.out = att_.data() + t0 * c_.q_dim() + kvh * group * D;
+    a.out_stride = c_.q_dim();
+    cpu::attend_tile(a, scratch.data());
   };
   // `work` counts the QK products only (the PV pass doubles it) and each task streams its K/V rows
   // from the cache, so splitting pays from a quarter of the matmuls' threshold (1B decode: from

@@ -1,0 +1,222 @@
+// attention_avx512.cpp - the tiled prompt attention (attention.h: attend_tile) for AVX-512.
+//
+// A tile is R = n_tok x group query rows (several tokens of one sequence, all query heads sharing
+// one kv head) against the cache in blocks of 16 positions:
+//   K block -> f32, transposed to kt[D][16]   (read and converted once for all R rows)
+//   s[r][0..15] = q[r] . kt                   (D FMAs per row across 16 positions at once)
+//   online softmax per row on the 16-lane vector (running max m, denominator l, rescaled O)
+//   O[r] += P[r][j] * V[j]                    (V block converted once, rows taken in pairs)
+// The per-token kernel (attend_impl in kernels_x86.inc) computes one dot product per position and
+// reduces it horizontally, converts every K/V row for `group` rows only, and calls expf per score;
+// for prompts that made attention ~18% of a 1B pp512 step.
+// Causality is a per-token lane mask: token i sees positions < n_pos[i].
+//
+// Shapes: q/out rows of D floats (token i, head g at + i * stride + g * D); K/V cache rows of
+// row_elems f16 or f32 values, this kv head at head_off.
+#if defined(__x86_64__)
+#include <cstdint>
+
+#include "cpu/attention.h"
+#include "cpu/kernels.h"
+
+#pragma GCC push_options
+// GCC 12 flags its own _mm512 helpers (undefined-vector idiom) as uninitialised: not our code.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
+#include <immintrin.h>
+
+namespace rocforge::cpu {
+namespace {
+
+constexpr int kB = kAttnTileBlock;  // 16 positions = one zmm of scores
+
+// e^x on 16 lanes: x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial to degree 7
+// (truncation < 0.35^8 / 8! = 5e-9 relative), times 2^n. Inputs are clamped to [-87, 88], so
+// -inf gives a tiny positive value: callers mask lanes that must be exactly 0.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln2 split in two: exact n*hi
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// 16 x 16 transpose of 32-bit lanes: r[i] holds (i, 0..15); afterwards r[j] holds (0..15, j).
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + c]: rows 4i..4i+3 of column 4L + c in 128-bit lane L
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+// Elements [c0, c0 + 16) of this kv head in the cache row of position j, as f32.
+inline __m512 load16(const AttnTileArgs& a, const void* base, int64_t j, int c0) {
+  const int64_t off = a.slots[j] * a.row_elems + a.head_off + c0;
+  if (a.f16)
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + off)));
+  return _mm512_loadu_ps(static_cast<const float*>(base) + off);
+}
+
+// Score rows s[r] = q[r] . kt for NR rows (two chains per row over d, for FMA latency).
+template <int NR, int D>
+inline void scores(const float* const q[NR], const float* kt, __m512 s[NR]) {
+  __m512 acc[2][NR];
+  for (int r = 0; r < NR; ++r) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 2) {
+    const __m512 k0 = _mm512_load_ps(kt + d * kB), k1 = _mm512_load_ps(kt + (d + 1) * kB);
+    for (int r = 0; r < NR; ++r) {
+      acc[0][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), k0, acc[0][r]);
+      acc[1][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d + 1]), k1, acc[1][r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) s[r] = _mm512_add_ps(acc[0][r], acc[1][r]);
+}
+
+template <int DV>  // D = 16 * DV
+void tile_kernel(const AttnTileArgs& a, float* scratch) {
+  constexpr int D = 16 * DV;
+  const int G = a.group, R = a.n_tok * G;
+  float* O = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t(63));  // [R][D]
+  float* P = O + static_cast<int64_t>(R) * D;  // [R][16] probabilities of the current block
+  float* kt = P + static_cast<int64_t>(R) * kB;  // [D][16] K block, transposed
+  float* vb = kt + D * kB;                     // [16][D] V block
+  float* m = vb + kB * D;                      // [R] running max
+  float* l = m + R;                            // [R] running denominator
+  int64_t max_pos = 0;
+  for (int i = 0; i < a.n_tok; ++i) max_pos = a.n_pos[i] > max_pos ? a.n_pos[i] : max_pos;
+  for (int64_t i = 0; i < static_cast<int64_t>(R) * D; i += 16) _mm512_store_ps(O + i, _mm512_setzero_ps());
+  for (int r = 0; r < R; ++r) m[r] = -__builtin_inff(), l[r] = 0.0f;
+
+  for (int64_t j0 = 0; j0 < max_pos; j0 += kB) {
+    const int nb = max_pos - j0 < kB ? static_cast<int>(max_pos - j0) : kB;
+    for (int c = 0; c < DV; ++c) {
+      __m512i rows[16];
+      for (int j = 0; j < kB; ++j)
+        rows[j] = j < nb ? _mm512_castps_si512(load16(a, a.k, j0 + j, 16 * c)) : _mm512_setzero_si512();
+      transpose16(rows);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(kt + (16 * c + k) * kB, rows[k]);
+    }
+    for (int j = 0; j < nb; ++j)
+      for (int c = 0; c < DV; ++c) _mm512_store_ps(vb + j * D + 16 * c, load16(a, a.v, j0 + j, 16 * c));
+
+    for (int tok = 0; tok < a.n_tok; ++tok) {
+      const int64_t lim = a.n_pos[tok] - j0;  // this token sees lanes j < lim
+      float* Pt = P + static_cast<int64_t>(tok) * G * kB;
+      if (lim <= 0) {  // the whole block is in this token's future
+        for (int g = 0; g < G; ++g) _mm512_store_ps(Pt + g * kB, _mm512_setzero_ps());
+        continue;
+      }
+      const __mmask16 valid = lim >= kB ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << lim) - 1);
+      const float* qt = a.q + tok * a.q_stride;
+      for (int g = 0; g < G; g += 4) {
+        const int nr = G - g < 4 ? G - g : 4;
+        __m512 s[4];
+        const float* q[4] = {qt + g * D, qt + (g + (nr > 1)) * D, qt + (g + 2 * (nr > 2)) * D, qt + (g + 3 * (nr > 3)) * D};
+        if (nr == 4) scores<4, D>(q, kt, s);
+        else for (int r = 0; r < nr; ++r) scores<1, D>(&q[r], kt, &s[r]);
+        for (int r = 0; r < nr; ++r) {
+          const int row = tok * G + g + r;
+          const __m512 sv = _mm512_mul_ps(s[r], _mm512_set1_ps(a.scale));
+          const float bm = _mm512_mask_reduce_max_ps(valid, sv);
+          const float mnew = bm > m[row] ? bm : m[row];
+          const float corr = __builtin_expf(m[row] - mnew);  // 0 on this row's first block
+          const __m512 p = _mm512_maskz_mov_ps(valid, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(mnew))));
+          l[row] = l[row] * corr + _mm512_reduce_add_ps(p);
+          m[row] = mnew;
+          _mm512_store_ps(Pt + (g + r) * kB, p);
+          if (corr != 1.0f) {
+            float* o = O + static_cast<int64_t>(row) * D;
+            for (int c = 0; c < DV; ++c) _mm512_store_ps(o + 16 * c, _mm512_mul_ps(_mm512_load_ps(o + 16 * c), _mm512_set1_ps(corr)));
+          }
+        }
+      }
+    }
+
+    // O += P V, two rows at a time so each V vector feeds two FMAs.
+    int r = 0;
+    for (; r + 2 <= R; r += 2) {
+      float* o0 = O + static_cast<int64_t>(r) * D;
+      float* o1 = o0 + D;
+      __m512 acc0[DV], acc1[DV];
+      for (int c = 0; c < DV; ++c) acc0[c] = _mm512_load_ps(o0 + 16 * c), acc1[c] = _mm512_load_ps(o1 + 16 * c);
+      for (int j = 0; j < nb; ++j) {
+        const __m512 p0 = _mm512_set1_ps(P[r * kB + j]), p1 = _mm512_set1_ps(P[(r + 1) * kB + j]);
+        for (int c = 0; c < DV; ++c) {
+          const __m512 v = _mm512_load_ps(vb + j * D + 16 * c);
+          acc0[c] = _mm512_fmadd_ps(p0, v, acc0[c]);
+          acc1[c] = _mm512_fmadd_ps(p1, v, acc1[c]);
+        }
+      }
+      for (int c = 0; c < DV; ++c) _mm512_store_ps(o0 + 16 * c, acc0[c]), _mm512_store_ps(o1 + 16 * c, acc1[c]);
+    }
+    for (; r < R; ++r) {
+      float* o0 = O + static_cast<int64_t>(r) * D;
+      __m512 acc0[DV];
+      for (int c = 0; c < DV; ++c) acc0[c] = _mm512_load_ps(o0 + 16 * c);
+      for (int j = 0; j < nb; ++j) {
+        const __m512 p0 = _mm512_set1_ps(P[r * kB + j]);
+        for (int c = 0; c < DV; ++c) acc0[c] = _mm512_fmadd_ps(p0, _mm512_load_ps(vb + j * D + 16 * c), acc0[c]);
+      }
+      for (int c = 0; c < DV; ++c) _mm512_store_ps(o0 + 16 * c, acc0[c]);
+    }
+  }
+
+  for (int tok = 0; tok < a.n_tok; ++tok)
+    for (int g = 0; g < G; ++g) {
+      const int row = tok * G + g;
+      const __m512 inv = _mm512_set1_ps(1.0f / l[row]);
+      float* dst = a.out + tok * a.out_stride + g * D;
+      for (int c = 0; c < DV; ++c)
+        _mm512_storeu_ps(dst + 16 * c, _mm512_mul_ps(_mm512_load_ps(O + static_cast<int64_t>(row) * D + 16 * c), inv));
+    }
+}
+
+}  // namespace
+
+bool avx512_attend_tile(const AttnTileArgs& a, float* scratch) {
+  for (int i = 0; i < a.n_tok; ++i)
+    if (a.n_pos[i] < 1) return false;  // nothing to attend to: leave it to the per-token path
+  switch (a.D) {
+    case 32: tile_kernel<2>(a, scratch); return true;
+    case 64: tile_kernel<4>(a, scratch); return true;
+    case 128: tile_kernel<8>(a, scratch); return true;
+    default: return false;
+  }
+}
+
+}  // namespace rocforge::cpu
+#pragma GCC pop_options
+
+#else
+
+namespace rocforge::cpu {
+bool avx512_attend_tile(const AttnTileArgs&, float*) { return false; }
+}  // namespace rocforge::cpu
+
+#endif
