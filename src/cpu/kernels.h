@@ -81,5 +81,7 @@ const KernelTable* neon_kernels();
 // path for the shape (D not a multiple of 16, or no AVX-512 in this build): use attend per token.
 // Only call at the AVX-512 level.
 bool avx512_attend_tile(const AttnTileArgs& a, float* scratch);
+// ops.h's swiglu on 16 lanes (ops_avx512.cpp); only call at the AVX-512 level.
+void avx512_swiglu(float* gate, const float* up, int64_t n);
 
 }  // namespace rocforge::cpu

@@ -3,6 +3,9 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
+
 
 namespace rocforge::cpu {
 
@@ -42,6 +45,11 @@ void rope(float* v, int n_heads, int head_dim, int n_rot, float pos, float base,
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
+  if (active_isa() == IsaLevel::Avx512) return avx512_swiglu(gate, up, n);
+  swiglu_scalar(gate, up, n);
+}
+
+void swiglu_scalar(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];

@@ -38,8 +38,9 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 // freq_factors (may be null): llama3-style per-pair divisors of the frequency.
 void rope(float* v, int n_heads, int head_dim, int n_rot, float pos, float base, bool neox, const float* freq_factors);
 
-// gate[i] = silu(gate[i]) * up[i]
+// gate[i] = silu(gate[i]) * up[i], with the active ISA's kernel; swiglu_scalar is the reference.
 void swiglu(float* gate, const float* up, int64_t n);
+void swiglu_scalar(float* gate, const float* up, int64_t n);
 
 // In-place softmax over n values.
 void softmax(float* x, int64_t n);
