@@ -118,6 +118,8 @@ TEST(AmxGemm, WideRowsAndManyTokens) {
   // the generic panel builder, the others the AMX one.
   for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::IQ4_XS})
     check_direct({t, 300, 512, 20, 5, 290}, rng);
+  // More rows than the largest stage (512) holds: several flushes, the last one partial.
+  check_direct({GgmlType::Q4_0, 1100, 64, 20, 5, 1090}, rng);
 }
 
 // Same matmul call with AMX on and off: both within the f32 tolerance of the scalar kernel, and
