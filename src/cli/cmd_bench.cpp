@@ -76,18 +76,26 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Tokens/s of one pp run: `n` tokens in one step (chunked by n_batch), from an empty context.
-double run_pp(Engine& e, int n, std::mt19937& rng) {
+// Untimed context of `depth` tokens before a run (llama-bench's -d): attention then reads depth + i
+// positions, as it does deep into a conversation.
+void feed_depth(Generator& g, Engine& e, int depth, std::mt19937& rng) {
+  if (depth > 0) g.feed(random_tokens(depth, e.n_vocab(), rng));
+}
+
+// Tokens/s of one pp run: `n` tokens in one step (chunked by n_batch), after `depth` tokens of context.
+double run_pp(Engine& e, int n, int depth, std::mt19937& rng) {
   Generator g(e, SamplingParams::greedy());
+  feed_depth(g, e, depth, rng);
   const auto toks = random_tokens(n, e.n_vocab(), rng);
   const auto t0 = std::chrono::steady_clock::now();
   g.feed(toks);
   return n / seconds_since(t0);
 }
 
-// Tokens/s of one tg run: n single-token steps from an empty context.
-double run_tg(Engine& e, int n, std::mt19937& rng) {
+// Tokens/s of one tg run: n single-token steps after `depth` tokens of context.
+double run_tg(Engine& e, int n, int depth, std::mt19937& rng) {
   Generator g(e, SamplingParams::greedy());
+  feed_depth(g, e, depth, rng);
   const auto toks = random_tokens(n, e.n_vocab(), rng);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) g.feed({toks[i]});
@@ -126,11 +134,13 @@ void print_json(const std::vector<Result>& rs, const nlohmann::json& machine) {
 int run_bench(int argc, char** argv) {
   CLI::App app{"Measure prompt processing (ppN) and generation (tgN) speed, as llama-bench does"};
   std::string models, device = "cpu", output = "md";
-  int n_prompt = 512, n_gen = 128, reps = 5, n_batch = 512;
+  int n_prompt = 512, n_gen = 128, reps = 5, n_batch = 512, depth = 0;
   std::vector<int> threads_list;
   app.add_option("-m,--model", models, "GGUF model(s), comma separated")->required();
   app.add_option("-p,--n-prompt", n_prompt, "prompt tokens for the pp test (0: skip)")->check(CLI::NonNegativeNumber);
   app.add_option("-n,--n-gen", n_gen, "generated tokens for the tg test (0: skip)")->check(CLI::NonNegativeNumber);
+  app.add_option("-d,--depth", depth, "context tokens filled (untimed) before each run (default 0)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("-t,--threads", threads_list, "thread count(s), e.g. -t 1 -t 2 (default: all cores)");
   app.add_option("-r,--repetitions", reps, "measured runs per test (default 5)")->check(CLI::PositiveNumber);
   app.add_option("-b,--batch-size", n_batch, "max tokens per forward step (default 512)")->check(CLI::PositiveNumber);
@@ -160,7 +170,7 @@ int run_bench(int argc, char** argv) {
       EngineOptions o;
       o.model_path = path;
       o.n_threads = threads;
-      o.ctx_size = std::max(16, n_prompt + n_gen + 8);
+      o.ctx_size = std::max(16, depth + std::max(n_prompt, n_gen) + 8);
       o.n_batch = n_batch;
       o.device = device;
       auto e = Engine::load(o);
@@ -174,18 +184,19 @@ int run_bench(int argc, char** argv) {
       for (const auto& ti : m.file().tensors()) n_params += ti.n_elements;
       base.params_b = static_cast<double>(n_params) / 1e9;
       // Warm-up: fault the weights in and let the thread pool and caches settle.
-      if (n_prompt > 0) run_pp(*e, std::min(n_prompt, 32), rng);
-      if (n_gen > 0) run_tg(*e, std::min(n_gen, 4), rng);
+      if (n_prompt > 0) run_pp(*e, std::min(n_prompt, 32), 0, rng);
+      if (n_gen > 0) run_tg(*e, std::min(n_gen, 4), 0, rng);
+      const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
       if (n_prompt > 0) {
         Result r = base;
-        r.test = "pp" + std::to_string(n_prompt);
-        for (int i = 0; i < reps; ++i) r.tps.push_back(run_pp(*e, n_prompt, rng));
+        r.test = "pp" + std::to_string(n_prompt) + at;
+        for (int i = 0; i < reps; ++i) r.tps.push_back(run_pp(*e, n_prompt, depth, rng));
         results.push_back(r);
       }
       if (n_gen > 0) {
         Result r = base;
-        r.test = "tg" + std::to_string(n_gen);
-        for (int i = 0; i < reps; ++i) r.tps.push_back(run_tg(*e, n_gen, rng));
+        r.test = "tg" + std::to_string(n_gen) + at;
+        for (int i = 0; i < reps; ++i) r.tps.push_back(run_tg(*e, n_gen, depth, rng));
         results.push_back(r);
       }
       if (output == "md") std::fprintf(stderr, "done: %s, %d threads\n", base.model.c_str(), base.threads);

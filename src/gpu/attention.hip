@@ -4,6 +4,7 @@
 //
 // Pool layout (one per layer, per K and V): [n_blocks][n_kv_head][block_size][head_dim] half; position p
 // of a sequence is slot p % block_size of block block_table[p / block_size].
+#include <algorithm>
 #include <cstdlib>
 
 #include "gpu/kernels.h"
@@ -16,6 +17,8 @@ constexpr int kMaxHeadDim = 256;
 constexpr int kMaxGroup = 16;     // query heads per KV head
 constexpr int kMaxSplit = 256;    // positions per decode split (scores kept in shared memory)
 constexpr int kDecodeThreads = 256;
+// Decode contexts up to this long run one query head per one-pass block (onepass_heads).
+constexpr int kShortContext = 1024;
 
 __device__ inline size_t pool_index(const int32_t* table, int p, int block_size, int n_kv_head, int kvh,
                                     int head_dim) {
@@ -245,12 +248,15 @@ __global__ void __launch_bounds__(kDecodeThreads)
 //           take other positions; per-thread sums meet in shared memory.
 // With n_split == 1 (the whole context in one block) it writes the final output `out` directly (no
 // combine launch) and, when xq is given (one sequence), its int8 quantization for the output matvec.
+// A block serves `gb` of its KV head's query heads (blockIdx.y = head group): gb = G reads K/V
+// once for the group (long contexts: bandwidth), gb = 1 spreads a short context's few microseconds
+// of work over n_head blocks instead of n_kv_head (its K/V rows then come from L2 for the others).
 template <int D>
 __global__ void __launch_bounds__(kDecodeThreads)
     decode_attn_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
                        const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
                        const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int block_size, float scale,
-                       int split_len, int n_split, float* __restrict__ part_o, float* __restrict__ part_ml,
+                       int split_len, int n_split, int gb, float* __restrict__ part_o, float* __restrict__ part_ml,
                        float* __restrict__ out, int8_t* __restrict__ xq, float* __restrict__ xd) {
   constexpr int kVecs = D / 8;                      // 16-byte loads per K/V row
   constexpr int kPosGroups = kDecodeThreads / kVecs;  // positions in flight in the value pass
@@ -258,17 +264,18 @@ __global__ void __launch_bounds__(kDecodeThreads)
   extern __shared__ float smem[];
   rf_grid_wait();
   rf_grid_trigger();
-  const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
-  const int G = n_head / n_kv_head;
+  const int split = blockIdx.x, seq = blockIdx.z;
+  const int h0 = blockIdx.y * gb, kvh = h0 / (n_head / n_kv_head);
+  const int G = gb;                    // query heads of this block
   float* qs = smem;                    // [G][D], pre-scaled
   float* sc = qs + G * D;              // [G][split_len]: scores, then exp(score - m)
   float* o_s = sc + G * split_len;     // [G][D]
+  float* red = o_s + G * D;            // [waves][kAccG][D]: the waves' value sums
   __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
   const int tid = threadIdx.x, lane = tid % warpSize, wave = tid / warpSize, waves = blockDim.x / warpSize;
   const int32_t* table = tables + static_cast<size_t>(seq) * max_blocks;
   const int len = seq_lens[seq];
   const int p0 = split * split_len, p1 = min(len, p0 + split_len), n = p1 - p0;
-  const int h0 = kvh * G;
   const size_t part = (static_cast<size_t>(seq) * n_head + h0) * n_split + split;
 
   if (n <= 0) {  // split past this sequence's end (only with n_split > 1): contributes nothing
@@ -370,22 +377,27 @@ __global__ void __launch_bounds__(kDecodeThreads)
         }
       }
       // Deterministic sum over position groups: the lanes of a wave holding the same vector c
-      // (kVecs apart) fold by xor-shuffles, then the waves add into o_s one after another.
+      // (kVecs apart) fold by xor-shuffles; each wave leaves its sums in `red`, and after one
+      // barrier every (head, dim) adds the waves in a fixed order.
       for (int off = kVecs; off < warpSize; off *= 2)
 #pragma unroll
         for (int g = 0; g < kAccG; ++g)
 #pragma unroll
           for (int j = 0; j < 8; ++j) acc[g][j] += rf_shfl_xor(acc[g][j], off);
-      for (int wv = 0; wv < waves; ++wv) {
-        if (wave == wv && lane < kVecs) {
+      if (lane < kVecs) {
 #pragma unroll
-          for (int g = 0; g < kAccG; ++g)
-            if (g0 + g < G)
+        for (int g = 0; g < kAccG; ++g)
 #pragma unroll
-              for (int j = 0; j < 8; ++j) o_s[(g0 + g) * D + 8 * c + j] += acc[g][j];
-        }
-        __syncthreads();
+          for (int j = 0; j < 8; ++j) red[(wave * kAccG + g) * D + 8 * c + j] = acc[g][j];
       }
+      __syncthreads();
+      for (int i = tid; i < kAccG * D; i += blockDim.x) {
+        if (g0 + i / D >= G) continue;
+        float sum = 0.f;
+        for (int wv = 0; wv < waves; ++wv) sum += red[wv * kAccG * D + i];
+        o_s[g0 * D + i] += sum;
+      }
+      __syncthreads();  // red is rewritten by the next head pass
     }
   }
   __syncthreads();
@@ -647,18 +659,31 @@ int split_length(int n_seq, int n_head, int head_dim, int max_seq_len) {
 }
 
 // The one-pass kernel keeps a whole short context in one block (no combine launch): it takes the
-// larger of split_length and the context rounded up to 32, within kMaxSplit and shared memory.
-int decode_split(int n_seq, int n_head, int head_dim, int max_seq_len, bool one_pass) {
+// larger of split_length and the context rounded up to 32, within kMaxSplit and shared memory (its
+// gb heads' q, scores and output plus the waves' value sums, kOnePassRedBytes, within 46 KB).
+constexpr int kOnePassAccG = 4;  // decode_attn_kernel's kAccG
+size_t onepass_red_bytes(int head_dim) {
+  return static_cast<size_t>(kDecodeThreads / 32) * kOnePassAccG * head_dim * sizeof(float);  // widest case: 32-lane waves
+}
+int onepass_split(int n_seq, int n_head, int head_dim, int max_seq_len, int gb) {
   const int per = split_length(n_seq, n_head, head_dim, max_seq_len);
-  if (!one_pass) return per;
-  const long g_max = n_head < kMaxGroup ? n_head : kMaxGroup;
-  long cap = (46L * 1024 / (4 * g_max) - 2L * head_dim) / 32 * 32;
+  long cap = ((46L * 1024 - static_cast<long>(onepass_red_bytes(head_dim))) / (4L * gb) - 2L * head_dim) / 32 * 32;
   if (cap > kMaxSplit) cap = kMaxSplit;
   long whole = (static_cast<long>(max_seq_len) + 31) / 32 * 32;
-  if (whole > cap) whole = cap;
-  return whole > per ? static_cast<int>(whole) : per;
+  long split = whole > per ? whole : per;
+  if (split > cap) split = cap;
+  return static_cast<int>(split < 32 ? 32 : split);
 }
 
+// Query heads per one-pass block: by default one head per block while a context this short leaves
+// most multiprocessors idle with one block per KV head. ROCFORGE_ATTN_HEADS=1 forces one head per
+// block, =0 a KV head's whole group.
+int onepass_heads(int n_seq, int n_head, int n_kv_head, int max_seq_len) {
+  const int G = n_head / n_kv_head;
+  const int env = env_int("ROCFORGE_ATTN_HEADS", -1);
+  if (env >= 0) return env == 1 ? 1 : G;
+  return max_seq_len <= kShortContext && n_seq * n_kv_head < multiprocessors() ? 1 : G;
+}
 
 }  // namespace
 
@@ -689,8 +714,10 @@ int rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_
 
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len) {
   if (n_seq <= 0 || n_head <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
-  // The one-pass kernel's splits are never shorter than the partial kernel's: size for the latter.
-  const int split = decode_split(n_seq, n_head, head_dim, max_seq_len, false);
+  // Room for the shorter of the two kernels' splits (the one-pass kernel's shrink with its heads).
+  int split = split_length(n_seq, n_head, head_dim, max_seq_len);
+  const int gb_max = n_head < kMaxGroup ? n_head : kMaxGroup;  // the one-pass split shrinks as gb grows
+  split = std::min(split, onepass_split(n_seq, n_head, head_dim, max_seq_len, gb_max));
   const size_t n_split = (max_seq_len + split - 1) / split;
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
@@ -706,34 +733,36 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
   if (xq && reinterpret_cast<uintptr_t>(xq) % 16 != 0) return fail("attn_decode: int8 output must be 16-byte aligned");
   const int G = n_head / n_kv_head;
   const int qdim = n_head * head_dim;
-  // ROCFORGE_ATTN_ONEPASS: unset = the one-pass kernel where the partial kernel's split would cover
-  // the whole context anyway (many sequences, short contexts) and for contexts over 512 (its 256-
-  // position splits, H200, 32/8 heads x 128: 35 vs 78 us at 4096, 90 vs 135 at 16384; at 128-512 the
-  // partial kernel's 32-position splits win, 17-27 vs 24-29 us); 1 = always, stretching splits to
-  // whole contexts where they fit; 2 = always, with the partial kernel's splits; 0 = never.
-  const int mode = env_int("ROCFORGE_ATTN_ONEPASS", -1);
-  const int per = split_length(n_seq, n_head, head_dim, max_seq_len);
+  // ROCFORGE_ATTN_ONEPASS: unset or 1 = the one-pass kernel (D 64 / 128, aligned pools), its
+  // splits stretched to whole contexts where they fit (in a captured 8B decode step on an H200 it
+  // beat the partial kernel at every context: tg128 373 vs 352 tok/s from an empty context, equal at
+  // depth 512-8192); 2 = one-pass with the partial kernel's splits; 0 = the partial kernel.
+  const int mode = env_int("ROCFORGE_ATTN_ONEPASS", 1);
   const bool one_pass = (head_dim == 64 || head_dim == 128) && reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 &&
-                        reinterpret_cast<uintptr_t>(v_pool) % 16 == 0 &&
-                        (mode == 1 || mode == 2 || (mode == -1 && (per >= max_seq_len || max_seq_len > 512)));
-  const int split = decode_split(n_seq, n_head, head_dim, max_seq_len, one_pass && mode != 2);
+                        reinterpret_cast<uintptr_t>(v_pool) % 16 == 0 && mode != 0;
+  const int gb = one_pass ? onepass_heads(n_seq, n_head, n_kv_head, max_seq_len) : G;
+  const int split = !one_pass ? split_length(n_seq, n_head, head_dim, max_seq_len)
+                    : mode == 2 ? std::min(split_length(n_seq, n_head, head_dim, max_seq_len),
+                                           onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
+                                : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
   const int n_split = (max_seq_len + split - 1) / split;
   float* part_o = static_cast<float*>(workspace);
   float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
-  const size_t smem = static_cast<size_t>(G) * (2 * head_dim + split) * sizeof(float);
+  const size_t smem = static_cast<size_t>(gb) * (2 * head_dim + split) * sizeof(float) +
+                      (one_pass ? onepass_red_bytes(head_dim) : 0);
   int8_t* q8 = static_cast<int8_t*>(xq);
   float* d8 = q8 ? reinterpret_cast<float*>(q8 + (static_cast<size_t>(n_seq) * qdim + 15) / 16 * 16) : nullptr;
   bool quantized = false;
   if (one_pass) {
     const bool fuse_q8 = q8 && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
-    const dim3 grid(n_split, n_kv_head, n_seq);
+    const dim3 grid(n_split, n_head / gb, n_seq);
     if (head_dim == 128)
       (void)rf_launch(decode_attn_kernel<128>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
-                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, part_o, part_ml,
+                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, gb, part_o, part_ml,
                       out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
     else
       (void)rf_launch(decode_attn_kernel<64>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
-                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, part_o, part_ml,
+                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, gb, part_o, part_ml,
                       out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
     if (int rc = check(hipGetLastError(), "attn_decode (one pass)")) return rc;
     quantized = fuse_q8;

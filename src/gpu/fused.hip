@@ -5,6 +5,8 @@
 // The int8 layout and rounding are quantize_q8's (matvec.hip): int8 q[n] (padded to 16 bytes), then
 // float d[n / 32], d = max|y| / 127, q = rint(y * 127 / max|y|); the 32 lanes of a chunk reduce with
 // xor-shuffles of offset < 32, inside an aligned 32-lane group on both wave widths.
+#include <algorithm>
+
 #include "gpu/kernels.h"
 
 namespace rocforge::gpu {
@@ -22,10 +24,69 @@ __device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, flo
 }
 
 // One block (one row: decode). Pass 1 adds the residual and sums squares; pass 2 (same thread, same
-// indices, so no barrier is needed for x) scales, stores and quantizes. Rows of up to
-// kNormPerThread * blockDim elements stay in registers between the passes, and w (a weight, never
-// written) is loaded before waiting on the previous kernel (PDL), so after the wait the kernel makes
-// one round trip to memory instead of three.
+// indices, so no barrier is needed for x) scales, stores and quantizes. w (a weight, never written)
+// is loaded before waiting on the previous kernel (PDL), so after the wait the kernel makes one
+// round trip to memory.
+//
+// Fast path (rows of up to kNormVecs * 4 * 1024 elements, n % 32 == 0, 16-byte aligned vectors): a
+// thread owns float4 groups j = tid, tid + blockDim, ...; a 32-element chunk is 8 consecutive
+// groups, i.e. an aligned 8-lane group, so a chunk's max|y| takes three xor-shuffles and one
+// division per thread (not five shuffles and two divisions per element: this kernel is one block,
+// so its instruction count is its latency). Same formulas as quantize_q8: bit-identical output.
+constexpr int kNormVecs = 2;
+__device__ inline float4 ld4(const float* p, int j) { return reinterpret_cast<const float4*>(p)[j]; }
+__device__ inline float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_vec_kernel(float* x, const float* add,
+                                                                  const float* __restrict__ w, float* y, int n,
+                                                                  float eps, int8_t* q, float* d) {
+  __shared__ float scratch[kRfMaxWavesPerBlock];
+  const int nt = blockDim.x, groups = n / 4;
+  float4 wv[kNormVecs], xv[kNormVecs];
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nt;
+    wv[k] = j < groups ? ld4(w, j) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nt;
+    xv[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (j < groups) {
+      xv[k] = ld4(x, j);
+      if (add) {
+        xv[k] = add4(xv[k], ld4(add, j));
+        reinterpret_cast<float4*>(x)[j] = xv[k];
+      }
+    }
+    ss = fmaf(xv[k].x, xv[k].x, fmaf(xv[k].y, xv[k].y, fmaf(xv[k].z, xv[k].z, fmaf(xv[k].w, xv[k].w, ss))));
+  }
+  ss = rf_block_sum(ss, scratch);  // ends with a barrier: `add` may alias y below
+  const float inv = rsqrtf(ss / n + eps);
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nt;
+    if (j >= groups) break;  // whole 8-lane groups leave together (groups is a multiple of 8)
+    const float4 v = make_float4(xv[k].x * inv * wv[k].x, xv[k].y * inv * wv[k].y, xv[k].z * inv * wv[k].z,
+                                 xv[k].w * inv * wv[k].w);
+    if (y) reinterpret_cast<float4*>(y)[j] = v;
+    if (q) {
+      float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+      for (int off = 4; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+      const float s = amax > 0.f ? 127.f / amax : 0.f;
+      const uint32_t b = (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.x * s))))) |
+                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.y * s)))) << 8) |
+                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.z * s)))) << 16) |
+                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.w * s)))) << 24);
+      reinterpret_cast<uint32_t*>(q)[j] = b;
+      if ((j & 7) == 0) d[j >> 3] = amax / 127.f;
+    }
+  }
+}
+
+// General path (any n): as above, one element per thread step.
 constexpr int kNormPerThread = 8;
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, const float* add, const float* __restrict__ w,
                                                               float* y, int n, float eps, int8_t* q, float* d) {
@@ -107,7 +168,16 @@ int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, i
   if (n <= 0) return fail("rmsnorm_q8: bad length %d", n);
   if (xq && (n % 32 != 0 || reinterpret_cast<uintptr_t>(xq) % 16 != 0))
     return fail("rmsnorm_q8: quantized output needs a multiple of 32 elements (%d) and 16-byte alignment", n);
-  (void)rf_launch(rmsnorm_q8_kernel, 1, kNormThreads, 0, s, x, add, w, y, n, eps, xq ? q_of(xq) : nullptr, xq ? d_of(xq, n) : nullptr);
+  int8_t* q = xq ? q_of(xq) : nullptr;
+  float* d = xq ? d_of(xq, n) : nullptr;
+  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (n % 32 == 0 && n <= kNormVecs * 4 * kNormThreads && a16(x) && a16(add) && a16(w) && a16(y)) {
+    // One float4 group per thread where the row allows (a multiple of 32 threads either way).
+    const int threads = std::min(kNormThreads, (n / 4 + 31) / 32 * 32);
+    (void)rf_launch(rmsnorm_q8_vec_kernel, 1, threads, 0, s, x, add, w, y, n, eps, q, d);
+  } else {
+    (void)rf_launch(rmsnorm_q8_kernel, 1, kNormThreads, 0, s, x, add, w, y, n, eps, q, d);
+  }
   return check(hipGetLastError(), "rmsnorm_q8");
 }
 

@@ -161,6 +161,7 @@ class GpuExecutor final : public Executor {
     if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
     fuse_ = !env_off("ROCFORGE_GPU_FUSE");
     use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
+    if (const char* e = std::getenv("ROCFORGE_GPU_SKIP")) skip_ = std::atoi(e);
     upload_weights();
     reserve_scratch(std::max(1, max_batch));
     warm_up(max_batch);
@@ -401,6 +402,11 @@ class GpuExecutor final : public Executor {
       be_->check(api_.add(y + int64_t(t) * n, bias.buf.get<float>(), y + int64_t(t) * n, n, stream_), "bias");
   }
 
+  // ROCFORGE_GPU_SKIP (profiling only: the logits are wrong): bit set = that decode-layer launch is
+  // left out, to measure what each kind costs inside the real graph.
+  enum Skip { kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16 };
+  bool skip(int what) const { return (skip_ & what) != 0; }
+
   void layer(int l, const Batch& b, int T);
   void moe(const GpuLayer& L, float* h, int T);
 
@@ -419,6 +425,7 @@ class GpuExecutor final : public Executor {
   bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
+  int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
   std::vector<DevWeight> separate_;  // matrices that could not be fused
   DevWeight token_embd_, output_norm_, output_w_;
@@ -640,25 +647,30 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   // layer's own last residual is left pending (h) for the next layer's (or the head's) norm.
   const bool fz = T == 1 && fuse_;
   void* xq_e = fz && E % 32 == 0 ? xq_.get() : nullptr;
+  auto mv = [&](const auto& w, const float* in, float* out, bool* in_q8) {
+    if (!(fz && skip(kSkipMatvec))) proj(w, in, out, T, in_q8);
+  };
 
   // Attention block. Decode with fused weights: one matvec writes [q | k | v].
   bool hq = false;
   if (fz) {
-    ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "attn_norm");
+    if (!skip(kSkipNorm))
+      ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_),
+         "attn_norm");
     hq = xq_e != nullptr;
     pending_ = false;
   } else {
     ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
   }
   if (T == 1 && L.qkv.present()) {
-    proj(L.qkv, h, q, T, &hq);
+    mv(L.qkv, h, q, &hq);
   } else if (T == 1 && L.qk.present()) {  // writes q then k, back to back
-    proj(L.qk, h, q, T, &hq);
-    proj(L.v, h, v, T, &hq);
+    mv(L.qk, h, q, &hq);
+    mv(L.v, h, v, &hq);
   } else {
-    proj(L.q, h, q, T, &hq);
-    proj(L.k, h, k, T, &hq);
-    proj(L.v, h, v, T, &hq);
+    mv(L.q, h, q, &hq);
+    mv(L.k, h, k, &hq);
+    mv(L.v, h, v, &hq);
   }
   add_bias(L.bq, q, T, qd);
   add_bias(L.bk, k, T, kvd);
@@ -675,7 +687,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   const int n_seq = static_cast<int>(seq_begin_.size());
   if (all_decode_ && fuse_) {
     // Decode (token s is sequence s's only token): rope and the cache store in one launch.
-    ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
+    if (!skip(kSkipRope))
+      ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
                           fscale, freq_.get<float>(), neox, kp, vp, stream_), "rope + kv_store");
   } else if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
     ok(api_.rope(q, pos, 1, H + Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q+k");
@@ -694,7 +707,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   bool hatt = false;
   if (all_decode_) {
     void* xq_att = fz && qd % 32 == 0 ? xq_.get() : nullptr;
-    ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
+    if (!skip(kSkipAttn))
+      ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
                         kv_.block_size, scale, att, xq_att, workspace_.get(), stream_), "attn_decode");
     hatt = xq_att != nullptr;
   } else {
@@ -705,12 +719,13 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
                            Hkv, D, kv_.block_size, scale, att + int64_t(t0) * qd, stream_), "attn_prefill");
     }
   }
-  proj(L.wo, att, h, T, &hatt);
+  mv(L.wo, att, h, &hatt);
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up].
   bool hq2 = false;
   if (fz) {
-    ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
+    if (!skip(kSkipNorm))
+      ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
     hq2 = xq_e != nullptr;
   } else {
     ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
@@ -723,19 +738,20 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     return;
   }
   if (T == 1 && L.gu.present()) {
-    proj(L.gu, h, g, T, &hq2);
+    mv(L.gu, h, g, &hq2);
   } else {
-    proj(L.gate, h, g, T, &hq2);
-    proj(L.up, h, u, T, &hq2);
+    mv(L.gate, h, g, &hq2);
+    mv(L.up, h, u, &hq2);
   }
   bool gq = false;
   if (fz && c_.n_ff % 32 == 0) {
-    ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
+    if (!skip(kSkipSwiglu))
+      ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
     gq = true;
   } else {
     ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
   }
-  proj(L.ffn_down, g, h, T, &gq);
+  mv(L.ffn_down, g, h, &gq);
   if (fz) pending_ = true;
   else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }

@@ -212,20 +212,35 @@ TEST(GpuAttention, FusedRopeKvStoreMatchesSeparateLaunches) {
 
 // Runs the decode test body under each ROCFORGE_ATTN_ONEPASS mode: the default choice, the one-pass
 // kernel (head_dim 64 / 128) over whole short contexts (1) or over the partial kernel's splits (2),
-// and the split/combine pair it replaces (0), which other head sizes always use.
-class GpuAttentionDecode : public ::testing::TestWithParam<const char*> {
+// and the split/combine pair it replaces (0), which other head sizes always use; the one-pass kernel
+// also with each ROCFORGE_ATTN_HEADS choice (1: a query head per block, 0: a KV head's group).
+struct DecodeMode {
+  const char* onepass;
+  const char* heads;
+  const char* name;
+};
+class GpuAttentionDecode : public ::testing::TestWithParam<DecodeMode> {
  protected:
   void SetUp() override {
-    if (*GetParam()) setenv("ROCFORGE_ATTN_ONEPASS", GetParam(), 1);
-    else unsetenv("ROCFORGE_ATTN_ONEPASS");
+    set("ROCFORGE_ATTN_ONEPASS", GetParam().onepass);
+    set("ROCFORGE_ATTN_HEADS", GetParam().heads);
   }
-  void TearDown() override { unsetenv("ROCFORGE_ATTN_ONEPASS"); }
+  void TearDown() override {
+    unsetenv("ROCFORGE_ATTN_ONEPASS");
+    unsetenv("ROCFORGE_ATTN_HEADS");
+  }
+  static void set(const char* var, const char* v) {
+    if (*v) setenv(var, v, 1);
+    else unsetenv(var);
+  }
 };
-INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionDecode, ::testing::Values("", "1", "2", "0"), [](const auto& info) {
-  const std::string m = info.param;
-  return m.empty() ? std::string("Default") : m == "1" ? std::string("OnePassWhole") : m == "2" ? std::string("OnePassSplits")
-                                                                                           : std::string("SplitCombine");
-});
+INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionDecode,
+                         ::testing::Values(DecodeMode{"", "", "Default"}, DecodeMode{"1", "1", "OnePassWholeHeadPerBlock"},
+                                           DecodeMode{"1", "0", "OnePassWholeGroupPerBlock"},
+                                           DecodeMode{"2", "1", "OnePassSplitsHeadPerBlock"},
+                                           DecodeMode{"2", "0", "OnePassSplitsGroupPerBlock"},
+                                           DecodeMode{"0", "", "SplitCombine"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST_P(GpuAttentionDecode, MatchesReference) {
   ROCFORGE_REQUIRE_GPU(gpu);
