@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 5u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 6u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -156,6 +156,14 @@ struct rf_gpu_api {
                        const int32_t* d_block_tables, int max_blocks, int block_size, int n_head, int n_kv_head,
                        int head_dim, int n_rot, float base, float freq_scale, const float* d_freq_factors, int neox,
                        uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
+
+  // ---- v6. Two int8-x matvecs of one x in one launch (decode's [q | k] and a v of another format):
+  // y[0, rows_a) = A x, y[rows_a, rows_a + rows_b) = B x; both matrices `cols` wide. has_matvec_q8_pair
+  // != 0 for the type pairs it serves (else: two matvec_q8 calls).
+  int (*has_matvec_q8_pair)(uint32_t type_a, uint32_t type_b);
+  int (*matvec_q8_pair)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
+                        const void* d_wb, size_t stride_b, int rows_b, int cols, const void* d_xq, float* d_y,
+                        rf_stream s);
 };
 
 // The one exported symbol of a backend library.

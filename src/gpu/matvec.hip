@@ -157,35 +157,19 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
 }
 
 // As matvec8_kernel, against x quantized to int8 (quantize_q8_kernel): four lanes per item of
-// F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all kRows rows.
-template <class F, int R, int MinBlocks = 1>
-__global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
-                                                          const int8_t* __restrict__ xq, const float* __restrict__ xd,
-                                                          float* __restrict__ y, int rows, int cols, int group,
-                                                          int prefetch) {
-  __shared__ float part[R][kRfMaxWavesPerBlock];
+// F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all R rows.
+// One row block: `groups` thread groups of `group` threads, R consecutive rows each, rows
+// (rb * groups + g) * R ..; `part` is the block's shared scratch.
+template <class F, int R>
+__device__ inline void matvec8q_rows(const uint8_t* __restrict__ w, size_t stride, const int8_t* __restrict__ xq,
+                                     const float* __restrict__ xd, float* __restrict__ y, int rows, int cols, int group,
+                                     int rb, float (*part)[kRfMaxWavesPerBlock]) {
   const int groups = blockDim.x / group;
   const int g = threadIdx.x / group, gl = threadIdx.x % group;
   const int n_chunks = cols / 32;
   const int n_items = F::items(n_chunks);
   const int p = gl & 3, step = group >> 2;
-  // Row blocks of groups * R rows; a grid smaller than their count walks them (persistent blocks).
-  const int n_row_blocks = (rows + groups * R - 1) / (groups * R);
-  int row0 = (blockIdx.x * groups + g) * R;
-  // Weights are never written: pull this group's rows towards L2 while the kernels before this one
-  // (PDL, hip_compat.h) still run, then wait for them before reading x.
-  if (prefetch && row0 < rows) {
-    const int row_bytes = n_chunks * 32 / F::kBlockElems * F::kBlockBytes;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* base = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
-      for (int off = gl * 128; off < row_bytes; off += group * 128) rf_prefetch_l2(base + off);
-    }
-  }
-  rf_grid_wait();
-  rf_grid_trigger();
-  for (int rb = blockIdx.x; rb < n_row_blocks; rb += gridDim.x) {
-  row0 = (rb * groups + g) * R;
+  const int row0 = (rb * groups + g) * R;
   float acc[R] = {};
   if (row0 < rows) {
     const uint8_t* rp[R];
@@ -221,6 +205,50 @@ __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8
     }
   }
   __syncthreads();  // part is rewritten by the next row block
+}
+
+template <class F, int R, int MinBlocks = 1>
+__global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                          const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                                          float* __restrict__ y, int rows, int cols, int group,
+                                                          int prefetch) {
+  __shared__ float part[R][kRfMaxWavesPerBlock];
+  const int groups = blockDim.x / group;
+  // Row blocks of groups * R rows; a grid smaller than their count walks them (persistent blocks).
+  const int n_row_blocks = (rows + groups * R - 1) / (groups * R);
+  // Weights are never written: pull this block's first rows towards L2 while the kernels before this
+  // one (PDL, hip_compat.h) still run, then wait for them before reading x.
+  const int row0 = (blockIdx.x * groups + threadIdx.x / group) * R;
+  if (prefetch && row0 < rows) {
+    const int row_bytes = cols / F::kBlockElems * F::kBlockBytes;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* base = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+      for (int off = (threadIdx.x % group) * 128; off < row_bytes; off += group * 128) rf_prefetch_l2(base + off);
+    }
+  }
+  rf_grid_wait();
+  rf_grid_trigger();
+  for (int rb = blockIdx.x; rb < n_row_blocks; rb += gridDim.x)
+    matvec8q_rows<F, R>(w, stride, xq, xd, y, rows, cols, group, rb, part);
+}
+
+// Two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
+// format (Q4_K_M keeps v in Q6_K), saving a launch and its drain. Row blocks of A come first, then
+// B's; y_b = y + rows_a (the outputs are contiguous, as [q | k | v] is in the executor).
+template <class FA, class FB, int R, int MinBlocks>
+__global__ void __launch_bounds__(kBlock, MinBlocks)
+    matvec8q_pair_kernel(const uint8_t* __restrict__ wa, size_t stride_a, int rows_a, int group_a,
+                         const uint8_t* __restrict__ wb, size_t stride_b, int rows_b, int group_b,
+                         const int8_t* __restrict__ xq, const float* __restrict__ xd, float* __restrict__ y, int cols) {
+  __shared__ float part[R][kRfMaxWavesPerBlock];
+  const int per_a = blockDim.x / group_a * R, per_b = blockDim.x / group_b * R;
+  const int n_a = (rows_a + per_a - 1) / per_a, n_b = (rows_b + per_b - 1) / per_b;
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  for (int rb = blockIdx.x; rb < n_a + n_b; rb += gridDim.x) {
+    if (rb < n_a) matvec8q_rows<FA, R>(wa, stride_a, xq, xd, y, rows_a, cols, group_a, rb, part);
+    else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, y + rows_a, rows_b, cols, group_b, rb - n_a, part);
   }
 }
 
@@ -327,6 +355,26 @@ Tuning tuning(uint32_t type) {
   if (env.persist >= 0) t.persist = env.persist;
   if (env.min_blocks) t.min_blocks = env.min_blocks;
   return t;
+}
+
+// Threads per row group of the int8 path: 4 per item, at least tu.min_steps steps each, within
+// [wave, kBlock] and under the tuning cap. (min_steps 1 lets a lane take a single item per row: twice
+// the threads on a short row, so a small matrix still fills the device.)
+template <class F>
+int q8_group(const Tuning& tu, int cols) {
+  const int n_items = (cols / 32 + F::kItemChunks - 1) / F::kItemChunks;
+  int group = wave_size();
+  while (group < kBlock && group * 2 <= tu.max_group && group * 2 <= 4 * n_items / tu.min_steps) group *= 2;
+  return group;
+}
+
+// min(want, the blocks of `kernel` that fit on the device at once): persistent grids.
+template <class K>
+int resident_grid(K kernel, int want) {
+  static thread_local std::unordered_map<const void*, int> fits;  // per kernel instantiation
+  int& fit = fits[reinterpret_cast<const void*>(kernel)];
+  if (!fit && hipOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, kBlock, 0) != hipSuccess) fit = 1;
+  return std::min(want, std::max(1, fit) * multiprocessors());
 }
 
 // Validates a weight matrix; sets *vector_ok when the 32-element chunk path may read it.
@@ -446,26 +494,15 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         rc = fail("matvec_q8: quantized x must be 16-byte aligned");
         return;
       }
-      // Threads per row group: 4 per item, at least 2 steps each, within [wave, kBlock] (and under
-      // the tuning cap, when set).
-      const int n_items = (cols / 32 + F::kItemChunks - 1) / F::kItemChunks;
       const Tuning tu = tuning(type);
-      // min_steps 1 lets a lane take a single item per row: twice the threads on a short row, so a
-      // small matrix still fills the device.
-      int group = wave_size();
-      while (group < kBlock && group * 2 <= tu.max_group && group * 2 <= 4 * n_items / tu.min_steps) group *= 2;
+      const int group = q8_group<F>(tu, cols);
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
       const auto* wb = static_cast<const uint8_t*>(w);
       auto launch = [&](auto kernel, int R) {
         const int per_block = kBlock / group * R;
         int grid = (rows + per_block - 1) / per_block;
-        if (tu.persist) {  // at most the blocks that fit on the device at once
-          static thread_local std::unordered_map<const void*, int> fits;  // per kernel (format, R)
-          int& fit = fits[reinterpret_cast<const void*>(kernel)];
-          if (!fit && hipOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, kBlock, 0) != hipSuccess) fit = 1;
-          grid = std::min(grid, std::max(1, fit) * multiprocessors());
-        }
+        if (tu.persist) grid = resident_grid(kernel, grid);  // at most the blocks that fit at once
         (void)rf_launch(kernel, grid, kBlock, 0, s, wb, row_stride, q, d, y, rows, cols, group, tu.prefetch);
       };
       if (tu.rows == 4) launch(matvec8q_kernel<F, 4>, 4);
@@ -476,6 +513,55 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
     }
   });
   if (!known) return fail("matvec_q8: unsupported weight type %u", type);
+  return rc;
+}
+
+// The [q | k] + v pairs one launch serves: K-quant mixes (Q4_K_M, Q5_K_M) keep v in Q6_K.
+template <class F>
+auto dispatch_pair(uint32_t type_a, uint32_t type_b, F&& f) {
+  auto with_b = [&](auto a) {
+    switch (type_b) {
+      case kQ6_K: f(a, Fmt<kQ6_K>{}); return true;
+      case kQ6_K_G8: f(a, Fmt<kQ6_K_G8>{}); return true;
+      default: return false;
+    }
+  };
+  switch (type_a) {
+    case kQ4_K: return with_b(Fmt<kQ4_K>{});
+    case kQ5_K: return with_b(Fmt<kQ5_K>{});
+    default: return false;
+  }
+}
+
+int has_matvec_q8_pair(uint32_t type_a, uint32_t type_b) {
+  bool ok = false;
+  dispatch_pair(type_a, type_b, [&](auto a, auto b) { ok = HasDot8q<decltype(a)>::value && HasDot8q<decltype(b)>::value; });
+  return ok ? 1 : 0;
+}
+
+int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, hipStream_t s) {
+  if (!has_matvec_q8_pair(type_a, type_b)) return fail("matvec_q8_pair: no fused path for types %u + %u", type_a, type_b);
+  if (!aligned(xq, 16)) return fail("matvec_q8_pair: quantized x must be 16-byte aligned");
+  int rc = 0;
+  dispatch_pair(type_a, type_b, [&](auto a, auto b) {
+    using FA = decltype(a);
+    using FB = decltype(b);
+    if constexpr (HasDot8q<FA>::value && HasDot8q<FB>::value) {
+      bool vec = false;
+      if ((rc = check_matrix<FA>("matvec_q8_pair (a)", wa, stride_a, rows_a, cols, &vec)) != 0) return;
+      if ((rc = check_matrix<FB>("matvec_q8_pair (b)", wb, stride_b, rows_b, cols, &vec)) != 0) return;
+      // The K-quant shape of tuning(): 2 rows per group, 4 resident blocks per SM, persistent.
+      const int ga = q8_group<FA>(tuning(type_a), cols), gb = q8_group<FB>(tuning(type_b), cols);
+      const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) + (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2);
+      auto kernel = matvec8q_pair_kernel<FA, FB, 2, 4>;
+      const auto* q = static_cast<const int8_t*>(xq);
+      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
+      (void)rf_launch(kernel, resident_grid(kernel, n_blocks), kBlock, 0, s, static_cast<const uint8_t*>(wa), stride_a,
+                      rows_a, ga, static_cast<const uint8_t*>(wb), stride_b, rows_b, gb, q, d, y, cols);
+      rc = check(hipGetLastError(), "matvec_q8_pair");
+    }
+  });
   return rc;
 }
 

@@ -394,6 +394,22 @@ class GpuExecutor final : public Executor {
   void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
     proj(mat_of(w), x, y, T, xq_ready);
   }
+  // Decode: y = [a x | b x] (b's rows right after a's), one launch where the backend pairs the two
+  // formats (matvec_q8_pair), else two.
+  void proj_pair(const Mat& a, const Mat& b, const float* x, float* y, bool* xq_ready) {
+    if (pair_ && use_q8_ && a.cols == b.cols && a.cols % 32 == 0 && api_.has_matvec_q8_pair(a.type, b.type)) {
+      if (!*xq_ready) {
+        be_->check(api_.quantize_q8(x, a.cols, xq_.get(), stream_), "quantize_q8");
+        *xq_ready = true;
+      }
+      be_->check(api_.matvec_q8_pair(a.type, a.d, a.row_bytes, a.rows, b.type, b.d, b.row_bytes, b.rows, a.cols,
+                                     xq_.get(), y, stream_),
+                 *a.name + " + " + *b.name);
+      return;
+    }
+    proj(a, x, y, 1, xq_ready);
+    proj(b, x, y + a.rows, 1, xq_ready);
+  }
 
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
     if (!bias.present()) return;
@@ -424,6 +440,7 @@ class GpuExecutor final : public Executor {
   bool repack_ = !env_off("ROCFORGE_GPU_REPACK");
   bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
+  bool pair_ = !env_off("ROCFORGE_GPU_PAIR");  // =0: [q | k] and v in two launches (A/B runs)
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
@@ -664,9 +681,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   if (T == 1 && L.qkv.present()) {
     mv(L.qkv, h, q, &hq);
-  } else if (T == 1 && L.qk.present()) {  // writes q then k, back to back
-    mv(L.qk, h, q, &hq);
-    mv(L.v, h, v, &hq);
+  } else if (T == 1 && L.qk.present()) {  // writes q, k, v back to back
+    if (!(fz && skip(kSkipMatvec))) proj_pair(L.qk, L.v, h, q, &hq);
   } else {
     mv(L.q, h, q, &hq);
     mv(L.k, h, k, &hq);
