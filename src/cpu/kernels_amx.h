@@ -41,5 +41,9 @@ using GemmFFn = bool (*)(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t
                          const float* x, int64_t T, float* y, int64_t ldy);
 bool amx_bf16_usable();
 GemmFFn amx_bf16_gemm_f_fn();
+// Quantized types the AMX table's gemm_f also takes, with f32 activations (matmul then skips the
+// int8 quantization for them): Q6_K for T >= kPanelMinTokens, on AMX-BF16 with integer codes
+// and one f32 scaling per super-block (kernels_amx_bf16.cpp). False without AMX-BF16.
+bool amx_bf16_takes(GgmlType t, int64_t T);
 
 }  // namespace rocforge::cpu

@@ -33,6 +33,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "quant/blocks.h"
+
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
@@ -130,11 +132,30 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
+// Exact f32 values with at most 16 significant bits (F16 weights, Q6_K integer codes) as
+// hi + lo bf16, both exact: hi keeps the top 8 significand bits (truncation), lo the rest.
+inline void split_exact(__m512 a, __m512 b, __m512i& hi, __m512i& lo) {
+  const __m512i keep_hi = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), keep_hi));
+  const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), keep_hi));
+  hi = to_bf16(ah, bh);  // exact: the low 16 bits are already zero
+  lo = to_bf16(_mm512_sub_ps(a, ah), _mm512_sub_ps(b, bh));  // exact: what is left fits 8 bits
+}
+
+// Transposes the 16 rows' hi (and lo) vectors of one step into B tiles at dst (hi) / dst + kTile.
+inline void store_step(__m512i hi[16], __m512i lo[16], bool with_lo, uint8_t* dst) {
+  transpose16(hi);
+  for (int k = 0; k < 16; ++k) _mm512_store_si512(dst + k * 64, hi[k]);
+  if (with_lo) {
+    transpose16(lo);
+    for (int k = 0; k < 16; ++k) _mm512_store_si512(dst + kTile + k * 64, lo[k]);
+  }
+}
+
 // Inputs [k0, k0 + 32 * steps) of weight rows [p0, p0 + 16) (rows >= rows_end zero) as B tiles: [step][hi, lo][16 pairs][16 rows]
 // [2 bf16], at `out` with `stride` bytes between steps. lo is written only for F16.
 void pack_panel(bool f16, const uint8_t* w, size_t rb, int64_t p0, int64_t rows_end, int64_t k0, int64_t steps,
                 uint8_t* out, int64_t stride) {
-  const __m512i keep_hi = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   for (int64_t s = 0; s < steps; ++s) {
     __m512i hi[16], lo[16];
     for (int r = 0; r < kRows; ++r) {
@@ -147,20 +168,57 @@ void pack_panel(bool f16, const uint8_t* w, size_t rb, int64_t p0, int64_t rows_
         hi[r] = raw;
         continue;
       }
-      const __m512 a = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
-      const __m512 b = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
-      const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), keep_hi));
-      const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), keep_hi));
-      hi[r] = to_bf16(ah, bh);  // exact: the low 16 bits are already zero
-      lo[r] = to_bf16(_mm512_sub_ps(a, ah), _mm512_sub_ps(b, bh));  // exact: 3 bits left
+      split_exact(_mm512_cvtph_ps(_mm512_castsi512_si256(raw)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1)),
+                  hi[r], lo[r]);
     }
-    transpose16(hi);
-    uint8_t* dst = out + s * stride;
-    for (int k = 0; k < 16; ++k) _mm512_store_si512(dst + k * 64, hi[k]);
-    if (f16) {
-      transpose16(lo);
-      for (int k = 0; k < 16; ++k) _mm512_store_si512(dst + kTile + k * 64, lo[k]);
+    store_step(hi, lo, f16, out + s * stride);
+  }
+}
+
+// Q6_K: w = d * sc[e / 16] * q[e] per 256-input super-block (q 6-bit signed, sc int8, d f16). The
+// integer sc * q (|.| <= 4096, 13 bits) goes into the tiles exactly as hi + lo; d is applied to
+// each super-block's f32 sums afterwards (q6k_gemm), so no per-16 scaling inside the products.
+// Inputs 32 s .. 32 s + 31 of a block (s = 0..7) as f32 integers (layout: quant/decode.cpp).
+inline void q6k_step(const quant::BlockQ6_K& b, int s, __m512& a, __m512& c) {
+  const int h = s / 4, i = s % 4;  // half of the block, quarter of the half (ql / qh bit pair)
+  const __m256i L = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (i & 1)));
+  const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i low = _mm256_and_si256(i < 2 ? L : _mm256_srli_epi16(L, 4), m4);
+  __m256i top;  // qh bits 2i, 2i+1 moved to bits 4, 5 (16-bit shifts, then a per-byte mask)
+  switch (i) {
+    case 0: top = _mm256_slli_epi16(H, 4); break;
+    case 1: top = _mm256_slli_epi16(H, 2); break;
+    case 2: top = H; break;
+    default: top = _mm256_srli_epi16(H, 2); break;
+  }
+  const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_and_si256(top, m30)), _mm256_set1_epi8(32));
+  const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+  const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+  a = _mm512_mul_ps(q0, _mm512_set1_ps(static_cast<float>(b.scales[2 * s])));  // exact integers
+  c = _mm512_mul_ps(q1, _mm512_set1_ps(static_cast<float>(b.scales[2 * s + 1])));
+}
+
+// Super-block sb of Q6_K rows [p0, p0 + 16) as 8 steps of B tiles (hi, lo), and each row's d.
+void pack_panel_q6k(const uint8_t* w, size_t rb, int64_t p0, int64_t rows_end, int64_t sb, uint8_t* out,
+                    int64_t stride, float* d) {
+  const quant::BlockQ6_K* blk[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    blk[r] = p0 + r < rows_end ? reinterpret_cast<const quant::BlockQ6_K*>(w + (p0 + r) * rb) + sb : nullptr;
+    d[r] = blk[r] ? _cvtsh_ss(blk[r]->d) : 0.0f;
+  }
+  for (int s = 0; s < 8; ++s) {
+    __m512i hi[16], lo[16];
+    for (int r = 0; r < kRows; ++r) {
+      if (!blk[r]) {
+        hi[r] = lo[r] = _mm512_setzero_si512();
+        continue;
+      }
+      __m512 a, c;
+      q6k_step(*blk[r], s, a, c);
+      split_exact(a, c, hi[r], lo[r]);
     }
+    store_step(hi, lo, true, out + s * stride);
   }
 }
 
@@ -220,8 +278,14 @@ inline void pair_block(const uint8_t* wp, const uint8_t* xa, const uint8_t* xb, 
 // not depend on the chunking.
 constexpr int64_t kChunkSteps = 8;
 
+bool q6k_gemm(const uint8_t* w, size_t rb, int64_t n, int64_t r0, int64_t r1, const float* x, int64_t T, float* y,
+              int64_t ldy);
+
 bool amx_bf16_gemm_f(GgmlType ty, const uint8_t* w, size_t rb, int64_t n, int64_t r0, int64_t r1, const float* x,
                      int64_t T, float* y, int64_t ldy) {
+  if (ty == GgmlType::Q6_K && T >= kPanelMinTokens && n % 256 == 0 && r0 < r1 &&
+      q6k_gemm(w, rb, n, r0, r1, x, T, y, ldy))
+    return true;
   const bool f16 = ty == GgmlType::F16;
   if ((!f16 && ty != GgmlType::BF16) || T < kPanelMinTokens || n % kK != 0 || r0 >= r1)
     return avx512_kernels()->gemm_f(ty, w, rb, n, r0, r1, x, T, y, ldy);
@@ -284,6 +348,64 @@ bool amx_bf16_gemm_f(GgmlType ty, const uint8_t* w, size_t rb, int64_t n, int64_
   return true;
 }
 
+// Q6_K rows [r0, r1) x T tokens: per super-block (8 steps) the products of sc * q and x go into
+// zeroed C tiles, and acc[t][r] += d[r] * C[t][r] in f32 (one FMA per 16 outputs per 256 inputs,
+// where the int8 AMX GEMM scales every 16 inputs). Activations are not quantized: x is split into
+// hi + lo bf16 as for F16 weights.
+bool q6k_gemm(const uint8_t* w, size_t rb, int64_t n, int64_t r0, int64_t r1, const float* x, int64_t T, float* y,
+              int64_t ldy) {
+  constexpr int64_t kSb = 8;  // steps per super-block
+  const int64_t n_sb = n / 256;
+  const int64_t n_blocks = ((T + kTok - 1) / kTok + 1) / 2 * 2;
+  const int64_t n_pairs = (r1 - r0 + 2 * kRows - 1) / (2 * kRows);
+  thread_local Buffer xbuf, wbuf, abuf;
+  auto* xp = static_cast<uint8_t*>(xbuf.get(static_cast<size_t>(n_blocks * kSb * 2 * kTile)));
+  auto* wp = static_cast<uint8_t*>(wbuf.get(static_cast<size_t>(kSb * 4 * kTile)));
+  // acc: [panel pair][token block pair][4 tiles of 16 tokens x 16 rows] f32
+  auto* acc = static_cast<float*>(abuf.get(static_cast<size_t>(n_pairs * (n_blocks / 2) * 4 * kTile)));
+  if (!xp || !wp || !acc) return false;
+  alignas(64) float c[4][kTok * kRows];
+  alignas(64) float d[2][kRows];
+  _tile_loadconfig(&kConfig);
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    const bool first = sb == 0, last = sb + 1 == n_sb;
+    pack_x(x, n, T, n_blocks, sb * 256, kSb, xp);
+    for (int64_t pp = 0; pp < n_pairs; ++pp) {
+      const int64_t p0 = r0 + pp * 2 * kRows;
+      pack_panel_q6k(w, rb, p0, r1, sb, wp, 4 * kTile, d[0]);
+      pack_panel_q6k(w, rb, p0 + kRows, r1, sb, wp + 2 * kTile, 4 * kTile, d[1]);
+      asm volatile("" ::: "memory");
+      const __m512 dv[2] = {_mm512_load_ps(d[0]), _mm512_load_ps(d[1])};
+      const int live0 = r1 - p0 < kRows ? static_cast<int>(r1 - p0) : kRows;
+      const int live1 = r1 - p0 - kRows <= 0 ? 0 : r1 - p0 - kRows < kRows ? static_cast<int>(r1 - p0 - kRows) : kRows;
+      for (int64_t b = 0; b < n_blocks; b += 2) {
+        const uint8_t* xa = xp + b * kSb * 2 * kTile;
+        pair_block<true>(wp, xa, xa + kSb * 2 * kTile, kSb, nullptr);
+        _tile_stored(0, c[0], 64);
+        _tile_stored(1, c[1], 64);
+        _tile_stored(2, c[2], 64);
+        _tile_stored(3, c[3], 64);
+        asm volatile("" ::: "memory");
+        float* ab = acc + ((pp * (n_blocks / 2) + b / 2) * 4) * (kTok * kRows);
+        for (int q = 0; q < 4; ++q) {  // tile q: token block b + q / 2, panel q % 2
+          const int64_t t0 = (b + q / 2) * kTok;
+          const int live = q % 2 ? live1 : live0;
+          for (int t = 0; t < kTok; ++t) {
+            float* at = ab + q * kTok * kRows + t * kRows;
+            const __m512 ct = _mm512_load_ps(c[q] + t * kRows);
+            const __m512 v = first ? _mm512_mul_ps(ct, dv[q % 2]) : _mm512_fmadd_ps(ct, dv[q % 2], _mm512_load_ps(at));
+            if (!last) _mm512_store_ps(at, v);
+            else if (live && t0 + t < T)
+              _mm512_mask_storeu_ps(y + (t0 + t) * ldy + p0 + (q % 2) * kRows, static_cast<__mmask16>((1u << live) - 1), v);
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+  return true;
+}
+
 }  // namespace
 
 bool amx_bf16_usable() {
@@ -295,6 +417,11 @@ bool amx_bf16_usable() {
 
 GemmFFn amx_bf16_gemm_f_fn() { return amx_bf16_usable() ? amx_bf16_gemm_f : nullptr; }
 
+bool amx_bf16_takes(GgmlType t, int64_t T) {
+  static const bool usable = amx_bf16_usable();
+  return usable && t == GgmlType::Q6_K && T >= kPanelMinTokens;
+}
+
 }  // namespace rocforge::cpu
 
 #else  // built without AMX-BF16 support: F16/BF16 stay on the f32 FMA tiles
@@ -302,6 +429,7 @@ GemmFFn amx_bf16_gemm_f_fn() { return amx_bf16_usable() ? amx_bf16_gemm_f : null
 namespace rocforge::cpu {
 bool amx_bf16_usable() { return false; }
 GemmFFn amx_bf16_gemm_f_fn() { return nullptr; }
+bool amx_bf16_takes(GgmlType, int64_t) { return false; }
 }  // namespace rocforge::cpu
 
 #endif

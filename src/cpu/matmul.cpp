@@ -73,15 +73,23 @@ void check(const QMatrix& w, int64_t cols) {
 // 51-60 vs panel 13-17 GMAC/s, T = 64 51-58 vs 36-42, T = 128 51-58 vs 58-65).
 constexpr int64_t kPanelMinTokensSlowUnpack = 128;
 
+// Whether weights of type t meet f32 activations (gemm_f): float types everywhere, and the
+// quantized types the AMX table takes on AMX-BF16 (kernels_amx.h: amx_bf16_takes).
+bool float_acts(const KernelTable& kt, GgmlType t, int64_t T) {
+  return act_block_for(t) == 0 || (&kt == amx_kernels() && amx_bf16_takes(t, T));
+}
+
 bool use_panel(const KernelTable& kt, GgmlType t, int64_t T) {
   const bool slow_unpack = t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::IQ4_XS;
-  return kt.gemm_panel && T >= (slow_unpack ? kPanelMinTokensSlowUnpack : kPanelMinTokens) && act_block_for(t) != 0;
+  return kt.gemm_panel && T >= (slow_unpack ? kPanelMinTokensSlowUnpack : kPanelMinTokens) && !float_acts(kt, t, T);
 }
 
 }  // namespace
 
 int matmul_act_block(GgmlType t, int64_t T) {
-  return use_panel(table_for(active_isa()), t, T) ? 32 : act_block_for(t);
+  const KernelTable& kt = table_for(active_isa());
+  if (float_acts(kt, t, T)) return 0;
+  return use_panel(kt, t, T) ? 32 : act_block_for(t);
 }
 
 void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x, int64_t T, ThreadPool& pool) {
@@ -95,7 +103,7 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
   QActView act32, act256;
   bool need32 = false, need256 = false;
   for (int k = 0; k < count; ++k) {
-    const int blk = use_panel(kt, ws[k].type, T) ? 32 : act_block_for(ws[k].type);
+    const int blk = float_acts(kt, ws[k].type, T) ? 0 : use_panel(kt, ws[k].type, T) ? 32 : act_block_for(ws[k].type);
     need32 |= blk == 32;
     need256 |= blk == 256;
   }
@@ -112,7 +120,7 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
       if (r0 >= r1) continue;
       const QMatrix& w = ws[k];
       const int blk = act_block_for(w.type);
-      if (blk == 0) {
+      if (float_acts(kt, w.type, T)) {
         if (!kt.gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows))
           scalar_kernels().gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows);
         continue;

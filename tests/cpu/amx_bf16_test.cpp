@@ -49,7 +49,10 @@ void check(const Case& c, std::mt19937& rng) {
   const size_t rb = quant::row_bytes(c.type, c.cols);
   std::vector<float> got(c.T * c.rows, NAN), fma(c.T * c.rows, NAN);
   ASSERT_TRUE(amx_kernels()->gemm_f(c.type, w.data(), rb, c.cols, c.r0, c.r1, x.data(), c.T, got.data(), c.rows));
-  ASSERT_TRUE(avx512_kernels()->gemm_f(c.type, w.data(), rb, c.cols, c.r0, c.r1, x.data(), c.T, fma.data(), c.rows));
+  const bool has_fma = c.type != GgmlType::Q6_K;  // the FMA tiles take float weights only
+  if (has_fma) {
+    ASSERT_TRUE(avx512_kernels()->gemm_f(c.type, w.data(), rb, c.cols, c.r0, c.r1, x.data(), c.T, fma.data(), c.rows));
+  }
   std::vector<float> wrow(c.cols);
   for (int64_t r = 0; r < c.rows; ++r) {
     const bool in = r >= c.r0 && r < c.r1;
@@ -67,7 +70,9 @@ void check(const Case& c, std::mt19937& rng) {
       }
       ASSERT_NEAR(g, exact, kRelTol * mag + 1e-6) << what << " row " << r << " token " << t;
       // The FMA tiles it replaces are within f32 rounding of the same value.
-      ASSERT_NEAR(g, fma[t * c.rows + r], 2 * kRelTol * mag + 1e-6) << what << " vs fma, row " << r << " token " << t;
+      if (has_fma) {
+        ASSERT_NEAR(g, fma[t * c.rows + r], 2 * kRelTol * mag + 1e-6) << what << " vs fma, row " << r << " token " << t;
+      }
     }
   }
 }
@@ -88,6 +93,20 @@ TEST(AmxBf16Gemm, F16AndBf16MatchDoubleReference) {
   check({GgmlType::F16, 40, 352, 35, 2, 39}, rng);
   check({GgmlType::BF16, 40, 352, 35, 2, 39}, rng);
   check({GgmlType::F16, 32, 2048, 48, 0, 32}, rng);
+}
+
+// Q6_K: integer codes sc * q (up to 13 bits) split exactly into hi + lo, d applied per 256-input
+// super-block; f32 activations. Same error bound as F16 (the weights are exact, x keeps 16 bits).
+TEST(AmxBf16Gemm, Q6KMatchesDoubleReference) {
+  REQUIRE_AMX_BF16();
+  ASSERT_TRUE(amx_bf16_takes(GgmlType::Q6_K, 16));
+  EXPECT_FALSE(amx_bf16_takes(GgmlType::Q6_K, 15));
+  EXPECT_FALSE(amx_bf16_takes(GgmlType::Q4_K, 512));
+  std::mt19937 rng(66);
+  for (int64_t T : {16, 17, 40}) check({GgmlType::Q6_K, 37, 256, T, 0, 37}, rng);
+  check({GgmlType::Q6_K, 70, 768, 23, 3, 66}, rng);   // several super-blocks, rows inside panels
+  check({GgmlType::Q6_K, 9, 512, 33, 0, 9}, rng);     // one partial panel, odd token blocks
+  check({GgmlType::Q6_K, 32, 2048, 20, 0, 32}, rng);  // Llama-like width
 }
 
 // The split must stay exact for F16 values of every magnitude, subnormals included: F16 weights
