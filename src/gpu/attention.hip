@@ -287,21 +287,34 @@ __global__ void __launch_bounds__(kDecodeThreads)
       part_o[(part + static_cast<size_t>(i / D) * n_split) * D + i % D] = 0.f;
     return;
   }
-  for (int i = tid; i < G * D; i += blockDim.x) {
-    qs[i] = q[(static_cast<size_t>(seq) * n_head + h0) * D + i] * scale;
-    o_s[i] = 0.f;
+  // Every load this thread can issue before it needs q goes first, so K, the first V rows and q
+  // share one round trip to memory: its K row (position p0 + tid; split_len <= the block size) and
+  // the V vectors of its first kVPre value positions (the value pass's mapping, below).
+  static_assert(kMaxSplit <= kDecodeThreads, "one K row per thread");
+  constexpr int kVPre = 4;
+  const int c = tid % kVecs, pg = tid / kVecs;
+  const int i = tid;
+  const bool live = i < n;
+  uint4 kr[kVecs];
+  if (live) {
+    const uint4* kp = reinterpret_cast<const uint4*>(k_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D));
+#pragma unroll
+    for (int v = 0; v < kVecs; ++v) kr[v] = kp[v];
+  }
+  uint4 vpre[kVPre];
+#pragma unroll
+  for (int k = 0; k < kVPre; ++k) {
+    const int pi = pg + k * kPosGroups;
+    if (pi < n) vpre[k] = reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + pi, block_size, n_kv_head, kvh, D))[c];
+  }
+  for (int j = tid; j < G * D; j += blockDim.x) {
+    qs[j] = q[(static_cast<size_t>(seq) * n_head + h0) * D + j] * scale;
+    o_s[j] = 0.f;
   }
   __syncthreads();
 
   // Scores. A thread's K row stays in registers across the passes over query heads.
-  for (int i = tid; i < split_len; i += blockDim.x) {
-    const bool live = i < n;
-    uint4 kr[kVecs];
-    if (live) {
-      const uint4* kp = reinterpret_cast<const uint4*>(k_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D));
-#pragma unroll
-      for (int v = 0; v < kVecs; ++v) kr[v] = kp[v];
-    }
+  if (i < split_len) {
     for (int g0 = 0; g0 < G; g0 += kAccG) {
       float s[kAccG] = {};
       if (live) {
@@ -353,13 +366,10 @@ __global__ void __launch_bounds__(kDecodeThreads)
   // p0 + pg, + kPosGroups, ...
   static_assert(kDecodeThreads % kVecs == 0, "position groups must tile the block");
   static_assert(kVecs <= 16, "a wave (>= 32 lanes) must hold whole position groups");
-  const int c = tid % kVecs, pg = tid / kVecs;
   {
     for (int g0 = 0; g0 < G; g0 += kAccG) {
       float acc[kAccG][8] = {};
-#pragma unroll 4
-      for (int i = pg; i < n; i += kPosGroups) {
-        const uint4 vv = reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D))[c];
+      auto accumulate = [&](const uint4 vv, int i) {
         const uint32_t w[4] = {vv.x, vv.y, vv.z, vv.w};
         float vf[8];
 #pragma unroll
@@ -375,7 +385,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
             for (int j = 0; j < 8; ++j) acc[g][j] = fmaf(e, vf[j], acc[g][j]);
           }
         }
-      }
+      };
+      // The prefetched positions, then the rest: the order of a plain loop over pg, pg + kPosGroups, ...
+#pragma unroll
+      for (int k = 0; k < kVPre; ++k)
+        if (pg + k * kPosGroups < n) accumulate(vpre[k], pg + k * kPosGroups);
+#pragma unroll 4
+      for (int i = pg + kVPre * kPosGroups; i < n; i += kPosGroups)
+        accumulate(reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D))[c], i);
       // Deterministic sum over position groups: the lanes of a wave holding the same vector c
       // (kVecs apart) fold by xor-shuffles; each wave leaves its sums in `red`, and after one
       // barrier every (head, dim) adds the waves in a fixed order.

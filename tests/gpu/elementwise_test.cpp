@@ -132,7 +132,7 @@ TEST(GpuElementwise, FusedNormAndSwigluQuantizeLikeQuantizeQ8) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   const auto& api = gpu->api();
-  for (int n : {32, 96, 2048, 4096, 8192, 14336}) {  // the float4 one-block path up to 8192, the general one above
+  for (int n : {32, 96, 2048, 4096, 8192, 14336, 20480}) {  // float4 one-block path up to 16384, general above
     SCOPED_TRACE("n " + std::to_string(n));
     const float eps = 1e-5f;
     const auto x = random_floats(rng, n, -3.f, 3.f);
