@@ -81,6 +81,86 @@ __device__ inline void ld_16(const uint8_t* p, uint32_t w[4]) {
   }
 }
 
+// ---------------------------------------------------------------- int8-path helpers
+// Bits 0..3 of n as 0x10 in bytes 0..3 (a 5th weight bit placed above the nibble): the four shifted
+// copies n, n << 7, n << 14, n << 21 of a 4-bit n occupy disjoint bits, so the multiply has no
+// carries and bit k of n lands on bit 8k.
+__device__ inline uint32_t bits_to_b4(uint32_t n) { return ((n * 0x00204081u) & 0x01010101u) << 4; }
+
+// Four int8 codes as one little-endian word, for 16-entry code books in registers.
+constexpr uint32_t pack_s8(int a, int b, int c, int d) {
+  return (static_cast<uint32_t>(a) & 0xffu) | ((static_cast<uint32_t>(b) & 0xffu) << 8) |
+         ((static_cast<uint32_t>(c) & 0xffu) << 16) | ((static_cast<uint32_t>(d) & 0xffu) << 24);
+}
+// kIq4Values and kMxfp4Values as int8 words, entries 4i .. 4i + 3 in word i (scalar constants, which
+// both compilers fold into device code as immediates).
+constexpr uint32_t kIq4W0 = pack_s8(-127, -104, -83, -65), kIq4W1 = pack_s8(-49, -35, -22, -10);
+constexpr uint32_t kIq4W2 = pack_s8(1, 13, 25, 38), kIq4W3 = pack_s8(53, 69, 89, 113);
+constexpr uint32_t kMxW0 = pack_s8(0, 1, 2, 3), kMxW1 = pack_s8(4, 6, 8, 12);
+constexpr uint32_t kMxW2 = pack_s8(0, -1, -2, -3), kMxW3 = pack_s8(-4, -6, -8, -12);
+
+// Code-book lookup of four nibbles (one per byte of q, values 0..15) into four int8 entries of the
+// 16-byte table t[4], without memory: a byte permute picks entry n % 8 from the table's low and high
+// halves (t[0..1], t[2..3]), and bit 3 of n chooses between the two. CUDA's prmt takes 4-bit selectors
+// packed in 16 bits, AMD's v_perm_b32 byte selectors (0..7 index {hi word : lo word}); HIP's
+// __byte_perm is a scalar emulation, so AMD calls the builtin.
+__device__ inline uint32_t lut16_s8(uint32_t q, const uint32_t t[4]) {
+  const uint32_t s = q & 0x07070707u;
+#if defined(__CUDA_ARCH__)
+  const uint32_t u = s | (s >> 4);
+  const uint32_t sel = (u & 0xffu) | ((u >> 8) & 0xff00u);
+  const uint32_t lo = __byte_perm(t[0], t[1], sel), hi = __byte_perm(t[2], t[3], sel);
+#elif defined(__HIP_DEVICE_COMPILE__)
+  const uint32_t lo = __builtin_amdgcn_perm(t[1], t[0], s), hi = __builtin_amdgcn_perm(t[3], t[2], s);
+#else
+  uint32_t lo = 0, hi = 0;  // host pass of a HIP compile: never called
+  (void)s;
+  (void)t;
+#endif
+  const uint32_t m = ((q >> 3) & 0x01010101u) * 0xffu;  // 0xff in the bytes whose nibble is >= 8
+  return (lo & ~m) | (hi & m);
+}
+
+// Activations of "half a 32-element block" lanes (the Q4_0-style int8 items: 2 chunks per item,
+// lane p takes chunk 2 item + p/2, elements 8(p%2) + k and 16 + 8(p%2) + k, k < 8): lo* / hi* the
+// two groups of 8, dx the chunk's scale, sx the sum of the 16 (for offsets and mins, shared by every
+// row). A chunk past the row's end reads as zero.
+struct XqHalf32 { int lo0, lo1, hi0, hi1; float dx; int sx; };
+__device__ inline void load_xq_half32(const int8_t* xq, const float* xd, int item, int p, int n_chunks, XqHalf32& v) {
+  const int c = 2 * item + (p >> 1), h = p & 1;
+  if (c >= n_chunks) { v = XqHalf32{0, 0, 0, 0, 0.f, 0}; return; }
+  const uint2 lo = *reinterpret_cast<const uint2*>(xq + 32 * c + 8 * h);
+  const uint2 hi = *reinterpret_cast<const uint2*>(xq + 32 * c + 16 + 8 * h);
+  v.lo0 = static_cast<int>(lo.x);
+  v.lo1 = static_cast<int>(lo.y);
+  v.hi0 = static_cast<int>(hi.x);
+  v.hi1 = static_cast<int>(hi.y);
+  v.dx = xd[c];
+  v.sx = rf_dp4a(0x01010101, v.hi1, rf_dp4a(0x01010101, v.hi0, rf_dp4a(0x01010101, v.lo1, rf_dp4a(0x01010101, v.lo0, 0))));
+}
+// sum over the lane's 16 weights of q * x for the code words lo (elements 8(p%2) + k) and hi (16 + ...).
+__device__ inline int dot_half32(uint32_t lo0, uint32_t lo1, uint32_t hi0, uint32_t hi1, const XqHalf32& v) {
+  int s = rf_dp4a(static_cast<int>(lo0), v.lo0, 0);
+  s = rf_dp4a(static_cast<int>(lo1), v.lo1, s);
+  s = rf_dp4a(static_cast<int>(hi0), v.hi0, s);
+  return rf_dp4a(static_cast<int>(hi1), v.hi1, s);
+}
+
+// Activations of "eight positions of four chunks" lanes (the Q6_K-style int8 items over 16-element
+// sub-blocks: an item is chunks 4 item + g, g < 4, lane p takes elements 8p .. +8 of each): x[g] the
+// two words, dx[g] the chunk scales, sx[g] the sums of the 8 (for offsets and mins).
+struct XqQuad8 { int x[4][2]; float dx[4]; int sx[4]; };
+__device__ inline void load_xq_quad8(const int8_t* xq, const float* xd, int item, int p, XqQuad8& v) {
+#pragma unroll
+  for (int g = 0; g < 4; ++g) {
+    const uint2 q = *reinterpret_cast<const uint2*>(xq + 32 * (4 * item + g) + 8 * p);
+    v.x[g][0] = static_cast<int>(q.x);
+    v.x[g][1] = static_cast<int>(q.y);
+    v.dx[g] = xd[4 * item + g];
+    v.sx[g] = rf_dp4a(0x01010101, v.x[g][1], rf_dp4a(0x01010101, v.x[g][0], 0));
+  }
+}
+
 template <uint32_t T>
 struct Fmt;
 
@@ -433,11 +513,6 @@ struct Fmt<kQ2_K> {
 template <>
 struct Fmt<kQ3_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 110;
-  __device__ static int scale(const uint8_t* sc, int i) {
-    const int lo = i < 8 ? (sc[i] & 15) : (sc[i - 8] >> 4);
-    const int hi = (sc[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
-    return (lo | (hi << 4)) - 32;
-  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7, n = s >> 2, j = s & 3;
@@ -564,10 +639,63 @@ struct Fmt<kQ4_K> {
   }
 };
 
+// Scales and mins of chunks 2j and 2j + 1 (j < 4) of a Q4_K / Q5_K super-block from its 16-byte
+// header hd (d, dmin, 12 packed bytes; k4_scale_min's rules): the two chunks' bytes are adjacent, so
+// each comes out of one header word by shifts (a runtime index into an array would spill).
+__device__ inline void k4_pair_scale_min(const uint4& hd, int j, int& sc0, int& sc1, int& m0, int& m1) {
+  const int shf = 16 * (j & 1);
+  const uint32_t a1 = (hd.y >> shf) & 0xffffu, a2 = (hd.z >> shf) & 0xffffu, a3 = (hd.w >> shf) & 0xffffu;
+  const uint32_t sc2 = j < 2 ? a1 & 0x3f3fu : (a3 & 0x0f0fu) | ((a1 >> 2) & 0x3030u);
+  const uint32_t m2 = j < 2 ? a2 & 0x3f3fu : ((a3 >> 4) & 0x0f0fu) | ((a2 >> 2) & 0x3030u);
+  sc0 = static_cast<int>(sc2 & 0xffu);
+  sc1 = static_cast<int>(sc2 >> 8);
+  m0 = static_cast<int>(m2 & 0xffu);
+  m1 = static_cast<int>(m2 >> 8);
+}
+
 // Q5_K {half d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: as Q4_K, 5th bit = bit s of qh[l].
 template <>
 struct Fmt<kQ5_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 176;
+  // int8 path: Q4_K's items (4 chunks = chunk pairs 2J, 2J + 1 sharing qs[32(J%4) .. +32); lane p
+  // takes pair J = 2 item + p/2, element positions l = 16(p%2) .. +16) plus the fifth bits: bits 2j
+  // (chunk 2J) and 2j + 1 (chunk 2J + 1), j = J % 4, of the same 16 qh[l] bytes. 176-byte blocks keep
+  // 16-byte alignment, so a lane's step is three 16-byte loads: qs, qh and the header. Codes are
+  // 0..31 (positive int8); the mins use the sums of x, as Q4_K.
+  static constexpr int kItemChunks = 4;
+  using Xq = Fmt<kQ4_K>::Xq;
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    Fmt<kQ4_K>::load_xq(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint4 q, h, hd; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    const int J = 2 * item + (p >> 1), j = J & 3;
+    const uint8_t* b = row + static_cast<size_t>(J >> 2) * kBlockBytes;
+    r.q = *reinterpret_cast<const uint4*>(b + 48 + 32 * j + 16 * (p & 1));
+    r.h = *reinterpret_cast<const uint4*>(b + 16 + 16 * (p & 1));
+    r.hd = *reinterpret_cast<const uint4*>(b);
+  }
+  __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
+    const int j = (2 * item + (p >> 1)) & 3;
+    const uint32_t qw[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
+    const uint32_t hw[4] = {r.h.x, r.h.y, r.h.z, r.h.w};
+    const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
+    const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
+    int al = 0, ah = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t lo = (qw[k] & 0x0f0f0f0fu) | (((hw[k] >> (2 * j)) & 0x01010101u) << 4);
+      const uint32_t hi = ((qw[k] >> 4) & 0x0f0f0f0fu) | (((hw[k] >> (2 * j + 1)) & 0x01010101u) << 4);
+      al = rf_dp4a(static_cast<int>(lo), xl[k], al);
+      ah = rf_dp4a(static_cast<int>(hi), xh[k], ah);
+    }
+    int scl, sch, ml, mh;
+    k4_pair_scale_min(r.hd, j, scl, sch, ml, mh);
+    const float sum_q = v.dl * static_cast<float>(scl * al) + v.dh * static_cast<float>(sch * ah);
+    const float sum_m = v.dl * static_cast<float>(ml * v.sl) + v.dh * static_cast<float>(mh * v.sh);
+    return rf_half_to_float(r.hd.x & 0xffffu) * sum_q - rf_half_to_float(r.hd.x >> 16) * sum_m;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7;
