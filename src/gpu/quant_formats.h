@@ -340,6 +340,29 @@ struct Fmt<kQ4_0_G8> : Q40Fmt<B32Group8<16>> {};
 template <>
 struct Fmt<kQ4_1> {
   static constexpr int kBlockElems = 32, kBlockBytes = 20;
+  // int8 path: Q4_0's items (2 chunks; lane p takes qs bytes 8(p%2) .. +8 of chunk 2 item + p/2, both
+  // nibbles). 20-byte blocks are 4-byte aligned: d and m are one word. Per lane and chunk:
+  // sum (d q + m) dx xq = dx (d sum q xq + m sum xq).
+  static constexpr int kItemChunks = 2;
+  using Xq = XqHalf32;
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    load_xq_half32(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint32_t u[2], dm; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
+    const int c = 2 * item + (p >> 1);
+    if (c >= n_chunks) { r = Raw{{0u, 0u}, 0u}; return; }
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    ld_2w<4>(b + 4 + 8 * (p & 1), r.u);
+    r.dm = ld_u32(b);
+  }
+  __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
+    const int s = dot_half32(r.u[0] & 0x0f0f0f0fu, r.u[1] & 0x0f0f0f0fu, (r.u[0] >> 4) & 0x0f0f0f0fu,
+                             (r.u[1] >> 4) & 0x0f0f0f0fu, v);
+    const float d = rf_half_to_float(r.dm & 0xffffu), m = rf_half_to_float(r.dm >> 16);
+    return v.dx * fmaf(d, static_cast<float>(s), m * static_cast<float>(v.sx));
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const uint32_t dm = ld_u32(b);
