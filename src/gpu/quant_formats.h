@@ -382,6 +382,31 @@ struct Fmt<kQ4_1> {
 template <>
 struct Fmt<kQ5_0> {
   static constexpr int kBlockElems = 32, kBlockBytes = 22;
+  // int8 path: Q4_0's items, plus the lane's fifth bits: qh bits 8(p%2) .. +8 (low nibbles) and
+  // 16 + 8(p%2) .. +8 (high nibbles) put above each nibble (bits_to_b4). 22-byte blocks are only
+  // 2-byte aligned: 16-bit loads. Codes are 0..31; the -16 comes off through the sum of x.
+  static constexpr int kItemChunks = 2;
+  using Xq = XqHalf32;
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    load_xq_half32(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint32_t u[2], qh; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
+    const int c = 2 * item + (p >> 1);
+    if (c >= n_chunks) { r = Raw{{0u, 0u}, 0u, 0}; return; }
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    ld_2w<2>(b + 6 + 8 * (p & 1), r.u);
+    r.qh = ld_u32_a2(b + 2);
+    r.d = ld_u16(b);
+  }
+  __device__ static float dot_raw(const Raw& r, int, int p, int, const Xq& v) {
+    const uint32_t hl = (r.qh >> (8 * (p & 1))) & 0xffu, hh = (r.qh >> (16 + 8 * (p & 1))) & 0xffu;
+    const int s = dot_half32((r.u[0] & 0x0f0f0f0fu) | bits_to_b4(hl & 15), (r.u[1] & 0x0f0f0f0fu) | bits_to_b4(hl >> 4),
+                             ((r.u[0] >> 4) & 0x0f0f0f0fu) | bits_to_b4(hh & 15),
+                             ((r.u[1] >> 4) & 0x0f0f0f0fu) | bits_to_b4(hh >> 4), v);
+    return rf_half_to_float(r.d) * v.dx * static_cast<float>(s - 16 * v.sx);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const float d = ld_half(b);
