@@ -426,6 +426,30 @@ struct Fmt<kQ5_0> {
 template <>
 struct Fmt<kQ5_1> {
   static constexpr int kBlockElems = 32, kBlockBytes = 24;
+  // int8 path: Q5_0's items with Q4_1's offset. 24-byte blocks are 8-byte aligned: a lane's step is
+  // two 8-byte loads, the header (d, m, qh) and its 8 qs bytes.
+  static constexpr int kItemChunks = 2;
+  using Xq = XqHalf32;
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    load_xq_half32(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint32_t u[2], hd[2]; };  // hd: d | m << 16, qh
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
+    const int c = 2 * item + (p >> 1);
+    if (c >= n_chunks) { r = Raw{{0u, 0u}, {0u, 0u}}; return; }
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    ld_2w<8>(b + 8 + 8 * (p & 1), r.u);
+    ld_2w<8>(b, r.hd);
+  }
+  __device__ static float dot_raw(const Raw& r, int, int p, int, const Xq& v) {
+    const uint32_t hl = (r.hd[1] >> (8 * (p & 1))) & 0xffu, hh = (r.hd[1] >> (16 + 8 * (p & 1))) & 0xffu;
+    const int s = dot_half32((r.u[0] & 0x0f0f0f0fu) | bits_to_b4(hl & 15), (r.u[1] & 0x0f0f0f0fu) | bits_to_b4(hl >> 4),
+                             ((r.u[0] >> 4) & 0x0f0f0f0fu) | bits_to_b4(hh & 15),
+                             ((r.u[1] >> 4) & 0x0f0f0f0fu) | bits_to_b4(hh >> 4), v);
+    const float d = rf_half_to_float(r.hd[0] & 0xffffu), m = rf_half_to_float(r.hd[0] >> 16);
+    return v.dx * fmaf(d, static_cast<float>(s), m * static_cast<float>(v.sx));
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const uint32_t dm = ld_u32(b);
