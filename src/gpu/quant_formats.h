@@ -518,6 +518,27 @@ struct Fmt<kQ8_0_G8> : Q80Fmt<B32Group8<32>> {};
 template <>
 struct Fmt<kIQ4_NL> {
   static constexpr int kBlockElems = 32, kBlockBytes = 18;
+  // int8 path: Q4_0's items with the code book looked up as int8 (lut16_s8, entries -127 .. 113).
+  static constexpr int kItemChunks = 2;
+  using Xq = XqHalf32;
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    load_xq_half32(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint32_t u[2]; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
+    const int c = 2 * item + (p >> 1);
+    if (c >= n_chunks) { r = Raw{{0u, 0u}, 0}; return; }
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    ld_2w<2>(b + 2 + 8 * (p & 1), r.u);
+    r.d = ld_u16(b);
+  }
+  __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
+    const uint32_t t[4] = {kIq4W0, kIq4W1, kIq4W2, kIq4W3};
+    const int s = dot_half32(lut16_s8(r.u[0] & 0x0f0f0f0fu, t), lut16_s8(r.u[1] & 0x0f0f0f0fu, t),
+                             lut16_s8((r.u[0] >> 4) & 0x0f0f0f0fu, t), lut16_s8((r.u[1] >> 4) & 0x0f0f0f0fu, t), v);
+    return rf_half_to_float(r.d) * v.dx * static_cast<float>(s);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const float d = ld_half(b);
