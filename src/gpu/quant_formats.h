@@ -935,6 +935,42 @@ struct Fmt<kQ6_K_G8> : Q6Fmt<Q6Group8> {};
 template <>
 struct Fmt<kIQ4_XS> {
   static constexpr int kBlockElems = 256, kBlockBytes = 136;
+  // int8 path: an item is half a super-block (chunks 4 item + p); lane p takes its whole chunk s:
+  // the 16 qs bytes (two 8-byte loads: 136-byte blocks are 8-byte aligned) and the 8-byte header
+  // (d, scales_h, scales_l), 32 weights per step, code book as IQ4_NL.
+  static constexpr int kItemChunks = 4;
+  struct Xq { uint4 l, h; float dx; };  // the chunk's 32 activations: elements 0..15, 16..31
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+    const int c = 4 * item + p;
+    v.l = *reinterpret_cast<const uint4*>(xq + 32 * c);
+    v.h = *reinterpret_cast<const uint4*>(xq + 32 * c + 16);
+    v.dx = xd[c];
+  }
+  struct Raw { uint32_t q[4], hd[2]; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    const int s = 4 * (item & 1) + p;
+    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
+    ld_2w<8>(b + 8 + 16 * s, r.q);
+    ld_2w<8>(b + 16 + 16 * s, r.q + 2);
+    ld_2w<8>(b, r.hd);
+  }
+  __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
+    const int s = 4 * (item & 1) + p;
+    const uint32_t t[4] = {kIq4W0, kIq4W1, kIq4W2, kIq4W3};
+    const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
+    const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
+    int a = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      a = rf_dp4a(static_cast<int>(lut16_s8(r.q[k] & 0x0f0f0f0fu, t)), xl[k], a);
+      a = rf_dp4a(static_cast<int>(lut16_s8((r.q[k] >> 4) & 0x0f0f0f0fu, t)), xh[k], a);
+    }
+    // 6-bit scale: nibble s % 2 of scales_l[s / 2] (= bits 4s of the scales_l word) | bits 2s of
+    // scales_h (the header word's high half) << 4, stored + 32
+    const int ls = static_cast<int>(((r.hd[1] >> (4 * s)) & 15u) | (((r.hd[0] >> (16 + 2 * s)) & 3u) << 4)) - 32;
+    return rf_half_to_float(r.hd[0] & 0xffffu) * v.dx * static_cast<float>(ls * a);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7;
