@@ -581,6 +581,37 @@ struct Fmt<kMXFP4> {
 template <>
 struct Fmt<kQ2_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 84;
+  // int8 path: an item is half a super-block (n = item % 2: chunks 4n + j, planes j = 0..3 of
+  // qs[32n ..)); lane p takes positions l = 8p .. +8 of all four: 8 qs bytes (2-bit codes 0..3), the
+  // 8 scale bytes of the half (its sub-blocks 8n + 2j + p/2) and d, dmin: five 4-byte loads (84-byte
+  // blocks are 4-byte aligned) for 32 weights. w = d sc q - dmin m.
+  static constexpr int kItemChunks = 4;
+  using Xq = XqQuad8;
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+    load_xq_quad8(xq, xd, item, p, v);
+  }
+  struct Raw { uint32_t q[2], sc[2], dd; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    const int n = item & 1;
+    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
+    ld_2w<4>(b + 16 + 32 * n + 8 * p, r.q);
+    ld_2w<4>(b + 8 * n, r.sc);
+    r.dd = ld_u32(b + 80);
+  }
+  __device__ static float dot_raw(const Raw& r, int, int p, int, const Xq& v) {
+    float acc_d = 0.f, acc_m = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      int a = rf_dp4a(static_cast<int>((r.q[0] >> (2 * j)) & 0x03030303u), v.x[j][0], 0);
+      a = rf_dp4a(static_cast<int>((r.q[1] >> (2 * j)) & 0x03030303u), v.x[j][1], a);
+      // scale byte 2j + p/2 of the half's 8: word j / 2, byte 2 (j % 2) + p / 2
+      const uint32_t sc = (r.sc[j >> 1] >> (8 * (2 * (j & 1) + (p >> 1)))) & 0xffu;
+      acc_d = fmaf(v.dx[j], static_cast<float>(static_cast<int>(sc & 15u) * a), acc_d);
+      acc_m = fmaf(v.dx[j], static_cast<float>(static_cast<int>(sc >> 4) * v.sx[j]), acc_m);
+    }
+    return rf_half_to_float(r.dd & 0xffffu) * acc_d - rf_half_to_float(r.dd >> 16) * acc_m;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7, n = s >> 2, j = s & 3;
