@@ -637,6 +637,53 @@ struct Fmt<kQ2_K> {
 template <>
 struct Fmt<kQ3_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 110;
+  // int8 path: Q2_K's items (half n = item % 2, lane p at positions l = 8p .. +8 of the four planes
+  // j), plus the high bits (bits 4n + j of hmask[l]): codes 0..7, the -4 taken off through the sums
+  // of x. 110-byte blocks are only 2-byte aligned: 16-bit loads.
+  static constexpr int kItemChunks = 4;
+  using Xq = XqQuad8;
+  __device__ static int items(int n_chunks) { return n_chunks / 4; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int, Xq& v) {
+    load_xq_quad8(xq, xd, item, p, v);
+  }
+  // q: low bits, h: hmask bytes, sc: the 12 scale bytes, d
+  struct Raw { uint32_t q[2], h[2], sc[3]; uint16_t d; };
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
+    const int n = item & 1;
+    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
+    ld_2w<2>(b + 32 + 32 * n + 8 * p, r.q);
+    ld_2w<2>(b + 8 * p, r.h);
+    ld_2w<2>(b + 96, r.sc);
+    r.sc[2] = ld_u32_a2(b + 104);
+    r.d = ld_u16(b + 108);
+  }
+  __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
+    const int n = item & 1;
+    float acc = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      int a = 0;
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t q = ((r.q[k] >> (2 * j)) & 0x03030303u) | (((r.h[k] >> (4 * n + j)) & 0x01010101u) << 2);
+        a = rf_dp4a(static_cast<int>(q), v.x[j][k], a);
+      }
+      // sub-block i = 8n + 2j + p/2: low 4 bits are nibble n of scale byte 2j + p/2 (word j / 2, byte
+      // 2 (j % 2) + p / 2); high 2 bits are bits 2 (i / 4) = 2 (2n + j / 2) of byte 8 + i % 4, i % 4 =
+      // 2 (j % 2) + p / 2.
+      const int bsel = 8 * (2 * (j & 1) + (p >> 1));
+      const uint32_t lo = (r.sc[j >> 1] >> (bsel + 4 * n)) & 15u;
+      const uint32_t hi = (r.sc[2] >> (bsel + 2 * (2 * n + (j >> 1)))) & 3u;
+      const int sc = static_cast<int>(lo | (hi << 4)) - 32;
+      acc = fmaf(v.dx[j], static_cast<float>(sc * (a - 4 * v.sx[j])), acc);
+    }
+    return rf_half_to_float(r.d) * acc;
+  }
+  __device__ static int scale(const uint8_t* sc, int i) {
+    const int lo = i < 8 ? (sc[i] & 15) : (sc[i - 8] >> 4);
+    const int hi = (sc[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+    return (lo | (hi << 4)) - 32;
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7, n = s >> 2, j = s & 3;
