@@ -558,6 +558,39 @@ struct Fmt<kIQ4_NL> {
 template <>
 struct Fmt<kMXFP4> {
   static constexpr int kBlockElems = 32, kBlockBytes = 17;
+  // int8 path: Q4_0's items with the (doubled) E2M1 code book as int8. 17-byte blocks have no
+  // alignment: a lane's 8 qs bytes come from the 2 or 3 aligned words that hold them, joined by
+  // funnel shifts, instead of 8 byte loads. Only words holding at least one of the block's bytes are
+  // read (an aligned word never straddles a page or an allocation's end).
+  static constexpr int kItemChunks = 2;
+  using Xq = XqHalf32;
+  __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
+  __device__ static void load_xq(const int8_t* xq, const float* xd, int item, int p, int n_chunks, Xq& v) {
+    load_xq_half32(xq, xd, item, p, n_chunks, v);
+  }
+  struct Raw { uint32_t w[3], sh, e; };  // w: aligned words, sh: bit offset of the first qs byte in w[0]
+  __device__ static void load_raw(const uint8_t* row, int item, int p, int n_chunks, Raw& r) {
+    const int c = 2 * item + (p >> 1);
+    if (c >= n_chunks) { r = Raw{{0u, 0u, 0u}, 0u, 0u}; return; }
+    const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(b + 1 + 8 * (p & 1));
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~static_cast<uintptr_t>(3));
+    r.sh = 8u * static_cast<uint32_t>(a & 3);
+    r.w[0] = w[0];
+    r.w[1] = w[1];
+    r.w[2] = r.sh ? w[2] : 0u;
+    r.e = b[0];
+  }
+  __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
+    const uint32_t u0 = static_cast<uint32_t>(((static_cast<uint64_t>(r.w[1]) << 32) | r.w[0]) >> r.sh);
+    const uint32_t u1 = static_cast<uint32_t>(((static_cast<uint64_t>(r.w[2]) << 32) | r.w[1]) >> r.sh);
+    const uint32_t t[4] = {kMxW0, kMxW1, kMxW2, kMxW3};
+    const int s = dot_half32(lut16_s8(u0 & 0x0f0f0f0fu, t), lut16_s8(u1 & 0x0f0f0f0fu, t),
+                             lut16_s8((u0 >> 4) & 0x0f0f0f0fu, t), lut16_s8((u1 >> 4) & 0x0f0f0f0fu, t), v);
+    // 2^(e-128) as in dequant (the code book is doubled)
+    const float d = __uint_as_float(r.e >= 2 ? (r.e - 1) << 23 : 0x00200000u << r.e);
+    return d * v.dx * static_cast<float>(s);
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c) * kBlockBytes;
     const uint32_t e = b[0];
