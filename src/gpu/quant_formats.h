@@ -692,6 +692,15 @@ struct Fmt<kQ3_K> {
   }
   __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
     const int n = item & 1;
+    // The lane's four 6-bit scales (sub-blocks i = 8n + 2j + p/2, j < 4), all at once: low 4 bits are
+    // nibble n of scale byte 2j + p/2 (word j / 2, byte 2 (j % 2) + p/2); high 2 bits are bits
+    // 2 (i / 4) = 4n + 2 (j / 2) of byte 8 + i % 4 = 8 + 2 (j % 2) + p/2. Packed as bytes
+    // [j0, j2, j1, j3] (stored + 32).
+    const int sh = 8 * (p >> 1) + 4 * n;
+    const uint32_t hs = r.sc[2] >> sh;
+    const uint32_t lo4 = ((r.sc[0] >> sh) & 0x000f000fu) | (((r.sc[1] >> sh) & 0x000f000fu) << 8);
+    const uint32_t hi2 = (hs & 0x00030003u) | (((hs >> 2) & 0x00030003u) << 8);
+    const uint32_t scales = lo4 | (hi2 << 4);
     float acc = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -701,13 +710,7 @@ struct Fmt<kQ3_K> {
         const uint32_t q = ((r.q[k] >> (2 * j)) & 0x03030303u) | (((r.h[k] >> (4 * n + j)) & 0x01010101u) << 2);
         a = rf_dp4a(static_cast<int>(q), v.x[j][k], a);
       }
-      // sub-block i = 8n + 2j + p/2: low 4 bits are nibble n of scale byte 2j + p/2 (word j / 2, byte
-      // 2 (j % 2) + p / 2); high 2 bits are bits 2 (i / 4) = 2 (2n + j / 2) of byte 8 + i % 4, i % 4 =
-      // 2 (j % 2) + p / 2.
-      const int bsel = 8 * (2 * (j & 1) + (p >> 1));
-      const uint32_t lo = (r.sc[j >> 1] >> (bsel + 4 * n)) & 15u;
-      const uint32_t hi = (r.sc[2] >> (bsel + 2 * (2 * n + (j >> 1)))) & 3u;
-      const int sc = static_cast<int>(lo | (hi << 4)) - 32;
+      const int sc = static_cast<int>((scales >> (8 * ((j >> 1) | ((j & 1) << 1)))) & 0xffu) - 32;
       acc = fmaf(v.dx[j], static_cast<float>(sc * (a - 4 * v.sx[j])), acc);
     }
     return rf_half_to_float(r.d) * acc;
