@@ -343,6 +343,17 @@ Tuning tuning(uint32_t type) {
     case 1014: t = {2, 256}; break;  // Q6_K, group-of-8 planes (repack.h)
     case 1002: t = {2, 64}; break;   // Q4_0, group-of-8 planes
     case 1008: t = {2, 64}; break;   // Q8_0, group-of-8 planes
+    // The other int8 paths, from one sweep over rows x group x persist x min_blocks (H200, 8B shapes,
+    // gpu_bench --matvec-only, 2026-11-26); ms/token at the {2, 256} default -> here:
+    case 13: t = {2, 64}; t.min_blocks = 4; break;  // Q5_K    2.68 -> 2.05
+    case 3: t = {4, 64}; break;                     // Q4_1    2.19 -> 1.85
+    case 6: t = {2, 64}; break;                     // Q5_0    3.24 -> 2.70
+    case 7: t = {4, 64}; break;                     // Q5_1    2.61 -> 2.10
+    case 20: t = {2, 64}; break;                    // IQ4_NL  3.18 -> 2.68
+    case 23: t = {2, 64}; t.min_blocks = 4; break;  // IQ4_XS  2.53 -> 2.31
+    case 10: t = {4, 256}; break;                   // Q2_K    2.05 -> 1.70
+    case 11: t = {2, 64}; t.min_blocks = 4; break;  // Q3_K    3.06 -> 2.28
+    case 39: t = {2, 64}; break;                    // MXFP4   3.43 -> 2.91
     default: break;
   }
   // Persistent blocks: +2-3% on 8B Q4_K_M decode, neutral to -3% for Q4_0 / Q8_0 (H200).
