@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "gpu/kernels.h"
+#include "gpu/kv_layout.h"
 #include "gpu/rope_math.h"
 
 namespace rocforge::gpu {
@@ -19,12 +20,6 @@ constexpr int kMaxSplit = 256;    // positions per decode split (scores kept in 
 constexpr int kDecodeThreads = 256;
 // Decode contexts up to this long run one query head per one-pass block (onepass_heads).
 constexpr int kShortContext = 1024;
-
-__device__ inline size_t pool_index(const int32_t* table, int p, int block_size, int n_kv_head, int kvh,
-                                    int head_dim) {
-  const int blk = table[p / block_size];
-  return ((static_cast<size_t>(blk) * n_kv_head + kvh) * block_size + p % block_size) * head_dim;
-}
 
 __global__ void kv_store_kernel(const float* __restrict__ k, const float* __restrict__ v,
                                 const int32_t* __restrict__ pos, const int32_t* __restrict__ table, int block_size,

@@ -225,9 +225,9 @@ int k_attn_prefill(const float* q, const uint16_t* kp, const uint16_t* vp, const
                    int n_head, int nkv, int hd, int bs, float scale, float* out, rf_stream s) {
   return attn_prefill(q, kp, vp, table, pos0, n_tok, n_head, nkv, hd, bs, scale, out, st(s));
 }
-int k_matvec_q8_pair(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb, const void* wb, size_t sb, int rb,
-                     int cols, const void* xq, float* y, rf_stream s) {
-  return matvec_q8_pair(ta, wa, sa, ra, tb, wb, sb, rb, cols, xq, y, st(s));
+int k_matvec_q8_qkv(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb, const void* wb, size_t sb, int rb,
+                    int cols, const void* xq, float* y, const rf_qkv_rope* rope, rf_stream s) {
+  return matvec_q8_qkv(ta, wa, sa, ra, tb, wb, sb, rb, cols, xq, y, rope, st(s));
 }
 int k_sample(const float* logits, int n, float temp, int top_k, float top_p, float min_p, float u, int32_t* tok,
              rf_stream s) {
@@ -242,7 +242,7 @@ const rf_gpu_api kApi = {
     k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
     k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
-    has_matvec_q8_pair, k_matvec_q8_pair,
+    has_matvec_q8_qkv, k_matvec_q8_qkv,
 };
 
 }  // namespace

@@ -37,6 +37,19 @@ struct rf_gpu_device_info {
   char arch[64];          // "sm_90", "gfx942", ...
 };
 
+// The rope + KV-store epilogue of matvec_q8_qkv (one token of one sequence).
+struct rf_qkv_rope {
+  int q_rows, k_rows;             // y = [q (q_rows) | k (k_rows) | v (the rest)]
+  int head_dim, n_rot;            // rotated: pairs (2i, 2i + 1), i < n_rot / 2, of each q and k head
+  float base, freq_scale;
+  const float* d_freq_factors;    // nullable (llama3 scaling passes its factors)
+  const int32_t* d_pos;           // the token's position
+  const int32_t* d_block_table;   // the sequence's KV blocks
+  int block_size, n_kv_head;
+  uint16_t* d_k_pool;             // the layer's pools, as kv_store's
+  uint16_t* d_v_pool;
+};
+
 struct rf_gpu_api {
   uint32_t version;          // RF_GPU_API_VERSION
   const char* backend_name;  // "cuda" or "hip"
@@ -157,13 +170,15 @@ struct rf_gpu_api {
                        int head_dim, int n_rot, float base, float freq_scale, const float* d_freq_factors, int neox,
                        uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
 
-  // ---- v6. Two int8-x matvecs of one x in one launch (decode's [q | k] and a v of another format):
-  // y[0, rows_a) = A x, y[rows_a, rows_a + rows_b) = B x; both matrices `cols` wide. has_matvec_q8_pair
-  // != 0 for the type pairs it serves (else: two matvec_q8 calls).
-  int (*has_matvec_q8_pair)(uint32_t type_a, uint32_t type_b);
-  int (*matvec_q8_pair)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
-                        const void* d_wb, size_t stride_b, int rows_b, int cols, const void* d_xq, float* d_y,
-                        rf_stream s);
+  // ---- v6. The decode token's q/k/v projection in one launch: y = [A x | B x] (B's rows right after
+  // A's; rows_b = 0: A alone), int8 x as matvec_q8, both matrices `cols` wide. With `rope` (nullable):
+  // y = [q | k | v] of one token: q and k rotated (llama-style pairs (2i, 2i + 1) of each head's
+  // first n_rot dims, the math of `rope`), and k, v stored in the cache at *d_pos, as rope_kv_store
+  // would. has_matvec_q8_qkv(type_a, type_b) != 0 for the type pairs it serves (type_b 0: A alone).
+  int (*has_matvec_q8_qkv)(uint32_t type_a, uint32_t type_b);
+  int (*matvec_q8_qkv)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
+                       const void* d_wb, size_t stride_b, int rows_b, int cols, const void* d_xq, float* d_y,
+                       const struct rf_qkv_rope* rope, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

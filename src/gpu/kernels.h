@@ -27,9 +27,10 @@ int quantize_q8(const float* x, int n, void* xq, hipStream_t s);
 int has_matvec_q8(uint32_t type);
 int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
               hipStream_t s);
-int has_matvec_q8_pair(uint32_t type_a, uint32_t type_b);
-int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
-                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, hipStream_t s);
+int has_matvec_q8_qkv(uint32_t type_a, uint32_t type_b);
+int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                  size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
+                  hipStream_t s);
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            int n_tok, hipStream_t s);
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,

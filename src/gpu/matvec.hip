@@ -11,7 +11,9 @@
 #include <unordered_map>
 
 #include "gpu/kernels.h"
+#include "gpu/kv_layout.h"
 #include "gpu/quant_formats.h"
+#include "gpu/rope_math.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -160,9 +162,20 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
 // F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all R rows.
 // One row block: `groups` thread groups of `group` threads, R consecutive rows each, rows
 // (rb * groups + g) * R ..; `part` is the block's shared scratch.
-template <class F, int R>
+// Writes a row group's R sums: y[row + r] = s[r] for the n valid rows.
+struct PlainStore {
+  float* y;
+  template <int R>
+  __device__ void operator()(int row, float (&s)[R], int n) const {
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (r < n) y[row + r] = s[r];
+  }
+};
+
+template <class F, int R, class Store>
 __device__ inline void matvec8q_rows(const uint8_t* __restrict__ w, size_t stride, const int8_t* __restrict__ xq,
-                                     const float* __restrict__ xd, float* __restrict__ y, int rows, int cols, int group,
+                                     const float* __restrict__ xd, const Store& store, int rows, int cols, int group,
                                      int rb, float (*part)[kRfMaxWavesPerBlock]) {
   const int groups = blockDim.x / group;
   const int g = threadIdx.x / group, gl = threadIdx.x % group;
@@ -197,12 +210,13 @@ __device__ inline void matvec8q_rows(const uint8_t* __restrict__ w, size_t strid
   __syncthreads();
   if (gl == 0 && row0 < rows) {
     const int per_group = group / warpSize;
+    float sum[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      float s = 0.f;
-      for (int i = 0; i < per_group; ++i) s += part[r][wave + i];
-      if (row0 + r < rows) y[row0 + r] = s;
+      sum[r] = 0.f;
+      for (int i = 0; i < per_group; ++i) sum[r] += part[r][wave + i];
     }
+    store(row0, sum, min(R, rows - row0));
   }
   __syncthreads();  // part is rewritten by the next row block
 }
@@ -230,25 +244,66 @@ __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8
   rf_grid_wait();
   rf_grid_trigger();
   for (int rb = blockIdx.x; rb < n_row_blocks; rb += gridDim.x)
-    matvec8q_rows<F, R>(w, stride, xq, xd, y, rows, cols, group, rb, part);
+    matvec8q_rows<F, R>(w, stride, xq, xd, PlainStore{y}, rows, cols, group, rb, part);
 }
 
-// Two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
-// format (Q4_K_M keeps v in Q6_K), saving a launch and its drain. Row blocks of A come first, then
-// B's; y_b = y + rows_a (the outputs are contiguous, as [q | k | v] is in the executor).
-template <class FA, class FB, int R, int MinBlocks>
+// The decode token's [q | k | v] row sums with rope and the KV store applied (rf_qkv_rope): rows
+// come in (2i, 2i + 1) pairs (R even, row groups start on even rows), i.e. whole rotation pairs.
+struct QkvRopeStore {
+  float* y;
+  int base_row;  // this matrix's first row in [q | k | v]
+  rf_qkv_rope rp;
+  template <int R>
+  __device__ void operator()(int row, float (&s)[R], int n) const {
+    static_assert(R % 2 == 0, "rotation pairs must stay in one thread");
+    const int pos = *rp.d_pos, qk = rp.q_rows + rp.k_rows;
+#pragma unroll
+    for (int r = 0; r < R; r += 2) {
+      if (r >= n) break;
+      const int g = base_row + row + r;  // even
+      if (g < qk && r + 1 < n) {
+        const int d = (g < rp.q_rows ? g : g - rp.q_rows) % rp.head_dim;
+        if (d < rp.n_rot) rope_rotate(s[r], s[r + 1], d / 2, pos, rp.n_rot, rp.base, rp.freq_scale, rp.d_freq_factors);
+      }
+      for (int e = r; e < r + 2 && e < n; ++e) {
+        y[row + e] = s[e];
+        const int ge = base_row + row + e;
+        if (ge < rp.q_rows) continue;
+        const bool is_k = ge < qk;
+        const int o = is_k ? ge - rp.q_rows : ge - qk;  // row within k or v
+        const size_t at = pool_index(rp.d_block_table, pos, rp.block_size, rp.n_kv_head, o / rp.head_dim,
+                                     rp.head_dim) + o % rp.head_dim;
+        (is_k ? rp.d_k_pool : rp.d_v_pool)[at] = rf_float_to_half(s[e]);
+      }
+    }
+  }
+};
+
+// Up to two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
+// format (Q4_K_M keeps v in Q6_K), saving a launch and its drain; with Rope, the rotation and the KV
+// store ride along (no rope_kv_store launch). Row blocks of A come first, then B's; y_b = y + rows_a.
+template <class FA, class FB, int R, int MinBlocks, bool Rope>
 __global__ void __launch_bounds__(kBlock, MinBlocks)
-    matvec8q_pair_kernel(const uint8_t* __restrict__ wa, size_t stride_a, int rows_a, int group_a,
-                         const uint8_t* __restrict__ wb, size_t stride_b, int rows_b, int group_b,
-                         const int8_t* __restrict__ xq, const float* __restrict__ xd, float* __restrict__ y, int cols) {
+    matvec8q_qkv_kernel(const uint8_t* __restrict__ wa, size_t stride_a, int rows_a, int group_a,
+                        const uint8_t* __restrict__ wb, size_t stride_b, int rows_b, int group_b,
+                        const int8_t* __restrict__ xq, const float* __restrict__ xd, float* __restrict__ y, int cols,
+                        rf_qkv_rope rope) {
   __shared__ float part[R][kRfMaxWavesPerBlock];
   const int per_a = blockDim.x / group_a * R, per_b = blockDim.x / group_b * R;
-  const int n_a = (rows_a + per_a - 1) / per_a, n_b = (rows_b + per_b - 1) / per_b;
+  const int n_a = (rows_a + per_a - 1) / per_a, n_b = rows_b > 0 ? (rows_b + per_b - 1) / per_b : 0;
   rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
   rf_grid_trigger();
   for (int rb = blockIdx.x; rb < n_a + n_b; rb += gridDim.x) {
-    if (rb < n_a) matvec8q_rows<FA, R>(wa, stride_a, xq, xd, y, rows_a, cols, group_a, rb, part);
-    else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, y + rows_a, rows_b, cols, group_b, rb - n_a, part);
+    const bool in_a = rb < n_a;
+    float* yb = in_a ? y : y + rows_a;
+    if constexpr (Rope) {
+      const QkvRopeStore st{yb, in_a ? 0 : rows_a, rope};
+      if (in_a) matvec8q_rows<FA, R>(wa, stride_a, xq, xd, st, rows_a, cols, group_a, rb, part);
+      else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, st, rows_b, cols, group_b, rb - n_a, part);
+    } else {
+      if (in_a) matvec8q_rows<FA, R>(wa, stride_a, xq, xd, PlainStore{yb}, rows_a, cols, group_a, rb, part);
+      else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, PlainStore{yb}, rows_b, cols, group_b, rb - n_a, part);
+    }
   }
 }
 
@@ -527,50 +582,85 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
   return rc;
 }
 
-// The [q | k] + v pairs one launch serves: K-quant mixes (Q4_K_M, Q5_K_M) keep v in Q6_K.
+namespace {
+
+// The q/k/v layouts one launch serves: A alone (type_b 0) for every int8 format, or A + a v of
+// another format as K-quant mixes (Q4_K_M, Q5_K_M) keep it: Q6_K.
 template <class F>
-auto dispatch_pair(uint32_t type_a, uint32_t type_b, F&& f) {
+bool dispatch_qkv(uint32_t type_a, uint32_t type_b, F&& f) {
   auto with_b = [&](auto a) {
     switch (type_b) {
+      case 0: f(a, a); return true;
       case kQ6_K: f(a, Fmt<kQ6_K>{}); return true;
       case kQ6_K_G8: f(a, Fmt<kQ6_K_G8>{}); return true;
       default: return false;
     }
   };
   switch (type_a) {
+    case kQ4_0: return with_b(Fmt<kQ4_0>{});
+    case kQ4_0_G8: return with_b(Fmt<kQ4_0_G8>{});
+    case kQ8_0: return with_b(Fmt<kQ8_0>{});
+    case kQ8_0_G8: return with_b(Fmt<kQ8_0_G8>{});
     case kQ4_K: return with_b(Fmt<kQ4_K>{});
     case kQ5_K: return with_b(Fmt<kQ5_K>{});
+    case kQ6_K: return type_b == 0 && with_b(Fmt<kQ6_K>{});
+    case kQ6_K_G8: return type_b == 0 && with_b(Fmt<kQ6_K_G8>{});
     default: return false;
   }
 }
 
-int has_matvec_q8_pair(uint32_t type_a, uint32_t type_b) {
+}  // namespace
+
+int has_matvec_q8_qkv(uint32_t type_a, uint32_t type_b) {
   bool ok = false;
-  dispatch_pair(type_a, type_b, [&](auto a, auto b) { ok = HasDot8q<decltype(a)>::value && HasDot8q<decltype(b)>::value; });
+  dispatch_qkv(type_a, type_b, [&](auto a, auto b) { ok = HasDot8q<decltype(a)>::value && HasDot8q<decltype(b)>::value; });
   return ok ? 1 : 0;
 }
 
-int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
-                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, hipStream_t s) {
-  if (!has_matvec_q8_pair(type_a, type_b)) return fail("matvec_q8_pair: no fused path for types %u + %u", type_a, type_b);
-  if (!aligned(xq, 16)) return fail("matvec_q8_pair: quantized x must be 16-byte aligned");
+int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                  size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
+                  hipStream_t s) {
+  if (!has_matvec_q8_qkv(type_a, type_b)) return fail("matvec_q8_qkv: no fused path for types %u + %u", type_a, type_b);
+  if (!aligned(xq, 16)) return fail("matvec_q8_qkv: quantized x must be 16-byte aligned");
+  if (type_b == 0) rows_b = 0;
+  if (rope) {
+    const rf_qkv_rope& r = *rope;
+    if (r.head_dim <= 0 || r.head_dim % 2 != 0 || r.n_rot <= 0 || r.n_rot % 2 != 0 || r.n_rot > r.head_dim ||
+        r.q_rows <= 0 || r.k_rows <= 0 || r.q_rows % r.head_dim != 0 || r.k_rows % r.head_dim != 0 ||
+        r.q_rows + 2 * r.k_rows != rows_a + rows_b || r.k_rows != r.n_kv_head * r.head_dim || r.block_size <= 0 ||
+        !r.d_pos || !r.d_block_table || !r.d_k_pool || !r.d_v_pool)
+      return fail("matvec_q8_qkv: rope layout (q %d, k %d rows, head_dim %d, n_rot %d, %d kv heads) does not match "
+                  "%d + %d rows", r.q_rows, r.k_rows, r.head_dim, r.n_rot, r.n_kv_head, rows_a, rows_b);
+  }
   int rc = 0;
-  dispatch_pair(type_a, type_b, [&](auto a, auto b) {
+  dispatch_qkv(type_a, type_b, [&](auto a, auto b) {
     using FA = decltype(a);
     using FB = decltype(b);
     if constexpr (HasDot8q<FA>::value && HasDot8q<FB>::value) {
       bool vec = false;
-      if ((rc = check_matrix<FA>("matvec_q8_pair (a)", wa, stride_a, rows_a, cols, &vec)) != 0) return;
-      if ((rc = check_matrix<FB>("matvec_q8_pair (b)", wb, stride_b, rows_b, cols, &vec)) != 0) return;
-      // The K-quant shape of tuning(): 2 rows per group, 4 resident blocks per SM, persistent.
-      const int ga = q8_group<FA>(tuning(type_a), cols), gb = q8_group<FB>(tuning(type_b), cols);
-      const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) + (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2);
-      auto kernel = matvec8q_pair_kernel<FA, FB, 2, 4>;
+      if ((rc = check_matrix<FA>("matvec_q8_qkv (a)", wa, stride_a, rows_a, cols, &vec)) != 0) return;
+      if (rows_b > 0 && (rc = check_matrix<FB>("matvec_q8_qkv (b)", wb, stride_b, rows_b, cols, &vec)) != 0) return;
+      // Two rows per group (rope pairs), A's tuning for the group sizes and resident blocks.
+      const Tuning ta = tuning(type_a);
+      const int ga = q8_group<FA>(ta, cols), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), cols) : ga;
+      const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) +
+                           (rows_b > 0 ? (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2) : 0);
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
-      (void)rf_launch(kernel, resident_grid(kernel, n_blocks), kBlock, 0, s, static_cast<const uint8_t*>(wa), stride_a,
-                      rows_a, ga, static_cast<const uint8_t*>(wb), stride_b, rows_b, gb, q, d, y, cols);
-      rc = check(hipGetLastError(), "matvec_q8_pair");
+      const rf_qkv_rope rp = rope ? *rope : rf_qkv_rope{};
+      auto launch = [&](auto kernel) {
+        (void)rf_launch(kernel, ta.persist ? resident_grid(kernel, n_blocks) : n_blocks, kBlock, 0, s,
+                        static_cast<const uint8_t*>(wa), stride_a, rows_a, ga, static_cast<const uint8_t*>(wb),
+                        stride_b, rows_b, gb, q, d, y, cols, rp);
+      };
+      if (ta.min_blocks == 4) {
+        if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 4, true>);
+        else launch(matvec8q_qkv_kernel<FA, FB, 2, 4, false>);
+      } else {
+        if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 1, true>);
+        else launch(matvec8q_qkv_kernel<FA, FB, 2, 1, false>);
+      }
+      rc = check(hipGetLastError(), "matvec_q8_qkv");
     }
   });
   return rc;

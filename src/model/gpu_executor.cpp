@@ -394,21 +394,20 @@ class GpuExecutor final : public Executor {
   void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
     proj(mat_of(w), x, y, T, xq_ready);
   }
-  // Decode: y = [a x | b x] (b's rows right after a's), one launch where the backend pairs the two
-  // formats (matvec_q8_pair), else two.
-  void proj_pair(const Mat& a, const Mat& b, const float* x, float* y, bool* xq_ready) {
-    if (pair_ && use_q8_ && a.cols == b.cols && a.cols % 32 == 0 && api_.has_matvec_q8_pair(a.type, b.type)) {
-      if (!*xq_ready) {
-        be_->check(api_.quantize_q8(x, a.cols, xq_.get(), stream_), "quantize_q8");
-        *xq_ready = true;
-      }
-      be_->check(api_.matvec_q8_pair(a.type, a.d, a.row_bytes, a.rows, b.type, b.d, b.row_bytes, b.rows, a.cols,
-                                     xq_.get(), y, stream_),
-                 *a.name + " + " + *b.name);
-      return;
+  // Decode of one token: y = [a x | b x] (b's rows right after a's; b may be absent) in one launch
+  // where the backend serves the formats (matvec_q8_qkv), with rope and the KV store applied when
+  // `rope` is given; returns false, having launched nothing, where it does not.
+  bool proj_qkv(const Mat& a, const Mat* b, const float* x, float* y, bool* xq_ready, const rf_qkv_rope* rope) {
+    const uint32_t tb = b ? b->type : 0;
+    if (!use_q8_ || a.cols % 32 != 0 || (b && b->cols != a.cols) || !api_.has_matvec_q8_qkv(a.type, tb)) return false;
+    if (!*xq_ready) {
+      be_->check(api_.quantize_q8(x, a.cols, xq_.get(), stream_), "quantize_q8");
+      *xq_ready = true;
     }
-    proj(a, x, y, 1, xq_ready);
-    proj(b, x, y + a.rows, 1, xq_ready);
+    be_->check(api_.matvec_q8_qkv(a.type, a.d, a.row_bytes, a.rows, tb, b ? b->d : nullptr, b ? b->row_bytes : 0,
+                                  b ? b->rows : 0, a.cols, xq_.get(), y, rope, stream_),
+               *a.name + (b ? " + " + *b->name : std::string()));
+    return true;
   }
 
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
@@ -441,6 +440,7 @@ class GpuExecutor final : public Executor {
   bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
   bool pair_ = !env_off("ROCFORGE_GPU_PAIR");  // =0: [q | k] and v in two launches (A/B runs)
+  bool qkv_rope_ = !env_off("ROCFORGE_GPU_QKV_ROPE");  // =0: rope + KV store in their own launch (A/B runs)
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
@@ -679,10 +679,27 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   } else {
     ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
   }
-  if (T == 1 && L.qkv.present()) {
-    mv(L.qkv, h, q, &hq);
-  } else if (T == 1 && L.qk.present()) {  // writes q, k, v back to back
-    if (!(fz && skip(kSkipMatvec))) proj_pair(L.qk, L.v, h, q, &hq);
+  // Decode of one sequence, llama-style rope (pairs 2i, 2i + 1) and nothing between the projection and
+  // the rotation (biases, q/k norms): the q/k/v matvec also rotates and stores K/V.
+  const bool rope_fusable = fz && all_decode_ && qkv_rope_ && c_.rope_style != RopeStyle::NeoX && !L.q_norm.present() &&
+                            !L.bq.present() && !L.bk.present() && !L.bv.present();
+  rf_qkv_rope rope{};
+  if (rope_fusable) {
+    rope = {qd, kvd, D, c_.n_rot, c_.rope_base, 1.0f / c_.rope_scale, freq_.get<float>(), in_pos(), in_tables(),
+            kv_.block_size, Hkv, L.k_pool.get<uint16_t>(), L.v_pool.get<uint16_t>()};
+  }
+  bool roped = false;  // rope and the KV store are done
+  if (T == 1 && (L.qkv.present() || L.qk.present())) {
+    const Mat& a = L.qkv.present() ? L.qkv : L.qk;
+    const Mat* b = L.qkv.present() ? nullptr : &L.v;
+    if (fz && skip(kSkipMatvec)) {
+      roped = rope_fusable;
+    } else if (((b && pair_) || rope_fusable) && proj_qkv(a, b, h, q, &hq, rope_fusable ? &rope : nullptr)) {
+      roped = rope_fusable;
+    } else {
+      proj(a, h, q, T, &hq);
+      if (b) proj(*b, h, v, T, &hq);
+    }
   } else {
     mv(L.q, h, q, &hq);
     mv(L.k, h, k, &hq);
@@ -701,7 +718,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   uint16_t* vp = L.v_pool.get<uint16_t>();
   const int32_t* tables = in_tables();
   const int n_seq = static_cast<int>(seq_begin_.size());
-  if (all_decode_ && fuse_) {
+  if (roped) {
+    // done by the q/k/v matvec
+  } else if (all_decode_ && fuse_) {
     // Decode (token s is sequence s's only token): rope and the cache store in one launch.
     if (!skip(kSkipRope))
       ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
