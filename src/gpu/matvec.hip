@@ -396,8 +396,11 @@ Tuning tuning(uint32_t type) {
     case 12: t = {2, 256}; break;  // Q4_K
     case 14: t = {2, 256}; break;  // Q6_K
     case 1014: t = {2, 256}; break;  // Q6_K, group-of-8 planes (repack.h)
-    case 1002: t = {2, 64}; break;   // Q4_0, group-of-8 planes
-    case 1008: t = {2, 64}; break;   // Q8_0, group-of-8 planes
+    // Q4_0 / Q8_0 planes: re-swept end to end after the PDL / attention / fusion changes (H200,
+    // `rocforge bench -n 128`, 2026-11-26): Q4_0 4 rows persistent: 8B 396.6 -> 426.1 tok/s, 1B
+    // 1336 -> 1407; Q8_0 persistent at 4 blocks per SM: 1B 1071 -> 1144.
+    case 1002: t = {4, 64}; t.persist = 1; break;   // Q4_0, group-of-8 planes
+    case 1008: t = {2, 64}; t.persist = 1; t.min_blocks = 4; break;  // Q8_0, group-of-8 planes
     // The other int8 paths, from one sweep over rows x group x persist x min_blocks (H200, 8B shapes,
     // gpu_bench --matvec-only, 2026-11-26); ms/token at the {2, 256} default -> here:
     case 13: t = {2, 64}; t.min_blocks = 4; break;  // Q5_K    2.68 -> 2.05
@@ -411,9 +414,11 @@ Tuning tuning(uint32_t type) {
     case 39: t = {2, 64}; break;                    // MXFP4   3.43 -> 2.91
     default: break;
   }
-  // Persistent blocks: +2-3% on 8B Q4_K_M decode, neutral to -3% for Q4_0 / Q8_0 (H200).
-  t.persist = k_quant ? 1 : 0;
-  if (k_quant) t.min_blocks = 4;
+  // Persistent blocks: +2-3% on 8B Q4_K_M decode (H200).
+  if (k_quant) {
+    t.persist = 1;
+    t.min_blocks = 4;
+  }
   t.prefetch = env.prefetch;
   if (env.rows) t.rows = env.rows;
   if (env.max_group) t.max_group = env.max_group;
