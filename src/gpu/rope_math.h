@@ -1,5 +1,5 @@
 // rope_math.h - the rotation of one RoPE pair, shared by the rope kernel (elementwise.hip) and the
-// decode step's fused rope + KV store (attention.hip, and the q/k/v matvec's epilogue in matvec.hip),
+// decode step's fused rope + KV store (attention_decode.hip, and the q/k/v matvec's epilogue in matvec.hip),
 // so every path computes the same bits.
 #pragma once
 

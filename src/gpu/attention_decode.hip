@@ -1,5 +1,5 @@
-// attention.hip - attention over a paged F16 KV cache: the cache store, split-K flash decoding for
-// decode, and causal flash attention for prefill. GQA/MQA: a query head h reads KV head
+// attention_decode.hip - decode attention over a paged F16 KV cache: the cache store and split-K
+// flash decoding (causal prefill attention: attention_prefill.hip). GQA/MQA: a query head h reads KV head
 // h / (n_head / n_kv_head) straight from the shared pool; K/V are never replicated.
 //
 // Pool layout (one per layer, per K and V): [n_blocks][n_kv_head][block_size][head_dim] half; position p
@@ -14,8 +14,6 @@
 namespace rocforge::gpu {
 namespace {
 
-constexpr int kMaxHeadDim = 256;
-constexpr int kMaxGroup = 16;     // query heads per KV head
 constexpr int kMaxSplit = 256;    // positions per decode split (scores kept in shared memory)
 constexpr int kDecodeThreads = 256;
 // Decode contexts up to this long run one query head per one-pass block (onepass_heads).
@@ -478,181 +476,6 @@ __global__ void decode_combine_kernel(const float* __restrict__ part_o, const fl
   }
 }
 
-// ---------------------------------------------------------------- prefill
-// One wave per query row (token t, head h), streaming keys 0 .. pos0 + t with an online softmax.
-// Lane l holds elements l, l + wave, ... of q and of the output accumulator. The waves of a block are
-// consecutive heads of one token, so heads sharing a KV head read the same K/V lines (cache hits).
-__global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                               const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0,
-                               int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
-                               float* __restrict__ out) {
-  constexpr int kPer = kMaxHeadDim / 32;
-  const int lane = threadIdx.x % warpSize;
-  const size_t row = static_cast<size_t>(blockIdx.x) * (blockDim.x / warpSize) + threadIdx.x / warpSize;
-  if (row >= static_cast<size_t>(n_tok) * n_head) return;
-  const int t = static_cast<int>(row / n_head), h = static_cast<int>(row % n_head);
-  const int kvh = h / (n_head / n_kv_head);
-  const float* qr = q + row * head_dim;
-  float qv[kPer], acc[kPer];
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int d = lane + j * warpSize;
-    qv[j] = d < head_dim ? qr[d] * scale : 0.f;
-    acc[j] = 0.f;
-  }
-  float m = -INFINITY, l = 0.f;
-  const int last = pos0 + t;
-  for (int p = 0; p <= last; ++p) {
-    const size_t off = pool_index(table, p, block_size, n_kv_head, kvh, head_dim);
-    float s = 0.f;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int d = lane + j * warpSize;
-      if (d < head_dim) s = fmaf(qv[j], rf_half_to_float(k_pool[off + d]), s);
-    }
-    s = rf_wave_sum(s);
-    const float m_new = fmaxf(m, s);
-    const float corr = expf(m - m_new);  // 0 on the first key (m = -inf)
-    const float e = expf(s - m_new);
-    l = l * corr + e;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int d = lane + j * warpSize;
-      const float vv = d < head_dim ? rf_half_to_float(v_pool[off + d]) : 0.f;
-      acc[j] = fmaf(e, vv, acc[j] * corr);
-    }
-    m = m_new;
-  }
-  float* o = out + row * head_dim;
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int d = lane + j * warpSize;
-    if (d < head_dim) o[d] = acc[j] / l;
-  }
-}
-
-// Tiled prefill (head_dim 64 or 128): block (query tile, head) covers kTileQ consecutive tokens of one
-// head. Four consecutive threads share a query row, thread part j holding the row's 16-byte groups
-// i * 4 + j (8 dims each) of q and of the output, so one 16-byte shared-memory load per thread reads a
-// key row's 64 contiguous bytes across the four parts (no bank conflicts; the block's other rows read
-// the same bytes: broadcast). K/V tiles of kTileK positions are staged as f16 in shared memory once
-// for all kTileQ rows; four keys at a time are scored (partial dots, two xor-shuffles within the
-// aligned lane quad, wave-size agnostic) and folded into an online softmax. Keys past a row's
-// position score -inf; staged slots past the range are zero (no NaN from stale bytes).
-constexpr int kTileQ = 64, kTileK = 64, kTiledThreads = 256;
-
-template <int D>
-__global__ void __launch_bounds__(kTiledThreads)
-    prefill_tiled_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                         const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0, int n_tok,
-                         int n_head, int n_kv_head, int block_size, float scale, float* __restrict__ out) {
-  constexpr int kGroups = D / 32;  // 16-byte groups per thread part
-  __shared__ uint4 ks[kTileK][D / 8];
-  __shared__ uint4 vs[kTileK][D / 8];
-  const int h = blockIdx.y, kvh = h / (n_head / n_kv_head);
-  const int t0 = blockIdx.x * kTileQ;
-  const int row = threadIdx.x / 4, part = threadIdx.x % 4;
-  const int t = t0 + row;
-  const bool valid = t < n_tok;
-  const int last = pos0 + (valid ? t : n_tok - 1);  // this row's last key
-  float qv[kGroups][8], acc[kGroups][8];
-  {
-    const float* qr = q + (static_cast<size_t>(valid ? t : 0) * n_head + h) * D;
-#pragma unroll
-    for (int i = 0; i < kGroups; ++i)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        qv[i][e] = qr[(i * 4 + part) * 8 + e] * scale;
-        acc[i][e] = 0.f;
-      }
-  }
-  float m = -INFINITY, l = 0.f;
-  const int block_last = pos0 + min(n_tok, t0 + kTileQ) - 1;
-  for (int k0 = 0; k0 <= block_last; k0 += kTileK) {
-    __syncthreads();  // the previous tile is no longer read
-    for (int i = threadIdx.x; i < kTileK * (D / 8); i += kTiledThreads) {
-      const int kk = i / (D / 8), c = i % (D / 8);
-      const int p = k0 + kk;
-      uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
-      if (p <= block_last) {
-        const size_t off = pool_index(table, p, block_size, n_kv_head, kvh, D);
-        kv = reinterpret_cast<const uint4*>(k_pool + off)[c];
-        vv = reinterpret_cast<const uint4*>(v_pool + off)[c];
-      }
-      ks[kk][c] = kv;
-      vs[kk][c] = vv;
-    }
-    __syncthreads();
-    const int n_keys = min(kTileK, block_last - k0 + 1);
-    for (int kk = 0; kk < n_keys; kk += 4) {
-      float sc[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float s = 0.f;
-#pragma unroll
-        for (int i = 0; i < kGroups; ++i) {
-          const uint4 w = ks[kk + j][i * 4 + part];
-          const uint32_t wv[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            s = fmaf(qv[i][2 * e], rf_half_to_float(static_cast<uint16_t>(wv[e] & 0xffffu)), s);
-            s = fmaf(qv[i][2 * e + 1], rf_half_to_float(static_cast<uint16_t>(wv[e] >> 16)), s);
-          }
-        }
-        s += rf_shfl_xor(s, 1);
-        s += rf_shfl_xor(s, 2);
-        sc[j] = (k0 + kk + j <= last && kk + j < n_keys) ? s : -INFINITY;
-      }
-      const float m_new = fmaxf(fmaxf(m, fmaxf(sc[0], sc[1])), fmaxf(sc[2], sc[3]));
-      if (m_new == -INFINITY) continue;  // nothing visible yet (cannot happen: key 0 comes first)
-      const float corr = expf(m - m_new);
-      float ev[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) ev[j] = expf(sc[j] - m_new);
-      l = l * corr + ((ev[0] + ev[1]) + (ev[2] + ev[3]));
-#pragma unroll
-      for (int i = 0; i < kGroups; ++i) {
-        float vf[4][8];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const uint4 w = vs[kk + j][i * 4 + part];
-          const uint32_t wv[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            vf[j][2 * e] = rf_half_to_float(static_cast<uint16_t>(wv[e] & 0xffffu));
-            vf[j][2 * e + 1] = rf_half_to_float(static_cast<uint16_t>(wv[e] >> 16));
-          }
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          float a = acc[i][e] * corr;
-#pragma unroll
-          for (int j = 0; j < 4; ++j) a = fmaf(ev[j], vf[j][e], a);
-          acc[i][e] = a;
-        }
-      }
-      m = m_new;
-    }
-  }
-  if (!valid) return;
-  float* o = out + (static_cast<size_t>(t) * n_head + h) * D;
-  const float inv = 1.f / l;
-#pragma unroll
-  for (int i = 0; i < kGroups; ++i)
-#pragma unroll
-    for (int e = 0; e < 8; ++e) o[(i * 4 + part) * 8 + e] = acc[i][e] * inv;
-}
-
-int check_heads(const char* what, int n_head, int n_kv_head, int head_dim, int block_size) {
-  if (n_head <= 0 || n_kv_head <= 0 || n_head % n_kv_head != 0)
-    return fail("%s: n_head %d must be a positive multiple of n_kv_head %d", what, n_head, n_kv_head);
-  if (n_head / n_kv_head > kMaxGroup)
-    return fail("%s: %d query heads per KV head (max %d)", what, n_head / n_kv_head, kMaxGroup);
-  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > kMaxHeadDim)
-    return fail("%s: head_dim %d must be even and <= %d", what, head_dim, kMaxHeadDim);
-  if (block_size <= 0) return fail("%s: bad KV block size %d", what, block_size);
-  return 0;
-}
 
 // Positions per decode split: small enough to give the device ~2 blocks per multiprocessor, at most
 // kMaxSplit, a multiple of 32, and small enough that the block's shared memory (q, scores and o for
@@ -799,32 +622,6 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
     return quantize_q8(out, n_seq * qdim, xq, s);
   }
   return 0;
-}
-
-int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
-                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
-                 hipStream_t s) {
-  if (int rc = check_heads("attn_prefill", n_head, n_kv_head, head_dim, block_size)) return rc;
-  if (n_tok < 0 || pos0 < 0) return fail("attn_prefill: bad range (pos0 %d, tokens %d)", pos0, n_tok);
-  if (n_tok == 0) return 0;
-  const dim3 tiled_grid((n_tok + kTileQ - 1) / kTileQ, n_head);
-  // The tiled kernel reads K/V rows as 16-byte groups: pools 16-byte aligned (cudaMalloc'd).
-  const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
-  if (aligned && head_dim == 128) {
-    prefill_tiled_kernel<128><<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head,
-                                                                    n_kv_head, block_size, scale, out);
-    return check(hipGetLastError(), "attn_prefill (tiled)");
-  }
-  if (aligned && head_dim == 64) {
-    prefill_tiled_kernel<64><<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head,
-                                                                   n_kv_head, block_size, scale, out);
-    return check(hipGetLastError(), "attn_prefill (tiled)");
-  }
-  const int waves = 256 / wave_size();
-  const size_t rows = static_cast<size_t>(n_tok) * n_head;
-  prefill_kernel<<<static_cast<unsigned>((rows + waves - 1) / waves), 256, 0, s>>>(
-      q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size, scale, out);
-  return check(hipGetLastError(), "attn_prefill");
 }
 
 }  // namespace rocforge::gpu
