@@ -35,6 +35,16 @@ __device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, flo
 // so its instruction count is its latency). Same formulas as quantize_q8: bit-identical output.
 constexpr int kNormVecs = 4;
 __device__ inline float4 ld4(const float* p, int j) { return reinterpret_cast<const float4*>(p)[j]; }
+// Quantizes float4 group j (elements 4j .. 4j + 3) as quantize_q8 does; the 8 groups of a chunk are
+// an aligned 8-lane group of the calling threads, all of which must call this.
+__device__ inline void quantize_group4(const float4 v, int j, int8_t* __restrict__ q, float* __restrict__ d) {
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  for (int off = 4; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  const float s = amax > 0.f ? 127.f / amax : 0.f;
+  auto byte = [s](float x) { return static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(x * s)))); };
+  reinterpret_cast<uint32_t*>(q)[j] = byte(v.x) | byte(v.y) << 8 | byte(v.z) << 16 | byte(v.w) << 24;
+  if ((j & 7) == 0) d[j >> 3] = amax / 127.f;
+}
 __device__ inline float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_vec_kernel(float* x, const float* add,
                                                                   const float* __restrict__ w, float* y, int n,
@@ -72,17 +82,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_vec_kernel(float* x, 
     const float4 v = make_float4(xv[k].x * inv * wv[k].x, xv[k].y * inv * wv[k].y, xv[k].z * inv * wv[k].z,
                                  xv[k].w * inv * wv[k].w);
     if (y) reinterpret_cast<float4*>(y)[j] = v;
-    if (q) {
-      float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-      for (int off = 4; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
-      const float s = amax > 0.f ? 127.f / amax : 0.f;
-      const uint32_t b = (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.x * s))))) |
-                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.y * s)))) << 8) |
-                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.z * s)))) << 16) |
-                         (static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(v.w * s)))) << 24);
-      reinterpret_cast<uint32_t*>(q)[j] = b;
-      if ((j & 7) == 0) d[j >> 3] = amax / 127.f;
-    }
+    if (q) quantize_group4(v, j, q, d);
   }
 }
 
@@ -159,6 +159,22 @@ __global__ void __launch_bounds__(kThreads) swiglu_q8_kernel(const float* gate, 
   quantize_lane(v, i, q, d);
 }
 
+// As swiglu_q8_kernel with a float4 group per thread (16-byte aligned vectors): a 32-element chunk is
+// an aligned 8-lane group, so its max|y| takes three xor-shuffles and one division per thread, as in
+// rmsnorm_q8_vec_kernel. Bit-identical output.
+__global__ void __launch_bounds__(kThreads) swiglu_q8_vec_kernel(const float* gate, const float* up, float* y, int n,
+                                                                 int8_t* q, float* d) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;  // float4 group; n / 4 is a multiple of 8
+  if (j >= n / 4) return;
+  const float4 g = ld4(gate, j), u = ld4(up, j);
+  const float4 v = make_float4(g.x / (1.f + expf(-g.x)) * u.x, g.y / (1.f + expf(-g.y)) * u.y,
+                               g.z / (1.f + expf(-g.z)) * u.z, g.w / (1.f + expf(-g.w)) * u.w);
+  if (y) reinterpret_cast<float4*>(y)[j] = v;
+  quantize_group4(v, j, q, d);
+}
+
 int8_t* q_of(void* xq) { return static_cast<int8_t*>(xq); }
 float* d_of(void* xq, int n) { return reinterpret_cast<float*>(q_of(xq) + (static_cast<size_t>(n) + 15) / 16 * 16); }
 
@@ -185,7 +201,12 @@ int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, i
 int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s) {
   if (n <= 0 || n % 32 != 0) return fail("swiglu_q8: length %d must be a positive multiple of 32", n);
   if (!xq || reinterpret_cast<uintptr_t>(xq) % 16 != 0) return fail("swiglu_q8: workspace must be 16-byte aligned");
-  (void)rf_launch(swiglu_q8_kernel, (n + kThreads - 1) / kThreads, kThreads, 0, s, gate, up, y, n, q_of(xq), d_of(xq, n));
+  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (a16(gate) && a16(up) && a16(y))
+    (void)rf_launch(swiglu_q8_vec_kernel, (n / 4 + kThreads - 1) / kThreads, kThreads, 0, s, gate, up, y, n, q_of(xq),
+                    d_of(xq, n));
+  else
+    (void)rf_launch(swiglu_q8_kernel, (n + kThreads - 1) / kThreads, kThreads, 0, s, gate, up, y, n, q_of(xq), d_of(xq, n));
   return check(hipGetLastError(), "swiglu_q8");
 }
 
