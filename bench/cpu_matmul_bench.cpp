@@ -116,11 +116,12 @@ int main(int argc, char** argv) {
                 per * 1e3, bytes / per / 1e9, double(rows) * cols * T / per / 1e9);
   }
 
-  // AMX-INT8 against the AVX-512 VNNI panel GEMM on the same shapes (prompt-sized T, where matmul
-  // takes the panel GEMM): one thread, CPU time, each format timed with AMX on then off. Only
-  // where AMX runs; ROCFORGE_AMX=0 turns it off for the whole run (the first table then shows VNNI).
+  // AMX against the AVX-512 level on the same shapes (prompt-sized T): one thread, CPU time, each
+  // format timed with AMX on then off. AMX on: the AMX-INT8 panel GEMM, or the AMX-BF16 GEMM for
+  // F16/BF16 and Q6_K where the CPU has AMX-BF16; off: the VNNI panel GEMM, or the f32 FMA tiles for
+  // F16/BF16. Only where AMX runs; ROCFORGE_AMX=0 turns it off for the whole run.
   if (cpu::amx_enabled() && T >= cpu::kPanelMinTokens) {
-    std::printf("\nprompt GEMM, AMX vs AVX-512 VNNI panel: 1 thread, W[%lld x %lld], T = %lld\n\n", (long long)rows,
+    std::printf("\nprompt GEMM, AMX (INT8; BF16 for f16/bf16/q6_k) vs AVX-512 (VNNI panel; FMA for f16/bf16): 1 thread, W[%lld x %lld], T = %lld\n\n", (long long)rows,
                 (long long)cols, (long long)T);
     std::printf("| format | AMX GMAC/s | VNNI GMAC/s | AMX / VNNI |\n|---|---:|---:|---:|\n");
     const GgmlType panel_types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
