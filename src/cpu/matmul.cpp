@@ -11,6 +11,7 @@
 #include "cpu/kernels_amx.h"
 #include "cpu/ops.h"
 #include "rocforge/error.h"
+#include "rocforge/quant.h"
 
 namespace rocforge::cpu {
 namespace {
@@ -121,8 +122,14 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
       const QMatrix& w = ws[k];
       const int blk = act_block_for(w.type);
       if (float_acts(kt, w.type, T)) {
-        if (!kt.gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows))
-          scalar_kernels().gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows);
+        if (!kt.gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows) &&
+            !scalar_kernels().gemm_f(w.type, w.data, w.row_bytes, n, r0, r1, x, T, ys[k], w.rows)) {
+          // A quantized type the AMX-BF16 GEMM could not take (its scratch allocation failed):
+          // the reference dot products (slow, but never a wrong result).
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t t = 0; t < T; ++t)
+              ys[k][t * w.rows + r] = quant::dot_row_ref(w.type, w.data + r * w.row_bytes, x + t * n, n);
+        }
         continue;
       }
       if (use_panel(kt, w.type, T)) {
