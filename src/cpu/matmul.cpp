@@ -167,7 +167,24 @@ void matmul_multi(const QMatrix* ws, float* const* ys, int count, const float* x
     pool.for_each_task(static_cast<int64_t>(cuts.size()) - 1, [&](int64_t c, int) { run_rows(cut[c], cut[c + 1]); });
     return;
   }
-  pool.parallel_for(total, [&](int64_t b, int64_t e, int) { run_rows(b, e); }, split ? 16 : total);
+  if (!split || count == 1) {
+    pool.parallel_for(total, [&](int64_t b, int64_t e, int) { run_rows(b, e); }, split ? 16 : total);
+    return;
+  }
+  // Prompts, several matrices: every thread takes its share of each matrix (cut at multiples of
+  // 16 rows), not a share of the concatenated rows, where one thread got all of Q and the other
+  // the rest of Q plus K and V. The matrices may differ in format and kernel (Q4_K_M: V in Q6_K)
+  // and each kernel call packs the activations again, so the concatenated split left one thread
+  // waiting.
+  const int parts = pool.size();
+  pool.parallel_for(parts, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t part = p0; part < p1; ++part)
+      for (int k = 0; k < count; ++k) {
+        const int64_t rows = ws[k].rows;
+        const int64_t b = rows * part / parts / 16 * 16, e = part + 1 == parts ? rows : rows * (part + 1) / parts / 16 * 16;
+        if (b < e) run_rows(start[k] + b, start[k] + e);
+      }
+  });
 }
 
 void matmul(const QMatrix& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
