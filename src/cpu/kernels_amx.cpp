@@ -76,11 +76,27 @@ struct TokBlock {
 // than the f32 work of one group, so a shallower pipeline leaves the vector units waiting.
 constexpr int kBatch = 4, kAhead = 2, kRing = kAhead + 1;
 
+// C tiles start at 0x4B400000 (the bits of 1.5 * 2^23) instead of 0: the int32 sum v then reads
+// as the float 1.5 * 2^23 + v (exact for |v| < 2^22; a group sum is at most 32 * 127 * 127), so
+// scale_group gets the float of v with one subtraction, which any vector port runs, instead of
+// vcvtdq2ps, which runs only on port 0 - the port the AMX instructions issue through as well.
+alignas(64) constexpr int32_t kMagicBits = 0x4B400000;
+struct alignas(64) MagicTile {
+  int32_t v[256];
+};
+constexpr MagicTile make_magic() {
+  MagicTile m{};
+  for (int i = 0; i < 256; ++i) m.v[i] = kMagicBits;
+  return m;
+}
+alignas(64) constinit const MagicTile kMagic = make_magic();
+const int32_t* const kMagicTile = kMagic.v;
+
 #define RF_AMX_PRODUCT(ta, tb, tc, k)                           \
   do {                                                          \
     _tile_loadd(ta, x.q + ((g0 + (k)) * G / 32) * 512 + ((g0 + (k)) * G % 32), 32); \
     _tile_loadd(tb, codes + (g0 + (k)) * int64_t(G) * kRows, 64); \
-    _tile_zero(tc);                                             \
+    _tile_loadd(tc, kMagicTile, 64);                            \
     _tile_dpbssd(tc, ta, tb);                                   \
   } while (0)
 
@@ -109,7 +125,8 @@ __attribute__((always_inline)) inline void scale_group(const int32_t* c, int64_t
   const int64_t b32 = s * G / 32;
 #pragma GCC unroll 16
   for (int t = 0; t < kTok; ++t) {
-    const __m512 ci = _mm512_cvtepi32_ps(_mm512_load_si512(c + t * kRows));
+    const __m512 ci = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_load_si512(c + t * kRows)),
+                                    _mm512_castsi512_ps(_mm512_set1_epi32(kMagicBits)));
     const float dx = x.d[b32 * kTok + t];
     acc[t] = _mm512_fmadd_ps(ci, _mm512_mul_ps(sw, _mm512_set1_ps(dx)), acc[t]);
     if constexpr (kMin) {
