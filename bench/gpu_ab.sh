@@ -1,5 +1,5 @@
 #!/bin/bash
-# A/B of two builds on one GPU machine, per model: $DEV_DIR/base/{rocforge,librocforge-cuda.so} (the
+# A/B of two builds on one GPU machine, per model: $DEV_DIR/${BASE:-base}/{rocforge,librocforge-cuda.so} (the
 # baseline) against $DEV_DIR/{rocforge,librocforge-cuda.so}, alternating base/new ROUNDS times (default 2).
 # MODELS="preset:type ..." (synth presets of ../shared/notes/peer-baselines.md); DEV_DIR holds lib/ and the
 # vocab as in docs/performance.md. The next model is synthesized (CPU) while the current one is measured.
@@ -18,7 +18,7 @@ for pt in $MODELS; do
   while [ ! -f "$f" ]; do sleep 1; done
   for ((i = 0; i < ${ROUNDS:-2}; ++i)); do
     for v in base new; do
-      if [ $v = base ]; then b=$D/base/rocforge; lib=$D/base; else b=$D/rocforge; lib=$D; fi
+      if [ $v = base ]; then b=$D/${BASE:-base}/rocforge; lib=$D/${BASE:-base}; else b=$D/rocforge; lib=$D; fi
       echo "${pt%%:*} ${pt##*:} $v: $(ROCFORGE_GPU_LIB=$lib $b bench -m $f --device gpu -p 512 -n 128 -r 3 2>&1 | grep -E '^\| ' | tail -2 | awk -F'|' '{print $7, $8}' | tr '\n' ' ') $(stat -c %s $f)B"
     done
   done

@@ -1,6 +1,6 @@
 // gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
 //
-//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only]
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only] [--model 8b|1b]
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
 // dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> types = {"q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "f16", "bf16", "q4_1", "q5_0", "q5_1",
                                     "q2_k", "q3_k", "iq4_nl", "iq4_xs", "mxfp4", "f32"};
   int reps = 7;
-  bool matvec_only = false;  // --matvec-only: stop after the matvec tables (tuning sweeps)
+  bool matvec_only = false;
+  bool small_model = false;  // --model 1b: llama3.2-1b shapes (default llama3-8b)  // --matvec-only: stop after the matvec tables (tuning sweeps)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -91,6 +92,8 @@ int main(int argc, char** argv) {
       }
     } else if (!std::strcmp(argv[i], "--matvec-only")) {
       matvec_only = true;
+    } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
+      small_model = !std::strcmp(argv[++i], "1b");
     } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     }
@@ -118,9 +121,13 @@ int main(int argc, char** argv) {
     // ---- matvec per format on 8B shapes
     struct Shape { const char* name; int rows, cols, per_layer; };
     // The decode step's matrices: q/k/v and gate/up fused (rows concatenated at upload).
-    const Shape shapes[] = {{"attn_qkv 6144x4096", 6144, 4096, 1}, {"attn_o 4096x4096", 4096, 4096, 1},
-                            {"ffn_gate_up 28672x4096", 28672, 4096, 1}, {"ffn_down 4096x14336", 4096, 14336, 1},
-                            {"output 128256x4096", 128256, 4096, 0}};
+    const std::vector<Shape> shapes =
+        small_model ? std::vector<Shape>{{"attn_qkv 3072x2048", 3072, 2048, 1}, {"attn_o 2048x2048", 2048, 2048, 1},
+                                         {"ffn_gate_up 16384x2048", 16384, 2048, 1}, {"ffn_down 2048x8192", 2048, 8192, 1},
+                                         {"output 128256x2048", 128256, 2048, 0}}
+                    : std::vector<Shape>{{"attn_qkv 6144x4096", 6144, 4096, 1}, {"attn_o 4096x4096", 4096, 4096, 1},
+                                         {"ffn_gate_up 28672x4096", 28672, 4096, 1}, {"ffn_down 4096x14336", 4096, 14336, 1},
+                                         {"output 128256x4096", 128256, 4096, 0}};
     std::printf("matvec: float x (matvec) / int8 x (matvec_q8, the decode path where the format has it)\n");
     std::printf("%-8s %-24s %10s %10s %8s %10s %10s %8s\n", "type", "matrix", "us/call", "GB/s", "of copy", "q8 us",
                 "q8 GB/s", "of copy");
@@ -172,14 +179,15 @@ int main(int argc, char** argv) {
         } else {
           std::printf("%-8s %-24s %10.1f %10.0f %7.0f%%\n", tn.c_str(), s.name, ms * 1e3, gbs, 100 * gbs / copy_gbs);
         }
-        const int times = s.per_layer ? s.per_layer * 32 : 1;
+        const int times = s.per_layer ? s.per_layer * (small_model ? 16 : 32) : 1;
         token_ms += best * times;
         token_bytes += static_cast<double>(bytes) * times;
         for (auto p : w) api.free(p);
       }
       summary.push_back({tn, token_ms, token_bytes});
     }
-    std::printf("\n8B decode, matvecs only (32 layers + output, all weights in one format, faster path):\n");
+    std::printf("\n%s decode, matvecs only (%d layers + output, all weights in one format, faster path):\n",
+                small_model ? "1B" : "8B", small_model ? 16 : 32);
     std::printf("%-8s %10s %10s %10s %12s\n", "type", "GB/token", "ms/token", "tok/s", "of bound");
     for (const auto& r : summary) {
       const double bound = copy_gbs * 1e9 / r.bytes;

@@ -202,6 +202,15 @@ __device__ inline void matvec8q_rows(const uint8_t* __restrict__ w, size_t strid
     }
   }
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+  if (group == warpSize) {
+    // One wave per row group: its shuffles finish the sums, and with no barrier a wave goes on to its
+    // next row block (and that block's loads) while the block's other waves still compute.
+    float sum[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) sum[r] = rf_wave_sum(acc[r]);
+    if (lane == 0 && row0 < rows) store(row0, sum, min(R, rows - row0));
+    return;
+  }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const float s = rf_wave_sum(acc[r]);
@@ -385,22 +394,22 @@ Tuning tuning(uint32_t type) {
     o.persist = env_int("ROCFORGE_MV_PERSIST", -1);
     if (o.persist >= 0) o.persist = o.persist == 1 ? 1 : 0;
     o.min_blocks = env_int("ROCFORGE_MV_MINBLOCKS", 0);
-    if (o.min_blocks != 1 && o.min_blocks != 4) o.min_blocks = 0;
+    if (o.min_blocks != 1 && o.min_blocks != 4 && o.min_blocks != 5) o.min_blocks = 0;
     return o;
   }();
   Tuning t;
   const bool k_quant = type == 12 || type == 14 || type == 1014;
   switch (type) {
-    case 2: t = {1, 64}; break;    // Q4_0
-    case 8: t = {1, 64}; break;    // Q8_0
+    case 2: t = {1, 256}; break;    // Q4_0
+    case 8: t = {1, 256}; break;    // Q8_0
     case 12: t = {2, 256}; break;  // Q4_K
     case 14: t = {2, 256}; break;  // Q6_K
     case 1014: t = {2, 256}; break;  // Q6_K, group-of-8 planes (repack.h)
     // Q4_0 / Q8_0 planes: re-swept end to end after the PDL / attention / fusion changes (H200,
     // `rocforge bench -n 128`, 2026-11-26): Q4_0 4 rows persistent: 8B 396.6 -> 426.1 tok/s, 1B
     // 1336 -> 1407; Q8_0 persistent at 4 blocks per SM: 1B 1071 -> 1144.
-    case 1002: t = {4, 64}; t.persist = 1; break;   // Q4_0, group-of-8 planes
-    case 1008: t = {2, 64}; t.persist = 1; t.min_blocks = 4; break;  // Q8_0, group-of-8 planes
+    case 1002: t = {4, 256}; t.persist = 1; break;   // Q4_0, group-of-8 planes
+    case 1008: t = {2, 256}; t.persist = 1; t.min_blocks = 4; break;  // Q8_0, group-of-8 planes
     // The other int8 paths, from one sweep over rows x group x persist x min_blocks (H200, 8B shapes,
     // gpu_bench --matvec-only, 2026-11-26); ms/token at the {2, 256} default -> here:
     case 13: t = {2, 64}; t.min_blocks = 4; break;  // Q5_K    2.68 -> 2.05
@@ -428,14 +437,22 @@ Tuning tuning(uint32_t type) {
   return t;
 }
 
-// Threads per row group of the int8 path: 4 per item, at least tu.min_steps steps each, within
-// [wave, kBlock] and under the tuning cap. (min_steps 1 lets a lane take a single item per row: twice
-// the threads on a short row, so a small matrix still fills the device.)
+// Threads per row group of the int8 path: the fewest (from one wave) that still give the device
+// about kTargetWaves waves per multiprocessor in all, within kBlock, the tuning cap, and at least
+// tu.min_steps items per lane. One wave per group needs no barrier between row blocks (matvec8q_rows),
+// which wins wherever the rows alone fill the device (H200, gpu_bench --matvec-only: 8B gate/up and
+// the output matrix 10-20% faster than at 64 threads), while a few long rows need wide groups (1B
+// ffn_down, 2048 x 8192: 128 threads 5.6 us, 32 threads 7.3 us).
+constexpr int kTargetWaves = 22;
 template <class F>
-int q8_group(const Tuning& tu, int cols) {
+int q8_group(const Tuning& tu, int rows, int cols, int rows_per_group) {
   const int n_items = (cols / 32 + F::kItemChunks - 1) / F::kItemChunks;
+  const long target = static_cast<long>(kTargetWaves) * multiprocessors();
+  const long groups = (rows + rows_per_group - 1) / rows_per_group;
   int group = wave_size();
-  while (group < kBlock && group * 2 <= tu.max_group && group * 2 <= 4 * n_items / tu.min_steps) group *= 2;
+  while (group < kBlock && group * 2 <= tu.max_group && group * 2 <= 4 * n_items / tu.min_steps &&
+         groups * (group / wave_size()) < target)
+    group *= 2;
   return group;
 }
 
@@ -566,7 +583,7 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         return;
       }
       const Tuning tu = tuning(type);
-      const int group = q8_group<F>(tu, cols);
+      const int group = q8_group<F>(tu, rows, cols, tu.rows);
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
       const auto* wb = static_cast<const uint8_t*>(w);
@@ -579,6 +596,7 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
       if (tu.rows == 4) launch(matvec8q_kernel<F, 4>, 4);
       else if (tu.rows == 1) launch(matvec8q_kernel<F, 1>, 1);
       else if (tu.min_blocks == 4) launch(matvec8q_kernel<F, 2, 4>, 2);
+      else if (tu.min_blocks == 5) launch(matvec8q_kernel<F, 2, 5>, 2);
       else launch(matvec8q_kernel<F, 2, 1>, 2);
       rc = check(hipGetLastError(), "matvec_q8");
     }
@@ -647,7 +665,7 @@ int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, 
       if (rows_b > 0 && (rc = check_matrix<FB>("matvec_q8_qkv (b)", wb, stride_b, rows_b, cols, &vec)) != 0) return;
       // Two rows per group (rope pairs), A's tuning for the group sizes and resident blocks.
       const Tuning ta = tuning(type_a);
-      const int ga = q8_group<FA>(ta, cols), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), cols) : ga;
+      const int ga = q8_group<FA>(ta, rows_a, cols, 2), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), rows_b, cols, 2) : ga;
       const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) +
                            (rows_b > 0 ? (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2) : 0);
       const auto* q = static_cast<const int8_t*>(xq);
