@@ -197,6 +197,8 @@ bool avx512_attend_tile(const AttnTileArgs& a, float* scratch) {
 
 #else
 
+#include "cpu/kernels.h"
+
 namespace rocforge::cpu {
 bool avx512_attend_tile(const AttnTileArgs&, float*) { return false; }
 }  // namespace rocforge::cpu

@@ -50,8 +50,8 @@ IsaLevel parse_env(IsaLevel best) {
   return want < best ? want : best;
 }
 
-// cpuid.(eax=7, ecx=0).edx bits 22/24/25: AMX-BF16, AMX-TILE, AMX-INT8.
-bool cpuid_amx(int bit) {
+// cpuid.(eax=7, ecx=0).edx bits 22/24/25: AMX-BF16, AMX-TILE, AMX-INT8. (Unused off x86.)
+[[maybe_unused]] bool cpuid_amx(int bit) {
 #if defined(__x86_64__)
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;

@@ -41,6 +41,8 @@ void avx512_swiglu(float* gate, const float* up, int64_t n) {
 
 #else
 
+#include "cpu/kernels.h"
+
 namespace rocforge::cpu {
 void avx512_swiglu(float*, const float*, int64_t) {}  // never called: no AVX-512 level off x86
 }  // namespace rocforge::cpu
