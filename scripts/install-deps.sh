@@ -14,6 +14,7 @@ PACKAGES=(
   # rocm-device-libs gives the device bitcode. (~35 s, ~900 MB.) nvcc comes from /usr/local/cuda, not Debian.
   clang-19 lld-19 clang-tools-19 libamdhip64-dev rocm-device-libs
   g++-aarch64-linux-gnu              # cross-compile check of the CPU backend for aarch64 (scripts/check-aarch64.sh)
+  qemu-user-static                   # runs the cross-built NEON kernel check (scripts/check-aarch64-neon.sh)
 )
 
 # Node.js (with npm) drives the server tests through the real `openai` npm client. Machines that

@@ -123,8 +123,5 @@ const KernelTable& scalar_kernels() {
 const KernelTable* avx2_kernels() { return nullptr; }
 const KernelTable* avx512_kernels() { return nullptr; }
 #endif
-#if !defined(__aarch64__)
-const KernelTable* neon_kernels() { return nullptr; }
-#endif
 
 }  // namespace rocforge::cpu

@@ -1,0 +1,315 @@
+// kernels_neon.cpp - the aarch64 kernel table: NEON activation quantizer, int8 dot products with
+// `sdot` (vdotq_s32, FEAT_DotProd) for Q4_0, Q8_0, Q4_K and Q6_K, and F32/F16/BF16 rows with
+// vfmaq_f32. Every other quantized format returns false from gemm_q and takes the scalar kernel
+// (matmul.cpp); there is no panel GEMM and no attention kernel (both nullptr: scalar paths).
+//
+// The functions are compiled for armv8.2-a+dotprod through `#pragma GCC target`, so the rest of the
+// binary stays baseline armv8-a; neon_kernels() (compiled without the pragma) hands the table out
+// only when the kernel reports the dot-product instructions (HWCAP_ASIMDDP), else the scalar table
+// runs. On x86 this file compiles to nothing, as the x86 files do on aarch64.
+//
+// Results: the quantizer is bit-identical to quantize_act_row. The int8 kernels keep the scalar
+// kernel's float epilogue (per block: a double sum over the groups of scale * d_x * integer dot,
+// then one float add into y), so with the integer dot products exact they give the scalar kernel's
+// results; only the integer work is vectorised. scripts/check-aarch64-neon.sh checks both under
+// qemu (tests/aarch64/neon_vs_scalar.cpp).
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "core/half.h"
+#include "cpu/kernels.h"
+#include "quant/blocks.h"
+
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#include <arm_neon.h>
+
+namespace rocforge::cpu::neon {
+namespace {
+
+using quant::BlockQ4_0;
+using quant::BlockQ4_K;
+using quant::BlockQ6_K;
+using quant::BlockQ8_0;
+
+float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_f32(h);
+}
+
+// One weight block unpacked into registers: kElems int8 codes (already re-centred, as
+// quant::decode_block gives them) in 16-lane vectors, one scale (and min) per kGroup elements.
+template <int kElems, int kGroup, bool kMin>
+struct Unpacked {
+  static constexpr int kN = kElems, kG = kGroup, kVecs = kElems / 16, kGroups = kElems / kGroup;
+  static constexpr bool kHasMin = kMin;
+  int8x16_t code[kVecs];    // code[v] = elements 16v .. 16v+15
+  float scale[kGroups];
+  float min[kMin ? kGroups : 1];
+};
+
+// Q4_0: qs[j] holds element j (low nibble) and j + 16 (high nibble); w = d * (q - 8).
+struct FmtQ4_0 {
+  using U = Unpacked<32, 32, false>;
+  static constexpr size_t kBytes = sizeof(BlockQ4_0);
+  static void unpack(const uint8_t* b, U& u) {
+    const uint8x16_t qs = vld1q_u8(b + offsetof(BlockQ4_0, qs));
+    const int8x16_t eight = vdupq_n_s8(8);
+    u.code[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(qs, vdupq_n_u8(0x0F))), eight);
+    u.code[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(qs, 4)), eight);
+    u.scale[0] = half_at(b + offsetof(BlockQ4_0, d));
+  }
+};
+
+// Q8_0: 32 signed bytes, w = d * q.
+struct FmtQ8_0 {
+  using U = Unpacked<32, 32, false>;
+  static constexpr size_t kBytes = sizeof(BlockQ8_0);
+  static void unpack(const uint8_t* b, U& u) {
+    const auto* qs = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ8_0, qs));
+    u.code[0] = vld1q_s8(qs);
+    u.code[1] = vld1q_s8(qs + 16);
+    u.scale[0] = half_at(b + offsetof(BlockQ8_0, d));
+  }
+};
+
+// Q4_K: 8 sub-blocks of 32 with 6-bit scale and min; element c*64 + l is the low nibble of
+// qs[c*32 + l], element c*64 + 32 + l its high nibble. w = (d*sc) * q - (dmin*m).
+struct FmtQ4_K {
+  using U = Unpacked<256, 32, true>;
+  static constexpr size_t kBytes = sizeof(BlockQ4_K);
+  static void unpack(const uint8_t* b, U& u) {
+    const float d = half_at(b + offsetof(BlockQ4_K, d)), dmin = half_at(b + offsetof(BlockQ4_K, dmin));
+    const uint8_t* s = b + offsetof(BlockQ4_K, scales);
+    // The 12 scale bytes: sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11]
+    // (low nibbles: scales, high nibbles: mins) and the top 2 bits of s[0..7].
+    for (int j = 0; j < 8; ++j) {
+      int sc, m;
+      if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+      } else {
+        sc = (s[j + 4] & 0x0F) | (s[j - 4] >> 6) << 4;
+        m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+      }
+      // Same float ops as quant::decode_block (so the scales are the scalar kernel's).
+      u.scale[j] = d * static_cast<float>(sc);
+      u.min[j] = -(dmin * static_cast<float>(m));
+    }
+    const uint8_t* qs = b + offsetof(BlockQ4_K, qs);
+    const uint8x16_t lo4 = vdupq_n_u8(0x0F);
+    for (int c = 0; c < 4; ++c) {
+      const uint8x16_t q0 = vld1q_u8(qs + 32 * c), q1 = vld1q_u8(qs + 32 * c + 16);
+      u.code[4 * c + 0] = vreinterpretq_s8_u8(vandq_u8(q0, lo4));
+      u.code[4 * c + 1] = vreinterpretq_s8_u8(vandq_u8(q1, lo4));
+      u.code[4 * c + 2] = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4));
+      u.code[4 * c + 3] = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
+    }
+  }
+};
+
+// Q6_K: 16 sub-blocks of 16 with int8 scales; 4 low bits in ql, 2 high bits in qh, w = d*sc*(q-32).
+// Half h (128 elements): element 128h + l + 32k (l < 32, k < 4) takes
+//   k=0: ql[64h+l] low nibble,  qh[32h+l] bits 0-1     k=1: ql[64h+32+l] low nibble, qh bits 2-3
+//   k=2: ql[64h+l] high nibble, qh bits 4-5            k=3: ql[64h+32+l] high nibble, qh bits 6-7
+struct FmtQ6_K {
+  using U = Unpacked<256, 16, false>;
+  static constexpr size_t kBytes = sizeof(BlockQ6_K);
+  static void unpack(const uint8_t* b, U& u) {
+    const float d = half_at(b + offsetof(BlockQ6_K, d));
+    const auto* sc = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales));
+    for (int g = 0; g < 16; ++g) u.scale[g] = d * static_cast<float>(sc[g]);
+    const uint8_t* ql = b + offsetof(BlockQ6_K, ql);
+    const uint8_t* qh = b + offsetof(BlockQ6_K, qh);
+    const uint8x16_t lo4 = vdupq_n_u8(0x0F), hi2 = vdupq_n_u8(0x30);
+    const int8x16_t off = vdupq_n_s8(32);
+    for (int h = 0; h < 2; ++h)
+      for (int l0 = 0; l0 < 32; l0 += 16) {
+        const uint8x16_t a = vld1q_u8(ql + 64 * h + l0), c = vld1q_u8(ql + 64 * h + 32 + l0);
+        const uint8x16_t hb = vld1q_u8(qh + 32 * h + l0);
+        // The two high bits of element k moved to bits 4-5.
+        const uint8x16_t v0 = vorrq_u8(vandq_u8(a, lo4), vandq_u8(vshlq_n_u8(hb, 4), hi2));
+        const uint8x16_t v1 = vorrq_u8(vandq_u8(c, lo4), vandq_u8(vshlq_n_u8(hb, 2), hi2));
+        const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(a, 4), vandq_u8(hb, hi2));
+        const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(c, 4), vandq_u8(vshrq_n_u8(hb, 2), hi2));
+        const int base = 8 * h + l0 / 16;  // vector of element 128h + l0
+        u.code[base + 0] = vsubq_s8(vreinterpretq_s8_u8(v0), off);
+        u.code[base + 2] = vsubq_s8(vreinterpretq_s8_u8(v1), off);
+        u.code[base + 4] = vsubq_s8(vreinterpretq_s8_u8(v2), off);
+        u.code[base + 6] = vsubq_s8(vreinterpretq_s8_u8(v3), off);
+      }
+  }
+};
+
+// y[t*ldy + r] for rows [r0, r1): each weight block is unpacked once and used by all T tokens.
+// The float epilogue is the scalar kernel's, statement for statement (see the file comment).
+template <class F>
+void gemm_fmt(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QActView& a, float* y, int64_t ldy) {
+  using U = typename F::U;
+  constexpr int kPerGroup = U::kG / 16;  // 16-lane vectors per scale group
+  const int64_t nblk = a.n / U::kN, dstride = a.n / a.block;
+  U u;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    for (int64_t t = 0; t < a.T; ++t) y[t * ldy + r] = 0.0f;
+    for (int64_t b = 0; b < nblk; ++b) {
+      F::unpack(row + b * F::kBytes, u);
+      for (int64_t tt = 0; tt < a.T; ++tt) {
+        const int8_t* xq = a.q + tt * a.n + b * U::kN;  // [kN] int8 activations of this block
+        double acc = 0;
+        for (int g = 0; g < U::kGroups; ++g) {
+          int32x4_t s = vdupq_n_s32(0);
+          for (int v = g * kPerGroup; v < (g + 1) * kPerGroup; ++v) s = vdotq_s32(s, u.code[v], vld1q_s8(xq + 16 * v));
+          const int32_t idot = vaddvq_s32(s);
+          const int64_t e0 = b * U::kN + g * U::kG;  // first element of the group in the row
+          const double dx = a.d[tt * dstride + e0 / a.block];
+          acc += double(u.scale[g]) * dx * idot;
+          if constexpr (U::kHasMin) {
+            // Sum of the group's activation codes from the quantizer's 16-element sums.
+            const int16_t* s16 = a.s16 + (tt * a.n + e0) / 16;
+            int32_t isum = 0;
+            for (int k = 0; k < kPerGroup; ++k) isum += s16[k];
+            acc += double(u.min[g]) * dx * isum;
+          }
+        }
+        y[tt * ldy + r] += static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QActView& a, float* y,
+            int64_t ldy) {
+  // Scale groups must not straddle activation blocks (the quantizer gives 32 or 256).
+  if (a.block <= 0 || a.block % 32 != 0 || a.n % a.block != 0) return false;
+  switch (t) {
+    case GgmlType::Q4_0: gemm_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::Q4_K:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
+    case GgmlType::Q6_K:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtQ6_K>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
+    default: return false;  // the scalar kernel takes it
+  }
+}
+
+// Four weights of row element i..i+3 as f32 (F16/BF16 conversions are exact). Byte loads: rows of
+// F16/BF16 (and F32 inside a GGUF) need not be 4-byte aligned.
+template <GgmlType T>
+float32x4_t load4(const uint8_t* row, int64_t i) {
+  if constexpr (T == GgmlType::F32) return vreinterpretq_f32_u8(vld1q_u8(row + 4 * i));
+  else if constexpr (T == GgmlType::F16) return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(row + 2 * i)));
+  else return vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(vld1_u8(row + 2 * i)), 16));
+}
+
+template <GgmlType T>
+float load1(const uint8_t* row, int64_t i) {
+  if constexpr (T == GgmlType::F32) {
+    float f;
+    std::memcpy(&f, row + 4 * i, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    return T == GgmlType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+// Same eight partial sums as the scalar kernel (lanes 0-3 in acc0, 4-7 in acc1), the same tail
+// and the same final additions.
+template <GgmlType T>
+void gemm_float(const uint8_t* w, size_t row_bytes, int64_t n, int64_t r0, int64_t r1, const float* x, int64_t Tn,
+                float* y, int64_t ldy) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    for (int64_t tt = 0; tt < Tn; ++tt) {
+      const float* xr = x + tt * n;  // [n] f32 activations of token tt
+      float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, load4<T>(row, i), vld1q_f32(xr + i));
+        acc1 = vfmaq_f32(acc1, load4<T>(row, i + 4), vld1q_f32(xr + i + 4));
+      }
+      float tail = 0;
+      for (; i < n; ++i) tail += load1<T>(row, i) * xr[i];
+      float s[8];
+      vst1q_f32(s, acc0);
+      vst1q_f32(s + 4, acc1);
+      y[tt * ldy + r] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
+    }
+  }
+}
+
+bool gemm_f(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n, int64_t r0, int64_t r1, const float* x,
+            int64_t T, float* y, int64_t ldy) {
+  switch (t) {
+    case GgmlType::F32: gemm_float<GgmlType::F32>(w, row_bytes, n, r0, r1, x, T, y, ldy); return true;
+    case GgmlType::F16: gemm_float<GgmlType::F16>(w, row_bytes, n, r0, r1, x, T, y, ldy); return true;
+    case GgmlType::BF16: gemm_float<GgmlType::BF16>(w, row_bytes, n, r0, r1, x, T, y, ldy); return true;
+    default: return false;
+  }
+}
+
+// quantize_act_row, 16 codes at a time. Bit-identical: max is order-independent (vmaxnm skips a
+// NaN as std::max does when it is the second operand), the scale and the product x * id are the
+// same single float ops, and vcvtnq rounds to nearest-even as nearbyint does in the default mode.
+void quantize_act(const float* x, int64_t n, int block, int8_t* q, float* d, int16_t* s16, int32_t* lanes,
+                  float* ds) {
+  for (int64_t b0 = 0; b0 < n; b0 += block) {
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int i = 0; i < block; i += 4) m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(x + b0 + i)));
+    const float amax = vmaxnmvq_f32(m);
+    const float dd = amax / 127.0f;
+    const float id = amax > 0 ? 127.0f / amax : 0.0f;
+    d[b0 / block] = dd;
+    const float32x4_t vid = vdupq_n_f32(id);
+    int32_t s32 = 0;  // running sum of the current 32-element group
+    for (int i = 0; i < block; i += 16) {
+      const float* xs = x + b0 + i;
+      int32x4_t c[4];
+      for (int k = 0; k < 4; ++k) c[k] = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(xs + 4 * k), vid));
+      const int16x8_t h0 = vcombine_s16(vqmovn_s32(c[0]), vqmovn_s32(c[1]));
+      const int16x8_t h1 = vcombine_s16(vqmovn_s32(c[2]), vqmovn_s32(c[3]));
+      const int8x16_t v = vcombine_s8(vqmovn_s16(h0), vqmovn_s16(h1));
+      vst1q_s8(q + b0 + i, v);
+      const int16_t sum16 = vaddlvq_s8(v);
+      s16[(b0 + i) / 16] = sum16;
+      vst1q_s32(lanes + (b0 + i) / 4, vpaddlq_s16(vpaddlq_s8(v)));  // sums of codes 4k..4k+3
+      s32 += sum16;
+      if (i % 32 == 16) {
+        ds[(b0 + i - 16) / 32] = dd * static_cast<float>(s32);
+        s32 = 0;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rocforge::cpu::neon
+#pragma GCC pop_options
+
+namespace rocforge::cpu {
+
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // Linux arm64 uapi hwcap bit for the SDOT/UDOT instructions
+#endif
+
+// Baseline code (outside the target pragma): safe to run on any armv8-a CPU.
+const KernelTable* neon_kernels() {
+  static const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  if (!dotprod) return nullptr;
+  static const KernelTable table{"neon", neon::gemm_q, neon::gemm_f, neon::quantize_act, nullptr, nullptr};
+  return &table;
+}
+
+}  // namespace rocforge::cpu
+#endif
