@@ -6,7 +6,7 @@
 // The functions are compiled for armv8.2-a+dotprod through `#pragma GCC target`, so the rest of the
 // binary stays baseline armv8-a; neon_kernels() (compiled without the pragma) hands the table out
 // only when the kernel reports the dot-product instructions (HWCAP_ASIMDDP), else the scalar table
-// runs. On x86 this file compiles to nothing, as the x86 files do on aarch64.
+// runs. On other machines this file only defines neon_kernels() as nullptr.
 //
 // Results: the quantizer is bit-identical to quantize_act_row. The int8 kernels keep the scalar
 // kernel's float epilogue (per block: a double sum over the groups of scale * d_x * integer dot,
@@ -312,4 +312,13 @@ const KernelTable* neon_kernels() {
 }
 
 }  // namespace rocforge::cpu
+
+#else  // not aarch64: no NEON table (matmul and attention use the x86 or scalar tables)
+
+#include "cpu/kernels.h"
+
+namespace rocforge::cpu {
+const KernelTable* neon_kernels() { return nullptr; }
+}  // namespace rocforge::cpu
+
 #endif
