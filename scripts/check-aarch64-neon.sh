@@ -22,9 +22,11 @@ fi
 launcher=""
 command -v ccache >/dev/null && launcher=ccache
 srcs=(src/cpu/*.cpp src/core/*.cpp src/quant/*.cpp tests/aarch64/neon_vs_scalar.cpp)
-# The Release build's flags (-O3, ISO C++20: the kernels' float contraction must be what ships).
+# The Release build's flags (-O3, ISO C++20: the kernels' float contraction must be what ships),
+# kernels_neon.cpp with the -march CMakeLists.txt gives it.
 printf '%s\n' "${srcs[@]}" | xargs -P "$(nproc)" -I{} sh -c \
-  '$0 "$1" -std=c++20 -O3 -DNDEBUG -Wall -Wextra -Wno-unused-parameter -Werror -Iinclude -Isrc -c "$2" -o "$3/$(echo "$2" | tr / _).o" || exit 255' \
+  'm=""; case "$2" in */kernels_neon.cpp) m=-march=armv8.2-a+dotprod;; esac
+   $0 "$1" $m -std=c++20 -O3 -DNDEBUG -Wall -Wextra -Wno-unused-parameter -Werror -Iinclude -Isrc -c "$2" -o "$3/$(echo "$2" | tr / _).o" || exit 255' \
   "$launcher" "$CXX" {} "$out" || { echo "check-aarch64-neon: FAILED to compile (see above)"; exit 1; }
 objs=()
 for f in "${srcs[@]}"; do objs+=("$out/$(echo "$f" | tr / _).o"); done

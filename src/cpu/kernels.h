@@ -75,7 +75,11 @@ const KernelTable& scalar_kernels();
 // x86 tables; nullptr when not compiled in (non-x86 builds).
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
+// aarch64 with the dot-product instructions (HWCAP_ASIMDDP); nullptr elsewhere.
 const KernelTable* neon_kernels();
+// The NEON table itself (kernels_neon.cpp, aarch64 builds only): call through neon_kernels(),
+// which checks the CPU first.
+const KernelTable* neon_dotprod_kernels();
 
 // The tiled prompt attention (attention.h) for AVX-512 (attention_avx512.cpp); false when it has no
 // path for the shape (D not a multiple of 16, or no AVX-512 in this build): use attend per token.

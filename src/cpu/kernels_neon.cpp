@@ -3,10 +3,10 @@
 // vfmaq_f32. Every other quantized format returns false from gemm_q and takes the scalar kernel
 // (matmul.cpp); there is no panel GEMM and no attention kernel (both nullptr: scalar paths).
 //
-// The functions are compiled for armv8.2-a+dotprod through `#pragma GCC target`, so the rest of the
-// binary stays baseline armv8-a; neon_kernels() (compiled without the pragma) hands the table out
-// only when the kernel reports the dot-product instructions (HWCAP_ASIMDDP), else the scalar table
-// runs. On other machines this file only defines neon_kernels() as nullptr.
+// This file alone is compiled with -march=armv8.2-a+dotprod (CMakeLists.txt; the aarch64 check
+// scripts pass the same flag), so nothing in it may run before the CPU is known to have sdot:
+// neon_kernels() (kernels_neon_dispatch.cpp, baseline armv8-a) checks HWCAP_ASIMDDP first and
+// only then returns neon_dotprod_kernels(). On other machines this file compiles to nothing.
 //
 // Results: the quantizer is bit-identical to quantize_act_row. The int8 kernels keep the scalar
 // kernel's float epilogue (per block: a double sum over the groups of scale * d_x * integer dot,
@@ -14,8 +14,6 @@
 // results; only the integer work is vectorised. scripts/check-aarch64-neon.sh checks both under
 // qemu (tests/aarch64/neon_vs_scalar.cpp).
 #if defined(__aarch64__)
-#include <sys/auxv.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -24,8 +22,9 @@
 #include "cpu/kernels.h"
 #include "quant/blocks.h"
 
-#pragma GCC push_options
-#pragma GCC target("arch=armv8.2-a+dotprod")
+#if !defined(__ARM_FEATURE_DOTPROD)
+#error "kernels_neon.cpp needs -march=armv8.2-a+dotprod (set for this file in CMakeLists.txt)"
+#endif
 #include <arm_neon.h>
 
 namespace rocforge::cpu::neon {
@@ -295,30 +294,13 @@ void quantize_act(const float* x, int64_t n, int block, int8_t* q, float* d, int
 
 }  // namespace
 }  // namespace rocforge::cpu::neon
-#pragma GCC pop_options
 
 namespace rocforge::cpu {
 
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)  // Linux arm64 uapi hwcap bit for the SDOT/UDOT instructions
-#endif
-
-// Baseline code (outside the target pragma): safe to run on any armv8-a CPU.
-const KernelTable* neon_kernels() {
-  static const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-  if (!dotprod) return nullptr;
+const KernelTable* neon_dotprod_kernels() {
   static const KernelTable table{"neon", neon::gemm_q, neon::gemm_f, neon::quantize_act, nullptr, nullptr};
   return &table;
 }
 
 }  // namespace rocforge::cpu
-
-#else  // not aarch64: no NEON table (matmul and attention use the x86 or scalar tables)
-
-#include "cpu/kernels.h"
-
-namespace rocforge::cpu {
-const KernelTable* neon_kernels() { return nullptr; }
-}  // namespace rocforge::cpu
-
 #endif
