@@ -394,7 +394,7 @@ Tuning tuning(uint32_t type) {
     o.persist = env_int("ROCFORGE_MV_PERSIST", -1);
     if (o.persist >= 0) o.persist = o.persist == 1 ? 1 : 0;
     o.min_blocks = env_int("ROCFORGE_MV_MINBLOCKS", 0);
-    if (o.min_blocks != 1 && o.min_blocks != 4 && o.min_blocks != 5) o.min_blocks = 0;
+    if (o.min_blocks != 1 && o.min_blocks != 4) o.min_blocks = 0;
     return o;
   }();
   Tuning t;
@@ -596,7 +596,6 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
       if (tu.rows == 4) launch(matvec8q_kernel<F, 4>, 4);
       else if (tu.rows == 1) launch(matvec8q_kernel<F, 1>, 1);
       else if (tu.min_blocks == 4) launch(matvec8q_kernel<F, 2, 4>, 2);
-      else if (tu.min_blocks == 5) launch(matvec8q_kernel<F, 2, 5>, 2);
       else launch(matvec8q_kernel<F, 2, 1>, 2);
       rc = check(hipGetLastError(), "matvec_q8");
     }
