@@ -373,8 +373,8 @@ struct Tuning {
   // Resident blocks per SM the 2-row kernel is compiled for (__launch_bounds__; ROCFORGE_MV_MINBLOCKS
   // = 1 or 4): unbounded (1), the K-quant kernels took 72-79 registers (3 blocks of 256 threads per
   // SM). H200, 8B matvecs only: q4_k 1.88 -> 1.79 ms/token at 4 (64 registers; at 6 they spill:
-  // 2.38), q6_k 2.32 -> 2.21; 8B Q4_K_M tg128 338 -> 352. Q4_0 / Q8_0 (47-56 registers) stay
-  // unbounded: 8B Q4_0 tg128 was 370 unbounded (another session), 362 at 6, 350 at 4.
+  // 2.38), q6_k 2.32 -> 2.21; 8B Q4_K_M tg128 338 -> 352; 5 blocks: 417 -> 390. Q4_0 (4 rows)
+  // stays unbounded; the Q8_0 planes take 4 (tuning() below).
   int min_blocks = 1;
 };
 Tuning tuning(uint32_t type) {
