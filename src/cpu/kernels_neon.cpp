@@ -77,29 +77,35 @@ struct FmtQ8_0 {
   }
 };
 
+// Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
+// (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
+// high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
+static_assert(offsetof(quant::BlockQ5_K, scales) == offsetof(BlockQ4_K, scales), "Q5_K header is Q4_K's");
+void k4_scales(const uint8_t* b, float* scale, float* min) {
+  const float d = half_at(b + offsetof(BlockQ4_K, d)), dmin = half_at(b + offsetof(BlockQ4_K, dmin));
+  const uint8_t* s = b + offsetof(BlockQ4_K, scales);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    if (j < 4) {
+      sc = s[j] & 63;
+      m = s[j + 4] & 63;
+    } else {
+      sc = (s[j + 4] & 0x0F) | (s[j - 4] >> 6) << 4;
+      m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+    // Same float ops as quant::decode_block (so the scales are the scalar kernel's).
+    scale[j] = d * static_cast<float>(sc);
+    min[j] = -(dmin * static_cast<float>(m));
+  }
+}
+
 // Q4_K: 8 sub-blocks of 32 with 6-bit scale and min; element c*64 + l is the low nibble of
 // qs[c*32 + l], element c*64 + 32 + l its high nibble. w = (d*sc) * q - (dmin*m).
 struct FmtQ4_K {
   using U = Unpacked<256, 32, true>;
   static constexpr size_t kBytes = sizeof(BlockQ4_K);
   static void unpack(const uint8_t* b, U& u) {
-    const float d = half_at(b + offsetof(BlockQ4_K, d)), dmin = half_at(b + offsetof(BlockQ4_K, dmin));
-    const uint8_t* s = b + offsetof(BlockQ4_K, scales);
-    // The 12 scale bytes: sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11]
-    // (low nibbles: scales, high nibbles: mins) and the top 2 bits of s[0..7].
-    for (int j = 0; j < 8; ++j) {
-      int sc, m;
-      if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-      } else {
-        sc = (s[j + 4] & 0x0F) | (s[j - 4] >> 6) << 4;
-        m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-      }
-      // Same float ops as quant::decode_block (so the scales are the scalar kernel's).
-      u.scale[j] = d * static_cast<float>(sc);
-      u.min[j] = -(dmin * static_cast<float>(m));
-    }
+    k4_scales(b, u.scale, u.min);
     const uint8_t* qs = b + offsetof(BlockQ4_K, qs);
     const uint8x16_t lo4 = vdupq_n_u8(0x0F);
     for (int c = 0; c < 4; ++c) {
@@ -108,6 +114,29 @@ struct FmtQ4_K {
       u.code[4 * c + 1] = vreinterpretq_s8_u8(vandq_u8(q1, lo4));
       u.code[4 * c + 2] = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4));
       u.code[4 * c + 3] = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
+    }
+  }
+};
+
+// Q5_K: Q4_K's scales and nibbles plus a fifth bit (value 16): element c*64 + l takes bit 2c of
+// qh[l], element c*64 + 32 + l bit 2c+1 of qh[l]. w = (d*sc) * q - (dmin*m), q in [0,31].
+struct FmtQ5_K {
+  using U = Unpacked<256, 32, true>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ5_K);
+  static void unpack(const uint8_t* b, U& u) {
+    k4_scales(b, u.scale, u.min);
+    const uint8_t* qs = b + offsetof(quant::BlockQ5_K, qs);
+    const uint8_t* qh = b + offsetof(quant::BlockQ5_K, qh);
+    const uint8x16_t lo4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
+    const uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16);  // qh[l] for l < 16, l >= 16
+    for (int c = 0; c < 4; ++c) {
+      const uint8x16_t q0 = vld1q_u8(qs + 32 * c), q1 = vld1q_u8(qs + 32 * c + 16);
+      // vtstq: 0xFF where the bit is set; & 0x10 turns it into the value 16.
+      const uint8x16_t mlo = vdupq_n_u8(uint8_t(1u << (2 * c))), mhi = vdupq_n_u8(uint8_t(2u << (2 * c)));
+      u.code[4 * c + 0] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, lo4), vandq_u8(vtstq_u8(h0, mlo), b4)));
+      u.code[4 * c + 1] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, lo4), vandq_u8(vtstq_u8(h1, mlo), b4)));
+      u.code[4 * c + 2] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), vandq_u8(vtstq_u8(h0, mhi), b4)));
+      u.code[4 * c + 3] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), vandq_u8(vtstq_u8(h1, mhi), b4)));
     }
   }
 };
@@ -192,6 +221,10 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
+    case GgmlType::Q5_K:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtQ5_K>(w, row_bytes, r0, r1, a, y, ldy);
       return true;
     case GgmlType::Q6_K:
       if (a.n % 256 != 0) return false;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -197,6 +198,23 @@ void check_matmul(GgmlType type, int64_t rows, int64_t cols, int64_t T, std::mt1
   compare_outputs(what, ref, got, rows, T, is_float ? float_tolerance(type, w, x, rows, cols, T) : std::vector<double>{});
 }
 
+// A quantized format without a NEON kernel must be refused (matmul then runs the scalar kernel).
+void check_refused(const KernelTable& neon, GgmlType type, std::mt19937& rng) {
+  const int64_t n = ggml_type_traits(type).block_elems;
+  const auto w = random_weights(type, 1, n, rng);
+  const auto x = random_acts(1, n, rng);
+  const Acts a(scalar_kernels(), x, 1, n, static_cast<int>(n));
+  float y = 0;
+  ++g_checks;
+  if (neon.gemm_q(type, w.data(), w.size(), 0, 1, a.view, &y, 1))
+    fail(std::string(ggml_type_name(type)) + ": neon gemm_q claimed a format it has no kernel for");
+}
+
+// The formats kernels_neon.cpp has an sdot kernel for (by weight block size), and one it has not.
+const GgmlType kNeon32[] = {GgmlType::Q4_0, GgmlType::Q8_0};
+const GgmlType kNeon256[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+constexpr GgmlType kNoNeonKernel = GgmlType::Q4_1;
+
 int run_dotprod() {
   const KernelTable* neon = neon_kernels();
   if (!neon) {
@@ -210,33 +228,28 @@ int run_dotprod() {
   std::mt19937 rng(20261126);
   check_quantizer(*neon, rng);
 
-  const GgmlType q32[] = {GgmlType::Q4_0, GgmlType::Q8_0};
-  const GgmlType qk[] = {GgmlType::Q4_K, GgmlType::Q6_K};
   for (int64_t T : {1, 2, 3, 7, 16}) {
-    for (GgmlType t : q32)
+    for (GgmlType t : kNeon32)
       for (int64_t cols : {32, 7 * 32, 18 * 32})
         for (int64_t rows : {1, 5, 13}) check_gemm_q(*neon, t, rows, cols, T, 32, rng);
-    for (GgmlType t : qk)
+    for (GgmlType t : kNeon256)
       for (int64_t cols : {256, 3 * 256})
         for (int64_t rows : {1, 5, 13}) {
           check_gemm_q(*neon, t, rows, cols, T, 256, rng);  // act_block_for: one scale per super-block
           check_gemm_q(*neon, t, rows, cols, T, 32, rng);   // the 32-element activations (panel-sized batches)
         }
   }
-  // A format without a NEON kernel must be refused (the caller then runs the scalar one).
-  {
-    const auto w = random_weights(GgmlType::Q5_K, 1, 256, rng);
-    const auto x = random_acts(1, 256, rng);
-    const Acts a(scalar_kernels(), x, 1, 256, 256);
-    float y = 0;
-    ++g_checks;
-    if (neon->gemm_q(GgmlType::Q5_K, w.data(), w.size(), 0, 1, a.view, &y, 1)) fail("Q5_K: neon gemm_q claimed it");
-  }
+  check_refused(*neon, kNoNeonKernel, rng);
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int64_t n : {5, 8, 203, 7 * 32})
       for (int64_t T : {1, 3, 7}) check_gemm_f(*neon, t, 13, n, T, rng);
 
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::F16})
+  // Through matmul: every NEON format, the one that falls back to the scalar kernel, and a float type.
+  std::vector<GgmlType> via_matmul(std::begin(kNeon32), std::end(kNeon32));
+  via_matmul.insert(via_matmul.end(), std::begin(kNeon256), std::end(kNeon256));
+  via_matmul.push_back(kNoNeonKernel);
+  via_matmul.push_back(GgmlType::F16);
+  for (GgmlType t : via_matmul)
     for (int64_t T : {1, 20}) check_matmul(t, 37, ggml_type_traits(t).block_elems == 256 ? 512 : 320, T, rng);
 
   std::printf("neon_vs_scalar: %d checks, %d mismatches (table '%s', cpu features '%s')\n", g_checks, g_failures,
