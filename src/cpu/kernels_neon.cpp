@@ -65,6 +65,19 @@ struct FmtQ4_0 {
   }
 };
 
+// Q4_1: Q4_0's nibbles without the re-centring, plus an fp16 offset: w = d * q + m, q in [0,15].
+struct FmtQ4_1 {
+  using U = Unpacked<32, 32, true>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
+  static void unpack(const uint8_t* b, U& u) {
+    const uint8x16_t qs = vld1q_u8(b + offsetof(quant::BlockQ4_1, qs));
+    u.code[0] = vreinterpretq_s8_u8(vandq_u8(qs, vdupq_n_u8(0x0F)));
+    u.code[1] = vreinterpretq_s8_u8(vshrq_n_u8(qs, 4));
+    u.scale[0] = half_at(b + offsetof(quant::BlockQ4_1, d));
+    u.min[0] = half_at(b + offsetof(quant::BlockQ4_1, m));
+  }
+};
+
 // Q8_0: 32 signed bytes, w = d * q.
 struct FmtQ8_0 {
   using U = Unpacked<32, 32, false>;
@@ -217,6 +230,7 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
   if (a.block <= 0 || a.block % 32 != 0 || a.n % a.block != 0) return false;
   switch (t) {
     case GgmlType::Q4_0: gemm_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::Q4_1: gemm_fmt<FmtQ4_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
