@@ -78,6 +78,32 @@ struct FmtQ4_1 {
   }
 };
 
+// Q5_0 / Q5_1: Q4_0's nibbles plus a fifth bit (value 16): element j takes bit j of the
+// little-endian 32-bit qh, i.e. bit j%8 of qh[j/8]. Codes of the 32 elements, minus `offset`.
+void q5_codes(const uint8_t* qs_p, const uint8_t* qh, uint8_t offset, int8x16_t code[2]) {
+  const uint8x16_t qs = vld1q_u8(qs_p);
+  // Byte k of each 8-lane half tests bit k: lanes 0-7 look at qh[0] (or qh[2]), 8-15 at qh[1] (qh[3]).
+  const uint8x16_t bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ull));
+  const uint8x16_t h01 = vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1]));  // elements 0..15
+  const uint8x16_t h23 = vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3]));  // elements 16..31
+  const uint8x16_t b4 = vdupq_n_u8(0x10), off = vdupq_n_u8(offset);
+  const uint8x16_t lo = vorrq_u8(vandq_u8(qs, vdupq_n_u8(0x0F)), vandq_u8(vtstq_u8(h01, bit), b4));
+  const uint8x16_t hi = vorrq_u8(vshrq_n_u8(qs, 4), vandq_u8(vtstq_u8(h23, bit), b4));
+  // Wrapping u8 subtraction, then reread as s8: q - offset in [-16, 15] (or [0, 31] for offset 0).
+  code[0] = vreinterpretq_s8_u8(vsubq_u8(lo, off));
+  code[1] = vreinterpretq_s8_u8(vsubq_u8(hi, off));
+}
+
+// Q5_0: w = d * (q - 16).
+struct FmtQ5_0 {
+  using U = Unpacked<32, 32, false>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
+  static void unpack(const uint8_t* b, U& u) {
+    q5_codes(b + offsetof(quant::BlockQ5_0, qs), b + offsetof(quant::BlockQ5_0, qh), 16, u.code);
+    u.scale[0] = half_at(b + offsetof(quant::BlockQ5_0, d));
+  }
+};
+
 // Q8_0: 32 signed bytes, w = d * q.
 struct FmtQ8_0 {
   using U = Unpacked<32, 32, false>;
@@ -231,6 +257,7 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
   switch (t) {
     case GgmlType::Q4_0: gemm_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_1: gemm_fmt<FmtQ4_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::Q5_0: gemm_fmt<FmtQ5_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
