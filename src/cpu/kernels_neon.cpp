@@ -104,6 +104,17 @@ struct FmtQ5_0 {
   }
 };
 
+// Q5_1: the unsigned 5-bit q with an fp16 offset: w = d * q + m.
+struct FmtQ5_1 {
+  using U = Unpacked<32, 32, true>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
+  static void unpack(const uint8_t* b, U& u) {
+    q5_codes(b + offsetof(quant::BlockQ5_1, qs), b + offsetof(quant::BlockQ5_1, qh), 0, u.code);
+    u.scale[0] = half_at(b + offsetof(quant::BlockQ5_1, d));
+    u.min[0] = half_at(b + offsetof(quant::BlockQ5_1, m));
+  }
+};
+
 // Q8_0: 32 signed bytes, w = d * q.
 struct FmtQ8_0 {
   using U = Unpacked<32, 32, false>;
@@ -258,6 +269,7 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::Q4_0: gemm_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_1: gemm_fmt<FmtQ4_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q5_0: gemm_fmt<FmtQ5_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::Q5_1: gemm_fmt<FmtQ5_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
