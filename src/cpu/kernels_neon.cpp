@@ -127,6 +127,24 @@ struct FmtQ8_0 {
   }
 };
 
+// 32 elements in Q4_0's nibble layout (qs[j]: element j low, j + 16 high) mapped through a
+// 16-entry int8 level table with one tbl lookup per 16 codes (IQ4_NL, IQ4_XS, MXFP4).
+void lut_codes(const uint8_t* qs_p, int8x16_t levels, int8x16_t code[2]) {
+  const uint8x16_t qs = vld1q_u8(qs_p);
+  code[0] = vqtbl1q_s8(levels, vandq_u8(qs, vdupq_n_u8(0x0F)));
+  code[1] = vqtbl1q_s8(levels, vshrq_n_u8(qs, 4));
+}
+
+// IQ4_NL: w = d * kIQ4Levels[q].
+struct FmtIQ4_NL {
+  using U = Unpacked<32, 32, false>;
+  static constexpr size_t kBytes = sizeof(quant::BlockIQ4_NL);
+  static void unpack(const uint8_t* b, U& u) {
+    lut_codes(b + offsetof(quant::BlockIQ4_NL, qs), vld1q_s8(quant::kIQ4Levels), u.code);
+    u.scale[0] = half_at(b + offsetof(quant::BlockIQ4_NL, d));
+  }
+};
+
 // Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
 // (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
 // high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
@@ -271,6 +289,7 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::Q5_0: gemm_fmt<FmtQ5_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q5_1: gemm_fmt<FmtQ5_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::IQ4_NL: gemm_fmt<FmtIQ4_NL>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
