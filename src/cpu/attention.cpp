@@ -75,7 +75,11 @@ void attend(const AttnArgs& a) {
 }
 
 void attend_tile(const AttnTileArgs& a, float* scratch) {
-  if (a.n_tok > 1 && active_isa() == IsaLevel::Avx512 && avx512_attend_tile(a, scratch)) return;
+  if (a.n_tok > 1) {
+    const IsaLevel isa = active_isa();
+    if (isa == IsaLevel::Avx512 && avx512_attend_tile(a, scratch)) return;
+    if (isa == IsaLevel::Avx2 && avx2_attend_tile(a, scratch)) return;
+  }
   // One token at a time; the per-token scratch sits after the tile's.
   const int64_t R = static_cast<int64_t>(a.n_tok) * a.group;
   float* tok_scratch = scratch + R * a.D + 2 * R + R * kAttnTileBlock + 2 * static_cast<int64_t>(a.D) * kAttnTileBlock + 16;

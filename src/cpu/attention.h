@@ -63,8 +63,8 @@ inline int64_t attend_tile_scratch_floats(int n_tok, int group, int D) {
 
 // Runs with the active ISA's kernel.
 void attend(const AttnArgs& a);
-// The tiled kernel where the active ISA has one (AVX-512, D a multiple of 16), else attend() per
-// token. scratch: attend_tile_scratch_floats(n_tok, group, D) floats.
+// The tiled kernel where the active ISA has one (AVX-512 or AVX2, D = 32, 64 or 128), else attend()
+// per token. scratch: attend_tile_scratch_floats(n_tok, group, D) floats.
 void attend_tile(const AttnTileArgs& a, float* scratch);
 // The portable version (the reference the SIMD kernels are tested against).
 void attend_scalar(const AttnArgs& a);

@@ -87,5 +87,9 @@ const KernelTable* neon_dotprod_kernels();
 bool avx512_attend_tile(const AttnTileArgs& a, float* scratch);
 // ops.h's swiglu on 16 lanes (ops_avx512.cpp); only call at the AVX-512 level.
 void avx512_swiglu(float* gate, const float* up, int64_t n);
+// The same two on 8-lane AVX2 + FMA + F16C (attention_avx2.cpp, ops_avx2.cpp): the tiled attention
+// for D = 32, 64 or 128 (false otherwise, or off x86). Only call at the AVX2 level or above.
+bool avx2_attend_tile(const AttnTileArgs& a, float* scratch);
+void avx2_swiglu(float* gate, const float* up, int64_t n);
 
 }  // namespace rocforge::cpu

@@ -46,6 +46,7 @@ void rope(float* v, int n_heads, int head_dim, int n_rot, float pos, float base,
 
 void swiglu(float* gate, const float* up, int64_t n) {
   if (active_isa() == IsaLevel::Avx512) return avx512_swiglu(gate, up, n);
+  if (active_isa() == IsaLevel::Avx2) return avx2_swiglu(gate, up, n);
   swiglu_scalar(gate, up, n);
 }
 

@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
 #include "test_support.h"
 
 namespace rocforge::cpu {
@@ -27,7 +28,10 @@ struct Case {
   std::vector<int64_t> n_pos;  // per token
 };
 
-void check(const Case& c, std::mt19937& rng) {
+// A tile kernel called directly (avx2_attend_tile, ...): nullptr runs attend_tile's dispatch.
+using TileFn = bool (*)(const AttnTileArgs&, float*);
+
+void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int n_kv = 2, kvh = 1, n_slots = 700;
   const int64_t row = static_cast<int64_t>(n_kv) * c.D;
@@ -63,7 +67,12 @@ void check(const Case& c, std::mt19937& rng) {
   a.out = out.data() + kvh * c.group * c.D;
   a.out_stride = stride;
   std::vector<float> scratch(attend_tile_scratch_floats(c.n_tok, c.group, c.D));
-  attend_tile(a, scratch.data());
+  if (direct) {
+    // The kernel must take the shape itself: a silent fallback would not test it.
+    ASSERT_TRUE(direct(a, scratch.data())) << "tile kernel declined D=" << c.D << " group=" << c.group;
+  } else {
+    attend_tile(a, scratch.data());
+  }
 
   std::vector<float> sscratch(attend_scratch_floats(c.group, c.D));
   for (int t = 0; t < c.n_tok; ++t) {
@@ -118,6 +127,31 @@ TEST_P(AttentionTile, MatchesPerTokenScalar) {
   }
   // One token (decode-like): the per-token path.
   check({true, 64, 4, 1, {77}}, rng);
+}
+
+// The AVX2 tile kernel itself (attend_tile at the AVX2 level dispatches to it, but would fall back
+// to the per-token kernel silently if it declined): every head size it claims, f16 and f32 caches,
+// GQA groups that do and do not fill its 4-row score blocks, causal limits inside and across blocks.
+TEST(AttentionTileKernel, Avx2MatchesPerTokenScalar) {
+  IsaGuard guard;
+  if (set_isa_level(IsaLevel::Avx2) != IsaLevel::Avx2) GTEST_SKIP() << "this CPU cannot run avx2";
+  std::mt19937 rng(57);
+  for (bool f16 : {true, false}) {
+    for (int D : {32, 64, 128}) {
+      for (int group : {4, 1, 5}) {
+        check({f16, D, group, 8, {1, 2, 3, 4, 5, 6, 7, 8}}, rng, avx2_attend_tile);
+        check({f16, D, group, 6, {9, 15, 16, 17, 31, 33}}, rng, avx2_attend_tile);
+        check({f16, D, group, 2, {300, 301}}, rng, avx2_attend_tile);
+      }
+    }
+  }
+  // Shapes it has no kernel for are declined (the caller then runs attend per token).
+  AttnTileArgs a;
+  const int64_t n_pos[2] = {1, 2};
+  a.n_tok = 2;
+  a.n_pos = n_pos;
+  a.D = 40;
+  EXPECT_FALSE(avx2_attend_tile(a, nullptr));
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, AttentionTile, ::testing::Values(IsaLevel::Scalar, IsaLevel::Avx2, IsaLevel::Avx512),
