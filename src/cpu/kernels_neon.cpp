@@ -145,6 +145,27 @@ struct FmtIQ4_NL {
   }
 };
 
+// IQ4_XS: 8 sub-blocks of 32, each in Q4_0's nibble layout at qs + 16*ib, with a 6-bit scale
+// ls = low nibble of scales_l[ib/2] (high nibble for odd ib) | bits 2ib..2ib+1 of scales_h << 4;
+// w = (d * (ls - 32)) * kIQ4Levels[q].
+struct FmtIQ4_XS {
+  using U = Unpacked<256, 32, false>;
+  static constexpr size_t kBytes = sizeof(quant::BlockIQ4_XS);
+  static void unpack(const uint8_t* b, U& u) {
+    const float d = half_at(b + offsetof(quant::BlockIQ4_XS, d));
+    uint16_t sh;
+    std::memcpy(&sh, b + offsetof(quant::BlockIQ4_XS, scales_h), 2);
+    const uint8_t* sl = b + offsetof(quant::BlockIQ4_XS, scales_l);
+    const uint8_t* qs = b + offsetof(quant::BlockIQ4_XS, qs);
+    const int8x16_t levels = vld1q_s8(quant::kIQ4Levels);
+    for (int ib = 0; ib < 8; ++ib) {
+      const int ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 0x0F) | ((sh >> (2 * ib)) & 3) << 4;
+      u.scale[ib] = d * static_cast<float>(ls - 32);  // the float op of quant::decode_block
+      lut_codes(qs + 16 * ib, levels, u.code + 2 * ib);
+    }
+  }
+};
+
 // Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
 // (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
 // high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
@@ -290,6 +311,10 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::Q5_1: gemm_fmt<FmtQ5_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::IQ4_NL: gemm_fmt<FmtIQ4_NL>(w, row_bytes, r0, r1, a, y, ldy); return true;
+    case GgmlType::IQ4_XS:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtIQ4_XS>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
