@@ -166,6 +166,40 @@ struct FmtIQ4_XS {
   }
 };
 
+// The 2-bit fields of Q2_K / Q3_K: element 128h + 32s + l (h < 2, s < 4, l < 32) is bits
+// 2s..2s+1 of qs[32h + l]. low2[8h + 2s + l0/16] = those 16 fields for l in l0..l0+15 (vector
+// index = element / 16, as in Unpacked).
+void two_bit_fields(const uint8_t* qs, uint8x16_t low2[16]) {
+  const uint8x16_t m3 = vdupq_n_u8(3);
+  for (int h = 0; h < 2; ++h)
+    for (int l0 = 0; l0 < 32; l0 += 16) {
+      const uint8x16_t q = vld1q_u8(qs + 32 * h + l0);
+      const int v = 8 * h + l0 / 16;
+      low2[v + 0] = vandq_u8(q, m3);
+      low2[v + 2] = vandq_u8(vshrq_n_u8(q, 2), m3);
+      low2[v + 4] = vandq_u8(vshrq_n_u8(q, 4), m3);
+      low2[v + 6] = vshrq_n_u8(q, 6);
+    }
+}
+
+// Q2_K: 16 sub-blocks of 16; scales[g] low nibble is the scale, high nibble the min:
+// w = (d * sc) * q - (dmin * m), q in [0,3].
+struct FmtQ2_K {
+  using U = Unpacked<256, 16, true>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ2_K);
+  static void unpack(const uint8_t* b, U& u) {
+    const float d = half_at(b + offsetof(quant::BlockQ2_K, d)), dmin = half_at(b + offsetof(quant::BlockQ2_K, dmin));
+    const uint8_t* sc = b + offsetof(quant::BlockQ2_K, scales);
+    for (int g = 0; g < 16; ++g) {  // the float ops of quant::decode_block
+      u.scale[g] = d * static_cast<float>(sc[g] & 0x0F);
+      u.min[g] = -(dmin * static_cast<float>(sc[g] >> 4));
+    }
+    uint8x16_t low2[16];
+    two_bit_fields(b + offsetof(quant::BlockQ2_K, qs), low2);
+    for (int v = 0; v < 16; ++v) u.code[v] = vreinterpretq_s8_u8(low2[v]);
+  }
+};
+
 // Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
 // (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
 // high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
@@ -314,6 +348,10 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::IQ4_XS:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtIQ4_XS>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
+    case GgmlType::Q2_K:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtQ2_K>(w, row_bytes, r0, r1, a, y, ldy);
       return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;
