@@ -200,6 +200,35 @@ struct FmtQ2_K {
   }
 };
 
+// Q3_K: 16 sub-blocks of 16, symmetric: w = (d * (sc - 32)) * q, q = low2 - (hbit ? 0 : 4) in
+// [-4,3], low2 laid out as Q2_K's and hbit = bit 4h + s of hmask[l] (stored inverted). The 6-bit
+// scale of sub-block i: low nibble from scales[i] (i < 8) or scales[i-8] >> 4, top two bits
+// (scales[8 + i%4] >> 2*(i/4)) & 3.
+struct FmtQ3_K {
+  using U = Unpacked<256, 16, false>;
+  static constexpr size_t kBytes = sizeof(quant::BlockQ3_K);
+  static void unpack(const uint8_t* b, U& u) {
+    const float d = half_at(b + offsetof(quant::BlockQ3_K, d));
+    const uint8_t* sc = b + offsetof(quant::BlockQ3_K, scales);
+    for (int i = 0; i < 16; ++i) {
+      const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
+      const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
+      u.scale[i] = d * static_cast<float>((low | high << 4) - 32);  // the float op of decode_block
+    }
+    uint8x16_t low2[16];
+    two_bit_fields(b + offsetof(quant::BlockQ3_K, qs), low2);
+    const uint8_t* hm = b + offsetof(quant::BlockQ3_K, hmask);
+    const uint8x16_t hm0 = vld1q_u8(hm), hm1 = vld1q_u8(hm + 16);  // hmask[l], l < 16 and l >= 16
+    const uint8x16_t four = vdupq_n_u8(4);
+    for (int v = 0; v < 16; ++v) {
+      const int h = v / 8, s = (v % 8) / 2;  // vector v holds elements 128h + 32s + 16(v%2) ..
+      const uint8x16_t set = vtstq_u8(v % 2 ? hm1 : hm0, vdupq_n_u8(uint8_t(1u << (4 * h + s))));
+      // low2 < 4, so (low2 | (hbit ? 4 : 0)) - 4 is low2 - (hbit ? 0 : 4).
+      u.code[v] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(low2[v], vandq_u8(set, four))), vdupq_n_s8(4));
+    }
+  }
+};
+
 // Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
 // (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
 // high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
@@ -352,6 +381,10 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     case GgmlType::Q2_K:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtQ2_K>(w, row_bytes, r0, r1, a, y, ldy);
+      return true;
+    case GgmlType::Q3_K:
+      if (a.n % 256 != 0) return false;
+      gemm_fmt<FmtQ3_K>(w, row_bytes, r0, r1, a, y, ldy);
       return true;
     case GgmlType::Q4_K:
       if (a.n % 256 != 0) return false;

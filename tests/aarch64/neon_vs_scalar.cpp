@@ -212,8 +212,8 @@ void check_refused(const KernelTable& neon, GgmlType type, std::mt19937& rng) {
 
 // The formats kernels_neon.cpp has an sdot kernel for (by weight block size), and one it has not.
 const GgmlType kNeon32[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL};
-const GgmlType kNeon256[] = {GgmlType::Q2_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
-constexpr GgmlType kNoNeonKernel = GgmlType::Q3_K;
+const GgmlType kNeon256[] = {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
+constexpr GgmlType kNoNeonKernel = GgmlType::MXFP4;
 
 int run_dotprod() {
   const KernelTable* neon = neon_kernels();
