@@ -145,6 +145,19 @@ struct FmtIQ4_NL {
   }
 };
 
+// MXFP4: E2M1 codes (kMxfp4Levels holds twice their value) sharing an E8M0 exponent byte e:
+// w = kMxfp4Levels[q] * 2^(e-128). The scale is built from bits as quant::decode_block builds it
+// (e < 2 lands in the f32 subnormal range).
+struct FmtMXFP4 {
+  using U = Unpacked<32, 32, false>;
+  static constexpr size_t kBytes = sizeof(quant::BlockMXFP4);
+  static void unpack(const uint8_t* b, U& u) {
+    lut_codes(b + offsetof(quant::BlockMXFP4, qs), vld1q_s8(quant::kMxfp4Levels), u.code);
+    const uint32_t e = b[offsetof(quant::BlockMXFP4, e)];
+    u.scale[0] = f32_from_bits(e < 2 ? (0x00200000u << e) : (e - 1) << 23);
+  }
+};
+
 // IQ4_XS: 8 sub-blocks of 32, each in Q4_0's nibble layout at qs + 16*ib, with a 6-bit scale
 // ls = low nibble of scales_l[ib/2] (high nibble for odd ib) | bits 2ib..2ib+1 of scales_h << 4;
 // w = (d * (ls - 32)) * kIQ4Levels[q].
@@ -378,6 +391,7 @@ bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtIQ4_XS>(w, row_bytes, r0, r1, a, y, ldy);
       return true;
+    case GgmlType::MXFP4: gemm_fmt<FmtMXFP4>(w, row_bytes, r0, r1, a, y, ldy); return true;
     case GgmlType::Q2_K:
       if (a.n % 256 != 0) return false;
       gemm_fmt<FmtQ2_K>(w, row_bytes, r0, r1, a, y, ldy);
