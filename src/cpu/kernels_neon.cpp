@@ -1,7 +1,11 @@
 // kernels_neon.cpp - the aarch64 kernel table: NEON activation quantizer, int8 dot products with
-// `sdot` (vdotq_s32, FEAT_DotProd) for Q4_0, Q8_0, Q4_K and Q6_K, and F32/F16/BF16 rows with
-// vfmaq_f32. Every other quantized format returns false from gemm_q and takes the scalar kernel
+// `sdot` (vdotq_s32, FEAT_DotProd) for every quantized weight type matmul takes (Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, IQ4_NL, MXFP4; Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS), and F32/F16/BF16 rows with
+// vfmaq_f32. Any other type (Q8_K) returns false from gemm_q and takes the scalar kernel
 // (matmul.cpp); there is no panel GEMM and no attention kernel (both nullptr: scalar paths).
+//
+// Each format is one Fmt* struct that unpacks a block into int8 codes and float scales (the
+// quant::decode_block form), so all of them share one sdot loop and one float epilogue (gemm_fmt).
 //
 // This file alone is compiled with -march=armv8.2-a+dotprod (CMakeLists.txt; the aarch64 check
 // scripts pass the same flag), so nothing in it may run before the CPU is known to have sdot:
@@ -30,8 +34,17 @@
 namespace rocforge::cpu::neon {
 namespace {
 
+using quant::BlockIQ4_NL;
+using quant::BlockIQ4_XS;
+using quant::BlockMXFP4;
+using quant::BlockQ2_K;
+using quant::BlockQ3_K;
 using quant::BlockQ4_0;
+using quant::BlockQ4_1;
 using quant::BlockQ4_K;
+using quant::BlockQ5_0;
+using quant::BlockQ5_1;
+using quant::BlockQ5_K;
 using quant::BlockQ6_K;
 using quant::BlockQ8_0;
 
@@ -68,13 +81,13 @@ struct FmtQ4_0 {
 // Q4_1: Q4_0's nibbles without the re-centring, plus an fp16 offset: w = d * q + m, q in [0,15].
 struct FmtQ4_1 {
   using U = Unpacked<32, 32, true>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
+  static constexpr size_t kBytes = sizeof(BlockQ4_1);
   static void unpack(const uint8_t* b, U& u) {
-    const uint8x16_t qs = vld1q_u8(b + offsetof(quant::BlockQ4_1, qs));
+    const uint8x16_t qs = vld1q_u8(b + offsetof(BlockQ4_1, qs));
     u.code[0] = vreinterpretq_s8_u8(vandq_u8(qs, vdupq_n_u8(0x0F)));
     u.code[1] = vreinterpretq_s8_u8(vshrq_n_u8(qs, 4));
-    u.scale[0] = half_at(b + offsetof(quant::BlockQ4_1, d));
-    u.min[0] = half_at(b + offsetof(quant::BlockQ4_1, m));
+    u.scale[0] = half_at(b + offsetof(BlockQ4_1, d));
+    u.min[0] = half_at(b + offsetof(BlockQ4_1, m));
   }
 };
 
@@ -97,21 +110,21 @@ void q5_codes(const uint8_t* qs_p, const uint8_t* qh, uint8_t offset, int8x16_t 
 // Q5_0: w = d * (q - 16).
 struct FmtQ5_0 {
   using U = Unpacked<32, 32, false>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
+  static constexpr size_t kBytes = sizeof(BlockQ5_0);
   static void unpack(const uint8_t* b, U& u) {
-    q5_codes(b + offsetof(quant::BlockQ5_0, qs), b + offsetof(quant::BlockQ5_0, qh), 16, u.code);
-    u.scale[0] = half_at(b + offsetof(quant::BlockQ5_0, d));
+    q5_codes(b + offsetof(BlockQ5_0, qs), b + offsetof(BlockQ5_0, qh), 16, u.code);
+    u.scale[0] = half_at(b + offsetof(BlockQ5_0, d));
   }
 };
 
 // Q5_1: the unsigned 5-bit q with an fp16 offset: w = d * q + m.
 struct FmtQ5_1 {
   using U = Unpacked<32, 32, true>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
+  static constexpr size_t kBytes = sizeof(BlockQ5_1);
   static void unpack(const uint8_t* b, U& u) {
-    q5_codes(b + offsetof(quant::BlockQ5_1, qs), b + offsetof(quant::BlockQ5_1, qh), 0, u.code);
-    u.scale[0] = half_at(b + offsetof(quant::BlockQ5_1, d));
-    u.min[0] = half_at(b + offsetof(quant::BlockQ5_1, m));
+    q5_codes(b + offsetof(BlockQ5_1, qs), b + offsetof(BlockQ5_1, qh), 0, u.code);
+    u.scale[0] = half_at(b + offsetof(BlockQ5_1, d));
+    u.min[0] = half_at(b + offsetof(BlockQ5_1, m));
   }
 };
 
@@ -138,10 +151,10 @@ void lut_codes(const uint8_t* qs_p, int8x16_t levels, int8x16_t code[2]) {
 // IQ4_NL: w = d * kIQ4Levels[q].
 struct FmtIQ4_NL {
   using U = Unpacked<32, 32, false>;
-  static constexpr size_t kBytes = sizeof(quant::BlockIQ4_NL);
+  static constexpr size_t kBytes = sizeof(BlockIQ4_NL);
   static void unpack(const uint8_t* b, U& u) {
-    lut_codes(b + offsetof(quant::BlockIQ4_NL, qs), vld1q_s8(quant::kIQ4Levels), u.code);
-    u.scale[0] = half_at(b + offsetof(quant::BlockIQ4_NL, d));
+    lut_codes(b + offsetof(BlockIQ4_NL, qs), vld1q_s8(quant::kIQ4Levels), u.code);
+    u.scale[0] = half_at(b + offsetof(BlockIQ4_NL, d));
   }
 };
 
@@ -150,10 +163,10 @@ struct FmtIQ4_NL {
 // (e < 2 lands in the f32 subnormal range).
 struct FmtMXFP4 {
   using U = Unpacked<32, 32, false>;
-  static constexpr size_t kBytes = sizeof(quant::BlockMXFP4);
+  static constexpr size_t kBytes = sizeof(BlockMXFP4);
   static void unpack(const uint8_t* b, U& u) {
-    lut_codes(b + offsetof(quant::BlockMXFP4, qs), vld1q_s8(quant::kMxfp4Levels), u.code);
-    const uint32_t e = b[offsetof(quant::BlockMXFP4, e)];
+    lut_codes(b + offsetof(BlockMXFP4, qs), vld1q_s8(quant::kMxfp4Levels), u.code);
+    const uint32_t e = b[offsetof(BlockMXFP4, e)];
     u.scale[0] = f32_from_bits(e < 2 ? (0x00200000u << e) : (e - 1) << 23);
   }
 };
@@ -163,13 +176,13 @@ struct FmtMXFP4 {
 // w = (d * (ls - 32)) * kIQ4Levels[q].
 struct FmtIQ4_XS {
   using U = Unpacked<256, 32, false>;
-  static constexpr size_t kBytes = sizeof(quant::BlockIQ4_XS);
+  static constexpr size_t kBytes = sizeof(BlockIQ4_XS);
   static void unpack(const uint8_t* b, U& u) {
-    const float d = half_at(b + offsetof(quant::BlockIQ4_XS, d));
+    const float d = half_at(b + offsetof(BlockIQ4_XS, d));
     uint16_t sh;
-    std::memcpy(&sh, b + offsetof(quant::BlockIQ4_XS, scales_h), 2);
-    const uint8_t* sl = b + offsetof(quant::BlockIQ4_XS, scales_l);
-    const uint8_t* qs = b + offsetof(quant::BlockIQ4_XS, qs);
+    std::memcpy(&sh, b + offsetof(BlockIQ4_XS, scales_h), 2);
+    const uint8_t* sl = b + offsetof(BlockIQ4_XS, scales_l);
+    const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs);
     const int8x16_t levels = vld1q_s8(quant::kIQ4Levels);
     for (int ib = 0; ib < 8; ++ib) {
       const int ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 0x0F) | ((sh >> (2 * ib)) & 3) << 4;
@@ -199,16 +212,16 @@ void two_bit_fields(const uint8_t* qs, uint8x16_t low2[16]) {
 // w = (d * sc) * q - (dmin * m), q in [0,3].
 struct FmtQ2_K {
   using U = Unpacked<256, 16, true>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ2_K);
+  static constexpr size_t kBytes = sizeof(BlockQ2_K);
   static void unpack(const uint8_t* b, U& u) {
-    const float d = half_at(b + offsetof(quant::BlockQ2_K, d)), dmin = half_at(b + offsetof(quant::BlockQ2_K, dmin));
-    const uint8_t* sc = b + offsetof(quant::BlockQ2_K, scales);
+    const float d = half_at(b + offsetof(BlockQ2_K, d)), dmin = half_at(b + offsetof(BlockQ2_K, dmin));
+    const uint8_t* sc = b + offsetof(BlockQ2_K, scales);
     for (int g = 0; g < 16; ++g) {  // the float ops of quant::decode_block
       u.scale[g] = d * static_cast<float>(sc[g] & 0x0F);
       u.min[g] = -(dmin * static_cast<float>(sc[g] >> 4));
     }
     uint8x16_t low2[16];
-    two_bit_fields(b + offsetof(quant::BlockQ2_K, qs), low2);
+    two_bit_fields(b + offsetof(BlockQ2_K, qs), low2);
     for (int v = 0; v < 16; ++v) u.code[v] = vreinterpretq_s8_u8(low2[v]);
   }
 };
@@ -219,18 +232,18 @@ struct FmtQ2_K {
 // (scales[8 + i%4] >> 2*(i/4)) & 3.
 struct FmtQ3_K {
   using U = Unpacked<256, 16, false>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ3_K);
+  static constexpr size_t kBytes = sizeof(BlockQ3_K);
   static void unpack(const uint8_t* b, U& u) {
-    const float d = half_at(b + offsetof(quant::BlockQ3_K, d));
-    const uint8_t* sc = b + offsetof(quant::BlockQ3_K, scales);
+    const float d = half_at(b + offsetof(BlockQ3_K, d));
+    const uint8_t* sc = b + offsetof(BlockQ3_K, scales);
     for (int i = 0; i < 16; ++i) {
       const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
       const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
       u.scale[i] = d * static_cast<float>((low | high << 4) - 32);  // the float op of decode_block
     }
     uint8x16_t low2[16];
-    two_bit_fields(b + offsetof(quant::BlockQ3_K, qs), low2);
-    const uint8_t* hm = b + offsetof(quant::BlockQ3_K, hmask);
+    two_bit_fields(b + offsetof(BlockQ3_K, qs), low2);
+    const uint8_t* hm = b + offsetof(BlockQ3_K, hmask);
     const uint8x16_t hm0 = vld1q_u8(hm), hm1 = vld1q_u8(hm + 16);  // hmask[l], l < 16 and l >= 16
     const uint8x16_t four = vdupq_n_u8(4);
     for (int v = 0; v < 16; ++v) {
@@ -245,7 +258,7 @@ struct FmtQ3_K {
 // Q4_K / Q5_K: the 6-bit scale and min of each of the 8 sub-blocks from the 12 packed bytes
 // (sub-blocks 0-3 in the low 6 bits of s[0..7]; 4-7 split over s[8..11], low nibbles scales and
 // high nibbles mins, and the top 2 bits of s[0..7]). Both blocks start with d, dmin, scales[12].
-static_assert(offsetof(quant::BlockQ5_K, scales) == offsetof(BlockQ4_K, scales), "Q5_K header is Q4_K's");
+static_assert(offsetof(BlockQ5_K, scales) == offsetof(BlockQ4_K, scales), "Q5_K header is Q4_K's");
 void k4_scales(const uint8_t* b, float* scale, float* min) {
   const float d = half_at(b + offsetof(BlockQ4_K, d)), dmin = half_at(b + offsetof(BlockQ4_K, dmin));
   const uint8_t* s = b + offsetof(BlockQ4_K, scales);
@@ -287,11 +300,11 @@ struct FmtQ4_K {
 // qh[l], element c*64 + 32 + l bit 2c+1 of qh[l]. w = (d*sc) * q - (dmin*m), q in [0,31].
 struct FmtQ5_K {
   using U = Unpacked<256, 32, true>;
-  static constexpr size_t kBytes = sizeof(quant::BlockQ5_K);
+  static constexpr size_t kBytes = sizeof(BlockQ5_K);
   static void unpack(const uint8_t* b, U& u) {
     k4_scales(b, u.scale, u.min);
-    const uint8_t* qs = b + offsetof(quant::BlockQ5_K, qs);
-    const uint8_t* qh = b + offsetof(quant::BlockQ5_K, qh);
+    const uint8_t* qs = b + offsetof(BlockQ5_K, qs);
+    const uint8_t* qh = b + offsetof(BlockQ5_K, qh);
     const uint8x16_t lo4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
     const uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16);  // qh[l] for l < 16, l >= 16
     for (int c = 0; c < 4; ++c) {
@@ -376,43 +389,33 @@ void gemm_fmt(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const 
   }
 }
 
+// One format's kernel, or false when a row is not whole blocks of it (a K-quant row of 256s).
+template <class F>
+bool run_fmt(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QActView& a, float* y, int64_t ldy) {
+  if (a.n % F::U::kN != 0) return false;
+  gemm_fmt<F>(w, row_bytes, r0, r1, a, y, ldy);
+  return true;
+}
+
 bool gemm_q(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QActView& a, float* y,
             int64_t ldy) {
   // Scale groups must not straddle activation blocks (the quantizer gives 32 or 256).
   if (a.block <= 0 || a.block % 32 != 0 || a.n % a.block != 0) return false;
   switch (t) {
-    case GgmlType::Q4_0: gemm_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::Q4_1: gemm_fmt<FmtQ4_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::Q5_0: gemm_fmt<FmtQ5_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::Q5_1: gemm_fmt<FmtQ5_1>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::Q8_0: gemm_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::IQ4_NL: gemm_fmt<FmtIQ4_NL>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::IQ4_XS:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtIQ4_XS>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    case GgmlType::MXFP4: gemm_fmt<FmtMXFP4>(w, row_bytes, r0, r1, a, y, ldy); return true;
-    case GgmlType::Q2_K:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtQ2_K>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    case GgmlType::Q3_K:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtQ3_K>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    case GgmlType::Q4_K:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    case GgmlType::Q5_K:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtQ5_K>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    case GgmlType::Q6_K:
-      if (a.n % 256 != 0) return false;
-      gemm_fmt<FmtQ6_K>(w, row_bytes, r0, r1, a, y, ldy);
-      return true;
-    default: return false;  // the scalar kernel takes it
+    case GgmlType::Q4_0: return run_fmt<FmtQ4_0>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q4_1: return run_fmt<FmtQ4_1>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q5_0: return run_fmt<FmtQ5_0>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q5_1: return run_fmt<FmtQ5_1>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q8_0: return run_fmt<FmtQ8_0>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::IQ4_NL: return run_fmt<FmtIQ4_NL>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::MXFP4: return run_fmt<FmtMXFP4>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q2_K: return run_fmt<FmtQ2_K>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q3_K: return run_fmt<FmtQ3_K>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q4_K: return run_fmt<FmtQ4_K>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q5_K: return run_fmt<FmtQ5_K>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::Q6_K: return run_fmt<FmtQ6_K>(w, row_bytes, r0, r1, a, y, ldy);
+    case GgmlType::IQ4_XS: return run_fmt<FmtIQ4_XS>(w, row_bytes, r0, r1, a, y, ldy);
+    default: return false;  // Q8_K and the rest: the scalar kernel takes it
   }
 }
 

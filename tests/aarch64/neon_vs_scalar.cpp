@@ -11,6 +11,7 @@
 // specified as identical to the scalar one, and the NEON int8 kernels keep the scalar kernels' float
 // operations (their integer dot products are exact), so any difference is a bug (a wrong nibble,
 // offset, scale or activation index). Float rows within f32 rounding (float_tolerance).
+// Weights come from the quantizers (realistic blocks) and from random bytes (every bit pattern).
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "quant/decode.h"
 #include "rocforge/quant.h"
 
 namespace rocforge::cpu {
@@ -56,6 +58,26 @@ std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std:
     const float m = mag(rng);  // per-row scale, so block scales differ between rows
     for (auto& v : row) v = nd(rng) * m;
     quant::quantize_row(t, row.data(), w.data() + r * rb, cols);
+  }
+  return w;
+}
+
+// Weights from random bytes: every bit pattern of codes, high bits and packed scales, not only the
+// ones the quantizers emit (all 16 nibbles, extreme 6-bit scales and mins, subnormal fp16 and E8M0
+// scales). A block is redrawn while one of its scales or mins decodes to a non-finite or huge
+// value: both kernels would then give inf or NaN, which hides a mismatch.
+std::vector<uint8_t> random_bit_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const size_t bb = ggml_type_traits(t).block_bytes;
+  std::vector<uint8_t> w(quant::row_bytes(t, cols) * rows);
+  std::uniform_int_distribution<int> byte(0, 255);
+  quant::AffineBlock blk;
+  for (size_t off = 0; off < w.size(); off += bb) {
+    for (bool ok = false; !ok;) {
+      for (size_t i = 0; i < bb; ++i) w[off + i] = static_cast<uint8_t>(byte(rng));
+      ok = quant::decode_block(t, w.data() + off, blk);
+      for (int g = 0; ok && g < blk.n / blk.group; ++g)
+        ok = std::fabs(blk.scale[g]) <= 1e8f && (!blk.has_min || std::fabs(blk.min[g]) <= 1e8f);
+    }
   }
   return w;
 }
@@ -144,10 +166,11 @@ std::vector<double> float_tolerance(GgmlType type, const std::vector<uint8_t>& w
 
 // gemm_q on one shape: both tables see the same (scalar-quantized) activations.
 void check_gemm_q(const KernelTable& neon, GgmlType type, int64_t rows, int64_t cols, int64_t T, int block,
-                  std::mt19937& rng) {
+                  std::mt19937& rng, bool bit_weights = false) {
   const std::string what = std::string(ggml_type_name(type)) + " " + std::to_string(rows) + "x" +
-                           std::to_string(cols) + " T=" + std::to_string(T) + " act block " + std::to_string(block);
-  const auto w = random_weights(type, rows, cols, rng);
+                           std::to_string(cols) + " T=" + std::to_string(T) + " act block " + std::to_string(block) +
+                           (bit_weights ? " (random-bit weights)" : "");
+  const auto w = bit_weights ? random_bit_weights(type, rows, cols, rng) : random_weights(type, rows, cols, rng);
   const auto x = random_acts(T, cols, rng);
   const Acts a(scalar_kernels(), x, T, cols, block);
   const size_t rb = quant::row_bytes(type, cols);
@@ -241,6 +264,17 @@ int run_dotprod() {
           check_gemm_q(*neon, t, rows, cols, T, 256, rng);  // act_block_for: one scale per super-block
           check_gemm_q(*neon, t, rows, cols, T, 32, rng);   // the 32-element activations (panel-sized batches)
         }
+  }
+  // Random-bit weights: one block per row, so no block's result is drowned by larger blocks of the
+  // same row and tiny scales (fp16 subnormals, E8M0 e < 2) are compared too; then longer rows.
+  for (GgmlType t : kNeon32) check_gemm_q(*neon, t, 512, 32, 2, 32, rng, true);
+  for (GgmlType t : kNeon256) check_gemm_q(*neon, t, 512, 256, 2, 256, rng, true);
+  for (int64_t T : {1, 5, 16}) {
+    for (GgmlType t : kNeon32) check_gemm_q(*neon, t, 13, 11 * 32, T, 32, rng, true);
+    for (GgmlType t : kNeon256) {
+      check_gemm_q(*neon, t, 13, 3 * 256, T, 256, rng, true);
+      check_gemm_q(*neon, t, 13, 3 * 256, T, 32, rng, true);
+    }
   }
   check_refused(*neon, kNoNeonKernel, rng);
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
