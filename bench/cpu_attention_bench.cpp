@@ -1,0 +1,118 @@
+// cpu_attention_bench - single-thread CPU time of one layer's prompt attention and swiglu at the
+// active ISA level (ROCFORGE_CPU lowers it), each against the path it replaces:
+//   attention: attend_tile (tiles of up to 8 tokens, as cpu_forward.cpp) vs attend() per token
+//   swiglu:    swiglu (dispatched) vs swiglu_scalar
+// Shape of a Llama 3.2 1B layer by default: D = 64, 32 query / 8 kv heads, f16 K/V cache.
+// Usage: cpu_attention_bench [T=512] [D=64] [group=4] [n_kv=8] [F=8192] [reps=3]
+// Prints the best of `reps` for each (CPU time of this thread).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "cpu/attention.h"
+#include "cpu/cpu_features.h"
+#include "cpu/ops.h"
+
+namespace {
+
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+template <class F>
+double best_of(int reps, F&& f) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = cpu_seconds();
+    f();
+    best = std::min(best, cpu_seconds() - t0);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace rocforge;
+  using namespace rocforge::cpu;
+  const int T = argc > 1 ? std::atoi(argv[1]) : 512;
+  const int D = argc > 2 ? std::atoi(argv[2]) : 64;
+  const int group = argc > 3 ? std::atoi(argv[3]) : 4;
+  const int n_kv = argc > 4 ? std::atoi(argv[4]) : 8;
+  const int64_t F = argc > 5 ? std::atoll(argv[5]) : 8192;
+  const int reps = argc > 6 ? std::atoi(argv[6]) : 3;
+  if (T < 1 || D < 1 || group < 1 || n_kv < 1 || F < 1 || reps < 1) {
+    std::fprintf(stderr, "usage: cpu_attention_bench [T] [D] [group] [n_kv] [F] [reps] (all >= 1)\n");
+    return 2;
+  }
+  std::printf("isa %s, T=%d D=%d group=%d n_kv=%d F=%lld, best of %d, 1 thread CPU time\n",
+              isa_name(active_isa()), T, D, group, n_kv, static_cast<long long>(F), reps);
+
+  // Inputs: q/out [T][n_kv * group * D], K/V cache [T][n_kv * D] f16 in scattered slots.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t qd = static_cast<int64_t>(n_kv) * group * D, row = static_cast<int64_t>(n_kv) * D;
+  std::vector<float> q(T * qd), out(T * qd);
+  std::vector<uint16_t> k(T * row), v(T * row);
+  for (auto& x : q) x = nd(rng);
+  for (int64_t i = 0; i < T * row; ++i) k[i] = f32_to_fp16(nd(rng)), v[i] = f32_to_fp16(nd(rng));
+  std::vector<int64_t> slots(T), n_pos(T);
+  for (int j = 0; j < T; ++j) slots[j] = (j * 37 + 5) % T, n_pos[j] = j + 1;
+  if (T % 37 == 0) for (int j = 0; j < T; ++j) slots[j] = j;  // keep slots a permutation
+
+  const int tile = std::max(1, 32 / group);
+  std::vector<float> scratch(attend_tile_scratch_floats(tile, group, D));
+  auto run_layer = [&](bool tiled) {
+    for (int kvh = 0; kvh < n_kv; ++kvh)
+      for (int t0 = 0; t0 < T; t0 += tile) {
+        AttnTileArgs a;
+        a.q = q.data() + t0 * qd + kvh * group * D;
+        a.q_stride = qd;
+        a.n_tok = std::min(tile, T - t0);
+        a.n_pos = n_pos.data() + t0;
+        a.group = group;
+        a.D = D;
+        a.scale = 0.125f;
+        a.slots = slots.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.row_elems = row;
+        a.head_off = kvh * D;
+        a.f16 = true;
+        a.out = out.data() + t0 * qd + kvh * group * D;
+        a.out_stride = qd;
+        if (!tiled) a.n_tok = 1;  // attend_tile with one token is attend() per token
+        if (tiled) {
+          attend_tile(a, scratch.data());
+        } else {
+          for (int i = 0; i < std::min(tile, T - t0); ++i) {
+            a.q = q.data() + (t0 + i) * qd + kvh * group * D;
+            a.n_pos = n_pos.data() + t0 + i;
+            a.out = out.data() + (t0 + i) * qd + kvh * group * D;
+            attend_tile(a, scratch.data());
+          }
+        }
+      }
+  };
+  // Multiply-adds: QK and PV, each sum over tokens of n_pos x heads x D.
+  const double macs = 2.0 * (static_cast<double>(T) * (T + 1) / 2) * n_kv * group * D;
+  const double per_tok = best_of(reps, [&] { run_layer(false); });
+  const double tiled = best_of(reps, [&] { run_layer(true); });
+  std::printf("attention per token: %8.2f ms  %6.2f GMAC/s\n", per_tok * 1e3, macs / per_tok * 1e-9);
+  std::printf("attention tiled:     %8.2f ms  %6.2f GMAC/s  (x%.2f)\n", tiled * 1e3, macs / tiled * 1e-9, per_tok / tiled);
+
+  std::vector<float> g(T * F), u(T * F), work(T * F);
+  for (auto& x : g) x = nd(rng) * 3.0f;
+  for (auto& x : u) x = nd(rng);
+  const double sc = best_of(reps, [&] { work = g; swiglu_scalar(work.data(), u.data(), T * F); });
+  const double vec = best_of(reps, [&] { work = g; swiglu(work.data(), u.data(), T * F); });
+  std::printf("swiglu scalar:       %8.2f ms (incl. copy)\n", sc * 1e3);
+  std::printf("swiglu %-13s %8.2f ms (incl. copy)  (x%.2f)\n", isa_name(active_isa()), vec * 1e3, sc / vec);
+  return 0;
+}
