@@ -20,6 +20,7 @@
 //
 // Shapes: w [rows, n] packed; a.q [T, n] int8, a.d [T, n/32]; y [T, ldy] f32.
 #include "cpu/kernels_amx.h"
+#include "cpu/scratch_buffer.h"
 
 #if defined(__x86_64__) && defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -168,22 +169,6 @@ void panel_block(const int8_t* codes, const float* scale, const float* mins, int
   for (int t = 0; t < kTok; ++t) _mm512_store_ps(out + t * kRows, acc[t]);
 }
 
-// Grow-only 64-byte aligned buffer, one per thread: packing happens on every call.
-struct Buffer {
-  void* p = nullptr;
-  size_t cap = 0;
-  void* get(size_t bytes) {
-    if (bytes > cap) {
-      free(p);
-      cap = (bytes + 4095) / 4096 * 4096;
-      p = aligned_alloc(64, cap);
-      if (!p) cap = 0;
-    }
-    return p;
-  }
-  ~Buffer() { free(p); }
-};
-
 // All T tokens of a, padded with zero tokens to whole 16-token blocks, in TokBlock layout.
 struct PackedActs {
   int8_t* q;
@@ -196,7 +181,7 @@ struct PackedActs {
 
 // with_sums16: also d * (sum of each 16 codes), needed only by 16-wide formats with mins (Q2_K).
 bool pack_acts(const QActView& a, bool with_sums16, PackedActs& p) {
-  thread_local Buffer qbuf, fbuf;
+  thread_local ScratchBuffer qbuf, fbuf;
   const int64_t n = a.n, nb32 = n / 32, n16 = n / 16, nblk = (a.T + kTok - 1) / kTok;
   const int64_t tp = nblk * kTok;
   auto* q = static_cast<int8_t*>(qbuf.get(static_cast<size_t>(tp * n)));
@@ -290,7 +275,7 @@ bool amx_gemm_panel(GgmlType t, const uint8_t* w, size_t rb, int64_t r0, int64_t
   // against 128 rows) but at most ~1 MiB in all, so that it shares L2 with the activations.
   const int kStageRows = static_cast<int>(
       std::max<int64_t>(8 * kRows, std::min<int64_t>(32 * kRows, (int64_t(1) << 18) / a.T / kRows * kRows)));
-  thread_local Buffer stage_buf;
+  thread_local ScratchBuffer stage_buf;
   auto* stage = static_cast<float*>(stage_buf.get(static_cast<size_t>(a.T) * kStageRows * sizeof(float)));
   if (!stage) return false;
   int64_t stage_p0 = r0;  // first row held in stage

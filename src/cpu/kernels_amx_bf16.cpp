@@ -25,6 +25,7 @@
 //
 // Shapes: w [rows, n] F16/BF16 (row_bytes apart); x [T, n] f32; y [T, ldy] f32.
 #include "cpu/kernels_amx.h"
+#include "cpu/scratch_buffer.h"
 
 #if defined(__x86_64__) && defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
 #include <cpuid.h>
@@ -34,6 +35,7 @@
 #include <cstring>
 
 #include "quant/blocks.h"
+#include "cpu/transpose_avx512.h"
 
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -63,22 +65,6 @@ constexpr TileConfig make_config() {
 // Static storage: _tile_loadconfig's asm names only the first bytes of its operand as an input.
 alignas(64) constinit const TileConfig kConfig = make_config();
 
-// Grow-only 64-byte aligned buffer, one per thread (thread_local).
-struct Buffer {
-  void* p = nullptr;
-  size_t cap = 0;
-  void* get(size_t bytes) {
-    if (bytes > cap) {
-      free(p);
-      cap = (bytes + 4095) / 4096 * 4096;
-      p = aligned_alloc(64, cap);
-      if (!p) cap = 0;
-    }
-    return p;
-  }
-  ~Buffer() { free(p); }
-};
-
 // bf16 of 32 f32 values (lo: inputs 0..15, hi: 16..31), in input order, round to nearest even.
 inline __m512i to_bf16(__m512 lo, __m512 hi) { return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)); }
 // The f32 value of 16 bf16 values.
@@ -105,30 +91,6 @@ void pack_x(const float* x, int64_t n, int64_t T, int64_t n_blocks, int64_t k0, 
       _mm512_store_si512(dst + s * 2 * kTile, hi);
       _mm512_store_si512(dst + s * 2 * kTile + kTile, to_bf16(ra, rb));
     }
-  }
-}
-
-// 16 x 16 dword transpose: r[i] holds dwords (i, 0..15); afterwards r[j] holds (0..15, j).
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // u[4i + c]: rows 4i..4i+3 of column 4L + c in 128-bit lane L
-    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
-    r[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
   }
 }
 
@@ -293,7 +255,7 @@ bool amx_bf16_gemm_f(GgmlType ty, const uint8_t* w, size_t rb, int64_t n, int64_
   const int64_t n_blocks = ((T + kTok - 1) / kTok + 1) / 2 * 2;  // even: token blocks go in pairs
   const int64_t n_pairs = (r1 - r0 + 2 * kRows - 1) / (2 * kRows);
   const int64_t cs = steps < kChunkSteps ? steps : kChunkSteps;
-  thread_local Buffer xbuf, wbuf, abuf;
+  thread_local ScratchBuffer xbuf, wbuf, abuf;
   auto* xp = static_cast<uint8_t*>(xbuf.get(static_cast<size_t>(n_blocks * cs * 2 * kTile)));
   auto* wp = static_cast<uint8_t*>(wbuf.get(static_cast<size_t>(cs * 4 * kTile)));
   // acc: [panel pair][token block pair][4 tiles of 16 x 16 f32]; only needed with several chunks.
@@ -358,7 +320,7 @@ bool q6k_gemm(const uint8_t* w, size_t rb, int64_t n, int64_t r0, int64_t r1, co
   const int64_t n_sb = n / 256;
   const int64_t n_blocks = ((T + kTok - 1) / kTok + 1) / 2 * 2;
   const int64_t n_pairs = (r1 - r0 + 2 * kRows - 1) / (2 * kRows);
-  thread_local Buffer xbuf, wbuf, abuf;
+  thread_local ScratchBuffer xbuf, wbuf, abuf;
   auto* xp = static_cast<uint8_t*>(xbuf.get(static_cast<size_t>(n_blocks * kSb * 2 * kTile)));
   auto* wp = static_cast<uint8_t*>(wbuf.get(static_cast<size_t>(kSb * 4 * kTile)));
   // acc: [panel pair][token block pair][4 tiles of 16 tokens x 16 rows] f32
