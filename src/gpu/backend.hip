@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gpu/kernels.h"
+#include "gpu/matvec_staged.h"
 
 #if !(defined(__HIP__) || defined(__HIPCC__))
 bool rf_pdl_enabled() {
@@ -28,6 +29,7 @@ hipStream_t st(rf_stream s) { return static_cast<hipStream_t>(s); }
 struct DeviceCache {
   int wave = 0;
   int sms = 0;
+  int cc_major = 0;
 };
 constexpr int kMaxDevices = 64;
 DeviceCache g_cache[kMaxDevices];
@@ -41,6 +43,7 @@ const DeviceCache& cache() {
     if (hipGetDeviceProperties(&p, dev) == hipSuccess) {
       c.sms = p.multiProcessorCount > 0 ? p.multiProcessorCount : 1;
       c.wave = p.warpSize > 0 ? p.warpSize : 32;
+      c.cc_major = p.major;
     } else {
       c.sms = 1;
       c.wave = 64;  // a wrong guess is safe only this way round: it gives fewer waves per block
@@ -70,6 +73,7 @@ int check(hipError_t e, const char* what) {
 
 int wave_size() { return cache().wave; }
 int multiprocessors() { return cache().sms; }
+int compute_major() { return cache().cc_major; }
 
 namespace {
 
@@ -229,6 +233,14 @@ int k_matvec_q8_qkv(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb,
                     int cols, const void* xq, float* y, const rf_qkv_rope* rope, rf_stream s) {
   return matvec_q8_qkv(ta, wa, sa, ra, tb, wb, sb, rb, cols, xq, y, rope, st(s));
 }
+int k_matvec_q8_norm(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb, const void* wb, size_t sb, int rb,
+                     int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope, rf_stream s) {
+  return matvec_q8_norm(ta, wa, sa, ra, tb, wb, sb, rb, cols, norm, y, rope, st(s));
+}
+const char* matvec_q8_kernel(uint32_t type, const void* w, size_t stride, int rows, int cols) {
+  if (!has_matvec_q8(type)) return nullptr;
+  return matvec_q8_staged_applies(type, w, stride, rows, cols) ? "staged" : "registers";
+}
 int k_sample(const float* logits, int n, float temp, int top_k, float top_p, float min_p, float u, int32_t* tok,
              rf_stream s) {
   return sample(logits, n, temp, top_k, top_p, min_p, u, tok, st(s));
@@ -242,7 +254,8 @@ const rf_gpu_api kApi = {
     k_matvec, k_matmul, k_embed, k_rmsnorm, k_rope, k_swiglu, k_add, q8_bytes, k_quantize_q8, has_matvec_q8,
     k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
-    has_matvec_q8_qkv, k_matvec_q8_qkv,
+    has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
+    k_matvec_q8_norm,
 };
 
 }  // namespace

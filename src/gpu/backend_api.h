@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 6u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 7u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -48,6 +48,16 @@ struct rf_qkv_rope {
   int block_size, n_kv_head;
   uint16_t* d_k_pool;             // the layer's pools, as kv_store's
   uint16_t* d_v_pool;
+};
+
+// The rmsnorm fused into matvec_q8_norm: x = d_x + d_add (d_add nullable; the sum also written to
+// d_x_out when set, which must not alias d_x or d_add), y = quantize_q8(x / rms(x) * d_w).
+struct rf_norm_in {
+  const float* d_x;
+  const float* d_add;
+  const float* d_w;
+  float eps;
+  float* d_x_out;
 };
 
 struct rf_gpu_api {
@@ -179,6 +189,20 @@ struct rf_gpu_api {
   int (*matvec_q8_qkv)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
                        const void* d_wb, size_t stride_b, int rows_b, int cols, const void* d_xq, float* d_y,
                        const struct rf_qkv_rope* rope, rf_stream s);
+
+  // ---- v7. Which kernel matvec_q8 runs for this matrix on the current device: "staged" (weights
+  // streamed through shared memory by the copy engine, sm_90+), "registers", or nullptr for a type
+  // without an int8 path. matvec_q8_set_kernel: -1 staged where it pays (large matrices; default, or
+  // $ROCFORGE_MV_STAGED unset), 0 never ($ROCFORGE_MV_STAGED=0), 1 wherever it applies (=1); for tests
+  // and A/B runs, it changes later launches only (captured graphs keep theirs).
+  const char* (*matvec_q8_kernel)(uint32_t type, const void* d_w, size_t row_stride, int rows, int cols);
+  void (*matvec_q8_set_kernel)(int mode);
+  // As matvec_q8_qkv (type_b 0: A alone; rope nullable), with the rmsnorm of `norm` made inside the
+  // launch instead of taking quantized x: saves the rmsnorm_q8 launch. Returns -1, having launched
+  // nothing, where this device or layout has no such kernel (callers then norm and project apart).
+  int (*matvec_q8_norm)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
+                        const void* d_wb, size_t stride_b, int rows_b, int cols, const struct rf_norm_in* norm,
+                        float* d_y, const struct rf_qkv_rope* rope, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -132,6 +132,76 @@ __device__ inline void rf_prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #endif
 }
+
+// Bulk copies global -> shared memory by the copy engine (cp.async.bulk, sm_90+), completing on a
+// shared-memory mbarrier: one thread streams kilobytes of weights with a single instruction, and
+// the bytes in flight no longer depend on registers or occupancy (matvec_staged.hip). Addresses and
+// sizes are multiples of 16. Compiled to nothing below sm_90 (the launcher never picks that kernel
+// there: matvec_staged.hip checks the device and the binary).
+#define RF_HAS_BULK_COPY 1
+__device__ inline uint32_t rf_smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+__device__ inline void rf_mbar_init(uint64_t* bar, int count) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(rf_smem_addr(bar)), "r"(count) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the copy engine
+#endif
+}
+// One arrival that also announces `bytes` of copies to complete the barrier's current phase.
+__device__ inline void rf_mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(rf_smem_addr(bar)), "r"(bytes) : "memory");
+#endif
+}
+// One plain arrival (a consumer is done with the stage the barrier guards).
+__device__ inline void rf_mbar_arrive(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(rf_smem_addr(bar)) : "memory");
+#endif
+}
+// Barrier among the first `threads` threads of the block only (named barrier 1; 0 is __syncthreads).
+__device__ inline void rf_named_sync(int threads) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("bar.sync 1, %0;" ::"r"(threads) : "memory");
+#endif
+}
+// Waits until the barrier's phase with parity `phase` has completed.
+__device__ inline void rf_mbar_wait(uint64_t* bar, uint32_t phase) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done)
+        : "r"(rf_smem_addr(bar)), "r"(phase)
+        : "memory");
+  } while (!done);
+#endif
+}
+// dst (shared) <- src (global), `bytes` bytes, completing on bar. The weights are read once per
+// token, so they are marked first to leave L2 (the activations and the KV cache stay).
+__device__ inline void rf_bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar, uint64_t policy) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+          rf_smem_addr(dst)),
+      "l"(src), "r"(bytes), "r"(rf_smem_addr(bar)), "l"(policy)
+      : "memory");
+#endif
+}
+__device__ inline uint64_t rf_l2_evict_first() {
+  uint64_t policy = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+#endif
+  return policy;
+}
+__device__ inline uint64_t rf_l2_evict_normal() {
+  uint64_t policy = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(policy));
+#endif
+  return policy;
+}
 bool rf_pdl_enabled();  // backend.hip: $ROCFORGE_GPU_PDL, default on
 template <typename... P, typename... A>
 inline hipError_t rf_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, hipStream_t s, A&&... args) {

@@ -19,6 +19,8 @@ int check(hipError_t e, const char* what);
 int wave_size();
 // Multiprocessor count of the current device (cached per device).
 int multiprocessors();
+// Compute capability major of the current device (CUDA; the gfx major on HIP).
+int compute_major();
 
 int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            hipStream_t s);
@@ -31,6 +33,9 @@ int has_matvec_q8_qkv(uint32_t type_a, uint32_t type_b);
 int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
                   hipStream_t s);
+int matvec_q8_norm(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                   size_t stride_b, int rows_b, int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope,
+                   hipStream_t s);
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            int n_tok, hipStream_t s);
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,

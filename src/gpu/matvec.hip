@@ -11,9 +11,9 @@
 #include <unordered_map>
 
 #include "gpu/kernels.h"
-#include "gpu/kv_layout.h"
+#include "gpu/matvec_staged.h"
+#include "gpu/matvec_stores.h"
 #include "gpu/quant_formats.h"
-#include "gpu/rope_math.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -162,17 +162,6 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int n, int8_t* _
 // F::kItemChunks chunks (quant_formats.h), each lane loading its activations once for all R rows.
 // One row block: `groups` thread groups of `group` threads, R consecutive rows each, rows
 // (rb * groups + g) * R ..; `part` is the block's shared scratch.
-// Writes a row group's R sums: y[row + r] = s[r] for the n valid rows.
-struct PlainStore {
-  float* y;
-  template <int R>
-  __device__ void operator()(int row, float (&s)[R], int n) const {
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-      if (r < n) y[row + r] = s[r];
-  }
-};
-
 template <class F, int R, class Store>
 __device__ inline void matvec8q_rows(const uint8_t* __restrict__ w, size_t stride, const int8_t* __restrict__ xq,
                                      const float* __restrict__ xd, const Store& store, int rows, int cols, int group,
@@ -255,38 +244,6 @@ __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8
   for (int rb = blockIdx.x; rb < n_row_blocks; rb += gridDim.x)
     matvec8q_rows<F, R>(w, stride, xq, xd, PlainStore{y}, rows, cols, group, rb, part);
 }
-
-// The decode token's [q | k | v] row sums with rope and the KV store applied (rf_qkv_rope): rows
-// come in (2i, 2i + 1) pairs (R even, row groups start on even rows), i.e. whole rotation pairs.
-struct QkvRopeStore {
-  float* y;
-  int base_row;  // this matrix's first row in [q | k | v]
-  rf_qkv_rope rp;
-  template <int R>
-  __device__ void operator()(int row, float (&s)[R], int n) const {
-    static_assert(R % 2 == 0, "rotation pairs must stay in one thread");
-    const int pos = *rp.d_pos, qk = rp.q_rows + rp.k_rows;
-#pragma unroll
-    for (int r = 0; r < R; r += 2) {
-      if (r >= n) break;
-      const int g = base_row + row + r;  // even
-      if (g < qk && r + 1 < n) {
-        const int d = (g < rp.q_rows ? g : g - rp.q_rows) % rp.head_dim;
-        if (d < rp.n_rot) rope_rotate(s[r], s[r + 1], d / 2, pos, rp.n_rot, rp.base, rp.freq_scale, rp.d_freq_factors);
-      }
-      for (int e = r; e < r + 2 && e < n; ++e) {
-        y[row + e] = s[e];
-        const int ge = base_row + row + e;
-        if (ge < rp.q_rows) continue;
-        const bool is_k = ge < qk;
-        const int o = is_k ? ge - rp.q_rows : ge - qk;  // row within k or v
-        const size_t at = pool_index(rp.d_block_table, pos, rp.block_size, rp.n_kv_head, o / rp.head_dim,
-                                     rp.head_dim) + o % rp.head_dim;
-        (is_k ? rp.d_k_pool : rp.d_v_pool)[at] = rf_float_to_half(s[e]);
-      }
-    }
-  }
-};
 
 // Up to two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
 // format (Q4_K_M keeps v in Q6_K), saving a launch and its drain; with Rope, the rotation and the KV
@@ -582,6 +539,11 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         rc = fail("matvec_q8: quantized x must be 16-byte aligned");
         return;
       }
+      const int st = matvec_q8_staged(type, w, row_stride, rows, 0, nullptr, 0, 0, cols, xq, y, nullptr, s);
+      if (st >= 0) {
+        rc = st;
+        return;
+      }
       const Tuning tu = tuning(type);
       const int group = q8_group<F>(tu, rows, cols, tu.rows);
       const auto* q = static_cast<const int8_t*>(xq);
@@ -604,46 +566,41 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
   return rc;
 }
 
-namespace {
-
-// The q/k/v layouts one launch serves: A alone (type_b 0) for every int8 format, or A + a v of
-// another format as K-quant mixes (Q4_K_M, Q5_K_M) keep it: Q6_K.
-template <class F>
-bool dispatch_qkv(uint32_t type_a, uint32_t type_b, F&& f) {
-  auto with_b = [&](auto a) {
-    switch (type_b) {
-      case 0: f(a, a); return true;
-      case kQ6_K: f(a, Fmt<kQ6_K>{}); return true;
-      case kQ6_K_G8: f(a, Fmt<kQ6_K_G8>{}); return true;
-      default: return false;
-    }
-  };
-  switch (type_a) {
-    case kQ4_0: return with_b(Fmt<kQ4_0>{});
-    case kQ4_0_G8: return with_b(Fmt<kQ4_0_G8>{});
-    case kQ8_0: return with_b(Fmt<kQ8_0>{});
-    case kQ8_0_G8: return with_b(Fmt<kQ8_0_G8>{});
-    case kQ4_K: return with_b(Fmt<kQ4_K>{});
-    case kQ5_K: return with_b(Fmt<kQ5_K>{});
-    case kQ6_K: return type_b == 0 && with_b(Fmt<kQ6_K>{});
-    case kQ6_K_G8: return type_b == 0 && with_b(Fmt<kQ6_K_G8>{});
-    default: return false;
-  }
-}
-
-}  // namespace
-
 int has_matvec_q8_qkv(uint32_t type_a, uint32_t type_b) {
   bool ok = false;
   dispatch_qkv(type_a, type_b, [&](auto a, auto b) { ok = HasDot8q<decltype(a)>::value && HasDot8q<decltype(b)>::value; });
   return ok ? 1 : 0;
 }
 
+namespace {
+// Launches [A | B] with `norm` fused (rf_norm_in), or with x from xq: validation shared by both.
+int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
+                   const rf_norm_in* norm, hipStream_t s);
+}  // namespace
+
 int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
                   hipStream_t s) {
-  if (!has_matvec_q8_qkv(type_a, type_b)) return fail("matvec_q8_qkv: no fused path for types %u + %u", type_a, type_b);
   if (!aligned(xq, 16)) return fail("matvec_q8_qkv: quantized x must be 16-byte aligned");
+  return matvec_q8_pair(type_a, wa, stride_a, rows_a, type_b, wb, stride_b, rows_b, cols, xq, y, rope, nullptr, s);
+}
+
+int matvec_q8_norm(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                   size_t stride_b, int rows_b, int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope,
+                   hipStream_t s) {
+  if (!norm || !norm->d_x || !norm->d_w) return fail("matvec_q8_norm: missing norm input or weight");
+  if (!has_matvec_q8_qkv(type_a, type_b)) return -1;  // not a layout the fused kernel takes
+  if (norm->d_x_out && (norm->d_x_out == norm->d_x || norm->d_x_out == norm->d_add))
+    return fail("matvec_q8_norm: the residual output must not alias its inputs (other blocks still read them)");
+  return matvec_q8_pair(type_a, wa, stride_a, rows_a, type_b, wb, stride_b, rows_b, cols, nullptr, y, rope, norm, s);
+}
+
+namespace {
+int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                   size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
+                   const rf_norm_in* norm, hipStream_t s) {
+  if (!has_matvec_q8_qkv(type_a, type_b)) return fail("matvec_q8_qkv: no fused path for types %u + %u", type_a, type_b);
   if (type_b == 0) rows_b = 0;
   if (rope) {
     const rf_qkv_rope& r = *rope;
@@ -662,6 +619,12 @@ int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, 
       bool vec = false;
       if ((rc = check_matrix<FA>("matvec_q8_qkv (a)", wa, stride_a, rows_a, cols, &vec)) != 0) return;
       if (rows_b > 0 && (rc = check_matrix<FB>("matvec_q8_qkv (b)", wb, stride_b, rows_b, cols, &vec)) != 0) return;
+      const int st =
+          matvec_q8_staged(type_a, wa, stride_a, rows_a, type_b, wb, stride_b, rows_b, cols, xq, y, rope, s, norm);
+      if (st >= 0 || norm) {
+        rc = st;  // with norm: -1 (no fused kernel here) tells the caller to norm and project apart
+        return;
+      }
       // Two rows per group (rope pairs), A's tuning for the group sizes and resident blocks.
       const Tuning ta = tuning(type_a);
       const int ga = q8_group<FA>(ta, rows_a, cols, 2), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), rows_b, cols, 2) : ga;
@@ -687,5 +650,6 @@ int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, 
   });
   return rc;
 }
+}  // namespace
 
 }  // namespace rocforge::gpu

@@ -343,6 +343,7 @@ class GpuExecutor final : public Executor {
     cap_ = T;
     auto fbuf = [&](int64_t n) { return DevBuf(be_, static_cast<size_t>(n) * sizeof(float)); };
     x_ = fbuf(int64_t(T) * c_.n_embd);
+    x2_ = fbuf(int64_t(T) * c_.n_embd);
     h_ = fbuf(int64_t(T) * c_.n_embd);
     // q, k, v: [T][q_dim] then [T][kv_dim] twice, back to back, so that for T == 1 the fused qkv
     // matvec's output [q | k | v] is exactly this layout; likewise gate then up.
@@ -410,6 +411,22 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
+  // Decode: y = [a | b] rmsnorm(resid + add) in one launch where the backend has the fused kernel
+  // (matvec_q8_norm), the residual sum going to the other buffer; returns false, having launched
+  // nothing, where it does not.
+  bool proj_with_norm(const Mat& a, const Mat* b, const DevWeight& norm_w, const float* add, float* y,
+                      const rf_qkv_rope* rope, bool ffn) {
+    if (!use_q8_ || !norm_fused(ffn) || a.cols % 32 != 0 || (b && b->cols != a.cols)) return false;
+    float* out = add ? (resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>()) : nullptr;
+    const rf_norm_in in{resid_, add, norm_w.buf.get<float>(), c_.rms_eps, out};
+    const int rc = api_.matvec_q8_norm(a.type, a.d, a.row_bytes, a.rows, b ? b->type : 0, b ? b->d : nullptr,
+                                       b ? b->row_bytes : 0, b ? b->rows : 0, a.cols, &in, y, rope, stream_);
+    if (rc < 0) return false;
+    be_->check(rc, *a.name + " (with its norm)");
+    if (out) resid_ = out;
+    return true;
+  }
+
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
     if (!bias.present()) return;
     // One launch per token: biases only exist on qwen2, and per-token adds are cheap beside matmuls.
@@ -441,6 +458,21 @@ class GpuExecutor final : public Executor {
   bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
   bool pair_ = !env_off("ROCFORGE_GPU_PAIR");  // =0: [q | k] and v in two launches (A/B runs)
   bool qkv_rope_ = !env_off("ROCFORGE_GPU_QKV_ROPE");  // =0: rope + KV store in their own launch (A/B runs)
+  // Which decode norms ride inside the next projection (matvec_q8_norm): ROCFORGE_GPU_NORM_FUSE=0 none,
+  // 1 both, 2 the FFN's only; unset: see norm_fused().
+  int norm_fuse_env_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_NORM_FUSE");
+    return v && *v ? std::atoi(v) : -1;
+  }();
+  // Whether the attention (ffn = false) or FFN norm is fused. By default both for models up to 2048
+  // wide, none beyond: the saved launch pays where the matrices are small, while on an 8B each of the
+  // ~260 blocks making the norm itself delays its first product by more than a launch costs (H200,
+  // tg128 medians of 3, fused vs not: 1B Q4_K_M / Q4_0 / Q8_0 +1.9 / +2.2 / +6.0%; 8B Q8_0 -2.2% with
+  // both fused, -1.2% with the FFN's only; 8B Q4_K_M -0.7%).
+  bool norm_fused(bool ffn) const {
+    if (norm_fuse_env_ >= 0) return norm_fuse_env_ == 1 || (norm_fuse_env_ == 2 && ffn);
+    return c_.n_embd <= 2048;
+  }
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
@@ -448,6 +480,11 @@ class GpuExecutor final : public Executor {
   DevWeight token_embd_, output_norm_, output_w_;
   DevBuf freq_;
   int cap_ = 0;
+  // The residual stream lives in x_ or x2_: a projection with its norm fused in reads it from one and
+  // writes the sum to the other (its blocks cannot update it in place: others still read it); resid_
+  // is the current one, x_ at the start of every step.
+  DevBuf x2_;
+  float* resid_ = nullptr;
   DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_, moe_router_, moe_y_;
   std::vector<float> moe_host_, moe_mix_;
   size_t in_ints_ = 0;            // capacity of in_, in int32
@@ -577,25 +614,26 @@ int GpuExecutor::run_step(const Batch& b) {
 }
 
 void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_out) {
+  resid_ = x_.get<float>();
   if (n_cpu_ == 0) {
     const WeightRef& e = m_.token_embd();
-    be_->check(api_.embed(dev_type(e), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T,
-                          x_.get<float>(), stream_), "embedding");
+    be_->check(api_.embed(dev_type(e), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T, resid_, stream_),
+               "embedding");
   }
   pending_ = false;
   for (int l = n_cpu_; l < c_.n_layer; ++l) layer(l, b, T);
 
   // Head: the rows that want logits (all of them: straight from x), norm, project.
   int n_out = 0;
-  const float* hx = x_.get<float>();
+  const float* hx = resid_;
   if (!all_rows_out) {
     if (pending_) {
-      be_->check(api_.add(x_.get<float>(), h_.get<float>(), x_.get<float>(), size_t(T) * c_.n_embd, stream_), "residual");
+      be_->check(api_.add(resid_, h_.get<float>(), resid_, size_t(T) * c_.n_embd, stream_), "residual");
       pending_ = false;
     }
     for (int t = 0; t < T; ++t) {
       if (!b.logits[t]) continue;
-      be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, x_.get<float>() + int64_t(t) * c_.n_embd,
+      be_->check(api_.memcpy_d2d(h_.get<float>() + int64_t(n_out) * c_.n_embd, resid_ + int64_t(t) * c_.n_embd,
                                  sizeof(float) * c_.n_embd, stream_), "gather");
       ++n_out;
     }
@@ -607,12 +645,12 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
   if (pending_ && n_out == 1 && all_rows_out) {
     // Decode: the last residual add, the output norm and the int8 input of the head in one launch.
     void* xq = c_.n_embd % 32 == 0 ? xq_.get() : nullptr;
-    be_->check(api_.rmsnorm_q8(x_.get<float>(), h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), xq,
+    be_->check(api_.rmsnorm_q8(resid_, h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), xq,
                                c_.n_embd, c_.rms_eps, stream_), "output norm");
     bool ready = xq != nullptr;
     proj(output_weight(), h_.get<float>(), logits_.get<float>(), 1, &ready);
   } else if (n_out > 0) {
-    if (pending_) be_->check(api_.add(x_.get<float>(), h_.get<float>(), x_.get<float>(), size_t(T) * c_.n_embd, stream_), "residual");
+    if (pending_) be_->check(api_.add(resid_, h_.get<float>(), resid_, size_t(T) * c_.n_embd, stream_), "residual");
     be_->check(api_.rmsnorm(hx, output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
     proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out);
   }
@@ -650,7 +688,7 @@ bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float 
 void GpuExecutor::layer(int l, const Batch& b, int T) {
   const GpuLayer& L = layers_[l];
   const int E = c_.n_embd, D = c_.head_dim, H = c_.n_head, Hkv = c_.n_head_kv, qd = c_.q_dim(), kvd = c_.kv_dim();
-  float *x = x_.get<float>(), *h = h_.get<float>(), *att = att_.get<float>();
+  float *x = resid_, *h = h_.get<float>(), *att = att_.get<float>();
   float* q = qkv_.get<float>();
   float* k = q + int64_t(T) * qd;
   float* v = k + int64_t(T) * kvd;
@@ -668,17 +706,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     if (!(fz && skip(kSkipMatvec))) proj(w, in, out, T, in_q8);
   };
 
-  // Attention block. Decode with fused weights: one matvec writes [q | k | v].
-  bool hq = false;
-  if (fz) {
-    if (!skip(kSkipNorm))
-      ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_),
-         "attn_norm");
-    hq = xq_e != nullptr;
-    pending_ = false;
-  } else {
-    ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
-  }
+  // Attention block. Decode with fused weights: one matvec writes [q | k | v]; where the backend can,
+  // the norm (and the previous layer's pending residual add) is made inside that launch.
   // Decode of one sequence, llama-style rope (pairs 2i, 2i + 1) and nothing between the projection and
   // the rotation (biases, q/k norms): the q/k/v matvec also rotates and stores K/V.
   const bool rope_fusable = fz && all_decode_ && qkv_rope_ && c_.rope_style != RopeStyle::NeoX && !L.q_norm.present() &&
@@ -689,21 +718,40 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
             kv_.block_size, Hkv, L.k_pool.get<uint16_t>(), L.v_pool.get<uint16_t>()};
   }
   bool roped = false;  // rope and the KV store are done
-  if (T == 1 && (L.qkv.present() || L.qk.present())) {
-    const Mat& a = L.qkv.present() ? L.qkv : L.qk;
-    const Mat* b = L.qkv.present() ? nullptr : &L.v;
-    if (fz && skip(kSkipMatvec)) {
-      roped = rope_fusable;
-    } else if (((b && pair_) || rope_fusable) && proj_qkv(a, b, h, q, &hq, rope_fusable ? &rope : nullptr)) {
-      roped = rope_fusable;
-    } else {
-      proj(a, h, q, T, &hq);
-      if (b) proj(*b, h, v, T, &hq);
-    }
+  bool hq = false;
+  const bool fused_qkv = T == 1 && (L.qkv.present() || L.qk.present());
+  const Mat& qkv_a = L.qkv.present() ? L.qkv : L.qk;
+  const Mat* qkv_b = L.qkv.present() ? nullptr : &L.v;
+  if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec) && (!qkv_b || pair_ || rope_fusable) &&
+      proj_with_norm(qkv_a, qkv_b, L.attn_norm, pending_ ? h : nullptr, q, rope_fusable ? &rope : nullptr, false)) {
+    x = resid_;
+    pending_ = false;
+    roped = rope_fusable;
   } else {
-    mv(L.q, h, q, &hq);
-    mv(L.k, h, k, &hq);
-    mv(L.v, h, v, &hq);
+    if (fz) {
+      if (!skip(kSkipNorm))
+        ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_),
+           "attn_norm");
+      hq = xq_e != nullptr;
+      pending_ = false;
+    } else {
+      ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
+    }
+    if (fused_qkv) {
+      if (fz && skip(kSkipMatvec)) {
+        roped = rope_fusable;
+      } else if (((qkv_b && pair_) || rope_fusable) &&
+                 proj_qkv(qkv_a, qkv_b, h, q, &hq, rope_fusable ? &rope : nullptr)) {
+        roped = rope_fusable;
+      } else {
+        proj(qkv_a, h, q, T, &hq);
+        if (qkv_b) proj(*qkv_b, h, v, T, &hq);
+      }
+    } else {
+      mv(L.q, h, q, &hq);
+      mv(L.k, h, k, &hq);
+      mv(L.v, h, v, &hq);
+    }
   }
   add_bias(L.bq, q, T, qd);
   add_bias(L.bk, k, T, kvd);
@@ -756,9 +804,15 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   mv(L.wo, att, h, &hatt);
 
-  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up].
+  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], with the norm and
+  // the residual add inside it where the backend can.
   bool hq2 = false;
-  if (fz) {
+  bool gu_done = false;
+  if (fz && T == 1 && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec) &&
+      proj_with_norm(L.gu, nullptr, L.ffn_norm, h, g, nullptr, true)) {
+    x = resid_;
+    gu_done = true;
+  } else if (fz) {
     if (!skip(kSkipNorm))
       ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
     hq2 = xq_e != nullptr;
@@ -772,7 +826,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
     return;
   }
-  if (T == 1 && L.gu.present()) {
+  if (gu_done) {
+    // done with the norm
+  } else if (T == 1 && L.gu.present()) {
     mv(L.gu, h, g, &hq2);
   } else {
     mv(L.gate, h, g, &hq2);

@@ -1,0 +1,436 @@
+// matvec_staged.hip - the int8 decode matvec (matvec_q8 / matvec_q8_qkv) with the weights streamed
+// through shared memory by the copy engine: NVIDIA sm_90+ only; elsewhere matvec.hip's kernels run.
+//
+// Why: decode reads every weight byte once, so a matvec is as fast as the bytes it keeps in flight.
+// In matvec.hip each lane loads its own weight words into registers, and the bytes in flight are
+// bounded by registers x occupancy (ncu, 8B gate/up on an H200: DRAM 42% busy at 64 registers and
+// 50% occupancy). Here a producer wave issues bulk copies (cp.async.bulk, hip_compat.h) of whole
+// rows into a ring of shared-memory stages, ahead of the consumer waves, and its first copies go
+// out before the kernel waits for the one before it (PDL): the weights are never written, so their
+// loads overlap the previous kernel's tail.
+//
+// Work: the block owns a contiguous range of rows of [A | B] (B, if present, right after A: the
+// q/k/v projection). A unit is C x kR consecutive rows (C consumer waves, kR rows each, as
+// matvec8q_rows with group == wave); x (int8 + scales) is copied to shared memory once per block, or
+// made there from the residual stream by the fused rmsnorm (matvec_q8_norm: no rmsnorm_q8 launch).
+// Taken for matrices of 24 MB and more (smaller ones start faster on the register kernels) and for
+// every fused-norm call; rows too long for a few waves' rows per ~40 KB stage (an 8B's ffn_down)
+// stay on the register kernels. H200, gpu_bench --matvec-only, 8B shapes, register -> staged:
+// q4_k gate/up 23.4 -> 19.7 us, output 81.9 -> 71.0 us; q8_0 gate/up 39.1 -> 31.9 us.
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <tuple>
+
+#include "gpu/kernels.h"
+#include "gpu/matvec_staged.h"
+#include "gpu/matvec_stores.h"
+#include "gpu/quant_formats.h"
+
+namespace rocforge::gpu {
+
+#if defined(RF_HAS_BULK_COPY)
+namespace {
+
+constexpr int kStageTarget = 40960;  // bytes per stage the launcher aims for
+constexpr int kMaxStages = 8;
+constexpr int kMaxConsumers = 8;     // consumer waves per block
+constexpr int kR = 2;                // rows per consumer wave (even: whole rope pairs)
+
+// Kernel arguments (by value; one struct keeps the launch readable).
+struct StagedArgs {
+  const uint8_t* wa;
+  const uint8_t* wb;
+  size_t stride_a, stride_b;
+  int rows_a, rows_b;            // rows_b 0: A alone
+  int row_bytes_a, row_bytes_b;
+  int cols;
+  int rows_per_unit;             // consumer waves x kR
+  int stages;
+  uint32_t stage_bytes;          // rows_per_unit x max(row bytes)
+  const int8_t* xq;
+  const float* xd;
+  float* y;
+  rf_qkv_rope rope;
+  int evict_first;
+  // Fused rmsnorm (matvec_q8_norm): x = nx + nadd (nadd nullable), written to nx_out by block 0 when
+  // nx_out is set; the int8 x of the product is quantize(x / rms(x) * nw), made in shared memory.
+  int norm;
+  const float* nx;
+  const float* nadd;
+  const float* nw;
+  float* nx_out;
+  float eps;
+};
+
+// Shared memory: [full barriers][empty barriers][norm scratch][x int8 (cols, rounded to 16)][x scales]
+// [stages].
+constexpr size_t kRedOffset = 2 * kMaxStages * sizeof(uint64_t);
+__host__ __device__ inline size_t x_offset() { return kRedOffset + kMaxConsumers * sizeof(float); }
+__host__ __device__ inline size_t xd_offset(int cols) { return x_offset() + (static_cast<size_t>(cols) + 15) / 16 * 16; }
+__host__ __device__ inline size_t stage_offset(int cols) {
+  return (xd_offset(cols) + static_cast<size_t>(cols / 32) * sizeof(float) + 127) / 128 * 128;
+}
+
+// Rows of the unit starting at `row` within the block's range [.., hi): at most rows_per_unit,
+// never crossing from A into B; 0 past the end.
+__device__ inline int unit_rows(int row, int hi, const StagedArgs& a) {
+  const int end = row < a.rows_a ? min(hi, a.rows_a) : hi;
+  return max(0, min(a.rows_per_unit, end - row));
+}
+
+// The producer: requests rows [row, row + n) of [A | B] into stage `st` (one bulk copy when the
+// rows are contiguous, else one per row).
+__device__ inline void issue_unit(const StagedArgs& a, int row, int n, uint8_t* st, uint64_t* full, uint64_t policy) {
+  const bool in_b = row >= a.rows_a;
+  const int local = in_b ? row - a.rows_a : row;
+  const int rb = in_b ? a.row_bytes_b : a.row_bytes_a;
+  const size_t stride = in_b ? a.stride_b : a.stride_a;
+  const uint8_t* src = (in_b ? a.wb : a.wa) + static_cast<size_t>(local) * stride;
+  rf_mbar_expect_tx(full, static_cast<uint32_t>(n) * rb);
+  if (stride == static_cast<size_t>(rb)) {
+    rf_bulk_copy(st, src, static_cast<uint32_t>(n) * rb, full, policy);
+    return;
+  }
+  for (int r = 0; r < n; ++r) rf_bulk_copy(st + static_cast<size_t>(r) * rb, src + r * stride, rb, full, policy);
+}
+
+// One consumer wave's kR rows (from `first`) of a unit of n rows in the stage: their dot products.
+template <class F>
+__device__ inline void consume_rows(const uint8_t* st, int row_bytes, int first, int n, int cols, const int8_t* xs,
+                                    const float* xsd, float (&acc)[kR]) {
+  const int lane = threadIdx.x % warpSize, p = lane & 3, step = warpSize >> 2;
+  const int n_chunks = cols / 32, n_items = F::items(n_chunks);
+  const uint8_t* rp[kR];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) rp[r] = st + static_cast<size_t>(min(first + r, n - 1)) * row_bytes;
+#pragma unroll 2
+  for (int it = lane >> 2; it < n_items; it += step) {
+    typename F::Raw raw[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
+    typename F::Xq xv;
+    F::load_xq(xs, xsd, it, p, n_chunks, xv);
+#pragma unroll
+    for (int r = 0; r < kR; ++r) acc[r] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+  }
+}
+
+// The consumers' fused rmsnorm, rmsnorm_q8's math and rounding (only the order of the sum of squares
+// differs). Thread t owns float4 groups j = t, t + nc, ... (at most kNormVecs): a 32-element chunk is
+// 8 consecutive groups, an aligned 8-lane group, so a chunk's max|y| is three xor-shuffles. The norm
+// weight is loaded before the wait for earlier kernels (never written), x and add after it: one
+// round trip to memory. Block 0 also writes x + add to nx_out.
+constexpr int kNormVecs = 8;
+struct NormRegs {
+  float4 w[kNormVecs];
+};
+__device__ inline void norm_load_weight(const StagedArgs& a, int nc, NormRegs& r) {
+  const int n4 = a.cols / 4;
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nc;
+    r.w[k] = j < n4 ? reinterpret_cast<const float4*>(a.nw)[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+}
+__device__ inline void norm_into_smem(const StagedArgs& a, int consumers, const NormRegs& r, float* red, int8_t* xs,
+                                      float* xsd) {
+  const int nc = consumers * warpSize, n4 = a.cols / 4;
+  const int wave = threadIdx.x / warpSize, lane = threadIdx.x % warpSize;
+  const bool write = blockIdx.x == 0 && a.nx_out;
+  float4 xv[kNormVecs];
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nc;
+    xv[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (j < n4) {
+      xv[k] = reinterpret_cast<const float4*>(a.nx)[j];
+      if (a.nadd) {
+        const float4 d = reinterpret_cast<const float4*>(a.nadd)[j];
+        xv[k] = make_float4(xv[k].x + d.x, xv[k].y + d.y, xv[k].z + d.z, xv[k].w + d.w);
+      }
+      if (write) reinterpret_cast<float4*>(a.nx_out)[j] = xv[k];
+    }
+    ss = fmaf(xv[k].x, xv[k].x, fmaf(xv[k].y, xv[k].y, fmaf(xv[k].z, xv[k].z, fmaf(xv[k].w, xv[k].w, ss))));
+  }
+  ss = rf_wave_sum(ss);
+  if (lane == 0) red[wave] = ss;
+  rf_named_sync(nc);
+  float total = 0.f;
+  for (int i = 0; i < consumers; ++i) total += red[i];
+  const float inv = rsqrtf(total / a.cols + a.eps);
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int j = threadIdx.x + k * nc;
+    const float4 w = r.w[k];
+    const float4 v = make_float4(xv[k].x * inv * w.x, xv[k].y * inv * w.y, xv[k].z * inv * w.z, xv[k].w * inv * w.w);
+    // Every lane shuffles (a wave may straddle the end); only groups inside the row store.
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+    for (int off = 4; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+    if (j < n4) {
+      const float sc = amax > 0.f ? 127.f / amax : 0.f;
+      auto byte = [sc](float x) { return static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(rintf(x * sc)))); };
+      reinterpret_cast<uint32_t*>(xs)[j] = byte(v.x) | byte(v.y) << 8 | byte(v.z) << 16 | byte(v.w) << 24;
+      if ((j & 7) == 0) xsd[j >> 3] = amax / 127.f;
+    }
+  }
+}
+
+// Block: consumer waves 0 .. C-1 (C = rows_per_unit / kR), then one producer wave. Stage s has a
+// `full` barrier (the producer's copies landed) and an `empty` one (all C consumers are done), so
+// neither side ever waits on a block-wide barrier inside the loop.
+template <class FA, class FB, bool Rope>
+__global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kernel(const StagedArgs a) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  auto* full = reinterpret_cast<uint64_t*>(smem);
+  uint64_t* empty = full + kMaxStages;
+  auto* xs = reinterpret_cast<int8_t*>(smem + x_offset());
+  auto* xsd = reinterpret_cast<float*>(smem + xd_offset(a.cols));
+  uint8_t* stages = smem + stage_offset(a.cols);
+  const int consumers = a.rows_per_unit / kR;
+  const int wave = threadIdx.x / warpSize, lane = threadIdx.x % warpSize;
+
+  // This block's rows: an even share of [A | B] in kR-row steps.
+  const int total = a.rows_a + a.rows_b;
+  const long steps = (total + kR - 1) / kR;
+  const int lo = static_cast<int>(steps * blockIdx.x / gridDim.x) * kR;
+  const int hi = min(total, static_cast<int>(steps * (blockIdx.x + 1) / gridDim.x) * kR);
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < a.stages; ++s) {
+      rf_mbar_init(&full[s], 1);
+      rf_mbar_init(&empty[s], consumers);
+    }
+  }
+  __syncthreads();  // barriers initialised (the last block-wide barrier)
+
+  if (wave == consumers) {
+    // Producer. Weights are never written, so it starts at once, without waiting for earlier
+    // kernels (PDL), and runs up to `stages` units ahead of the consumers.
+    if (lane == 0) {
+      const uint64_t policy = a.evict_first ? rf_l2_evict_first() : rf_l2_evict_normal();
+      int row = lo;
+      for (int j = 0; row < hi; ++j) {
+        const int s = j % a.stages, n = unit_rows(row, hi, a);
+        if (j >= a.stages) rf_mbar_wait(&empty[s], static_cast<uint32_t>((j / a.stages - 1) & 1));
+        issue_unit(a, row, n, stages + static_cast<size_t>(s) * a.stage_bytes, &full[s], policy);
+        row += n;
+      }
+    }
+    return;
+  }
+
+  const int nc = consumers * warpSize;
+  NormRegs nr;
+  if (a.norm) norm_load_weight(a, nc, nr);
+  rf_grid_wait();  // PDL: x is written by the kernel before this one (hip_compat.h)
+  rf_grid_trigger();
+  if (a.norm) {
+    norm_into_smem(a, consumers, nr, reinterpret_cast<float*>(smem + kRedOffset), xs, xsd);
+  } else {
+    const int n16 = a.cols / 16;  // cols is a multiple of 32
+    const uint4* src = reinterpret_cast<const uint4*>(a.xq);
+    for (int i = threadIdx.x; i < n16; i += nc) reinterpret_cast<uint4*>(xs)[i] = src[i];
+    for (int i = threadIdx.x; i < a.cols / 32; i += nc) xsd[i] = a.xd[i];
+  }
+  rf_named_sync(nc);  // x staged (consumers only: the producer may be far ahead or gone)
+
+  const int first = wave * kR;  // this wave's rows within a unit
+  int row = lo;
+  for (int i = 0; row < hi; ++i) {
+    const int s = i % a.stages, n = unit_rows(row, hi, a);
+    const uint8_t* st = stages + static_cast<size_t>(s) * a.stage_bytes;
+    rf_mbar_wait(&full[s], static_cast<uint32_t>((i / a.stages) & 1));
+    const bool in_b = row >= a.rows_a;
+    float acc[kR] = {};
+    if (first < n) {
+      if (in_b) consume_rows<FB>(st, a.row_bytes_b, first, n, a.cols, xs, xsd, acc);
+      else consume_rows<FA>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, acc);
+    }
+    __syncwarp();
+    if (lane == 0) rf_mbar_arrive(&empty[s]);  // this wave is done reading stage s
+    float sum[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) sum[r] = rf_wave_sum(acc[r]);
+    if (lane == 0 && first < n) {
+      const int local = (in_b ? row - a.rows_a : row) + first;
+      float* yb = in_b ? a.y + a.rows_a : a.y;
+      const int m = min(kR, n - first);
+      if constexpr (Rope) QkvRopeStore{yb, in_b ? a.rows_a : 0, a.rope}(local, sum, m);
+      else PlainStore{yb}(local, sum, m);
+    }
+    row += n;
+  }
+}
+
+template <class F>
+int row_bytes_of(int cols) {
+  return cols / F::kBlockElems * F::kBlockBytes;
+}
+
+// Launch shape: consumer waves (rows per unit / kR) from the row size, so a stage holds about
+// kStageTarget bytes; rows too long for at least kMinConsumers waves stay on the register kernels.
+struct Shape {
+  int rows_per_unit, stages, threads;
+  uint32_t stage_bytes;
+  size_t smem;
+};
+template <class FA, class FB>
+bool shape_for(int cols, bool has_b, Shape* sh) {
+  int rb = row_bytes_of<FA>(cols);
+  if (rb % 16 || (has_b && row_bytes_of<FB>(cols) % 16)) return false;
+  if (has_b) rb = std::max(rb, row_bytes_of<FB>(cols));
+  static const int env_target = env_int("ROCFORGE_MV_STAGE_BYTES", kStageTarget);
+  static const int env_stages = env_int("ROCFORGE_MV_STAGES", 0);
+  static const int env_min = env_int("ROCFORGE_MV_MIN_CONSUMERS", 4);
+  int consumers = std::min(kMaxConsumers, std::max(0, env_target / (kR * rb)));
+  if (consumers < std::max(1, env_min)) return false;
+  sh->rows_per_unit = consumers * kR;
+  sh->threads = (consumers + 1) * wave_size();
+  sh->stages = env_stages >= 2 && env_stages <= kMaxStages ? env_stages : 2;
+  sh->stage_bytes = static_cast<uint32_t>(sh->rows_per_unit * rb);
+  sh->smem = stage_offset(cols) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
+  return true;
+}
+
+// Blocks of `kernel` that fit on one multiprocessor with `smem` bytes, per kernel and shape; 0 when
+// it does not fit or the binary has no sm_90 code for it. The kernel's shared-memory limit is raised
+// once to the device's opt-in maximum (a per-shape limit would shrink under a larger shape's feet).
+template <class K>
+int blocks_per_sm(K kernel, int threads, size_t smem) {
+  static thread_local std::map<std::tuple<const void*, int, size_t>, int> fits;
+  static thread_local std::map<const void*, bool> raised;
+  const void* key_k = reinterpret_cast<const void*>(kernel);
+  const auto key = std::make_tuple(key_k, threads, smem);
+  auto it = fits.find(key);
+  if (it != fits.end()) return it->second;
+  auto r = raised.find(key_k);
+  if (r == raised.end()) {
+    int dev = 0, optin = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaGetDevice(&dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.binaryVersion >= 90 &&
+                    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         optin - static_cast<int>(attr.sharedSizeBytes)) == cudaSuccess;
+    (void)cudaGetLastError();  // a refused attribute is an answer here, not an error for the next launch
+    r = raised.emplace(key_k, ok).first;
+  }
+  int n = 0;
+  if (!r->second || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem) != cudaSuccess) n = 0;
+  (void)cudaGetLastError();
+  fits[key] = n;
+  return n;
+}
+
+// -1 auto (staged for large matrices on sm_90+), 0 never, 1 always where it applies. Starts from
+// $ROCFORGE_MV_STAGED (read once); tests set it through matvec_q8_set_kernel.
+int& staged_mode() {
+  static int mode = [] {
+    const char* e = std::getenv("ROCFORGE_MV_STAGED");
+    return e && *e == '0' ? 0 : e && *e == '1' ? 1 : -1;
+  }();
+  return mode;
+}
+
+template <class FA, class FB, bool Rope>
+int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run) {
+  auto kernel = matvec8q_staged_kernel<FA, FB, Rope>;
+  const int per_sm = blocks_per_sm(kernel, sh.threads, sh.smem);
+  if (per_sm <= 0) return -1;
+  if (dry_run) return 0;
+  StagedArgs a = base;
+  a.row_bytes_a = row_bytes_of<FA>(a.cols);
+  a.row_bytes_b = a.rows_b > 0 ? row_bytes_of<FB>(a.cols) : 0;
+  a.rows_per_unit = sh.rows_per_unit;
+  a.stages = sh.stages;
+  a.stage_bytes = sh.stage_bytes;
+  static const int evict = env_int("ROCFORGE_MV_EVICT_FIRST", 1);
+  a.evict_first = evict != 0;
+  const int total = a.rows_a + a.rows_b;
+  const int units = (total + sh.rows_per_unit - 1) / sh.rows_per_unit;
+  const int grid = std::max(1, std::min(units, per_sm * multiprocessors()));
+  (void)rf_launch(kernel, grid, sh.threads, sh.smem, s, a);
+  return check(hipGetLastError(), "matvec_q8 (staged)");
+}
+
+// The staged path for [A | B] (type_b 0: A alone): -1 where it does not apply (the caller runs the
+// register kernels), else the launch's result. dry_run: only says whether it applies.
+int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+           size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope, hipStream_t s,
+           bool dry_run, const rf_norm_in* norm = nullptr) {
+  const int mode = staged_mode();
+  if (mode == 0 || compute_major() < 9 || cols <= 0 || cols % 32 != 0 || cols > 65536) return -1;
+  // Small matrices stay on the register kernels: there the first stage's latency (a whole ~40 KB
+  // copy lands before its waves start) outweighs the deeper queue (H200, gpu_bench --matvec-only:
+  // 8B q/k/v and o slower staged, gate/up and output 13-19% faster).
+  static const long min_bytes = static_cast<long>(env_int("ROCFORGE_MV_STAGED_MIN_MB", 24)) << 20;
+  if (reinterpret_cast<uintptr_t>(wa) % 16 || stride_a % 16) return -1;
+  if (type_b != 0 && (reinterpret_cast<uintptr_t>(wb) % 16 || stride_b % 16 || rows_a % kR)) return -1;
+  // With the norm fused in, a small matrix gains a launch instead: taken at any size.
+  if (mode < 0 && !norm && static_cast<long>(stride_a) * rows_a + (type_b != 0 ? static_cast<long>(stride_b) * rows_b : 0L) <
+                      min_bytes)
+    return -1;
+  StagedArgs a{};
+  a.wa = static_cast<const uint8_t*>(wa);
+  a.wb = static_cast<const uint8_t*>(wb);
+  a.stride_a = stride_a;
+  a.stride_b = stride_b;
+  a.rows_a = rows_a;
+  a.rows_b = type_b != 0 ? rows_b : 0;
+  a.cols = cols;
+  a.xq = static_cast<const int8_t*>(xq);
+  a.xd = reinterpret_cast<const float*>(a.xq + (static_cast<size_t>(cols) + 15) / 16 * 16);
+  a.y = y;
+  if (rope) a.rope = *rope;
+  if (norm) {
+    if (cols % 4 != 0 || reinterpret_cast<uintptr_t>(norm->d_x) % 16 || reinterpret_cast<uintptr_t>(norm->d_add) % 16 ||
+        reinterpret_cast<uintptr_t>(norm->d_x_out) % 16 || !norm->d_x || !norm->d_w)
+      return -1;
+    a.norm = 1;
+    a.nx = norm->d_x;
+    a.nadd = norm->d_add;
+    a.nw = norm->d_w;
+    a.nx_out = norm->d_x_out;
+    a.eps = norm->eps;
+  }
+  int rc = -1;
+  auto go = [&](auto fa, auto fb) {
+    using FA = decltype(fa);
+    using FB = decltype(fb);
+    if constexpr (HasDot8q<FA>::value && HasDot8q<FB>::value) {
+      Shape sh{};
+      if (!shape_for<FA, FB>(cols, a.rows_b > 0, &sh)) return;
+      if (a.norm && cols / 4 > kNormVecs * (sh.rows_per_unit / kR) * wave_size()) return;  // row too long for the registers
+      rc = rope ? launch<FA, FB, true>(a, sh, s, dry_run) : launch<FA, FB, false>(a, sh, s, dry_run);
+    }
+  };
+  // Plain matvecs of every int8 format; [A | B] pairs and the rope epilogue for the q/k/v layouts.
+  if (type_b == 0 && !rope) dispatch_type(type_a, [&](auto f) { go(f, f); });
+  else dispatch_qkv(type_a, type_b, go);
+  return rc;
+}
+
+}  // namespace
+
+int matvec_q8_staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
+                     size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
+                     hipStream_t s, const rf_norm_in* norm) {
+  return staged(type_a, wa, stride_a, rows_a, type_b, wb, stride_b, rows_b, cols, xq, y, rope, s, false, norm);
+}
+bool matvec_q8_staged_applies(uint32_t type, const void* w, size_t stride, int rows, int cols) {
+  return staged(type, w, stride, rows, 0, nullptr, 0, 0, cols, nullptr, nullptr, nullptr, nullptr, true) == 0;
+}
+void matvec_q8_staged_mode(int mode) { staged_mode() = mode < 0 ? -1 : mode > 0 ? 1 : 0; }
+#else  // no bulk-copy engine (AMD): the register kernels of matvec.hip serve every call
+
+int matvec_q8_staged(uint32_t, const void*, size_t, int, uint32_t, const void*, size_t, int, int, const void*, float*,
+                     const rf_qkv_rope*, hipStream_t, const rf_norm_in*) {
+  return -1;
+}
+bool matvec_q8_staged_applies(uint32_t, const void*, size_t, int, int) { return false; }
+void matvec_q8_staged_mode(int) {}
+#endif
+
+}  // namespace rocforge::gpu
