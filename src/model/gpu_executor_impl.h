@@ -1,0 +1,466 @@
+// gpu_executor_impl.h - the GPU executor's class (gpu_executor.cpp: set-up, planning and the step;
+// gpu_layer.cpp: one decoder layer as launches). Internal to src/model: include it from those two
+// files only.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/log.h"
+#include "cpu/thread_pool.h"
+#include "gpu/backend_api.h"
+#include "gpu/repack.h"
+#include "model/cpu_forward.h"
+#include "model/gpu_executor.h"
+
+namespace rocforge::gpu_detail {
+
+inline uint64_t weight_bytes(const WeightRef& w) { return w.present() ? w.row_bytes * w.rows * w.n_mats : 0; }
+
+inline uint64_t layer_weight_bytes(const LayerWeights& L) {
+  uint64_t b = 0;
+  for (const WeightRef* w : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm,
+                             &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.ffn_router, &L.ffn_gate_exps, &L.ffn_up_exps,
+                             &L.ffn_down_exps})
+    b += weight_bytes(*w);
+  return b;
+}
+
+inline uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
+  return 2ull * static_cast<uint64_t>(kv.n_slots()) * c.kv_dim() * sizeof(uint16_t);
+}
+
+// Scratch activations for a step of T tokens (floats).
+inline uint64_t activation_bytes(const ModelConfig& c, int T) {
+  const uint64_t per_tok = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff + c.n_vocab;
+  return per_tok * T * sizeof(float) + (64ull << 20);  // + attention workspace, q8 copies, tables
+}
+
+// Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
+// slices to f16 costs more than the fp32 tile kernel's work.
+constexpr int kF16MinTokens = 6;
+// Below this many tokens a step multiplies token by token with int8 matvecs.
+constexpr int kSmallBatchTokens = 6;
+
+// True when the environment variable is set to "0" (switches for A/B measurements).
+inline bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "0") == 0;
+}
+
+// A device allocation released with the backend's free.
+class DevBuf {
+ public:
+  DevBuf() = default;
+  DevBuf(const device::GpuBackend* be, size_t bytes) : be_(be), bytes_(bytes) {
+    if (bytes) be->check(be->api().malloc(&p_, bytes), "allocating " + std::to_string(bytes >> 20) + " MiB on the GPU");
+  }
+  ~DevBuf() { reset(); }
+  DevBuf(DevBuf&& o) noexcept : be_(o.be_), p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
+  DevBuf& operator=(DevBuf&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_, p_ = o.p_, bytes_ = o.bytes_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  void reset() {
+    if (p_) be_->api().free(p_);
+    p_ = nullptr;
+  }
+  template <typename T = void>
+  T* get() const { return static_cast<T*>(p_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const device::GpuBackend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct DevWeight {
+  DevBuf buf;
+  const WeightRef* ref = nullptr;
+  bool present() const { return ref && ref->present(); }
+};
+
+// A weight matrix on the device: `rows` rows of `cols` elements, row r at d + r * row_bytes.
+struct Mat {
+  const void* d = nullptr;
+  uint32_t type = 0;
+  size_t row_bytes = 0;
+  int rows = 0, cols = 0;
+  const std::string* name = nullptr;
+  bool present() const { return d != nullptr; }
+};
+
+struct GpuLayer {
+  DevWeight attn_norm, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, ffn_down;
+  // q/k/v rows live back to back in one buffer when their format and width agree (then qkv views all
+  // of them and decode runs one matvec); likewise gate/up. Prefill multiplies each part on its own.
+  // When only q and k agree (Q4_K_M keeps v in Q6_K), qk views those two and v stays apart.
+  DevBuf qkv_buf, gu_buf;
+  Mat q, k, v, qkv, qk, gate, up, gu;
+  DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
+  DevWeight router, gate_exps, up_exps, down_exps;  // MoE: [E -> n_expert], [n_expert][F x E] ...
+};
+
+// Graph cache key of a decode step: sequences in the batch and the attention length bucket.
+struct GraphKey {
+  int n_seq, bucket;
+  bool operator==(const GraphKey& o) const { return n_seq == o.n_seq && bucket == o.bucket; }
+};
+
+class GpuExecutor final : public Executor {
+ public:
+  GpuExecutor(const Model& m, const KvConfig& kv, const device::Selection& sel, const GpuPlan& plan, int n_threads,
+              int max_batch)
+      : m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()), api_(be_->api()),
+        n_cpu_(c_.n_layer - plan.gpu_layers), pool_(n_threads) {
+    kv_.f16 = true;  // device pools are f16
+    be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
+    be_->check(api_.stream_create(&stream_), "creating a stream");
+    if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
+    fuse_ = !env_off("ROCFORGE_GPU_FUSE");
+    use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
+    if (const char* e = std::getenv("ROCFORGE_GPU_SKIP")) skip_ = std::atoi(e);
+    upload_weights();
+    reserve_scratch(std::max(1, max_batch));
+    warm_up(max_batch);
+  }
+
+  ~GpuExecutor() override {
+    clear_graphs();
+    if (stream_) {
+      api_.stream_sync(stream_);
+      api_.stream_destroy(stream_);
+    }
+  }
+
+  std::string device_name() const override {
+    std::string s = "gpu " + std::to_string(sel_.gpu.index) + " (" + sel_.gpu.name + ", " + be_->name() + ")";
+    if (n_cpu_ > 0) s += ", hybrid: " + std::to_string(n_cpu_) + " of " + std::to_string(c_.n_layer) + " layers on the CPU";
+    return s;
+  }
+  const KvConfig& kv_config() const override { return kv_; }
+
+  void forward(const Batch& b, std::vector<float>& logits) override;
+  bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
+
+ private:
+  // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
+  // backend's one-off costs (vendor BLAS handle and scratch, module loading, the first graph capture)
+  // leave the first request. Harmless to the cache: a sequence writes every position's K/V before it
+  // attends to it, and nothing is cached yet.
+  void warm_up(int max_batch) {
+    if (n_cpu_ > 0) return;
+    const int T = static_cast<int>(std::min<int64_t>(std::max(1, max_batch), kv_.n_slots() - 1));
+    if (T < kF16MinTokens) return;
+    Batch b;
+    b.block_tables.emplace_back();
+    for (int i = 0; i * kv_.block_size < T + 1; ++i) b.block_tables[0].push_back(i);
+    for (int t = 0; t < T; ++t) b.add(0, t, 0, t == T - 1);
+    std::vector<float> logits;
+    forward(b, logits);
+    Batch d;
+    d.block_tables = b.block_tables;
+    d.add(0, T, 0, true);
+    forward(d, logits);
+  }
+
+  // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
+  // that want them (left in logits_); returns that row count. Nothing is synchronised.
+  int run_step(const Batch& b);
+  // The launches of one step (recorded into a graph, or run directly).
+  void launch_step(const Batch& b, int T, int n_seq, bool all_rows_out);
+  void clear_graphs() {
+    for (auto& [k, g] : graphs_) api_.graph_destroy(g);
+    graphs_.clear();
+  }
+
+  Mat mat_of(const DevWeight& w) const {
+    Mat m;
+    if (!w.present()) return m;
+    const WeightRef& r = *w.ref;
+    m.d = w.buf.get();
+    m.type = dev_type(r);
+    m.row_bytes = r.row_bytes;
+    m.rows = static_cast<int>(r.rows);
+    m.cols = static_cast<int>(r.cols);
+    m.name = &r.name;
+    return m;
+  }
+
+  // Uploads the given matrices into one buffer, rows back to back, when they share format and row
+  // size; fills the per-part views and `all` (the concatenation). Otherwise separate buffers, `all`
+  // empty. `keep` holds the separate uploads.
+  bool fusable(std::initializer_list<const WeightRef*> parts) const {
+    bool same = true;
+    const WeightRef& first = **parts.begin();
+    for (const WeightRef* w : parts)
+      same = same && w->present() && w->n_mats == 1 && w->type == first.type && w->cols == first.cols &&
+             w->row_bytes == first.row_bytes;
+    return same;
+  }
+  void upload_fused(std::initializer_list<const WeightRef*> parts, DevBuf& buf, std::vector<DevWeight>& keep,
+                    std::initializer_list<Mat*> views, Mat& all) {
+    const WeightRef& first = **parts.begin();
+    const bool same = fusable(parts);
+    auto vit = views.begin();
+    if (!same || !fuse_) {
+      for (const WeightRef* w : parts) {
+        keep.push_back(upload(*w));
+        **vit++ = mat_of(keep.back());
+      }
+      all = Mat{};
+      return;
+    }
+    uint64_t total = 0;
+    for (const WeightRef* w : parts) total += weight_bytes(*w);
+    buf = DevBuf(be_, total);
+    uint64_t off = 0;
+    int rows = 0;
+    for (const WeightRef* w : parts) {
+      uint8_t* d = buf.get<uint8_t>() + off;
+      copy_weight(d, *w);
+      Mat& m = **vit++;
+      m = Mat{d, dev_type(*w), w->row_bytes, static_cast<int>(w->rows), static_cast<int>(w->cols), &w->name};
+      off += weight_bytes(*w);
+      rows += static_cast<int>(w->rows);
+    }
+    all = Mat{buf.get(), dev_type(first), first.row_bytes, rows, static_cast<int>(first.cols), &first.name};
+  }
+
+  DevWeight upload(const WeightRef& w) {
+    DevWeight d;
+    d.ref = &w;
+    if (!w.present()) return d;
+    d.buf = DevBuf(be_, weight_bytes(w));
+    copy_weight(d.buf.get<uint8_t>(), w);
+    return d;
+  }
+
+  // The type id the kernels get for w: its GGUF type, or a device layout of it (gpu/repack.h) that
+  // copy_weight writes. ROCFORGE_GPU_REPACK=0 keeps every GGUF layout (A/B runs).
+  uint32_t dev_type(const WeightRef& w) const {
+    const auto t = static_cast<uint32_t>(w.type);
+    return repack_ ? gpu::device_layout(t, w.cols) : t;
+  }
+  void copy_weight(uint8_t* d, const WeightRef& w) {
+    std::vector<uint8_t> staged;
+    if (dev_type(w) != static_cast<uint32_t>(w.type)) {
+      staged.resize(weight_bytes(w));
+      if (!gpu::repack_rows(static_cast<uint32_t>(w.type), w.data, staged.data(),
+                            static_cast<int64_t>(w.rows) * w.n_mats, w.cols, w.row_bytes))
+        staged.clear();  // a layout of the same bytes in the same order
+    }
+    be_->check(api_.memcpy_h2d(d, staged.empty() ? w.data : staged.data(), weight_bytes(w), stream_),
+               "uploading " + w.name);
+    if (!staged.empty()) be_->check(api_.stream_sync(stream_), "uploading " + w.name);  // `staged` dies here
+  }
+
+  void upload_weights() {
+    const uint64_t pool_bytes = static_cast<uint64_t>(kv_.n_slots()) * c_.kv_dim() * sizeof(uint16_t);
+    layers_.resize(c_.n_layer);
+    for (int l = n_cpu_; l < c_.n_layer; ++l) {
+      const LayerWeights& L = m_.layer(l);
+      GpuLayer& g = layers_[l];
+      g.attn_norm = upload(L.attn_norm), g.wo = upload(L.wo);
+      g.bq = upload(L.bq), g.bk = upload(L.bk), g.bv = upload(L.bv);
+      g.q_norm = upload(L.q_norm), g.k_norm = upload(L.k_norm), g.ffn_norm = upload(L.ffn_norm);
+      if (fusable({&L.wq, &L.wk, &L.wv}) || !fusable({&L.wq, &L.wk})) {
+        upload_fused({&L.wq, &L.wk, &L.wv}, g.qkv_buf, separate_, {&g.q, &g.k, &g.v}, g.qkv);
+      } else {
+        upload_fused({&L.wq, &L.wk}, g.qkv_buf, separate_, {&g.q, &g.k}, g.qk);
+        separate_.push_back(upload(L.wv));
+        g.v = mat_of(separate_.back());
+      }
+      if (c_.n_expert > 0) {
+        g.router = upload(L.ffn_router);
+        g.gate_exps = upload(L.ffn_gate_exps), g.up_exps = upload(L.ffn_up_exps), g.down_exps = upload(L.ffn_down_exps);
+      } else {
+        g.ffn_down = upload(L.ffn_down);
+        upload_fused({&L.ffn_gate, &L.ffn_up}, g.gu_buf, separate_, {&g.gate, &g.up}, g.gu);
+      }
+      g.k_pool = DevBuf(be_, pool_bytes);
+      g.v_pool = DevBuf(be_, pool_bytes);
+    }
+    if (n_cpu_ == 0) token_embd_ = upload(m_.token_embd());
+    output_norm_ = upload(m_.output_norm());
+    // A tied output reuses the uploaded token table.
+    if (!(c_.tied_output && n_cpu_ == 0)) output_w_ = upload(m_.output());
+    if (!m_.rope_freq_factors().empty()) {
+      const size_t bytes = m_.rope_freq_factors().size() * sizeof(float);
+      freq_ = DevBuf(be_, bytes);
+      be_->check(api_.memcpy_h2d(freq_.get(), m_.rope_freq_factors().data(), bytes, stream_), "uploading rope factors");
+    }
+    be_->check(api_.stream_sync(stream_), "uploading weights");
+  }
+
+  const DevWeight& output_weight() const { return output_w_.present() ? output_w_ : token_embd_; }
+
+  void reserve_scratch(int T) {
+    if (T <= cap_) return;
+    clear_graphs();  // they captured the old buffers
+    cap_ = T;
+    auto fbuf = [&](int64_t n) { return DevBuf(be_, static_cast<size_t>(n) * sizeof(float)); };
+    x_ = fbuf(int64_t(T) * c_.n_embd);
+    x2_ = fbuf(int64_t(T) * c_.n_embd);
+    h_ = fbuf(int64_t(T) * c_.n_embd);
+    // q, k, v: [T][q_dim] then [T][kv_dim] twice, back to back, so that for T == 1 the fused qkv
+    // matvec's output [q | k | v] is exactly this layout; likewise gate then up.
+    qkv_ = fbuf(int64_t(T) * (c_.q_dim() + 2 * c_.kv_dim()));
+    att_ = fbuf(int64_t(T) * c_.q_dim());
+    gu_ = fbuf(int64_t(T) * 2 * c_.n_ff);
+    logits_ = fbuf(int64_t(T) * c_.n_vocab);
+    const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
+    xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
+    token_d_ = DevBuf(be_, sizeof(int32_t));
+    if (c_.n_expert > 0) {
+      moe_router_ = fbuf(int64_t(T) * c_.n_expert);
+      moe_y_ = fbuf(int64_t(T) * c_.n_expert_used * c_.n_embd);
+    }
+  }
+
+  // Step inputs in one device buffer (one upload per step): tokens [cap], positions [cap], sequence
+  // lengths [cap], block tables [n_seq][stride]. Fixed offsets, so captured graphs read new values.
+  int32_t* in_tokens() const { return in_.get<int32_t>(); }
+  int32_t* in_pos() const { return in_.get<int32_t>() + cap_; }
+  int32_t* in_lens() const { return in_.get<int32_t>() + 2 * cap_; }
+  int32_t* in_tables() const { return in_.get<int32_t>() + 3 * cap_; }
+
+  // y[T, rows] = x[T, cols] W^T. Decode (T == 1) uses the int8-activation path where the backend has
+  // one; `xq_ready` says x is already quantized in xq_ (qkv and gate/up share one quantization).
+  void proj(const Mat& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
+    if (T == 1 && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
+      if (!xq_ready || !*xq_ready) {
+        be_->check(api_.quantize_q8(x, w.cols, xq_.get(), stream_), "quantize_q8");
+        if (xq_ready) *xq_ready = true;
+      }
+      be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y, w.rows, w.cols, stream_), *w.name);
+    } else if (T == 1) {
+      be_->check(api_.matvec(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, stream_), *w.name);
+    } else if (T < kSmallBatchTokens && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
+      // A few sequences decoding together: one int8 matvec per token reads the weights T times, yet
+      // costs less than dequantizing them for a GEMM (bench-serve, 8B Q4_K_M on an H200).
+      for (int t = 0; t < T; ++t) {
+        be_->check(api_.quantize_q8(x + int64_t(t) * w.cols, w.cols, xq_.get(), stream_), "quantize_q8");
+        be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y + int64_t(t) * w.rows, w.rows, w.cols, stream_),
+                   *w.name);
+      }
+    } else if (T >= kF16MinTokens) {  // tensor cores: a weight slice dequantized once serves T tokens
+      be_->check(api_.matmul_f16(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
+    } else {
+      be_->check(api_.matmul(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
+    }
+  }
+  void proj(const DevWeight& w, const float* x, float* y, int T, bool* xq_ready = nullptr) {
+    proj(mat_of(w), x, y, T, xq_ready);
+  }
+  // Decode of one token: y = [a x | b x] (b's rows right after a's; b may be absent) in one launch
+  // where the backend serves the formats (matvec_q8_qkv), with rope and the KV store applied when
+  // `rope` is given; returns false, having launched nothing, where it does not.
+  bool proj_qkv(const Mat& a, const Mat* b, const float* x, float* y, bool* xq_ready, const rf_qkv_rope* rope) {
+    const uint32_t tb = b ? b->type : 0;
+    if (!use_q8_ || a.cols % 32 != 0 || (b && b->cols != a.cols) || !api_.has_matvec_q8_qkv(a.type, tb)) return false;
+    if (!*xq_ready) {
+      be_->check(api_.quantize_q8(x, a.cols, xq_.get(), stream_), "quantize_q8");
+      *xq_ready = true;
+    }
+    be_->check(api_.matvec_q8_qkv(a.type, a.d, a.row_bytes, a.rows, tb, b ? b->d : nullptr, b ? b->row_bytes : 0,
+                                  b ? b->rows : 0, a.cols, xq_.get(), y, rope, stream_),
+               *a.name + (b ? " + " + *b->name : std::string()));
+    return true;
+  }
+
+  // Decode: y = [a | b] rmsnorm(resid + add) in one launch where the backend has the fused kernel
+  // (matvec_q8_norm), the residual sum going to the other buffer; returns false, having launched
+  // nothing, where it does not.
+  bool proj_with_norm(const Mat& a, const Mat* b, const DevWeight& norm_w, const float* add, float* y,
+                      const rf_qkv_rope* rope, bool ffn) {
+    if (!use_q8_ || !norm_fused(ffn) || a.cols % 32 != 0 || (b && b->cols != a.cols)) return false;
+    float* out = add ? (resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>()) : nullptr;
+    const rf_norm_in in{resid_, add, norm_w.buf.get<float>(), c_.rms_eps, out};
+    const int rc = api_.matvec_q8_norm(a.type, a.d, a.row_bytes, a.rows, b ? b->type : 0, b ? b->d : nullptr,
+                                       b ? b->row_bytes : 0, b ? b->rows : 0, a.cols, &in, y, rope, stream_);
+    if (rc < 0) return false;
+    be_->check(rc, *a.name + " (with its norm)");
+    if (out) resid_ = out;
+    return true;
+  }
+
+  void add_bias(const DevWeight& bias, float* y, int T, int n) {
+    if (!bias.present()) return;
+    // One launch per token: biases only exist on qwen2, and per-token adds are cheap beside matmuls.
+    for (int t = 0; t < T; ++t)
+      be_->check(api_.add(y + int64_t(t) * n, bias.buf.get<float>(), y + int64_t(t) * n, n, stream_), "bias");
+  }
+
+  // ROCFORGE_GPU_SKIP (profiling only: the logits are wrong): bit set = that decode-layer launch is
+  // left out, to measure what each kind costs inside the real graph.
+  enum Skip { kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16 };
+  bool skip(int what) const { return (skip_ & what) != 0; }
+
+  void layer(int l, const Batch& b, int T);
+  void moe(const GpuLayer& L, float* h, int T);
+
+  const Model& m_;
+  const ModelConfig& c_;
+  KvConfig kv_;
+  device::Selection sel_;
+  const device::GpuBackend* be_;
+  const rf_gpu_api& api_;
+  int n_cpu_;
+  cpu::ThreadPool pool_;
+  std::unique_ptr<CpuForward> cpu_;
+  rf_stream stream_ = nullptr;
+  bool use_q8_ = true;
+  bool repack_ = !env_off("ROCFORGE_GPU_REPACK");
+  bool fuse_ = true;  // ROCFORGE_GPU_FUSE=0: q/k/v and gate/up apart, no fused decode kernels (A/B runs)
+  bool use_graphs_ = true;  // ROCFORGE_GPU_GRAPHS=0 launches every decode step directly
+  bool pair_ = !env_off("ROCFORGE_GPU_PAIR");  // =0: [q | k] and v in two launches (A/B runs)
+  bool qkv_rope_ = !env_off("ROCFORGE_GPU_QKV_ROPE");  // =0: rope + KV store in their own launch (A/B runs)
+  // Which decode norms ride inside the next projection (matvec_q8_norm): ROCFORGE_GPU_NORM_FUSE=0 none,
+  // 1 both, 2 the FFN's only; unset: see norm_fused().
+  int norm_fuse_env_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_NORM_FUSE");
+    return v && *v ? std::atoi(v) : -1;
+  }();
+  // Whether the attention (ffn = false) or FFN norm is fused. By default both for models up to 2048
+  // wide, none beyond: the saved launch pays where the matrices are small, while on an 8B each of the
+  // ~260 blocks making the norm itself delays its first product by more than a launch costs (H200,
+  // tg128 medians of 3, fused vs not: 1B Q4_K_M / Q4_0 / Q8_0 +1.9 / +2.2 / +6.0%; 8B Q8_0 -2.2% with
+  // both fused, -1.2% with the FFN's only; 8B Q4_K_M -0.7%).
+  bool norm_fused(bool ffn) const {
+    if (norm_fuse_env_ >= 0) return norm_fuse_env_ == 1 || (norm_fuse_env_ == 2 && ffn);
+    return c_.n_embd <= 2048;
+  }
+  bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
+  int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
+  std::vector<GpuLayer> layers_;
+  std::vector<DevWeight> separate_;  // matrices that could not be fused
+  DevWeight token_embd_, output_norm_, output_w_;
+  DevBuf freq_;
+  int cap_ = 0;
+  // The residual stream lives in x_ or x2_: a projection with its norm fused in reads it from one and
+  // writes the sum to the other (its blocks cannot update it in place: others still read it); resid_
+  // is the current one, x_ at the start of every step.
+  DevBuf x2_;
+  float* resid_ = nullptr;
+  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_, moe_router_, moe_y_;
+  std::vector<float> moe_host_, moe_mix_;
+  size_t in_ints_ = 0;            // capacity of in_, in int32
+  std::vector<int32_t> in_host_;  // staging of in_
+  std::vector<std::pair<GraphKey, rf_graph>> graphs_;
+  std::vector<float> host_x_;
+  // Per-step sequence layout: tokens of sequence s are [seq_begin[s], seq_begin[s] + seq_len[s]).
+  std::vector<int32_t> seq_begin_, seq_ntok_, flat_tables_;
+  int32_t max_blocks_ = 0;
+  bool all_decode_ = false;
+  int32_t max_seq_len_ = 0;  // attention length bound passed to attn_decode (a bucket when graphed)
+};
+
+}  // namespace rocforge::gpu_detail

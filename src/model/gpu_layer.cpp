@@ -1,0 +1,220 @@
+// gpu_layer.cpp - one decoder layer of the GPU executor as kernel launches (GpuExecutor::layer), and
+// the mixture-of-experts feed-forward block (GpuExecutor::moe); the class is in gpu_executor_impl.h.
+#include "model/gpu_executor_impl.h"
+
+namespace rocforge::gpu_detail {
+
+void GpuExecutor::layer(int l, const Batch& b, int T) {
+  const GpuLayer& L = layers_[l];
+  const int E = c_.n_embd, D = c_.head_dim, H = c_.n_head, Hkv = c_.n_head_kv, qd = c_.q_dim(), kvd = c_.kv_dim();
+  float *x = resid_, *h = h_.get<float>(), *att = att_.get<float>();
+  float* q = qkv_.get<float>();
+  float* k = q + int64_t(T) * qd;
+  float* v = k + int64_t(T) * kvd;
+  float* g = gu_.get<float>();
+  float* u = g + int64_t(T) * c_.n_ff;
+  int32_t* pos = in_pos();
+  auto ok = [&](int rc, const char* what) { be_->check(rc, std::string(what) + " (layer " + std::to_string(l) + ")"); };
+
+  // Decode (one token) fuses launches: the previous layer's residual add, the norm and the int8
+  // quantization of its output are one kernel; SwiGLU quantizes for the down projection; the
+  // layer's own last residual is left pending (h) for the next layer's (or the head's) norm.
+  const bool fz = T == 1 && fuse_;
+  void* xq_e = fz && E % 32 == 0 ? xq_.get() : nullptr;
+  auto mv = [&](const auto& w, const float* in, float* out, bool* in_q8) {
+    if (!(fz && skip(kSkipMatvec))) proj(w, in, out, T, in_q8);
+  };
+
+  // Attention block. Decode with fused weights: one matvec writes [q | k | v]; where the backend can,
+  // the norm (and the previous layer's pending residual add) is made inside that launch.
+  // Decode of one sequence, llama-style rope (pairs 2i, 2i + 1) and nothing between the projection and
+  // the rotation (biases, q/k norms): the q/k/v matvec also rotates and stores K/V.
+  const bool rope_fusable = fz && all_decode_ && qkv_rope_ && c_.rope_style != RopeStyle::NeoX && !L.q_norm.present() &&
+                            !L.bq.present() && !L.bk.present() && !L.bv.present();
+  rf_qkv_rope rope{};
+  if (rope_fusable) {
+    rope = {qd, kvd, D, c_.n_rot, c_.rope_base, 1.0f / c_.rope_scale, freq_.get<float>(), in_pos(), in_tables(),
+            kv_.block_size, Hkv, L.k_pool.get<uint16_t>(), L.v_pool.get<uint16_t>()};
+  }
+  bool roped = false;  // rope and the KV store are done
+  bool hq = false;
+  const bool fused_qkv = T == 1 && (L.qkv.present() || L.qk.present());
+  const Mat& qkv_a = L.qkv.present() ? L.qkv : L.qk;
+  const Mat* qkv_b = L.qkv.present() ? nullptr : &L.v;
+  if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec) && (!qkv_b || pair_ || rope_fusable) &&
+      proj_with_norm(qkv_a, qkv_b, L.attn_norm, pending_ ? h : nullptr, q, rope_fusable ? &rope : nullptr, false)) {
+    x = resid_;
+    pending_ = false;
+    roped = rope_fusable;
+  } else {
+    if (fz) {
+      if (!skip(kSkipNorm))
+        ok(api_.rmsnorm_q8(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_),
+           "attn_norm");
+      hq = xq_e != nullptr;
+      pending_ = false;
+    } else {
+      ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
+    }
+    if (fused_qkv) {
+      if (fz && skip(kSkipMatvec)) {
+        roped = rope_fusable;
+      } else if (((qkv_b && pair_) || rope_fusable) &&
+                 proj_qkv(qkv_a, qkv_b, h, q, &hq, rope_fusable ? &rope : nullptr)) {
+        roped = rope_fusable;
+      } else {
+        proj(qkv_a, h, q, T, &hq);
+        if (qkv_b) proj(*qkv_b, h, v, T, &hq);
+      }
+    } else {
+      mv(L.q, h, q, &hq);
+      mv(L.k, h, k, &hq);
+      mv(L.v, h, v, &hq);
+    }
+  }
+  add_bias(L.bq, q, T, qd);
+  add_bias(L.bk, k, T, kvd);
+  add_bias(L.bv, v, T, kvd);
+  if (L.q_norm.present()) {
+    ok(api_.rmsnorm(q, L.q_norm.buf.get<float>(), q, D, T * H, c_.rms_eps, stream_), "q_norm");
+    ok(api_.rmsnorm(k, L.k_norm.buf.get<float>(), k, D, T * Hkv, c_.rms_eps, stream_), "k_norm");
+  }
+  const int neox = c_.rope_style == RopeStyle::NeoX;
+  const float fscale = 1.0f / c_.rope_scale;
+  uint16_t* kp = L.k_pool.get<uint16_t>();
+  uint16_t* vp = L.v_pool.get<uint16_t>();
+  const int32_t* tables = in_tables();
+  const int n_seq = static_cast<int>(seq_begin_.size());
+  if (roped) {
+    // done by the q/k/v matvec
+  } else if (all_decode_ && fuse_) {
+    // Decode (token s is sequence s's only token): rope and the cache store in one launch.
+    if (!skip(kSkipRope))
+      ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
+                          fscale, freq_.get<float>(), neox, kp, vp, stream_), "rope + kv_store");
+  } else if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
+    ok(api_.rope(q, pos, 1, H + Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q+k");
+  } else {
+    ok(api_.rope(q, pos, T, H, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q");
+    ok(api_.rope(k, pos, T, Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope k");
+  }
+  for (int s = 0; s < n_seq && !(all_decode_ && fuse_); ++s) {
+    if (seq_ntok_[s] == 0) continue;
+    const int t0 = seq_begin_[s];
+    ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos + t0, seq_ntok_[s],
+                     tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kp, vp, stream_), "kv_store");
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Decode of one token: attention also writes the int8 input of the output projection.
+  bool hatt = false;
+  if (all_decode_) {
+    void* xq_att = fz && qd % 32 == 0 ? xq_.get() : nullptr;
+    if (!skip(kSkipAttn))
+      ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
+                        kv_.block_size, scale, att, xq_att, workspace_.get(), stream_), "attn_decode");
+    hatt = xq_att != nullptr;
+  } else {
+    for (int s = 0; s < n_seq; ++s) {
+      if (seq_ntok_[s] == 0) continue;
+      const int t0 = seq_begin_[s];
+      ok(api_.attn_prefill(q + int64_t(t0) * qd, kp, vp, tables + int64_t(s) * max_blocks_, b.pos[t0], seq_ntok_[s], H,
+                           Hkv, D, kv_.block_size, scale, att + int64_t(t0) * qd, stream_), "attn_prefill");
+    }
+  }
+  mv(L.wo, att, h, &hatt);
+
+  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], with the norm and
+  // the residual add inside it where the backend can.
+  bool hq2 = false;
+  bool gu_done = false;
+  if (fz && T == 1 && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec) &&
+      proj_with_norm(L.gu, nullptr, L.ffn_norm, h, g, nullptr, true)) {
+    x = resid_;
+    gu_done = true;
+  } else if (fz) {
+    if (!skip(kSkipNorm))
+      ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
+    hq2 = xq_e != nullptr;
+  } else {
+    ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+    ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
+  }
+  if (c_.n_expert > 0) {
+    moe(L, h, T);  // h: normed input in, mixed expert output out
+    if (fz) pending_ = true;
+    else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+    return;
+  }
+  if (gu_done) {
+    // done with the norm
+  } else if (T == 1 && L.gu.present()) {
+    mv(L.gu, h, g, &hq2);
+  } else {
+    mv(L.gate, h, g, &hq2);
+    mv(L.up, h, u, &hq2);
+  }
+  bool gq = false;
+  if (fz && c_.n_ff % 32 == 0) {
+    if (!skip(kSkipSwiglu))
+      ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
+    gq = true;
+  } else {
+    ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
+  }
+  mv(L.ffn_down, g, h, &gq);
+  if (fz) pending_ = true;
+  else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
+}
+
+// Mixtral-style MoE: router logits come to the host, which picks the top-k experts per token (as
+// CpuForward::moe_block does: softmax, top-k, renormalised weights); each chosen expert's SwiGLU
+// runs on the device into its own row of moe_y_, and the host mixes the rows back into h.
+void GpuExecutor::moe(const GpuLayer& L, float* h, int T) {
+  const int E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used;
+  float* g = gu_.get<float>();
+  float* u = g + int64_t(T) * F;
+  proj(L.router, h, moe_router_.get<float>(), T);
+  moe_host_.resize(size_t(T) * NE);
+  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_router_.get(), moe_host_.size() * sizeof(float), stream_), "router");
+  be_->check(api_.stream_sync(stream_), "router");
+  std::vector<std::vector<std::pair<int, float>>> chosen(T);
+  std::vector<int> idx(NE);
+  for (int t = 0; t < T; ++t) {
+    float* r = moe_host_.data() + int64_t(t) * NE;
+    const float mx = *std::max_element(r, r + NE);
+    double sum = 0;
+    for (int e = 0; e < NE; ++e) sum += r[e] = std::exp(r[e] - mx);
+    for (int e = 0; e < NE; ++e) r[e] = static_cast<float>(r[e] / sum);
+    for (int e = 0; e < NE; ++e) idx[e] = e;
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int a, int c) { return r[a] > r[c] || (r[a] == r[c] && a < c); });
+    float wsum = 0;
+    for (int k = 0; k < K; ++k) wsum += r[idx[k]];
+    for (int k = 0; k < K; ++k) chosen[t].emplace_back(idx[k], r[idx[k]] / wsum);
+  }
+  auto expert = [&](const DevWeight& w, int e) {
+    Mat m = mat_of(w);
+    m.d = static_cast<const uint8_t*>(m.d) + int64_t(e) * m.rows * m.row_bytes;
+    return m;
+  };
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const int e = chosen[t][k].first;
+      proj(expert(L.gate_exps, e), h + int64_t(t) * E, g, 1);
+      proj(expert(L.up_exps, e), h + int64_t(t) * E, u, 1);
+      be_->check(api_.swiglu(g, u, g, size_t(F), stream_), "expert swiglu");
+      proj(expert(L.down_exps, e), g, moe_y_.get<float>() + (int64_t(t) * K + k) * E, 1);
+    }
+  moe_host_.resize(size_t(T) * K * E);
+  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_y_.get(), moe_host_.size() * sizeof(float), stream_), "experts");
+  be_->check(api_.stream_sync(stream_), "experts");
+  moe_mix_.assign(size_t(T) * E, 0.0f);
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const float w = chosen[t][k].second;
+      const float* y = moe_host_.data() + (int64_t(t) * K + k) * E;
+      for (int i = 0; i < E; ++i) moe_mix_[size_t(t) * E + i] += w * y[i];
+    }
+  be_->check(api_.memcpy_h2d(h, moe_mix_.data(), moe_mix_.size() * sizeof(float), stream_), "expert mix");
+}
+
+}  // namespace rocforge::gpu_detail
