@@ -128,6 +128,18 @@ int dev_malloc(void** p, size_t n) {
   return 0;
 }
 int dev_free(void* p) { return p ? check(hipFree(p), "free") : 0; }
+// Page-locked host memory: device-to-host copies into it are one DMA, with no staging copy.
+int host_malloc(void** p, size_t n) {
+  *p = nullptr;
+  if (n == 0) return 0;
+  if (hipHostMalloc(p, n, 0) != hipSuccess) {
+    (void)hipGetLastError();
+    *p = nullptr;
+    return fail("out of page-locked host memory allocating %zu bytes", n);
+  }
+  return 0;
+}
+int host_free(void* p) { return p ? check(hipHostFree(p), "free host") : 0; }
 int memcpy_h2d(void* d, const void* s, size_t n, rf_stream q) {
   return n ? check(hipMemcpyAsync(d, s, n, hipMemcpyHostToDevice, st(q)), "copy to device") : 0;
 }
@@ -246,6 +258,17 @@ int k_sample(const float* logits, int n, float temp, int top_k, float top_p, flo
   return sample(logits, n, temp, top_k, top_p, min_p, u, tok, st(s));
 }
 
+int k_moe_route(const float* logits, int n_tok, int n_expert, int k, int32_t* ids, float* weights, rf_stream s) {
+  return moe_route(logits, n_tok, n_expert, k, ids, weights, st(s));
+}
+int k_matvec_experts(uint32_t t, const void* w, size_t es, size_t rs, int ne, int rows, int cols, const int32_t* ids,
+                     int n_slots, int x_div, const float* x, const void* xq, float* y, rf_stream s) {
+  return matvec_experts(t, w, es, rs, ne, rows, cols, ids, n_slots, x_div, x, xq, y, st(s));
+}
+int k_moe_mix(const float* y, const float* w, int n_tok, int k, int n, float* out, rf_stream s) {
+  return moe_mix(y, w, n_tok, k, n, out, st(s));
+}
+
 const rf_gpu_api kApi = {
     RF_GPU_API_VERSION, RF_BACKEND_NAME, last_error,
     device_count, device_info, set_device, dev_malloc, dev_free, memcpy_h2d, memcpy_d2h, memcpy_d2d, dev_memset,
@@ -255,7 +278,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
-    k_matvec_q8_norm,
+    k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free,
 };
 
 }  // namespace

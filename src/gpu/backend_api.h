@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 7u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 8u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -203,6 +203,25 @@ struct rf_gpu_api {
   int (*matvec_q8_norm)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
                         const void* d_wb, size_t stride_b, int rows_b, int cols, const struct rf_norm_in* norm,
                         float* d_y, const struct rf_qkv_rope* rope, rf_stream s);
+
+  // ---- v8. Mixture of experts on the device (no host round trip; decode steps stay graphs).
+  // Routing: ids[t][j], weights[t][j] (j < k <= 32) = the k most probable experts of
+  // softmax(logits[t]) (ties: the lower id), their probabilities renormalised to sum 1.
+  //                                                    logits: [n_tok][n_expert], ids, weights: [n_tok][k]
+  int (*moe_route)(const float* d_logits, int n_tok, int n_expert, int k, int32_t* d_ids, float* d_weights,
+                   rf_stream s);
+  // y[s] = W[ids[s]] x[s / x_div] for each slot s < n_slots, W[e] at d_w + e * expert_stride (rows x
+  // cols, row_stride apart). Types with has_matvec_q8 read x as d_xq, quantize_q8 of all
+  // ceil(n_slots / x_div) rows of x in one call; the others read float d_x. An id outside
+  // [0, n_expert) gives NaN rows.                     y: [n_slots][rows]
+  int (*matvec_experts)(uint32_t type, const void* d_w, size_t expert_stride, size_t row_stride, int n_expert,
+                        int rows, int cols, const int32_t* d_ids, int n_slots, int x_div, const float* d_x,
+                        const void* d_xq, float* d_y, rf_stream s);
+  // out[t][i] = sum_j weights[t][j] * y[t * k + j][i] (out must not alias y).   y: [n_tok * k][n]
+  int (*moe_mix)(const float* d_y, const float* d_weights, int n_tok, int k, int n, float* d_out, rf_stream s);
+  // Page-locked host memory (memcpy_d2h into it is a single DMA); free_host(nullptr) is a no-op.
+  int (*malloc_host)(void** ptr, size_t bytes);
+  int (*free_host)(void* ptr);
 };
 
 // The one exported symbol of a backend library.

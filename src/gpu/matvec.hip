@@ -273,6 +273,58 @@ __global__ void __launch_bounds__(kBlock, MinBlocks)
   }
 }
 
+// Mixture of experts: slot s = blockIdx.y multiplies expert ids[s] of a stacked [n_expert][rows][cols]
+// tensor (expert e at w + e * expert_stride) with int8 x row s / x_div: gate/up pass x_div = k (each
+// of a token's k slots reads the token's input), the down projection 1 (each slot its own).
+template <class F, int R>
+__global__ void __launch_bounds__(kBlock) matvec8q_experts_kernel(const uint8_t* __restrict__ w, size_t expert_stride,
+                                                                  size_t stride, int n_expert,
+                                                                  const int32_t* __restrict__ ids, int x_div,
+                                                                  const int8_t* __restrict__ xq,
+                                                                  const float* __restrict__ xd, float* __restrict__ y,
+                                                                  int rows, int cols, int group) {
+  __shared__ float part[R][kRfMaxWavesPerBlock];
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int slot = blockIdx.y, e = ids[slot], xr = slot / x_div;
+  float* ys = y + static_cast<size_t>(slot) * rows;
+  const int per_block = blockDim.x / group * R;
+  if (e < 0 || e >= n_expert) {  // never from moe_route: a bad id gives NaN rows, not a stray read
+    for (int i = threadIdx.x; i < per_block; i += blockDim.x)
+      if (blockIdx.x * per_block + i < rows) ys[blockIdx.x * per_block + i] = __int_as_float(0x7fc00000);
+    return;
+  }
+  matvec8q_rows<F, R>(w + static_cast<size_t>(e) * expert_stride, stride, xq + static_cast<size_t>(xr) * cols,
+                      xd + static_cast<size_t>(xr) * (cols / 32), PlainStore{ys}, rows, cols, group, blockIdx.x, part);
+}
+
+// As matvec8q_experts_kernel for the formats without an int8 path (F32/F16/BF16), on float x: one
+// wave per row, as matvec_plain_kernel.
+template <class F>
+__global__ void __launch_bounds__(kBlock) matvec_experts_plain_kernel(const uint8_t* __restrict__ w,
+                                                                      size_t expert_stride, size_t stride,
+                                                                      int n_expert, const int32_t* __restrict__ ids,
+                                                                      int x_div, const float* __restrict__ x,
+                                                                      float* __restrict__ y, int rows, int cols) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int slot = blockIdx.y, e = ids[slot];
+  const int lane = threadIdx.x % warpSize;
+  const int row = blockIdx.x * (blockDim.x / warpSize) + threadIdx.x / warpSize;
+  if (row >= rows) return;
+  float* ys = y + static_cast<size_t>(slot) * rows;
+  if (e < 0 || e >= n_expert) {
+    if (lane == 0) ys[row] = __int_as_float(0x7fc00000);
+    return;
+  }
+  const uint8_t* rp = w + static_cast<size_t>(e) * expert_stride + static_cast<size_t>(row) * stride;
+  const float* xs = x + static_cast<size_t>(slot / x_div) * cols;
+  float acc = 0.f;
+  for (int i = lane; i < cols; i += warpSize) acc = fmaf(F::elem(rp, i), xs[i], acc);
+  acc = rf_wave_sum(acc);
+  if (lane == 0) ys[row] = acc;
+}
+
 // Plain F32/F16/BF16 rows of any length or alignment: one wave per row, one element per lane step.
 template <class F>
 __global__ void __launch_bounds__(kBlock) matvec_plain_kernel(const uint8_t* __restrict__ w, size_t stride,
@@ -563,6 +615,51 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
     }
   });
   if (!known) return fail("matvec_q8: unsupported weight type %u", type);
+  return rc;
+}
+
+int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t row_stride, int n_expert, int rows,
+                   int cols, const int32_t* ids, int n_slots, int x_div, const float* x, const void* xq, float* y,
+                   hipStream_t s) {
+  if (n_slots < 0 || n_slots > 65535) return fail("matvec_experts: slot count %d out of range 0..65535", n_slots);
+  if (n_expert <= 0 || x_div <= 0) return fail("matvec_experts: bad routing (%d experts, x_div %d)", n_expert, x_div);
+  if (!ids || !y) return fail("matvec_experts: missing ids or output");
+  if (expert_stride < row_stride * static_cast<size_t>(rows))
+    return fail("matvec_experts: expert stride %zu < %d rows of %zu bytes", expert_stride, rows, row_stride);
+  int rc = 0;
+  const bool known = dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    bool vec = false;
+    if ((rc = check_matrix<F>("matvec_experts", w, row_stride, rows, cols, &vec)) != 0 || n_slots == 0) return;
+    const auto* wb = static_cast<const uint8_t*>(w);
+    if constexpr (HasDot8q<F>::value) {
+      if (!xq || !aligned(xq, 16)) {
+        rc = fail("matvec_experts: the int8 path needs quantized x, 16-byte aligned");
+        return;
+      }
+      // Quantized x of n_x rows (quantize_q8 over n_x * cols): the scales follow all the int8 rows.
+      const int n_x = (n_slots + x_div - 1) / x_div;
+      const auto* q = static_cast<const int8_t*>(xq);
+      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(n_x) * cols + 15) / 16 * 16);
+      const int group = q8_group<F>(tuning(type), rows * n_slots, cols, 2);
+      const int per_block = kBlock / group * 2;
+      (void)rf_launch(matvec8q_experts_kernel<F, 2>, dim3((rows + per_block - 1) / per_block, n_slots), kBlock, 0, s,
+                      wb, expert_stride, row_stride, n_expert, ids, x_div, q, d, y, rows, cols, group);
+      rc = check(hipGetLastError(), "matvec_experts");
+    } else if constexpr (F::kBlockElems == 1) {
+      if (!x) {
+        rc = fail("matvec_experts: weight type %u takes float x", type);
+        return;
+      }
+      const int waves = kBlock / wave_size();
+      (void)rf_launch(matvec_experts_plain_kernel<F>, dim3((rows + waves - 1) / waves, n_slots), kBlock, 0, s, wb,
+                      expert_stride, row_stride, n_expert, ids, x_div, x, y, rows, cols);
+      rc = check(hipGetLastError(), "matvec_experts");
+    } else {
+      rc = fail("matvec_experts: no kernel for weight type %u", type);
+    }
+  });
+  if (!known) return fail("matvec_experts: unsupported weight type %u", type);
   return rc;
 }
 

@@ -86,8 +86,7 @@ int GpuExecutor::run_step(const Batch& b) {
 
   // A graph replays fixed launch shapes: attention is sized for a length bucket (a power of two
   // >= 256; split blocks past a sequence's real end add nothing) and the tables get that stride.
-  // MoE routes on the host (a sync per layer), which a captured graph cannot contain.
-  const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out && c_.n_expert == 0;
+  const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out;
   if (graphed) {
     int bucket = 256;
     while (bucket < max_seq_len_) bucket *= 2;
@@ -212,8 +211,13 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
   }
   const int n_out = run_step(b);
   logits.resize(size_t(n_out) * c_.n_vocab);
-  be_->check(api_.memcpy_d2h(logits.data(), logits_.get(), logits.size() * sizeof(float), stream_), "logits");
+  const bool pinned = n_out <= pinned_rows_;
+  if (!skip(kSkipLogitsCopy))
+    be_->check(api_.memcpy_d2h(pinned ? logits_host_.floats() : logits.data(), logits_.get(),
+                               logits.size() * sizeof(float), stream_),
+               "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
+  if (pinned && !skip(kSkipLogitsCopy)) std::memcpy(logits.data(), logits_host_.floats(), logits.size() * sizeof(float));
 }
 
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {

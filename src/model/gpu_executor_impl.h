@@ -33,9 +33,19 @@ inline uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
 }
 
 // Scratch activations for a step of T tokens (floats).
+// MoE layers run their experts this many tokens at a time (GpuExecutor::moe): scratch for every
+// (token, expert) slot of a whole prompt step would grow with the step.
+constexpr int kMoeChunkTokens = 64;
+
 inline uint64_t activation_bytes(const ModelConfig& c, int T) {
   const uint64_t per_tok = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff + c.n_vocab;
-  return per_tok * T * sizeof(float) + (64ull << 20);  // + attention workspace, q8 copies, tables
+  uint64_t moe = 0;
+  if (c.n_expert > 0) {  // router logits; per slot g, u, y and int8 copies
+    const uint64_t slots = static_cast<uint64_t>(std::min(T, kMoeChunkTokens)) * c.n_expert_used;
+    moe = static_cast<uint64_t>(T) * c.n_expert * sizeof(float) + slots * (2ull * c.n_ff + c.n_embd) * sizeof(float) +
+          slots * (c.n_ff + c.n_embd) * 2;
+  }
+  return per_tok * T * sizeof(float) + moe + (64ull << 20);  // + attention workspace, q8 copies, tables
 }
 
 // Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
@@ -79,6 +89,32 @@ class DevBuf {
   const device::GpuBackend* be_ = nullptr;
   void* p_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// Page-locked host memory released with the backend's free_host.
+class HostBuf {
+ public:
+  HostBuf() = default;
+  HostBuf(const device::GpuBackend* be, size_t bytes) : be_(be) {
+    if (be->api().malloc_host(&p_, bytes) != 0) p_ = nullptr;  // optional: callers fall back to pageable copies
+  }
+  ~HostBuf() {
+    if (p_) be_->api().free_host(p_);
+  }
+  HostBuf(const HostBuf&) = delete;
+  HostBuf& operator=(HostBuf&& o) noexcept {
+    if (this != &o) {
+      if (p_) be_->api().free_host(p_);
+      be_ = o.be_, p_ = o.p_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  float* floats() const { return static_cast<float*>(p_); }
+
+ private:
+  const device::GpuBackend* be_ = nullptr;
+  void* p_ = nullptr;
 };
 
 struct DevWeight {
@@ -316,12 +352,23 @@ class GpuExecutor final : public Executor {
     att_ = fbuf(int64_t(T) * c_.q_dim());
     gu_ = fbuf(int64_t(T) * 2 * c_.n_ff);
     logits_ = fbuf(int64_t(T) * c_.n_vocab);
+    // Decode steps copy their logits through page-locked memory: one DMA instead of the runtime's
+    // staged copy into pageable memory (ROCFORGE_GPU_PINNED_LOGITS=0: straight into the vector).
+    pinned_rows_ = env_off("ROCFORGE_GPU_PINNED_LOGITS") ? 0 : std::min(T, kPinnedLogitRows);
+    logits_host_ = pinned_rows_ ? HostBuf(be_, size_t(pinned_rows_) * c_.n_vocab * sizeof(float)) : HostBuf();
+    if (!logits_host_.floats()) pinned_rows_ = 0;
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
     token_d_ = DevBuf(be_, sizeof(int32_t));
     if (c_.n_expert > 0) {
-      moe_router_ = fbuf(int64_t(T) * c_.n_expert);
-      moe_y_ = fbuf(int64_t(T) * c_.n_expert_used * c_.n_embd);
+      const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
+      moe_router_ = fbuf(int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert);
+      moe_ids_ = DevBuf(be_, static_cast<size_t>(slots) * sizeof(int32_t));
+      moe_w_ = fbuf(slots);
+      moe_gu_ = fbuf(slots * 2 * c_.n_ff);
+      moe_y_ = fbuf(slots * c_.n_embd);
+      const int64_t max_x = std::max<int64_t>(slots * c_.n_ff, int64_t(std::min(T, kMoeChunkTokens)) * c_.n_embd);
+      moe_xq_ = DevBuf(be_, api_.q8_bytes(static_cast<int>((max_x + 31) / 32 * 32)));
     }
   }
 
@@ -401,11 +448,13 @@ class GpuExecutor final : public Executor {
 
   // ROCFORGE_GPU_SKIP (profiling only: the logits are wrong): bit set = that decode-layer launch is
   // left out, to measure what each kind costs inside the real graph.
-  enum Skip { kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16 };
+  // kSkipLogitsCopy leaves out forward()'s copy of the logits to the host.
+  enum Skip { kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16, kSkipLogitsCopy = 32 };
   bool skip(int what) const { return (skip_ & what) != 0; }
 
   void layer(int l, const Batch& b, int T);
-  void moe(const GpuLayer& L, float* h, int T);
+  void moe(const GpuLayer& L, float* h, int T, bool hq);
+  void experts(const Mat& w, int n_slots, int x_div, const float* x, const void* xq, float* y);
 
   const Model& m_;
   const ModelConfig& c_;
@@ -450,8 +499,13 @@ class GpuExecutor final : public Executor {
   // is the current one, x_ at the start of every step.
   DevBuf x2_;
   float* resid_ = nullptr;
-  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_, moe_router_, moe_y_;
-  std::vector<float> moe_host_, moe_mix_;
+  DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_;
+  static constexpr int kPinnedLogitRows = 8;
+  HostBuf logits_host_;  // page-locked staging of up to pinned_rows_ rows of logits
+  int pinned_rows_ = 0;
+  // MoE scratch for kMoeChunkTokens tokens: router logits [tok][n_expert], the chosen experts and
+  // their weights [slot], gate then up [slot][n_ff] each, expert outputs [slot][n_embd], int8 copies.
+  DevBuf moe_router_, moe_ids_, moe_w_, moe_gu_, moe_y_, moe_xq_;
   size_t in_ints_ = 0;            // capacity of in_, in int32
   std::vector<int32_t> in_host_;  // staging of in_
   std::vector<std::pair<GraphKey, rf_graph>> graphs_;

@@ -140,7 +140,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
   }
   if (c_.n_expert > 0) {
-    moe(L, h, T);  // h: normed input in, mixed expert output out
+    moe(L, h, T, hq2);  // h: normed input in, mixed expert output out
     if (fz) pending_ = true;
     else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
     return;
@@ -166,55 +166,57 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }
 
-// Mixtral-style MoE: router logits come to the host, which picks the top-k experts per token (as
-// CpuForward::moe_block does: softmax, top-k, renormalised weights); each chosen expert's SwiGLU
-// runs on the device into its own row of moe_y_, and the host mixes the rows back into h.
-void GpuExecutor::moe(const GpuLayer& L, float* h, int T) {
+// Mixtral-style MoE, all on the device, kMoeChunkTokens tokens at a time: the router's logits, then
+// moe_route picks each token's k experts (softmax, top-k, renormalised: CpuForward::moe_block's
+// rule); the chosen experts' SwiGLU runs as three matvec_experts launches over all (token, expert)
+// slots of the chunk, and moe_mix weighs the slots back into h. No host round trip, so decode steps
+// of MoE models are captured as graphs too. `hq`: decode, and the norm left h quantized in xq_.
+// (Prompt steps still read an expert's weights once per slot: no grouped GEMM yet.)
+void GpuExecutor::moe(const GpuLayer& L, float* h, int T, bool hq) {
   const int E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used;
-  float* g = gu_.get<float>();
-  float* u = g + int64_t(T) * F;
-  proj(L.router, h, moe_router_.get<float>(), T);
-  moe_host_.resize(size_t(T) * NE);
-  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_router_.get(), moe_host_.size() * sizeof(float), stream_), "router");
-  be_->check(api_.stream_sync(stream_), "router");
-  std::vector<std::vector<std::pair<int, float>>> chosen(T);
-  std::vector<int> idx(NE);
-  for (int t = 0; t < T; ++t) {
-    float* r = moe_host_.data() + int64_t(t) * NE;
-    const float mx = *std::max_element(r, r + NE);
-    double sum = 0;
-    for (int e = 0; e < NE; ++e) sum += r[e] = std::exp(r[e] - mx);
-    for (int e = 0; e < NE; ++e) r[e] = static_cast<float>(r[e] / sum);
-    for (int e = 0; e < NE; ++e) idx[e] = e;
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int a, int c) { return r[a] > r[c] || (r[a] == r[c] && a < c); });
-    float wsum = 0;
-    for (int k = 0; k < K; ++k) wsum += r[idx[k]];
-    for (int k = 0; k < K; ++k) chosen[t].emplace_back(idx[k], r[idx[k]] / wsum);
+  const Mat gate = mat_of(L.gate_exps), up = mat_of(L.up_exps), down = mat_of(L.down_exps);
+  auto q8 = [&](const Mat& w) { return use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0; };
+  auto ok = [&](int rc, const char* what) { be_->check(rc, what); };
+  for (int t0 = 0; t0 < T; t0 += kMoeChunkTokens) {
+    const int n = std::min(kMoeChunkTokens, T - t0), S = n * K;
+    float* hc = h + int64_t(t0) * E;     // [n][E]: normed input in, mixed expert output out
+    float* g = moe_gu_.get<float>();     // [S][F]
+    float* u = g + int64_t(S) * F;       // [S][F]
+    float* y = moe_y_.get<float>();      // [S][E]
+    const bool decode_q = hq && T == 1;  // h is already int8 in xq_
+    bool router_q = decode_q;
+    proj(L.router, hc, moe_router_.get<float>(), n, &router_q);
+    ok(api_.moe_route(moe_router_.get<float>(), n, NE, K, moe_ids_.get<int32_t>(), moe_w_.get<float>(), stream_),
+       "moe_route");
+    const void* xq = nullptr;  // the chunk's inputs as int8, where gate or up takes them
+    if (q8(gate) || q8(up)) {
+      if (decode_q) {
+        xq = xq_.get();
+      } else {
+        ok(api_.quantize_q8(hc, n * E, moe_xq_.get(), stream_), "quantize_q8 (experts)");
+        xq = moe_xq_.get();
+      }
+    }
+    experts(gate, S, K, hc, xq, g);
+    experts(up, S, K, hc, xq, u);
+    if (q8(down)) {  // gate/up are done with moe_xq_: it now takes the down projection's inputs
+      ok(api_.swiglu_q8(g, u, g, moe_xq_.get(), S * F, stream_), "expert swiglu");
+      experts(down, S, 1, g, moe_xq_.get(), y);
+    } else {
+      ok(api_.swiglu(g, u, g, size_t(S) * F, stream_), "expert swiglu");
+      experts(down, S, 1, g, nullptr, y);
+    }
+    ok(api_.moe_mix(y, moe_w_.get<float>(), n, K, E, hc, stream_), "moe_mix");
   }
-  auto expert = [&](const DevWeight& w, int e) {
-    Mat m = mat_of(w);
-    m.d = static_cast<const uint8_t*>(m.d) + int64_t(e) * m.rows * m.row_bytes;
-    return m;
-  };
-  for (int t = 0; t < T; ++t)
-    for (int k = 0; k < K; ++k) {
-      const int e = chosen[t][k].first;
-      proj(expert(L.gate_exps, e), h + int64_t(t) * E, g, 1);
-      proj(expert(L.up_exps, e), h + int64_t(t) * E, u, 1);
-      be_->check(api_.swiglu(g, u, g, size_t(F), stream_), "expert swiglu");
-      proj(expert(L.down_exps, e), g, moe_y_.get<float>() + (int64_t(t) * K + k) * E, 1);
-    }
-  moe_host_.resize(size_t(T) * K * E);
-  be_->check(api_.memcpy_d2h(moe_host_.data(), moe_y_.get(), moe_host_.size() * sizeof(float), stream_), "experts");
-  be_->check(api_.stream_sync(stream_), "experts");
-  moe_mix_.assign(size_t(T) * E, 0.0f);
-  for (int t = 0; t < T; ++t)
-    for (int k = 0; k < K; ++k) {
-      const float w = chosen[t][k].second;
-      const float* y = moe_host_.data() + (int64_t(t) * K + k) * E;
-      for (int i = 0; i < E; ++i) moe_mix_[size_t(t) * E + i] += w * y[i];
-    }
-  be_->check(api_.memcpy_h2d(h, moe_mix_.data(), moe_mix_.size() * sizeof(float), stream_), "expert mix");
+}
+
+// y[s] = w[expert of slot s] x[s / x_div] for the slots moe_route filled (moe_ids_); xq: x as int8
+// (formats with an int8 path), else float x.
+void GpuExecutor::experts(const Mat& w, int n_slots, int x_div, const float* x, const void* xq, float* y) {
+  const bool q8 = xq && api_.has_matvec_q8(w.type);
+  be_->check(api_.matvec_experts(w.type, w.d, size_t(w.rows) * w.row_bytes, w.row_bytes, c_.n_expert, w.rows, w.cols,
+                                 moe_ids_.get<int32_t>(), n_slots, x_div, x, q8 ? xq : nullptr, y, stream_),
+             *w.name);
 }
 
 }  // namespace rocforge::gpu_detail

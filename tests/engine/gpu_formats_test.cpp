@@ -50,7 +50,8 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
                         "q6_k", "iq4_nl", "iq4_xs", "mxfp4", "q4_k_m"})
     cases.push_back({"tiny", t});
   cases.push_back({"qwen3-tiny", "q8_0"});  // q/k norms, head_dim 128 != dim / heads
-  cases.push_back({"moe-tiny", "q4_k"});    // experts on the device, routing on the host
+  cases.push_back({"moe-tiny", "q4_k"});    // routing and experts on the device, graphed decode
+  cases.push_back({"moe-tiny", "f16"});     // experts without an int8 path (float activations)
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.preset) + " " + c.type);
     tools::SynthOptions o;
