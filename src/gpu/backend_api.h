@@ -222,6 +222,10 @@ struct rf_gpu_api {
   // Page-locked host memory (memcpy_d2h into it is a single DMA); free_host(nullptr) is a no-op.
   int (*malloc_host)(void** ptr, size_t bytes);
   int (*free_host)(void* ptr);
+  // As matvec_q8 for n_tok (1..16) tokens at once, each weight read once for all of them: decode
+  // steps of several sequences. d_xq: quantize_q8 of X [n_tok][cols] in one call.  Y: [n_tok][rows]
+  int (*matvec_q8_multi)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, float* d_y, int rows,
+                         int cols, int n_tok, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

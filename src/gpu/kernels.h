@@ -62,6 +62,8 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
 int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
                  hipStream_t s);
+int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
+                    int n_tok, hipStream_t s);
 int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t row_stride, int n_expert, int rows,
                    int cols, const int32_t* ids, int n_slots, int x_div, const float* x, const void* xq, float* y,
                    hipStream_t s);

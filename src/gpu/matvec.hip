@@ -21,6 +21,7 @@ namespace {
 constexpr int kBlock = 256;  // threads per block: 8 waves of 32 or 4 waves of 64
 constexpr int kRows = 2;     // rows per thread group, sharing each loaded x chunk
 constexpr int kXChunks = 128;  // x chunks staged in shared memory per step (16.5 KB)
+constexpr int kMultiMaxTokens = 16;  // tokens per matvec_q8_multi launch
 
 // W: rows x cols in format F (cols a multiple of 32), x: [cols], y: [rows].
 // The block's threads form groups of `group` threads (a power of two, a multiple of the wave, at most
@@ -270,6 +271,71 @@ __global__ void __launch_bounds__(kBlock, MinBlocks)
       if (in_a) matvec8q_rows<FA, R>(wa, stride_a, xq, xd, PlainStore{yb}, rows_a, cols, group_a, rb, part);
       else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, PlainStore{yb}, rows_b, cols, group_b, rb - n_a, part);
     }
+  }
+}
+
+// Decode of a few sequences at once (one token each): R rows per thread group, as matvec8q_rows, each
+// weight word loaded once for all n_tok <= NT tokens (the loop over tokens is uniform: n_tok is the
+// same for the whole grid). x: n_tok rows of int8 from one quantize_q8 over n_tok * cols; y: [n_tok][rows].
+template <class F, int R, int NT>
+__global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                                const int8_t* __restrict__ xq,
+                                                                const float* __restrict__ xd, float* __restrict__ y,
+                                                                int rows, int cols, int group, int n_tok) {
+  __shared__ float part[R * NT][kRfMaxWavesPerBlock];
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int groups = blockDim.x / group;
+  const int g = threadIdx.x / group, gl = threadIdx.x % group;
+  const int n_chunks = cols / 32, n_items = F::items(n_chunks);
+  const int p = gl & 3, step = group >> 2;
+  const int row0 = (blockIdx.x * groups + g) * R;
+  float acc[R][NT] = {};
+  if (row0 < rows) {
+    const uint8_t* rp[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rp[r] = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+    for (int it = gl >> 2; it < n_items; it += step) {
+      typename F::Raw raw[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        if (t < n_tok) {
+          typename F::Xq xv;
+          F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r][t] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+        }
+      }
+    }
+  }
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize;
+  const int m = min(R, rows - row0);
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = rf_wave_sum(acc[r][t]);
+  if (group == warpSize) {
+    if (lane == 0 && row0 < rows)
+      for (int t = 0; t < n_tok; ++t)
+        for (int r = 0; r < m; ++r) y[static_cast<size_t>(t) * rows + row0 + r] = acc[r][t];
+    return;
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) part[r * NT + t][wave] = acc[r][t];
+  __syncthreads();
+  if (gl == 0 && row0 < rows) {
+    const int per_group = group / warpSize;
+    for (int t = 0; t < n_tok; ++t)
+      for (int r = 0; r < m; ++r) {
+        float sum = 0.f;
+        for (int i = 0; i < per_group; ++i) sum += part[r * NT + t][wave + i];
+        y[static_cast<size_t>(t) * rows + row0 + r] = sum;
+      }
   }
 }
 
@@ -615,6 +681,41 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
     }
   });
   if (!known) return fail("matvec_q8: unsupported weight type %u", type);
+  return rc;
+}
+
+int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
+                    int n_tok, hipStream_t s) {
+  if (n_tok < 1 || n_tok > kMultiMaxTokens)
+    return fail("matvec_q8_multi: token count %d out of range 1..%d", n_tok, kMultiMaxTokens);
+  int rc = 0;
+  const bool known = dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if constexpr (!HasDot8q<F>::value) {
+      rc = fail("matvec_q8_multi: no int8-activation path for weight type %u", type);
+    } else {
+      bool vec = false;
+      if ((rc = check_matrix<F>("matvec_q8_multi", w, row_stride, rows, cols, &vec)) != 0) return;
+      if (!aligned(xq, 16)) {
+        rc = fail("matvec_q8_multi: quantized x must be 16-byte aligned");
+        return;
+      }
+      const auto* q = static_cast<const int8_t*>(xq);
+      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(n_tok) * cols + 15) / 16 * 16);
+      const auto* wb = static_cast<const uint8_t*>(w);
+      // Up to 8 tokens: two rows per group share each x load; 9-16: one row, for registers.
+      auto launch = [&](auto kernel, int R) {
+        const int group = q8_group<F>(tuning(type), rows, cols, R);
+        const int per_block = kBlock / group * R;
+        (void)rf_launch(kernel, (rows + per_block - 1) / per_block, kBlock, 0, s, wb, row_stride, q, d, y, rows, cols,
+                        group, n_tok);
+      };
+      if (n_tok <= 8) launch(matvec8q_multi_kernel<F, 2, 8>, 2);
+      else launch(matvec8q_multi_kernel<F, 1, kMultiMaxTokens>, 1);
+      rc = check(hipGetLastError(), "matvec_q8_multi");
+    }
+  });
+  if (!known) return fail("matvec_q8_multi: unsupported weight type %u", type);
   return rc;
 }
 

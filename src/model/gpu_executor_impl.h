@@ -51,8 +51,8 @@ inline uint64_t activation_bytes(const ModelConfig& c, int T) {
 // Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
 // slices to f16 costs more than the fp32 tile kernel's work.
 constexpr int kF16MinTokens = 6;
-// Below this many tokens a step multiplies token by token with int8 matvecs.
-constexpr int kSmallBatchTokens = 6;
+// Tokens per matvec_q8_multi launch (the backend's limit).
+constexpr int kMultiTokens = 16;
 
 // True when the environment variable is set to "0" (switches for A/B measurements).
 inline bool env_off(const char* name) {
@@ -358,7 +358,7 @@ class GpuExecutor final : public Executor {
     logits_host_ = pinned_rows_ ? HostBuf(be_, size_t(pinned_rows_) * c_.n_vocab * sizeof(float)) : HostBuf();
     if (!logits_host_.floats()) pinned_rows_ = 0;
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
-    xq_ = DevBuf(be_, api_.q8_bytes((max_in + 31) / 32 * 32));
+    xq_ = DevBuf(be_, api_.q8_bytes(std::min(T, kMultiTokens) * ((max_in + 31) / 32 * 32)));
     token_d_ = DevBuf(be_, sizeof(int32_t));
     if (c_.n_expert > 0) {
       const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
@@ -390,12 +390,18 @@ class GpuExecutor final : public Executor {
       be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y, w.rows, w.cols, stream_), *w.name);
     } else if (T == 1) {
       be_->check(api_.matvec(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, stream_), *w.name);
-    } else if (T < kSmallBatchTokens && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
-      // A few sequences decoding together: one int8 matvec per token reads the weights T times, yet
-      // costs less than dequantizing them for a GEMM (bench-serve, 8B Q4_K_M on an H200).
-      for (int t = 0; t < T; ++t) {
-        be_->check(api_.quantize_q8(x + int64_t(t) * w.cols, w.cols, xq_.get(), stream_), "quantize_q8");
-        be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq_.get(), y + int64_t(t) * w.rows, w.rows, w.cols, stream_),
+    } else if (T <= multi_max_tokens_ && use_q8_ && api_.has_matvec_q8(w.type) && w.cols % 32 == 0) {
+      // A few sequences decoding together: matvec_q8_multi reads each weight once for up to
+      // kMultiTokens of them, where dequantizing the weights for a GEMM costs more. One chunk: x's
+      // quantization is shared by the projections of one input (xq_ready), as for one token.
+      for (int t0 = 0; t0 < T; t0 += kMultiTokens) {
+        const int n = std::min(kMultiTokens, T - t0);
+        if (T > kMultiTokens || !xq_ready || !*xq_ready) {
+          be_->check(api_.quantize_q8(x + int64_t(t0) * w.cols, n * w.cols, xq_.get(), stream_), "quantize_q8");
+          if (xq_ready && T <= kMultiTokens) *xq_ready = true;
+        }
+        be_->check(api_.matvec_q8_multi(w.type, w.d, w.row_bytes, xq_.get(), y + int64_t(t0) * w.rows, w.rows, w.cols,
+                                        n, stream_),
                    *w.name);
       }
     } else if (T >= kF16MinTokens) {  // tensor cores: a weight slice dequantized once serves T tokens
@@ -487,6 +493,12 @@ class GpuExecutor final : public Executor {
     if (norm_fuse_env_ >= 0) return norm_fuse_env_ == 1 || (norm_fuse_env_ == 2 && ffn);
     return c_.n_embd <= 2048;
   }
+  // Steps of up to this many tokens multiply with int8 matvecs (matvec_q8_multi, in chunks of
+  // kMultiTokens) instead of matmul_f16; ROCFORGE_GPU_MULTI_MAX overrides (A/B runs).
+  int multi_max_tokens_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_MULTI_MAX");
+    return v && *v ? std::atoi(v) : 8;
+  }();
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;

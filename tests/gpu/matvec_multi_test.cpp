@@ -1,0 +1,97 @@
+// matvec_q8_multi (decode of several sequences: each weight read once for up to 16 tokens) against
+// the dequantized weights times each token's own int8 x, for every format with an int8 path, on fresh
+// random weights (quantizer output and raw bit patterns), odd row counts and every token count class.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gpu/repack.h"
+#include "gpu_test_support.h"
+#include "gpu_test_weights.h"
+#include "rocforge/ggml_type.h"
+#include "rocforge/quant.h"
+
+namespace rocforge::test {
+namespace {
+
+class GpuMatvecMulti : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const GgmlType t = GetParam();
+  const uint32_t type = static_cast<uint32_t>(t);
+  if (!api.has_matvec_q8(type)) GTEST_SKIP() << ggml_type_name(t) << " has no int8-activation path";
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(std::string(ggml_type_name(t)) + " seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int be = static_cast<int>(ggml_type_traits(t).block_elems);
+  for (bool raw : {false, true}) {
+    // 4096: whole groups of eight blocks, so Q4_0 / Q8_0 / Q6_K also run in their device layouts.
+    for (int cols : {be == 256 ? 768 : 96, 4096, be == 256 ? 4352 : 4128}) {
+      for (int rows : {1, 37, 515}) {
+        for (int n_tok : {1, 2, 5, 8, 9, 16}) {
+          SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols) + " tokens " +
+                       std::to_string(n_tok) + (raw ? " raw bits" : ""));
+          const size_t rb = quant::row_bytes(t, cols);
+          const auto w = random_weights(t, rows, cols, rng, raw);
+          const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols, -2.f, 2.f);
+          auto dw = to_device(*gpu, w);
+          auto dx = to_device(*gpu, x);
+          const size_t n = static_cast<size_t>(n_tok) * cols;
+          const size_t qb = api.q8_bytes(static_cast<int>(n));
+          DeviceBuffer dq(*gpu, qb);
+          gpu->check(api.quantize_q8(dx->as<float>(), static_cast<int>(n), dq.get(), nullptr), "quantize_q8");
+          const auto rawq = dq.download<uint8_t>(qb);
+          const auto* q = reinterpret_cast<const int8_t*>(rawq.data());
+          std::vector<float> d(n / 32);
+          std::memcpy(d.data(), rawq.data() + (n + 15) / 16 * 16, d.size() * sizeof(float));
+          // The GGUF layout, and the device layout of the same bytes where the upload repacks (gpu/repack.h).
+          const uint32_t layout = gpu::device_layout(type, cols);
+          std::vector<uint8_t> packed(w.size());
+          const bool repacked = gpu::repack_rows(type, w.data(), packed.data(), rows, cols, rb);
+          auto dp = repacked ? to_device(*gpu, packed) : nullptr;
+          for (int pass = 0; pass < (repacked ? 2 : 1); ++pass) {
+            SCOPED_TRACE(pass ? "device layout " + std::to_string(layout) : std::string("GGUF layout"));
+            DeviceBuffer dy(*gpu, n_tok * rows * sizeof(float));
+            dy.poison();
+            gpu->check(api.matvec_q8_multi(pass ? layout : type, pass ? dp->get() : dw->get(), rb, dq.get(),
+                                           dy.as<float>(), rows, cols, n_tok, nullptr),
+                       "matvec_q8_multi");
+            const auto y = dy.download<float>(static_cast<size_t>(n_tok) * rows);
+            std::vector<float> row(cols);
+            for (int r = 0; r < rows; ++r) {
+              quant::dequantize_row(t, w.data() + r * rb, row.data(), cols);
+              for (int k = 0; k < n_tok; ++k) {
+                double ref = 0, mag = 0;
+                for (int c = 0; c < cols; ++c) {
+                  const size_t i = static_cast<size_t>(k) * cols + c;
+                  const double xv = static_cast<double>(d[i / 32]) * q[i];
+                  ref += row[c] * xv;
+                  mag += std::fabs(row[c] * xv);
+                }
+                ASSERT_NEAR(y[static_cast<size_t>(k) * rows + r], ref, 1e-4 * mag + 1e-6)
+                    << "token " << k << " row " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  DeviceBuffer buf(*gpu, 4096);
+  EXPECT_NE(api.matvec_q8_multi(type, buf.get(), 4096, buf.get(), buf.as<float>(), 1, be, 17, nullptr), 0);
+  EXPECT_NE(api.matvec_q8_multi(type, buf.get(), 4096, buf.get(), buf.as<float>(), 1, be, 0, nullptr), 0);
+}
+
+const GgmlType kTypes[] = {GgmlType::Q4_0,   GgmlType::Q4_1,   GgmlType::Q5_0,  GgmlType::Q5_1, GgmlType::Q8_0,
+                           GgmlType::Q2_K,   GgmlType::Q3_K,   GgmlType::Q4_K,  GgmlType::Q5_K, GgmlType::Q6_K,
+                           GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::MXFP4, GgmlType::F16};
+INSTANTIATE_TEST_SUITE_P(Formats, GpuMatvecMulti, ::testing::ValuesIn(kTypes),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
+
+}  // namespace
+}  // namespace rocforge::test
