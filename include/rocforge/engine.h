@@ -17,6 +17,7 @@ namespace rocforge {
 
 class Executor;
 class KvPool;
+struct Batch;
 struct KvSequence;
 
 struct EngineOptions {
@@ -56,9 +57,16 @@ class Engine {
   // Runs every work item in one forward pass. logits: one row of n_vocab per item wanting logits,
   // in work order. Commits the tokens to the sequences.
   void step(const std::vector<Work>& work, std::vector<float>& logits);
+  // As step, with the next token of every item wanting logits sampled where the logits are (GPU:
+  // only the ids come back): item i's row with *params[i] and draw u[i] in [0, 1), into tokens (work
+  // order, items wanting logits only). Returns false, having run and committed nothing, where the
+  // executor cannot (CPU, or parameters its sampler does not reproduce): the caller then uses step.
+  bool step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
+                   const std::vector<float>& u, std::vector<int32_t>& tokens);
 
  private:
   Engine() = default;
+  Batch batch_of(const std::vector<Work>& work) const;  // validated against the context size
   EngineOptions opts_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;

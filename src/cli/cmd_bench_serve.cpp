@@ -41,11 +41,12 @@ std::string prompt_for(int i) {
   return p.str();
 }
 
-Sample run_one(const std::string& host, int port, const std::string& api_key, const std::string& prompt, int max_tokens) {
+Sample run_one(const std::string& host, int port, const std::string& api_key, const std::string& prompt, int max_tokens,
+               double temperature) {
   Sample s;
   httplib::Client cli(host, port);
   cli.set_read_timeout(600, 0);
-  const json body = {{"prompt", prompt},          {"max_tokens", max_tokens}, {"temperature", 0},
+  const json body = {{"prompt", prompt},          {"max_tokens", max_tokens}, {"temperature", temperature},
                      {"ignore_eos", true},        {"stream", true},           {"stream_options", {{"include_usage", true}}}};
   httplib::Request req;
   req.method = "POST";
@@ -99,12 +100,15 @@ int run_bench_serve(int argc, char** argv) {
   ef.opts.n_threads = 0;
   std::vector<int> levels = {1, 8, 32};
   int per_client = 4, max_tokens = 64;
+  double temperature = 0.0;
   std::string url, api_key;
   bool as_json = false;
   add_engine_flags(app, ef, false);
   app.add_option("--concurrency", levels, "concurrent clients per run (space or comma separated)")->delimiter(',');
   app.add_option("--requests-per-client", per_client, "requests each client sends in a run")->check(CLI::Range(1, 10000));
   app.add_option("--max-tokens", max_tokens, "tokens generated per request (ignore_eos)")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--temperature", temperature, "sampling temperature of every request (0: greedy; OpenAI's other "
+                 "defaults: top_p 1, no top-k)")->check(CLI::Range(0.0, 2.0));
   app.add_option("--url", url, "benchmark a running server (http://host:port) instead of starting one");
   app.add_option("--api-key", api_key, "bearer token for --url");
   app.add_flag("--json", as_json, "print one JSON object per run instead of a table");
@@ -137,7 +141,7 @@ int run_bench_serve(int argc, char** argv) {
     port = std::stoi(hp.substr(colon + 1));
   }
 
-  run_one(host, port, api_key, prompt_for(9999), 8);  // warm-up (first-touch of weights, threads)
+  run_one(host, port, api_key, prompt_for(9999), 8, temperature);  // warm-up (first-touch of weights, threads)
 
   if (!as_json)
     std::printf("%6s %9s %9s %9s %12s %10s %10s %10s %10s %10s %10s\n", "conc", "requests", "tokens", "wall_s",
@@ -150,7 +154,7 @@ int run_bench_serve(int argc, char** argv) {
     for (int k = 0; k < c; ++k)
       clients.emplace_back([&, k] {
         for (int r = 0; r < per_client; ++r) {
-          Sample s = run_one(host, port, api_key, prompt_for(k * per_client + r), max_tokens);
+          Sample s = run_one(host, port, api_key, prompt_for(k * per_client + r), max_tokens, temperature);
           std::lock_guard lk(m);
           samples.push_back(std::move(s));
         }

@@ -68,7 +68,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   return e;
 }
 
-void Engine::step(const std::vector<Work>& work, std::vector<float>& logits) {
+Batch Engine::batch_of(const std::vector<Work>& work) const {
   Batch b;
   for (size_t s = 0; s < work.size(); ++s) {
     const Work& w = work[s];
@@ -79,8 +79,19 @@ void Engine::step(const std::vector<Work>& work, std::vector<float>& logits) {
     for (int32_t i = 0; i < w.n_tokens; ++i)
       b.add(w.tokens[i], w.seq->n_past + i, static_cast<int32_t>(s), w.want_logits && i == w.n_tokens - 1);
   }
-  executor_->forward(b, logits);
+  return b;
+}
+
+void Engine::step(const std::vector<Work>& work, std::vector<float>& logits) {
+  executor_->forward(batch_of(work), logits);
   for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
+}
+
+bool Engine::step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
+                         const std::vector<float>& u, std::vector<int32_t>& tokens) {
+  if (!executor_->forward_sample_rows(batch_of(work), params, u, tokens)) return false;
+  for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
+  return true;
 }
 
 const char* stop_reason_name(StopReason r) {

@@ -29,7 +29,23 @@ class Executor {
     (void)b, (void)p, (void)u, (void)token;
     return false;
   }
+  // As forward_sample for a batch of any number of logits rows: row r (the batch's order) is sampled
+  // with *params[r] and draw u[r] into tokens[r]. Returns false, having run nothing, where any row
+  // cannot be (device_samplable) or the executor has no device sampler.
+  virtual bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params,
+                                   const std::vector<float>& u, std::vector<int32_t>& tokens) {
+    (void)b, (void)params, (void)u, (void)tokens;
+    return false;
+  }
 };
+
+// Whether a device sampler selects the host Sampler's candidates for p: no penalties (they need the
+// history on the host), and greedy, temperature 1, or no top-p (the device filters on
+// temperature-scaled logits, the host on the model's probabilities).
+inline bool device_samplable(const SamplingParams& p) {
+  return p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f &&
+         (p.temperature <= 0.f || p.temperature == 1.f || p.top_p >= 1.f);
+}
 
 std::unique_ptr<Executor> make_cpu_executor(const Model& model, const KvConfig& kv, int n_threads);
 

@@ -221,19 +221,37 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
 }
 
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
-  if (b.size() == 0 || b.n_logits() != 1) return false;
+  if (b.n_logits() != 1) return false;
+  std::vector<int32_t> tokens;
+  if (!forward_sample_rows(b, {&p}, {u}, tokens)) return false;
+  *token = tokens[0];
+  return true;
+}
+
+bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params,
+                                      const std::vector<float>& u, std::vector<int32_t>& tokens) {
+  const int rows = b.n_logits();
+  if (b.size() == 0 || rows == 0 || static_cast<int>(params.size()) != rows || static_cast<int>(u.size()) != rows)
+    return false;
   // The host Sampler filters (top-k, top-p, min-p) on the model's probabilities and applies the
   // temperature to the draw; the kernel filters on temperature-scaled logits. They select the same
-  // candidates when greedy, at temperature 1, or without top-p: top-k does not depend on the scale
-  // and min-p on the scaled logits with min_p^(1/T) is min-p on the unscaled ones. Otherwise the host
-  // samples (forward() then the Sampler).
-  const bool greedy = p.temperature <= 0.f;
-  if (!greedy && p.temperature != 1.f && p.top_p < 1.f) return false;
-  const float min_p = !greedy && p.min_p > 0.f ? std::pow(p.min_p, 1.f / p.temperature) : p.min_p;
-  run_step(b);
-  be_->check(api_.sample(logits_.get<float>(), c_.n_vocab, p.temperature, p.top_k, p.top_p, min_p, u,
-                         token_d_.get<int32_t>(), stream_), "sampling");
-  be_->check(api_.memcpy_d2h(token, token_d_.get(), sizeof(int32_t), stream_), "sampled token");
+  // candidates when greedy, at temperature 1, or without top-p (device_samplable): top-k does not
+  // depend on the scale, and min-p on the scaled logits with min_p^(1/T) is min-p on the unscaled ones.
+  for (const SamplingParams* p : params)
+    if (!device_samplable(*p)) return false;
+  const int n_out = run_step(b);
+  if (n_out != rows) throw Error("forward_sample_rows: the step produced " + std::to_string(n_out) + " logits rows, not " +
+                                 std::to_string(rows));
+  for (int r = 0; r < rows; ++r) {
+    const SamplingParams& p = *params[r];
+    const bool greedy = p.temperature <= 0.f;
+    const float min_p = !greedy && p.min_p > 0.f ? std::pow(p.min_p, 1.f / p.temperature) : p.min_p;
+    be_->check(api_.sample(logits_.get<float>() + int64_t(r) * c_.n_vocab, c_.n_vocab, p.temperature, p.top_k, p.top_p,
+                           min_p, u[r], token_d_.get<int32_t>() + r, stream_),
+               "sampling");
+  }
+  tokens.resize(rows);
+  be_->check(api_.memcpy_d2h(tokens.data(), token_d_.get(), rows * sizeof(int32_t), stream_), "sampled tokens");
   be_->check(api_.stream_sync(stream_), "forward step");
   return true;
 }

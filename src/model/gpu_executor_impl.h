@@ -185,6 +185,8 @@ class GpuExecutor final : public Executor {
 
   void forward(const Batch& b, std::vector<float>& logits) override;
   bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
+  bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params, const std::vector<float>& u,
+                           std::vector<int32_t>& tokens) override;
 
  private:
   // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
@@ -359,7 +361,7 @@ class GpuExecutor final : public Executor {
     if (!logits_host_.floats()) pinned_rows_ = 0;
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes(std::min(T, kMultiTokens) * ((max_in + 31) / 32 * 32)));
-    token_d_ = DevBuf(be_, sizeof(int32_t));
+    token_d_ = DevBuf(be_, sizeof(int32_t) * T);  // a sampled id per logits row
     if (c_.n_expert > 0) {
       const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
       moe_router_ = fbuf(int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert);

@@ -1,10 +1,13 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
+#include <random>
 
 #include "core/log.h"
 #include "engine/kv_pool.h"
+#include "model/executor.h"
 
 namespace rocforge::server {
 
@@ -12,6 +15,7 @@ struct Scheduler::Slot {
   std::shared_ptr<RequestState> req;
   KvSequence seq;
   Sampler sampler;
+  std::mt19937_64 draw;  // draws of device sampling, seeded like the host sampler (Generator's rule)
   StreamingDetokenizer detok;
   std::vector<int32_t> tokens;  // prompt + generated; positions [0, seq.n_past) are in the cache
   int32_t n_gen = 0;
@@ -25,7 +29,8 @@ struct Scheduler::Slot {
   Clock::time_point t_last{};
 
   Slot(std::shared_ptr<RequestState> r, const Tokenizer& tok)
-      : req(std::move(r)), sampler(req->params.sampling), detok(tok), tokens(req->prompt) {
+      : req(std::move(r)), sampler(req->params.sampling), draw(req->params.sampling.seed), detok(tok),
+        tokens(req->prompt) {
     for (const auto& s : req->params.stop) max_stop = std::max(max_stop, s.size());
   }
   int32_t pending() const { return static_cast<int32_t>(tokens.size()) - seq.n_past; }
@@ -369,8 +374,30 @@ void Scheduler::loop() {
       }
       const auto t0 = Clock::now();
       bool ok = true;
+      // Where every row's sampling can run on the device (GPU executor, no penalties), the step
+      // returns only the sampled ids: no logits rows to copy back, no host sort over the vocabulary.
+      std::vector<const SamplingParams*> params;
+      std::vector<float> draws;
+      static const bool device_sampling = [] {  // ROCFORGE_DEVICE_SAMPLING=0: host sampling (A/B runs)
+        const char* v = std::getenv("ROCFORGE_DEVICE_SAMPLING");
+        return !(v && std::string(v) == "0");
+      }();
+      bool on_device = device_sampling;
+      for (size_t i = 0; i < work.size() && on_device; ++i) {
+        if (!work[i].want_logits) continue;
+        const SamplingParams& p = order[i]->req->params.sampling;
+        on_device = device_samplable(p);
+        params.push_back(&p);
+      }
+      if (on_device)
+        for (size_t i = 0; i < work.size(); ++i)
+          if (work[i].want_logits) draws.push_back(static_cast<float>(order[i]->draw() >> 40) * 0x1p-24f);  // [0, 1)
+      std::vector<int32_t> sampled;
       try {
-        engine_.step(work, logits_);
+        if (!(on_device && !params.empty() && engine_.step_sample(work, params, draws, sampled))) {
+          sampled.clear();
+          engine_.step(work, logits_);
+        }
       } catch (const std::exception& e) {
         log::error("scheduler: step failed: {}", e.what());
         for (Slot* s : order) finish(*s, "error", e.what());
@@ -387,12 +414,11 @@ void Scheduler::loop() {
         for (size_t i = 0; i < work.size(); ++i) {
           if (!work[i].want_logits) continue;
           Slot& s = *order[i];
-          float* l = logits_.data() + row * V;
-          ++row;
+          const size_t r = row++;
           if (s.finished) continue;
           const int32_t before = s.n_gen;
           try {
-            const int32_t id = s.sampler.sample(l, V, s.tokens);
+            const int32_t id = sampled.empty() ? s.sampler.sample(logits_.data() + r * V, V, s.tokens) : sampled[r];
             on_token(s, id, now);
           } catch (const std::exception& e) {  // e.g. a sampled id the tokenizer cannot decode
             log::error("scheduler: request failed: {}", e.what());

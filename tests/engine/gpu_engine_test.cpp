@@ -1,10 +1,12 @@
 // The whole model on a GPU (and split CPU+GPU) against the CPU path. SKIPPED where no GPU exists.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "model/batch.h"
+#include "engine/kv_pool.h"
 #include "model/executor.h"
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
@@ -158,6 +160,56 @@ TEST(GpuEngine, DeviceSamplingIsDeterministicPerSeed) {
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   for (int32_t t : a) EXPECT_TRUE(t >= 0 && t < e->n_vocab()) << t;
+}
+
+// Engine::step_sample (the server's batched steps): three sequences' next tokens sampled on the
+// device equal the host's choice from the same step's logits rows (greedy, and temperature 1 with
+// top-k 1, where only the top token survives); a row with penalties is refused with nothing run.
+TEST(GpuEngine, BatchedDeviceSamplingMatchesHostRows) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  auto host = load(model, "gpu", -1), dev = load(model, "gpu", -1);
+  const std::vector<std::string> prompts = {"Once upon a time", "The little cat sat on the mat", "Lily"};
+  std::vector<KvSequence> sh(3), sd(3);
+  std::vector<std::vector<int32_t>> next(3);
+  for (int s = 0; s < 3; ++s) next[s] = host->tokenizer().encode(prompts[s], true);
+  SamplingParams greedy = SamplingParams::greedy(), top1;
+  top1.temperature = 1.0f;
+  top1.top_k = 1;
+  top1.top_p = 1.0f;
+  top1.min_p = 0.0f;
+  const std::vector<const SamplingParams*> params = {&greedy, &top1, &greedy};
+  const int V = host->n_vocab();
+  for (int step = 0; step < 6; ++step) {
+    std::vector<Engine::Work> wh, wd;
+    for (int s = 0; s < 3; ++s) {
+      const int32_t n = static_cast<int32_t>(next[s].size());
+      ASSERT_TRUE(sh[s].reserve(host->kv_pool(), n) && sd[s].reserve(dev->kv_pool(), n));
+      wh.push_back({&sh[s], next[s].data(), n, true});
+      wd.push_back({&sd[s], next[s].data(), n, true});
+    }
+    std::vector<float> logits;
+    host->step(wh, logits);
+    ASSERT_EQ(logits.size(), size_t(3) * V);
+    std::vector<int32_t> ids;
+    ASSERT_TRUE(dev->step_sample(wd, params, {0.5f, 0.25f, 0.75f}, ids)) << "step " << step;
+    ASSERT_EQ(ids.size(), 3u);
+    for (int s = 0; s < 3; ++s) {
+      const float* row = logits.data() + size_t(s) * V;
+      const int32_t best = static_cast<int32_t>(std::max_element(row, row + V) - row);  // first of equals
+      EXPECT_EQ(ids[s], best) << "step " << step << " sequence " << s;
+      EXPECT_EQ(sd[s].n_past, sh[s].n_past);
+      next[s] = {best};
+    }
+  }
+  SamplingParams penalized = greedy;
+  penalized.repeat_penalty = 1.1f;
+  const int32_t before = sd[0].n_past;
+  ASSERT_TRUE(sd[0].reserve(dev->kv_pool(), 1));
+  std::vector<int32_t> ids;
+  EXPECT_FALSE(dev->step_sample({{&sd[0], next[0].data(), 1, true}}, {&penalized}, {0.5f}, ids));
+  EXPECT_EQ(sd[0].n_past, before);
 }
 
 }  // namespace
