@@ -217,7 +217,7 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
                                logits.size() * sizeof(float), stream_),
                "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
-  if (pinned && !skip(kSkipLogitsCopy)) std::memcpy(logits.data(), logits_host_.floats(), logits.size() * sizeof(float));
+  if (pinned && !skip(kSkipLogitsCopy | kSkipLogitsHostCopy)) std::memcpy(logits.data(), logits_host_.floats(), logits.size() * sizeof(float));
 }
 
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {

@@ -456,8 +456,12 @@ class GpuExecutor final : public Executor {
 
   // ROCFORGE_GPU_SKIP (profiling only: the logits are wrong): bit set = that decode-layer launch is
   // left out, to measure what each kind costs inside the real graph.
-  // kSkipLogitsCopy leaves out forward()'s copy of the logits to the host.
-  enum Skip { kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16, kSkipLogitsCopy = 32 };
+  // kSkipLogitsCopy leaves out forward()'s copy of the logits to the host, kSkipLogitsHostCopy only
+  // its second half (page-locked buffer -> the caller's vector).
+  enum Skip {
+    kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16, kSkipLogitsCopy = 32,
+    kSkipLogitsHostCopy = 64
+  };
   bool skip(int what) const { return (skip_ & what) != 0; }
 
   void layer(int l, const Batch& b, int T);
