@@ -269,6 +269,9 @@ int k_matvec_q8_multi(uint32_t t, const void* w, size_t rs, const void* xq, floa
                       rf_stream s) {
   return matvec_q8_multi(t, w, rs, xq, y, rows, cols, n_tok, st(s));
 }
+int k_sample_rows(const float* logits, int n, int n_rows, const rf_sample_row* rows, int32_t* tokens, rf_stream s) {
+  return sample_rows(logits, n, n_rows, rows, tokens, st(s));
+}
 int k_moe_mix(const float* y, const float* w, int n_tok, int k, int n, float* out, rf_stream s) {
   return moe_mix(y, w, n_tok, k, n, out, st(s));
 }
@@ -282,7 +285,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8, k_kv_store, attn_decode_workspace,
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
-    k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi,
+    k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
 };
 
 }  // namespace

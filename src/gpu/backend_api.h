@@ -50,6 +50,13 @@ struct rf_qkv_rope {
   uint16_t* d_v_pool;
 };
 
+// One row's parameters for sample_rows (as sample's arguments).
+struct rf_sample_row {
+  float temperature;
+  int top_k;
+  float top_p, min_p, u;
+};
+
 // The rmsnorm fused into matvec_q8_norm: x = d_x + d_add (d_add nullable; the sum also written to
 // d_x_out when set, which must not alias d_x or d_add), y = quantize_q8(x / rms(x) * d_w).
 struct rf_norm_in {
@@ -226,6 +233,10 @@ struct rf_gpu_api {
   // steps of several sequences. d_xq: quantize_q8 of X [n_tok][cols] in one call.  Y: [n_tok][rows]
   int (*matvec_q8_multi)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, float* d_y, int rows,
                          int cols, int n_tok, rf_stream s);
+  // As sample for each row r of logits [n_rows][n_vocab] with d_rows[r]'s parameters (a device array,
+  // checked by the caller as sample checks its arguments), into d_tokens[r]; rows run side by side.
+  int (*sample_rows)(const float* d_logits, int n_vocab, int n_rows, const struct rf_sample_row* d_rows,
+                     int32_t* d_tokens, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -69,6 +69,8 @@ int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t ro
                    hipStream_t s);
 int moe_route(const float* logits, int n_tok, int n_expert, int k, int32_t* ids, float* weights, hipStream_t s);
 int moe_mix(const float* y, const float* weights, int n_tok, int k, int n, float* out, hipStream_t s);
+int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, int32_t* tokens,
+                hipStream_t s);
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
            int32_t* token, hipStream_t s);
 

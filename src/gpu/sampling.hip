@@ -105,11 +105,9 @@ __device__ void finish(const A& a, int count, float mx, uint32_t kk, float top_p
   }
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int n, float temperature,
-                                                          int top_k, float top_p, float min_p, float u,
-                                                          int32_t* __restrict__ token) {
-  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
-  rf_grid_trigger();
+// One row by the whole block (sample_kernel: one row per launch; sample_rows_kernel: a block per row).
+__device__ __forceinline__ void sample_row(const float* __restrict__ logits, int n, float temperature, int top_k,
+                                           float top_p, float min_p, float u, int32_t* __restrict__ token) {
   __shared__ float scratch[kRfMaxWavesPerBlock];
   __shared__ double seg_mass[kThreads];
   __shared__ double scratch_d[kRfMaxWavesPerBlock];
@@ -123,11 +121,22 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   const int lane = tid % warpSize, wave = tid / warpSize, n_waves = blockDim.x / warpSize;
 
   if (temperature <= 0.f) {
-    // Greedy: max value, lowest index among equals.
+    // Greedy: max value, lowest index among equals (each thread visits its indices in increasing
+    // order). 16-byte loads where the row is aligned: a quarter of the loop trips of scalar loads
+    // over the vocabulary, which is latency, not bandwidth, for one block.
     float bv = -INFINITY;
     int bi = n;
-    for (int i = tid; i < n; i += blockDim.x)
-      if (logits[i] > bv) { bv = logits[i]; bi = i; }
+    auto take = [&](float v, int i) {
+      if (v > bv) { bv = v; bi = i; }
+    };
+    const int n4 = reinterpret_cast<uintptr_t>(logits) % 16 == 0 ? n / 4 : 0;
+    const float4* l4 = reinterpret_cast<const float4*>(logits);
+#pragma unroll 4
+    for (int j = tid; j < n4; j += blockDim.x) {
+      const float4 v = l4[j];
+      take(v.x, 4 * j), take(v.y, 4 * j + 1), take(v.z, 4 * j + 2), take(v.w, 4 * j + 3);
+    }
+    for (int i = 4 * n4 + tid; i < n; i += blockDim.x) take(logits[i], i);
     for (int off = warpSize / 2; off > 0; off /= 2) {
       const float ov = rf_shfl_xor(bv, off);
       const int oi = rf_shfl_xor(bi, off);
@@ -232,6 +241,26 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   finish(SharedCands{cand_val, cand_idx}, total, mx, kk, top_p, min_p, u, token, scratch_d, seg_mass);
 }
 
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int n, float temperature,
+                                                          int top_k, float top_p, float min_p, float u,
+                                                          int32_t* __restrict__ token) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  sample_row(logits, n, temperature, top_k, top_p, min_p, u, token);
+}
+
+// Row r of logits [n_rows][n] with rows[r]'s parameters, into tokens[r]: the rows of a batched decode
+// step side by side instead of one launch after another.
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* __restrict__ logits, int n,
+                                                               const rf_sample_row* __restrict__ rows,
+                                                               int32_t* __restrict__ tokens) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int r = blockIdx.x;
+  const rf_sample_row p = rows[r];
+  sample_row(logits + static_cast<size_t>(r) * n, n, p.temperature, p.top_k, p.top_p, p.min_p, p.u, tokens + r);
+}
+
 }  // namespace
 
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
@@ -242,6 +271,17 @@ int sample(const float* logits, int n_vocab, float temperature, int top_k, float
   if (min_p > 1.f) return fail("sample: min_p = %g must be <= 1", min_p);
   (void)rf_launch(sample_kernel, 1, kThreads, 0, s, logits, n_vocab, temperature, top_k, top_p, min_p, u, token);
   return check(hipGetLastError(), "sample");
+}
+
+int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, int32_t* tokens,
+                hipStream_t s) {
+  if (n_vocab <= 0) return fail("sample_rows: empty vocabulary");
+  if (n_rows < 0 || n_rows > 65535) return fail("sample_rows: row count %d out of range 0..65535", n_rows);
+  if (!logits || !rows || !tokens) return fail("sample_rows: missing buffer");
+  if (n_rows == 0) return 0;
+  // The rows' parameters are already on the device: the caller checks them as sample() would.
+  (void)rf_launch(sample_rows_kernel, n_rows, kThreads, 0, s, logits, n_vocab, rows, tokens);
+  return check(hipGetLastError(), "sample_rows");
 }
 
 }  // namespace rocforge::gpu

@@ -242,14 +242,22 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   const int n_out = run_step(b);
   if (n_out != rows) throw Error("forward_sample_rows: the step produced " + std::to_string(n_out) + " logits rows, not " +
                                  std::to_string(rows));
+  // One block per row, all rows in one launch; the rows' parameters go up with the step.
+  sample_host_.resize(rows);
   for (int r = 0; r < rows; ++r) {
     const SamplingParams& p = *params[r];
     const bool greedy = p.temperature <= 0.f;
     const float min_p = !greedy && p.min_p > 0.f ? std::pow(p.min_p, 1.f / p.temperature) : p.min_p;
-    be_->check(api_.sample(logits_.get<float>() + int64_t(r) * c_.n_vocab, c_.n_vocab, p.temperature, p.top_k, p.top_p,
-                           min_p, u[r], token_d_.get<int32_t>() + r, stream_),
-               "sampling");
+    if (!(u[r] >= 0.f && u[r] < 1.f) || !(p.top_p > 0.f) || min_p > 1.f)
+      throw Error("sampling: row " + std::to_string(r) + " has parameters out of range (u " + std::to_string(u[r]) +
+                  ", top_p " + std::to_string(p.top_p) + ", min_p " + std::to_string(p.min_p) + ")");
+    sample_host_[r] = {p.temperature, p.top_k, p.top_p, min_p, u[r]};
   }
+  be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), rows * sizeof(rf_sample_row), stream_),
+             "sampling parameters");
+  be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, rows, sample_rows_.get<rf_sample_row>(),
+                              token_d_.get<int32_t>(), stream_),
+             "sampling");
   tokens.resize(rows);
   be_->check(api_.memcpy_d2h(tokens.data(), token_d_.get(), rows * sizeof(int32_t), stream_), "sampled tokens");
   be_->check(api_.stream_sync(stream_), "forward step");

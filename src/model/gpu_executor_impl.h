@@ -362,6 +362,7 @@ class GpuExecutor final : public Executor {
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes(std::min(T, kMultiTokens) * ((max_in + 31) / 32 * 32)));
     token_d_ = DevBuf(be_, sizeof(int32_t) * T);  // a sampled id per logits row
+    sample_rows_ = DevBuf(be_, sizeof(rf_sample_row) * T);
     if (c_.n_expert > 0) {
       const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
       moe_router_ = fbuf(int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert);
@@ -520,6 +521,8 @@ class GpuExecutor final : public Executor {
   DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_;
   static constexpr int kPinnedLogitRows = 8;
   HostBuf logits_host_;  // page-locked staging of up to pinned_rows_ rows of logits
+  DevBuf sample_rows_;   // forward_sample_rows: the rows' sampling parameters
+  std::vector<rf_sample_row> sample_host_;
   int pinned_rows_ = 0;
   // MoE scratch for kMoeChunkTokens tokens: router logits [tok][n_expert], the chosen experts and
   // their weights [slot], gate then up [slot][n_ff] each, expert outputs [slot][n_embd], int8 copies.

@@ -62,14 +62,19 @@ TEST(GpuSampling, GreedyIsArgmaxWithLowestIndexOnTies) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   DeviceBuffer tok(*gpu, sizeof(int32_t));
-  for (int n : {1, 5, 1000, 32000, 128256}) {
-    auto logits = random_floats(rng, n, -20.f, 20.f);
-    const int at = static_cast<int>(rng() % n);
-    logits[at] = 25.f;
-    if (n > 10) logits[n - 1] = 25.f;  // a tie later in the vocabulary loses
-    auto dl = to_device(*gpu, logits);
-    gpu->check(gpu->api().sample(dl->as<float>(), n, 0.f, 0, 1.f, 0.f, 0.5f, tok.as<int32_t>(), nullptr), "sample");
-    EXPECT_EQ(tok.download<int32_t>(1)[0], at) << "n " << n;
+  for (int n : {1, 5, 1000, 32003, 128256}) {
+    for (int offset : {0, 1}) {  // a 16-byte aligned row (vector loads) and one that is not
+      for (bool in_tail : {false, true}) {
+        std::vector<float> logits = random_floats(rng, n + offset, -20.f, 20.f);
+        const int at = in_tail && n > 4 ? n - 1 - static_cast<int>(rng() % 3) : static_cast<int>(rng() % n);
+        logits[offset + at] = 25.f;
+        if (at + 1 < n) logits[offset + n - 1] = 25.f;  // a tie later in the vocabulary loses
+        auto dl = to_device(*gpu, logits);
+        gpu->check(gpu->api().sample(dl->as<float>() + offset, n, 0.f, 0, 1.f, 0.f, 0.5f, tok.as<int32_t>(), nullptr),
+                   "sample");
+        EXPECT_EQ(tok.download<int32_t>(1)[0], at) << "n " << n << " offset " << offset;
+      }
+    }
   }
 }
 
@@ -104,6 +109,44 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
     }
   }
   EXPECT_GT(distinct_checks, 100);
+}
+
+// sample_rows: every row of a [rows][n] batch, each with its own parameters, against the sort-based
+// reference on that row (a batched decode step's sampling in one launch).
+TEST(GpuSampling, RowsEachMatchTheReference) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (int n : {7, 32003}) {
+    const int rows = 13;
+    std::vector<float> logits = random_floats(rng, static_cast<size_t>(rows) * n, -6.f, 4.f);
+    for (int i = 0; i < 20 * rows; ++i) logits[rng() % logits.size()] += 6.f;
+    std::vector<rf_sample_row> params(rows);
+    for (int r = 0; r < rows; ++r) {
+      const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+      switch (r % 4) {
+        case 0: params[r] = {0.f, 0, 1.f, 0.f, u}; break;      // greedy
+        case 1: params[r] = {1.f, 0, 0.9f, 0.f, u}; break;     // top-p
+        case 2: params[r] = {0.8f, 40, 1.f, 0.05f, u}; break;  // top-k + min-p
+        default: params[r] = {1.3f, 0, 1.f, 0.f, u}; break;    // plain temperature
+      }
+    }
+    auto dl = to_device(*gpu, logits);
+    auto dp = to_device(*gpu, params);
+    DeviceBuffer tok(*gpu, rows * sizeof(int32_t));
+    tok.poison();
+    gpu->check(gpu->api().sample_rows(dl->as<float>(), n, rows, dp->as<rf_sample_row>(), tok.as<int32_t>(), nullptr),
+               "sample_rows");
+    const auto got = tok.download<int32_t>(rows);
+    for (int r = 0; r < rows; ++r) {
+      const std::vector<float> row(logits.begin() + static_cast<size_t>(r) * n, logits.begin() + static_cast<size_t>(r + 1) * n);
+      const rf_sample_row& p = params[r];
+      const int want = p.temperature <= 0.f ? static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin())
+                                            : sample_ref(row, p.temperature, p.top_k, p.top_p, p.min_p, p.u);
+      EXPECT_EQ(got[r], want) << "n " << n << " row " << r;
+    }
+  }
 }
 
 TEST(GpuSampling, BadParametersAreErrors) {
