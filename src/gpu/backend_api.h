@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 8u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 9u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -211,7 +211,8 @@ struct rf_gpu_api {
                         const void* d_wb, size_t stride_b, int rows_b, int cols, const struct rf_norm_in* norm,
                         float* d_y, const struct rf_qkv_rope* rope, rf_stream s);
 
-  // ---- v8. Mixture of experts on the device (no host round trip; decode steps stay graphs).
+  // ---- v9 (v8 was an intermediate table of the same pass). Mixture of experts on the device (no host
+  // round trip; decode steps stay graphs).
   // Routing: ids[t][j], weights[t][j] (j < k <= 32) = the k most probable experts of
   // softmax(logits[t]) (ties: the lower id), their probabilities renormalised to sum 1.
   //                                                    logits: [n_tok][n_expert], ids, weights: [n_tok][k]

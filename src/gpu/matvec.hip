@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kBlock, MinBlocks)
 // Decode of a few sequences at once (one token each): R rows per thread group, as matvec8q_rows, each
 // weight word loaded once for all n_tok <= NT tokens (the loop over tokens is uniform: n_tok is the
 // same for the whole grid). x: n_tok rows of int8 from one quantize_q8 over n_tok * cols; y: [n_tok][rows].
-template <class F, int R, int NT>
+template <class F, int R, int NT, bool UsePrep>
 __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                                 const int8_t* __restrict__ xq,
                                                                 const float* __restrict__ xd, float* __restrict__ y,
@@ -299,13 +299,29 @@ __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* _
       typename F::Raw raw[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
+      if constexpr (UsePrep && HasPrep<F>::value) {
+        // The weights' half of the dot product once, then only the activations' half per token.
+        typename F::Prep w[R];
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        if (t < n_tok) {
-          typename F::Xq xv;
-          F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
+        for (int r = 0; r < R; ++r) F::prep(raw[r], it, p, n_chunks, w[r]);
 #pragma unroll
-          for (int r = 0; r < R; ++r) acc[r][t] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+        for (int t = 0; t < NT; ++t) {
+          if (t < n_tok) {
+            typename F::Xq xv;
+            F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r][t] += F::dot_prep(w[r], xv);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t < n_tok) {
+            typename F::Xq xv;
+            F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r][t] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+          }
         }
       }
     }
@@ -703,15 +719,19 @@ int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void*
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(n_tok) * cols + 15) / 16 * 16);
       const auto* wb = static_cast<const uint8_t*>(w);
-      // Up to 8 tokens: two rows per group share each x load; 9-16: one row, for registers.
+      // Two rows per group share each x load up to 8 tokens; 9-16: one row, for registers. The
+      // weights' half of the dot product is hoisted out of the token loop from 5 tokens on (H100, 8B
+      // Q4_K_M prompt steps: with it at 4 tokens 589 -> 556 tok/s, at 8 tokens 835 -> 867; this
+      // split: 2 / 4 / 8 tokens 361 / 592 / 838 -> 384 / 621 / 865).
       auto launch = [&](auto kernel, int R) {
         const int group = q8_group<F>(tuning(type), rows, cols, R);
         const int per_block = kBlock / group * R;
         (void)rf_launch(kernel, (rows + per_block - 1) / per_block, kBlock, 0, s, wb, row_stride, q, d, y, rows, cols,
                         group, n_tok);
       };
-      if (n_tok <= 8) launch(matvec8q_multi_kernel<F, 2, 8>, 2);
-      else launch(matvec8q_multi_kernel<F, 1, kMultiMaxTokens>, 1);
+      if (n_tok <= 4) launch(matvec8q_multi_kernel<F, 2, 4, false>, 2);
+      else if (n_tok <= 8) launch(matvec8q_multi_kernel<F, 2, 8, true>, 2);
+      else launch(matvec8q_multi_kernel<F, 1, kMultiMaxTokens, true>, 1);
       rc = check(hipGetLastError(), "matvec_q8_multi");
     }
   });

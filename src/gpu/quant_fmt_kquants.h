@@ -150,6 +150,8 @@ __device__ inline void k4_scale_min(const uint8_t* q, int j, int& sc, int& m) {
 }
 
 // Q4_K {half d, dmin; u8 scales[12]; u8 qs[128]}. Chunk s: nibble s%2 of qs[32(s/2) ..), scale/min s.
+__device__ inline void k4_pair_scale_min(const uint4& hd, int j, int& sc0, int& sc1, int& m0, int& m1);
+
 template <>
 struct Fmt<kQ4_K> {
   static constexpr int kBlockElems = 256, kBlockBytes = 144;
@@ -227,6 +229,34 @@ struct Fmt<kQ4_K> {
     const float sum_q = v.dl * static_cast<float>(scl * al) + v.dh * static_cast<float>(sch * ah);
     const float sum_m = v.dl * static_cast<float>(ml * sl) + v.dh * static_cast<float>(mh * sh);
     return rf_half_to_float(dd & 0xffffu) * sum_q - rf_half_to_float(dd >> 16) * sum_m;
+  }
+  // dot_raw split in its weight half (prep: once per row and item) and its activation half (dot_prep:
+  // per token), for kernels that take one item of a row to several tokens (matvec8q_multi_kernel).
+  struct Prep { int lo[4], hi[4]; float dsl, dsh, dml, dmh; };  // nibbles; d x scales, dmin x mins
+  __device__ static void prep(const Raw& r, int item, int p, int, Prep& w) {
+    const uint32_t qw[4] = {r.q.x, r.q.y, r.q.z, r.q.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      w.lo[k] = static_cast<int>(qw[k] & 0x0f0f0f0fu);
+      w.hi[k] = static_cast<int>((qw[k] >> 4) & 0x0f0f0f0fu);
+    }
+    int scl, sch, ml, mh;
+    k4_pair_scale_min(r.hd, (2 * item + (p >> 1)) & 3, scl, sch, ml, mh);
+    const float d = rf_half_to_float(r.hd.x & 0xffffu), dmin = rf_half_to_float(r.hd.x >> 16);
+    w.dsl = d * static_cast<float>(scl), w.dsh = d * static_cast<float>(sch);
+    w.dml = dmin * static_cast<float>(ml), w.dmh = dmin * static_cast<float>(mh);
+  }
+  __device__ static float dot_prep(const Prep& w, const Xq& v) {
+    const int xl[4] = {static_cast<int>(v.l.x), static_cast<int>(v.l.y), static_cast<int>(v.l.z), static_cast<int>(v.l.w)};
+    const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
+    int al = 0, ah = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      al = rf_dp4a(w.lo[k], xl[k], al);
+      ah = rf_dp4a(w.hi[k], xh[k], ah);
+    }
+    return v.dl * (w.dsl * static_cast<float>(al) - w.dml * static_cast<float>(v.sl)) +
+           v.dh * (w.dsh * static_cast<float>(ah) - w.dmh * static_cast<float>(v.sh));
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
@@ -416,6 +446,29 @@ struct Q6Fmt {
       acc = fmaf(v.dx[g] * sc, static_cast<float>(a - v.s32[g]), acc);
     }
     return rf_half_to_float(r.d) * acc;
+  }
+  // dot_raw's weight half (once per row and item) and activation half (per token), as Q4_K's.
+  struct Prep { int q[4][2]; float ds[4]; };  // 6-bit quants of the four chunks; d x their scales
+  __device__ static void prep(const Raw& r, int, int p, int, Prep& w) {
+    const float d = rf_half_to_float(r.d);
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t lo = g & 1 ? r.L1[k] : r.L0[k];
+        w.q[g][k] = static_cast<int>(((lo >> (4 * (g >> 1))) & 0x0f0f0f0fu) | (((r.H[k] >> (2 * g)) & 0x03030303u) << 4));
+      }
+      w.ds[g] = d * static_cast<float>(static_cast<int8_t>((r.S[g >> 1] >> (8 * ((p >> 1) + 2 * (g & 1)))) & 0xffu));
+    }
+  }
+  __device__ static float dot_prep(const Prep& w, const Xq& v) {
+    float acc = 0.f;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+      const int a = rf_dp4a(w.q[g][1], v.x[g][1], rf_dp4a(w.q[g][0], v.x[g][0], 0));
+      acc = fmaf(v.dx[g] * w.ds[g], static_cast<float>(a - v.s32[g]), acc);
+    }
+    return acc;
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;

@@ -24,6 +24,12 @@ struct HasDot8q { static constexpr bool value = false; };
 template <class F>
 struct HasDot8q<F, decltype(void(&F::dot_raw))> { static constexpr bool value = true; };
 
+// Formats whose dot_raw splits into prep (weights, once per row and item) and dot_prep (per token).
+template <class F, class = void>
+struct HasPrep { static constexpr bool value = false; };
+template <class F>
+struct HasPrep<F, decltype(void(&F::dot_prep))> { static constexpr bool value = true; };
+
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>
 inline bool dispatch_type(uint32_t type, F&& f) {
