@@ -1,5 +1,5 @@
 // moe.hip - mixture-of-experts routing and mixing on the device (the experts' own products are
-// matvec.hip's matvec_experts), so that a MoE decode step needs no host round trip and is captured
+// matvec_batched.hip's matvec_experts), so that a MoE decode step needs no host round trip and is captured
 // as a graph like any other.
 #include <cmath>
 
