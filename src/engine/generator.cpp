@@ -96,12 +96,13 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   auto max_stop = size_t{0};
   for (const auto& s : opts.stop) max_stop = std::max(max_stop, s.size());
 
-  // Device-side sampling: without penalties (which need the history on the host) an executor that
-  // can sample where the logits are (GPU) runs each decode step and returns only the next token id.
+  // Device-side sampling: where the parameters allow it (device_samplable: no penalties, which need
+  // the history on the host) an executor that can sample where the logits are (GPU) runs each decode
+  // step and returns only the next token id.
   // Its draws come from this generation's own generator, seeded like the host sampler: the same seed
   // gives the same tokens on the same device.
   const SamplingParams& sp = sampler_.params();
-  const bool device_sampling = sp.repeat_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
+  const bool device_sampling = device_samplable(sp);
   std::mt19937_64 draw(sp.seed);
   int32_t next = -1;  // token sampled on the device with the last step (-1: none)
   auto step_and_sample = [&](int32_t id) -> int32_t {

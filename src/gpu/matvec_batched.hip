@@ -37,30 +37,26 @@ __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* _
       typename F::Raw raw[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
+      // Every token's activations against the rows' item; dot(r, xv) is row r's product.
+      auto over_tokens = [&](auto&& dot) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t < n_tok) {
+            typename F::Xq xv;
+            F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r][t] += dot(r, xv);
+          }
+        }
+      };
       if constexpr (UsePrep && HasPrep<F>::value) {
         // The weights' half of the dot product once, then only the activations' half per token.
         typename F::Prep w[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) F::prep(raw[r], it, p, n_chunks, w[r]);
-#pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          if (t < n_tok) {
-            typename F::Xq xv;
-            F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
-#pragma unroll
-            for (int r = 0; r < R; ++r) acc[r][t] += F::dot_prep(w[r], xv);
-          }
-        }
+        over_tokens([&](int r, const typename F::Xq& xv) { return F::dot_prep(w[r], xv); });
       } else {
-#pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          if (t < n_tok) {
-            typename F::Xq xv;
-            F::load_xq(xq + static_cast<size_t>(t) * cols, xd + static_cast<size_t>(t) * n_chunks, it, p, n_chunks, xv);
-#pragma unroll
-            for (int r = 0; r < R; ++r) acc[r][t] += F::dot_raw(raw[r], it, p, n_chunks, xv);
-          }
-        }
+        over_tokens([&](int r, const typename F::Xq& xv) { return F::dot_raw(raw[r], it, p, n_chunks, xv); });
       }
     }
   }

@@ -91,6 +91,18 @@ std::unique_ptr<DeviceBuffer> to_device(const device::GpuBackend& b, const std::
   return d;
 }
 
+// The activations an int8 kernel multiplies: the n values of a quantize_q8 buffer (n int8, padded to
+// 16 bytes, then n / 32 float scales), dequantized.
+inline std::vector<double> dequantized_q8(const DeviceBuffer& dq, const device::GpuBackend& b, size_t n) {
+  const size_t qb = b.api().q8_bytes(static_cast<int>(n));
+  const auto raw = dq.download<uint8_t>(qb);
+  std::vector<float> d(n / 32);
+  std::memcpy(d.data(), raw.data() + (n + 15) / 16 * 16, d.size() * sizeof(float));
+  std::vector<double> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<double>(d[i / 32]) * static_cast<int8_t>(raw[i]);
+  return x;
+}
+
 // A fresh seed per run (printed by the tests), so every run checks new inputs.
 inline uint32_t fresh_seed() { return std::random_device{}(); }
 

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -45,10 +44,7 @@ TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
           const size_t qb = api.q8_bytes(static_cast<int>(n));
           DeviceBuffer dq(*gpu, qb);
           gpu->check(api.quantize_q8(dx->as<float>(), static_cast<int>(n), dq.get(), nullptr), "quantize_q8");
-          const auto rawq = dq.download<uint8_t>(qb);
-          const auto* q = reinterpret_cast<const int8_t*>(rawq.data());
-          std::vector<float> d(n / 32);
-          std::memcpy(d.data(), rawq.data() + (n + 15) / 16 * 16, d.size() * sizeof(float));
+          const std::vector<double> xr = dequantized_q8(dq, *gpu, n);
           // The GGUF layout, and the device layout of the same bytes where the upload repacks (gpu/repack.h).
           const uint32_t layout = gpu::device_layout(type, cols);
           std::vector<uint8_t> packed(w.size());
@@ -68,8 +64,7 @@ TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
               for (int k = 0; k < n_tok; ++k) {
                 double ref = 0, mag = 0;
                 for (int c = 0; c < cols; ++c) {
-                  const size_t i = static_cast<size_t>(k) * cols + c;
-                  const double xv = static_cast<double>(d[i / 32]) * q[i];
+                  const double xv = xr[static_cast<size_t>(k) * cols + c];
                   ref += row[c] * xv;
                   mag += std::fabs(row[c] * xv);
                 }

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -130,11 +129,7 @@ TEST_P(GpuMoeExperts, SlotsMatchTheirExpertsDequantized) {
         std::vector<double> xr(x.begin(), x.end());  // what the kernel multiplies: x, or its int8 form
         if (q8) {
           gpu->check(api.quantize_q8(dx->as<float>(), n_x * cols, dq.get(), nullptr), "quantize_q8");
-          const auto raw = dq.download<uint8_t>(qb);
-          const auto* q = reinterpret_cast<const int8_t*>(raw.data());
-          std::vector<float> d(static_cast<size_t>(n_x) * cols / 32);
-          std::memcpy(d.data(), raw.data() + (static_cast<size_t>(n_x) * cols + 15) / 16 * 16, d.size() * sizeof(float));
-          for (size_t i = 0; i < xr.size(); ++i) xr[i] = static_cast<double>(d[i / 32]) * q[i];
+          xr = dequantized_q8(dq, *gpu, static_cast<size_t>(n_x) * cols);
         }
         DeviceBuffer dy(*gpu, static_cast<size_t>(n_slots) * rows * sizeof(float));
         dy.poison();
