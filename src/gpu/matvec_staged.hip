@@ -14,9 +14,10 @@
 // matvec8q_rows with group == wave); x (int8 + scales) is copied to shared memory once per block, or
 // made there from the residual stream by the fused rmsnorm (matvec_q8_norm: no rmsnorm_q8 launch).
 // Taken for matrices of 24 MB and more (smaller ones start faster on the register kernels) and for
-// every fused-norm call; rows too long for a few waves' rows per ~40 KB stage (an 8B's ffn_down)
-// stay on the register kernels. H200, gpu_bench --matvec-only, 8B shapes, register -> staged:
-// q4_k gate/up 23.4 -> 19.7 us, output 81.9 -> 71.0 us; q8_0 gate/up 39.1 -> 31.9 us.
+// every fused-norm call. Rows too long for a few waves' rows per ~40 KB stage (an 8B's ffn_down) are
+// split over the waves where that measured faster (Q8_0), else stay on the register kernels.
+// H200, gpu_bench --matvec-only, 8B shapes, register -> staged: q4_k gate/up 23.4 -> 19.7 us,
+// output 81.9 -> 71.0 us; q8_0 gate/up 39.1 -> 31.9 us.
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -45,7 +46,8 @@ struct StagedArgs {
   int rows_a, rows_b;            // rows_b 0: A alone
   int row_bytes_a, row_bytes_b;
   int cols;
-  int rows_per_unit;             // consumer waves x kR
+  int rows_per_unit;             // consumer waves / splits x kR
+  int splits;                    // consumer waves sharing a row group, each a slice of the row (1: whole rows)
   int stages;
   uint32_t stage_bytes;          // rows_per_unit x max(row bytes)
   const int8_t* xq;
@@ -63,10 +65,11 @@ struct StagedArgs {
   float eps;
 };
 
-// Shared memory: [full barriers][empty barriers][norm scratch][x int8 (cols, rounded to 16)][x scales]
-// [stages].
+// Shared memory: [full barriers][empty barriers][norm scratch][split partials][x int8 (cols, rounded
+// to 16)][x scales][stages].
 constexpr size_t kRedOffset = 2 * kMaxStages * sizeof(uint64_t);
-__host__ __device__ inline size_t x_offset() { return kRedOffset + kMaxConsumers * sizeof(float); }
+constexpr size_t kSplitOffset = kRedOffset + kMaxConsumers * sizeof(float);
+__host__ __device__ inline size_t x_offset() { return kSplitOffset + 2 * kMaxConsumers * kR * sizeof(float); }
 __host__ __device__ inline size_t xd_offset(int cols) { return x_offset() + (static_cast<size_t>(cols) + 15) / 16 * 16; }
 __host__ __device__ inline size_t stage_offset(int cols) {
   return (xd_offset(cols) + static_cast<size_t>(cols / 32) * sizeof(float) + 127) / 128 * 128;
@@ -95,17 +98,19 @@ __device__ inline void issue_unit(const StagedArgs& a, int row, int n, uint8_t* 
   for (int r = 0; r < n; ++r) rf_bulk_copy(st + static_cast<size_t>(r) * rb, src + r * stride, rb, full, policy);
 }
 
-// One consumer wave's kR rows (from `first`) of a unit of n rows in the stage: their dot products.
+// One consumer wave's kR rows (from `first`) of a unit of n rows in the stage: their dot products,
+// over slice `slice` of `splits` equal item ranges of the rows.
 template <class F>
 __device__ inline void consume_rows(const uint8_t* st, int row_bytes, int first, int n, int cols, const int8_t* xs,
-                                    const float* xsd, float (&acc)[kR]) {
+                                    const float* xsd, int slice, int splits, float (&acc)[kR]) {
   const int lane = threadIdx.x % warpSize, p = lane & 3, step = warpSize >> 2;
-  const int n_chunks = cols / 32, n_items = F::items(n_chunks);
+  const int n_chunks = cols / 32, all_items = F::items(n_chunks);
+  const int item0 = all_items * slice / splits, n_items = all_items * (slice + 1) / splits;
   const uint8_t* rp[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) rp[r] = st + static_cast<size_t>(min(first + r, n - 1)) * row_bytes;
 #pragma unroll 2
-  for (int it = lane >> 2; it < n_items; it += step) {
+  for (int it = item0 + (lane >> 2); it < n_items; it += step) {
     typename F::Raw raw[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
@@ -177,9 +182,11 @@ __device__ inline void norm_into_smem(const StagedArgs& a, int consumers, const 
   }
 }
 
-// Block: consumer waves 0 .. C-1 (C = rows_per_unit / kR), then one producer wave. Stage s has a
-// `full` barrier (the producer's copies landed) and an `empty` one (all C consumers are done), so
-// neither side ever waits on a block-wide barrier inside the loop.
+// Block: consumer waves 0 .. C-1 (C = rows_per_unit / kR x splits), then one producer wave. Stage s
+// has a `full` barrier (the producer's copies landed) and an `empty` one (all C consumers are done),
+// so neither side ever waits on a block-wide barrier inside the loop. Rows too long for a stage of
+// several waves' whole rows (an 8B's ffn_down) are split: `splits` consecutive waves take slices of
+// the same kR rows, and the first of them adds the slices' sums in order (a consumer barrier per unit).
 template <class FA, class FB, bool Rope>
 __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kernel(const StagedArgs a) {
   extern __shared__ __align__(128) uint8_t smem[];
@@ -188,7 +195,7 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
   auto* xs = reinterpret_cast<int8_t*>(smem + x_offset());
   auto* xsd = reinterpret_cast<float*>(smem + xd_offset(a.cols));
   uint8_t* stages = smem + stage_offset(a.cols);
-  const int consumers = a.rows_per_unit / kR;
+  const int consumers = a.rows_per_unit / kR * a.splits;
   const int wave = threadIdx.x / warpSize, lane = threadIdx.x % warpSize;
 
   // This block's rows: an even share of [A | B] in kR-row steps.
@@ -236,7 +243,8 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
   }
   rf_named_sync(nc);  // x staged (consumers only: the producer may be far ahead or gone)
 
-  const int first = wave * kR;  // this wave's rows within a unit
+  const int first = wave / a.splits * kR, slice = wave % a.splits;  // this wave's rows within a unit, its slice
+  auto* split_sums = reinterpret_cast<float*>(smem + kSplitOffset);  // [2][consumers][kR], by unit parity
   int row = lo;
   for (int i = 0; row < hi; ++i) {
     const int s = i % a.stages, n = unit_rows(row, hi, a);
@@ -245,15 +253,32 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
     const bool in_b = row >= a.rows_a;
     float acc[kR] = {};
     if (first < n) {
-      if (in_b) consume_rows<FB>(st, a.row_bytes_b, first, n, a.cols, xs, xsd, acc);
-      else consume_rows<FA>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, acc);
+      if (in_b) consume_rows<FB>(st, a.row_bytes_b, first, n, a.cols, xs, xsd, slice, a.splits, acc);
+      else consume_rows<FA>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, slice, a.splits, acc);
     }
     __syncwarp();
     if (lane == 0) rf_mbar_arrive(&empty[s]);  // this wave is done reading stage s
     float sum[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) sum[r] = rf_wave_sum(acc[r]);
-    if (lane == 0 && first < n) {
+    if (a.splits > 1) {
+      // Slices' sums meet in shared memory; double-buffered by unit parity, so one barrier per unit
+      // also keeps unit i + 2's writes behind unit i's reads.
+      float* part = split_sums + (i & 1) * kMaxConsumers * kR;
+      if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) part[wave * kR + r] = sum[r];
+      }
+      rf_named_sync(nc);
+      if (slice == 0 && lane == 0) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          sum[r] = 0.f;
+          for (int k = 0; k < a.splits; ++k) sum[r] += part[(wave + k) * kR + r];
+        }
+      }
+    }
+    if (lane == 0 && slice == 0 && first < n) {
       const int local = (in_b ? row - a.rows_a : row) + first;
       float* yb = in_b ? a.y + a.rows_a : a.y;
       const int m = min(kR, n - first);
@@ -269,25 +294,43 @@ int row_bytes_of(int cols) {
   return cols / F::kBlockElems * F::kBlockBytes;
 }
 
-// Launch shape: consumer waves (rows per unit / kR) from the row size, so a stage holds about
-// kStageTarget bytes; rows too long for at least kMinConsumers waves stay on the register kernels.
+// Launch shape: consumer waves (rows per unit / kR x splits) from the row size, so a stage holds about
+// kStageTarget bytes; rows too long for several waves' whole rows are split (split_all: every such
+// row, else only rows of kSplitMinRowBytes and more) or stay on the register kernels.
 struct Shape {
-  int rows_per_unit, stages, threads;
+  int rows_per_unit, splits, stages, threads;
   uint32_t stage_bytes;
   size_t smem;
 };
+constexpr int kSplitMinRowBytes = 12288;
 template <class FA, class FB>
-bool shape_for(int cols, bool has_b, Shape* sh) {
+bool shape_for(int cols, bool has_b, bool split_all, Shape* sh) {
   int rb = row_bytes_of<FA>(cols);
   if (rb % 16 || (has_b && row_bytes_of<FB>(cols) % 16)) return false;
   if (has_b) rb = std::max(rb, row_bytes_of<FB>(cols));
   static const int env_target = env_int("ROCFORGE_MV_STAGE_BYTES", kStageTarget);
   static const int env_stages = env_int("ROCFORGE_MV_STAGES", 0);
   static const int env_min = env_int("ROCFORGE_MV_MIN_CONSUMERS", 4);
+  static const int env_split = env_int("ROCFORGE_MV_SPLIT", 1);
   int consumers = std::min(kMaxConsumers, std::max(0, env_target / (kR * rb)));
-  if (consumers < std::max(1, env_min)) return false;
+  int splits = 1;
+  if (consumers < std::max(1, env_min)) {
+    // Long rows: row groups of kR rows, each split over kMaxConsumers / groups waves, at most two
+    // row pairs' worth of bytes per stage (an 8B's ffn_down: Q4_K 2 groups x 4 slices, Q6_K / Q8_0
+    // 1 x 8). Not for [A | B] (q/k/v rows are short) nor where the row pair outgrows a stage.
+    if (!env_split || has_b || kR * rb > 2 * env_target) return false;
+    // ROCFORGE_MV_SPLIT=1 (default) splits rows of 12 KB and more (an 8B's Q8_0 ffn_down, 15 KB; H100:
+    // 27.0 -> 23.1 us per call, 8B Q8_0 tg128 263.3 / 264.8 / 262.4 -> 270.5 / 268.3 / 269.3), not the
+    // 8-12 KB rows of Q4_K, Q4_0 and Q6_K (slower split: 8B Q4_K_M 390.5 / 391.4 / 388.1 -> 385.4 /
+    // 376.5 / 382.5); =2 splits every long row (the tests' forced mode does too), 0 none.
+    if (env_split == 1 && !split_all && rb < kSplitMinRowBytes) return false;
+    const int groups = std::max(1, consumers);
+    splits = kMaxConsumers / groups;
+    consumers = groups;
+  }
   sh->rows_per_unit = consumers * kR;
-  sh->threads = (consumers + 1) * wave_size();
+  sh->splits = splits;
+  sh->threads = (consumers * splits + 1) * wave_size();
   sh->stages = env_stages >= 2 && env_stages <= kMaxStages ? env_stages : 2;
   sh->stage_bytes = static_cast<uint32_t>(sh->rows_per_unit * rb);
   sh->smem = stage_offset(cols) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
@@ -344,6 +387,7 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   a.row_bytes_a = row_bytes_of<FA>(a.cols);
   a.row_bytes_b = a.rows_b > 0 ? row_bytes_of<FB>(a.cols) : 0;
   a.rows_per_unit = sh.rows_per_unit;
+  a.splits = sh.splits;
   a.stages = sh.stages;
   a.stage_bytes = sh.stage_bytes;
   static const int evict = env_int("ROCFORGE_MV_EVICT_FIRST", 1);
@@ -401,8 +445,8 @@ int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_
     using FB = decltype(fb);
     if constexpr (HasDot8q<FA>::value && HasDot8q<FB>::value) {
       Shape sh{};
-      if (!shape_for<FA, FB>(cols, a.rows_b > 0, &sh)) return;
-      if (a.norm && cols / 4 > kNormVecs * (sh.rows_per_unit / kR) * wave_size()) return;  // row too long for the registers
+      if (!shape_for<FA, FB>(cols, a.rows_b > 0, mode > 0, &sh)) return;
+      if (a.norm && cols / 4 > kNormVecs * (sh.rows_per_unit / kR * sh.splits) * wave_size()) return;  // row too long for the registers
       rc = rope ? launch<FA, FB, true>(a, sh, s, dry_run) : launch<FA, FB, false>(a, sh, s, dry_run);
     }
   };

@@ -1,10 +1,9 @@
 // The staged int8 matvec (gpu/matvec_staged.hip: weights streamed through shared memory by the copy
 // engine, sm_90+) against the register kernels it replaces (ROCFORGE_MV_STAGED=0) and against the
 // CPU's dequantized weights: every int8 layout, several row lengths, row counts that leave partial
-// units and blocks, and the [A | B] pair of the q/k/v launch. Fresh
-// random weights each run. Rows too long for the staged kernel's stages run on the register kernels in
-// both runs. On devices without the copy engine both runs take the register kernels
-// and the test says so.
+// units and blocks, and the [A | B] pair of the q/k/v launch. Fresh random weights each run. Long rows
+// (an 8B's ffn_down, 14336 wide, and 28672) take the split layout, several waves per row pair. On
+// devices without the copy engine both runs take the register kernels and the test says so.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -91,7 +90,8 @@ TEST(GpuMatvecStaged, MatchesRegisterKernelsAndReference) {
   std::mt19937 rng(seed);
   const bool copy_engine = device_cc_major(*gpu) >= 9;
   struct Shape { int rows, cols; };
-  const Shape shapes[] = {{1, 2048}, {37, 4096}, {515, 6144}, {4099, 4096}, {300, 14336}, {77, 2304}, {64, 256}};
+  const Shape shapes[] = {{1, 2048}, {37, 4096}, {515, 6144}, {4099, 4096}, {300, 14336}, {37, 14336}, {5, 28672}, {77, 2304},
+                        {64, 256}};
   int staged_runs = 0;
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_1,
                      GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::Q2_K,
@@ -110,8 +110,8 @@ TEST(GpuMatvecStaged, MatchesRegisterKernelsAndReference) {
                    std::to_string(sh.rows) + " x " + std::to_string(sh.cols) + " kernel " + kernel);
       const bool staged = std::string(kernel) == "staged";
       staged_runs += staged;
-      if (copy_engine && (sh.cols == 2048 || sh.cols == 4096)) {
-        EXPECT_TRUE(staged) << "2048- and 4096-wide int8 rows take the staged kernel on sm_90+";
+      if (copy_engine && (sh.cols == 2048 || sh.cols == 4096 || sh.cols == 14336)) {
+        EXPECT_TRUE(staged) << "2048-, 4096- and 14336-wide int8 rows take the staged kernel on sm_90+";
       }
       DeviceBuffer dq(*gpu, api.q8_bytes(sh.cols));
       const auto xr = device_x(*gpu, rng, sh.cols, dq);
