@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ class Engine {
   // Runs every work item in one forward pass. logits: one row of n_vocab per item wanting logits,
   // in work order. Commits the tokens to the sequences.
   void step(const std::vector<Work>& work, std::vector<float>& logits);
+  // As step, returning a view of the logits rows (Executor::forward_view: the executor's buffer,
+  // valid until the next step that lands logits on the host; executor().view_serial() tells).
+  std::span<const float> step_view(const std::vector<Work>& work);
   // As step, with the next token of every item wanting logits sampled where the logits are (GPU:
   // only the ids come back): item i's row with *params[i] and draw u[i] in [0, 1), into tokens (work
   // order, items wanting logits only). Returns false, having run and committed nothing, where the
@@ -102,9 +106,12 @@ class Generator {
   // Feeds tokens (in chunks of n_batch) and returns the logits after the last one ([n_vocab]).
   // Throws Error if the context would overflow.
   const std::vector<float>& feed(const std::vector<int32_t>& tokens);
+  // As feed, without copying the logits out of the executor: the view is valid until the next step
+  // on this engine (sample() checks). Decode loops use it (a 128K vocabulary is 0.5 MB per token).
+  std::span<const float> feed_view(const std::vector<int32_t>& tokens);
   // Logits of every fed position (for perplexity): feeds `tokens` and fills all_logits [n, n_vocab].
   void feed_all_logits(const std::vector<int32_t>& tokens, std::vector<float>& all_logits);
-  int32_t sample();  // from the last logits
+  int32_t sample();  // from the last logits (Error if another step has overwritten them since)
   void reset();
   // Keeps the first n fed tokens (rounded down to a KV block boundary) and drops the rest, so a
   // conversation can continue from a common prefix. Returns the tokens kept.
@@ -121,7 +128,10 @@ class Generator {
   Sampler sampler_;
   std::unique_ptr<KvSequence> seq_;
   std::vector<int32_t> history_;
-  std::vector<float> logits_;
+  std::span<const float> logits_;  // the last step's row: a view of the executor's buffer or of own_logits_
+  uint64_t logits_serial_ = 0;     // the executor's view_serial() when logits_ was taken
+  std::vector<float> own_logits_;  // feed's and feed_all_logits's copy of the last row
+  std::vector<float> scratch_;     // sample()'s working copy (the sampler rewrites it)
 };
 
 }  // namespace rocforge

@@ -79,7 +79,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Untimed context of `depth` tokens before a run (llama-bench's -d): attention then reads depth + i
 // positions, as it does deep into a conversation.
 void feed_depth(Generator& g, Engine& e, int depth, std::mt19937& rng) {
-  if (depth > 0) g.feed(random_tokens(depth, e.n_vocab(), rng));
+  if (depth > 0) g.feed_view(random_tokens(depth, e.n_vocab(), rng));
 }
 
 // Tokens/s of one pp run: `n` tokens in one step (chunked by n_batch), after `depth` tokens of context.
@@ -88,7 +88,7 @@ double run_pp(Engine& e, int n, int depth, std::mt19937& rng) {
   feed_depth(g, e, depth, rng);
   const auto toks = random_tokens(n, e.n_vocab(), rng);
   const auto t0 = std::chrono::steady_clock::now();
-  g.feed(toks);
+  g.feed_view(toks);
   return n / seconds_since(t0);
 }
 
@@ -98,7 +98,7 @@ double run_tg(Engine& e, int n, int depth, std::mt19937& rng) {
   feed_depth(g, e, depth, rng);
   const auto toks = random_tokens(n, e.n_vocab(), rng);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) g.feed({toks[i]});
+  for (int i = 0; i < n; ++i) g.feed_view({toks[i]});
   return n / seconds_since(t0);
 }
 

@@ -87,6 +87,12 @@ void Engine::step(const std::vector<Work>& work, std::vector<float>& logits) {
   for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
 }
 
+std::span<const float> Engine::step_view(const std::vector<Work>& work) {
+  const std::span<const float> rows = executor_->forward_view(batch_of(work));
+  for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
+  return rows;
+}
+
 bool Engine::step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
                          const std::vector<float>& u, std::vector<int32_t>& tokens) {
   if (!executor_->forward_sample_rows(batch_of(work), params, u, tokens)) return false;

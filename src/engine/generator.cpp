@@ -19,17 +19,24 @@ int32_t Generator::n_past() const { return seq_->n_past; }
 void Generator::reset() {
   seq_->release(engine_.kv_pool());
   history_.clear();
-  logits_.clear();
+  logits_ = {};
 }
 
 int32_t Generator::rewind(int32_t n) {
   const int32_t kept = seq_->truncate(engine_.kv_pool(), n);
   history_.resize(kept);
-  logits_.clear();
+  logits_ = {};
   return kept;
 }
 
 const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
+  const std::span<const float> rows = feed_view(tokens);
+  if (rows.data() != own_logits_.data()) own_logits_.assign(rows.begin(), rows.end());
+  logits_ = own_logits_;
+  return own_logits_;
+}
+
+std::span<const float> Generator::feed_view(const std::vector<int32_t>& tokens) {
   if (tokens.empty()) return logits_;
   if (seq_->n_past + static_cast<int64_t>(tokens.size()) > engine_.ctx_size())
     throw Error("prompt too long: " + std::to_string(seq_->n_past + tokens.size()) + " tokens exceed the context size " +
@@ -39,7 +46,8 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
     const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, tokens.size() - off));
     if (!seq_->reserve(engine_.kv_pool(), n)) throw Error("KV cache is full");
     const bool last = off + n == tokens.size();
-    engine_.step({{seq_.get(), tokens.data() + off, n, last}}, logits_);
+    logits_ = engine_.step_view({{seq_.get(), tokens.data() + off, n, last}});
+    logits_serial_ = engine_.executor().view_serial();
   }
   history_.insert(history_.end(), tokens.begin(), tokens.end());
   return logits_;
@@ -64,13 +72,16 @@ void Generator::feed_all_logits(const std::vector<int32_t>& tokens, std::vector<
     all.insert(all.end(), chunk.begin(), chunk.end());
   }
   history_.insert(history_.end(), tokens.begin(), tokens.end());
-  logits_.assign(all.end() - V, all.end());
+  own_logits_.assign(all.end() - V, all.end());
+  logits_ = own_logits_;
 }
 
 int32_t Generator::sample() {
   if (logits_.empty()) throw Error("sample() before any token was fed");
-  std::vector<float> l = logits_;
-  return sampler_.sample(l.data(), static_cast<int32_t>(l.size()), history_);
+  if (logits_.data() != own_logits_.data() && engine_.executor().view_serial() != logits_serial_)
+    throw Error("Generator::sample: the last logits were overwritten by another step on this engine");
+  scratch_.assign(logits_.begin(), logits_.end());
+  return sampler_.sample(scratch_.data(), static_cast<int32_t>(scratch_.size()), history_);
 }
 
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
@@ -79,7 +90,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   GenerateResult r;
   r.n_prompt = static_cast<int32_t>(prompt.size());
   const auto t0 = clock::now();
-  feed(prompt);
+  feed_view(prompt);
   const auto t1 = clock::now();
   r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -116,7 +127,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     if (!engine_.executor().forward_sample(b, sp, u, &out)) return -1;
     seq_->commit(engine_.kv_pool(), &id, 1);
     history_.push_back(id);
-    logits_.clear();  // the logits of this step stayed on the device
+    logits_ = {};  // the logits of this step stayed on the device
     return out;
   };
 
@@ -166,7 +177,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       break;
     }
     if (device_sampling) next = step_and_sample(id);
-    if (next < 0) feed({id});
+    if (next < 0) feed_view({id});
   }
   if (r.reason != StopReason::StopString) {
     held += detok.flush();

@@ -204,20 +204,35 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
   }
 }
 
-void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
+std::span<const float> GpuExecutor::step_to_host(const Batch& b, std::vector<float>& spill) {
   if (b.size() == 0) {
-    logits.clear();
-    return;
+    spill.clear();
+    return {};
   }
   const int n_out = run_step(b);
-  logits.resize(size_t(n_out) * c_.n_vocab);
+  const size_t n = size_t(n_out) * c_.n_vocab;
+  // Rows that fit land in the page-locked buffer (one DMA); more rows (a prompt wanting every
+  // position's logits) go straight into `spill`.
   const bool pinned = n_out <= pinned_rows_;
-  if (!skip(kSkipLogitsCopy))
-    be_->check(api_.memcpy_d2h(pinned ? logits_host_.floats() : logits.data(), logits_.get(),
-                               logits.size() * sizeof(float), stream_),
-               "logits");
+  if (!pinned) spill.resize(n);
+  float* dst = pinned ? logits_host_.floats() : spill.data();
+  if (!skip(kSkipLogitsCopy)) be_->check(api_.memcpy_d2h(dst, logits_.get(), n * sizeof(float), stream_), "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
-  if (pinned && !skip(kSkipLogitsCopy | kSkipLogitsHostCopy)) std::memcpy(logits.data(), logits_host_.floats(), logits.size() * sizeof(float));
+  if (pinned) ++view_serial_;
+  return {dst, n};
+}
+
+std::span<const float> GpuExecutor::forward_view(const Batch& b) {
+  const std::span<const float> rows = step_to_host(b, view_rows_);
+  ++view_serial_;
+  return rows;
+}
+
+void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
+  const std::span<const float> rows = step_to_host(b, logits);
+  if (rows.data() == logits.data()) return;
+  if (skip(kSkipLogitsHostCopy)) logits.resize(rows.size());
+  else logits.assign(rows.begin(), rows.end());
 }
 
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {

@@ -184,6 +184,10 @@ class GpuExecutor final : public Executor {
   const KvConfig& kv_config() const override { return kv_; }
 
   void forward(const Batch& b, std::vector<float>& logits) override;
+  std::span<const float> forward_view(const Batch& b) override;
+  // Runs the step and brings its logits rows to the host: the page-locked buffer when they fit,
+  // else `spill` (resized). Returns where they landed.
+  std::span<const float> step_to_host(const Batch& b, std::vector<float>& spill);
   bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
   bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params, const std::vector<float>& u,
                            std::vector<int32_t>& tokens) override;
