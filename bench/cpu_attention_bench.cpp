@@ -3,11 +3,12 @@
 //   attention: attend_tile (tiles of up to 8 tokens, as cpu_forward.cpp) vs attend() per token
 //   swiglu:    swiglu (dispatched) vs swiglu_scalar
 // Shape of a Llama 3.2 1B layer by default: D = 64, 32 query / 8 kv heads, f16 K/V cache.
-// Usage: cpu_attention_bench [T=512] [D=64] [group=4] [n_kv=8] [F=8192] [reps=3]
+// Usage: cpu_attention_bench [T=512] [D=64] [group=4] [n_kv=8] [F=8192] [reps=3] [kv=f16|f32|q8_0]
 // Prints the best of `reps` for each (CPU time of this thread).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <random>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "core/half.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_features.h"
+#include "cpu/kv_q8.h"
 #include "cpu/ops.h"
 
 namespace {
@@ -47,21 +49,35 @@ int main(int argc, char** argv) {
   const int n_kv = argc > 4 ? std::atoi(argv[4]) : 8;
   const int64_t F = argc > 5 ? std::atoll(argv[5]) : 8192;
   const int reps = argc > 6 ? std::atoi(argv[6]) : 3;
+  const KvType kv = argc > 7 ? parse_kv_type(argv[7]) : KvType::F16;
   if (T < 1 || D < 1 || group < 1 || n_kv < 1 || F < 1 || reps < 1) {
     std::fprintf(stderr, "usage: cpu_attention_bench [T] [D] [group] [n_kv] [F] [reps] (all >= 1)\n");
     return 2;
   }
-  std::printf("isa %s, T=%d D=%d group=%d n_kv=%d F=%lld, best of %d, 1 thread CPU time\n",
-              isa_name(active_isa()), T, D, group, n_kv, static_cast<long long>(F), reps);
+  std::printf("isa %s, T=%d D=%d group=%d n_kv=%d F=%lld, %s cache, best of %d, 1 thread CPU time\n",
+              isa_name(active_isa()), T, D, group, n_kv, static_cast<long long>(F), kv_type_name(kv), reps);
 
-  // Inputs: q/out [T][n_kv * group * D], K/V cache [T][n_kv * D] f16 in scattered slots.
+  // Inputs: q/out [T][n_kv * group * D], K/V cache [T][n_kv * D] of type kv in scattered slots.
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t qd = static_cast<int64_t>(n_kv) * group * D, row = static_cast<int64_t>(n_kv) * D;
   std::vector<float> q(T * qd), out(T * qd);
-  std::vector<uint16_t> k(T * row), v(T * row);
+  const size_t rb = kv_row_bytes(kv, row);
+  std::vector<uint8_t> k(T * rb), v(T * rb);
   for (auto& x : q) x = nd(rng);
-  for (int64_t i = 0; i < T * row; ++i) k[i] = f32_to_fp16(nd(rng)), v[i] = f32_to_fp16(nd(rng));
+  std::vector<float> kr(row), vr(row);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < row; ++i) kr[i] = nd(rng), vr[i] = nd(rng);
+    for (auto [src, dst] : {std::pair{kr.data(), k.data() + t * rb}, std::pair{vr.data(), v.data() + t * rb}}) {
+      if (kv == KvType::Q8_0) quantize_kv_row_q8_0(src, row, dst);
+      else if (kv == KvType::F32) std::memcpy(dst, src, rb);
+      else
+        for (int64_t i = 0; i < row; ++i) {
+          const uint16_t h = f32_to_fp16(src[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+        }
+    }
+  }
   std::vector<int64_t> slots(T), n_pos(T);
   for (int j = 0; j < T; ++j) slots[j] = (j * 37 + 5) % T, n_pos[j] = j + 1;
   if (T % 37 == 0) for (int j = 0; j < T; ++j) slots[j] = j;  // keep slots a permutation
@@ -84,7 +100,7 @@ int main(int argc, char** argv) {
         a.v = v.data();
         a.row_elems = row;
         a.head_off = kvh * D;
-        a.f16 = true;
+        a.kv_type = kv;
         a.out = out.data() + t0 * qd + kvh * group * D;
         a.out_stride = qd;
         if (!tiled) a.n_tok = 1;  // attend_tile with one token is attend() per token

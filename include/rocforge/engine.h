@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "rocforge/kv_type.h"
 #include "rocforge/model.h"
 #include "rocforge/sampler.h"
 #include "rocforge/tokenizer.h"
@@ -27,7 +28,7 @@ struct EngineOptions {
   int ctx_size = 0;         // positions per sequence; 0: min(training context, 4096)
   int n_parallel = 1;       // sequences that may hold KV at once (KV pool = ctx_size * n_parallel)
   int n_batch = 512;        // max tokens per forward step (prompt chunks)
-  bool kv_f16 = true;       // K/V cache as f16 (else f32)
+  KvType kv_type = KvType::F16;  // K/V cache element type (--kv-type f16 | f32 | q8_0)
   int kv_block_size = 16;
   std::string device = "auto";  // auto | cpu | gpu[:N]
   int gpu_layers = -1;          // -1: as many as fit (auto), else exactly N layers on the GPU

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "cpu/cpu_features.h"
 #include "model/executor.h"
 #include "rocforge/engine.h"
@@ -133,7 +134,7 @@ void print_json(const std::vector<Result>& rs, const nlohmann::json& machine) {
 
 int run_bench(int argc, char** argv) {
   CLI::App app{"Measure prompt processing (ppN) and generation (tgN) speed, as llama-bench does"};
-  std::string models, device = "cpu", output = "md";
+  std::string models, device = "cpu", output = "md", kv_type = "f16";
   int n_prompt = 512, n_gen = 128, reps = 5, n_batch = 512, depth = 0;
   std::vector<int> threads_list;
   app.add_option("-m,--model", models, "GGUF model(s), comma separated")->required();
@@ -145,6 +146,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("-r,--repetitions", reps, "measured runs per test (default 5)")->check(CLI::PositiveNumber);
   app.add_option("-b,--batch-size", n_batch, "max tokens per forward step (default 512)")->check(CLI::PositiveNumber);
   app.add_option("--device", device, "cpu | gpu[:N] | auto (default cpu)");
+  add_kv_type_flag(app, kv_type);
   app.add_option("-o,--output", output, "md | json | csv")->check(CLI::IsMember({"md", "json", "csv"}));
   try {
     app.parse(argc, argv);
@@ -173,6 +175,7 @@ int run_bench(int argc, char** argv) {
       o.ctx_size = std::max(16, depth + std::max(n_prompt, n_gen) + 8);
       o.n_batch = n_batch;
       o.device = device;
+      o.kv_type = parse_kv_type(kv_type);
       auto e = Engine::load(o);
       const Model& m = e->model();
       Result base;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "rocforge/engine.h"
 
 namespace rocforge::cli {
@@ -36,7 +37,7 @@ int run_perplexity(int argc, char** argv) {
   app.add_option("-c,--ctx", ctx, "tokens per chunk (default 512)")->check(CLI::Range(8, 1 << 20));
   app.add_option("--chunks", max_chunks, "score at most this many chunks (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("--kv-type", kv_type, "f16 | f32 K/V cache")->check(CLI::IsMember({"f16", "f32"}));
+  add_kv_type_flag(app, kv_type);
   app.add_option("--device", device, "cpu | gpu[:N] | auto (default cpu)");
   try {
     app.parse(argc, argv);
@@ -54,7 +55,7 @@ int run_perplexity(int argc, char** argv) {
   o.n_threads = threads;
   o.ctx_size = ctx;
   o.n_batch = ctx;
-  o.kv_f16 = kv_type == "f16";
+  o.kv_type = parse_kv_type(kv_type);
   o.device = device;
   auto e = Engine::load(o);
   const Tokenizer& tok = e->tokenizer();

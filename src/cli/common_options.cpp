@@ -5,6 +5,11 @@
 
 namespace rocforge::cli {
 
+void add_kv_type_flag(CLI::App& app, std::string& kv_type) {
+  app.add_option("--kv-type", kv_type, "K/V cache element type: " + kv_type_choices() + " (q8_0: CPU only)")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
+}
+
 void add_engine_flags(CLI::App& app, EngineFlags& f, bool model_required) {
   auto* m = app.add_option("-m,--model", f.opts.model_path, "GGUF model file");
   if (model_required) m->required();
@@ -12,7 +17,7 @@ void add_engine_flags(CLI::App& app, EngineFlags& f, bool model_required) {
   app.add_option("-c,--ctx-size", f.opts.ctx_size, "context size per sequence (default: min(train ctx, 4096))")->check(CLI::NonNegativeNumber);
   app.add_option("-b,--batch-size", f.opts.n_batch, "max tokens per forward step")->check(CLI::PositiveNumber);
   app.add_option("--device", f.opts.device, "auto | cpu | gpu[:N]");
-  app.add_option("--kv-type", f.kv_type, "KV cache element type: f16 | f32")->check(CLI::IsMember({"f16", "f32"}));
+  add_kv_type_flag(app, f.kv_type);
   app.add_option_function<std::string>(
       "--gpu-layers,--n-gpu-layers,--ngl",
       [&f](const std::string& v) {
@@ -30,7 +35,7 @@ void add_engine_flags(CLI::App& app, EngineFlags& f, bool model_required) {
 
 EngineOptions finish_engine_flags(EngineFlags& f) {
   if (f.opts.model_path.empty()) f.opts.model_path = default_model_path();
-  f.opts.kv_f16 = f.kv_type == "f16";
+  f.opts.kv_type = parse_kv_type(f.kv_type);
   return f.opts;
 }
 

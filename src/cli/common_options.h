@@ -14,6 +14,8 @@ struct EngineFlags {
   std::string kv_type = "f16";
 };
 
+// --kv-type f16 | f32 | q8_0 into kv_type (parse it with parse_kv_type after parsing).
+void add_kv_type_flag(CLI::App& app, std::string& kv_type);
 // -m/--model, -t/--threads, -c/--ctx-size, -b/--batch-size, --device, --gpu-layers, --kv-type.
 void add_engine_flags(CLI::App& app, EngineFlags& f, bool model_required);
 // Validates and resolves the default model; call after parsing.

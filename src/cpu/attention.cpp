@@ -6,6 +6,7 @@
 #include "core/half.h"
 #include "cpu/cpu_features.h"
 #include "cpu/kernels.h"
+#include "cpu/kv_q8.h"
 
 namespace rocforge::cpu {
 
@@ -19,12 +20,15 @@ void attend_scalar(const AttnArgs& a) {
   for (int i = 0; i < G * D; ++i) acc[i] = 0.0f;
   for (int g = 0; g < G; ++g) mx[g] = -INFINITY, den[g] = 0.0f;
   auto load = [&](const void* base, int64_t slot) {
-    const int64_t off = slot * a.row_elems + a.head_off;
-    if (a.f16) {
-      const uint16_t* p = static_cast<const uint16_t*>(base) + off;
-      for (int i = 0; i < D; ++i) row[i] = fp16_to_f32(p[i]);
-    } else {
-      std::memcpy(row, static_cast<const float*>(base) + off, D * sizeof(float));
+    const uint8_t* p = kv_head_row(base, a.kv_type, a.row_elems, a.head_off, slot);
+    switch (a.kv_type) {
+      case KvType::F16: {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+        for (int i = 0; i < D; ++i) row[i] = fp16_to_f32(h[i]);
+        break;
+      }
+      case KvType::F32: std::memcpy(row, p, D * sizeof(float)); break;
+      case KvType::Q8_0: dequantize_kv_row_q8_0(p, D, row); break;
     }
   };
   for (int64_t j0 = 0; j0 < a.n_pos; j0 += kAttnBlock) {
@@ -95,7 +99,7 @@ void attend_tile(const AttnTileArgs& a, float* scratch) {
     t.v = a.v;
     t.row_elems = a.row_elems;
     t.head_off = a.head_off;
-    t.f16 = a.f16;
+    t.kv_type = a.kv_type;
     t.out = a.out + i * a.out_stride;
     t.scratch = tok_scratch;
     attend(t);

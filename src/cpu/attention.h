@@ -1,7 +1,8 @@
 // attention.h - one (token, kv head) unit of causal attention over the paged KV cache.
 //
 // The `group` query heads that share a kv head (GQA) are processed together, so every cached K/V
-// row is read (and converted from f16) once for all of them, straight from the cache: no K/V copy.
+// row is read (and converted from f16, or dequantized from Q8_0) once for all of them, straight
+// from the cache: no K/V copy.
 // Online softmax (flash-style): positions are taken in blocks; each block's scores update a running
 // max and denominator, rescaling the accumulator, so no [n_pos] score row is ever materialised
 // beyond one block.
@@ -9,7 +10,16 @@
 
 #include <cstdint>
 
+#include "rocforge/kv_type.h"
+
 namespace rocforge::cpu {
+
+// This kv head's first value in the cache row of `slot`: rows of row_elems values of type t, the
+// head starting at value head_off (a multiple of 32 for Q8_0, so it starts on a block).
+inline const uint8_t* kv_head_row(const void* base, KvType t, int64_t row_elems, int64_t head_off, int64_t slot) {
+  return static_cast<const uint8_t*>(base) + static_cast<uint64_t>(slot) * kv_row_bytes(t, row_elems) +
+         kv_row_bytes(t, head_off);
+}
 
 struct AttnArgs {
   const float* q = nullptr;       // [group, D] query heads of one token sharing one kv head
@@ -18,11 +28,11 @@ struct AttnArgs {
   float scale = 1.0f;             // 1/sqrt(D)
   int64_t n_pos = 0;              // attend to cache positions 0..n_pos-1
   const int64_t* slots = nullptr; // [n_pos] cache row of each position
-  const void* k = nullptr;        // cache base: rows of row_elems f16 (uint16) or f32 values
+  const void* k = nullptr;        // cache base: rows of row_elems values of kv_type
   const void* v = nullptr;
   int64_t row_elems = 0;          // elements per cache row (kv_dim)
   int64_t head_off = 0;           // this kv head's first element in a row (kvh * D)
-  bool f16 = true;
+  KvType kv_type = KvType::F16;   // f32, f16 (uint16 bits) or Q8_0 blocks (D a multiple of 32)
   float* out = nullptr;           // [group, D]
   float* scratch = nullptr;       // attend_scratch_floats(group, D) floats
 };
@@ -50,7 +60,7 @@ struct AttnTileArgs {
   const void* v = nullptr;
   int64_t row_elems = 0;
   int64_t head_off = 0;
-  bool f16 = true;
+  KvType kv_type = KvType::F16;
   float* out = nullptr;           // token i's [group, D] output at out + i * out_stride
   int64_t out_stride = 0;
 };

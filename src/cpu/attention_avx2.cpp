@@ -13,7 +13,7 @@
 // Causality is a per-token lane mask: token i sees positions < n_pos[i].
 //
 // Shapes: q/out rows of D floats (token i, head g at + i * stride + g * D); K/V cache rows of
-// row_elems f16 or f32 values, this kv head at head_off.
+// row_elems f16, f32 or Q8_0 values (dequantized as the blocks are read), this kv head at head_off.
 #if defined(__x86_64__)
 #include <cstdint>
 
@@ -51,12 +51,20 @@ inline void transpose8(__m256 r[8]) {
   }
 }
 
-// Elements [c0, c0 + 8) of this kv head in the cache row of position j, as f32.
+// Elements [c0, c0 + 8) of this kv head in the cache row of position j, as f32. A Q8_0 row is
+// blocks of 32 (f16 scale, 32 int8 codes): c0 is a multiple of 8, so the 8 lie in one block.
+template <KvType T>
 inline __m256 load8(const AttnTileArgs& a, const void* base, int64_t j, int c0) {
-  const int64_t off = a.slots[j] * a.row_elems + a.head_off + c0;
-  if (a.f16)
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off)));
-  return _mm256_loadu_ps(static_cast<const float*>(base) + off);
+  const uint8_t* p = kv_head_row(base, T, a.row_elems, a.head_off, a.slots[j]);
+  if constexpr (T == KvType::F16)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * c0)));
+  else if constexpr (T == KvType::F32)
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + c0);
+  const uint8_t* blk = p + (c0 / kKvQ8Block) * kKvQ8BlockBytes;
+  uint16_t d;
+  __builtin_memcpy(&d, blk, 2);
+  const __m256 codes = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + c0 % kKvQ8Block))));
+  return _mm256_mul_ps(codes, _mm256_set1_ps(_cvtsh_ss(d)));
 }
 
 inline float hmax8(__m256 v) {
@@ -109,7 +117,7 @@ inline void accumulate_pv(float* O, const float* P, const float* vb, int r0, int
     for (int c = 0; c < 4; ++c) _mm256_store_ps(O + static_cast<int64_t>(r0 + r) * D + c0 + kW * c, acc[r][c]);
 }
 
-template <int D>  // D a multiple of 32
+template <int D, KvType T>  // D a multiple of 32
 void tile_kernel(const AttnTileArgs& a, float* scratch) {
   constexpr int DV = D / kW;  // ymm per row
   const int G = a.group, R = a.n_tok * G;
@@ -132,12 +140,12 @@ void tile_kernel(const AttnTileArgs& a, float* scratch) {
     for (int c = 0; c < DV; ++c)
       for (int h = 0; h < 2; ++h) {
         __m256 rows[kW];
-        for (int i = 0; i < kW; ++i) rows[i] = kW * h + i < nb ? load8(a, a.k, j0 + kW * h + i, kW * c) : _mm256_setzero_ps();
+        for (int i = 0; i < kW; ++i) rows[i] = kW * h + i < nb ? load8<T>(a, a.k, j0 + kW * h + i, kW * c) : _mm256_setzero_ps();
         transpose8(rows);
         for (int k = 0; k < kW; ++k) _mm256_store_ps(kt + (kW * c + k) * kB + kW * h, rows[k]);
       }
     for (int j = 0; j < nb; ++j)
-      for (int c = 0; c < DV; ++c) _mm256_store_ps(vb + j * D + kW * c, load8(a, a.v, j0 + j, kW * c));
+      for (int c = 0; c < DV; ++c) _mm256_store_ps(vb + j * D + kW * c, load8<T>(a, a.v, j0 + j, kW * c));
 
     for (int tok = 0; tok < a.n_tok; ++tok) {
       const int64_t lim = a.n_pos[tok] - j0;  // this token sees lanes j < lim
@@ -198,15 +206,25 @@ void tile_kernel(const AttnTileArgs& a, float* scratch) {
     }
 }
 
+template <int D>
+bool for_kv_type(const AttnTileArgs& a, float* scratch) {
+  switch (a.kv_type) {
+    case KvType::F16: tile_kernel<D, KvType::F16>(a, scratch); return true;
+    case KvType::F32: tile_kernel<D, KvType::F32>(a, scratch); return true;
+    case KvType::Q8_0: tile_kernel<D, KvType::Q8_0>(a, scratch); return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool avx2_attend_tile(const AttnTileArgs& a, float* scratch) {
   for (int i = 0; i < a.n_tok; ++i)
     if (a.n_pos[i] < 1) return false;  // nothing to attend to: leave it to the per-token path
   switch (a.D) {
-    case 32: tile_kernel<32>(a, scratch); return true;
-    case 64: tile_kernel<64>(a, scratch); return true;
-    case 128: tile_kernel<128>(a, scratch); return true;
+    case 32: return for_kv_type<32>(a, scratch);
+    case 64: return for_kv_type<64>(a, scratch);
+    case 128: return for_kv_type<128>(a, scratch);
     default: return false;
   }
 }

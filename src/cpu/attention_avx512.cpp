@@ -12,7 +12,7 @@
 // Causality is a per-token lane mask: token i sees positions < n_pos[i].
 //
 // Shapes: q/out rows of D floats (token i, head g at + i * stride + g * D); K/V cache rows of
-// row_elems f16 or f32 values, this kv head at head_off.
+// row_elems f16, f32 or Q8_0 values (dequantized as the blocks are read), this kv head at head_off.
 #if defined(__x86_64__)
 #include <cstdint>
 
@@ -34,12 +34,20 @@ namespace {
 
 constexpr int kB = kAttnTileBlock;  // 16 positions = one zmm of scores
 
-// Elements [c0, c0 + 16) of this kv head in the cache row of position j, as f32.
+// Elements [c0, c0 + 16) of this kv head in the cache row of position j, as f32. A Q8_0 row is
+// blocks of 32 (f16 scale, 32 int8 codes): c0 is a multiple of 16, so the 16 lie in one block.
+template <KvType T>
 inline __m512 load16(const AttnTileArgs& a, const void* base, int64_t j, int c0) {
-  const int64_t off = a.slots[j] * a.row_elems + a.head_off + c0;
-  if (a.f16)
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + off)));
-  return _mm512_loadu_ps(static_cast<const float*>(base) + off);
+  const uint8_t* p = kv_head_row(base, T, a.row_elems, a.head_off, a.slots[j]);
+  if constexpr (T == KvType::F16)
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * c0)));
+  else if constexpr (T == KvType::F32)
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(p) + c0);
+  const uint8_t* blk = p + (c0 / kKvQ8Block) * kKvQ8BlockBytes;
+  uint16_t d;
+  __builtin_memcpy(&d, blk, 2);
+  const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + c0 % kKvQ8Block))));
+  return _mm512_mul_ps(codes, _mm512_set1_ps(_cvtsh_ss(d)));
 }
 
 // Score rows s[r] = q[r] . kt for NR rows (two chains per row over d, for FMA latency).
@@ -57,7 +65,7 @@ inline void scores(const float* const q[NR], const float* kt, __m512 s[NR]) {
   for (int r = 0; r < NR; ++r) s[r] = _mm512_add_ps(acc[0][r], acc[1][r]);
 }
 
-template <int DV>  // D = 16 * DV
+template <int DV, KvType T>  // D = 16 * DV
 void tile_kernel(const AttnTileArgs& a, float* scratch) {
   constexpr int D = 16 * DV;
   const int G = a.group, R = a.n_tok * G;
@@ -77,12 +85,12 @@ void tile_kernel(const AttnTileArgs& a, float* scratch) {
     for (int c = 0; c < DV; ++c) {
       __m512i rows[16];
       for (int j = 0; j < kB; ++j)
-        rows[j] = j < nb ? _mm512_castps_si512(load16(a, a.k, j0 + j, 16 * c)) : _mm512_setzero_si512();
+        rows[j] = j < nb ? _mm512_castps_si512(load16<T>(a, a.k, j0 + j, 16 * c)) : _mm512_setzero_si512();
       transpose16(rows);
       for (int k = 0; k < 16; ++k) _mm512_store_si512(kt + (16 * c + k) * kB, rows[k]);
     }
     for (int j = 0; j < nb; ++j)
-      for (int c = 0; c < DV; ++c) _mm512_store_ps(vb + j * D + 16 * c, load16(a, a.v, j0 + j, 16 * c));
+      for (int c = 0; c < DV; ++c) _mm512_store_ps(vb + j * D + 16 * c, load16<T>(a, a.v, j0 + j, 16 * c));
 
     for (int tok = 0; tok < a.n_tok; ++tok) {
       const int64_t lim = a.n_pos[tok] - j0;  // this token sees lanes j < lim
@@ -156,15 +164,25 @@ void tile_kernel(const AttnTileArgs& a, float* scratch) {
     }
 }
 
+template <int DV>
+bool for_kv_type(const AttnTileArgs& a, float* scratch) {
+  switch (a.kv_type) {
+    case KvType::F16: tile_kernel<DV, KvType::F16>(a, scratch); return true;
+    case KvType::F32: tile_kernel<DV, KvType::F32>(a, scratch); return true;
+    case KvType::Q8_0: tile_kernel<DV, KvType::Q8_0>(a, scratch); return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool avx512_attend_tile(const AttnTileArgs& a, float* scratch) {
   for (int i = 0; i < a.n_tok; ++i)
     if (a.n_pos[i] < 1) return false;  // nothing to attend to: leave it to the per-token path
   switch (a.D) {
-    case 32: tile_kernel<2>(a, scratch); return true;
-    case 64: tile_kernel<4>(a, scratch); return true;
-    case 128: tile_kernel<8>(a, scratch); return true;
+    case 32: return for_kv_type<2>(a, scratch);
+    case 64: return for_kv_type<4>(a, scratch);
+    case 128: return for_kv_type<8>(a, scratch);
     default: return false;
   }
 }

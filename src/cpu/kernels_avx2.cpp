@@ -18,6 +18,7 @@
 #define RF_VNNI 0
 #define RF_WIDE 0
 #include "cpu/kernels_x86.inc"
+#include "cpu/attention_x86.inc"  // attend_impl, on the float helpers above
 #undef RF_NS
 #undef RF_VNNI
 #undef RF_WIDE

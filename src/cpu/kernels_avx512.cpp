@@ -22,6 +22,7 @@
 #define RF_VNNI 1
 #define RF_WIDE 1
 #include "cpu/kernels_x86.inc"
+#include "cpu/attention_x86.inc"  // attend_impl, on the float helpers above
 #include "cpu/kernels_amx_panel.inc"  // AMX weight panels, from the unpackers above
 #undef RF_NS
 #undef RF_VNNI

@@ -52,9 +52,10 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
     log::warn("tokenizer has {} tokens, the embedding {} rows", e->tokenizer_->n_vocab(), c.n_vocab);
   if (o.ctx_size == 0) o.ctx_size = std::min(c.n_ctx_train > 0 ? c.n_ctx_train : 4096, 4096);
 
+  check_kv_type_fits(o.kv_type, c.head_dim);
   KvConfig kv;
   kv.block_size = o.kv_block_size;
-  kv.f16 = o.kv_f16;
+  kv.type = o.kv_type;
   const int64_t blocks_per_seq = (o.ctx_size + kv.block_size - 1) / kv.block_size;
   kv.n_blocks = static_cast<int32_t>(blocks_per_seq * o.n_parallel);
 
@@ -65,6 +66,11 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   for (const auto& t : e->model_->file().tensors()) n_params += t.n_elements;
   log::info("model {} ({}, {} layers, {:.1f}M parameters), device: {}", o.model_path, c.arch_key, c.n_layer,
             static_cast<double>(n_params) / 1e6, e->executor_->device_name());
+  // The executor's own config: the GPU keeps an f16 cache whatever was asked for.
+  const KvConfig& ekv = e->executor_->kv_config();
+  log::info("KV cache: {}, {} positions, {:.1f} MiB ({} bytes per position)", kv_type_name(ekv.type), ekv.n_slots(),
+            static_cast<double>(ekv.bytes(c.n_layer, c.kv_dim())) / (1 << 20),
+            2 * c.n_layer * kv_row_bytes(ekv.type, c.kv_dim()));
   return e;
 }
 

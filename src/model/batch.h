@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rocforge/kv_type.h"
+
 namespace rocforge {
 
 struct Batch {
@@ -39,9 +41,13 @@ struct Batch {
 struct KvConfig {
   int32_t n_blocks = 0;
   int32_t block_size = 16;
-  bool f16 = true;  // K/V stored as f16 (else f32)
+  KvType type = KvType::F16;  // element type of the cached K/V rows
 
   int64_t n_slots() const { return static_cast<int64_t>(n_blocks) * block_size; }
+  // Bytes of K and V together for `layers` layers of kv_dim values per position, over every slot.
+  uint64_t bytes(int layers, int64_t kv_dim) const {
+    return 2ull * static_cast<uint64_t>(layers) * static_cast<uint64_t>(n_slots()) * kv_row_bytes(type, kv_dim);
+  }
 };
 
 inline int64_t kv_slot(const std::vector<int32_t>& table, int32_t pos, int32_t block_size) {

@@ -27,6 +27,7 @@
 
 #include "core/half.h"
 #include "cpu/attention.h"
+#include "cpu/kv_q8.h"
 #include "rocforge/quant.h"
 
 namespace rocforge {
@@ -154,15 +155,18 @@ CpuForward::CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool
       }
     }
   }
-  const size_t n = static_cast<size_t>(kv.n_slots()) * c_.kv_dim();
+  check_kv_type_fits(kv.type, c_.head_dim);
+  const size_t n = static_cast<size_t>(kv.n_slots()) * kv_row_bytes(kv.type, c_.kv_dim());
   const int n_local = last_ - first_;
-  if (kv.f16) {
-    k16_.assign(n_local, std::vector<uint16_t>(n));
-    v16_.assign(n_local, std::vector<uint16_t>(n));
-  } else {
-    k32_.assign(n_local, std::vector<float>(n));
-    v32_.assign(n_local, std::vector<float>(n));
-  }
+  kc_.assign(n_local, std::vector<uint8_t>(n));
+  vc_.assign(n_local, std::vector<uint8_t>(n));
+}
+
+const uint8_t* CpuForward::cache_row(int l, bool value, int64_t slot) const {
+  if (l < first_ || l >= last_ || slot < 0 || slot >= kv_.n_slots())
+    throw Error("cache_row: layer " + std::to_string(l) + " slot " + std::to_string(slot) + " is not in this instance");
+  const auto& c = value ? vc_[l - first_] : kc_[l - first_];
+  return c.data() + slot * kv_row_bytes(kv_.type, c_.kv_dim());
 }
 
 void CpuForward::ensure_scratch(int64_t T) {
@@ -218,6 +222,7 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
   // Rope, then this batch's K/V into the cache before attending (a token sees its own position).
   const int local = l - first_;
   const int64_t kvd = c_.kv_dim();
+  const size_t row_bytes = kv_row_bytes(kv_.type, kvd);
   per_token(pool_, T, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       float* q = q_.data() + t * c_.q_dim();
@@ -231,16 +236,26 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
       cpu::rope(k, c_.n_head_kv, D, c_.n_rot, pos, c_.rope_base, neox, freq);
 
       const int64_t slot = kv_slot(b.block_tables[b.seq[t]], b.pos[t], kv_.block_size);
-      if (kv_.f16) {
-        uint16_t* kd = k16_[local].data() + slot * kvd;
-        uint16_t* vd = v16_[local].data() + slot * kvd;
-        for (int64_t i = 0; i < kvd; ++i) {
-          kd[i] = f32_to_fp16(k_[t * kvd + i]);
-          vd[i] = f32_to_fp16(v_[t * kvd + i]);
-        }
-      } else {
-        std::memcpy(k32_[local].data() + slot * kvd, k_.data() + t * kvd, kvd * sizeof(float));
-        std::memcpy(v32_[local].data() + slot * kvd, v_.data() + t * kvd, kvd * sizeof(float));
+      const float* ks = k_.data() + t * kvd;
+      const float* vs = v_.data() + t * kvd;
+      uint8_t* kd = kc_[local].data() + slot * row_bytes;
+      uint8_t* vd = vc_[local].data() + slot * row_bytes;
+      switch (kv_.type) {
+        case KvType::F16:
+          for (int64_t i = 0; i < kvd; ++i) {
+            const uint16_t kh = f32_to_fp16(ks[i]), vh = f32_to_fp16(vs[i]);
+            std::memcpy(kd + 2 * i, &kh, 2);
+            std::memcpy(vd + 2 * i, &vh, 2);
+          }
+          break;
+        case KvType::F32:
+          std::memcpy(kd, ks, row_bytes);
+          std::memcpy(vd, vs, row_bytes);
+          break;
+        case KvType::Q8_0:  // blocks of 32 never straddle two heads (head_dim % 32 == 0)
+          cpu::quantize_kv_row_q8_0(ks, kvd, kd);
+          cpu::quantize_kv_row_q8_0(vs, kvd, vd);
+          break;
       }
     }
   });
@@ -269,8 +284,8 @@ void CpuForward::attend(int l, const Batch& b) {
     const auto& table = b.block_tables[b.seq[t]];
     for (int32_t j = static_cast<int32_t>(sl.size()); j <= b.pos[t]; ++j) sl.push_back(kv_slot(table, j, kv_.block_size));
   }
-  const void* kc = kv_.f16 ? static_cast<const void*>(k16_[local].data()) : k32_[local].data();
-  const void* vc = kv_.f16 ? static_cast<const void*>(v16_[local].data()) : v32_[local].data();
+  const void* kc = kc_[local].data();
+  const void* vc = vc_[local].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   // Tiles of ~32 query rows (8 tokens of a 4-head group): enough rows to amortise converting a K/V
   // block, few enough that a 512-token prompt still gives 64 tiles per kv head to share out.
@@ -307,7 +322,7 @@ void CpuForward::attend(int l, const Batch& b) {
     a.v = vc;
     a.row_elems = kvd;
     a.head_off = kvh * D;
-    a.f16 = kv_.f16;
+    a.kv_type = kv_.type;
     a.out = att_.data() + t0 * c_.q_dim() + kvh * group * D;
     a.out_stride = c_.q_dim();
     cpu::attend_tile(a, scratch.data());

@@ -30,14 +30,16 @@ class CpuForward {
   // Final norm + output projection for the tokens that want logits: logits[n_logits, V].
   void head(const Batch& b, const float* x, std::vector<float>& logits);
 
+  // The K (value = false) or V cache row of `slot` in layer l of this instance, as stored:
+  // kv_row_bytes(kv type, kv_dim) bytes (tests check what a step stores).
+  const uint8_t* cache_row(int l, bool value, int64_t slot) const;
+
  private:
   void attention_block(int l, const Batch& b, float* x);
   void ffn_block(int l, const Batch& b, float* x);
   void moe_block(int l, const Batch& b, float* x);
   void attend(int l, const Batch& b);
   void ensure_scratch(int64_t T);
-  float* k_slot(int l, int64_t slot);  // f32 cache only
-  float* v_slot(int l, int64_t slot);
   // The matrix to multiply: the huge-page copy of w where there is one, else the model's mapping.
   cpu::QMatrix qmat(const WeightRef& w, int64_t expert = 0) const;
 
@@ -46,9 +48,9 @@ class CpuForward {
   KvConfig kv_;
   cpu::ThreadPool& pool_;
   int first_, last_;
-  // KV cache: per local layer, [n_slots, kv_dim] of f16 (uint16) or f32.
-  std::vector<std::vector<uint16_t>> k16_, v16_;
-  std::vector<std::vector<float>> k32_, v32_;
+  // KV cache: per local layer, n_slots rows of kv_dim values of kv_.type (f32, f16 bits, or Q8_0
+  // blocks), kv_row_bytes(kv_.type, kv_dim) bytes each.
+  std::vector<std::vector<uint8_t>> kc_, vc_;
   // Scratch, sized for the largest batch seen: h[T,E] q[T,H*D] k,v[T,Hkv*D] att[T,H*D] g,u[T,F]
   std::vector<float> h_, q_, k_, v_, att_, g_, u_, router_;
   struct HugeWeights;

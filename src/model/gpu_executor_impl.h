@@ -156,7 +156,7 @@ class GpuExecutor final : public Executor {
               int max_batch)
       : m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()), api_(be_->api()),
         n_cpu_(c_.n_layer - plan.gpu_layers), pool_(n_threads) {
-    kv_.f16 = true;  // device pools are f16
+    kv_.type = KvType::F16;  // device pools are f16
     be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
     be_->check(api_.stream_create(&stream_), "creating a stream");
     if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);

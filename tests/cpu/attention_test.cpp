@@ -55,7 +55,7 @@ TEST_P(Attention, MatchesTwoPassSoftmaxForGqaPagedCache) {
         a.v = f16 ? static_cast<const void*>(v16.data()) : v32.data();
         a.row_elems = row;
         a.head_off = kvh * D;
-        a.f16 = f16;
+        a.kv_type = f16 ? KvType::F16 : KvType::F32;
         a.out = out.data();
         a.scratch = scratch.data();
         attend(a);

@@ -1,9 +1,10 @@
 // The tiled prompt attention (attend_tile) against attend_scalar run per token, on fresh random
-// K/V in a paged cache: f16 and f32 caches, GQA groups, head sizes with and without the tiled
+// K/V in a paged cache: f16, f32 and Q8_0 caches, GQA groups, head sizes with and without the tiled
 // kernel, causal limits that end inside, at and across 16-position blocks, and tokens that are
 // not consecutive positions (a tile's tokens need not be).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "cpu/attention.h"
 #include "cpu/cpu_features.h"
 #include "cpu/kernels.h"
+#include "cpu/kv_q8.h"
 #include "test_support.h"
 
 namespace rocforge::cpu {
@@ -23,7 +25,7 @@ struct IsaGuard {
 };
 
 struct Case {
-  bool f16;
+  KvType kv;
   int D, group, n_tok;
   std::vector<int64_t> n_pos;  // per token
 };
@@ -37,13 +39,22 @@ void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
   const int64_t row = static_cast<int64_t>(n_kv) * c.D;
   const int64_t max_pos = *std::max_element(c.n_pos.begin(), c.n_pos.end());
   std::vector<float> k32(n_slots * row), v32(n_slots * row);
-  std::vector<uint16_t> k16(n_slots * row), v16(n_slots * row);
-  for (int64_t i = 0; i < n_slots * row; ++i) {
-    k16[i] = f32_to_fp16(nd(rng) * 2.0f);
-    v16[i] = f32_to_fp16(nd(rng));
-    k32[i] = nd(rng) * 2.0f;
-    v32[i] = nd(rng);
-  }
+  for (int64_t i = 0; i < n_slots * row; ++i) k32[i] = nd(rng) * 2.0f, v32[i] = nd(rng);
+  // The cache in c.kv's layout (rows of kv_row_bytes): both kernels read the same stored values.
+  const size_t rb = kv_row_bytes(c.kv, row);
+  std::vector<uint8_t> kc(n_slots * rb), vc(n_slots * rb);
+  for (int64_t r = 0; r < n_slots; ++r)
+    for (auto [src, dst] : {std::pair{k32.data(), kc.data()}, std::pair{v32.data(), vc.data()}}) {
+      const float* x = src + r * row;
+      uint8_t* out = dst + r * rb;
+      if (c.kv == KvType::F32) std::memcpy(out, x, rb);
+      else if (c.kv == KvType::Q8_0) quantize_kv_row_q8_0(x, row, out);
+      else
+        for (int64_t i = 0; i < row; ++i) {
+          const uint16_t h = f32_to_fp16(x[i]);
+          std::memcpy(out + 2 * i, &h, 2);
+        }
+    }
   std::vector<int64_t> slots(max_pos);  // paged: scattered slots
   for (int64_t j = 0; j < max_pos; ++j) slots[j] = (j * 37 + 5) % n_slots;
   const int64_t stride = static_cast<int64_t>(n_kv) * c.group * c.D + 3;  // q/out rows of other heads in between
@@ -59,11 +70,11 @@ void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
   a.D = c.D;
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
   a.slots = slots.data();
-  a.k = c.f16 ? static_cast<const void*>(k16.data()) : k32.data();
-  a.v = c.f16 ? static_cast<const void*>(v16.data()) : v32.data();
+  a.k = kc.data();
+  a.v = vc.data();
   a.row_elems = row;
   a.head_off = kvh * c.D;
-  a.f16 = c.f16;
+  a.kv_type = c.kv;
   a.out = out.data() + kvh * c.group * c.D;
   a.out_stride = stride;
   std::vector<float> scratch(attend_tile_scratch_floats(c.n_tok, c.group, c.D));
@@ -87,13 +98,13 @@ void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
     s.v = a.v;
     s.row_elems = row;
     s.head_off = a.head_off;
-    s.f16 = c.f16;
+    s.kv_type = c.kv;
     s.out = ref.data();
     s.scratch = sscratch.data();
     attend_scalar(s);
     for (int i = 0; i < c.group * c.D; ++i)
       ASSERT_NEAR(a.out[t * stride + i], ref[i], 2e-5 * (1 + std::fabs(ref[i])))
-          << "f16=" << c.f16 << " D=" << c.D << " group=" << c.group << " token " << t << " (n_pos "
+          << "kv=" << kv_type_name(c.kv) << " D=" << c.D << " group=" << c.group << " token " << t << " (n_pos "
           << c.n_pos[t] << ") element " << i << " isa=" << isa_name(active_isa());
   }
   // Nothing outside this kv head's columns was written.
@@ -112,36 +123,38 @@ TEST_P(AttentionTile, MatchesPerTokenScalar) {
   IsaGuard guard;
   if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
   std::mt19937 rng(31);
-  for (bool f16 : {true, false}) {
-    for (int D : {64, 128, 32, 40}) {  // 40: no tiled kernel, per-token fallback
+  for (KvType kv : {KvType::F16, KvType::F32, KvType::Q8_0}) {
+    // 40: no tiled kernel, per-token fallback (Q8_0 needs a multiple of 32: 96 instead).
+    for (int D : {64, 128, 32, kv == KvType::Q8_0 ? 96 : 40}) {
       for (int group : {4, 1, 3, 8}) {
         // A prompt's consecutive tokens (causal limits 1..8, 13..20, crossing block edges).
-        check({f16, D, group, 8, {1, 2, 3, 4, 5, 6, 7, 8}}, rng);
-        check({f16, D, group, 8, {13, 14, 15, 16, 17, 18, 19, 20}}, rng);
+        check({kv, D, group, 8, {1, 2, 3, 4, 5, 6, 7, 8}}, rng);
+        check({kv, D, group, 8, {13, 14, 15, 16, 17, 18, 19, 20}}, rng);
         // Later chunk of a long prompt; a tile of 3 tokens; tokens with gaps and out of order.
-        check({f16, D, group, 5, {596, 597, 598, 599, 600}}, rng);
-        check({f16, D, group, 3, {33, 34, 35}}, rng);
-        check({f16, D, group, 4, {50, 3, 17, 32}}, rng);
+        check({kv, D, group, 5, {596, 597, 598, 599, 600}}, rng);
+        check({kv, D, group, 3, {33, 34, 35}}, rng);
+        check({kv, D, group, 4, {50, 3, 17, 32}}, rng);
       }
     }
   }
   // One token (decode-like): the per-token path.
-  check({true, 64, 4, 1, {77}}, rng);
+  check({KvType::F16, 64, 4, 1, {77}}, rng);
+  check({KvType::Q8_0, 64, 4, 1, {77}}, rng);
 }
 
 // The AVX2 tile kernel itself (attend_tile at the AVX2 level dispatches to it, but would fall back
-// to the per-token kernel silently if it declined): every head size it claims, f16 and f32 caches,
+// to the per-token kernel silently if it declined): every head size it claims, f16, f32 and Q8_0 caches,
 // GQA groups that do and do not fill its 4-row score blocks, causal limits inside and across blocks.
 TEST(AttentionTileKernel, Avx2MatchesPerTokenScalar) {
   IsaGuard guard;
   if (set_isa_level(IsaLevel::Avx2) != IsaLevel::Avx2) GTEST_SKIP() << "this CPU cannot run avx2";
   std::mt19937 rng(57);
-  for (bool f16 : {true, false}) {
+  for (KvType kv : {KvType::F16, KvType::F32, KvType::Q8_0}) {
     for (int D : {32, 64, 128}) {
       for (int group : {4, 1, 5}) {
-        check({f16, D, group, 8, {1, 2, 3, 4, 5, 6, 7, 8}}, rng, avx2_attend_tile);
-        check({f16, D, group, 6, {9, 15, 16, 17, 31, 33}}, rng, avx2_attend_tile);
-        check({f16, D, group, 2, {300, 301}}, rng, avx2_attend_tile);
+        check({kv, D, group, 8, {1, 2, 3, 4, 5, 6, 7, 8}}, rng, avx2_attend_tile);
+        check({kv, D, group, 6, {9, 15, 16, 17, 31, 33}}, rng, avx2_attend_tile);
+        check({kv, D, group, 2, {300, 301}}, rng, avx2_attend_tile);
       }
     }
   }

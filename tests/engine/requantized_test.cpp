@@ -36,7 +36,7 @@ std::vector<int32_t> greedy(const std::string& model, int n) {
   o.model_path = model;
   o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
   o.ctx_size = 256;
-  o.kv_f16 = false;
+  o.kv_type = KvType::F32;
   o.n_threads = 1;  // tiny model: threads only add sync cost under ctest -j
   auto e = Engine::load(o);
   Generator g(*e, SamplingParams::greedy());

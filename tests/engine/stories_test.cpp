@@ -48,7 +48,7 @@ std::unique_ptr<Engine> load(const std::filesystem::path& model, bool kv_f16, in
   EngineOptions o;
   o.model_path = model.string();
   o.device = "cpu";  // these tests pin CPU numerics (bit-exact batching, f32 KV)
-  o.kv_f16 = kv_f16;
+  o.kv_type = kv_f16 ? KvType::F16 : KvType::F32;
   o.n_threads = threads;
   o.ctx_size = 512;
   return Engine::load(o);
