@@ -220,20 +220,27 @@ int main(int argc, char** argv) {
         fill_random(b, q, size_t{512} * n_head * hd * 4, rng);
         const size_t wsb = api.attn_decode_workspace(1, n_head, hd, ctx);
         void* ws = dmalloc(b, wsb);
-        auto dec = [&](int) {
-          b.check(api.attn_decode(static_cast<float*>(q), static_cast<uint16_t*>(kp), static_cast<uint16_t*>(vp),
-                                  static_cast<int32_t*>(dt), n_blocks, static_cast<int32_t*>(dlen), 1, ctx, n_head, n_kv,
-                                  hd, bs, 0.088f, static_cast<float*>(o), nullptr, ws, nullptr), "attn_decode");
-        };
-        dec(0);
-        const double ms = timer.median_ms(reps, 20, dec);
-        std::printf("decode  ctx %5d: %8.1f us  %6.0f GB/s of K/V\n", ctx, ms * 1e3, 2.0 * pool / (ms * 1e-3) / 1e9);
+        // Both cache types over the same (random) bytes: a Q8_0 pool is the f16 pool's first 17/32.
+        for (int kv_type : {RF_KV_F16, RF_KV_Q8_0}) {
+          auto dec = [&](int) {
+            b.check(api.attn_decode(static_cast<float*>(q), kp, vp, static_cast<int32_t*>(dt), n_blocks,
+                                    static_cast<int32_t*>(dlen), 1, ctx, n_head, n_kv, hd, bs, kv_type, nullptr, nullptr,
+                                    0.088f,
+                                    static_cast<float*>(o), nullptr, ws, nullptr),
+                    "attn_decode");
+          };
+          dec(0);
+          const double ms = timer.median_ms(reps, 20, dec);
+          const double kv_bytes = 2.0 * rf_kv_pool_bytes(kv_type, n_blocks, bs, n_kv, hd);
+          std::printf("decode  ctx %5d %s: %8.1f us  %6.0f GB/s of K/V\n", ctx, kv_type == RF_KV_Q8_0 ? "q8_0" : "f16 ",
+                      ms * 1e3, kv_bytes / (ms * 1e-3) / 1e9);
+        }
         if (ctx == 512 || ctx == 4096) {
           const int n_tok = 512, pos0 = ctx - 512;
           auto pre = [&](int) {
-            b.check(api.attn_prefill(static_cast<float*>(q), static_cast<uint16_t*>(kp), static_cast<uint16_t*>(vp),
-                                     static_cast<int32_t*>(dt), pos0, n_tok, n_head, n_kv, hd, bs, 0.088f,
-                                     static_cast<float*>(o), nullptr), "attn_prefill");
+            b.check(api.attn_prefill(static_cast<float*>(q), kp, vp, static_cast<int32_t*>(dt), pos0, n_tok, n_head, n_kv,
+                                     hd, bs, RF_KV_F16, 0.088f, static_cast<float*>(o), nullptr),
+                    "attn_prefill");
           };
           pre(0);
           const double pms = timer.median_ms(reps, 3, pre);

@@ -1,9 +1,9 @@
-// attention_decode.hip - decode attention over a paged F16 KV cache: the cache store and split-K
-// flash decoding (causal prefill attention: attention_prefill.hip). GQA/MQA: a query head h reads KV head
-// h / (n_head / n_kv_head) straight from the shared pool; K/V are never replicated.
+// attention_decode.hip - decode attention over a paged F16 or Q8_0 KV cache: the cache store and
+// split-K flash decoding (causal prefill attention: attention_prefill.hip). GQA/MQA: a query head h
+// reads KV head h / (n_head / n_kv_head) straight from the shared pool; K/V are never replicated.
 //
-// Pool layout (one per layer, per K and V): [n_blocks][n_kv_head][block_size][head_dim] half; position p
-// of a sequence is slot p % block_size of block block_table[p / block_size].
+// Pool layouts (one per layer, per K and V): kv_layout.h. The kernels read rows through KvF16 / KvQ8
+// (same code, one template argument); a Q8_0 row is dequantized in registers as it is used.
 #include <algorithm>
 #include <cstdlib>
 
@@ -19,17 +19,40 @@ constexpr int kDecodeThreads = 256;
 // Decode contexts up to this long run one query head per one-pass block (onepass_heads).
 constexpr int kShortContext = 1024;
 
+// Block (t, kvh) stores token t's k and v rows of KV head kvh (blockDim a multiple of 32: the Q8_0
+// store's 32-value groups are aligned lane groups, kv_store_value).
 __global__ void kv_store_kernel(const float* __restrict__ k, const float* __restrict__ v,
                                 const int32_t* __restrict__ pos, const int32_t* __restrict__ table, int block_size,
-                                int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool) {
+                                int n_kv_head, int head_dim, int kv_type, void* k_pool, void* v_pool) {
   rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
   rf_grid_trigger();
   const int t = blockIdx.x, kvh = blockIdx.y;
-  const size_t dst = pool_index(table, pos[t], block_size, n_kv_head, kvh, head_dim);
   const size_t src = (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    k_pool[dst + d] = rf_float_to_half(k[src + d]);
-    v_pool[dst + d] = rf_float_to_half(v[src + d]);
+  for (int d0 = 0; d0 < head_dim; d0 += blockDim.x) {
+    const int d = d0 + threadIdx.x;
+    const bool in = d < head_dim;
+    kv_store_value(k_pool, kv_type, table, pos[t], block_size, n_kv_head, kvh, head_dim, d, in ? k[src + d] : 0.f);
+    kv_store_value(v_pool, kv_type, table, pos[t], block_size, n_kv_head, kvh, head_dim, d, in ? v[src + d] : 0.f);
+  }
+}
+
+// Block (seq, kvh) stores sequence seq's own k and v rows ([n_seq][n_kv_head][head_dim]) at its last
+// position, seq_lens[seq] - 1 (attn_decode's d_cur_k / d_cur_v where its kernel cannot do it itself).
+__global__ void cur_store_kernel(const float* __restrict__ k, const float* __restrict__ v,
+                                 const int32_t* __restrict__ seq_lens, const int32_t* __restrict__ tables,
+                                 int max_blocks, int block_size, int n_kv_head, int head_dim, int kv_type, void* k_pool,
+                                 void* v_pool) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  const int seq = blockIdx.x, kvh = blockIdx.y;
+  const int32_t* table = tables + static_cast<size_t>(seq) * max_blocks;
+  const int p = seq_lens[seq] - 1;
+  const size_t src = (static_cast<size_t>(seq) * n_kv_head + kvh) * head_dim;
+  for (int d0 = 0; d0 < head_dim; d0 += blockDim.x) {
+    const int d = d0 + threadIdx.x;
+    const bool in = d < head_dim;
+    kv_store_value(k_pool, kv_type, table, p, block_size, n_kv_head, kvh, head_dim, d, in ? k[src + d] : 0.f);
+    kv_store_value(v_pool, kv_type, table, p, block_size, n_kv_head, kvh, head_dim, d, in ? v[src + d] : 0.f);
   }
 }
 
@@ -40,8 +63,8 @@ __global__ void kv_store_kernel(const float* __restrict__ k, const float* __rest
 __global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, const float* __restrict__ v,
                                   const int32_t* __restrict__ pos, const int32_t* __restrict__ tables, int max_blocks,
                                   int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
-                                  float freq_scale, const float* __restrict__ ff, int neox, uint16_t* k_pool,
-                                  uint16_t* v_pool) {
+                                  float freq_scale, const float* __restrict__ ff, int neox, int kv_type,
+                                  void* k_pool, void* v_pool) {
   rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
   rf_grid_trigger();
   const int t = blockIdx.x, hh = blockIdx.y;
@@ -53,11 +76,13 @@ __global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, 
     rope_rotate_pair(head, i, pos[t], n_rot, base, freq_scale, ff, neox);
   if (is_q) return;
   __syncthreads();  // the block's rotated k elements are visible to all its threads
-  const size_t dst = pool_index(tables + static_cast<size_t>(t) * max_blocks, pos[t], block_size, n_kv_head, kvh, head_dim);
+  const int32_t* table = tables + static_cast<size_t>(t) * max_blocks;
   const float* vr = v + (static_cast<size_t>(t) * n_kv_head + kvh) * head_dim;
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    k_pool[dst + d] = rf_float_to_half(head[d]);
-    v_pool[dst + d] = rf_float_to_half(vr[d]);
+  for (int d0 = 0; d0 < head_dim; d0 += blockDim.x) {
+    const int d = d0 + threadIdx.x;
+    const bool in = d < head_dim;
+    kv_store_value(k_pool, kv_type, table, pos[t], block_size, n_kv_head, kvh, head_dim, d, in ? head[d] : 0.f);
+    kv_store_value(v_pool, kv_type, table, pos[t], block_size, n_kv_head, kvh, head_dim, d, in ? vr[d] : 0.f);
   }
 }
 
@@ -65,9 +90,10 @@ __global__ void rope_store_kernel(float* __restrict__ q, float* __restrict__ k, 
 // Block (split, kvh, seq) covers positions [split * split_len, +split_len) of one sequence for the G
 // query heads of KV head kvh. Writes, per query head, the split's max score m, sum l = sum exp(s - m)
 // and output o / l into the workspace: part_o [n_seq][n_head][n_split][head_dim], part_ml [..][2].
+template <class Kv>
 __global__ void __launch_bounds__(kDecodeThreads)
-    decode_partial_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                          const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
+    decode_partial_kernel(const float* __restrict__ q, const void* __restrict__ k_pool,
+                          const void* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
                           const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int head_dim,
                           int block_size, float scale, int split_len, int n_split, float* __restrict__ part_o,
                           float* __restrict__ part_ml, int wave_parts) {
@@ -103,15 +129,13 @@ __global__ void __launch_bounds__(kDecodeThreads)
   // on 32-wide waves), reused for all G query heads.
   const int pairs = head_dim / 2;
   for (int p = p0 + wave; p < p1; p += waves) {
-    const uint32_t* kp = reinterpret_cast<const uint32_t*>(k_pool + pool_index(table, p, block_size, n_kv_head, kvh,
-                                                                                head_dim));
+    const typename Kv::Row kp = Kv::row(k_pool, table, p, block_size, n_kv_head, kvh, head_dim);
     float k0[kMaxHeadDim / 64], k1[kMaxHeadDim / 64];
 #pragma unroll
     for (int j = 0; j < kMaxHeadDim / 64; ++j) {
       const int d2 = lane + j * warpSize;
-      const uint32_t kk = d2 < pairs ? kp[d2] : 0u;
-      k0[j] = rf_half_to_float(static_cast<uint16_t>(kk & 0xffffu));
-      k1[j] = rf_half_to_float(static_cast<uint16_t>(kk >> 16));
+      k0[j] = k1[j] = 0.f;
+      if (d2 < pairs) Kv::pair(kp, d2, k0[j], k1[j]);
     }
     for (int g = 0; g < G; ++g) {
       float s = 0.f;
@@ -153,15 +177,13 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int g0 = 0; g0 < G; g0 += kAccG) {
     float acc[kAccG][kPairs][2] = {};
     for (int p = p0 + wave; p < p1; p += waves) {
-      const uint32_t* vp =
-          reinterpret_cast<const uint32_t*>(v_pool + pool_index(table, p, block_size, n_kv_head, kvh, head_dim));
+      const typename Kv::Row vp = Kv::row(v_pool, table, p, block_size, n_kv_head, kvh, head_dim);
       float v0[kPairs], v1[kPairs];
 #pragma unroll
       for (int j = 0; j < kPairs; ++j) {
         const int d2 = lane + j * warpSize;
-        const uint32_t vv = d2 < pairs ? vp[d2] : 0u;
-        v0[j] = rf_half_to_float(static_cast<uint16_t>(vv & 0xffffu));
-        v1[j] = rf_half_to_float(static_cast<uint16_t>(vv >> 16));
+        v0[j] = v1[j] = 0.f;
+        if (d2 < pairs) Kv::pair(vp, d2, v0[j], v1[j]);
       }
 #pragma unroll
       for (int g = 0; g < kAccG; ++g) {
@@ -244,14 +266,18 @@ __global__ void __launch_bounds__(kDecodeThreads)
 // A block serves `gb` of its KV head's query heads (blockIdx.y = head group): gb = G reads K/V
 // once for the group (long contexts: bandwidth), gb = 1 spreads a short context's few microseconds
 // of work over n_head blocks instead of n_kv_head (its K/V rows then come from L2 for the others).
-template <int D>
+// With cur_k / cur_v (Q8_0 only): the step's own K/V row (position len - 1) is not in the cache yet.
+// The block whose split holds it quantizes it into shared memory (the store's math, so it attends to
+// exactly what later steps read back) and takes that position from there; the first block of each
+// KV head's query-head group also writes it to the cache.
+template <int D, class Kv>
 __global__ void __launch_bounds__(kDecodeThreads)
-    decode_attn_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                       const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
-                       const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int block_size, float scale,
+    decode_attn_kernel(const float* __restrict__ q, void* k_pool, void* v_pool, const int32_t* __restrict__ tables,
+                       int max_blocks, const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int block_size,
+                       const float* __restrict__ cur_k, const float* __restrict__ cur_v, float scale,
                        int split_len, int n_split, int gb, float* __restrict__ part_o, float* __restrict__ part_ml,
                        float* __restrict__ out, int8_t* __restrict__ xq, float* __restrict__ xd) {
-  constexpr int kVecs = D / 8;                      // 16-byte loads per K/V row
+  constexpr int kVecs = D / 8;                      // 8-value vectors per K/V row (F16: 16-byte loads)
   constexpr int kPosGroups = kDecodeThreads / kVecs;  // positions in flight in the value pass
   constexpr int kAccG = 4;                          // query heads per register pass
   extern __shared__ float smem[];
@@ -280,6 +306,17 @@ __global__ void __launch_bounds__(kDecodeThreads)
       part_o[(part + static_cast<size_t>(i / D) * n_split) * D + i % D] = 0.f;
     return;
   }
+  // The step's own row, quantized into shared memory ([0] K, [1] V) where this block's split holds it.
+  __shared__ __align__(16) int8_t cur_q[2][D];
+  __shared__ float cur_d[2][D / 32];
+  const int last = len - 1;
+  const bool cur_here = Kv::kQ8 && cur_k && last >= p0 && last < p1;  // block-uniform
+  // Raw8 of the step's own row, vector v, from shared memory (valid after the barrier below).
+  auto cur_raw = [&](int kv, int v) {
+    typename Kv::Raw8 r{};
+    if constexpr (Kv::kQ8) r = {*reinterpret_cast<const uint2*>(&cur_q[kv][8 * v]), cur_d[kv][v / 4]};
+    return r;
+  };
   // Every load this thread can issue before it needs q goes first, so K, the first V rows and q
   // share one round trip to memory: its K row (position p0 + tid; split_len <= the block size) and
   // the V vectors of its first kVPre value positions (the value pass's mapping, below).
@@ -288,23 +325,59 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int c = tid % kVecs, pg = tid / kVecs;
   const int i = tid;
   const bool live = i < n;
-  uint4 kr[kVecs];
-  if (live) {
-    const uint4* kp = reinterpret_cast<const uint4*>(k_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D));
+  const bool k_cur = cur_here && p0 + i == last;
+  typename Kv::Raw8 kr[kVecs];
+  if (live && !k_cur) {
+    const typename Kv::Row kp = Kv::row(k_pool, table, p0 + i, block_size, n_kv_head, kvh, D);
 #pragma unroll
-    for (int v = 0; v < kVecs; ++v) kr[v] = kp[v];
+    for (int v = 0; v < kVecs; ++v) kr[v] = Kv::load8(kp, v);
   }
-  uint4 vpre[kVPre];
+  typename Kv::Raw8 vpre[kVPre];
 #pragma unroll
   for (int k = 0; k < kVPre; ++k) {
     const int pi = pg + k * kPosGroups;
-    if (pi < n) vpre[k] = reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + pi, block_size, n_kv_head, kvh, D))[c];
+    if (pi < n && !(cur_here && p0 + pi == last))
+      vpre[k] = Kv::load8(Kv::row(v_pool, table, p0 + pi, block_size, n_kv_head, kvh, D), c);
+  }
+  // The step's own row, quantized while the loads above are in flight.
+  if (cur_here) {
+    static_assert(D <= kDecodeThreads, "one value of the row per thread");
+    const size_t src = (static_cast<size_t>(seq) * n_kv_head + kvh) * D;
+    const bool in = tid < D;
+    const bool writer = (h0 % (n_head / n_kv_head)) == 0;  // one block per KV head stores the row
+    const KvQ8Row at = kv_q8_row(table, last, block_size, n_kv_head, kvh, D);
+    for (int kv = 0; kv < 2; ++kv) {
+      // kv_store_value's math: the 32 values of a scale are an aligned 32-lane group.
+      const float x = in ? (kv == 0 ? cur_k : cur_v)[src + tid] : 0.f;
+      float amax = fabsf(x);
+      for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+      if (!in) continue;
+      const float dq = amax / 127.f, inv = dq != 0.f ? 1.f / dq : 0.f;
+      const int8_t code = static_cast<int8_t>(roundf(x * inv));
+      const uint16_t dh = rf_float_to_half(dq);
+      cur_q[kv][tid] = code;
+      if (tid % 32 == 0) cur_d[kv][tid / 32] = rf_half_to_float(dh);
+      if (writer) {
+        auto* base = static_cast<uint8_t*>(kv == 0 ? k_pool : v_pool);
+        reinterpret_cast<int8_t*>(base + at.codes)[tid] = code;
+        if (tid % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[tid / 32] = dh;
+      }
+    }
   }
   for (int j = tid; j < G * D; j += blockDim.x) {
     qs[j] = q[(static_cast<size_t>(seq) * n_head + h0) * D + j] * scale;
     o_s[j] = 0.f;
   }
   __syncthreads();
+  if (cur_here) {
+    if (k_cur) {
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) kr[v] = cur_raw(0, v);
+    }
+#pragma unroll
+    for (int k = 0; k < kVPre; ++k)
+      if (p0 + pg + k * kPosGroups == last) vpre[k] = cur_raw(1, c);
+  }
 
   // Scores. A thread's K row stays in registers across the passes over query heads.
   if (i < split_len) {
@@ -313,21 +386,23 @@ __global__ void __launch_bounds__(kDecodeThreads)
       if (live) {
 #pragma unroll
         for (int v = 0; v < kVecs; ++v) {
-          const uint32_t w[4] = {kr[v].x, kr[v].y, kr[v].z, kr[v].w};
           float kf[8];
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            kf[2 * j] = rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu));
-            kf[2 * j + 1] = rf_half_to_float(static_cast<uint16_t>(w[j] >> 16));
-          }
+          Kv::codes8(kr[v], kf);
+          const float ks = Kv::scale(kr[v]);
 #pragma unroll
           for (int g = 0; g < kAccG; ++g) {
             if (g0 + g < G) {
               // The same q for every thread: broadcast 16-byte shared loads.
               const float4* qq = reinterpret_cast<const float4*>(qs + (g0 + g) * D + 8 * v);
               const float4 a = qq[0], b = qq[1];
-              s[g] = fmaf(a.x, kf[0], fmaf(a.y, kf[1], fmaf(a.z, kf[2], fmaf(a.w, kf[3], s[g]))));
-              s[g] = fmaf(b.x, kf[4], fmaf(b.y, kf[5], fmaf(b.z, kf[6], fmaf(b.w, kf[7], s[g]))));
+              if constexpr (Kv::kQ8) {  // q . codes, then one scale per vector
+                float t = fmaf(a.x, kf[0], fmaf(a.y, kf[1], fmaf(a.z, kf[2], a.w * kf[3])));
+                t = fmaf(b.x, kf[4], fmaf(b.y, kf[5], fmaf(b.z, kf[6], fmaf(b.w, kf[7], t))));
+                s[g] = fmaf(ks, t, s[g]);
+              } else {
+                s[g] = fmaf(a.x, kf[0], fmaf(a.y, kf[1], fmaf(a.z, kf[2], fmaf(a.w, kf[3], s[g]))));
+                s[g] = fmaf(b.x, kf[4], fmaf(b.y, kf[5], fmaf(b.z, kf[6], fmaf(b.w, kf[7], s[g]))));
+              }
             }
           }
         }
@@ -362,18 +437,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
   {
     for (int g0 = 0; g0 < G; g0 += kAccG) {
       float acc[kAccG][8] = {};
-      auto accumulate = [&](const uint4 vv, int i) {
-        const uint32_t w[4] = {vv.x, vv.y, vv.z, vv.w};
+      auto accumulate = [&](const typename Kv::Raw8& vv, int i) {
         float vf[8];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          vf[2 * j] = rf_half_to_float(static_cast<uint16_t>(w[j] & 0xffffu));
-          vf[2 * j + 1] = rf_half_to_float(static_cast<uint16_t>(w[j] >> 16));
-        }
+        Kv::codes8(vv, vf);
+        const float vs = Kv::scale(vv);  // folded into the weight: one multiply per vector
 #pragma unroll
         for (int g = 0; g < kAccG; ++g) {
           if (g0 + g < G) {
-            const float e = sc[(g0 + g) * split_len + i];
+            const float e = sc[(g0 + g) * split_len + i] * vs;  // F16: vs == 1, folded away
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[g][j] = fmaf(e, vf[j], acc[g][j]);
           }
@@ -385,7 +456,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
         if (pg + k * kPosGroups < n) accumulate(vpre[k], pg + k * kPosGroups);
 #pragma unroll 4
       for (int i = pg + kVPre * kPosGroups; i < n; i += kPosGroups)
-        accumulate(reinterpret_cast<const uint4*>(v_pool + pool_index(table, p0 + i, block_size, n_kv_head, kvh, D))[c], i);
+        accumulate(cur_here && p0 + i == last ? cur_raw(1, c)
+                                              : Kv::load8(Kv::row(v_pool, table, p0 + i, block_size, n_kv_head, kvh, D), c),
+                   i);
       // Deterministic sum over position groups: the lanes of a wave holding the same vector c
       // (kVecs apart) fold by xor-shuffles; each wave leaves its sums in `red`, and after one
       // barrier every (head, dim) adds the waves in a fixed order.
@@ -523,27 +596,30 @@ int onepass_heads(int n_seq, int n_head, int n_kv_head, int max_seq_len) {
 }  // namespace
 
 int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table, int block_size,
-             int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool, hipStream_t s) {
+             int n_kv_head, int head_dim, int kv_type, void* k_pool, void* v_pool, hipStream_t s) {
   if (n_tok < 0 || n_kv_head <= 0 || head_dim <= 0 || block_size <= 0)
     return fail("kv_store: bad shape (tokens %d, kv heads %d, head_dim %d, block %d)", n_tok, n_kv_head, head_dim,
                 block_size);
+  if (int rc = check_kv_type("kv_store", kv_type, head_dim, block_size, n_kv_head)) return rc;
   if (n_tok == 0) return 0;
-  (void)rf_launch(kv_store_kernel, dim3(n_tok, n_kv_head), 128, 0, s, k, v, pos, block_table, block_size, n_kv_head, head_dim,
-                                                          k_pool, v_pool);
+  (void)rf_launch(kv_store_kernel, dim3(n_tok, n_kv_head), 128, 0, s, k, v, pos, block_table, block_size, n_kv_head,
+                  head_dim, kv_type, k_pool, v_pool);
   return check(hipGetLastError(), "kv_store");
 }
 
 int rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_tables,
                   int max_blocks, int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
-                  float freq_scale, const float* freq_factors, int neox, uint16_t* k_pool, uint16_t* v_pool,
+                  float freq_scale, const float* freq_factors, int neox, int kv_type, void* k_pool, void* v_pool,
                   hipStream_t s) {
   if (int rc = check_heads("rope_kv_store", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (int rc = check_kv_type("rope_kv_store", kv_type, head_dim, block_size, n_kv_head)) return rc;
   if (n_rot <= 0 || n_rot % 2 != 0 || n_rot > head_dim)
     return fail("rope_kv_store: n_rot %d must be even and in (0, head_dim %d]", n_rot, head_dim);
   if (n_tok < 0 || max_blocks <= 0) return fail("rope_kv_store: bad shape (tokens %d, max_blocks %d)", n_tok, max_blocks);
   if (n_tok == 0) return 0;
   (void)rf_launch(rope_store_kernel, dim3(n_tok, n_head + n_kv_head), 64, 0, s, q, k, v, pos, block_tables, max_blocks,
-                  block_size, n_head, n_kv_head, head_dim, n_rot, base, freq_scale, freq_factors, neox, k_pool, v_pool);
+                  block_size, n_head, n_kv_head, head_dim, n_rot, base, freq_scale, freq_factors, neox, kv_type, k_pool,
+                  v_pool);
   return check(hipGetLastError(), "rope_kv_store");
 }
 
@@ -557,10 +633,13 @@ size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_le
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
 
-int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
-                int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
-                int head_dim, int block_size, float scale, float* out, void* xq, void* workspace, hipStream_t s) {
+int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block_tables, int max_blocks,
+                const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head, int head_dim,
+                int block_size, int kv_type, const float* cur_k, const float* cur_v, float scale, float* out, void* xq,
+                void* workspace, hipStream_t s) {
   if (int rc = check_heads("attn_decode", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (int rc = check_kv_type("attn_decode", kv_type, head_dim, block_size, n_kv_head)) return rc;
+  const bool q8 = kv_type == RF_KV_Q8_0;
   if (n_seq <= 0 || max_seq_len <= 0) return fail("attn_decode: bad batch (%d seqs, max len %d)", n_seq, max_seq_len);
   if (static_cast<long>(max_blocks) * block_size < max_seq_len)
     return fail("attn_decode: block table of %d blocks cannot hold %d positions", max_blocks, max_seq_len);
@@ -581,43 +660,51 @@ int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, 
                                            onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
                                 : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
   const int n_split = (max_seq_len + split - 1) / split;
+  // The step's own K/V rows: stored by the one-pass kernel itself for a Q8_0 cache, else first.
+  if ((cur_k != nullptr) != (cur_v != nullptr)) return fail("attn_decode: d_cur_k and d_cur_v come together");
+  const bool cur_inside = cur_k && one_pass && q8;
+  if (cur_k && !cur_inside) {
+    (void)rf_launch(cur_store_kernel, dim3(n_seq, n_kv_head), 128, 0, s, cur_k, cur_v, seq_lens, block_tables, max_blocks,
+                    block_size, n_kv_head, head_dim, kv_type, k_pool, v_pool);
+    if (int rc = check(hipGetLastError(), "attn_decode (store)")) return rc;
+  }
   float* part_o = static_cast<float*>(workspace);
   float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
   const size_t smem = static_cast<size_t>(gb) * (2 * head_dim + split) * sizeof(float) +
                       (one_pass ? onepass_red_bytes(head_dim) : 0);
-  int8_t* q8 = static_cast<int8_t*>(xq);
-  float* d8 = q8 ? reinterpret_cast<float*>(q8 + (static_cast<size_t>(n_seq) * qdim + 15) / 16 * 16) : nullptr;
+  int8_t* q8_out = static_cast<int8_t*>(xq);
+  float* d8 = q8_out ? reinterpret_cast<float*>(q8_out + (static_cast<size_t>(n_seq) * qdim + 15) / 16 * 16) : nullptr;
   bool quantized = false;
   if (one_pass) {
-    const bool fuse_q8 = q8 && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
+    const bool fuse_q8 = q8_out && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
     const dim3 grid(n_split, n_head / gb, n_seq);
-    if (head_dim == 128)
-      (void)rf_launch(decode_attn_kernel<128>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
-                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, gb, part_o, part_ml,
-                      out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
-    else
-      (void)rf_launch(decode_attn_kernel<64>, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables,
-                      max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, split, n_split, gb, part_o, part_ml,
-                      out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
+    auto go = [&](auto kernel) {
+      (void)rf_launch(kernel, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables, max_blocks, seq_lens,
+                      n_head, n_kv_head, block_size, cur_inside ? cur_k : nullptr, cur_inside ? cur_v : nullptr, scale,
+                      split, n_split, gb, part_o, part_ml, out, fuse_q8 ? q8_out : nullptr, fuse_q8 ? d8 : nullptr);
+    };
+    if (head_dim == 128) q8 ? go(decode_attn_kernel<128, KvQ8>) : go(decode_attn_kernel<128, KvF16>);
+    else q8 ? go(decode_attn_kernel<64, KvQ8>) : go(decode_attn_kernel<64, KvF16>);
     if (int rc = check(hipGetLastError(), "attn_decode (one pass)")) return rc;
     quantized = fuse_q8;
   } else {
     // Room for every wave's partial sums (4 query heads at a time) when it fits the 48 KB default.
     const size_t parts = static_cast<size_t>(kDecodeThreads / wave_size()) * 4 * head_dim * sizeof(float);
     const bool wave_parts = smem + parts <= 48 * 1024;
-    (void)rf_launch(decode_partial_kernel, dim3(n_split, n_kv_head, n_seq), kDecodeThreads,
-                    smem + (wave_parts ? parts : 0), s, q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_head,
-                    n_kv_head, head_dim, block_size, scale, split, n_split, part_o, part_ml, wave_parts ? 1 : 0);
+    (void)rf_launch(q8 ? decode_partial_kernel<KvQ8> : decode_partial_kernel<KvF16>, dim3(n_split, n_kv_head, n_seq),
+                    kDecodeThreads, smem + (wave_parts ? parts : 0), s, q, k_pool, v_pool, block_tables, max_blocks,
+                    seq_lens, n_head, n_kv_head, head_dim, block_size, scale, split, n_split, part_o, part_ml,
+                    wave_parts ? 1 : 0);
     if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
   }
   if (n_split > 1 || !one_pass) {
-    const bool fuse_q8 = q8 && n_seq == 1 && head_dim % 32 == 0;
+    const bool fuse_q8 = q8_out && n_seq == 1 && head_dim % 32 == 0;
     (void)rf_launch(decode_combine_kernel, dim3(n_head, n_seq), 128, 0, s, part_o, part_ml, n_head, head_dim, n_split,
-                    out, fuse_q8 ? q8 : nullptr, fuse_q8 ? d8 : nullptr);
+                    out, fuse_q8 ? q8_out : nullptr, fuse_q8 ? d8 : nullptr);
     if (int rc = check(hipGetLastError(), "attn_decode (combine)")) return rc;
     quantized = fuse_q8;
   }
-  if (q8 && !quantized) {
+  if (q8_out && !quantized) {
     if (qdim % 32 != 0) return fail("attn_decode: int8 output needs n_head * head_dim (%d) to be a multiple of 32", qdim);
     return quantize_q8(out, n_seq * qdim, xq, s);
   }

@@ -1,6 +1,6 @@
-// attention_prefill.hip - causal attention of a prompt chunk over the paged F16 KV cache (the
-// chunk's own K/V already stored), flash-style with an online softmax. GQA/MQA: query head h reads
-// KV head h / (n_head / n_kv_head) straight from the shared pool.
+// attention_prefill.hip - causal attention of a prompt chunk over the paged F16 or Q8_0 KV cache
+// (the chunk's own K/V already stored), flash-style with an online softmax. GQA/MQA: query head h
+// reads KV head h / (n_head / n_kv_head) straight from the shared pool.
 #include "gpu/kernels.h"
 #include "gpu/kv_layout.h"
 
@@ -11,8 +11,9 @@ namespace {
 // One wave per query row (token t, head h), streaming keys 0 .. pos0 + t with an online softmax.
 // Lane l holds elements l, l + wave, ... of q and of the output accumulator. The waves of a block are
 // consecutive heads of one token, so heads sharing a KV head read the same K/V lines (cache hits).
-__global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                               const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0,
+template <class Kv>
+__global__ void prefill_kernel(const float* __restrict__ q, const void* __restrict__ k_pool,
+                               const void* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0,
                                int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
                                float* __restrict__ out) {
   constexpr int kPer = kMaxHeadDim / 32;
@@ -32,12 +33,13 @@ __global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __re
   float m = -INFINITY, l = 0.f;
   const int last = pos0 + t;
   for (int p = 0; p <= last; ++p) {
-    const size_t off = pool_index(table, p, block_size, n_kv_head, kvh, head_dim);
+    const typename Kv::Row kr = Kv::row(k_pool, table, p, block_size, n_kv_head, kvh, head_dim);
+    const typename Kv::Row vr = Kv::row(v_pool, table, p, block_size, n_kv_head, kvh, head_dim);
     float s = 0.f;
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
       const int d = lane + j * warpSize;
-      if (d < head_dim) s = fmaf(qv[j], rf_half_to_float(k_pool[off + d]), s);
+      if (d < head_dim) s = fmaf(qv[j], Kv::get(kr, d), s);
     }
     s = rf_wave_sum(s);
     const float m_new = fmaxf(m, s);
@@ -47,7 +49,7 @@ __global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __re
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
       const int d = lane + j * warpSize;
-      const float vv = d < head_dim ? rf_half_to_float(v_pool[off + d]) : 0.f;
+      const float vv = d < head_dim ? Kv::get(vr, d) : 0.f;
       acc[j] = fmaf(e, vv, acc[j] * corr);
     }
     m = m_new;
@@ -65,15 +67,30 @@ __global__ void prefill_kernel(const float* __restrict__ q, const uint16_t* __re
 // i * 4 + j (8 dims each) of q and of the output, so one 16-byte shared-memory load per thread reads a
 // key row's 64 contiguous bytes across the four parts (no bank conflicts; the block's other rows read
 // the same bytes: broadcast). K/V tiles of kTileK positions are staged as f16 in shared memory once
+// (a Q8_0 cache's rows dequantized to f16 on the way)
 // for all kTileQ rows; four keys at a time are scored (partial dots, two xor-shuffles within the
 // aligned lane quad, wave-size agnostic) and folded into an online softmax. Keys past a row's
 // position score -inf; staged slots past the range are zero (no NaN from stale bytes).
 constexpr int kTileQ = 64, kTileK = 64, kTiledThreads = 256;
 
-template <int D>
+// 8 values as 8 halves in one 16-byte word (the tile's f16 layout).
+__device__ inline uint4 halves8(const float (&f)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) w[j] = rf_float_to_half(f[2 * j]) | static_cast<uint32_t>(rf_float_to_half(f[2 * j + 1])) << 16;
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ inline uint4 tile_word(const KvF16::Raw8& r) { return r.w; }
+__device__ inline uint4 tile_word(const KvQ8::Raw8& r) {
+  float f[8];
+  KvQ8::unpack8(r, f);
+  return halves8(f);
+}
+
+template <int D, class Kv>
 __global__ void __launch_bounds__(kTiledThreads)
-    prefill_tiled_kernel(const float* __restrict__ q, const uint16_t* __restrict__ k_pool,
-                         const uint16_t* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0, int n_tok,
+    prefill_tiled_kernel(const float* __restrict__ q, const void* __restrict__ k_pool,
+                         const void* __restrict__ v_pool, const int32_t* __restrict__ table, int pos0, int n_tok,
                          int n_head, int n_kv_head, int block_size, float scale, float* __restrict__ out) {
   constexpr int kGroups = D / 32;  // 16-byte groups per thread part
   __shared__ uint4 ks[kTileK][D / 8];
@@ -104,9 +121,8 @@ __global__ void __launch_bounds__(kTiledThreads)
       const int p = k0 + kk;
       uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
       if (p <= block_last) {
-        const size_t off = pool_index(table, p, block_size, n_kv_head, kvh, D);
-        kv = reinterpret_cast<const uint4*>(k_pool + off)[c];
-        vv = reinterpret_cast<const uint4*>(v_pool + off)[c];
+        kv = tile_word(Kv::load8(Kv::row(k_pool, table, p, block_size, n_kv_head, kvh, D), c));
+        vv = tile_word(Kv::load8(Kv::row(v_pool, table, p, block_size, n_kv_head, kvh, D), c));
       }
       ks[kk][c] = kv;
       vs[kk][c] = vv;
@@ -174,28 +190,27 @@ __global__ void __launch_bounds__(kTiledThreads)
 
 }  // namespace
 
-int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
-                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
-                 hipStream_t s) {
+int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
+                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
+                 float* out, hipStream_t s) {
   if (int rc = check_heads("attn_prefill", n_head, n_kv_head, head_dim, block_size)) return rc;
+  if (int rc = check_kv_type("attn_prefill", kv_type, head_dim, block_size, n_kv_head)) return rc;
+  const bool q8 = kv_type == RF_KV_Q8_0;
   if (n_tok < 0 || pos0 < 0) return fail("attn_prefill: bad range (pos0 %d, tokens %d)", pos0, n_tok);
   if (n_tok == 0) return 0;
   const dim3 tiled_grid((n_tok + kTileQ - 1) / kTileQ, n_head);
   // The tiled kernel reads K/V rows as 16-byte groups: pools 16-byte aligned (cudaMalloc'd).
   const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
-  if (aligned && head_dim == 128) {
-    prefill_tiled_kernel<128><<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head,
-                                                                    n_kv_head, block_size, scale, out);
+  auto tiled = [&](auto kernel) {
+    kernel<<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head,
+                                                block_size, scale, out);
     return check(hipGetLastError(), "attn_prefill (tiled)");
-  }
-  if (aligned && head_dim == 64) {
-    prefill_tiled_kernel<64><<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head,
-                                                                   n_kv_head, block_size, scale, out);
-    return check(hipGetLastError(), "attn_prefill (tiled)");
-  }
+  };
+  if (aligned && head_dim == 128) return q8 ? tiled(prefill_tiled_kernel<128, KvQ8>) : tiled(prefill_tiled_kernel<128, KvF16>);
+  if (aligned && head_dim == 64) return q8 ? tiled(prefill_tiled_kernel<64, KvQ8>) : tiled(prefill_tiled_kernel<64, KvF16>);
   const int waves = 256 / wave_size();
   const size_t rows = static_cast<size_t>(n_tok) * n_head;
-  prefill_kernel<<<static_cast<unsigned>((rows + waves - 1) / waves), 256, 0, s>>>(
+  (q8 ? prefill_kernel<KvQ8> : prefill_kernel<KvF16>)<<<static_cast<unsigned>((rows + waves - 1) / waves), 256, 0, s>>>(
       q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size, scale, out);
   return check(hipGetLastError(), "attn_prefill");
 }

@@ -223,23 +223,24 @@ int k_rope(float* x, const int32_t* pos, int n_tok, int n_head, int hd, int n_ro
 int k_swiglu(const float* g, const float* u, float* o, size_t n, rf_stream s) { return swiglu(g, u, o, n, st(s)); }
 int k_add(const float* a, const float* b, float* o, size_t n, rf_stream s) { return add(a, b, o, n, st(s)); }
 int k_kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* table, int bs, int nkv,
-               int hd, uint16_t* kp, uint16_t* vp, rf_stream s) {
-  return kv_store(k, v, pos, n_tok, table, bs, nkv, hd, kp, vp, st(s));
+               int hd, int kv_type, void* kp, void* vp, rf_stream s) {
+  return kv_store(k, v, pos, n_tok, table, bs, nkv, hd, kv_type, kp, vp, st(s));
 }
 int k_rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* tables,
                     int max_blocks, int bs, int nh, int nkv, int hd, int n_rot, float base, float fs, const float* ff,
-                    int neox, uint16_t* kp, uint16_t* vp, rf_stream s) {
-  return rope_kv_store(q, k, v, pos, n_tok, tables, max_blocks, bs, nh, nkv, hd, n_rot, base, fs, ff, neox, kp, vp, st(s));
+                    int neox, int kv_type, void* kp, void* vp, rf_stream s) {
+  return rope_kv_store(q, k, v, pos, n_tok, tables, max_blocks, bs, nh, nkv, hd, n_rot, base, fs, ff, neox, kv_type, kp,
+                       vp, st(s));
 }
-int k_attn_decode(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* tables, int max_blocks,
-                  const int32_t* lens, int n_seq, int max_len, int n_head, int nkv, int hd, int bs, float scale,
-                  float* out, void* xq, void* ws, rf_stream s) {
-  return attn_decode(q, kp, vp, tables, max_blocks, lens, n_seq, max_len, n_head, nkv, hd, bs, scale, out, xq, ws,
-                     st(s));
+int k_attn_decode(const float* q, void* kp, void* vp, const int32_t* tables, int max_blocks, const int32_t* lens,
+                  int n_seq, int max_len, int n_head, int nkv, int hd, int bs, int kv_type, const float* cur_k,
+                  const float* cur_v, float scale, float* out, void* xq, void* ws, rf_stream s) {
+  return attn_decode(q, kp, vp, tables, max_blocks, lens, n_seq, max_len, n_head, nkv, hd, bs, kv_type, cur_k, cur_v,
+                     scale, out, xq, ws, st(s));
 }
-int k_attn_prefill(const float* q, const uint16_t* kp, const uint16_t* vp, const int32_t* table, int pos0, int n_tok,
-                   int n_head, int nkv, int hd, int bs, float scale, float* out, rf_stream s) {
-  return attn_prefill(q, kp, vp, table, pos0, n_tok, n_head, nkv, hd, bs, scale, out, st(s));
+int k_attn_prefill(const float* q, const void* kp, const void* vp, const int32_t* table, int pos0, int n_tok,
+                   int n_head, int nkv, int hd, int bs, int kv_type, float scale, float* out, rf_stream s) {
+  return attn_prefill(q, kp, vp, table, pos0, n_tok, n_head, nkv, hd, bs, kv_type, scale, out, st(s));
 }
 int k_matvec_q8_qkv(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb, const void* wb, size_t sb, int rb,
                     int cols, const void* xq, float* y, const rf_qkv_rope* rope, rf_stream s) {

@@ -15,13 +15,23 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 9u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 10u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
 #define RF_GPU_TYPE_Q4_0_G8 1002u  // Q4_0, eight blocks as planes [d x 8][qs x 8]
 #define RF_GPU_TYPE_Q8_0_G8 1008u  // Q8_0, likewise
 #define RF_GPU_TYPE_Q6_K_G8 1014u  // Q6_K, eight super-blocks as 16-byte aligned planes
+
+// K/V cache element types (the kv_type arguments of the cache and attention calls).
+#define RF_KV_F16 0
+#define RF_KV_Q8_0 1  // int8 codes + an f16 scale per 32 values; layout in gpu/kv_layout.h
+
+// Bytes of one layer's K (or V) pool of n_blocks cache blocks.
+static inline size_t rf_kv_pool_bytes(int kv_type, size_t n_blocks, int block_size, int n_kv_head, int head_dim) {
+  const size_t values = n_blocks * static_cast<size_t>(block_size) * static_cast<size_t>(n_kv_head) * head_dim;
+  return kv_type == RF_KV_Q8_0 ? values + values / 32 * 2 : values * 2;
+}
 
 typedef void* rf_stream;
 typedef void* rf_event;
@@ -46,7 +56,9 @@ struct rf_qkv_rope {
   const int32_t* d_pos;           // the token's position
   const int32_t* d_block_table;   // the sequence's KV blocks
   int block_size, n_kv_head;
-  uint16_t* d_k_pool;             // the layer's pools, as kv_store's
+  uint16_t* d_k_pool;             // the layer's F16 pools, as kv_store's; null: rotate only (a Q8_0 cache
+                                  // quantizes per 32 values, which this per-element epilogue cannot: then
+                                  // attn_decode's d_cur_k / d_cur_v store the token)
   uint16_t* d_v_pool;
 };
 
@@ -133,27 +145,32 @@ struct rf_gpu_api {
   int (*matvec_q8)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, float* d_y, int rows,
                    int cols, rf_stream s);
 
-  // ---- paged KV cache (F16). One pool per layer and per K/V:
+  // ---- paged KV cache. One pool per layer and per K/V, of kv_type RF_KV_F16:
   //   pool: [n_blocks][n_kv_head][block_size][head_dim] half
-  // A sequence's position p lives in block block_table[p / block_size], slot p % block_size.
-  // Stores k, v: [n_tok][n_kv_head][head_dim] (float) at positions pos[t] of one sequence.
+  // or RF_KV_Q8_0 (head_dim a multiple of 32): per block, int8 codes then f16 scales (gpu/kv_layout.h;
+  // rf_kv_pool_bytes). A sequence's position p lives in block block_table[p / block_size], slot
+  // p % block_size. Stores k, v: [n_tok][n_kv_head][head_dim] (float) at positions pos[t] of one sequence.
   int (*kv_store)(const float* d_k, const float* d_v, const int32_t* d_pos, int n_tok, const int32_t* d_block_table,
-                  int block_size, int n_kv_head, int head_dim, uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
+                  int block_size, int n_kv_head, int head_dim, int kv_type, void* d_k_pool, void* d_v_pool,
+                  rf_stream s);
   // Bytes of workspace attn_decode needs.
   size_t (*attn_decode_workspace)(int n_seq, int n_head, int head_dim, int max_seq_len);
   // Decode attention, one query token per sequence (split-K flash decoding; GQA reads each K/V head
   // once for all its query heads).  q, out: [n_seq][n_head][head_dim]; block_tables: [n_seq][max_blocks];
   // seq_lens[i] = positions of sequence i to attend (>= 1, <= max_seq_len). d_xq (nullable, 16-byte
   // aligned, q8_bytes(n_seq * n_head * head_dim)): also writes out in quantize_q8's int8 layout.
-  int (*attn_decode)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,
-                     const int32_t* d_block_tables, int max_blocks, const int32_t* d_seq_lens, int n_seq,
-                     int max_seq_len, int n_head, int n_kv_head, int head_dim, int block_size, float scale,
+  // d_cur_k, d_cur_v (nullable, both or neither): the step's own k and v rows [n_seq][n_kv_head][head_dim],
+  // not yet in the cache: attn_decode stores them at position seq_lens[i] - 1 first (kv_store's
+  // result) and attends to them, in the same launch where it can.
+  int (*attn_decode)(const float* d_q, void* d_k_pool, void* d_v_pool, const int32_t* d_block_tables,
+                     int max_blocks, const int32_t* d_seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
+                     int head_dim, int block_size, int kv_type, const float* d_cur_k, const float* d_cur_v, float scale,
                      float* d_out, void* d_xq, void* d_workspace, rf_stream s);
   // Causal prefill attention for one sequence: query t sits at position pos0 + t and attends to
   // positions [0, pos0 + t] (already stored in the cache).  q, out: [n_tok][n_head][head_dim].
-  int (*attn_prefill)(const float* d_q, const uint16_t* d_k_pool, const uint16_t* d_v_pool,
-                      const int32_t* d_block_table, int pos0, int n_tok, int n_head, int n_kv_head, int head_dim,
-                      int block_size, float scale, float* d_out, rf_stream s);
+  int (*attn_prefill)(const float* d_q, const void* d_k_pool, const void* d_v_pool, const int32_t* d_block_table,
+                      int pos0, int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type,
+                      float scale, float* d_out, rf_stream s);
 
   // ---- sampling. Writes one token id to *d_token. temperature <= 0 -> greedy (lowest index wins
   // ties). Otherwise the candidates are the logits >= every one of: the top_k-th largest (top_k <= 0:
@@ -185,7 +202,7 @@ struct rf_gpu_api {
   int (*rope_kv_store)(float* d_q, float* d_k, const float* d_v, const int32_t* d_pos, int n_tok,
                        const int32_t* d_block_tables, int max_blocks, int block_size, int n_head, int n_kv_head,
                        int head_dim, int n_rot, float base, float freq_scale, const float* d_freq_factors, int neox,
-                       uint16_t* d_k_pool, uint16_t* d_v_pool, rf_stream s);
+                       int kv_type, void* d_k_pool, void* d_v_pool, rf_stream s);
 
   // ---- v6. The decode token's q/k/v projection in one launch: y = [A x | B x] (B's rows right after
   // A's; rows_b = 0: A alone), int8 x as matvec_q8, both matrices `cols` wide. With `rope` (nullable):

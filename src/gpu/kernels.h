@@ -50,18 +50,19 @@ int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hip
 int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t s);
 int add(const float* a, const float* b, float* out, size_t n, hipStream_t s);
 int kv_store(const float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_table,
-             int block_size, int n_kv_head, int head_dim, uint16_t* k_pool, uint16_t* v_pool, hipStream_t s);
+             int block_size, int n_kv_head, int head_dim, int kv_type, void* k_pool, void* v_pool, hipStream_t s);
 int rope_kv_store(float* q, float* k, const float* v, const int32_t* pos, int n_tok, const int32_t* block_tables,
                   int max_blocks, int block_size, int n_head, int n_kv_head, int head_dim, int n_rot, float base,
-                  float freq_scale, const float* freq_factors, int neox, uint16_t* k_pool, uint16_t* v_pool,
+                  float freq_scale, const float* freq_factors, int neox, int kv_type, void* k_pool, void* v_pool,
                   hipStream_t s);
 size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_len);
-int attn_decode(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_tables,
-                int max_blocks, const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head,
-                int head_dim, int block_size, float scale, float* out, void* xq, void* workspace, hipStream_t s);
-int attn_prefill(const float* q, const uint16_t* k_pool, const uint16_t* v_pool, const int32_t* block_table, int pos0,
-                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, float scale, float* out,
-                 hipStream_t s);
+int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block_tables, int max_blocks,
+                const int32_t* seq_lens, int n_seq, int max_seq_len, int n_head, int n_kv_head, int head_dim,
+                int block_size, int kv_type, const float* cur_k, const float* cur_v, float scale, float* out, void* xq,
+                void* workspace, hipStream_t s);
+int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
+                 int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
+                 float* out, hipStream_t s);
 int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
                     int n_tok, hipStream_t s);
 int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t row_stride, int n_expert, int rows,

@@ -413,7 +413,7 @@ int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a,
     if (r.head_dim <= 0 || r.head_dim % 2 != 0 || r.n_rot <= 0 || r.n_rot % 2 != 0 || r.n_rot > r.head_dim ||
         r.q_rows <= 0 || r.k_rows <= 0 || r.q_rows % r.head_dim != 0 || r.k_rows % r.head_dim != 0 ||
         r.q_rows + 2 * r.k_rows != rows_a + rows_b || r.k_rows != r.n_kv_head * r.head_dim || r.block_size <= 0 ||
-        !r.d_pos || !r.d_block_table || !r.d_k_pool || !r.d_v_pool)
+        !r.d_pos || !r.d_block_table || (r.d_k_pool == nullptr) != (r.d_v_pool == nullptr))
       return fail("matvec_q8_qkv: rope layout (q %d, k %d rows, head_dim %d, n_rot %d, %d kv heads) does not match "
                   "%d + %d rows", r.q_rows, r.k_rows, r.head_dim, r.n_rot, r.n_kv_head, rows_a, rows_b);
   }

@@ -42,7 +42,7 @@ struct QkvRopeStore {
       for (int e = r; e < r + 2 && e < n; ++e) {
         y[row + e] = s[e];
         const int ge = base_row + row + e;
-        if (ge < rp.q_rows) continue;
+        if (ge < rp.q_rows || !rp.d_k_pool) continue;  // no pools: rotation only (a Q8_0 cache: attn_decode stores)
         const bool is_k = ge < qk;
         const int o = is_k ? ge - rp.q_rows : ge - qk;  // row within k or v
         const size_t at = pool_index(rp.d_block_table, pos, rp.block_size, rp.n_kv_head, o / rp.head_dim,

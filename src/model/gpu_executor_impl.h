@@ -28,8 +28,13 @@ inline uint64_t layer_weight_bytes(const LayerWeights& L) {
   return b;
 }
 
+// The device cache's element type: Q8_0 where asked for, else f16 (an f32 request keeps f16 pools).
+inline int device_kv_type(const KvConfig& kv) { return kv.type == KvType::Q8_0 ? RF_KV_Q8_0 : RF_KV_F16; }
+
+// Bytes of one layer's K and V pools on the device.
 inline uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
-  return 2ull * static_cast<uint64_t>(kv.n_slots()) * c.kv_dim() * sizeof(uint16_t);
+  return 2ull * rf_kv_pool_bytes(device_kv_type(kv), static_cast<size_t>(kv.n_blocks), kv.block_size, c.n_head_kv,
+                                 c.head_dim);
 }
 
 // Scratch activations for a step of T tokens (floats).
@@ -140,7 +145,7 @@ struct GpuLayer {
   // When only q and k agree (Q4_K_M keeps v in Q6_K), qk views those two and v stays apart.
   DevBuf qkv_buf, gu_buf;
   Mat q, k, v, qkv, qk, gate, up, gu;
-  DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half
+  DevBuf k_pool, v_pool;  // [n_blocks][Hkv][B][D] half, or Q8_0 blocks (gpu/kv_layout.h)
   DevWeight router, gate_exps, up_exps, down_exps;  // MoE: [E -> n_expert], [n_expert][F x E] ...
 };
 
@@ -156,7 +161,7 @@ class GpuExecutor final : public Executor {
               int max_batch)
       : m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()), api_(be_->api()),
         n_cpu_(c_.n_layer - plan.gpu_layers), pool_(n_threads) {
-    kv_.type = KvType::F16;  // device pools are f16
+    kv_.type = device_kv_type(kv) == RF_KV_Q8_0 ? KvType::Q8_0 : KvType::F16;  // device pools: f16 or Q8_0
     be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
     be_->check(api_.stream_create(&stream_), "creating a stream");
     if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
@@ -305,7 +310,7 @@ class GpuExecutor final : public Executor {
   }
 
   void upload_weights() {
-    const uint64_t pool_bytes = static_cast<uint64_t>(kv_.n_slots()) * c_.kv_dim() * sizeof(uint16_t);
+    const uint64_t pool_bytes = kv_bytes_per_layer(c_, kv_) / 2;
     layers_.resize(c_.n_layer);
     for (int l = n_cpu_; l < c_.n_layer; ++l) {
       const LayerWeights& L = m_.layer(l);

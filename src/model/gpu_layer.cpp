@@ -29,12 +29,17 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   // the norm (and the previous layer's pending residual add) is made inside that launch.
   // Decode of one sequence, llama-style rope (pairs 2i, 2i + 1) and nothing between the projection and
   // the rotation (biases, q/k norms): the q/k/v matvec also rotates and stores K/V.
+  // A Q8_0 cache quantizes a row per 32 values, which that per-element store cannot: there the matvec
+  // only rotates, and the attention launch stores the token's K/V (d_cur_k / d_cur_v).
+  const int kv_type = gpu_detail::device_kv_type(kv_);
   const bool rope_fusable = fz && all_decode_ && qkv_rope_ && c_.rope_style != RopeStyle::NeoX && !L.q_norm.present() &&
                             !L.bq.present() && !L.bk.present() && !L.bv.present();
+  const bool f16_pools = kv_type == RF_KV_F16;
   rf_qkv_rope rope{};
   if (rope_fusable) {
     rope = {qd, kvd, D, c_.n_rot, c_.rope_base, 1.0f / c_.rope_scale, freq_.get<float>(), in_pos(), in_tables(),
-            kv_.block_size, Hkv, L.k_pool.get<uint16_t>(), L.v_pool.get<uint16_t>()};
+            kv_.block_size, Hkv, f16_pools ? L.k_pool.get<uint16_t>() : nullptr,
+            f16_pools ? L.v_pool.get<uint16_t>() : nullptr};
   }
   bool roped = false;  // rope and the KV store are done
   bool hq = false;
@@ -81,8 +86,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   }
   const int neox = c_.rope_style == RopeStyle::NeoX;
   const float fscale = 1.0f / c_.rope_scale;
-  uint16_t* kp = L.k_pool.get<uint16_t>();
-  uint16_t* vp = L.v_pool.get<uint16_t>();
+  void* kp = L.k_pool.get();
+  void* vp = L.v_pool.get();
   const int32_t* tables = in_tables();
   const int n_seq = static_cast<int>(seq_begin_.size());
   if (roped) {
@@ -91,7 +96,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     // Decode (token s is sequence s's only token): rope and the cache store in one launch.
     if (!skip(kSkipRope))
       ok(api_.rope_kv_store(q, k, v, pos, T, tables, max_blocks_, kv_.block_size, H, Hkv, D, c_.n_rot, c_.rope_base,
-                          fscale, freq_.get<float>(), neox, kp, vp, stream_), "rope + kv_store");
+                            fscale, freq_.get<float>(), neox, kv_type, kp, vp, stream_),
+         "rope + kv_store");
   } else if (T == 1) {  // k follows q directly: one launch rotates the H + Hkv heads
     ok(api_.rope(q, pos, 1, H + Hkv, D, c_.n_rot, c_.rope_base, fscale, freq_.get<float>(), neox, stream_), "rope q+k");
   } else {
@@ -102,7 +108,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     if (seq_ntok_[s] == 0) continue;
     const int t0 = seq_begin_[s];
     ok(api_.kv_store(k + int64_t(t0) * kvd, v + int64_t(t0) * kvd, pos + t0, seq_ntok_[s],
-                     tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kp, vp, stream_), "kv_store");
+                     tables + int64_t(s) * max_blocks_, kv_.block_size, Hkv, D, kv_type, kp, vp, stream_),
+       "kv_store");
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   // Decode of one token: attention also writes the int8 input of the output projection.
@@ -110,15 +117,18 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   if (all_decode_) {
     void* xq_att = fz && qd % 32 == 0 ? xq_.get() : nullptr;
     if (!skip(kSkipAttn))
-      ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D,
-                        kv_.block_size, scale, att, xq_att, workspace_.get(), stream_), "attn_decode");
+      ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D, kv_.block_size,
+                          kv_type, roped && !f16_pools ? k : nullptr, roped && !f16_pools ? v : nullptr, scale, att,
+                          xq_att, workspace_.get(), stream_),
+         "attn_decode");
     hatt = xq_att != nullptr;
   } else {
     for (int s = 0; s < n_seq; ++s) {
       if (seq_ntok_[s] == 0) continue;
       const int t0 = seq_begin_[s];
       ok(api_.attn_prefill(q + int64_t(t0) * qd, kp, vp, tables + int64_t(s) * max_blocks_, b.pos[t0], seq_ntok_[s], H,
-                           Hkv, D, kv_.block_size, scale, att + int64_t(t0) * qd, stream_), "attn_prefill");
+                           Hkv, D, kv_.block_size, kv_type, scale, att + int64_t(t0) * qd, stream_),
+         "attn_prefill");
     }
   }
   mv(L.wo, att, h, &hatt);

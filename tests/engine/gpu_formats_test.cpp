@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "model/executor.h"
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
 #include "gpu_engine_support.h"
@@ -18,10 +19,11 @@ namespace {
 
 using test::have_gpu;
 
-std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev) {
+std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, KvType kv = KvType::F16) {
   EngineOptions o;
   o.model_path = model.string();
   o.device = dev;
+  o.kv_type = kv;
   o.gpu_layers = dev == "gpu" ? -1 : 0;
   o.ctx_size = 256;
   o.n_threads = 2;
@@ -71,6 +73,41 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
     for (int32_t tok : {300, 301}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
     std::filesystem::remove(o.out_path);
   }
+}
+
+// A Q8_0 K/V cache on the GPU (--kv-type q8_0: int8 rows + an f16 scale per 32 values, read by the
+// decode and prefill attention kernels) against the CPU backend's Q8_0 cache on the same file: the
+// same few-percent budget as the f16 cache, over a prompt of several attention tiles and graphed
+// decode steps. The GPU's Q8_0 logits must also differ from its f16 cache's (the type took effect).
+TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
+  const auto dir = test::temp_dir();
+  tools::SynthOptions o;
+  o.preset = "tiny";  // head_dim 64
+  o.type = "q8_0";
+  o.vocab_path = vocab.string();
+  o.out_path = (dir / "tiny-q8_0-kvq8.gguf").string();
+  o.threads = 2;
+  tools::synth_model(o);
+  auto cpu = load(o.out_path, "cpu", KvType::Q8_0);
+  auto gpu = load(o.out_path, "gpu", KvType::Q8_0);
+  auto gpu16 = load(o.out_path, "gpu", KvType::F16);
+  ASSERT_EQ(gpu->executor().kv_config().type, KvType::Q8_0);
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+  const auto prompt = cpu->tokenizer().encode(text, true);
+  ASSERT_GT(prompt.size(), 64u);  // more than one 64-key tile of the prefill kernel
+  Generator gc(*cpu, SamplingParams::greedy()), gg(*gpu, SamplingParams::greedy()), g16(*gpu16, SamplingParams::greedy());
+  const std::vector<float> c0 = gc.feed(prompt), q0 = gg.feed(prompt), h0 = g16.feed(prompt);
+  EXPECT_LT(rel_rms(c0, q0), 3e-2) << "prompt";
+  EXPECT_GT(rel_rms(h0, q0), 1e-6) << "a Q8_0 cache gives other logits than an f16 one";
+  for (int32_t tok : {300, 301, 302}) {
+    const std::vector<float> c = gc.feed({tok}), q = gg.feed({tok});
+    EXPECT_LT(rel_rms(c, q), 3e-2) << "decode " << tok;
+  }
+  std::filesystem::remove(o.out_path);
 }
 
 }  // namespace

@@ -145,7 +145,7 @@ TEST(GpuMatvecQkv, RopeEpilogueMatchesRopeKvStore) {
         const float* ffp = factors ? dff->as<float>() : nullptr;
         gpu->check(api.rope_kv_store(y1.as<float>(), y1.as<float>() + qd, y1.as<float>() + qd + kd, dpos->as<int32_t>(), 1,
                                      dtab->as<int32_t>(), max_blocks, bs, n_head, n_kv, hd, n_rot, 10000.f, 0.5f, ffp, 0,
-                                     kp1.as<uint16_t>(), vp1.as<uint16_t>(), nullptr),
+                                     RF_KV_F16, kp1.get(), vp1.get(), nullptr),
                    "rope_kv_store");
         // fused
         DeviceBuffer y2(*gpu, rows * sizeof(float)), kp2(*gpu, pool * 2), vp2(*gpu, pool * 2);
@@ -163,6 +163,15 @@ TEST(GpuMatvecQkv, RopeEpilogueMatchesRopeKvStore) {
           moved += a[i] != unrotated[i];
         }
         ASSERT_GT(moved, static_cast<size_t>(qd + kd) * n_rot / hd / 2) << "rope rotated too little";
+        // Without pools (a Q8_0 cache, which attn_decode fills) the launch rotates alone: same y.
+        DeviceBuffer y3(*gpu, rows * sizeof(float));
+        rf_qkv_rope rotate_only = rope;
+        rotate_only.d_k_pool = rotate_only.d_v_pool = nullptr;
+        gpu->check(api.matvec_q8_qkv(la, dwa->get(), rba, rows_a, lb, dwb->get(), rbb, rows_b, cols, dq.get(),
+                                     y3.as<float>(), &rotate_only, nullptr),
+                   "matvec_q8_qkv (rope, no pools)");
+        const auto c3 = y3.download<float>(rows);
+        for (int i = 0; i < rows; ++i) ASSERT_EQ(c3[i], b[i]) << "y " << i << " (no pools)";
         for (auto [p1, p2] : {std::pair{&kp1, &kp2}, std::pair{&vp1, &vp2}}) {
           const auto x = p1->download<uint16_t>(pool), y = p2->download<uint16_t>(pool);
           size_t nonzero = 0;
