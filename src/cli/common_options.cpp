@@ -6,7 +6,7 @@
 namespace rocforge::cli {
 
 void add_kv_type_flag(CLI::App& app, std::string& kv_type) {
-  app.add_option("--kv-type", kv_type, "K/V cache element type: " + kv_type_choices() + " (q8_0: CPU only)")
+  app.add_option("--kv-type", kv_type, "K/V cache element type: " + kv_type_choices() + " (q8_0: head_dim a multiple of 32)")
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
 }
 

@@ -66,7 +66,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts_in) {
   for (const auto& t : e->model_->file().tensors()) n_params += t.n_elements;
   log::info("model {} ({}, {} layers, {:.1f}M parameters), device: {}", o.model_path, c.arch_key, c.n_layer,
             static_cast<double>(n_params) / 1e6, e->executor_->device_name());
-  // The executor's own config: the GPU keeps an f16 cache whatever was asked for.
+  // The executor's own config: the GPU keeps f16 pools where f32 was asked for.
   const KvConfig& ekv = e->executor_->kv_config();
   log::info("KV cache: {}, {} positions, {:.1f} MiB ({} bytes per position)", kv_type_name(ekv.type), ekv.n_slots(),
             static_cast<double>(ekv.bytes(c.n_layer, c.kv_dim())) / (1 << 20),
