@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "model/batch.h"
 #include "model/executor.h"
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
@@ -78,7 +79,8 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
 // A Q8_0 K/V cache on the GPU (--kv-type q8_0: int8 rows + an f16 scale per 32 values, read by the
 // decode and prefill attention kernels) against the CPU backend's Q8_0 cache on the same file: the
 // same few-percent budget as the f16 cache, over a prompt of several attention tiles and graphed
-// decode steps. The GPU's Q8_0 logits must also differ from its f16 cache's (the type took effect).
+// decode steps, then two-sequence steps (the server's batches). The GPU's Q8_0 logits must also
+// differ from its f16 cache's (the type took effect).
 TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
@@ -106,6 +108,35 @@ TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
   for (int32_t tok : {300, 301, 302}) {
     const std::vector<float> c = gc.feed({tok}), q = gg.feed({tok});
     EXPECT_LT(rel_rms(c, q), 3e-2) << "decode " << tok;
+  }
+  // Two sequences per step (the server's batches: rope_kv_store and attention over both), prompt
+  // then decode steps, straight through the executors on blocks of their own.
+  const auto a = cpu->tokenizer().encode("Once upon a time", true);
+  const auto b = cpu->tokenizer().encode("The little cat sat on the mat and looked at the bird", true);
+  const int bs = gpu->executor().kv_config().block_size;
+  const int per_seq = (static_cast<int>(b.size()) + 8) / bs + 1;
+  std::vector<std::vector<int32_t>> tables(2);
+  for (int sq = 0; sq < 2; ++sq)
+    for (int k = 0; k < per_seq; ++k) tables[sq].push_back(sq * per_seq + k);
+  auto step = [&](const Batch& batch, const char* what) {
+    std::vector<float> lc, lg;
+    cpu->executor().forward(batch, lc);
+    gpu->executor().forward(batch, lg);
+    ASSERT_EQ(lc.size(), lg.size());
+    EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
+  };
+  Batch p;
+  p.block_tables = tables;
+  for (size_t i = 0; i < a.size(); ++i) p.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());
+  for (size_t i = 0; i < b.size(); ++i) p.add(b[i], static_cast<int32_t>(i), 1, i + 1 == b.size());
+  step(p, "two-sequence prompt");
+  int32_t na = static_cast<int32_t>(a.size()), nb = static_cast<int32_t>(b.size());
+  for (int k = 0; k < 3; ++k) {
+    Batch d;
+    d.block_tables = tables;
+    d.add(300 + k, na++, 0, true);
+    d.add(310 + k, nb++, 1, true);
+    step(d, "two-sequence decode");
   }
   std::filesystem::remove(o.out_path);
 }
