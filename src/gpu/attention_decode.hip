@@ -349,18 +349,15 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int kv = 0; kv < 2; ++kv) {
       // kv_store_value's math: the 32 values of a scale are an aligned 32-lane group.
       const float x = in ? (kv == 0 ? cur_k : cur_v)[src + tid] : 0.f;
-      float amax = fabsf(x);
-      for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+      const float amax = group32_amax(x);
       if (!in) continue;
-      const float dq = amax / 127.f, inv = dq != 0.f ? 1.f / dq : 0.f;
-      const int8_t code = static_cast<int8_t>(roundf(x * inv));
-      const uint16_t dh = rf_float_to_half(dq);
-      cur_q[kv][tid] = code;
-      if (tid % 32 == 0) cur_d[kv][tid / 32] = rf_half_to_float(dh);
+      const KvQ8Value qv = kv_q8_quantize(x, amax);
+      cur_q[kv][tid] = qv.code;
+      if (tid % 32 == 0) cur_d[kv][tid / 32] = rf_half_to_float(qv.d);
       if (writer) {
         auto* base = static_cast<uint8_t*>(kv == 0 ? k_pool : v_pool);
-        reinterpret_cast<int8_t*>(base + at.codes)[tid] = code;
-        if (tid % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[tid / 32] = dh;
+        reinterpret_cast<int8_t*>(base + at.codes)[tid] = qv.code;
+        if (tid % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[tid / 32] = qv.d;
       }
     }
   }

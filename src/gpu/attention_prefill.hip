@@ -66,10 +66,10 @@ __global__ void prefill_kernel(const float* __restrict__ q, const void* __restri
 // head. Four consecutive threads share a query row, thread part j holding the row's 16-byte groups
 // i * 4 + j (8 dims each) of q and of the output, so one 16-byte shared-memory load per thread reads a
 // key row's 64 contiguous bytes across the four parts (no bank conflicts; the block's other rows read
-// the same bytes: broadcast). K/V tiles of kTileK positions are staged as f16 in shared memory once
-// (a Q8_0 cache's rows dequantized to f16 on the way)
-// for all kTileQ rows; four keys at a time are scored (partial dots, two xor-shuffles within the
-// aligned lane quad, wave-size agnostic) and folded into an online softmax. Keys past a row's
+// the same bytes: broadcast). K/V tiles of kTileK positions are staged as f16 in shared memory (a
+// Q8_0 cache's rows dequantized on the way) once for all kTileQ rows; four keys at a time are scored
+// (partial dots, two xor-shuffles within the aligned lane quad, wave-size agnostic) and folded into
+// an online softmax. Keys past a row's
 // position score -inf; staged slots past the range are zero (no NaN from stale bytes).
 constexpr int kTileQ = 64, kTileK = 64, kTiledThreads = 256;
 

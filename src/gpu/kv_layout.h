@@ -34,6 +34,7 @@ __device__ inline size_t pool_index(const int32_t* table, int p, int block_size,
 }
 
 // ---- Q8_0 pools (RF_KV_Q8_0): bytes of one cache block, and a row's codes / scales.
+// (rf_kv_pool_bytes in backend_api.h is this for whole pools, on the host: it has no device side.)
 __host__ __device__ inline size_t kv_q8_block_bytes(int block_size, int n_kv_head, int head_dim) {
   const size_t values = static_cast<size_t>(block_size) * n_kv_head * head_dim;
   return values + values / 32 * 2;
@@ -136,6 +137,24 @@ struct KvQ8 {
   }
 };
 
+// One value of a Q8_0 row given its 32-value group's max |x| (ggml's block_q8_0 rule, as the CPU
+// cache): the code round(x / d), half away from zero, from the f32 d = amax / 127, and d as f16.
+struct KvQ8Value {
+  int8_t code;
+  uint16_t d;
+};
+__device__ inline KvQ8Value kv_q8_quantize(float x, float amax) {
+  const float d = amax / 127.f;
+  const float inv = d != 0.f ? 1.f / d : 0.f;
+  return {static_cast<int8_t>(roundf(x * inv)), rf_float_to_half(d)};
+}
+// The max |x| over an aligned 32-lane group (every lane of the wave must call it).
+__device__ inline float group32_amax(float x) {
+  float amax = fabsf(x);
+  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  return amax;
+}
+
 // Stores one row of head_dim values (thread t holds values t, t + nt, ...; every thread of the block
 // calls it the same number of times, values past the row passing 0): F16 as is, Q8_0 quantized per
 // 32 values. A 32-value block's amax comes from xor-shuffles within an aligned 32-lane group, which
@@ -146,15 +165,13 @@ __device__ inline void kv_store_value(void* pool, int kv_type, const int32_t* ta
     if (d < head_dim) static_cast<uint16_t*>(pool)[pool_index(table, p, bs, n_kv_head, kvh, head_dim) + d] = rf_float_to_half(x);
     return;
   }
-  float amax = d < head_dim ? fabsf(x) : 0.f;
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  const float amax = group32_amax(d < head_dim ? x : 0.f);
   if (d >= head_dim) return;
-  const float dq = amax / 127.f;
-  const float inv = dq != 0.f ? 1.f / dq : 0.f;
+  const KvQ8Value q = kv_q8_quantize(x, amax);
   const KvQ8Row at = kv_q8_row(table, p, bs, n_kv_head, kvh, head_dim);
   auto* base = static_cast<uint8_t*>(pool);
-  reinterpret_cast<int8_t*>(base + at.codes)[d] = static_cast<int8_t>(roundf(x * inv));  // half away from zero, as the CPU cache
-  if (d % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[d / 32] = rf_float_to_half(dq);
+  reinterpret_cast<int8_t*>(base + at.codes)[d] = q.code;
+  if (d % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[d / 32] = q.d;
 }
 
 }  // namespace rocforge::gpu
