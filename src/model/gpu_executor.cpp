@@ -218,15 +218,11 @@ std::span<const float> GpuExecutor::step_to_host(const Batch& b, std::vector<flo
   float* dst = pinned ? logits_host_.floats() : spill.data();
   if (!skip(kSkipLogitsCopy)) be_->check(api_.memcpy_d2h(dst, logits_.get(), n * sizeof(float), stream_), "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
-  if (pinned) ++view_serial_;
+  if (pinned || &spill == &view_rows_) ++view_serial_;  // the memory behind views was rewritten
   return {dst, n};
 }
 
-std::span<const float> GpuExecutor::forward_view(const Batch& b) {
-  const std::span<const float> rows = step_to_host(b, view_rows_);
-  ++view_serial_;
-  return rows;
-}
+std::span<const float> GpuExecutor::forward_view(const Batch& b) { return step_to_host(b, view_rows_); }
 
 void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
   const std::span<const float> rows = step_to_host(b, logits);
