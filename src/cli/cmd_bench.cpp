@@ -26,6 +26,7 @@ namespace {
 
 struct Result {
   std::string model, test, device;
+  std::string type_kv;  // the K/V cache the executor holds (a GPU keeps f16 where f32 was asked for)
   int threads = 0;
   double size_gb = 0, params_b = 0;
   std::vector<double> tps;
@@ -103,21 +104,27 @@ double run_tg(Engine& e, int n, int depth, std::mt19937& rng) {
   return n / seconds_since(t0);
 }
 
+// The K/V cache type gets a column only when some row is not f16 (as llama-bench shows type_k / type_v
+// only off their default), so the usual table keeps its columns.
 void print_md(const std::vector<Result>& rs) {
-  std::printf("| model | size | params | backend | threads | test | t/s |\n");
-  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+  bool kv_col = false;
+  for (const auto& r : rs) kv_col = kv_col || r.type_kv != "f16";
+  std::printf("| model | size | params | backend | threads |%s test | t/s |\n", kv_col ? " type_kv |" : "");
+  std::printf("| --- | ---: | ---: | --- | ---: |%s ---: | ---: |\n", kv_col ? " --- |" : "");
   for (const auto& r : rs)
-    std::printf("| %s | %.2f GiB | %.2f B | %s | %d | %s | %.2f ± %.2f |\n", r.model.c_str(), r.size_gb, r.params_b,
-                r.device.c_str(), r.threads, r.test.c_str(), r.mean(), r.stddev());
+    std::printf("| %s | %.2f GiB | %.2f B | %s | %d |%s %s | %.2f ± %.2f |\n", r.model.c_str(), r.size_gb, r.params_b,
+                r.device.c_str(), r.threads, kv_col ? (" " + r.type_kv + " |").c_str() : "", r.test.c_str(), r.mean(),
+                r.stddev());
 }
 
 void print_csv(const std::vector<Result>& rs) {
-  std::printf("model,size_bytes,params,backend,threads,test,avg_ts,stddev_ts,samples\n");
+  std::printf("model,size_bytes,params,backend,threads,test,avg_ts,stddev_ts,samples,type_kv\n");
   for (const auto& r : rs) {
     std::string samples;
     for (double v : r.tps) samples += (samples.empty() ? "" : ";") + std::to_string(v);
-    std::printf("\"%s\",%.0f,%.0f,%s,%d,%s,%.4f,%.4f,\"%s\"\n", r.model.c_str(), r.size_gb * 1073741824.0,
-                r.params_b * 1e9, r.device.c_str(), r.threads, r.test.c_str(), r.mean(), r.stddev(), samples.c_str());
+    std::printf("\"%s\",%.0f,%.0f,%s,%d,%s,%.4f,%.4f,\"%s\",%s\n", r.model.c_str(), r.size_gb * 1073741824.0,
+                r.params_b * 1e9, r.device.c_str(), r.threads, r.test.c_str(), r.mean(), r.stddev(), samples.c_str(),
+                r.type_kv.c_str());
   }
 }
 
@@ -126,7 +133,7 @@ void print_json(const std::vector<Result>& rs, const nlohmann::json& machine) {
   for (const auto& r : rs)
     out["results"].push_back({{"model", r.model}, {"size_bytes", r.size_gb * 1073741824.0}, {"params", r.params_b * 1e9},
                               {"backend", r.device}, {"threads", r.threads}, {"test", r.test}, {"avg_ts", r.mean()},
-                              {"stddev_ts", r.stddev()}, {"samples_ts", r.tps}});
+                              {"stddev_ts", r.stddev()}, {"samples_ts", r.tps}, {"type_kv", r.type_kv}});
   std::printf("%s\n", out.dump(2).c_str());
 }
 
@@ -181,6 +188,7 @@ int run_bench(int argc, char** argv) {
       Result base;
       base.model = std::filesystem::path(path).filename().string();
       base.device = e->executor().device_name();
+      base.type_kv = kv_type_name(e->executor().kv_config().type);
       base.threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
       base.size_gb = static_cast<double>(std::filesystem::file_size(path)) / 1073741824.0;
       uint64_t n_params = 0;

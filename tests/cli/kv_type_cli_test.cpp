@@ -30,6 +30,17 @@ TEST(KvTypeCli, Q8CacheRunsOnRunPerplexityAndBench) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("tg4"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("KV cache: q8_0"), std::string::npos) << r.err;
+  // The table names the cache type when it is not the default f16 (and only then), as llama-bench does.
+  EXPECT_NE(r.out.find("| type_kv |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| q8_0 | tg4 |"), std::string::npos) << r.out;
+  r = run_rocforge({"bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| tg2 |"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("type_kv"), std::string::npos) << r.out;
+  r = run_rocforge({"bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "-o", "csv"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(",type_kv\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\",f16\n"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);
 }
 
