@@ -79,7 +79,7 @@ void attend(const AttnArgs& a) {
 }
 
 void attend_tile(const AttnTileArgs& a, float* scratch) {
-  if (a.n_tok > 1) {
+  if (a.n_tok > 1 || a.n_pos[0] >= kDecodeTileMinPos) {
     const IsaLevel isa = active_isa();
     if (isa == IsaLevel::Avx512 && avx512_attend_tile(a, scratch)) return;
     if (isa == IsaLevel::Avx2 && avx2_attend_tile(a, scratch)) return;

@@ -42,10 +42,11 @@ inline int64_t attend_scratch_floats(int group, int D) {
   return static_cast<int64_t>(group) * D + 2 * group + static_cast<int64_t>(group) * kAttnBlock + 2 * D;
 }
 
-// Several query tokens of one sequence against one kv head (a prompt): the same result per token
-// as attend(), computed as tiles of (n_tok x group) query rows x 16 cached positions, so each K/V
-// block is read and converted once for every query row of the tile, scores come from FMAs across
-// 16 positions at a time (no horizontal sum per position) and the softmax runs on vectors.
+// Several query tokens of one sequence against one kv head (a prompt, or one decode token): the
+// same result per token as attend(), computed as tiles of (n_tok x group) query rows x 16 cached
+// positions, so each K/V block is read and converted once for every query row of the tile, scores
+// come from FMAs across 16 positions at a time (no horizontal sum per position) and the softmax
+// runs on vectors.
 // Causal per token: token i attends to positions 0 .. n_pos[i] - 1.
 struct AttnTileArgs {
   const float* q = nullptr;       // token i's [group, D] query heads at q + i * q_stride
@@ -65,6 +66,13 @@ struct AttnTileArgs {
   int64_t out_stride = 0;
 };
 constexpr int kAttnTileBlock = 16;  // cached positions per tile step
+// A single token (a decode step) goes through the tile kernel too from this many positions on. The
+// gain is not K/V conversion (attend() also converts each row once per group) but scores taken 16
+// positions per FMA with no horizontal sum per position, and exp on vectors instead of expf per
+// score. Below it the tile kernel's whole-block transpose and masked softmax cost more than they
+// save: `cpu_attention_bench decode` put the crossover at 4-8 positions (f16 and Q8_0 caches,
+// groups 1-8, D 64 and 128, AVX-512 and AVX2; docs/performance.md), group 1 breaking even at 8.
+constexpr int64_t kDecodeTileMinPos = 8;
 inline int64_t attend_tile_scratch_floats(int n_tok, int group, int D) {
   const int64_t R = static_cast<int64_t>(n_tok) * group;
   return R * D + 2 * R + R * kAttnTileBlock + 2 * static_cast<int64_t>(D) * kAttnTileBlock + 16 +
@@ -74,7 +82,8 @@ inline int64_t attend_tile_scratch_floats(int n_tok, int group, int D) {
 // Runs with the active ISA's kernel.
 void attend(const AttnArgs& a);
 // The tiled kernel where the active ISA has one (AVX-512 or AVX2, D = 32, 64 or 128), else attend()
-// per token. scratch: attend_tile_scratch_floats(n_tok, group, D) floats.
+// per token. A single token (decode) takes the tiled kernel from kDecodeTileMinPos positions on,
+// where it is faster, and attend() below that. scratch: attend_tile_scratch_floats(n_tok, group, D) floats.
 void attend_tile(const AttnTileArgs& a, float* scratch);
 // The portable version (the reference the SIMD kernels are tested against).
 void attend_scalar(const AttnArgs& a);

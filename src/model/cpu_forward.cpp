@@ -273,7 +273,7 @@ void CpuForward::attention_block(int l, const Batch& b, float* x) {
 // score matrix), reading K/V straight from the paged cache. One task per (tile, kv head): a tile
 // is a run of up to kTileTokens consecutive batch tokens of one sequence (a prompt), whose
 // tokens x H/Hkv query heads go through attend_tile together, so every K/V block is read once per
-// tile; a decode step's tokens are tiles of one (attend per token, as before).
+// tile; a decode step's tokens are tiles of one (the tile kernel from 8 positions, else attend).
 void CpuForward::attend(int l, const Batch& b) {
   const int local = l - first_;
   const int64_t D = c_.head_dim, kvd = c_.kv_dim(), group = c_.n_head / c_.n_head_kv;

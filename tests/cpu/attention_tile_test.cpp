@@ -33,7 +33,9 @@ struct Case {
 // A tile kernel called directly (avx2_attend_tile, ...): nullptr runs attend_tile's dispatch.
 using TileFn = bool (*)(const AttnTileArgs&, float*);
 
-void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
+// same_as: a kernel attend_tile's dispatch must have taken for this case; its output on the same
+// inputs must be bit-identical (so the case tests that kernel, not a silent fallback).
+void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr, TileFn same_as = nullptr) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int n_kv = 2, kvh = 1, n_slots = 700;
   const int64_t row = static_cast<int64_t>(n_kv) * c.D;
@@ -83,6 +85,17 @@ void check(const Case& c, std::mt19937& rng, TileFn direct = nullptr) {
     ASSERT_TRUE(direct(a, scratch.data())) << "tile kernel declined D=" << c.D << " group=" << c.group;
   } else {
     attend_tile(a, scratch.data());
+  }
+  if (same_as) {
+    std::vector<float> again(out.size(), NAN);
+    AttnTileArgs b = a;
+    b.out = again.data() + kvh * c.group * c.D;
+    ASSERT_TRUE(same_as(b, scratch.data())) << "tile kernel declined D=" << c.D << " group=" << c.group;
+    for (int t = 0; t < c.n_tok; ++t)
+      for (int i = 0; i < c.group * c.D; ++i)
+        ASSERT_EQ(std::memcmp(&a.out[t * stride + i], &b.out[t * stride + i], sizeof(float)), 0)
+            << "attend_tile did not take the tile kernel: kv=" << kv_type_name(c.kv) << " D=" << c.D
+            << " group=" << c.group << " n_pos " << c.n_pos[t];
   }
 
   std::vector<float> sscratch(attend_scratch_floats(c.group, c.D));
@@ -137,9 +150,36 @@ TEST_P(AttentionTile, MatchesPerTokenScalar) {
       }
     }
   }
-  // One token (decode-like): the per-token path.
+  // One token (decode): the tile kernel from kDecodeTileMinPos positions, per token below.
   check({KvType::F16, 64, 4, 1, {77}}, rng);
   check({KvType::Q8_0, 64, 4, 1, {77}}, rng);
+}
+
+// A decode token (a tile of one) through attend_tile's dispatch: short contexts (per-token kernel),
+// and from kDecodeTileMinPos positions on, where it must take the ISA's tile kernel (checked
+// bit-exact against it), all against attend_scalar. Fresh random inputs each run (the seed is
+// printed on failure); odd head counts, positions ending inside, at and past block edges, and a
+// context of 699 positions (most of the 700 scattered slots).
+TEST_P(AttentionTile, DecodeTokenMatchesScalar) {
+  IsaGuard guard;
+  if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
+  const TileFn kernel = GetParam() == IsaLevel::Avx512 ? avx512_attend_tile
+                        : GetParam() == IsaLevel::Avx2 ? avx2_attend_tile
+                                                       : nullptr;
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (KvType kv : {KvType::F16, KvType::Q8_0, KvType::F32}) {
+    for (int D : {64, 128, 32, kv == KvType::Q8_0 ? 96 : 40}) {
+      const bool has_kernel = kernel && (D == 32 || D == 64 || D == 128);
+      for (int group : {4, 1, 3, 5, 8}) {
+        for (int64_t n_pos : {1, 5, 7, 8, 9, 15, 16, 17, 31, 33, 250, 699}) {
+          const bool tiled = has_kernel && n_pos >= kDecodeTileMinPos;
+          check({kv, D, group, 1, {n_pos}}, rng, nullptr, tiled ? kernel : nullptr);
+        }
+      }
+    }
+  }
 }
 
 // The AVX2 tile kernel itself (attend_tile at the AVX2 level dispatches to it, but would fall back

@@ -115,8 +115,9 @@ Q8Cache make_cache(int n_kv, int D, int n_slots, std::mt19937& rng) {
 
 class KvQ8Attention : public ::testing::TestWithParam<IsaLevel> {};
 
-// The decode path: attend() (the active ISA's per-token kernel) against attend_scalar on the same
-// Q8_0 cache, and attend_scalar against a two-pass softmax in double on the dequantized values.
+// The per-token kernel (decode below kDecodeTileMinPos positions, and heads without a tile kernel):
+// attend() (the active ISA's) against attend_scalar on the same Q8_0 cache, and attend_scalar
+// against a two-pass softmax in double on the dequantized values.
 TEST_P(KvQ8Attention, PerTokenKernelMatchesScalar) {
   IsaGuard guard;
   if (set_isa_level(GetParam()) != GetParam()) GTEST_SKIP() << "this CPU cannot run " << isa_name(GetParam());
