@@ -64,6 +64,28 @@ void fill_cache(rocforge::KvType kv, int64_t n, int64_t row, std::mt19937& rng, 
   }
 }
 
+// One kv head's query heads (group x D at q + kvh * group * D, rows qd apart) over the cache: the
+// fields every call of this bench shares; the caller sets the tokens (q, n_tok, n_pos, out offsets).
+rocforge::cpu::AttnTileArgs head_args(const std::vector<float>& q, std::vector<float>& out, int64_t qd, int group,
+                                      int D, int kvh, const std::vector<int64_t>& slots, const std::vector<uint8_t>& k,
+                                      const std::vector<uint8_t>& v, int64_t row, rocforge::KvType kv) {
+  rocforge::cpu::AttnTileArgs a;
+  a.q = q.data() + kvh * group * D;
+  a.q_stride = qd;
+  a.group = group;
+  a.D = D;
+  a.scale = 0.125f;
+  a.slots = slots.data();
+  a.k = k.data();
+  a.v = v.data();
+  a.row_elems = row;
+  a.head_off = kvh * D;
+  a.kv_type = kv;
+  a.out = out.data() + kvh * group * D;
+  a.out_stride = qd;
+  return a;
+}
+
 int decode_bench(int argc, char** argv) {
   using namespace rocforge;
   using namespace rocforge::cpu;
@@ -100,21 +122,8 @@ int decode_bench(int argc, char** argv) {
     auto run = [&](int mode) {  // 0 per-token attend, 1 the tile kernel directly, 2 attend_tile
       for (int c = 0; c < calls; ++c)
         for (int kvh = 0; kvh < n_kv; ++kvh) {
-          AttnTileArgs a;
-          a.q = q.data() + kvh * group * D;
-          a.q_stride = qd;
+          AttnTileArgs a = head_args(q, out, qd, group, D, kvh, slots, k, v, row, kv);
           a.n_pos = &n_pos;
-          a.group = group;
-          a.D = D;
-          a.scale = 0.125f;
-          a.slots = slots.data();
-          a.k = k.data();
-          a.v = v.data();
-          a.row_elems = row;
-          a.head_off = kvh * D;
-          a.kv_type = kv;
-          a.out = out.data() + kvh * group * D;
-          a.out_stride = qd;
           if (mode == 2) {
             attend_tile(a, scratch.data());
           } else if (mode == 1 && tile_fn && tile_fn(a, scratch.data())) {
@@ -159,22 +168,10 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t qd = static_cast<int64_t>(n_kv) * group * D, row = static_cast<int64_t>(n_kv) * D;
   std::vector<float> q(T * qd), out(T * qd);
-  const size_t rb = kv_row_bytes(kv, row);
-  std::vector<uint8_t> k(T * rb), v(T * rb);
   for (auto& x : q) x = nd(rng);
-  std::vector<float> kr(row), vr(row);
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t i = 0; i < row; ++i) kr[i] = nd(rng), vr[i] = nd(rng);
-    for (auto [src, dst] : {std::pair{kr.data(), k.data() + t * rb}, std::pair{vr.data(), v.data() + t * rb}}) {
-      if (kv == KvType::Q8_0) quantize_kv_row_q8_0(src, row, dst);
-      else if (kv == KvType::F32) std::memcpy(dst, src, rb);
-      else
-        for (int64_t i = 0; i < row; ++i) {
-          const uint16_t h = f32_to_fp16(src[i]);
-          std::memcpy(dst + 2 * i, &h, 2);
-        }
-    }
-  }
+  std::vector<uint8_t> k, v;
+  fill_cache(kv, T, row, rng, k);
+  fill_cache(kv, T, row, rng, v);
   std::vector<int64_t> slots(T), n_pos(T);
   for (int j = 0; j < T; ++j) slots[j] = (j * 37 + 5) % T, n_pos[j] = j + 1;
   if (T % 37 == 0) for (int j = 0; j < T; ++j) slots[j] = j;  // keep slots a permutation
@@ -184,22 +181,11 @@ int main(int argc, char** argv) {
   auto run_layer = [&](bool tiled) {
     for (int kvh = 0; kvh < n_kv; ++kvh)
       for (int t0 = 0; t0 < T; t0 += tile) {
-        AttnTileArgs a;
-        a.q = q.data() + t0 * qd + kvh * group * D;
-        a.q_stride = qd;
+        AttnTileArgs a = head_args(q, out, qd, group, D, kvh, slots, k, v, row, kv);
+        a.q += t0 * qd;
+        a.out += t0 * qd;
         a.n_tok = std::min(tile, T - t0);
         a.n_pos = n_pos.data() + t0;
-        a.group = group;
-        a.D = D;
-        a.scale = 0.125f;
-        a.slots = slots.data();
-        a.k = k.data();
-        a.v = v.data();
-        a.row_elems = row;
-        a.head_off = kvh * D;
-        a.kv_type = kv;
-        a.out = out.data() + t0 * qd + kvh * group * D;
-        a.out_stride = qd;
         if (tiled) {
           attend_tile(a, scratch.data());
         } else {
