@@ -1,12 +1,15 @@
 // gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
 //
-//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only] [--model 8b|1b]
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only] [--model 8b|1b]
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
 // dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
 // weight copies (> 4x a 50 MB L2) that every call reads from HBM, and reports achieved GB/s =
 // weight bytes / time, the fraction of copy bandwidth, and the 8B decode bound that implies;
-// (3) the prefill matmul (512 tokens) in TFLOP/s. Times are medians of device-event timings.
+// (3) small batches (2-64 tokens, decode steps of several sequences): matmul_f16 (the tensor-core
+// kernel up to 64 tokens; ROCFORGE_GPU_MMA_MAX=0 gives the dequantize + cuBLAS path it replaces) and
+// matvec_q8_multi (up to 16), in weight GB/s; (4) the prefill matmul (512 tokens) in TFLOP/s. Times
+// are medians of device-event timings.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -78,8 +81,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> types = {"q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "f16", "bf16", "q4_1", "q5_0", "q5_1",
                                     "q2_k", "q3_k", "iq4_nl", "iq4_xs", "mxfp4", "f32"};
   int reps = 7;
-  bool matvec_only = false;
-  bool small_model = false;  // --model 1b: llama3.2-1b shapes (default llama3-8b)  // --matvec-only: stop after the matvec tables (tuning sweeps)
+  bool matvec_only = false;   // --matvec-only: stop after the matvec tables (tuning sweeps)
+  bool batched_only = false;  // --batched-only: only the small-batch table
+  bool small_model = false;   // --model 1b: llama3.2-1b shapes (default llama3-8b)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -90,6 +94,8 @@ int main(int argc, char** argv) {
         types.push_back(s.substr(p, q == std::string::npos ? q : q - p));
         p = q == std::string::npos ? q : q + 1;
       }
+    } else if (!std::strcmp(argv[i], "--batched-only")) {
+      batched_only = true;
     } else if (!std::strcmp(argv[i], "--matvec-only")) {
       matvec_only = true;
     } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
@@ -137,7 +143,7 @@ int main(int argc, char** argv) {
     void* xq = dmalloc(b, api.q8_bytes(14336));
     void* y = dmalloc(b, 128256 * 4);
     fill_random(b, x, 14336 * 4, rng);
-    for (const auto& tn : types) {
+    for (const auto& tn : batched_only ? std::vector<std::string>{} : types) {
       // Device-only layouts (backend_api.h RF_GPU_TYPE_*) time under their own names; the bytes are
       // random either way, so no repacking is needed for a timing.
       uint32_t id = 0;
@@ -186,7 +192,7 @@ int main(int argc, char** argv) {
       }
       summary.push_back({tn, token_ms, token_bytes});
     }
-    std::printf("\n%s decode, matvecs only (%d layers + output, all weights in one format, faster path):\n",
+    if (!batched_only) std::printf("\n%s decode, matvecs only (%d layers + output, all weights in one format, faster path):\n",
                 small_model ? "1B" : "8B", small_model ? 16 : 32);
     std::printf("%-8s %10s %10s %10s %12s\n", "type", "GB/token", "ms/token", "tok/s", "of bound");
     for (const auto& r : summary) {
@@ -196,6 +202,57 @@ int main(int argc, char** argv) {
     }
 
     if (matvec_only) return 0;
+
+    // ---- small batches: the same matrices for 2-64 tokens
+    std::printf("\nsmall batches: matmul_f16 / matvec_q8_multi us per call (weight GB/s)\n");
+    std::printf("%-8s %-24s %6s %18s %18s\n", "type", "matrix", "tokens", "matmul_f16", "matvec_q8_multi");
+    void* xb = dmalloc(b, size_t{64} * 14336 * 4);
+    void* xbq = dmalloc(b, api.q8_bytes(16 * 14336));
+    void* yb = dmalloc(b, size_t{64} * 128256 * 4);
+    fill_random(b, xb, size_t{64} * 14336 * 4, rng);
+    for (const auto& tn : types) {
+      uint32_t id = 0;
+      std::string base = tn;
+      if (tn == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
+      if (tn == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
+      if (tn == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
+      const auto t = ggml_type_from_name(base);
+      if (!t) continue;
+      if (!id) id = static_cast<uint32_t>(*t);
+      for (const Shape& s : shapes) {
+        if (!s.per_layer) continue;  // the output matrix: one per step, like gate/up in shape
+        const size_t rb = ggml_row_bytes(ggml_type_traits(*t), s.cols);
+        const size_t bytes = rb * s.rows;
+        const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / bytes + 1));
+        std::vector<void*> w(copies);
+        for (auto& p : w) { p = dmalloc(b, bytes); fill_random(b, p, bytes, rng); }
+        for (int n : {2, 4, 8, 16, 32, 64}) {
+          auto mm = [&](int i) {
+            b.check(api.matmul_f16(id, w[i % copies], rb, static_cast<float*>(xb), static_cast<float*>(yb), s.rows,
+                                   s.cols, n, nullptr), "matmul_f16");
+          };
+          mm(0);
+          const double ms = timer.median_ms(reps, copies * 2, mm);
+          std::printf("%-8s %-24s %6d %9.1f (%5.0f)", tn.c_str(), s.name, n, ms * 1e3, bytes / (ms * 1e-3) / 1e9);
+          if (n <= 16 && api.has_matvec_q8(id)) {
+            b.check(api.quantize_q8(static_cast<float*>(xb), n * s.cols, xbq, nullptr), "quantize_q8");
+            auto mq = [&](int i) {
+              b.check(api.matvec_q8_multi(id, w[i % copies], rb, xbq, static_cast<float*>(yb), s.rows, s.cols, n,
+                                          nullptr), "matvec_q8_multi");
+            };
+            mq(0);
+            const double qms = timer.median_ms(reps, copies * 2, mq);
+            std::printf(" %9.1f (%5.0f)", qms * 1e3, bytes / (qms * 1e-3) / 1e9);
+          }
+          std::printf("\n");
+        }
+        for (auto p : w) api.free(p);
+      }
+    }
+    api.free(xb);
+    api.free(xbq);
+    api.free(yb);
+    if (batched_only) return 0;
 
     // ---- attention (llama3-8b heads: 32 query, 8 KV, head_dim 128; F16 paged cache, blocks of 16)
     {

@@ -40,6 +40,12 @@ int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, floa
            int n_tok, hipStream_t s);
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s);
+// Tensor-core GEMM of up to mma_max_tokens() tokens with the weights dequantized in registers
+// (matmul_mma.hip); returns -1, having launched nothing, where it does not serve the call (HIP build,
+// pre-sm_80 card, cols % 32 != 0, too many tokens).
+int mma_max_tokens();
+int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
           float* out, hipStream_t s);
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);

@@ -72,6 +72,18 @@ struct Q40Fmt {
     sx = rf_dp4a(0x01010101, v.hi0, rf_dp4a(0x01010101, v.hi1, sx));
     return rf_half_to_float(r.d) * v.dx * static_cast<float>(s - 8 * sx);
   }
+  // Elements 32c + 8p .. +8 (the dot8 part p), for the tensor-core GEMM (matmul_mma.hip).
+  __device__ static void dequant8(const uint8_t* row, int c, int p, float v[8]) {
+    const int sh = 4 * (p >> 1);
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * (p & 1), u);
+    const float d = ld_half(L::d(row, c));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v[k] = u2f((u[0] >> (8 * k + sh)) & 15, 8.f) * d;
+      v[4 + k] = u2f((u[1] >> (8 * k + sh)) & 15, 8.f) * d;
+    }
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const float d = ld_half(L::d(row, c));
     uint32_t w[4];
@@ -252,6 +264,17 @@ struct Q80Fmt {
   __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
     const int s = rf_dp4a(static_cast<int>(r.u[1]), v.x1, rf_dp4a(static_cast<int>(r.u[0]), v.x0, 0));
     return rf_half_to_float(r.d) * v.dx * static_cast<float>(s);
+  }
+  // Elements 32c + 8p .. +8 (the dot8 part p), for the tensor-core GEMM (matmul_mma.hip).
+  __device__ static void dequant8(const uint8_t* row, int c, int p, float v[8]) {
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * p, u);
+    const float d = ld_half(L::d(row, c));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v[k] = u2f(((u[0] >> (8 * k)) & 0xffu) ^ 0x80u, 128.f) * d;
+      v[4 + k] = u2f(((u[1] >> (8 * k)) & 0xffu) ^ 0x80u, 128.f) * d;
+    }
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const float d = ld_half(L::d(row, c));

@@ -258,6 +258,24 @@ struct Fmt<kQ4_K> {
     return v.dl * (w.dsl * static_cast<float>(al) - w.dml * static_cast<float>(v.sl)) +
            v.dh * (w.dsh * static_cast<float>(ah) - w.dmh * static_cast<float>(v.sh));
   }
+  // Elements 32c + 8p .. +8 (the dot8 part p), for the tensor-core GEMM (matmul_mma.hip).
+  __device__ static void dequant8(const uint8_t* row, int c, int p, float v[8]) {
+    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
+    const int s = c & 7;
+    const uint2 q = *reinterpret_cast<const uint2*>(b + 16 + 32 * (s >> 1) + 8 * p);
+    // The header as one 16-byte load (byte loads of the scales made the kernel load-issue bound).
+    const uint4 hd = *reinterpret_cast<const uint4*>(b);
+    int sc0, sc1, m0, m1;
+    k4_pair_scale_min(hd, s >> 1, sc0, sc1, m0, m1);
+    const int sc = (s & 1) ? sc1 : sc0, m = (s & 1) ? m1 : m0;
+    const float d = rf_half_to_float(hd.x & 0xffffu) * sc, mn = rf_half_to_float(hd.x >> 16) * m;
+    const int sh = 4 * (s & 1);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v[k] = fmaf(d, u2f((q.x >> (8 * k + sh)) & 15), -mn);
+      v[4 + k] = fmaf(d, u2f((q.y >> (8 * k + sh)) & 15), -mn);
+    }
+  }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
     const int s = c & 7;
@@ -469,6 +487,22 @@ struct Q6Fmt {
       acc = fmaf(v.dx[g] * w.ds[g], static_cast<float>(a - v.s32[g]), acc);
     }
     return acc;
+  }
+  // Elements 32c + 8p .. +8 (the dot8 part p), for the tensor-core GEMM (matmul_mma.hip).
+  __device__ static void dequant8(const uint8_t* row, int c, int p, float v[8]) {
+    const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;
+    uint32_t lo[2], hi[2];
+    ld_2w<L::kAlign>(L::ql(row, sb) + 64 * n + 32 * (g & 1) + 8 * p, lo);
+    ld_2w<L::kAlign>(L::qh(row, sb) + 32 * n + 8 * p, hi);
+    const int ls = 4 * (g >> 1), hs = 2 * g;
+    const uint32_t w0 = ((lo[0] >> ls) & 0x0f0f0f0fu) | (((hi[0] >> hs) & 0x03030303u) << 4);
+    const uint32_t w1 = ((lo[1] >> ls) & 0x0f0f0f0fu) | (((hi[1] >> hs) & 0x03030303u) << 4);
+    const float d = ld_half(L::d(row, sb)) * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + (p >> 1)]);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v[k] = d * u2f((w0 >> (8 * k)) & 0xffu, 32.f);
+      v[4 + k] = d * u2f((w1 >> (8 * k)) & 0xffu, 32.f);
+    }
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
     const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;

@@ -30,6 +30,12 @@ struct HasPrep { static constexpr bool value = false; };
 template <class F>
 struct HasPrep<F, decltype(void(&F::dot_prep))> { static constexpr bool value = true; };
 
+// Formats with dequant8 (elements 32c + 8p .. +8 of a row, for the tensor-core GEMM).
+template <class F, class = void>
+struct HasDequant8 { static constexpr bool value = false; };
+template <class F>
+struct HasDequant8<F, decltype(void(&F::dequant8))> { static constexpr bool value = true; };
+
 // Calls f.template operator()<Fmt<T>>() for the runtime type id; returns false for unknown types.
 template <typename F>
 inline bool dispatch_type(uint32_t type, F&& f) {

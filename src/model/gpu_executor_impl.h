@@ -416,7 +416,7 @@ class GpuExecutor final : public Executor {
                                         n, stream_),
                    *w.name);
       }
-    } else if (T >= kF16MinTokens) {  // tensor cores: a weight slice dequantized once serves T tokens
+    } else if (T >= f16_min_tokens_) {  // tensor cores (matmul_mma up to 64 tokens, else cuBLAS slices)
       be_->check(api_.matmul_f16(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
     } else {
       be_->check(api_.matmul(w.type, w.d, w.row_bytes, x, y, w.rows, w.cols, T, stream_), *w.name);
@@ -514,6 +514,12 @@ class GpuExecutor final : public Executor {
   int multi_max_tokens_ = [] {
     const char* v = std::getenv("ROCFORGE_GPU_MULTI_MAX");
     return v && *v ? std::atoi(v) : 8;
+  }();
+  // Steps of at least this many tokens (and more than multi_max_tokens_) go to matmul_f16;
+  // ROCFORGE_GPU_F16_MIN overrides (A/B runs).
+  int f16_min_tokens_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_F16_MIN");
+    return v && *v ? std::max(2, std::atoi(v)) : kF16MinTokens;
   }();
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip

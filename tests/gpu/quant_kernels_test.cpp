@@ -128,9 +128,10 @@ TEST_P(QuantKernels, MatmulMatchesDequantizedProduct) {
   }
 }
 
-// The prompt-processing GEMM with f16 operands (cuBLAS tensor cores on CUDA, the fp32 kernel elsewhere):
-// within the f16 rounding of W and X (each < 2^-11 relative) of the exact product of the dequantized
-// weights, over several weight slices' worth of tokens and odd row counts.
+// The GEMM with f16 operands: up to 64 tokens the tensor-core kernel with the weights dequantized in
+// registers (matmul_mma.hip, sm_80+), beyond that cuBLAS on dequantized slices (the fp32 kernel where
+// neither runs): within the f16 rounding of W and X (each < 2^-11 relative) of the exact product of
+// the dequantized weights, for partial token tiles of both and odd row counts.
 TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const GgmlType t = GetParam();
@@ -139,13 +140,40 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
   std::mt19937 rng(seed);
   const int rows = 70;
   for (int cols : {col_sizes(t)[0], col_sizes(t)[1]}) {
-    for (int n_tok : {33, 67}) {
+    for (int n_tok : {9, 16, 33, 64, 67}) {
       SCOPED_TRACE(std::string(ggml_type_name(t)) + " cols " + std::to_string(cols) + " tokens " +
                    std::to_string(n_tok));
       const size_t rb = quant::row_bytes(t, cols);
       const auto w = random_weights(t, rows, cols, rng, false);
       const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
       auto dw = to_device(*gpu, w);
+      auto dx = to_device(*gpu, x);
+      DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+      dy.poison();
+      gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
+                                       cols, n_tok, nullptr),
+                 "matmul_f16");
+      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
+                                                         rows, cols, n_tok, 2e-3, 1e-5));
+    }
+  }
+}
+
+// Enough rows for the tensor-core GEMM's wide tiles (32 rows a block where the grid still gives every
+// multiprocessor two blocks), with a last partial tile, for each token-tile shape.
+TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rows = 2 * 200 * 32 + 13, cols = 512;
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+    const size_t rb = quant::row_bytes(t, cols);
+    const auto w = random_weights(t, rows, cols, rng, false);
+    auto dw = to_device(*gpu, w);
+    for (int n_tok : {2, 17, 40}) {
+      SCOPED_TRACE(std::string(ggml_type_name(t)) + " tokens " + std::to_string(n_tok));
+      const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
       auto dx = to_device(*gpu, x);
       DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
       dy.poison();
