@@ -129,9 +129,7 @@ DeviceBlas g_dev[kMaxDevices];
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s) {
   // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
-  // (F16 weights need no copy: cuBLAS takes them as they are below.)
-  if (type != 1)
-    if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
+  if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
   const Blas& b = blas();
   if (!b.ok || n_tok <= 0 || cols % 8 != 0) return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
   int dev = 0;

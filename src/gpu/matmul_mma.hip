@@ -23,6 +23,8 @@
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
+#include <type_traits>
+
 namespace rocforge::gpu {
 
 #if !(defined(__HIP__) || defined(__HIPCC__))
@@ -30,7 +32,7 @@ namespace {
 
 constexpr int kMmaWarps = 8;
 // The widest token tile (4 x 16). Steps of up to 64 tokens beat the dequantize + cuBLAS path they
-// replace: 8B Q4_K_M prompt steps (H100) pp16 1020 -> 1809 tok/s, pp32 1989 -> 3028, pp64 3490 -> 3860.
+// replace: 8B Q4_K_M prompt steps (H100) pp16 1030 -> 1922 tok/s, pp32 2006 -> 3184, pp64 3428 -> 3867.
 constexpr int kMmaMaxTokens = 64;
 
 // Two floats as one f16x2 word, lo in the low half (cvt.rn.f16x2.f32 puts its first source high).
@@ -71,8 +73,15 @@ __device__ inline void dequant8(const uint8_t* row, int c, int p, float v[8]) {
 }
 
 // Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 8 RT rows.
+// Blocks per multiprocessor the registers must allow: the loop is latency-bound, so occupancy pays
+// until spills start. H100, 8B shapes: 3 for the narrow one-token-tile kernel (q/k/v at 16 tokens
+// 29.1 -> 23.2 us, no spills), 2 for the rest (at 3 they spill: gate/up at 32 tokens 142.8 -> 150.9 us;
+// with no bound the two-token-tile kernels take 136-141 registers, one block, pp32 3215 -> 2805).
+template <int RT, int MT>
+constexpr int kMmaMinBlocks = (RT == 2 && MT == 1) ? 3 : 2;
+
 template <class F, int RT, int MT>
-__global__ void __launch_bounds__(kMmaWarps * 32) matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride,
+__global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>) matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                                      const float* __restrict__ x, float* __restrict__ y,
                                                                      int rows, int cols, int n_tok) {
   __shared__ float red[kMmaWarps - 1][MT * RT * 4][32];  // partial sums of warps 1 .. 7
@@ -165,6 +174,22 @@ __global__ void __launch_bounds__(kMmaWarps * 32) matmul_mma_kernel(const uint8_
       }
 }
 
+// Launches the kernel shape for n_tok tokens: four 8-row tiles per block where that still gives every
+// multiprocessor two blocks, else two. (Four warps a block instead of eight: 20-45% slower, H100.)
+template <class F>
+int launch_mma(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
+               hipStream_t s) {
+  auto launch = [&](auto kernel, int rt) {
+    const int per_block = 8 * rt;
+    kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(w, row_stride, x, y, rows, cols, n_tok);
+    return check(cudaGetLastError(), "matmul_mma");
+  };
+  const bool wide = rows >= 2 * multiprocessors() * 32;
+  if (n_tok <= 16) return wide ? launch(matmul_mma_kernel<F, 4, 1>, 4) : launch(matmul_mma_kernel<F, 2, 1>, 2);
+  if (n_tok <= 32) return wide ? launch(matmul_mma_kernel<F, 4, 2>, 4) : launch(matmul_mma_kernel<F, 2, 2>, 2);
+  return launch(matmul_mma_kernel<F, 2, 4>, 2);
+}
+
 }  // namespace
 
 int mma_max_tokens() {
@@ -183,19 +208,10 @@ int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, 
   int rc = -1;
   dispatch_type(type, [&](auto f) {
     using F = decltype(f);
-    if (cols % F::kBlockElems != 0) return;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    auto launch = [&](auto kernel, int rt) {
-      const int per_block = 8 * rt;
-      kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(wb, row_stride, x, y, rows, cols, n_tok);
-      rc = check(cudaGetLastError(), "matmul_mma");
-    };
-    // Four 8-row tiles per block where that still gives every multiprocessor two blocks, else two.
-    // (Four warps a block instead of eight: 20-45% slower on an H100.)
-    const bool wide = rows >= 2 * multiprocessors() * 32;
-    if (n_tok <= 16) wide ? launch(matmul_mma_kernel<F, 4, 1>, 4) : launch(matmul_mma_kernel<F, 2, 1>, 2);
-    else if (n_tok <= 32) wide ? launch(matmul_mma_kernel<F, 4, 2>, 4) : launch(matmul_mma_kernel<F, 2, 2>, 2);
-    else launch(matmul_mma_kernel<F, 2, 4>, 2);
+    // F16 weights need no copy: matmul_f16 hands them to cuBLAS as they are.
+    if constexpr (!std::is_same_v<F, Fmt<kF16>>)
+      if (cols % F::kBlockElems == 0)
+        rc = launch_mma<F>(static_cast<const uint8_t*>(w), row_stride, x, y, rows, cols, n_tok, s);
   });
   return rc;
 }
