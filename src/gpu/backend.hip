@@ -287,6 +287,7 @@ const rf_gpu_api kApi = {
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
+    mma_max_tokens,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 10u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 11u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -255,6 +255,9 @@ struct rf_gpu_api {
   // checked by the caller as sample checks its arguments), into d_tokens[r]; rows run side by side.
   int (*sample_rows)(const float* d_logits, int n_vocab, int n_rows, const struct rf_sample_row* d_rows,
                      int32_t* d_tokens, rf_stream s);
+  // Up to how many tokens matmul_f16 multiplies on the tensor cores with the weights read once from
+  // their quantized form (the current device; 0: it dequantizes slices for a vendor GEMM throughout).
+  int (*matmul_f16_mma_max)(void);
 };
 
 // The one exported symbol of a backend library.

@@ -4,7 +4,7 @@
 //
 // Why: matmul_f16 dequantizes every weight to an f16 copy in memory for cuBLAS, which pays at prompt
 // lengths but makes a 16-sequence decode step of an 8B cost ~6 single-token steps; the int8 matvec
-// for several tokens (matvec_q8_multi) does arithmetic per token and falls behind from ~8 tokens.
+// for several tokens (matvec_q8_multi) does arithmetic per token and falls behind from ~6 tokens.
 // Here each weight is read once from memory and dequantized once for all tokens of the step.
 //
 // The product is computed transposed, C[token][row] = X W^T, with mma.m16n8k16 (A = 16 tokens x 16 k
