@@ -16,13 +16,18 @@
 //
 // A block is kMmaWarps warps on one tile of 8 RT rows; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps,
 // ... (consecutive warps stream consecutive chunks of the same rows), and the warps' partial sums are
-// added in shared memory in warp order: deterministic, no workspace, graph-capturable.
+// added in shared memory in warp order: deterministic, no workspace, graph-capturable. The loop is
+// latency-bound (ncu: DRAM 10-16% busy, nothing else saturated), so for the 4-bit formats, whose
+// 256-element groups are contiguous 144-byte runs, each warp copies its next group into its own
+// shared memory (cp.async) while it multiplies the current one (matmul_mma_staged_kernel: 8B Q4_K_M
+// gate/up at 16 tokens 85.2 -> 67.9 us, H100; ROCFORGE_GPU_MMA_STAGED=0 turns it off).
 //
 // NVIDIA only (mma.sync, sm_80+). The HIP build reports "not served" and matmul_f16's other paths
 // run; an AMD version would use MFMA (CDNA) / WMMA (RDNA) with their own fragment layouts.
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
+#include <atomic>
 #include <type_traits>
 
 namespace rocforge::gpu {
@@ -80,18 +85,9 @@ __device__ inline void dequant8(const uint8_t* row, int c, int p, float v[8]) {
 template <int RT, int MT>
 constexpr int kMmaMinBlocks = (RT == 2 && MT == 1) ? 3 : 2;
 
-template <class F, int RT, int MT>
-__global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>) matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride,
-                                                                     const float* __restrict__ x, float* __restrict__ y,
-                                                                     int rows, int cols, int n_tok) {
-  __shared__ float red[kMmaWarps - 1][MT * RT * 4][32];  // partial sums of warps 1 .. 7
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int row0 = blockIdx.x * 8 * RT;
-  const uint8_t* wr[RT];
-#pragma unroll
-  for (int j = 0; j < RT; ++j) wr[j] = w + static_cast<size_t>(min(row0 + 8 * j + g, rows - 1)) * stride;
-  // Lane's tokens: 16m + g and 16m + g + 8 of each m tile (null: past n_tok, reads as zero).
-  const float* xr[MT][2];
+// The lane's token rows of X (16m + g and 16m + g + 8 of each m tile; null past n_tok: zeros).
+template <int MT>
+__device__ inline void token_rows(const float* x, int cols, int n_tok, int g, int t, const float* xr[MT][2]) {
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
@@ -99,57 +95,65 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>) matmul_
       const int tok = 16 * m + g + 8 * h;
       xr[m][h] = tok < n_tok ? x + static_cast<size_t>(tok) * cols + 8 * t : nullptr;
     }
-  float acc[MT][RT][4] = {};
-  const int n_chunks = cols / 32;
-  // Two adjacent chunks per step, all their loads (weights and X) issued before the first multiply:
-  // the loop is latency-bound, not issue-bound, so loads in flight are what sets the speed.
-  for (int c0 = 2 * warp; c0 < n_chunks; c0 += 2 * kMmaWarps) {
-    const bool pair = c0 + 1 < n_chunks;
-    const int c1 = pair ? c0 + 1 : c0;
-    // Weights: b[u][j][0..1] the first k16 step of chunk c_u of row 8j + g, b[u][j][2..3] the second.
-    // (Loading X before them, for more loads in flight, cost registers and ran slower.)
-    uint32_t b[2][RT][4];
+}
+
+// acc += chunks c0 and c0 + 1 (the second only if `pair`) of the lane's rows wr[j] (row 8j + g)
+// against X. Weights are read at chunk indices wc0 / wc1 of wr (the same as c0 / c1 in global
+// memory; relative to a staged copy in shared memory), X at c0 / c1. All weight loads of the pair
+// are issued before the first multiply: the loop is latency-bound, so loads in flight set the speed.
+// (Loading X before the weights cost registers and ran slower.)
+template <class F, int RT, int MT>
+__device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int wc1, int c0, int c1, bool pair,
+                                      const float* const xr[MT][2], int n_tok, int t, float acc[MT][RT][4]) {
+  // b[u][j][0..1]: the first k16 step of chunk u of row 8j + g; b[u][j][2..3]: the second.
+  uint32_t b[2][RT][4];
 #pragma unroll
-    for (int u = 0; u < 2; ++u)
+  for (int u = 0; u < 2; ++u)
 #pragma unroll
-      for (int j = 0; j < RT; ++j) {
-        float v[8];
-        dequant8<F>(wr[j], u ? c1 : c0, t, v);
-        b[u][j][0] = pack_h2(v[0], v[1]);
-        b[u][j][1] = pack_h2(v[2], v[3]);
-        b[u][j][2] = pack_h2(v[4], v[5]);
-        b[u][j][3] = pack_h2(v[6], v[7]);
+    for (int j = 0; j < RT; ++j) {
+      float v[8];
+      dequant8<F>(wr[j], u ? wc1 : wc0, t, v);
+      b[u][j][0] = pack_h2(v[0], v[1]);
+      b[u][j][1] = pack_h2(v[2], v[3]);
+      b[u][j][2] = pack_h2(v[4], v[5]);
+      b[u][j][3] = pack_h2(v[6], v[7]);
+    }
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    if (16 * m >= n_tok) break;  // uniform over the block
+    float4 lo[2][2] = {}, hi[2][2] = {};
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int c = u ? c1 : c0;
+      if (xr[m][0]) {
+        lo[u][0] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c);
+        lo[u][1] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c + 4);
       }
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      if (16 * m >= n_tok) break;  // uniform over the block
-      float4 lo[2][2] = {}, hi[2][2] = {};
-#pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int c = u ? c1 : c0;
-        if (xr[m][0]) {
-          lo[u][0] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c);
-          lo[u][1] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c + 4);
-        }
-        if (xr[m][1]) {
-          hi[u][0] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c);
-          hi[u][1] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c + 4);
-        }
+      if (xr[m][1]) {
+        hi[u][0] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c);
+        hi[u][1] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c + 4);
       }
+    }
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        if (u && !pair) break;
+    for (int u = 0; u < 2; ++u) {
+      if (u && !pair) break;
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
-          const uint32_t a[4] = {pack_h2(lo[u][k].x, lo[u][k].y), pack_h2(hi[u][k].x, hi[u][k].y),
-                                 pack_h2(lo[u][k].z, lo[u][k].w), pack_h2(hi[u][k].z, hi[u][k].w)};
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t a[4] = {pack_h2(lo[u][k].x, lo[u][k].y), pack_h2(hi[u][k].x, hi[u][k].y),
+                               pack_h2(lo[u][k].z, lo[u][k].w), pack_h2(hi[u][k].z, hi[u][k].w)};
 #pragma unroll
-          for (int j = 0; j < RT; ++j) mma_16816(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
-        }
+        for (int j = 0; j < RT; ++j) mma_16816(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
       }
     }
   }
-  // Warps 1 .. 7 hand their sums to warp 0, which adds them in warp order and stores.
+}
+
+// Warps 1 .. 7 hand their sums to warp 0 through `red` ([kMmaWarps - 1][MT RT 4][32] floats), which
+// adds them in warp order and stores Y. Ends the kernel for every warp.
+template <int RT, int MT>
+__device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float acc[MT][RT][4], float* y, int row0,
+                                    int rows, int n_tok) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   if (warp > 0) {
 #pragma unroll
     for (int m = 0; m < MT; ++m)
@@ -174,8 +178,144 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>) matmul_
       }
 }
 
+// Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 8 RT rows, the weights loaded
+// from global memory by the lanes that use them; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps, ...
+template <class F, int RT, int MT>
+__global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
+    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
+                      float* __restrict__ y, int rows, int cols, int n_tok) {
+  __shared__ float red[kMmaWarps - 1][MT * RT * 4][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * 8 * RT;
+  const uint8_t* wr[RT];
+#pragma unroll
+  for (int j = 0; j < RT; ++j) wr[j] = w + static_cast<size_t>(min(row0 + 8 * j + g, rows - 1)) * stride;
+  const float* xr[MT][2];
+  token_rows<MT>(x, cols, n_tok, g, t, xr);
+  float acc[MT][RT][4] = {};
+  const int n_chunks = cols / 32;
+  for (int c0 = 2 * warp; c0 < n_chunks; c0 += 2 * kMmaWarps) {
+    const bool pair = c0 + 1 < n_chunks;
+    const int c1 = pair ? c0 + 1 : c0;
+    mma_chunk_pair<F, RT, MT>(wr, c0, c1, c0, c1, pair, xr, n_tok, t, acc);
+  }
+  reduce_store<RT, MT>(red, acc, y, row0, rows, n_tok);
+}
+
+// cp.async (sm_80+): `Bytes` (4 or 16) from global to shared memory, completing asynchronously.
+template <int Bytes>
+__device__ inline void cp_async(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  if constexpr (Bytes == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem));
+#else
+  (void)smem, (void)gmem;
+#endif
+}
+__device__ inline void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+// Waits until at most N of the thread's committed groups are still in flight.
+template <int N>
+__device__ inline void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// As matmul_mma_kernel, with the weights of each warp's next 256-element group (8 chunks of its 8 RT
+// rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
+// shared memory while it multiplies the current one: loads in flight without registers. Warp w
+// takes groups w, w + kMmaWarps, ...; no block-wide barrier until the final sum.
+template <class F, int RT, int MT, int CopyBytes>
+__global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
+    matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
+                             float* __restrict__ y, int rows, int cols, int n_tok, int gb) {
+  extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][gb]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  constexpr int R = 8 * RT;
+  const int row0 = blockIdx.x * R;
+  uint8_t* buf = stage_mem + static_cast<size_t>(warp) * 2 * R * gb;
+  const float* xr[MT][2];
+  token_rows<MT>(x, cols, n_tok, g, t, xr);
+  float acc[MT][RT][4] = {};
+  const int n_groups = cols / 256, words = gb / CopyBytes;
+  auto issue = [&](int grp, int st) {
+    if (grp < n_groups) {
+      uint8_t* dst = buf + static_cast<size_t>(st) * R * gb;
+      for (int i = lane; i < R * words; i += 32) {
+        const int r = i / words, q = i - r * words;
+        const uint8_t* src = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride +
+                             static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * CopyBytes;
+        cp_async<CopyBytes>(dst + r * gb + q * CopyBytes, src);
+      }
+    }
+    cp_async_commit();  // an empty group past the end keeps the wait count uniform
+  };
+  issue(warp, 0);
+  int st = 0;
+  for (int grp = warp; grp < n_groups; grp += kMmaWarps, st ^= 1) {
+    issue(grp + kMmaWarps, st ^ 1);
+    cp_async_wait<1>();  // this thread's copies of the current group have landed
+    __syncwarp();        // ... and every lane's
+    const uint8_t* sr[RT];
+#pragma unroll
+    for (int j = 0; j < RT; ++j) sr[j] = buf + static_cast<size_t>(st) * R * gb + (8 * j + g) * gb;
+#pragma unroll
+    for (int p = 0; p < 4; ++p)
+      mma_chunk_pair<F, RT, MT>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, n_tok, t, acc);
+    __syncwarp();  // every lane is done with this stage before the next issue overwrites it
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the stages are free: the warps' partial sums go there
+  reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, y, row0, rows, n_tok);
+}
+
+
+// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
+// whose groups are contiguous 144-byte runs (Q4_0, Q4_K, Q4_0's 8-block planes); 0 for the others,
+// which keep the direct kernel: Q6_K (210-byte super-blocks, 8-super-block planes), formats decoded
+// through their 32-element dequant, and Q8_0, whose 272-byte groups leave room for one block per
+// multiprocessor (8B gate/up at 16 tokens, H100: 79.1 us direct, 96.1 staged).
+template <class F>
+constexpr int staged_group_bytes() {
+  if constexpr (!HasDequant8<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
+    return 0;
+  } else {
+    constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
+    return gb % 16 == 0 && gb <= 160 ? gb : 0;
+  }
+}
+
+template <class F, int RT, int MT>
+int launch_staged(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
+                  hipStream_t s) {
+  constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
+  auto* kernel = matmul_mma_staged_kernel<F, RT, MT, 16>;
+  // Dynamic shared memory above 48 KB must be opted into, once per kernel and device (a bit per
+  // device in a mask per instantiation).
+  static std::atomic<uint64_t> opted{0};
+  int dev = 0;
+  if (const int rc = check(cudaGetDevice(&dev), "matmul_mma (device)")) return rc;
+  const uint64_t bit = uint64_t{1} << (dev & 63);
+  if (!(opted.load(std::memory_order_acquire) & bit)) {
+    if (const int rc = check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+                             "matmul_mma (shared memory)"))
+      return rc;
+    opted.fetch_or(bit, std::memory_order_release);
+  }
+  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, y, rows, cols, n_tok, gb);
+  return check(cudaGetLastError(), "matmul_mma (staged)");
+}
+
 // Launches the kernel shape for n_tok tokens: four 8-row tiles per block where that still gives every
 // multiprocessor two blocks, else two. (Four warps a block instead of eight: 20-45% slower, H100.)
+// The staged kernel where the layout and alignment allow it and its stages fit in shared memory.
 template <class F>
 int launch_mma(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
                hipStream_t s) {
@@ -185,6 +325,18 @@ int launch_mma(const uint8_t* w, size_t row_stride, const float* x, float* y, in
     return check(cudaGetLastError(), "matmul_mma");
   };
   const bool wide = rows >= 2 * multiprocessors() * 32;
+  static const int staged_env = env_int("ROCFORGE_GPU_MMA_STAGED", 1);
+  if constexpr (staged_group_bytes<F>() > 0) {
+    if (staged_env && (reinterpret_cast<uintptr_t>(w) | row_stride) % 16 == 0 && cols % 256 == 0) {
+      if (n_tok <= 16)
+        return wide ? launch_staged<F, 4, 1>(w, row_stride, x, y, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 1>(w, row_stride, x, y, rows, cols, n_tok, s);
+      if (n_tok <= 32)
+        return wide ? launch_staged<F, 4, 2>(w, row_stride, x, y, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 2>(w, row_stride, x, y, rows, cols, n_tok, s);
+      return launch_staged<F, 2, 4>(w, row_stride, x, y, rows, cols, n_tok, s);
+    }
+  }
   if (n_tok <= 16) return wide ? launch(matmul_mma_kernel<F, 4, 1>, 4) : launch(matmul_mma_kernel<F, 2, 1>, 2);
   if (n_tok <= 32) return wide ? launch(matmul_mma_kernel<F, 4, 2>, 4) : launch(matmul_mma_kernel<F, 2, 2>, 2);
   return launch(matmul_mma_kernel<F, 2, 4>, 2);

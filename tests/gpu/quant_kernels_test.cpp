@@ -140,7 +140,7 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
   std::mt19937 rng(seed);
   const int rows = 70;
   for (int cols : {col_sizes(t)[0], col_sizes(t)[1]}) {
-    for (int n_tok : {9, 16, 33, 64, 67}) {
+    for (int n_tok : {9, 16, 24, 33, 64, 67}) {
       SCOPED_TRACE(std::string(ggml_type_name(t)) + " cols " + std::to_string(cols) + " tokens " +
                    std::to_string(n_tok));
       const size_t rb = quant::row_bytes(t, cols);
