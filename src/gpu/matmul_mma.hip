@@ -202,15 +202,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(red, acc, y, row0, rows, n_tok);
 }
 
-// cp.async (sm_80+): `Bytes` (4 or 16) from global to shared memory, completing asynchronously.
-template <int Bytes>
-__device__ inline void cp_async(void* smem, const void* gmem) {
+// cp.async (sm_80+): 16 bytes from global to shared memory, completing asynchronously (L2 only).
+__device__ inline void cp_async16(void* smem, const void* gmem) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  if constexpr (Bytes == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
 #else
   (void)smem, (void)gmem;
 #endif
@@ -232,7 +228,7 @@ __device__ inline void cp_async_wait() {
 // rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
 // shared memory while it multiplies the current one: loads in flight without registers. Warp w
 // takes groups w, w + kMmaWarps, ...; no block-wide barrier until the final sum.
-template <class F, int RT, int MT, int CopyBytes>
+template <class F, int RT, int MT>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
                              float* __restrict__ y, int rows, int cols, int n_tok, int gb) {
@@ -244,15 +240,15 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   const float* xr[MT][2];
   token_rows<MT>(x, cols, n_tok, g, t, xr);
   float acc[MT][RT][4] = {};
-  const int n_groups = cols / 256, words = gb / CopyBytes;
+  const int n_groups = cols / 256, words = gb / 16;
   auto issue = [&](int grp, int st) {
     if (grp < n_groups) {
       uint8_t* dst = buf + static_cast<size_t>(st) * R * gb;
       for (int i = lane; i < R * words; i += 32) {
         const int r = i / words, q = i - r * words;
         const uint8_t* src = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride +
-                             static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * CopyBytes;
-        cp_async<CopyBytes>(dst + r * gb + q * CopyBytes, src);
+                             static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * 16;
+        cp_async16(dst + r * gb + q * 16, src);
       }
     }
     cp_async_commit();  // an empty group past the end keeps the wait count uniform
@@ -276,7 +272,6 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, y, row0, rows, n_tok);
 }
 
-
 // Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
 // whose groups are contiguous 144-byte runs (Q4_0, Q4_K, Q4_0's 8-block planes); 0 for the others,
 // which keep the direct kernel: Q6_K (210-byte super-blocks, 8-super-block planes), formats decoded
@@ -296,7 +291,8 @@ template <class F, int RT, int MT>
 int launch_staged(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
                   hipStream_t s) {
   constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
-  auto* kernel = matmul_mma_staged_kernel<F, RT, MT, 16>;
+  static_assert((kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float) <= bytes, "the partial sums reuse the stages");
+  auto* kernel = matmul_mma_staged_kernel<F, RT, MT>;
   // Dynamic shared memory above 48 KB must be opted into, once per kernel and device (a bit per
   // device in a mask per instantiation).
   static std::atomic<uint64_t> opted{0};
