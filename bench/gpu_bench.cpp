@@ -134,9 +134,11 @@ int main(int argc, char** argv) {
                     : std::vector<Shape>{{"attn_qkv 6144x4096", 6144, 4096, 1}, {"attn_o 4096x4096", 4096, 4096, 1},
                                          {"ffn_gate_up 28672x4096", 28672, 4096, 1}, {"ffn_down 4096x14336", 4096, 14336, 1},
                                          {"output 128256x4096", 128256, 4096, 0}};
-    std::printf("matvec: float x (matvec) / int8 x (matvec_q8, the decode path where the format has it)\n");
-    std::printf("%-8s %-24s %10s %10s %8s %10s %10s %8s\n", "type", "matrix", "us/call", "GB/s", "of copy", "q8 us",
-                "q8 GB/s", "of copy");
+    if (!batched_only) {
+      std::printf("matvec: float x (matvec) / int8 x (matvec_q8, the decode path where the format has it)\n");
+      std::printf("%-8s %-24s %10s %10s %8s %10s %10s %8s\n", "type", "matrix", "us/call", "GB/s", "of copy",
+                  "q8 us", "q8 GB/s", "of copy");
+    }
     struct Row { std::string type; double token_ms; double bytes; };
     std::vector<Row> summary;
     void* x = dmalloc(b, 14336 * 4);
@@ -192,9 +194,11 @@ int main(int argc, char** argv) {
       }
       summary.push_back({tn, token_ms, token_bytes});
     }
-    if (!batched_only) std::printf("\n%s decode, matvecs only (%d layers + output, all weights in one format, faster path):\n",
-                small_model ? "1B" : "8B", small_model ? 16 : 32);
-    std::printf("%-8s %10s %10s %10s %12s\n", "type", "GB/token", "ms/token", "tok/s", "of bound");
+    if (!batched_only) {
+      std::printf("\n%s decode, matvecs only (%d layers + output, all weights in one format, faster path):\n",
+                  small_model ? "1B" : "8B", small_model ? 16 : 32);
+      std::printf("%-8s %10s %10s %10s %12s\n", "type", "GB/token", "ms/token", "tok/s", "of bound");
+    }
     for (const auto& r : summary) {
       const double bound = copy_gbs * 1e9 / r.bytes;
       std::printf("%-8s %10.2f %10.3f %10.1f %11.0f%%\n", r.type.c_str(), r.bytes / 1e9, r.token_ms, 1e3 / r.token_ms,
