@@ -266,6 +266,13 @@ int k_matvec_experts(uint32_t t, const void* w, size_t es, size_t rs, int ne, in
                      int n_slots, int x_div, const float* x, const void* xq, float* y, rf_stream s) {
   return matvec_experts(t, w, es, rs, ne, rows, cols, ids, n_slots, x_div, x, xq, y, st(s));
 }
+int k_matmul_f16_parts(uint32_t t, const void* w, size_t rs, const float* x, int cols, int n_tok, int n_parts,
+                       const int* part_rows, float* const* y, rf_stream s) {
+  const int rc = matmul_mma_parts(t, w, rs, x, cols, n_tok, n_parts, part_rows, y, st(s));
+  return rc < 0 ? fail("matmul_f16_parts: not served (type %u, %d columns, %d tokens, %d parts)", t, cols, n_tok,
+                       n_parts)
+                : rc;
+}
 int k_matvec_q8_multi(uint32_t t, const void* w, size_t rs, const void* xq, float* y, int rows, int cols, int n_tok,
                       rf_stream s) {
   return matvec_q8_multi(t, w, rs, xq, y, rows, cols, n_tok, st(s));
@@ -287,7 +294,7 @@ const rf_gpu_api kApi = {
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
-    mma_max_tokens,
+    mma_max_tokens, k_matmul_f16_parts,
 };
 
 }  // namespace

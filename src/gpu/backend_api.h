@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 11u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 12u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -258,6 +258,11 @@ struct rf_gpu_api {
   // Up to how many tokens matmul_f16 multiplies on the tensor cores with the weights read once from
   // their quantized form (the current device; 0: it dequantizes slices for a vendor GEMM throughout).
   int (*matmul_f16_mma_max)(void);
+  // As matmul_f16 for up to matmul_f16_mma_max() tokens over n_parts (1..3) matrices whose rows are
+  // stored one after another (a fused q/k/v or gate/up buffer): part i's rows go to d_y[i], [n_tok]
+  // [part_rows[i]] (host arrays). An error where the tensor-core kernel does not serve the call.
+  int (*matmul_f16_parts)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, int cols, int n_tok,
+                          int n_parts, const int* part_rows, float* const* d_y, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -46,6 +46,10 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
 int mma_max_tokens();
 int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s);
+// The same over n_parts (1..3) matrices stored one after another (a fused q/k/v or gate/up buffer),
+// part i's rows going to its own y[i] [n_tok][part_rows[i]].
+int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
+                     const int* part_rows, float* const* y, hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
           float* out, hipStream_t s);
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);

@@ -36,6 +36,7 @@ namespace rocforge::gpu {
 namespace {
 
 constexpr int kMmaWarps = 8;
+constexpr int kMmaParts = 3;  // row ranges of one launch with their own outputs (q / k / v)
 // The widest token tile (4 x 16). Steps of up to 64 tokens beat the dequantize + cuBLAS path they
 // replace: 8B Q4_K_M prompt steps (H100) pp16 1030 -> 1922 tok/s, pp32 2006 -> 3184, pp64 3428 -> 3867.
 constexpr int kMmaMaxTokens = 64;
@@ -84,6 +85,20 @@ __device__ inline void dequant8(const uint8_t* row, int c, int p, float v[8]) {
 // with no bound the two-token-tile kernels take 136-141 registers, one block, pp32 3215 -> 2805).
 template <int RT, int MT>
 constexpr int kMmaMinBlocks = (RT == 2 && MT == 1) ? 3 : 2;
+
+// Where the rows of Y go: up to kMmaParts consecutive row ranges (the matrices of a fused weight
+// buffer: q / k / v, gate / up), each its own [n_tok][rows of the part] array.
+struct MmaOut {
+  float* y[kMmaParts];
+  int end[kMmaParts];  // the part's last row + 1, ascending; unused parts end at the last row
+  __device__ float* at(int tok, int row) const {
+    int p = 0;
+#pragma unroll
+    for (int i = 0; i < kMmaParts - 1; ++i) p += row >= end[i];
+    const int begin = p ? end[p - 1] : 0;
+    return y[p] + static_cast<size_t>(tok) * (end[p] - begin) + (row - begin);
+  }
+};
 
 // The lane's token rows of X (16m + g and 16m + g + 8 of each m tile; null past n_tok: zeros).
 template <int MT>
@@ -151,8 +166,8 @@ __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int 
 // Warps 1 .. 7 hand their sums to warp 0 through `red` ([kMmaWarps - 1][MT RT 4][32] floats), which
 // adds them in warp order and stores Y. Ends the kernel for every warp.
 template <int RT, int MT>
-__device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float acc[MT][RT][4], float* y, int row0,
-                                    int rows, int n_tok) {
+__device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float acc[MT][RT][4], const MmaOut& out,
+                                    int row0, int rows, int n_tok) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   if (warp > 0) {
 #pragma unroll
@@ -174,7 +189,7 @@ __device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float a
         for (int k = 0; k < kMmaWarps - 1; ++k) s += red[k][(m * RT + j) * 4 + e][lane];
         // C fragment: e = 0, 1 -> token g, rows 2t, 2t + 1; e = 2, 3 -> token g + 8.
         const int tok = 16 * m + g + 8 * (e >> 1), row = row0 + 8 * j + 2 * t + (e & 1);
-        if (tok < n_tok && row < rows) y[static_cast<size_t>(tok) * rows + row] = s;
+        if (tok < n_tok && row < rows) *out.at(tok, row) = s;
       }
 }
 
@@ -182,8 +197,8 @@ __device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float a
 // from global memory by the lanes that use them; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps, ...
 template <class F, int RT, int MT>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
-    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
-                      float* __restrict__ y, int rows, int cols, int n_tok) {
+    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x, MmaOut out,
+                      int rows, int cols, int n_tok) {
   __shared__ float red[kMmaWarps - 1][MT * RT * 4][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int row0 = blockIdx.x * 8 * RT;
@@ -199,7 +214,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     const int c1 = pair ? c0 + 1 : c0;
     mma_chunk_pair<F, RT, MT>(wr, c0, c1, c0, c1, pair, xr, n_tok, t, acc);
   }
-  reduce_store<RT, MT>(red, acc, y, row0, rows, n_tok);
+  reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
 
 // cp.async (sm_80+): 16 bytes from global to shared memory, completing asynchronously (L2 only).
@@ -230,8 +245,8 @@ __device__ inline void cp_async_wait() {
 // takes groups w, w + kMmaWarps, ...; no block-wide barrier until the final sum.
 template <class F, int RT, int MT>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
-    matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
-                             float* __restrict__ y, int rows, int cols, int n_tok, int gb) {
+    matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x, MmaOut out,
+                             int rows, int cols, int n_tok, int gb) {
   extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][gb]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int R = 8 * RT;
@@ -269,7 +284,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   }
   cp_async_wait<0>();
   __syncthreads();  // the stages are free: the warps' partial sums go there
-  reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, y, row0, rows, n_tok);
+  reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, out, row0, rows, n_tok);
 }
 
 // Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
@@ -288,8 +303,8 @@ constexpr int staged_group_bytes() {
 }
 
 template <class F, int RT, int MT>
-int launch_staged(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
-                  hipStream_t s) {
+int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols,
+                  int n_tok, hipStream_t s) {
   constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
   static_assert((kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float) <= bytes, "the partial sums reuse the stages");
   auto* kernel = matmul_mma_staged_kernel<F, RT, MT>;
@@ -305,7 +320,7 @@ int launch_staged(const uint8_t* w, size_t row_stride, const float* x, float* y,
       return rc;
     opted.fetch_or(bit, std::memory_order_release);
   }
-  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, y, rows, cols, n_tok, gb);
+  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, out, rows, cols, n_tok, gb);
   return check(cudaGetLastError(), "matmul_mma (staged)");
 }
 
@@ -313,11 +328,11 @@ int launch_staged(const uint8_t* w, size_t row_stride, const float* x, float* y,
 // multiprocessor two blocks, else two. (Four warps a block instead of eight: 20-45% slower, H100.)
 // The staged kernel where the layout and alignment allow it and its stages fit in shared memory.
 template <class F>
-int launch_mma(const uint8_t* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
+int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols, int n_tok,
                hipStream_t s) {
   auto launch = [&](auto kernel, int rt) {
     const int per_block = 8 * rt;
-    kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(w, row_stride, x, y, rows, cols, n_tok);
+    kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(w, row_stride, x, out, rows, cols, n_tok);
     return check(cudaGetLastError(), "matmul_mma");
   };
   const bool wide = rows >= 2 * multiprocessors() * 32;
@@ -325,12 +340,12 @@ int launch_mma(const uint8_t* w, size_t row_stride, const float* x, float* y, in
   if constexpr (staged_group_bytes<F>() > 0) {
     if (staged_env && (reinterpret_cast<uintptr_t>(w) | row_stride) % 16 == 0 && cols % 256 == 0) {
       if (n_tok <= 16)
-        return wide ? launch_staged<F, 4, 1>(w, row_stride, x, y, rows, cols, n_tok, s)
-                    : launch_staged<F, 2, 1>(w, row_stride, x, y, rows, cols, n_tok, s);
+        return wide ? launch_staged<F, 4, 1>(w, row_stride, x, out, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 1>(w, row_stride, x, out, rows, cols, n_tok, s);
       if (n_tok <= 32)
-        return wide ? launch_staged<F, 4, 2>(w, row_stride, x, y, rows, cols, n_tok, s)
-                    : launch_staged<F, 2, 2>(w, row_stride, x, y, rows, cols, n_tok, s);
-      return launch_staged<F, 2, 4>(w, row_stride, x, y, rows, cols, n_tok, s);
+        return wide ? launch_staged<F, 4, 2>(w, row_stride, x, out, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 2>(w, row_stride, x, out, rows, cols, n_tok, s);
+      return launch_staged<F, 2, 4>(w, row_stride, x, out, rows, cols, n_tok, s);
     }
   }
   if (n_tok <= 16) return wide ? launch(matmul_mma_kernel<F, 4, 1>, 4) : launch(matmul_mma_kernel<F, 2, 1>, 2);
@@ -348,26 +363,44 @@ int mma_max_tokens() {
   return compute_major() >= 8 ? v : 0;
 }
 
-int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
-               int n_tok, hipStream_t s) {
-  if (n_tok < 1 || n_tok > mma_max_tokens() || cols % 32 != 0 || rows < 1 ||
+int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
+                     const int* part_rows, float* const* y, hipStream_t s) {
+  if (n_tok < 1 || n_tok > mma_max_tokens() || cols % 32 != 0 || n_parts < 1 || n_parts > kMmaParts ||
       reinterpret_cast<uintptr_t>(x) % 16 != 0)
     return -1;
+  MmaOut out{};
+  int rows = 0;
+  for (int i = 0; i < kMmaParts; ++i) {
+    if (i < n_parts) {
+      if (part_rows[i] < 1) return -1;
+      rows += part_rows[i];
+    }
+    out.y[i] = y[i < n_parts ? i : n_parts - 1];
+    out.end[i] = rows;
+  }
   int rc = -1;
   dispatch_type(type, [&](auto f) {
     using F = decltype(f);
     // F16 weights need no copy: matmul_f16 hands them to cuBLAS as they are.
     if constexpr (!std::is_same_v<F, Fmt<kF16>>)
       if (cols % F::kBlockElems == 0)
-        rc = launch_mma<F>(static_cast<const uint8_t*>(w), row_stride, x, y, rows, cols, n_tok, s);
+        rc = launch_mma<F>(static_cast<const uint8_t*>(w), row_stride, x, out, rows, cols, n_tok, s);
   });
   return rc;
+}
+
+int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s) {
+  return matmul_mma_parts(type, w, row_stride, x, cols, n_tok, 1, &rows, &y, s);
 }
 
 #else  // HIP: not served (see the top of the file).
 
 int mma_max_tokens() { return 0; }
 int matmul_mma(uint32_t, const void*, size_t, const float*, float*, int, int, int, hipStream_t) { return -1; }
+int matmul_mma_parts(uint32_t, const void*, size_t, const float*, int, int, int, const int*, float* const*, hipStream_t) {
+  return -1;
+}
 
 #endif
 

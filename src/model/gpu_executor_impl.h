@@ -171,7 +171,8 @@ class GpuExecutor final : public Executor {
     // Where matmul_f16 runs the tensor-core kernel on the quantized weights it beats the int8
     // matvecs from 6 tokens (H100, Q4_K_M, matvecs -> matmul_f16: 8B pp6 725 -> 753, pp8 862 -> 997
     // tok/s; 1B pp6 2653 -> 3074; pp5 644 -> 623 and 1B pp4 2167 -> 2053 stay on the matvecs).
-    multi_max_tokens_ = api_.matmul_f16_mma_max() >= 8 ? kF16MinTokens - 1 : 8;
+    mma_max_tokens_ = api_.matmul_f16_mma_max();
+    multi_max_tokens_ = mma_max_tokens_ >= 8 ? kF16MinTokens - 1 : 8;
     if (const char* e = std::getenv("ROCFORGE_GPU_MULTI_MAX"); e && *e) multi_max_tokens_ = std::atoi(e);
     upload_weights();
     reserve_scratch(std::max(1, max_batch));
@@ -446,6 +447,24 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
+  // Steps the tensor-core GEMM takes multiply a fused buffer's matrices (q/k/v or q/k, gate/up) in one
+  // launch, each part's rows into its own output; false, having launched nothing, where it does not.
+  bool proj_parts(const Mat& fused, std::initializer_list<const Mat*> parts, const float* x,
+                  std::initializer_list<float*> ys, int T) {
+    if (!parts_ || !fused.present() || fused.type == 1 || fused.cols % 32 != 0 || T <= multi_max_tokens_ ||
+        T < f16_min_tokens_ || T > mma_max_tokens_)
+      return false;
+    int rows[3];
+    float* y[3];
+    int n = 0;
+    for (const Mat* m : parts) rows[n++] = m->rows;
+    n = 0;
+    for (float* p : ys) y[n++] = p;
+    be_->check(api_.matmul_f16_parts(fused.type, fused.d, fused.row_bytes, x, fused.cols, T, n, rows, y, stream_),
+               *fused.name);
+    return true;
+  }
+
   // Decode: y = [a | b] rmsnorm(resid + add) in one launch where the backend has the fused kernel
   // (matvec_q8_norm), the residual sum going to the other buffer; returns false, having launched
   // nothing, where it does not.
@@ -517,6 +536,9 @@ class GpuExecutor final : public Executor {
   // Steps of up to this many tokens multiply with int8 matvecs (matvec_q8_multi, in chunks of
   // kMultiTokens) instead of matmul_f16 (set in the constructor; ROCFORGE_GPU_MULTI_MAX overrides).
   int multi_max_tokens_ = 8;
+  int mma_max_tokens_ = 0;  // matmul_f16's tensor-core kernel serves up to this many tokens
+  // One launch over the parts of a fused buffer for steps it serves (ROCFORGE_GPU_PARTS=0: one a part).
+  bool parts_ = !env_off("ROCFORGE_GPU_PARTS");
   // Steps of at least this many tokens (and more than multi_max_tokens_) go to matmul_f16;
   // ROCFORGE_GPU_F16_MIN overrides (A/B runs).
   int f16_min_tokens_ = [] {

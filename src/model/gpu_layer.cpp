@@ -71,6 +71,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
         proj(qkv_a, h, q, T, &hq);
         if (qkv_b) proj(*qkv_b, h, v, T, &hq);
       }
+    } else if (!(fz && skip(kSkipMatvec)) && proj_parts(L.qkv, {&L.q, &L.k, &L.v}, h, {q, k, v}, T)) {
+    } else if (!(fz && skip(kSkipMatvec)) && proj_parts(L.qk, {&L.q, &L.k}, h, {q, k}, T)) {
+      mv(L.v, h, v, &hq);
     } else {
       mv(L.q, h, q, &hq);
       mv(L.k, h, k, &hq);
@@ -159,6 +162,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     // done with the norm
   } else if (T == 1 && L.gu.present()) {
     mv(L.gu, h, g, &hq2);
+  } else if (proj_parts(L.gu, {&L.gate, &L.up}, h, {g, u}, T)) {
   } else {
     mv(L.gate, h, g, &hq2);
     mv(L.up, h, u, &hq2);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,69 @@ TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
                                                          rows, cols, n_tok, 2e-3, 1e-5));
     }
   }
+}
+
+// A fused buffer's matrices (q / k / v, gate / up) in one launch, each part's rows into its own
+// output: bit-identical to multiplying each part on its own (every row sums in the same order).
+TEST(MatmulMma, PartsEqualSeparateProducts) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  if (api.matmul_f16_mma_max() < 40) GTEST_SKIP() << "no tensor-core GEMM on this device";
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int cols = 512;
+  const int part_rows[3] = {70, 33, 45};
+  const int total = part_rows[0] + part_rows[1] + part_rows[2];
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K}) {
+    const size_t rb = quant::row_bytes(t, cols);
+    const auto w = random_weights(t, total, cols, rng, false);
+    auto dw = to_device(*gpu, w);
+    for (int n_parts : {2, 3}) {
+      int rows = 0;
+      for (int i = 0; i < n_parts; ++i) rows += part_rows[i];
+      for (int n_tok : {6, 16, 17, 40}) {
+        SCOPED_TRACE(std::string(ggml_type_name(t)) + " parts " + std::to_string(n_parts) + " tokens " +
+                     std::to_string(n_tok));
+        const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+        auto dx = to_device(*gpu, x);
+        std::vector<std::unique_ptr<DeviceBuffer>> fused, apart;
+        std::vector<float*> ys;
+        size_t row_off = 0;
+        for (int i = 0; i < n_parts; ++i) {
+          const size_t n = static_cast<size_t>(n_tok) * part_rows[i];
+          fused.push_back(std::make_unique<DeviceBuffer>(*gpu, n * sizeof(float)));
+          apart.push_back(std::make_unique<DeviceBuffer>(*gpu, n * sizeof(float)));
+          fused.back()->poison();
+          apart.back()->poison();
+          ys.push_back(fused.back()->as<float>());
+          gpu->check(api.matmul_f16(static_cast<uint32_t>(t), static_cast<const uint8_t*>(dw->get()) + row_off * rb, rb,
+                                    dx->as<float>(), apart.back()->as<float>(), part_rows[i], cols, n_tok, nullptr),
+                     "matmul_f16");
+          row_off += part_rows[i];
+        }
+        gpu->check(api.matmul_f16_parts(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), cols, n_tok, n_parts,
+                                        part_rows, ys.data(), nullptr),
+                   "matmul_f16_parts");
+        for (int i = 0; i < n_parts; ++i) {
+          const size_t n = static_cast<size_t>(n_tok) * part_rows[i];
+          const auto a = fused[i]->download<float>(n), b = apart[i]->download<float>(n);
+          for (size_t j = 0; j < n; ++j) ASSERT_EQ(a[j], b[j]) << "part " << i << " output " << j;
+        }
+      }
+    }
+  }
+  // What the kernel does not serve is an error, not a silent fallback.
+  DeviceBuffer buf(*gpu, 1 << 20);
+  float* y[4] = {buf.as<float>(), buf.as<float>(), buf.as<float>(), buf.as<float>()};
+  const int four[4] = {8, 8, 8, 8};
+  EXPECT_NE(api.matmul_f16_parts(static_cast<uint32_t>(GgmlType::Q8_0), buf.get(), 34, buf.as<float>(), 32, 16, 4, four,
+                                 y, nullptr),
+            0);
+  EXPECT_NE(api.matmul_f16_parts(static_cast<uint32_t>(GgmlType::Q8_0), buf.get(), 34, buf.as<float>(), 32, 65, 1, four,
+                                 y, nullptr),
+            0);
+  EXPECT_NE(std::string(api.last_error()).find("matmul_f16_parts"), std::string::npos) << api.last_error();
 }
 
 TEST_P(QuantKernels, EmbedMatchesDequantizeRow) {
