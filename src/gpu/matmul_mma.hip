@@ -38,7 +38,7 @@ namespace {
 constexpr int kMmaWarps = 8;
 constexpr int kMmaParts = 3;  // row ranges of one launch with their own outputs (q / k / v)
 // The widest token tile (4 x 16). Steps of up to 64 tokens beat the dequantize + cuBLAS path they
-// replace: 8B Q4_K_M prompt steps (H100) pp16 1030 -> 1922 tok/s, pp32 2006 -> 3184, pp64 3428 -> 3867.
+// replace: 8B Q4_K_M prompt steps (H100) pp16 1039 -> 2232 tok/s, pp32 2002 -> 3358, pp64 3557 -> 4249.
 constexpr int kMmaMaxTokens = 64;
 
 // Two floats as one f16x2 word, lo in the low half (cvt.rn.f16x2.f32 puts its first source high).
