@@ -451,8 +451,9 @@ class GpuExecutor final : public Executor {
   // launch, each part's rows into its own output; false, having launched nothing, where it does not.
   bool proj_parts(const Mat& fused, std::initializer_list<const Mat*> parts, const float* x,
                   std::initializer_list<float*> ys, int T) {
-    if (!parts_ || !fused.present() || fused.type == 1 || fused.cols % 32 != 0 || T <= multi_max_tokens_ ||
-        T < f16_min_tokens_ || T > mma_max_tokens_)
+    const bool f16 = fused.type == static_cast<uint32_t>(GgmlType::F16);  // cuBLAS reads those as they are
+    if (!parts_ || !fused.present() || f16 || fused.cols % 32 != 0 || T <= multi_max_tokens_ || T < f16_min_tokens_ ||
+        T > mma_max_tokens_)
       return false;
     int rows[3];
     float* y[3];

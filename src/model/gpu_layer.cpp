@@ -71,8 +71,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
         proj(qkv_a, h, q, T, &hq);
         if (qkv_b) proj(*qkv_b, h, v, T, &hq);
       }
-    } else if (!(fz && skip(kSkipMatvec)) && proj_parts(L.qkv, {&L.q, &L.k, &L.v}, h, {q, k, v}, T)) {
-    } else if (!(fz && skip(kSkipMatvec)) && proj_parts(L.qk, {&L.q, &L.k}, h, {q, k}, T)) {
+    } else if (proj_parts(L.qkv, {&L.q, &L.k, &L.v}, h, {q, k, v}, T)) {
+    } else if (proj_parts(L.qk, {&L.q, &L.k}, h, {q, k}, T)) {
       mv(L.v, h, v, &hq);
     } else {
       mv(L.q, h, q, &hq);
