@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -73,6 +74,20 @@ void fill_random(const device::GpuBackend& b, void* d, size_t n, std::mt19937& r
     b.check(b.api().memcpy_h2d(static_cast<uint8_t*>(d) + off, pool.data(), std::min(chunk, n - off), nullptr),
             "upload");
   b.check(b.api().stream_sync(nullptr), "sync");
+}
+
+// The GGUF type of a --types name and the backend type id to time it under: device-only layouts
+// (backend_api.h RF_GPU_TYPE_*) time under their own names; the bytes are random either way, so no
+// repacking is needed for a timing.
+std::optional<GgmlType> bench_type(const std::string& name, uint32_t& id) {
+  std::string base = name;
+  id = 0;
+  if (name == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
+  if (name == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
+  if (name == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
+  const auto t = ggml_type_from_name(base);
+  if (t && !id) id = static_cast<uint32_t>(*t);
+  return t;
 }
 
 }  // namespace
@@ -146,16 +161,9 @@ int main(int argc, char** argv) {
     void* y = dmalloc(b, 128256 * 4);
     fill_random(b, x, 14336 * 4, rng);
     for (const auto& tn : batched_only ? std::vector<std::string>{} : types) {
-      // Device-only layouts (backend_api.h RF_GPU_TYPE_*) time under their own names; the bytes are
-      // random either way, so no repacking is needed for a timing.
       uint32_t id = 0;
-      std::string base = tn;
-      if (tn == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
-      if (tn == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
-      if (tn == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
-      const auto t = ggml_type_from_name(base);
+      const auto t = bench_type(tn, id);
       if (!t) { std::printf("unknown type %s\n", tn.c_str()); continue; }
-      if (!id) id = static_cast<uint32_t>(*t);
       const auto& tr = ggml_type_traits(*t);
       double token_ms = 0, token_bytes = 0;
       for (const Shape& s : shapes) {
@@ -216,13 +224,8 @@ int main(int argc, char** argv) {
     fill_random(b, xb, size_t{64} * 14336 * 4, rng);
     for (const auto& tn : types) {
       uint32_t id = 0;
-      std::string base = tn;
-      if (tn == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
-      if (tn == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
-      if (tn == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
-      const auto t = ggml_type_from_name(base);
+      const auto t = bench_type(tn, id);
       if (!t) continue;
-      if (!id) id = static_cast<uint32_t>(*t);
       for (const Shape& s : shapes) {
         if (!s.per_layer) continue;  // the output matrix: one per step, like gate/up in shape
         const size_t rb = ggml_row_bytes(ggml_type_traits(*t), s.cols);

@@ -402,21 +402,27 @@ struct Q6Fmt {
   static constexpr int kBlockElems = 256, kBlockBytes = 210;
   // part p of chunk s = (n, g): low bits from ql[64n + 32(g%2) + 8p ..) nibble g/2, high bits from
   // qh[32n + 8p ..) bits 2g; scale 8n + 2g + p/2.
-  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+  // The 6-bit codes (0..63, one per byte) of part p of chunk c as two words, and their scale d * sc.
+  __device__ static void codes8(const uint8_t* row, int c, int p, uint32_t& w0, uint32_t& w1, float& d) {
     const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;
     uint32_t lo[2], hi[2];
     ld_2w<L::kAlign>(L::ql(row, sb) + 64 * n + 32 * (g & 1) + 8 * p, lo);
     ld_2w<L::kAlign>(L::qh(row, sb) + 32 * n + 8 * p, hi);
     const int ls = 4 * (g >> 1), hs = 2 * g;
-    const uint32_t w0 = ((lo[0] >> ls) & 0x0f0f0f0fu) | (((hi[0] >> hs) & 0x03030303u) << 4);
-    const uint32_t w1 = ((lo[1] >> ls) & 0x0f0f0f0fu) | (((hi[1] >> hs) & 0x03030303u) << 4);
+    w0 = ((lo[0] >> ls) & 0x0f0f0f0fu) | (((hi[0] >> hs) & 0x03030303u) << 4);
+    w1 = ((lo[1] >> ls) & 0x0f0f0f0fu) | (((hi[1] >> hs) & 0x03030303u) << 4);
+    d = ld_half(L::d(row, sb)) * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + (p >> 1)]);
+  }
+  __device__ static float dot8(const uint8_t* row, int c, int p, const float x8[8], float xsum) {
+    uint32_t w0, w1;
+    float d;
+    codes8(row, c, p, w0, w1, d);
     float acc = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       acc = fmaf(u2f((w0 >> (8 * k)) & 0xffu), x8[k], acc);
       acc = fmaf(u2f((w1 >> (8 * k)) & 0xffu), x8[4 + k], acc);
     }
-    const float d = ld_half(L::d(row, sb)) * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + (p >> 1)]);
     return d * (acc - 32.f * xsum);
   }
   // int8 path: an item is half a super-block (n = item % 2: chunks 4n + g, g = 0..3); lane p takes
@@ -490,14 +496,9 @@ struct Q6Fmt {
   }
   // Elements 32c + 8p .. +8 (the dot8 part p), for the tensor-core GEMM (matmul_mma.hip).
   __device__ static void dequant8(const uint8_t* row, int c, int p, float v[8]) {
-    const int sb = c >> 3, s = c & 7, n = s >> 2, g = s & 3;
-    uint32_t lo[2], hi[2];
-    ld_2w<L::kAlign>(L::ql(row, sb) + 64 * n + 32 * (g & 1) + 8 * p, lo);
-    ld_2w<L::kAlign>(L::qh(row, sb) + 32 * n + 8 * p, hi);
-    const int ls = 4 * (g >> 1), hs = 2 * g;
-    const uint32_t w0 = ((lo[0] >> ls) & 0x0f0f0f0fu) | (((hi[0] >> hs) & 0x03030303u) << 4);
-    const uint32_t w1 = ((lo[1] >> ls) & 0x0f0f0f0fu) | (((hi[1] >> hs) & 0x03030303u) << 4);
-    const float d = ld_half(L::d(row, sb)) * static_cast<int8_t>(L::sc(row, sb)[8 * n + 2 * g + (p >> 1)]);
+    uint32_t w0, w1;
+    float d;
+    codes8(row, c, p, w0, w1, d);
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       v[k] = d * u2f((w0 >> (8 * k)) & 0xffu, 32.f);

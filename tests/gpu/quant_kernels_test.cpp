@@ -102,6 +102,21 @@ void expect_dequantized_product(GgmlType t, const std::vector<uint8_t>& w, const
   }
 }
 
+// matmul_f16 of n_tok fresh random tokens against the uploaded weights dw (w on the host), checked
+// against the exact product within the f16 rounding of W and X (each < 2^-11 relative).
+void expect_matmul_f16_product(const device::GpuBackend& gpu, GgmlType t, const std::vector<uint8_t>& w,
+                               const DeviceBuffer& dw, int rows, int cols, int n_tok, std::mt19937& rng) {
+  const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+  auto dx = to_device(gpu, x);
+  DeviceBuffer dy(gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+  dy.poison();
+  gpu.check(gpu.api().matmul_f16(static_cast<uint32_t>(t), dw.get(), quant::row_bytes(t, cols), dx->as<float>(),
+                                 dy.as<float>(), rows, cols, n_tok, nullptr),
+            "matmul_f16");
+  ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
+                                                     rows, cols, n_tok, 2e-3, 1e-5));
+}
+
 TEST_P(QuantKernels, MatmulMatchesDequantizedProduct) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const GgmlType t = GetParam();
@@ -144,18 +159,9 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
     for (int n_tok : {9, 16, 24, 33, 64, 67}) {
       SCOPED_TRACE(std::string(ggml_type_name(t)) + " cols " + std::to_string(cols) + " tokens " +
                    std::to_string(n_tok));
-      const size_t rb = quant::row_bytes(t, cols);
       const auto w = random_weights(t, rows, cols, rng, false);
-      const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
       auto dw = to_device(*gpu, w);
-      auto dx = to_device(*gpu, x);
-      DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
-      dy.poison();
-      gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
-                                       cols, n_tok, nullptr),
-                 "matmul_f16");
-      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
-                                                         rows, cols, n_tok, 2e-3, 1e-5));
+      ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
     }
   }
 }
@@ -169,20 +175,11 @@ TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
   std::mt19937 rng(seed);
   const int rows = 2 * 200 * 32 + 13, cols = 512;
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
-    const size_t rb = quant::row_bytes(t, cols);
     const auto w = random_weights(t, rows, cols, rng, false);
     auto dw = to_device(*gpu, w);
     for (int n_tok : {2, 17, 40}) {
       SCOPED_TRACE(std::string(ggml_type_name(t)) + " tokens " + std::to_string(n_tok));
-      const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
-      auto dx = to_device(*gpu, x);
-      DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
-      dy.poison();
-      gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
-                                       cols, n_tok, nullptr),
-                 "matmul_f16");
-      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
-                                                         rows, cols, n_tok, 2e-3, 1e-5));
+      ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
     }
   }
 }
