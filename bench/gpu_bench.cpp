@@ -1,6 +1,7 @@
 // gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
 //
-//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only] [--model 8b|1b]
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only | --attention-only]
+//             [--model 8b|1b]
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
 // dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
   bool matvec_only = false;   // --matvec-only: stop after the matvec tables (tuning sweeps)
   bool batched_only = false;  // --batched-only: only the small-batch table
   bool small_model = false;   // --model 1b: llama3.2-1b shapes (default llama3-8b)
+  bool attention_only = false;  // --attention-only: copy bandwidth and the attention table
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -113,12 +115,15 @@ int main(int argc, char** argv) {
       batched_only = true;
     } else if (!std::strcmp(argv[i], "--matvec-only")) {
       matvec_only = true;
+    } else if (!std::strcmp(argv[i], "--attention-only")) {
+      attention_only = true;
     } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
       small_model = !std::strcmp(argv[++i], "1b");
     } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     }
   }
+  if (attention_only) types.clear();  // no matvec or batched rows
   try {
     const auto sel = device::select_device(device::parse_device_spec("gpu"));
     const auto& b = *sel.backend;
@@ -261,11 +266,11 @@ int main(int argc, char** argv) {
     api.free(yb);
     if (batched_only) return 0;
 
-    // ---- attention (llama3-8b heads: 32 query, 8 KV, head_dim 128; F16 paged cache, blocks of 16)
+    // ---- attention (llama3 heads: 32 query, 8 KV, head_dim 128 (8B) or 64 (1B); F16 paged cache, blocks of 16)
     {
-      const int n_head = 32, n_kv = 8, hd = 128, bs = 16;
-      std::printf("\nattention decode (1 sequence, split-K) and prefill, 32/8 heads x 128:\n");
-      for (int ctx : {128, 256, 512, 4096, 16384}) {
+      const int n_head = 32, n_kv = 8, hd = small_model ? 64 : 128, bs = 16;
+      std::printf("\nattention decode (1 sequence, split-K) and prefill, 32/8 heads x %d:\n", hd);
+      for (int ctx : {128, 256, 512, 1024, 4096, 16384, 32768}) {
         const int n_blocks = ctx / bs;
         const size_t pool = static_cast<size_t>(n_blocks) * n_kv * bs * hd * 2;
         void* kp = dmalloc(b, pool);
@@ -314,6 +319,7 @@ int main(int argc, char** argv) {
         for (void* p : {kp, vp, dt, dlen, q, o, ws}) api.free(p);
       }
     }
+    if (attention_only) return 0;
 
     // ---- sampling and norms
     {

@@ -580,6 +580,15 @@ int onepass_split(int n_seq, int n_head, int head_dim, int max_seq_len, int gb) 
   return static_cast<int>(split < 32 ? 32 : split);
 }
 
+// Positions per block of the staged kernel (attention_decode_staged.hip): a whole context of up to
+// 256 positions in one block (no combine), longer ones in splits of 256; ROCFORGE_ATTN_SPLIT=64 or
+// 128 takes smaller splits (more blocks per multiprocessor, more partial results to combine).
+int staged_split(int max_seq_len) {
+  if (max_seq_len <= 256) return (max_seq_len + 31) / 32 * 32;
+  const int env = env_int("ROCFORGE_ATTN_SPLIT", 256);
+  return env == 64 || env == 128 ? env : 256;
+}
+
 // Query heads per one-pass block: by default one head per block while a context this short leaves
 // most multiprocessors idle with one block per KV head. ROCFORGE_ATTN_HEADS=1 forces one head per
 // block, =0 a KV head's whole group.
@@ -626,6 +635,7 @@ size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_le
   int split = split_length(n_seq, n_head, head_dim, max_seq_len);
   const int gb_max = n_head < kMaxGroup ? n_head : kMaxGroup;  // the one-pass split shrinks as gb grows
   split = std::min(split, onepass_split(n_seq, n_head, head_dim, max_seq_len, gb_max));
+  split = std::min(split, staged_split(max_seq_len));
   const size_t n_split = (max_seq_len + split - 1) / split;
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
@@ -652,11 +662,13 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
   const bool one_pass = (head_dim == 64 || head_dim == 128) && reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 &&
                         reinterpret_cast<uintptr_t>(v_pool) % 16 == 0 && mode != 0;
   const int gb = one_pass ? onepass_heads(n_seq, n_head, n_kv_head, max_seq_len) : G;
-  const int split = !one_pass ? split_length(n_seq, n_head, head_dim, max_seq_len)
-                    : mode == 2 ? std::min(split_length(n_seq, n_head, head_dim, max_seq_len),
-                                           onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
-                                : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
-  const int n_split = (max_seq_len + split - 1) / split;
+  int split = !one_pass ? split_length(n_seq, n_head, head_dim, max_seq_len)
+              : mode == 2 ? std::min(split_length(n_seq, n_head, head_dim, max_seq_len),
+                                     onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
+                          : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
+  int n_split = (max_seq_len + split - 1) / split;
+  // ROCFORGE_ATTN_STAGED=0: the register kernels below instead of the staged one.
+  const bool staged = one_pass && env_int("ROCFORGE_ATTN_STAGED", 1) != 0;
   // The step's own K/V rows: stored by the one-pass kernel itself for a Q8_0 cache, else first.
   if ((cur_k != nullptr) != (cur_v != nullptr)) return fail("attn_decode: d_cur_k and d_cur_v come together");
   const bool cur_inside = cur_k && one_pass && q8;
@@ -666,13 +678,32 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
     if (int rc = check(hipGetLastError(), "attn_decode (store)")) return rc;
   }
   float* part_o = static_cast<float*>(workspace);
-  float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;
+  float* part_ml = part_o + static_cast<size_t>(n_seq) * n_head * n_split * head_dim;  // [n_seq][n_head][n_split][2]
   const size_t smem = static_cast<size_t>(gb) * (2 * head_dim + split) * sizeof(float) +
                       (one_pass ? onepass_red_bytes(head_dim) : 0);
   int8_t* q8_out = static_cast<int8_t*>(xq);
   float* d8 = q8_out ? reinterpret_cast<float*>(q8_out + (static_cast<size_t>(n_seq) * qdim + 15) / 16 * 16) : nullptr;
   bool quantized = false;
-  if (one_pass) {
+  int staged_rc = -1;
+  if (staged) {
+    const int st_split = staged_split(max_seq_len), st_n = (max_seq_len + st_split - 1) / st_split;
+    const bool fuse_q8 = q8_out && st_n == 1 && n_seq == 1 && qdim % 32 == 0;
+    float* st_ml = part_o + static_cast<size_t>(n_seq) * n_head * st_n * head_dim;
+    staged_rc = attn_decode_staged(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
+                                   head_dim, block_size, kv_type, cur_inside ? cur_k : nullptr,
+                                   cur_inside ? cur_v : nullptr, scale, st_split, st_n, gb, part_o, st_ml, out,
+                                   fuse_q8 ? q8_out : nullptr, fuse_q8 ? d8 : nullptr, s);
+    if (staged_rc > 0) return staged_rc;
+    if (staged_rc == 0) {
+      split = st_split;
+      n_split = st_n;
+      part_ml = st_ml;
+      quantized = fuse_q8;
+    }
+  }
+  if (staged_rc == 0) {
+    // launched above
+  } else if (one_pass) {
     const bool fuse_q8 = q8_out && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
     const dim3 grid(n_split, n_head / gb, n_seq);
     auto go = [&](auto kernel) {

@@ -243,6 +243,47 @@ __device__ inline int rf_dp4a(int a, int b, int c) {
 #endif
 }
 
+// Asynchronous copies global -> shared memory of 16, 8 or 4 aligned bytes per thread (cp.async,
+// sm_80+): a thread issues all of its copies without registers to land them in, and
+// rf_async_wait<N>() returns once at most N of its committed groups are still in flight (a block
+// barrier must follow before other threads read the bytes). Elsewhere (AMD, older cards) each is a
+// plain load and store, complete when the call returns.
+__device__ inline void rf_async_copy16(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
+#else
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+#endif
+}
+__device__ inline void rf_async_copy8(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(gmem));
+#else
+  *static_cast<uint2*>(smem) = *static_cast<const uint2*>(gmem);
+#endif
+}
+__device__ inline void rf_async_copy4(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem));
+#else
+  *static_cast<uint32_t*>(smem) = *static_cast<const uint32_t*>(gmem);
+#endif
+}
+__device__ inline void rf_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ inline void rf_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
 // Sum / max over the lanes of one wave; every lane gets the result. Width comes from warpSize.
 __device__ inline float rf_wave_sum(float v) {
   for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);

@@ -217,28 +217,6 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
 
-// cp.async (sm_80+): 16 bytes from global to shared memory, completing asynchronously (L2 only).
-__device__ inline void cp_async16(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
-#else
-  (void)smem, (void)gmem;
-#endif
-}
-__device__ inline void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-// Waits until at most N of the thread's committed groups are still in flight.
-template <int N>
-__device__ inline void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#endif
-}
-
 // As matmul_mma_kernel, with the weights of each warp's next 256-element group (8 chunks of its 8 RT
 // rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
 // shared memory while it multiplies the current one: loads in flight without registers. Warp w
@@ -263,16 +241,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
         const int r = i / words, q = i - r * words;
         const uint8_t* src = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride +
                              static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * 16;
-        cp_async16(dst + r * gb + q * 16, src);
+        rf_async_copy16(dst + r * gb + q * 16, src);
       }
     }
-    cp_async_commit();  // an empty group past the end keeps the wait count uniform
+    rf_async_commit();  // an empty group past the end keeps the wait count uniform
   };
   issue(warp, 0);
   int st = 0;
   for (int grp = warp; grp < n_groups; grp += kMmaWarps, st ^= 1) {
     issue(grp + kMmaWarps, st ^ 1);
-    cp_async_wait<1>();  // this thread's copies of the current group have landed
+    rf_async_wait<1>();  // this thread's copies of the current group have landed
     __syncwarp();        // ... and every lane's
     const uint8_t* sr[RT];
 #pragma unroll
@@ -282,7 +260,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
       mma_chunk_pair<F, RT, MT>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, n_tok, t, acc);
     __syncwarp();  // every lane is done with this stage before the next issue overwrites it
   }
-  cp_async_wait<0>();
+  rf_async_wait<0>();
   __syncthreads();  // the stages are free: the warps' partial sums go there
   reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, out, row0, rows, n_tok);
 }

@@ -302,36 +302,46 @@ TEST(GpuAttention, FusedRopeKvStoreMatchesSeparateLaunches) {
   }
 }
 
-// Runs the decode test body under each ROCFORGE_ATTN_ONEPASS mode: the default choice, the one-pass
-// kernel (head_dim 64 / 128) over whole short contexts (1) or over the partial kernel's splits (2),
-// and the split/combine pair it replaces (0), which other head sizes always use; the one-pass kernel
-// also with each ROCFORGE_ATTN_HEADS choice (1: a query head per block, 0: a KV head's group).
+// Runs the decode test body under each kernel choice: the default; the staged kernel (head_dim 64 /
+// 128, attention_decode_staged.hip) with a query head or a KV head's group per block, in splits of
+// 256 (default) or 64 positions (ROCFORGE_ATTN_SPLIT); the register one-pass kernel it replaces
+// (ROCFORGE_ATTN_STAGED=0) over whole short contexts (ROCFORGE_ATTN_ONEPASS=1) or over the partial
+// kernel's splits (2), with each ROCFORGE_ATTN_HEADS choice (1: a query head per block, 0: a KV
+// head's group); and the split/combine pair (0), which other head sizes always use.
 struct DecodeMode {
+  const char* staged;
   const char* onepass;
   const char* heads;
+  const char* split;
   const char* name;
 };
 class GpuAttentionDecode : public ::testing::TestWithParam<DecodeMode> {
  protected:
+  static constexpr const char* kVars[] = {"ROCFORGE_ATTN_STAGED", "ROCFORGE_ATTN_ONEPASS", "ROCFORGE_ATTN_HEADS",
+                                          "ROCFORGE_ATTN_SPLIT"};
   void SetUp() override {
-    set("ROCFORGE_ATTN_ONEPASS", GetParam().onepass);
-    set("ROCFORGE_ATTN_HEADS", GetParam().heads);
+    const DecodeMode& m = GetParam();
+    const char* values[] = {m.staged, m.onepass, m.heads, m.split};
+    for (int i = 0; i < 4; ++i) {
+      if (*values[i]) setenv(kVars[i], values[i], 1);
+      else unsetenv(kVars[i]);
+    }
   }
   void TearDown() override {
-    unsetenv("ROCFORGE_ATTN_ONEPASS");
-    unsetenv("ROCFORGE_ATTN_HEADS");
-  }
-  static void set(const char* var, const char* v) {
-    if (*v) setenv(var, v, 1);
-    else unsetenv(var);
+    for (const char* v : kVars) unsetenv(v);
   }
 };
 INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionDecode,
-                         ::testing::Values(DecodeMode{"", "", "Default"}, DecodeMode{"1", "1", "OnePassWholeHeadPerBlock"},
-                                           DecodeMode{"1", "0", "OnePassWholeGroupPerBlock"},
-                                           DecodeMode{"2", "1", "OnePassSplitsHeadPerBlock"},
-                                           DecodeMode{"2", "0", "OnePassSplitsGroupPerBlock"},
-                                           DecodeMode{"0", "", "SplitCombine"}),
+                         ::testing::Values(DecodeMode{"", "", "", "", "Default"},
+                                           DecodeMode{"1", "", "1", "", "StagedHeadPerBlock"},
+                                           DecodeMode{"1", "", "0", "", "StagedGroupPerBlock"},
+                                           DecodeMode{"1", "", "1", "64", "StagedSplit64HeadPerBlock"},
+                                           DecodeMode{"1", "", "0", "64", "StagedSplit64GroupPerBlock"},
+                                           DecodeMode{"0", "1", "1", "", "OnePassWholeHeadPerBlock"},
+                                           DecodeMode{"0", "1", "0", "", "OnePassWholeGroupPerBlock"},
+                                           DecodeMode{"0", "2", "1", "", "OnePassSplitsHeadPerBlock"},
+                                           DecodeMode{"0", "2", "0", "", "OnePassSplitsGroupPerBlock"},
+                                           DecodeMode{"", "0", "", "", "SplitCombine"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST_P(GpuAttentionDecode, MatchesReference) {
