@@ -580,13 +580,23 @@ int onepass_split(int n_seq, int n_head, int head_dim, int max_seq_len, int gb) 
   return static_cast<int>(split < 32 ? 32 : split);
 }
 
-// Positions per block of the staged kernel (attention_decode_staged.hip): a whole context of up to
-// 256 positions in one block (no combine), longer ones in splits of 256; ROCFORGE_ATTN_SPLIT=64 or
-// 128 takes smaller splits (more blocks per multiprocessor, more partial results to combine).
-int staged_split(int max_seq_len) {
-  if (max_seq_len <= 256) return (max_seq_len + 31) / 32 * 32;
-  const int env = env_int("ROCFORGE_ATTN_SPLIT", 256);
-  return env == 64 || env == 128 ? env : 256;
+// Splits of the staged kernel (attention_decode_staged.hip), which divides each sequence's actual
+// length evenly among them: one for a context of up to 256 positions (no combine); else as many as
+// give the device about two blocks per multiprocessor, at most one per 64 positions of max_seq_len.
+// ROCFORGE_ATTN_SPLIT=N (>= 256) asks for N positions per split instead. staged_splits_bound is the
+// most any gb <= kMaxGroup can ask for (the workspace's size).
+int staged_splits(int n_seq, int n_head, int gb, int max_seq_len) {
+  if (max_seq_len <= 256) return 1;
+  const long most = (max_seq_len + 63) / 64;
+  const int env = env_int("ROCFORGE_ATTN_SPLIT", 0);
+  if (env >= 256) return static_cast<int>((max_seq_len + env - 1) / env);
+  const long per_split = static_cast<long>(n_seq) * (n_head / gb);  // blocks of one split index
+  const long want = (2L * multiprocessors() + per_split - 1) / per_split;
+  return static_cast<int>(std::max(1L, std::min(most, want)));
+}
+int staged_splits_bound(int n_seq, int n_head, int max_seq_len) {
+  const int gb_max = n_head < kMaxGroup ? n_head : kMaxGroup;
+  return std::max(staged_splits(n_seq, n_head, gb_max, max_seq_len), (max_seq_len + 255) / 256);
 }
 
 // Query heads per one-pass block: by default one head per block while a context this short leaves
@@ -635,8 +645,8 @@ size_t attn_decode_workspace(int n_seq, int n_head, int head_dim, int max_seq_le
   int split = split_length(n_seq, n_head, head_dim, max_seq_len);
   const int gb_max = n_head < kMaxGroup ? n_head : kMaxGroup;  // the one-pass split shrinks as gb grows
   split = std::min(split, onepass_split(n_seq, n_head, head_dim, max_seq_len, gb_max));
-  split = std::min(split, staged_split(max_seq_len));
-  const size_t n_split = (max_seq_len + split - 1) / split;
+  const size_t n_split = std::max<size_t>((max_seq_len + split - 1) / split,
+                                          staged_splits_bound(n_seq, n_head, max_seq_len));
   return static_cast<size_t>(n_seq) * n_head * n_split * (head_dim + 2) * sizeof(float);
 }
 
@@ -662,10 +672,10 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
   const bool one_pass = (head_dim == 64 || head_dim == 128) && reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 &&
                         reinterpret_cast<uintptr_t>(v_pool) % 16 == 0 && mode != 0;
   const int gb = one_pass ? onepass_heads(n_seq, n_head, n_kv_head, max_seq_len) : G;
-  int split = !one_pass ? split_length(n_seq, n_head, head_dim, max_seq_len)
-              : mode == 2 ? std::min(split_length(n_seq, n_head, head_dim, max_seq_len),
-                                     onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
-                          : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
+  const int split = !one_pass ? split_length(n_seq, n_head, head_dim, max_seq_len)
+                    : mode == 2 ? std::min(split_length(n_seq, n_head, head_dim, max_seq_len),
+                                           onepass_split(n_seq, n_head, head_dim, max_seq_len, gb))
+                                : onepass_split(n_seq, n_head, head_dim, max_seq_len, gb);
   int n_split = (max_seq_len + split - 1) / split;
   // ROCFORGE_ATTN_STAGED=0: the register kernels below instead of the staged one.
   const bool staged = one_pass && env_int("ROCFORGE_ATTN_STAGED", 1) != 0;
@@ -686,16 +696,15 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
   bool quantized = false;
   int staged_rc = -1;
   if (staged) {
-    const int st_split = staged_split(max_seq_len), st_n = (max_seq_len + st_split - 1) / st_split;
+    const int st_n = staged_splits(n_seq, n_head, gb, max_seq_len);
     const bool fuse_q8 = q8_out && st_n == 1 && n_seq == 1 && qdim % 32 == 0;
     float* st_ml = part_o + static_cast<size_t>(n_seq) * n_head * st_n * head_dim;
     staged_rc = attn_decode_staged(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
                                    head_dim, block_size, kv_type, cur_inside ? cur_k : nullptr,
-                                   cur_inside ? cur_v : nullptr, scale, st_split, st_n, gb, part_o, st_ml, out,
+                                   cur_inside ? cur_v : nullptr, scale, st_n, gb, part_o, st_ml, out,
                                    fuse_q8 ? q8_out : nullptr, fuse_q8 ? d8 : nullptr, s);
     if (staged_rc > 0) return staged_rc;
     if (staged_rc == 0) {
-      split = st_split;
       n_split = st_n;
       part_ml = st_ml;
       quantized = fuse_q8;

@@ -71,12 +71,13 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
                 int block_size, int kv_type, const float* cur_k, const float* cur_v, float scale, float* out, void* xq,
                 void* workspace, hipStream_t s);
 // The staged decode kernel (attention_decode_staged.hip) for head_dim 64 / 128: grid (n_split,
-// n_head / gb, n_seq), `split` positions a block; with n_split == 1 it writes out (and xq / xd when
-// given), else the partials decode_combine reads. Returns -1, having launched nothing, where it does
-// not apply (head_dim, alignment, shared memory).
+// n_head / gb, n_seq), each sequence's positions split evenly (whole 64-row chunks) over n_split
+// blocks; with n_split == 1 it writes out (and xq / xd when given), else the partials
+// decode_combine reads. Returns -1, having launched nothing, where it does not apply (head_dim,
+// alignment, shared memory, gb > 8).
 int attn_decode_staged(const float* q, void* k_pool, void* v_pool, const int32_t* block_tables, int max_blocks,
                        const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int head_dim, int block_size,
-                       int kv_type, const float* cur_k, const float* cur_v, float scale, int split, int n_split, int gb,
+                       int kv_type, const float* cur_k, const float* cur_v, float scale, int n_split, int gb,
                        float* part_o, float* part_ml, float* out, int8_t* xq, float* xd, hipStream_t s);
 int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,

@@ -168,7 +168,7 @@ void fill_pool(const device::GpuBackend& gpu, const Layout& l, const Cache& c, c
   }
 }
 
-const Layout kLayouts[] = {{8, 2, 64, 16}, {32, 8, 128, 32}, {4, 4, 128, 16}, {6, 1, 80, 32}};
+const Layout kLayouts[] = {{8, 2, 64, 16}, {32, 8, 128, 32}, {4, 4, 128, 16}, {6, 1, 80, 32}, {16, 2, 128, 16}};
 
 // Each cache type: every stored value lands in its slot as the cache holds it (f16-rounded; Q8_0
 // codes and scales exactly as the CPU cache's quantizer makes them).
@@ -304,8 +304,8 @@ TEST(GpuAttention, FusedRopeKvStoreMatchesSeparateLaunches) {
 
 // Runs the decode test body under each kernel choice: the default; the staged kernel (head_dim 64 /
 // 128, attention_decode_staged.hip) with a query head or a KV head's group per block, in splits of
-// 256 (default) or 64 positions (ROCFORGE_ATTN_SPLIT); the register one-pass kernel it replaces
-// (ROCFORGE_ATTN_STAGED=0) over whole short contexts (ROCFORGE_ATTN_ONEPASS=1) or over the partial
+// the default length or of 512 positions (ROCFORGE_ATTN_SPLIT: more 64-row chunks than ring stages);
+// the register one-pass kernel it replaces (ROCFORGE_ATTN_STAGED=0) over whole short contexts (ROCFORGE_ATTN_ONEPASS=1) or over the partial
 // kernel's splits (2), with each ROCFORGE_ATTN_HEADS choice (1: a query head per block, 0: a KV
 // head's group); and the split/combine pair (0), which other head sizes always use.
 struct DecodeMode {
@@ -335,8 +335,8 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionDecode,
                          ::testing::Values(DecodeMode{"", "", "", "", "Default"},
                                            DecodeMode{"1", "", "1", "", "StagedHeadPerBlock"},
                                            DecodeMode{"1", "", "0", "", "StagedGroupPerBlock"},
-                                           DecodeMode{"1", "", "1", "64", "StagedSplit64HeadPerBlock"},
-                                           DecodeMode{"1", "", "0", "64", "StagedSplit64GroupPerBlock"},
+                                           DecodeMode{"1", "", "1", "512", "StagedSplit512HeadPerBlock"},
+                                           DecodeMode{"1", "", "0", "512", "StagedSplit512GroupPerBlock"},
                                            DecodeMode{"0", "1", "1", "", "OnePassWholeHeadPerBlock"},
                                            DecodeMode{"0", "1", "0", "", "OnePassWholeGroupPerBlock"},
                                            DecodeMode{"0", "2", "1", "", "OnePassSplitsHeadPerBlock"},
