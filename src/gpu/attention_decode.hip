@@ -490,14 +490,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int i = tid; i < G * D; i += blockDim.x) {
       const float v = o_s[i] / l_s[i / D];
       o[i] = v;
-      if (xq) {
-        float amax = fabsf(v);
-        for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
-        const float inv = amax > 0.f ? 127.f / amax : 0.f;
-        const int e = h0 * D + i;
-        xq[e] = static_cast<int8_t>(rintf(v * inv));
-        if ((e & 31) == 0) xd[e >> 5] = amax / 127.f;
-      }
+      if (xq) rf_quantize_q8_lane(v, h0 * D + i, xq, xd);
     }
     return;
   }
@@ -536,13 +529,7 @@ __global__ void decode_combine_kernel(const float* __restrict__ part_o, const fl
     const float v = acc / L;
     const size_t e = (static_cast<size_t>(seq) * n_head + h) * head_dim + d;
     out[e] = v;
-    if (xq) {
-      float amax = fabsf(v);
-      for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
-      const float inv = amax > 0.f ? 127.f / amax : 0.f;
-      xq[e] = static_cast<int8_t>(rintf(v * inv));
-      if ((e & 31) == 0) xd[e >> 5] = amax / 127.f;
-    }
+    if (xq) rf_quantize_q8_lane(v, static_cast<int>(e), xq, xd);
   }
 }
 

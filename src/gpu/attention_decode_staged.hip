@@ -12,11 +12,10 @@
 // with an online softmax (running max m, sum l, output rescaled by exp(m_old - m_new)).
 //
 // Block (split, head group, seq): positions [split * S, +S) of one sequence for `gb` (<= AG) query
-// heads of one KV head, S = the sequence's length over n_split rounded up to whole chunks: the
-// splits follow the actual length, not the bound a captured graph was made for (gb = 1 spreads a short context over n_head blocks; gb = G reads K/V once per
-// group). The step's own row is kept apart in shared memory (`own`), filled after the wait.
-#include <atomic>
-
+// heads of one KV head (gb = 1 spreads a short context over n_head blocks; gb = G reads K/V once per
+// group), S = the sequence's length over n_split rounded up to whole chunks: the splits follow the
+// actual length, not the bound a captured graph was made for. The step's own row is kept apart in
+// shared memory (`own`), filled after the wait.
 #include "gpu/kernels.h"
 #include "gpu/kv_layout.h"
 
@@ -320,14 +319,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = tid; i < gb * D; i += blockDim.x) {
       const float v = final_value(i);
       o[i] = v;
-      if (xq) {
-        float amax = fabsf(v);
-        for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
-        const float inv = amax > 0.f ? 127.f / amax : 0.f;
-        const int e = h0 * D + i;
-        xq[e] = static_cast<int8_t>(rintf(v * inv));
-        if ((e & 31) == 0) xd[e >> 5] = amax / 127.f;
-      }
+      if (xq) rf_quantize_q8_lane(v, h0 * D + i, xq, xd);
     }
     return;
   }
@@ -337,33 +329,6 @@ __global__ void __launch_bounds__(kThreads)
     part_ml[2 * (part + static_cast<size_t>(g) * n_split)] = m_s[g];
     part_ml[2 * (part + static_cast<size_t>(g) * n_split) + 1] = l_s[g];
   }
-}
-
-// Dynamic shared memory a block of `kernel` may take on the current device: the opt-in limit less
-// its static shared memory on CUDA, where the kernel's own limit is raised to that on first use
-// (per device: `limits` caches it, 0 = not asked yet, -1 = refused); 64 KB is AMD's LDS.
-template <class K>
-int dynamic_smem_limit(K kernel, std::atomic<int>* limits) {
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return 48 * 1024;
-  int v = limits[dev].load(std::memory_order_acquire);
-  if (v != 0) return v;
-#if defined(__HIP__) || defined(__HIPCC__)
-  (void)kernel;
-  v = 64 * 1024;
-#else
-  int optin = 0;
-  cudaFuncAttributes attr{};
-  v = -1;
-  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-      cudaFuncGetAttributes(&attr, kernel) == cudaSuccess) {
-    const int dyn = optin - static_cast<int>(attr.sharedSizeBytes);
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn) == cudaSuccess) v = dyn;
-  }
-  (void)cudaGetLastError();  // a refused attribute is an answer here, not the next launch's error
-#endif
-  limits[dev].store(v, std::memory_order_release);
-  return v;
 }
 
 template <int D, class Kv, int AG>

@@ -15,14 +15,6 @@ namespace {
 constexpr int kThreads = 256;       // multiples of 32: a thread's elements i, i + block, ... stay chunk-aligned
 constexpr int kNormThreads = 1024;  // the norm is one block: as wide as a block goes
 
-__device__ inline void quantize_lane(float v, int i, int8_t* __restrict__ q, float* __restrict__ d) {
-  float amax = fabsf(v);
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
-  const float inv = amax > 0.f ? 127.f / amax : 0.f;
-  q[i] = static_cast<int8_t>(rintf(v * inv));
-  if ((i & 31) == 0) d[i >> 5] = amax / 127.f;
-}
-
 // One block (one row: decode). Pass 1 adds the residual and sums squares; pass 2 (same thread, same
 // indices, so no barrier is needed for x) scales, stores and quantizes. w (a weight, never written)
 // is loaded before waiting on the previous kernel (PDL), so after the wait the kernel makes one
@@ -123,7 +115,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, cons
       if (i >= n) break;  // whole waves leave together when n is a multiple of 32 (q needs that)
       const float v = xv[k] * inv * wv[k];
       if (y) y[i] = v;
-      if (q) quantize_lane(v, i, q, d);
+      if (q) rf_quantize_q8_lane(v, i, q, d);
     }
     return;
   }
@@ -143,7 +135,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, cons
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     const float v = x[i] * inv * w[i];
     if (y) y[i] = v;
-    if (q) quantize_lane(v, i, q, d);
+    if (q) rf_quantize_q8_lane(v, i, q, d);
   }
 }
 
@@ -156,7 +148,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_q8_kernel(const float* gate, 
   const float g = gate[i];
   const float v = g / (1.f + expf(-g)) * up[i];
   if (y) y[i] = v;
-  quantize_lane(v, i, q, d);
+  rf_quantize_q8_lane(v, i, q, d);
 }
 
 // As swiglu_q8_kernel with a float4 group per thread (16-byte aligned vectors): a 32-element chunk is

@@ -294,6 +294,17 @@ __device__ inline float rf_wave_max(float v) {
   return v;
 }
 
+// Element i (value v) of quantize_q8's int8 layout, q[i] = rint(v * 127 / max|v|) and d[i / 32] =
+// max|v| / 127 over its 32-element chunk: the chunk's 32 lanes must be an aligned 32-lane group of
+// the calling threads (xor-shuffles of offset < 32 stay inside it on either wave width), all calling.
+__device__ inline void rf_quantize_q8_lane(float v, int i, int8_t* __restrict__ q, float* __restrict__ d) {
+  float amax = fabsf(v);
+  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  q[i] = static_cast<int8_t>(rintf(v * inv));
+  if ((i & 31) == 0) d[i >> 5] = amax / 127.f;
+}
+
 // Double-precision block sum (sampling's probability masses over a whole vocabulary, where float
 // rounding is as large as one token's share); `scratch` holds kRfMaxWavesPerBlock doubles.
 __device__ inline double rf_block_sum_d(double v, double* scratch);

@@ -3,6 +3,8 @@
 // return 0, or non-zero after recording a message for rocforge_gpu_api()->last_error().
 #pragma once
 
+#include <atomic>
+
 #include "gpu/backend_api.h"
 #include "gpu/hip_compat.h"
 
@@ -21,6 +23,34 @@ int wave_size();
 int multiprocessors();
 // Compute capability major of the current device (CUDA; the gfx major on HIP).
 int compute_major();
+
+// Dynamic shared memory a block of `kernel` may take on the current device: the opt-in limit less
+// its static shared memory on CUDA, where the kernel's own limit is raised to that on first use
+// (above 48 KB a kernel must opt in); 64 KB of LDS on AMD. `limits` is the caller's cache for this
+// kernel, a slot per device (0 = not asked yet, -1 = refused).
+template <class K>
+inline int dynamic_smem_limit(K kernel, std::atomic<int>* limits) {
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return 48 * 1024;
+  int v = limits[dev].load(std::memory_order_acquire);
+  if (v != 0) return v;
+#if defined(__HIP__) || defined(__HIPCC__)
+  (void)kernel;
+  v = 64 * 1024;
+#else
+  int optin = 0;
+  cudaFuncAttributes attr{};
+  v = -1;
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+      cudaFuncGetAttributes(&attr, kernel) == cudaSuccess) {
+    const int dyn = optin - static_cast<int>(attr.sharedSizeBytes);
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn) == cudaSuccess) v = dyn;
+  }
+  (void)cudaGetLastError();  // a refused attribute is an answer here, not the next launch's error
+#endif
+  limits[dev].store(v, std::memory_order_release);
+  return v;
+}
 
 int matvec(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            hipStream_t s);

@@ -27,7 +27,6 @@
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
-#include <atomic>
 #include <type_traits>
 
 namespace rocforge::gpu {
@@ -286,18 +285,9 @@ int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const Mma
   constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
   static_assert((kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float) <= bytes, "the partial sums reuse the stages");
   auto* kernel = matmul_mma_staged_kernel<F, RT, MT>;
-  // Dynamic shared memory above 48 KB must be opted into, once per kernel and device (a bit per
-  // device in a mask per instantiation).
-  static std::atomic<uint64_t> opted{0};
-  int dev = 0;
-  if (const int rc = check(cudaGetDevice(&dev), "matmul_mma (device)")) return rc;
-  const uint64_t bit = uint64_t{1} << (dev & 63);
-  if (!(opted.load(std::memory_order_acquire) & bit)) {
-    if (const int rc = check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-                             "matmul_mma (shared memory)"))
-      return rc;
-    opted.fetch_or(bit, std::memory_order_release);
-  }
+  static std::atomic<int> limits[64];
+  if (dynamic_smem_limit(kernel, limits) < bytes)
+    return fail("matmul_mma: the staged kernel's %d bytes of shared memory are not available", bytes);
   kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, out, rows, cols, n_tok, gb);
   return check(cudaGetLastError(), "matmul_mma (staged)");
 }
