@@ -112,20 +112,14 @@ __global__ void __launch_bounds__(kThreads)
       for (int f = tid; f < rows * U; f += kThreads) {
         const int r = f / U, u = f % U;
         const size_t at = row_at<Kv>(table, p0 + r0 + r, block_size, n_kv_head, kvh, D).codes + 16 * u;
-        rf_async_copy16(k_rows(st) + r * RB + 16 * u, kb + at);
-        rf_async_copy16(v_rows(st) + r * RB + 16 * u, vb + at);
+        rf_async_copy<16>(k_rows(st) + r * RB + 16 * u, kb + at);
+        rf_async_copy<16>(v_rows(st) + r * RB + 16 * u, vb + at);
       }
       if constexpr (Kv::kQ8) {
         for (int r = tid; r < rows; r += kThreads) {
           const size_t at = row_at<Kv>(table, p0 + r0 + r, block_size, n_kv_head, kvh, D).scales;
-          if constexpr (SB == 8) {
-            rf_async_copy8(k_scales(st) + r * SB, kb + at);
-            rf_async_copy8(v_scales(st) + r * SB, vb + at);
-          } else {
-            static_assert(SB == 4, "D 64 or 128");
-            rf_async_copy4(k_scales(st) + r * SB, kb + at);
-            rf_async_copy4(v_scales(st) + r * SB, vb + at);
-          }
+          rf_async_copy<SB>(k_scales(st) + r * SB, kb + at);  // 8 bytes (D 128) or 4 (D 64)
+          rf_async_copy<SB>(v_scales(st) + r * SB, vb + at);
         }
       }
     }

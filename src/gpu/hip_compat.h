@@ -243,33 +243,21 @@ __device__ inline int rf_dp4a(int a, int b, int c) {
 #endif
 }
 
-// Asynchronous copies global -> shared memory of 16, 8 or 4 aligned bytes per thread (cp.async,
-// sm_80+): a thread issues all of its copies without registers to land them in, and
-// rf_async_wait<N>() returns once at most N of its committed groups are still in flight (a block
-// barrier must follow before other threads read the bytes). Elsewhere (AMD, older cards) each is a
-// plain load and store, complete when the call returns.
-__device__ inline void rf_async_copy16(void* smem, const void* gmem) {
+// Asynchronous copies global -> shared memory of N = 16, 8 or 4 aligned bytes per thread (cp.async,
+// sm_80+; 16-byte copies bypass L1): a thread issues all of its copies without registers to land them
+// in, and rf_async_wait<N>() returns once at most N of its committed groups are still in flight (a
+// block barrier must follow before other threads read the bytes). Elsewhere (AMD, older cards) each
+// is a plain load and store, complete when the call returns.
+template <int N>
+__device__ inline void rf_async_copy(void* smem, const void* gmem) {
+  static_assert(N == 16 || N == 8 || N == 4, "cp.async moves 4, 8 or 16 bytes");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
+  if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
+  else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(d), "l"(gmem), "n"(N));
 #else
-  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
-#endif
-}
-__device__ inline void rf_async_copy8(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(gmem));
-#else
-  *static_cast<uint2*>(smem) = *static_cast<const uint2*>(gmem);
-#endif
-}
-__device__ inline void rf_async_copy4(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem));
-#else
-  *static_cast<uint32_t*>(smem) = *static_cast<const uint32_t*>(gmem);
+  struct alignas(N) Bytes { unsigned char b[N]; };
+  *static_cast<Bytes*>(smem) = *static_cast<const Bytes*>(gmem);
 #endif
 }
 __device__ inline void rf_async_commit() {

@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
         const int r = i / words, q = i - r * words;
         const uint8_t* src = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride +
                              static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * 16;
-        rf_async_copy16(dst + r * gb + q * 16, src);
+        rf_async_copy<16>(dst + r * gb + q * 16, src);
       }
     }
     rf_async_commit();  // an empty group past the end keeps the wait count uniform
