@@ -569,7 +569,8 @@ int onepass_split(int n_seq, int n_head, int head_dim, int max_seq_len, int gb) 
 
 // Splits of the staged kernel (attention_decode_staged.hip), which divides each sequence's actual
 // length evenly among them: one for a context of up to 256 positions (no combine); else as many as
-// give the device about two blocks per multiprocessor, at most one per 64 positions of max_seq_len.
+// give the device about two blocks per multiprocessor (ROCFORGE_ATTN_BLOCKS_PER_SM), at most one per
+// 64 positions of max_seq_len.
 // ROCFORGE_ATTN_SPLIT=N (>= 256) asks for N positions per split instead. staged_splits_bound is the
 // most any gb <= kMaxGroup can ask for (the workspace's size).
 int staged_splits(int n_seq, int n_head, int gb, int max_seq_len) {
@@ -578,7 +579,8 @@ int staged_splits(int n_seq, int n_head, int gb, int max_seq_len) {
   const int env = env_int("ROCFORGE_ATTN_SPLIT", 0);
   if (env >= 256) return static_cast<int>((max_seq_len + env - 1) / env);
   const long per_split = static_cast<long>(n_seq) * (n_head / gb);  // blocks of one split index
-  const long want = (2L * multiprocessors() + per_split - 1) / per_split;
+  const long per_sm = std::max(1, env_int("ROCFORGE_ATTN_BLOCKS_PER_SM", 2));
+  const long want = (per_sm * multiprocessors() + per_split - 1) / per_split;
   return static_cast<int>(std::max(1L, std::min(most, want)));
 }
 int staged_splits_bound(int n_seq, int n_head, int max_seq_len) {
