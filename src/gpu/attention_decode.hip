@@ -354,11 +354,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       const KvQ8Value qv = kv_q8_quantize(x, amax);
       cur_q[kv][tid] = qv.code;
       if (tid % 32 == 0) cur_d[kv][tid / 32] = rf_half_to_float(qv.d);
-      if (writer) {
-        auto* base = static_cast<uint8_t*>(kv == 0 ? k_pool : v_pool);
-        reinterpret_cast<int8_t*>(base + at.codes)[tid] = qv.code;
-        if (tid % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[tid / 32] = qv.d;
-      }
+      if (writer) kv_q8_put(kv == 0 ? k_pool : v_pool, at, tid, qv);
     }
   }
   for (int j = tid; j < G * D; j += blockDim.x) {

@@ -155,11 +155,7 @@ __global__ void __launch_bounds__(kThreads)
         const KvQ8Value qv = kv_q8_quantize(x, amax);
         (kv == 0 ? own_k : own_v)[tid] = static_cast<uint8_t>(qv.code);
         if (tid % 32 == 0) reinterpret_cast<uint16_t*>(kv == 0 ? own_ks : own_vs)[tid / 32] = qv.d;
-        if (writer) {
-          auto* base = static_cast<uint8_t*>(kv == 0 ? k_pool : v_pool);
-          reinterpret_cast<int8_t*>(base + at.codes)[tid] = qv.code;
-          if (tid % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[tid / 32] = qv.d;
-        }
+        if (writer) kv_q8_put(kv == 0 ? k_pool : v_pool, at, tid, qv);
       }
     } else {  // stored by the kernel before this one: plain copies after the wait
       const KvQ8Row at = row_at<Kv>(table, last, block_size, n_kv_head, kvh, D);

@@ -148,6 +148,13 @@ __device__ inline KvQ8Value kv_q8_quantize(float x, float amax) {
   const float inv = d != 0.f ? 1.f / d : 0.f;
   return {static_cast<int8_t>(roundf(x * inv)), rf_float_to_half(d)};
 }
+// Writes value d of a row quantized as qv into a Q8_0 pool at `at` (its code; the group's scale from
+// the group's first value).
+__device__ inline void kv_q8_put(void* pool, const KvQ8Row& at, int d, KvQ8Value qv) {
+  auto* base = static_cast<uint8_t*>(pool);
+  reinterpret_cast<int8_t*>(base + at.codes)[d] = qv.code;
+  if (d % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[d / 32] = qv.d;
+}
 // The max |x| over an aligned 32-lane group (every lane of the wave must call it).
 __device__ inline float group32_amax(float x) {
   float amax = fabsf(x);
@@ -167,11 +174,7 @@ __device__ inline void kv_store_value(void* pool, int kv_type, const int32_t* ta
   }
   const float amax = group32_amax(d < head_dim ? x : 0.f);
   if (d >= head_dim) return;
-  const KvQ8Value q = kv_q8_quantize(x, amax);
-  const KvQ8Row at = kv_q8_row(table, p, bs, n_kv_head, kvh, head_dim);
-  auto* base = static_cast<uint8_t*>(pool);
-  reinterpret_cast<int8_t*>(base + at.codes)[d] = q.code;
-  if (d % 32 == 0) reinterpret_cast<uint16_t*>(base + at.scales)[d / 32] = q.d;
+  kv_q8_put(pool, kv_q8_row(table, p, bs, n_kv_head, kvh, head_dim), d, kv_q8_quantize(x, amax));
 }
 
 }  // namespace rocforge::gpu
