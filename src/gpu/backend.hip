@@ -1,11 +1,13 @@
 // backend.hip - the exported C table of a GPU backend library (see backend_api.h): runtime calls
 // (devices, memory, streams, events) and the kernel launchers, with per-thread error messages.
+#include <algorithm>
 #include <cstdlib>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 
 #include "gpu/kernels.h"
+#include "gpu/l2_prefetch.h"
 #include "gpu/matvec_staged.h"
 
 #if !(defined(__HIP__) || defined(__HIPCC__))
@@ -250,6 +252,11 @@ int k_matvec_q8_norm(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb
                      int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope, rf_stream s) {
   return matvec_q8_norm(ta, wa, sa, ra, tb, wb, sb, rb, cols, norm, y, rope, st(s));
 }
+void matvec_prefetch_next(const void* next, size_t bytes) {
+  const bool ok = next && reinterpret_cast<uintptr_t>(next) % 16 == 0;
+  const size_t b = std::min<size_t>(bytes, 0xffffffffu) / 16 * 16;
+  pending_l2_prefetch() = ok && b ? L2Prefetch{static_cast<const uint8_t*>(next), static_cast<uint32_t>(b)} : L2Prefetch{};
+}
 const char* matvec_q8_kernel(uint32_t type, const void* w, size_t stride, int rows, int cols) {
   if (!has_matvec_q8(type)) return nullptr;
   return matvec_q8_staged_applies(type, w, stride, rows, cols) ? "staged" : "registers";
@@ -294,7 +301,7 @@ const rf_gpu_api kApi = {
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
-    mma_max_tokens, k_matmul_f16_parts,
+    mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 12u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 13u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -263,6 +263,14 @@ struct rf_gpu_api {
   // [part_rows[i]] (host arrays). An error where the tensor-core kernel does not serve the call.
   int (*matmul_f16_parts)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, int cols, int n_tok,
                           int n_parts, const int* part_rows, float* const* d_y, rf_stream s);
+
+  // ---- v13. The next int8 decode matvec launched by this thread (matvec_q8, matvec_q8_qkv,
+  // matvec_q8_norm) also asks, as each of its blocks finishes, for its share of
+  // [d_next, d_next + bytes) to be brought into L2: the following projection's weights arrive while
+  // the short kernels between the two run (gpu/l2_prefetch.h). bytes is rounded down to 16 (and to
+  // at most 4 GiB - 16); 0, or a pointer not 16-byte aligned, cancels a pending request. A hint: no
+  // effect where the device has no bulk prefetch.
+  void (*matvec_prefetch_next)(const void* d_next, size_t bytes);
 };
 
 // The one exported symbol of a backend library.

@@ -33,6 +33,7 @@ inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) {
 __device__ inline void rf_grid_wait() {}
 __device__ inline void rf_grid_trigger() {}
 __device__ inline void rf_prefetch_l2(const void*) {}
+__device__ inline void rf_prefetch_l2_range(const void*, uint32_t) {}  // no bulk prefetch here
 template <typename... P, typename... A>
 inline hipError_t rf_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, hipStream_t s, A&&... args) {
   hipLaunchKernelGGL(kernel, grid, block, smem, s, static_cast<P>(args)...);
@@ -203,6 +204,15 @@ __device__ inline uint64_t rf_l2_evict_normal() {
   asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(policy));
 #endif
   return policy;
+}
+// Asks the copy engine to bring [p, p + bytes) into L2 (cp.async.bulk.prefetch, sm_90+): one
+// instruction, nothing waits for it. p and bytes multiples of 16.
+__device__ inline void rf_prefetch_l2_range(const void* p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+  (void)p, (void)bytes;
+#endif
 }
 bool rf_pdl_enabled();  // backend.hip: $ROCFORGE_GPU_PDL, default on
 template <typename... P, typename... A>

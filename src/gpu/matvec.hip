@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "gpu/kernels.h"
+#include "gpu/l2_prefetch.h"
 #include "gpu/matvec_common.h"
 #include "gpu/matvec_staged.h"
 #include "gpu/matvec_stores.h"
@@ -161,7 +162,7 @@ template <class F, int R, int MinBlocks = 1>
 __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8_t* __restrict__ w, size_t stride,
                                                           const int8_t* __restrict__ xq, const float* __restrict__ xd,
                                                           float* __restrict__ y, int rows, int cols, int group,
-                                                          int prefetch) {
+                                                          int prefetch, const L2Prefetch next) {
   __shared__ float part[R][kRfMaxWavesPerBlock];
   const int groups = blockDim.x / group;
   // Row blocks of groups * R rows; a grid smaller than their count walks them (persistent blocks).
@@ -181,6 +182,7 @@ __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8
   rf_grid_trigger();
   for (int rb = blockIdx.x; rb < n_row_blocks; rb += gridDim.x)
     matvec8q_rows<F, R>(w, stride, xq, xd, PlainStore{y}, rows, cols, group, rb, part);
+  if (threadIdx.x == 0) prefetch_block_share(next);  // the next projection's weights (l2_prefetch.h)
 }
 
 // Up to two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
@@ -191,7 +193,7 @@ __global__ void __launch_bounds__(kBlock, MinBlocks)
     matvec8q_qkv_kernel(const uint8_t* __restrict__ wa, size_t stride_a, int rows_a, int group_a,
                         const uint8_t* __restrict__ wb, size_t stride_b, int rows_b, int group_b,
                         const int8_t* __restrict__ xq, const float* __restrict__ xd, float* __restrict__ y, int cols,
-                        rf_qkv_rope rope) {
+                        rf_qkv_rope rope, const L2Prefetch next) {
   __shared__ float part[R][kRfMaxWavesPerBlock];
   const int per_a = blockDim.x / group_a * R, per_b = blockDim.x / group_b * R;
   const int n_a = (rows_a + per_a - 1) / per_a, n_b = rows_b > 0 ? (rows_b + per_b - 1) / per_b : 0;
@@ -209,6 +211,7 @@ __global__ void __launch_bounds__(kBlock, MinBlocks)
       else matvec8q_rows<FB, R>(wb, stride_b, xq, xd, PlainStore{yb}, rows_b, cols, group_b, rb - n_a, part);
     }
   }
+  if (threadIdx.x == 0) prefetch_block_share(next);  // the next projection's weights (l2_prefetch.h)
 }
 
 // Plain F32/F16/BF16 rows of any length or alignment: one wave per row, one element per lane step.
@@ -359,7 +362,8 @@ int matvec_q8(uint32_t type, const void* w, size_t row_stride, const void* xq, f
         const int per_block = kBlock / group * R;
         int grid = (rows + per_block - 1) / per_block;
         if (tu.persist) grid = resident_grid(kernel, grid);  // at most the blocks that fit at once
-        (void)rf_launch(kernel, grid, kBlock, 0, s, wb, row_stride, q, d, y, rows, cols, group, tu.prefetch);
+        (void)rf_launch(kernel, grid, kBlock, 0, s, wb, row_stride, q, d, y, rows, cols, group, tu.prefetch,
+                        take_l2_prefetch());
       };
       if (tu.rows == 4) launch(matvec8q_kernel<F, 4>, 4);
       else if (tu.rows == 1) launch(matvec8q_kernel<F, 1>, 1);
@@ -442,7 +446,7 @@ int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a,
       auto launch = [&](auto kernel) {
         (void)rf_launch(kernel, ta.persist ? resident_grid(kernel, n_blocks) : n_blocks, kBlock, 0, s,
                         static_cast<const uint8_t*>(wa), stride_a, rows_a, ga, static_cast<const uint8_t*>(wb),
-                        stride_b, rows_b, gb, q, d, y, cols, rp);
+                        stride_b, rows_b, gb, q, d, y, cols, rp, take_l2_prefetch());
       };
       if (ta.min_blocks == 4) {
         if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 4, true>);

@@ -24,6 +24,7 @@
 #include <tuple>
 
 #include "gpu/kernels.h"
+#include "gpu/l2_prefetch.h"
 #include "gpu/matvec_staged.h"
 #include "gpu/matvec_stores.h"
 #include "gpu/quant_formats.h"
@@ -63,6 +64,7 @@ struct StagedArgs {
   const float* nw;
   float* nx_out;
   float eps;
+  L2Prefetch next;  // the next projection's weights, requested by the producer after its last copy
 };
 
 // Shared memory: [full barriers][empty barriers][norm scratch][split partials][x int8 (cols, rounded
@@ -224,6 +226,7 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
         issue_unit(a, row, n, stages + static_cast<size_t>(s) * a.stage_bytes, &full[s], policy);
         row += n;
       }
+      prefetch_block_share(a.next);  // l2_prefetch.h
     }
     return;
   }
@@ -384,6 +387,7 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   if (per_sm <= 0) return -1;
   if (dry_run) return 0;
   StagedArgs a = base;
+  a.next = take_l2_prefetch();
   a.row_bytes_a = row_bytes_of<FA>(a.cols);
   a.row_bytes_b = a.rows_b > 0 ? row_bytes_of<FB>(a.cols) : 0;
   a.rows_per_unit = sh.rows_per_unit;

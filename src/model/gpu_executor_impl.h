@@ -482,6 +482,18 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
+  // Decode: the int8 launch of `current` (the next one on this thread) pulls the first
+  // prefetch_bytes_ of `next` into L2 as its blocks finish (matvec_prefetch_next, gpu/l2_prefetch.h).
+  void prefetch_next(const Mat& current, const Mat& next) {
+    if (!prefetch_bytes_ || !use_q8_ || !current.present() || !next.present() || !api_.has_matvec_q8(current.type))
+      return;
+    api_.matvec_prefetch_next(next.d, std::min<size_t>(prefetch_bytes_, size_t(next.rows) * next.row_bytes));
+  }
+  size_t env_mb(const char* name, size_t def) const {
+    const char* v = std::getenv(name);
+    return v && *v ? static_cast<size_t>(std::max(0, std::atoi(v))) << 20 : def;
+  }
+
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
     if (!bias.present()) return;
     // One launch per token: biases only exist on qwen2, and per-token adds are cheap beside matmuls.
@@ -547,6 +559,13 @@ class GpuExecutor final : public Executor {
     return v && *v ? std::max(2, std::atoi(v)) : kF16MinTokens;
   }();
   bool pending_ = false;    // decode: h_ holds the last residual branch, not yet added to x_
+  // Bytes of the next projection each decode projection pulls into L2 (prefetch_next): about what
+  // DRAM moves during the short kernels between two projections. H100, tg128 (means of two alternated
+  // runs), MB 0 / 2 / 4 / 6 / 8:
+  // 8B Q4_K_M 396.4 / 402.4 / 409.3 / 411.3 / 409.4, 1B Q4_K_M 1536.5 / 1570.3 / 1574.0 / 1559.0 /
+  // 1521.0 (a larger share only competes with the next kernels' own reads). The size of the gap
+  // (attention or a norm) made no difference. ROCFORGE_GPU_PREFETCH_MB overrides, 0 turns it off.
+  size_t prefetch_bytes_ = env_mb("ROCFORGE_GPU_PREFETCH_MB", size_t{c_.n_embd <= 2048 ? 4 : 6} << 20);
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
   std::vector<DevWeight> separate_;  // matrices that could not be fused

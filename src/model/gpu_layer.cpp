@@ -46,6 +46,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   const bool fused_qkv = T == 1 && (L.qkv.present() || L.qk.present());
   const Mat& qkv_a = L.qkv.present() ? L.qkv : L.qk;
   const Mat* qkv_b = L.qkv.present() ? nullptr : &L.v;
+  // Decode: each projection pulls the next one's first weights into L2 as it ends (l2_prefetch.h).
+  if (fz) prefetch_next(fused_qkv ? qkv_a : L.q, mat_of(L.wo));
   if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec) && (!qkv_b || pair_ || rope_fusable) &&
       proj_with_norm(qkv_a, qkv_b, L.attn_norm, pending_ ? h : nullptr, q, rope_fusable ? &rope : nullptr, false)) {
     x = resid_;
@@ -134,12 +136,14 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
          "attn_prefill");
     }
   }
+  if (fz) prefetch_next(mat_of(L.wo), L.gu.present() ? L.gu : L.gate);
   mv(L.wo, att, h, &hatt);
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], with the norm and
   // the residual add inside it where the backend can.
   bool hq2 = false;
   bool gu_done = false;
+  if (fz && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, mat_of(L.ffn_down));
   if (fz && T == 1 && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec) &&
       proj_with_norm(L.gu, nullptr, L.ffn_norm, h, g, nullptr, true)) {
     x = resid_;
@@ -174,6 +178,11 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     gq = true;
   } else {
     ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
+  }
+  if (fz) {
+    const GpuLayer* next = l + 1 < c_.n_layer ? &layers_[l + 1] : nullptr;
+    const Mat nq = !next ? mat_of(output_weight()) : next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q;
+    prefetch_next(mat_of(L.ffn_down), nq);
   }
   mv(L.ffn_down, g, h, &gq);
   if (fz) pending_ = true;

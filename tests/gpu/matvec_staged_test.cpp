@@ -266,5 +266,37 @@ TEST(GpuMatvecStaged, NormFusedMatchesNormThenMatvec) {
             0);
 }
 
+// matvec_prefetch_next (the next projection's weights pulled into L2 by each block as it ends) is a
+// hint: the launch that takes it must give the same results, on both kernels, also when the range
+// ends at the end of its allocation, and an unaligned pointer cancels the request (no fault).
+TEST(GpuMatvecStaged, PrefetchNextKeepsResults) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rows = 4096, cols = 4096;
+  const Matrix m = make_matrix(GgmlType::Q4_K, rows, cols, rng, true);
+  auto dw = to_device(*gpu, m.device);
+  DeviceBuffer next(*gpu, (size_t(3) << 20) + 48);  // the range to pull: odd-sized, up to its end
+  DeviceBuffer dq(*gpu, api.q8_bytes(cols));
+  (void)device_x(*gpu, rng, cols, dq);
+  for (bool on : {true, false}) {
+    StagedSwitch sw(api, on);
+    DeviceBuffer y0(*gpu, rows * sizeof(float)), y1(*gpu, rows * sizeof(float)), y2(*gpu, rows * sizeof(float));
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), y0.as<float>(), rows, cols, nullptr), "plain");
+    api.matvec_prefetch_next(next.get(), next.bytes());
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), y1.as<float>(), rows, cols, nullptr), "prefetching");
+    api.matvec_prefetch_next(static_cast<uint8_t*>(next.get()) + 4, 1 << 20);  // unaligned: cancelled
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), y2.as<float>(), rows, cols, nullptr), "cancelled");
+    gpu->check(api.stream_sync(nullptr), "sync");
+    const auto a = y0.download<float>(rows), b = y1.download<float>(rows), c = y2.download<float>(rows);
+    for (int r = 0; r < rows; ++r) {
+      ASSERT_EQ(a[r], b[r]) << (on ? "staged" : "registers") << " row " << r;
+      ASSERT_EQ(a[r], c[r]) << (on ? "staged" : "registers") << " row " << r;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rocforge::test
