@@ -13,7 +13,7 @@
 // q/k/v projection). A unit is C x kR consecutive rows (C consumer waves, kR rows each, as
 // matvec8q_rows with group == wave); x (int8 + scales) is copied to shared memory once per block, or
 // made there from the residual stream by the fused rmsnorm (matvec_q8_norm: no rmsnorm_q8 launch).
-// Taken for matrices of 24 MB and more (smaller ones start faster on the register kernels) and for
+// Taken for matrices of 16 MB and more (smaller ones start faster on the register kernels) and for
 // every fused-norm call. Rows too long for a few waves' rows per ~40 KB stage (an 8B's ffn_down) are
 // split over the waves where that measured faster (Q8_0), else stay on the register kernels.
 // H200, gpu_bench --matvec-only, 8B shapes, register -> staged: q4_k gate/up 23.4 -> 19.7 us,
@@ -412,8 +412,11 @@ int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_
   if (mode == 0 || compute_major() < 9 || cols <= 0 || cols % 32 != 0 || cols > 65536) return -1;
   // Small matrices stay on the register kernels: there the first stage's latency (a whole ~40 KB
   // copy lands before its waves start) outweighs the deeper queue (H200, gpu_bench --matvec-only:
-  // 8B q/k/v and o slower staged, gate/up and output 13-19% faster).
-  static const long min_bytes = static_cast<long>(env_int("ROCFORGE_MV_STAGED_MIN_MB", 24)) << 20;
+  // 8B q/k/v and o slower staged, gate/up and output 13-19% faster). 16 MB since the next-projection
+  // prefetch (l2_prefetch.h), which lands a matrix's first bytes in L2 before it starts: H100 tg128,
+  // 24 -> 16 MB, 8B Q8_0 281.0 -> 284.1 (its 17.8 MB o projection staged; medians of 4), 1B Q4_K_M /
+  // Q4_0 (their 18.9 MB gate/up; means of 2) 1576.3 / 1627.4 -> 1579.1 / 1629.5, 8B Q4_K_M 411.6 -> 411.9.
+  static const long min_bytes = static_cast<long>(env_int("ROCFORGE_MV_STAGED_MIN_MB", 16)) << 20;
   if (reinterpret_cast<uintptr_t>(wa) % 16 || stride_a % 16) return -1;
   if (type_b != 0 && (reinterpret_cast<uintptr_t>(wb) % 16 || stride_b % 16 || rows_a % kR)) return -1;
   // With the norm fused in, a small matrix gains a launch instead: taken at any size.
