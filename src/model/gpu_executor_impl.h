@@ -65,6 +65,12 @@ inline bool env_off(const char* name) {
   return v && std::strcmp(v, "0") == 0;
 }
 
+// Bytes from an environment variable given in MiB (negative: 0), else `def`.
+inline size_t env_mb(const char* name, size_t def) {
+  const char* v = std::getenv(name);
+  return v && *v ? static_cast<size_t>(std::max(0, std::atoi(v))) << 20 : def;
+}
+
 // A device allocation released with the backend's free.
 class DevBuf {
  public:
@@ -489,11 +495,6 @@ class GpuExecutor final : public Executor {
       return;
     api_.matvec_prefetch_next(next.d, std::min<size_t>(prefetch_bytes_, size_t(next.rows) * next.row_bytes));
   }
-  size_t env_mb(const char* name, size_t def) const {
-    const char* v = std::getenv(name);
-    return v && *v ? static_cast<size_t>(std::max(0, std::atoi(v))) << 20 : def;
-  }
-
   void add_bias(const DevWeight& bias, float* y, int T, int n) {
     if (!bias.present()) return;
     // One launch per token: biases only exist on qwen2, and per-token adds are cheap beside matmuls.
@@ -565,7 +566,7 @@ class GpuExecutor final : public Executor {
   // 8B Q4_K_M 396.4 / 402.4 / 409.3 / 411.3 / 409.4, 1B Q4_K_M 1536.5 / 1570.3 / 1574.0 / 1559.0 /
   // 1521.0 (a larger share only competes with the next kernels' own reads). The size of the gap
   // (attention or a norm) made no difference. ROCFORGE_GPU_PREFETCH_MB overrides, 0 turns it off.
-  size_t prefetch_bytes_ = env_mb("ROCFORGE_GPU_PREFETCH_MB", size_t{c_.n_embd <= 2048 ? 4 : 6} << 20);
+  size_t prefetch_bytes_ = env_mb("ROCFORGE_GPU_PREFETCH_MB", static_cast<size_t>(c_.n_embd <= 2048 ? 4 : 6) << 20);
   int skip_ = 0;            // ROCFORGE_GPU_SKIP, see Skip
   std::vector<GpuLayer> layers_;
   std::vector<DevWeight> separate_;  // matrices that could not be fused
