@@ -252,6 +252,10 @@ int k_matvec_q8_norm(uint32_t ta, const void* wa, size_t sa, int ra, uint32_t tb
                      int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope, rf_stream s) {
   return matvec_q8_norm(ta, wa, sa, ra, tb, wb, sb, rb, cols, norm, y, rope, st(s));
 }
+int k_matvec_q8_swiglu(uint32_t t, const void* w, size_t rs, int n_ff, int cols, const void* xq, const rf_norm_in* norm,
+                       float* y, void* yq, rf_stream s) {
+  return matvec_q8_swiglu(t, w, rs, n_ff, cols, xq, norm, y, yq, st(s));
+}
 void matvec_prefetch_next(const void* next, size_t bytes) {
   const bool ok = next && reinterpret_cast<uintptr_t>(next) % 16 == 0;
   const size_t b = std::min<size_t>(bytes, 0xffffffffu) / 16 * 16;
@@ -301,7 +305,7 @@ const rf_gpu_api kApi = {
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
-    mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next,
+    mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 13u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 14u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -271,6 +271,14 @@ struct rf_gpu_api {
   // at most 4 GiB - 16); 0, or a pointer not 16-byte aligned, cancels a pending request. A hint: no
   // effect where the device has no bulk prefetch.
   void (*matvec_prefetch_next)(const void* d_next, size_t bytes);
+
+  // ---- v14. Decode's gate/up projection with SwiGLU in its epilogue (no swiglu_q8 launch):
+  // d_w = [gate | up] (2 n_ff rows of `cols`), x as matvec_q8 (d_xq) or, with `norm` set, made inside
+  // as matvec_q8_norm does (d_xq unused). d_y[n_ff] = silu(gate x) * (up x) (nullable) and d_yq =
+  // quantize_q8(d_y), bit-identical to that product followed by swiglu_q8; d_yq must not alias d_xq.
+  // Returns -1, having launched nothing, where this device, format or shape has no such kernel.
+  int (*matvec_q8_swiglu)(uint32_t type, const void* d_w, size_t row_stride, int n_ff, int cols, const void* d_xq,
+                          const struct rf_norm_in* norm, float* d_y, void* d_yq, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

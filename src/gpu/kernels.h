@@ -66,6 +66,8 @@ int matvec_q8_qkv(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, 
 int matvec_q8_norm(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                    size_t stride_b, int rows_b, int cols, const rf_norm_in* norm, float* y, const rf_qkv_rope* rope,
                    hipStream_t s);
+int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
+                     const rf_norm_in* norm, float* y, void* yq, hipStream_t s);
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
            int n_tok, hipStream_t s);
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,

@@ -406,6 +406,26 @@ int matvec_q8_norm(uint32_t type_a, const void* wa, size_t stride_a, int rows_a,
   return matvec_q8_pair(type_a, wa, stride_a, rows_a, type_b, wb, stride_b, rows_b, cols, nullptr, y, rope, norm, s);
 }
 
+int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
+                     const rf_norm_in* norm, float* y, void* yq, hipStream_t s) {
+  if (n_ff <= 0 || cols <= 0 || !yq) return fail("matvec_q8_swiglu: n_ff %d, cols %d, output %p", n_ff, cols, yq);
+  if (!has_matvec_q8_qkv(type, 0)) return -1;  // not a format the fused kernel takes
+  if (norm ? !norm->d_x || !norm->d_w : !xq) return fail("matvec_q8_swiglu: missing input (x or norm)");
+  if (norm && norm->d_x_out && (norm->d_x_out == norm->d_x || norm->d_x_out == norm->d_add))
+    return fail("matvec_q8_swiglu: the residual output must not alias its inputs (other blocks still read them)");
+  if (yq == xq) return fail("matvec_q8_swiglu: the int8 output must not alias x (other blocks still read it)");
+  if ((xq && !aligned(xq, 16)) || !aligned(yq, 16) || (y && !aligned(y, 4)))
+    return fail("matvec_q8_swiglu: x, y and the int8 output must be aligned (16, 4, 16 bytes)");
+  int rc = 0;
+  dispatch_qkv(type, 0, [&](auto f, auto) {
+    using F = decltype(f);
+    bool vec = false;
+    if constexpr (HasDot8q<F>::value) rc = check_matrix<F>("matvec_q8_swiglu", w, stride, 2 * n_ff, cols, &vec);
+  });
+  if (rc != 0) return rc;
+  return matvec_q8_swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
+}
+
 namespace {
 int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                    size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,

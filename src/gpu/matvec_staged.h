@@ -42,6 +42,13 @@ bool dispatch_qkv(uint32_t type_a, uint32_t type_b, F&& f) {
 int matvec_q8_staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                      size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
                      hipStream_t s, const rf_norm_in* norm = nullptr);
+// Decode's gate/up projection with SwiGLU in its epilogue: w = [gate | up] (2 n_ff rows), x as
+// matvec_q8 (xq) or made from `norm` as above; y[n_ff] = silu(gate x) * (up x) (nullable) and yq =
+// its quantize_q8, bit-identical to this kernel's product followed by swiglu_q8. -1 where it does not
+// apply (as above; also where whole 64-row groups per block would lengthen the busiest block's walk,
+// unless forced), having launched nothing.
+int matvec_q8_swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
+                            const rf_norm_in* norm, float* y, void* yq, hipStream_t s);
 // Whether matvec_q8 of this matrix takes the staged kernel on the current device.
 bool matvec_q8_staged_applies(uint32_t type, const void* w, size_t stride, int rows, int cols);
 // -1: staged where it pays (large matrices, sm_90+; the default), 0: never, 1: wherever it applies.

@@ -65,16 +65,37 @@ struct StagedArgs {
   float* nx_out;
   float eps;
   L2Prefetch next;  // the next projection's weights, requested by the producer after its last copy
+  // SwiGLU epilogue (matvec_q8_swiglu): A = [gate | up], rows_a = 2 n_ff, walked as 64-row groups
+  // (gate rows 32k .. 32k + 31, then the same up rows); each group's silu(gate) * up goes to sy
+  // (nullable) and, quantized as quantize_q8, to sq / sd.
+  int n_ff;
+  float* sy;
+  int8_t* sq;
+  float* sd;
 };
 
-// Shared memory: [full barriers][empty barriers][norm scratch][split partials][x int8 (cols, rounded
-// to 16)][x scales][stages].
+enum Epilogue { kPlain, kRope, kSwiglu };
+
+// Shared memory: [full barriers][empty barriers][norm scratch][split partials][swiglu ring, that
+// epilogue only][x int8 (cols, rounded to 16)][x scales][stages].
 constexpr size_t kRedOffset = 2 * kMaxStages * sizeof(uint64_t);
 constexpr size_t kSplitOffset = kRedOffset + kMaxConsumers * sizeof(float);
-__host__ __device__ inline size_t x_offset() { return kSplitOffset + 2 * kMaxConsumers * kR * sizeof(float); }
-__host__ __device__ inline size_t xd_offset(int cols) { return x_offset() + (static_cast<size_t>(cols) + 15) / 16 * 16; }
-__host__ __device__ inline size_t stage_offset(int cols) {
-  return (xd_offset(cols) + static_cast<size_t>(cols / 32) * sizeof(float) + 127) / 128 * 128;
+constexpr size_t kSwiOffset = kSplitOffset + 2 * kMaxConsumers * kR * sizeof(float);
+// The SwiGLU epilogue's ring of 64-row groups: a wave is never more than `stages` <= 8 units (of >= 4
+// a group) ahead of the slowest, even of one still finishing a group (it released its stage first),
+// so groups g and g + 4 never meet in a slot. Values, then arrival counts.
+constexpr int kSwiRing = 4;
+constexpr size_t kSwiBytes = kSwiRing * (64 * sizeof(float) + sizeof(int));
+__host__ __device__ inline size_t x_offset(bool swi) { return kSwiOffset + (swi ? kSwiBytes : 0); }
+__host__ __device__ inline size_t xd_offset(int cols, bool swi) {
+  return x_offset(swi) + (static_cast<size_t>(cols) + 15) / 16 * 16;
+}
+__host__ __device__ inline size_t stage_offset(int cols, bool swi) {
+  return (xd_offset(cols, swi) + static_cast<size_t>(cols / 32) * sizeof(float) + 127) / 128 * 128;
+}
+// Row `row` of the SwiGLU walk (64-row groups: 32 gate rows, then the same 32 up rows) in [gate | up].
+__device__ inline int swiglu_row(int row, int n_ff) {
+  return ((row & 63) < 32 ? 0 : n_ff) + (row >> 6) * 32 + (row & 31);
 }
 
 // Rows of the unit starting at `row` within the block's range [.., hi): at most rows_per_unit,
@@ -184,33 +205,67 @@ __device__ inline void norm_into_smem(const StagedArgs& a, int consumers, const 
   }
 }
 
+// The SwiGLU epilogue of one consumer wave's kR row sums at `row` of the 64-row group walk: they
+// meet in the block's ring slot of their group, and the wave that brings the group's last rows
+// (a shared-memory count, no device-wide round trip: the block owns whole groups) makes the 32
+// outputs: swiglu_q8's math, rounding and layout, so the result is bit-identical to the gate/up
+// matvec followed by swiglu_q8. The staged kernel is NVIDIA-only: a wave is 32 lanes, one output each.
+__device__ inline void swiglu_epilogue(const StagedArgs& a, int row, bool has_rows, const float (&sum)[kR],
+                                       float* ring, int* count, int lane) {
+  const int grp = row >> 6, slot = grp % kSwiRing;
+  float* vals = ring + slot * 64;
+  int last = 0;
+  if (lane == 0 && has_rows) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) vals[(row & 63) + r] = sum[r];
+    __threadfence_block();  // the values before the count
+    last = atomicAdd(&count[slot], 1) == 64 / kR - 1;
+  }
+  last = rf_shfl(last, 0);
+  if (!last) return;
+  __threadfence_block();
+  const float g = vals[lane], u = vals[32 + lane];
+  if (lane == 0) count[slot] = 0;  // the slot's next group (grp + kSwiRing) is not reached before this wave moves on
+  const float v = g / (1.f + expf(-g)) * u;
+  const int i = grp * 32 + lane;
+  if (a.sy) a.sy[i] = v;
+  rf_quantize_q8_lane(v, i, a.sq, a.sd);
+}
+
 // Block: consumer waves 0 .. C-1 (C = rows_per_unit / kR x splits), then one producer wave. Stage s
 // has a `full` barrier (the producer's copies landed) and an `empty` one (all C consumers are done),
 // so neither side ever waits on a block-wide barrier inside the loop. Rows too long for a stage of
 // several waves' whole rows (an 8B's ffn_down) are split: `splits` consecutive waves take slices of
 // the same kR rows, and the first of them adds the slices' sums in order (a consumer barrier per unit).
-template <class FA, class FB, bool Rope>
+template <class FA, class FB, Epilogue Epi>
 __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kernel(const StagedArgs a) {
+  constexpr bool kSwi = Epi == kSwiglu;
   extern __shared__ __align__(128) uint8_t smem[];
   auto* full = reinterpret_cast<uint64_t*>(smem);
   uint64_t* empty = full + kMaxStages;
-  auto* xs = reinterpret_cast<int8_t*>(smem + x_offset());
-  auto* xsd = reinterpret_cast<float*>(smem + xd_offset(a.cols));
-  uint8_t* stages = smem + stage_offset(a.cols);
+  auto* xs = reinterpret_cast<int8_t*>(smem + x_offset(kSwi));
+  auto* xsd = reinterpret_cast<float*>(smem + xd_offset(a.cols, kSwi));
+  uint8_t* stages = smem + stage_offset(a.cols, kSwi);
+  auto* swi_vals = reinterpret_cast<float*>(smem + kSwiOffset);      // [kSwiRing][64]
+  auto* swi_count = reinterpret_cast<int*>(swi_vals + kSwiRing * 64);  // [kSwiRing]
   const int consumers = a.rows_per_unit / kR * a.splits;
   const int wave = threadIdx.x / warpSize, lane = threadIdx.x % warpSize;
 
-  // This block's rows: an even share of [A | B] in kR-row steps.
+  // This block's rows: an even share of [A | B] in steps of kR rows (of whole 64-row groups for the
+  // SwiGLU epilogue, so that a block finishes every group it starts).
+  constexpr int kStep = kSwi ? 64 : kR;
   const int total = a.rows_a + a.rows_b;
-  const long steps = (total + kR - 1) / kR;
-  const int lo = static_cast<int>(steps * blockIdx.x / gridDim.x) * kR;
-  const int hi = min(total, static_cast<int>(steps * (blockIdx.x + 1) / gridDim.x) * kR);
+  const long steps = (total + kStep - 1) / kStep;
+  const int lo = static_cast<int>(steps * blockIdx.x / gridDim.x) * kStep;
+  const int hi = min(total, static_cast<int>(steps * (blockIdx.x + 1) / gridDim.x) * kStep);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < a.stages; ++s) {
       rf_mbar_init(&full[s], 1);
       rf_mbar_init(&empty[s], consumers);
     }
+    if constexpr (kSwi)
+      for (int g = 0; g < kSwiRing; ++g) swi_count[g] = 0;
   }
   __syncthreads();  // barriers initialised (the last block-wide barrier)
 
@@ -223,7 +278,9 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
       for (int j = 0; row < hi; ++j) {
         const int s = j % a.stages, n = unit_rows(row, hi, a);
         if (j >= a.stages) rf_mbar_wait(&empty[s], static_cast<uint32_t>((j / a.stages - 1) & 1));
-        issue_unit(a, row, n, stages + static_cast<size_t>(s) * a.stage_bytes, &full[s], policy);
+        // A unit never crosses a 32-row half of a SwiGLU group (rows_per_unit divides 32).
+        issue_unit(a, kSwi ? swiglu_row(row, a.n_ff) : row, n, stages + static_cast<size_t>(s) * a.stage_bytes,
+                   &full[s], policy);
         row += n;
       }
       prefetch_block_share(a.next);  // l2_prefetch.h
@@ -281,11 +338,13 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
         }
       }
     }
-    if (lane == 0 && slice == 0 && first < n) {
+    if constexpr (kSwi) {
+      swiglu_epilogue(a, row + first, first < n, sum, swi_vals, swi_count, lane);
+    } else if (lane == 0 && slice == 0 && first < n) {
       const int local = (in_b ? row - a.rows_a : row) + first;
       float* yb = in_b ? a.y + a.rows_a : a.y;
       const int m = min(kR, n - first);
-      if constexpr (Rope) QkvRopeStore{yb, in_b ? a.rows_a : 0, a.rope}(local, sum, m);
+      if constexpr (Epi == kRope) QkvRopeStore{yb, in_b ? a.rows_a : 0, a.rope}(local, sum, m);
       else PlainStore{yb}(local, sum, m);
     }
     row += n;
@@ -307,7 +366,8 @@ struct Shape {
 };
 constexpr int kSplitMinRowBytes = 12288;
 template <class FA, class FB>
-bool shape_for(int cols, bool has_b, bool split_all, Shape* sh) {
+bool shape_for(int cols, bool has_b, bool split_all, Shape* sh, int swiglu_waves = 0) {
+  const bool swiglu = swiglu_waves > 0;
   int rb = row_bytes_of<FA>(cols);
   if (rb % 16 || (has_b && row_bytes_of<FB>(cols) % 16)) return false;
   if (has_b) rb = std::max(rb, row_bytes_of<FB>(cols));
@@ -317,7 +377,14 @@ bool shape_for(int cols, bool has_b, bool split_all, Shape* sh) {
   static const int env_split = env_int("ROCFORGE_MV_SPLIT", 1);
   int consumers = std::min(kMaxConsumers, std::max(0, env_target / (kR * rb)));
   int splits = 1;
-  if (consumers < std::max(1, env_min)) {
+  if (swiglu) {
+    // Whole rows, and units that tile a 32-row half of a group: a power of two of consumer waves, at
+    // most swiglu_waves of them.
+    consumers = std::min(consumers, swiglu_waves);
+    if (consumers < 1) return false;
+    while (consumers & (consumers - 1)) --consumers;
+  }
+  if (!swiglu && consumers < std::max(1, env_min)) {
     // Long rows: row groups of kR rows, each split over kMaxConsumers / groups waves, at most two
     // row pairs' worth of bytes per stage (an 8B's ffn_down: Q4_K 2 groups x 4 slices, Q6_K / Q8_0
     // 1 x 8). Not for [A | B] (q/k/v rows are short) nor where the row pair outgrows a stage.
@@ -336,7 +403,7 @@ bool shape_for(int cols, bool has_b, bool split_all, Shape* sh) {
   sh->threads = (consumers * splits + 1) * wave_size();
   sh->stages = env_stages >= 2 && env_stages <= kMaxStages ? env_stages : 2;
   sh->stage_bytes = static_cast<uint32_t>(sh->rows_per_unit * rb);
-  sh->smem = stage_offset(cols) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
+  sh->smem = stage_offset(cols, swiglu) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
   return true;
 }
 
@@ -380,11 +447,25 @@ int& staged_mode() {
   return mode;
 }
 
-template <class FA, class FB, bool Rope>
+template <class FA, class FB, Epilogue Epi>
 int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run) {
-  auto kernel = matvec8q_staged_kernel<FA, FB, Rope>;
+  auto kernel = matvec8q_staged_kernel<FA, FB, Epi>;
   const int per_sm = blocks_per_sm(kernel, sh.threads, sh.smem);
   if (per_sm <= 0) return -1;
+  const int total = base.rows_a + base.rows_b;
+  const int units = (total + sh.rows_per_unit - 1) / sh.rows_per_unit;
+  const int slots = per_sm * multiprocessors();
+  int grid = std::max(1, std::min(units, slots));
+  if constexpr (Epi == kSwiglu) {
+    // Blocks own whole 64-row groups, and pay only when every group has a block of its own, all
+    // resident at once (H100, 8B Q4_K_M tg128: 448 groups on 264 blocks of 8 consumer waves, most
+    // walking two groups, 412.3 -> 402.5 tok/s; on 660 blocks of 4 waves, one group each, 417.5).
+    // Forced (tests) or ROCFORGE_MV_SWIGLU_ANY=1: taken regardless.
+    const int groups = total / 64;
+    static const bool any = env_int("ROCFORGE_MV_SWIGLU_ANY", 0) == 1;
+    if (staged_mode() < 1 && !any && groups > slots) return -1;
+    grid = std::max(1, std::min(groups, slots));
+  }
   if (dry_run) return 0;
   StagedArgs a = base;
   a.next = take_l2_prefetch();
@@ -396,11 +477,26 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   a.stage_bytes = sh.stage_bytes;
   static const int evict = env_int("ROCFORGE_MV_EVICT_FIRST", 1);
   a.evict_first = evict != 0;
-  const int total = a.rows_a + a.rows_b;
-  const int units = (total + sh.rows_per_unit - 1) / sh.rows_per_unit;
-  const int grid = std::max(1, std::min(units, per_sm * multiprocessors()));
   (void)rf_launch(kernel, grid, sh.threads, sh.smem, s, a);
   return check(hipGetLastError(), "matvec_q8 (staged)");
+}
+
+// The fused rmsnorm's inputs into the kernel's arguments; false where their alignment does not suit.
+bool take_norm(StagedArgs& a, const rf_norm_in& norm) {
+  if (a.cols % 4 != 0 || reinterpret_cast<uintptr_t>(norm.d_x) % 16 || reinterpret_cast<uintptr_t>(norm.d_add) % 16 ||
+      reinterpret_cast<uintptr_t>(norm.d_x_out) % 16 || !norm.d_x || !norm.d_w)
+    return false;
+  a.norm = 1;
+  a.nx = norm.d_x;
+  a.nadd = norm.d_add;
+  a.nw = norm.d_w;
+  a.nx_out = norm.d_x_out;
+  a.eps = norm.eps;
+  return true;
+}
+// Whether the fused norm's row fits the consumers' registers (kNormVecs float4 groups a thread).
+bool norm_fits(const StagedArgs& a, const Shape& sh) {
+  return !a.norm || a.cols / 4 <= kNormVecs * (sh.rows_per_unit / kR * sh.splits) * wave_size();
 }
 
 // The staged path for [A | B] (type_b 0: A alone): -1 where it does not apply (the caller runs the
@@ -435,17 +531,7 @@ int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_
   a.xd = reinterpret_cast<const float*>(a.xq + (static_cast<size_t>(cols) + 15) / 16 * 16);
   a.y = y;
   if (rope) a.rope = *rope;
-  if (norm) {
-    if (cols % 4 != 0 || reinterpret_cast<uintptr_t>(norm->d_x) % 16 || reinterpret_cast<uintptr_t>(norm->d_add) % 16 ||
-        reinterpret_cast<uintptr_t>(norm->d_x_out) % 16 || !norm->d_x || !norm->d_w)
-      return -1;
-    a.norm = 1;
-    a.nx = norm->d_x;
-    a.nadd = norm->d_add;
-    a.nw = norm->d_w;
-    a.nx_out = norm->d_x_out;
-    a.eps = norm->eps;
-  }
+  if (norm && !take_norm(a, *norm)) return -1;
   int rc = -1;
   auto go = [&](auto fa, auto fb) {
     using FA = decltype(fa);
@@ -453,8 +539,8 @@ int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_
     if constexpr (HasDot8q<FA>::value && HasDot8q<FB>::value) {
       Shape sh{};
       if (!shape_for<FA, FB>(cols, a.rows_b > 0, mode > 0, &sh)) return;
-      if (a.norm && cols / 4 > kNormVecs * (sh.rows_per_unit / kR * sh.splits) * wave_size()) return;  // row too long for the registers
-      rc = rope ? launch<FA, FB, true>(a, sh, s, dry_run) : launch<FA, FB, false>(a, sh, s, dry_run);
+      if (!norm_fits(a, sh)) return;  // row too long for the registers
+      rc = rope ? launch<FA, FB, kRope>(a, sh, s, dry_run) : launch<FA, FB, kPlain>(a, sh, s, dry_run);
     }
   };
   // Plain matvecs of every int8 format; [A | B] pairs and the rope epilogue for the q/k/v layouts.
@@ -463,8 +549,56 @@ int staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_
   return rc;
 }
 
+// The gate/up projection with the SwiGLU epilogue; -1 where it does not apply (see matvec_staged.h).
+int swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
+                  const rf_norm_in* norm, float* y, void* yq, hipStream_t s) {
+  const int mode = staged_mode();
+  if (mode == 0 || compute_major() < 9 || cols <= 0 || cols % 32 != 0 || cols > 65536 || n_ff <= 0 || n_ff % 32 != 0 ||
+      n_ff > (1 << 29) || reinterpret_cast<uintptr_t>(w) % 16 || stride % 16 || !yq)
+    return -1;
+  StagedArgs a{};
+  a.wa = static_cast<const uint8_t*>(w);
+  a.stride_a = stride;
+  a.rows_a = 2 * n_ff;
+  a.cols = cols;
+  a.xq = static_cast<const int8_t*>(xq);
+  a.xd = xq ? reinterpret_cast<const float*>(a.xq + (static_cast<size_t>(cols) + 15) / 16 * 16) : nullptr;
+  a.n_ff = n_ff;
+  a.sy = y;
+  a.sq = static_cast<int8_t*>(yq);
+  a.sd = reinterpret_cast<float*>(a.sq + (static_cast<size_t>(n_ff) + 15) / 16 * 16);
+  if (norm ? !take_norm(a, *norm) : !xq) return -1;
+  int rc = -1;
+  dispatch_qkv(type, 0, [&](auto f, auto) {
+    using F = decltype(f);
+    if constexpr (HasDot8q<F>::value) {
+      // The widest blocks of which the device holds one per 64-row group (launch()): fewer consumer
+      // waves a block, smaller stages, more blocks resident (an 8B's 448 groups: 4 waves, 5 blocks
+      // per SM); the widest shape when none covers them (declined there unless forced).
+      Shape sh{};
+      for (int waves = kMaxConsumers; waves >= 1; waves /= 2) {
+        Shape t{};
+        if (!shape_for<F, F>(cols, false, false, &t, waves) || !norm_fits(a, t)) continue;
+        if (sh.threads == 0) sh = t;
+        const int per_sm = blocks_per_sm(matvec8q_staged_kernel<F, F, kSwiglu>, t.threads, t.smem);
+        if (static_cast<long>(per_sm) * multiprocessors() >= n_ff / 32) {
+          sh = t;
+          break;
+        }
+      }
+      if (sh.threads == 0) return;
+      rc = launch<F, F, kSwiglu>(a, sh, s, false);
+    }
+  });
+  return rc;
+}
+
 }  // namespace
 
+int matvec_q8_swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
+                            const rf_norm_in* norm, float* y, void* yq, hipStream_t s) {
+  return swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
+}
 int matvec_q8_staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_a, uint32_t type_b, const void* wb,
                      size_t stride_b, int rows_b, int cols, const void* xq, float* y, const rf_qkv_rope* rope,
                      hipStream_t s, const rf_norm_in* norm) {
@@ -478,6 +612,10 @@ void matvec_q8_staged_mode(int mode) { staged_mode() = mode < 0 ? -1 : mode > 0 
 
 int matvec_q8_staged(uint32_t, const void*, size_t, int, uint32_t, const void*, size_t, int, int, const void*, float*,
                      const rf_qkv_rope*, hipStream_t, const rf_norm_in*) {
+  return -1;
+}
+int matvec_q8_swiglu_staged(uint32_t, const void*, size_t, int, int, const void*, const rf_norm_in*, float*, void*,
+                            hipStream_t) {
   return -1;
 }
 bool matvec_q8_staged_applies(uint32_t, const void*, size_t, int, int) { return false; }

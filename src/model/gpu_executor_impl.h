@@ -382,6 +382,8 @@ class GpuExecutor final : public Executor {
     if (!logits_host_.floats()) pinned_rows_ = 0;
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes(std::min(T, kMultiTokens) * ((max_in + 31) / 32 * 32)));
+    // Its own buffer: the gate/up blocks still read xq_ while others write their SwiGLU outputs.
+    xq_ff_ = c_.n_expert == 0 && c_.n_ff % 32 == 0 ? DevBuf(be_, api_.q8_bytes(c_.n_ff)) : DevBuf();
     token_d_ = DevBuf(be_, sizeof(int32_t) * T);  // a sampled id per logits row
     sample_rows_ = DevBuf(be_, sizeof(rf_sample_row) * T);
     if (c_.n_expert > 0) {
@@ -488,6 +490,26 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
+  // Decode: [gate | up] and SwiGLU in one launch (matvec_q8_swiglu), the down projection's int8 input
+  // left in xq_ff_; x from xq_ (quantized by the norm before) or, with norm_w, the norm made inside as
+  // proj_with_norm does. False, having launched nothing, where the backend has no such kernel.
+  bool proj_swiglu(const Mat& gu, const DevWeight* norm_w, const float* add, float* g) {
+    if (!swiglu_fuse_ || !use_q8_ || !xq_ff_.get() || gu.cols % 32 != 0 || gu.rows != 2 * c_.n_ff) return false;
+    if (norm_w && !norm_fused(true)) return false;
+    float* out = norm_w && add ? (resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>()) : nullptr;
+    const rf_norm_in in{resid_, add, norm_w ? norm_w->buf.get<float>() : nullptr, c_.rms_eps, out};
+    const int rc = api_.matvec_q8_swiglu(gu.type, gu.d, gu.row_bytes, c_.n_ff, gu.cols, norm_w ? nullptr : xq_.get(),
+                                         norm_w ? &in : nullptr, g, xq_ff_.get(), stream_);
+    if (rc < 0) return false;
+    be_->check(rc, *gu.name + " (with SwiGLU" + (norm_w ? " and its norm)" : ")"));
+    if (out) resid_ = out;
+    return true;
+  }
+  // Decode: y = W xq for an x already quantized (int8 input of matvec_q8) in `xq`.
+  void proj_q8(const Mat& w, const void* xq, float* y) {
+    be_->check(api_.matvec_q8(w.type, w.d, w.row_bytes, xq, y, w.rows, w.cols, stream_), *w.name);
+  }
+
   // Decode: the int8 launch of `current` (the next one on this thread) pulls the first
   // prefetch_bytes_ of `next` into L2 as its blocks finish (matvec_prefetch_next, gpu/l2_prefetch.h).
   void prefetch_next(const Mat& current, const Mat& next) {
@@ -553,6 +575,8 @@ class GpuExecutor final : public Executor {
   int mma_max_tokens_ = 0;  // matmul_f16's tensor-core kernel serves up to this many tokens
   // One launch over the parts of a fused buffer for steps it serves (ROCFORGE_GPU_PARTS=0: one a part).
   bool parts_ = !env_off("ROCFORGE_GPU_PARTS");
+  // SwiGLU in the gate/up projection's epilogue (proj_swiglu); ROCFORGE_GPU_SWIGLU_FUSE=0: its own launch.
+  bool swiglu_fuse_ = !env_off("ROCFORGE_GPU_SWIGLU_FUSE");
   // Steps of at least this many tokens (and more than multi_max_tokens_) go to matmul_f16;
   // ROCFORGE_GPU_F16_MIN overrides (A/B runs).
   int f16_min_tokens_ = [] {
@@ -579,6 +603,7 @@ class GpuExecutor final : public Executor {
   DevBuf x2_;
   float* resid_ = nullptr;
   DevBuf x_, h_, qkv_, att_, gu_, logits_, xq_, in_, token_d_, workspace_;
+  DevBuf xq_ff_;  // decode: the down projection's int8 input when SwiGLU rides in gate/up (proj_swiglu)
   static constexpr int kPinnedLogitRows = 8;
   HostBuf logits_host_;  // page-locked staging of up to pinned_rows_ rows of logits
   DevBuf sample_rows_;   // forward_sample_rows: the rows' sampling parameters

@@ -141,11 +141,19 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], with the norm and
   // the residual add inside it where the backend can.
+  // Where the backend can, SwiGLU rides in the gate/up launch too (proj_swiglu), leaving the down
+  // projection's int8 input in xq_ff_ (ff_q8).
   bool hq2 = false;
-  bool gu_done = false;
-  if (fz && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, mat_of(L.ffn_down));
-  if (fz && T == 1 && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec) &&
-      proj_with_norm(L.gu, nullptr, L.ffn_norm, h, g, nullptr, true)) {
+  bool gu_done = false, ff_q8 = false;
+  const Mat down = mat_of(L.ffn_down);
+  const bool swi = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipSwiglu) && !skip(kSkipMatvec) &&
+                   api_.has_matvec_q8(down.type) && down.cols % 32 == 0;
+  if (fz && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, down);
+  const bool norm_in = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec);
+  if (norm_in && swi && proj_swiglu(L.gu, &L.ffn_norm, h, g)) {
+    x = resid_;
+    gu_done = ff_q8 = true;
+  } else if (norm_in && proj_with_norm(L.gu, nullptr, L.ffn_norm, h, g, nullptr, true)) {
     x = resid_;
     gu_done = true;
   } else if (fz) {
@@ -165,14 +173,17 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   if (gu_done) {
     // done with the norm
   } else if (T == 1 && L.gu.present()) {
-    mv(L.gu, h, g, &hq2);
+    if (swi && hq2 && proj_swiglu(L.gu, nullptr, nullptr, g)) ff_q8 = true;
+    else mv(L.gu, h, g, &hq2);
   } else if (proj_parts(L.gu, {&L.gate, &L.up}, h, {g, u}, T)) {
   } else {
     mv(L.gate, h, g, &hq2);
     mv(L.up, h, u, &hq2);
   }
   bool gq = false;
-  if (fz && c_.n_ff % 32 == 0) {
+  if (ff_q8) {
+    // done in the gate/up launch
+  } else if (fz && c_.n_ff % 32 == 0) {
     if (!skip(kSkipSwiglu))
       ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
     gq = true;
@@ -182,9 +193,10 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   if (fz) {
     const GpuLayer* next = l + 1 < c_.n_layer ? &layers_[l + 1] : nullptr;
     const Mat nq = !next ? mat_of(output_weight()) : next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q;
-    prefetch_next(mat_of(L.ffn_down), nq);
+    prefetch_next(down, nq);
   }
-  mv(L.ffn_down, g, h, &gq);
+  if (ff_q8) proj_q8(down, xq_ff_.get(), h);
+  else mv(L.ffn_down, g, h, &gq);
   if (fz) pending_ = true;
   else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }

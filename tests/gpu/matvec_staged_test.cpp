@@ -298,5 +298,92 @@ TEST(GpuMatvecStaged, PrefetchNextKeepsResults) {
   }
 }
 
+// matvec_q8_swiglu (decode's [gate | up] with SwiGLU and its int8 quantization in the staged kernel's
+// epilogue) against the two launches it replaces: the staged matvec, then swiglu_q8. Bit-identical
+// float and int8 outputs, from int8 x and from the fused norm (whose residual sum is also written);
+// shapes with one 64-row group a block (as decode runs them) and with several (forced: the ring of
+// group slots wraps), formats of the gate/up layouts. Forced onto the staged kernel (small matrices too); in the default mode a
+// launch may decline (-1: busiest block's walk would grow) but never differs.
+TEST(GpuMatvecStaged, SwigluEpilogueMatchesMatvecThenSwiglu) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  {
+    StagedSwitch sw(api, true);
+    DeviceBuffer probe(*gpu, 1 << 16), probe_q(*gpu, 1 << 12);
+    probe.poison();
+    if (api.matvec_q8_swiglu(RF_GPU_TYPE_Q8_0_G8, probe.get(), 272, 32, 256, probe.get(), nullptr, nullptr,
+                             probe_q.get(), nullptr) < 0)
+      GTEST_SKIP() << "no SwiGLU epilogue on this device (staged kernel: sm_90+ only)";
+    api.stream_sync(nullptr);
+    // The int8 output may not alias x: refused, nothing launched.
+    EXPECT_GT(api.matvec_q8_swiglu(RF_GPU_TYPE_Q8_0_G8, probe.get(), 272, 32, 256, probe.get(), nullptr, nullptr,
+                                   probe.get(), nullptr),
+              0);
+  }
+  struct Case { GgmlType t; int n_ff, cols; bool forced; };
+  for (const Case& cs : {Case{GgmlType::Q4_K, 8192, 2048, true},    // a 1B's gate/up: one group a block
+                         Case{GgmlType::Q4_K, 8192, 2048, false},
+                         Case{GgmlType::Q4_K, 14336, 4096, false},  // an 8B's: narrower blocks, one group each
+                         Case{GgmlType::Q4_K, 160000, 256, true},   // more groups than any shape has blocks:
+                                                                    // several a block, the ring of slots wraps
+                         Case{GgmlType::Q8_0, 96, 4096, true},
+                         Case{GgmlType::Q4_0, 2048, 4096, true},
+                         Case{GgmlType::Q6_K, 160, 2048, true},
+                         Case{GgmlType::Q5_K, 64, 256, true}}) {
+    SCOPED_TRACE(std::string(ggml_type_name(cs.t)) + " n_ff " + std::to_string(cs.n_ff) + " x " +
+                 std::to_string(cs.cols) + (cs.forced ? " (forced)" : " (default)"));
+    StagedSwitch sw(api, true);
+    if (!cs.forced) api.matvec_q8_set_kernel(-1);
+    const int F = cs.n_ff, rows = 2 * F;
+    const Matrix m = make_matrix(cs.t, rows, cs.cols, rng, true);
+    auto dw = to_device(*gpu, m.device);
+    const size_t qb = api.q8_bytes(F);
+    for (bool with_norm : {false, true}) {
+      SCOPED_TRACE(with_norm ? "fused norm" : "int8 x");
+      const auto x = random_floats(rng, cs.cols, -3.f, 3.f), add = random_floats(rng, cs.cols, -1.f, 1.f);
+      const auto nw = random_floats(rng, cs.cols, 0.5f, 1.5f);
+      auto dx = to_device(*gpu, x), dadd = to_device(*gpu, add), dnw = to_device(*gpu, nw);
+      DeviceBuffer dq(*gpu, api.q8_bytes(cs.cols)), x_out(*gpu, cs.cols * sizeof(float));
+      const rf_norm_in in{dx->as<float>(), dadd->as<float>(), dnw->as<float>(), 1e-5f, x_out.as<float>()};
+      if (!with_norm) gpu->check(api.quantize_q8(dx->as<float>(), cs.cols, dq.get(), nullptr), "quantize_q8");
+      // the fused launch first (its norm must leave x untouched for the reference's)
+      DeviceBuffer y(*gpu, F * sizeof(float)), yq(*gpu, qb);
+      y.poison();
+      yq.poison();
+      const int rc = api.matvec_q8_swiglu(m.layout, dw->get(), m.row_bytes, F, cs.cols, with_norm ? nullptr : dq.get(),
+                                          with_norm ? &in : nullptr, y.as<float>(), yq.get(), nullptr);
+      if (cs.forced) ASSERT_EQ(rc, 0) << api.last_error();
+      else ASSERT_LE(rc, 0) << api.last_error();
+      if (rc < 0) continue;  // declined in the default mode: the caller runs the two launches
+      // reference: the same product in one launch, then swiglu_q8
+      DeviceBuffer g_ref(*gpu, rows * sizeof(float)), y_ref(*gpu, F * sizeof(float)), yq_ref(*gpu, qb);
+      yq_ref.poison();
+      if (with_norm) {
+        DeviceBuffer x_out2(*gpu, cs.cols * sizeof(float));
+        const rf_norm_in in2{dx->as<float>(), dadd->as<float>(), dnw->as<float>(), 1e-5f, x_out2.as<float>()};
+        ASSERT_EQ(api.matvec_q8_norm(m.layout, dw->get(), m.row_bytes, rows, 0, nullptr, 0, 0, cs.cols, &in2,
+                                     g_ref.as<float>(), nullptr, nullptr),
+                  0)
+            << api.last_error();
+        EXPECT_EQ(x_out.download<float>(cs.cols), x_out2.download<float>(cs.cols)) << "residual sum";
+      } else {
+        gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), g_ref.as<float>(), rows, cs.cols, nullptr),
+                   "matvec_q8");
+      }
+      gpu->check(api.swiglu_q8(g_ref.as<float>(), g_ref.as<float>() + F, y_ref.as<float>(), yq_ref.get(), F, nullptr),
+                 "swiglu_q8");
+      const auto got = y.download<float>(F), want = y_ref.download<float>(F);
+      for (int i = 0; i < F; ++i) ASSERT_EQ(got[i], want[i]) << "y " << i;
+      const auto gq = yq.download<uint8_t>(qb), wq = yq_ref.download<uint8_t>(qb);
+      const size_t used = (F + 15) / 16 * 16 + F / 32 * sizeof(float);  // int8 values, then the scales
+      for (size_t i = 0; i < used; ++i) ASSERT_EQ(gq[i], wq[i]) << "int8 output byte " << i;
+      if (with_norm) EXPECT_EQ(dx->download<float>(cs.cols), x) << "x itself untouched";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rocforge::test
