@@ -459,7 +459,8 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   if constexpr (Epi == kSwiglu) {
     // Blocks own whole 64-row groups, and pay only when every group has a block of its own, all
     // resident at once (H100, 8B Q4_K_M tg128: 448 groups on 264 blocks of 8 consumer waves, most
-    // walking two groups, 412.3 -> 402.5 tok/s; on 660 blocks of 4 waves, one group each, 417.5).
+    // walking two groups, 412.3 -> 402.5 tok/s; on 660 blocks of 4 waves, one group each, 417.5;
+    // see swiglu_staged).
     // Forced (tests) or ROCFORGE_MV_SWIGLU_ANY=1: taken regardless.
     const int groups = total / 64;
     static const bool any = env_int("ROCFORGE_MV_SWIGLU_ANY", 0) == 1;
@@ -572,11 +573,15 @@ int swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int col
   dispatch_qkv(type, 0, [&](auto f, auto) {
     using F = decltype(f);
     if constexpr (HasDot8q<F>::value) {
-      // The widest blocks of which the device holds one per 64-row group (launch()): fewer consumer
-      // waves a block, smaller stages, more blocks resident (an 8B's 448 groups: 4 waves, 5 blocks
-      // per SM); the widest shape when none covers them (declined there unless forced).
+      // The plain kernel's blocks, where the device holds one per 64-row group (launch()). With
+      // ROCFORGE_MV_SWIGLU_NARROW=1, else the widest narrower blocks that do (fewer consumer waves,
+      // smaller stages, more blocks resident): an 8B's 448 groups on 4-wave blocks, 5 per SM, gained
+      // on an H100 (tg128 Q4_K_M 409.8 -> 415.4, Q4_0 441.0 -> 447.2, Q8_0 284.1 -> 293.0) but lost
+      // on an H200 (Q4_K_M 484.3 -> 474.1: fewer bytes in flight a multiprocessor), so not by
+      // default. The widest shape when none covers them (declined there unless forced).
+      static const bool narrow = env_int("ROCFORGE_MV_SWIGLU_NARROW", 0) == 1;
       Shape sh{};
-      for (int waves = kMaxConsumers; waves >= 1; waves /= 2) {
+      for (int waves = kMaxConsumers; waves >= 1; waves = narrow ? waves / 2 : 0) {
         Shape t{};
         if (!shape_for<F, F>(cols, false, false, &t, waves) || !norm_fits(a, t)) continue;
         if (sh.threads == 0) sh = t;
