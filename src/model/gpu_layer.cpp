@@ -139,10 +139,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   if (fz) prefetch_next(mat_of(L.wo), L.gu.present() ? L.gu : L.gate);
   mv(L.wo, att, h, &hatt);
 
-  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], with the norm and
-  // the residual add inside it where the backend can.
-  // Where the backend can, SwiGLU rides in the gate/up launch too (proj_swiglu), leaving the down
-  // projection's int8 input in xq_ff_ (ff_q8).
+  // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], where the backend
+  // can with the norm and the residual add inside it, and SwiGLU in its epilogue (proj_swiglu: the
+  // down projection's int8 input is then left in xq_ff_, ff_q8).
   bool hq2 = false;
   bool gu_done = false, ff_q8 = false;
   const Mat down = mat_of(L.ffn_down);
