@@ -474,13 +474,15 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
+  // The residual buffer a fused norm writes its sum to: the one resid_ is not (its blocks still read that).
+  float* other_resid() const { return resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>(); }
   // Decode: y = [a | b] rmsnorm(resid + add) in one launch where the backend has the fused kernel
   // (matvec_q8_norm), the residual sum going to the other buffer; returns false, having launched
   // nothing, where it does not.
   bool proj_with_norm(const Mat& a, const Mat* b, const DevWeight& norm_w, const float* add, float* y,
                       const rf_qkv_rope* rope, bool ffn) {
     if (!use_q8_ || !norm_fused(ffn) || a.cols % 32 != 0 || (b && b->cols != a.cols)) return false;
-    float* out = add ? (resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>()) : nullptr;
+    float* out = add ? other_resid() : nullptr;
     const rf_norm_in in{resid_, add, norm_w.buf.get<float>(), c_.rms_eps, out};
     const int rc = api_.matvec_q8_norm(a.type, a.d, a.row_bytes, a.rows, b ? b->type : 0, b ? b->d : nullptr,
                                        b ? b->row_bytes : 0, b ? b->rows : 0, a.cols, &in, y, rope, stream_);
@@ -496,7 +498,7 @@ class GpuExecutor final : public Executor {
   bool proj_swiglu(const Mat& gu, const DevWeight* norm_w, const float* add, float* g) {
     if (!swiglu_fuse_ || !use_q8_ || !xq_ff_.get() || gu.cols % 32 != 0 || gu.rows != 2 * c_.n_ff) return false;
     if (norm_w && !norm_fused(true)) return false;
-    float* out = norm_w && add ? (resid_ == x_.get<float>() ? x2_.get<float>() : x_.get<float>()) : nullptr;
+    float* out = norm_w && add ? other_resid() : nullptr;
     const rf_norm_in in{resid_, add, norm_w ? norm_w->buf.get<float>() : nullptr, c_.rms_eps, out};
     const int rc = api_.matvec_q8_swiglu(gu.type, gu.d, gu.row_bytes, c_.n_ff, gu.cols, norm_w ? nullptr : xq_.get(),
                                          norm_w ? &in : nullptr, g, xq_ff_.get(), stream_);
