@@ -262,7 +262,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
 //   values: D/8 threads cover a V row (8 dims each, one 16-byte load), the block's other threads
 //           take other positions; per-thread sums meet in shared memory.
 // With n_split == 1 (the whole context in one block) it writes the final output `out` directly (no
-// combine launch) and, when xq is given (one sequence), its int8 quantization for the output matvec.
+// combine launch) and, when xq is given, its int8 quantization for the output matvec (quantize_q8 over
+// all sequences' rows).
 // A block serves `gb` of its KV head's query heads (blockIdx.y = head group): gb = G reads K/V
 // once for the group (long contexts: bandwidth), gb = 1 spreads a short context's few microseconds
 // of work over n_head blocks instead of n_kv_head (its K/V rows then come from L2 for the others).
@@ -486,7 +487,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int i = tid; i < G * D; i += blockDim.x) {
       const float v = o_s[i] / l_s[i / D];
       o[i] = v;
-      if (xq) rf_quantize_q8_lane(v, h0 * D + i, xq, xd);
+      if (xq) rf_quantize_q8_lane(v, static_cast<int>((static_cast<size_t>(seq) * n_head + h0) * D + i), xq, xd);
     }
     return;
   }
@@ -500,8 +501,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
 
 // ---------------------------------------------------------------- decode: combine the splits
 // Block (h, seq): out = sum_s o_s l_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s.
-// With xq (one sequence, head_dim a multiple of 32), also the int8 form of out in quantize_q8's
-// layout: a head's 32-element chunks are whole 32-lane groups of the block.
+// With xq (head_dim a multiple of 32), also the int8 form of out in quantize_q8's layout over all
+// sequences' rows: a head's 32-element chunks are whole 32-lane groups of the block.
 __global__ void decode_combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, int n_head,
                                       int head_dim, int n_split, float* __restrict__ out, int8_t* __restrict__ xq,
                                       float* __restrict__ xd) {
@@ -682,7 +683,7 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
   int staged_rc = -1;
   if (staged) {
     const int st_n = staged_splits(n_seq, n_head, gb, max_seq_len);
-    const bool fuse_q8 = q8_out && st_n == 1 && n_seq == 1 && qdim % 32 == 0;
+    const bool fuse_q8 = q8_out && st_n == 1 && qdim % 32 == 0;
     float* st_ml = part_o + static_cast<size_t>(n_seq) * n_head * st_n * head_dim;
     staged_rc = attn_decode_staged(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
                                    head_dim, block_size, kv_type, cur_inside ? cur_k : nullptr,
@@ -698,7 +699,7 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
   if (staged_rc == 0) {
     // launched above
   } else if (one_pass) {
-    const bool fuse_q8 = q8_out && n_split == 1 && n_seq == 1 && qdim % 32 == 0;
+    const bool fuse_q8 = q8_out && n_split == 1 && qdim % 32 == 0;
     const dim3 grid(n_split, n_head / gb, n_seq);
     auto go = [&](auto kernel) {
       (void)rf_launch(kernel, grid, kDecodeThreads, smem, s, q, k_pool, v_pool, block_tables, max_blocks, seq_lens,
@@ -720,7 +721,7 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
     if (int rc = check(hipGetLastError(), "attn_decode (partial)")) return rc;
   }
   if (n_split > 1 || !one_pass) {
-    const bool fuse_q8 = q8_out && n_seq == 1 && head_dim % 32 == 0;
+    const bool fuse_q8 = q8_out && head_dim % 32 == 0;
     (void)rf_launch(decode_combine_kernel, dim3(n_head, n_seq), 128, 0, s, part_o, part_ml, n_head, head_dim, n_split,
                     out, fuse_q8 ? q8_out : nullptr, fuse_q8 ? d8 : nullptr);
     if (int rc = check(hipGetLastError(), "attn_decode (combine)")) return rc;

@@ -309,7 +309,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = tid; i < gb * D; i += blockDim.x) {
       const float v = final_value(i);
       o[i] = v;
-      if (xq) rf_quantize_q8_lane(v, h0 * D + i, xq, xd);
+      if (xq) rf_quantize_q8_lane(v, static_cast<int>((static_cast<size_t>(seq) * n_head + h0) * D + i), xq, xd);
     }
     return;
   }

@@ -288,8 +288,16 @@ int k_matvec_q8_multi(uint32_t t, const void* w, size_t rs, const void* xq, floa
                       rf_stream s) {
   return matvec_q8_multi(t, w, rs, xq, y, rows, cols, n_tok, st(s));
 }
+int k_matvec_q8_multi_parts(uint32_t t, const void* w, size_t rs, const void* xq, int cols, int n_tok, int n_parts,
+                            const int* part_rows, float* const* y, rf_stream s) {
+  return matvec_q8_multi_parts(t, w, rs, xq, cols, n_tok, n_parts, part_rows, y, st(s));
+}
 int k_sample_rows(const float* logits, int n, int n_rows, const rf_sample_row* rows, int32_t* tokens, rf_stream s) {
   return sample_rows(logits, n, n_rows, rows, tokens, st(s));
+}
+int k_rmsnorm_q8_rows(float* x, const float* add, const float* w, float* y, void* xq, int n, int rows, float eps,
+                      rf_stream s) {
+  return rmsnorm_q8_rows(x, add, w, y, xq, n, rows, eps, st(s));
 }
 int k_moe_mix(const float* y, const float* w, int n_tok, int k, int n, float* out, rf_stream s) {
   return moe_mix(y, w, n_tok, k, n, out, st(s));
@@ -305,7 +313,8 @@ const rf_gpu_api kApi = {
     k_attn_decode, k_attn_prefill, k_sample, k_matmul_f16, k_rmsnorm_q8, k_swiglu_q8, k_rope_kv_store,
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
-    mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu,
+    mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
+    k_matvec_q8_multi_parts,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 14u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 15u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -279,6 +279,17 @@ struct rf_gpu_api {
   // Returns -1, having launched nothing, where this device, format or shape has no such kernel.
   int (*matvec_q8_swiglu)(uint32_t type, const void* d_w, size_t row_stride, int n_ff, int cols, const void* d_xq,
                           const struct rf_norm_in* norm, float* d_y, void* d_yq, rf_stream s);
+
+  // ---- v15. rmsnorm_q8 over `rows` rows of n (decode steps of several sequences): row r as
+  // rmsnorm_q8 of its own (bit-identical), the int8 output laid out as one quantize_q8 over rows x n
+  // (what matvec_q8_multi takes).
+  int (*rmsnorm_q8_rows)(float* d_x, const float* d_add, const float* d_w, float* d_y, void* d_xq, int n, int rows,
+                         float eps, rf_stream s);
+  // matvec_q8_multi over a fused buffer's parts (q/k/v, gate/up) in one launch: d_w's rows as n_parts
+  // (1..3) parts of part_rows[p] rows, part p's products into d_y[p] as [n_tok][part_rows[p]].
+  // Returns -1, having launched nothing, where this device has no such kernel (then a part at a time).
+  int (*matvec_q8_multi_parts)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, int cols,
+                               int n_tok, int n_parts, const int* part_rows, float* const* d_y, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

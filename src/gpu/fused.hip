@@ -43,6 +43,12 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_vec_kernel(float* x, 
                                                                   float eps, int8_t* q, float* d) {
   __shared__ float scratch[kRfMaxWavesPerBlock];
   const int nt = blockDim.x, groups = n / 4;
+  const size_t row = blockIdx.x;  // one block per row; quantize_q8's layout over all rows
+  x += row * n;
+  add = add ? add + row * n : nullptr;
+  y = y ? y + row * n : nullptr;
+  q = q ? q + row * n : nullptr;
+  d = d ? d + row * (n / 32) : nullptr;
   float4 wv[kNormVecs], xv[kNormVecs];
 #pragma unroll
   for (int k = 0; k < kNormVecs; ++k) {
@@ -84,6 +90,14 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_q8_kernel(float* x, cons
                                                               float* y, int n, float eps, int8_t* q, float* d) {
   __shared__ float scratch[kRfMaxWavesPerBlock];
   const int nt = blockDim.x;
+  const size_t row = blockIdx.x;  // one block per row (rows > 1 only with n % 32 == 0 when q is set)
+  x += row * n;
+  add = add ? add + row * n : nullptr;
+  y = y ? y + row * n : nullptr;
+  if (q) {
+    q += row * n;
+    d += row * (n / 32);
+  }
   if (n <= kNormPerThread * nt) {
     float wv[kNormPerThread], xv[kNormPerThread];
 #pragma unroll
@@ -172,22 +186,26 @@ float* d_of(void* xq, int n) { return reinterpret_cast<float*>(q_of(xq) + (stati
 
 }  // namespace
 
-int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, hipStream_t s) {
-  if (n <= 0) return fail("rmsnorm_q8: bad length %d", n);
+int rmsnorm_q8_rows(float* x, const float* add, const float* w, float* y, void* xq, int n, int rows, float eps,
+                    hipStream_t s) {
+  if (n <= 0 || rows <= 0 || rows > 65535) return fail("rmsnorm_q8: bad shape (%d rows of %d)", rows, n);
   if (xq && (n % 32 != 0 || reinterpret_cast<uintptr_t>(xq) % 16 != 0))
     return fail("rmsnorm_q8: quantized output needs a multiple of 32 elements (%d) and 16-byte alignment", n);
   int8_t* q = xq ? q_of(xq) : nullptr;
-  float* d = xq ? d_of(xq, n) : nullptr;
+  float* d = xq ? d_of(xq, n * rows) : nullptr;
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if (n % 32 == 0 && n <= kNormVecs * 4 * kNormThreads && a16(x) && a16(add) && a16(w) && a16(y)) {
     // One float4 group per thread where the row allows (a multiple of 32 threads either way): two
     // or four groups per thread measured 1-7% slower decode (fewer waves, longer chains; H200, 8B/1B).
     const int threads = std::min(kNormThreads, (n / 4 + 31) / 32 * 32);
-    (void)rf_launch(rmsnorm_q8_vec_kernel, 1, threads, 0, s, x, add, w, y, n, eps, q, d);
+    (void)rf_launch(rmsnorm_q8_vec_kernel, rows, threads, 0, s, x, add, w, y, n, eps, q, d);
   } else {
-    (void)rf_launch(rmsnorm_q8_kernel, 1, kNormThreads, 0, s, x, add, w, y, n, eps, q, d);
+    (void)rf_launch(rmsnorm_q8_kernel, rows, kNormThreads, 0, s, x, add, w, y, n, eps, q, d);
   }
   return check(hipGetLastError(), "rmsnorm_q8");
+}
+int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, hipStream_t s) {
+  return rmsnorm_q8_rows(x, add, w, y, xq, n, 1, eps, s);
 }
 
 int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s) {

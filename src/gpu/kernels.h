@@ -88,6 +88,9 @@ int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float e
 int rope(float* x, const int32_t* pos, int n_tok, int n_head, int head_dim, int n_rot, float base, float freq_scale,
          const float* freq_factors, int neox, hipStream_t s);
 int rmsnorm_q8(float* x, const float* add, const float* w, float* y, void* xq, int n, float eps, hipStream_t s);
+// rmsnorm_q8 of `rows` rows of n, one block each; xq laid out as one quantize_q8 over rows x n.
+int rmsnorm_q8_rows(float* x, const float* add, const float* w, float* y, void* xq, int n, int rows, float eps,
+                    hipStream_t s);
 int swiglu_q8(const float* gate, const float* up, float* y, void* xq, int n, hipStream_t s);
 int swiglu(const float* gate, const float* up, float* out, size_t n, hipStream_t s);
 int add(const float* a, const float* b, float* out, size_t n, hipStream_t s);
@@ -114,6 +117,9 @@ int attn_decode_staged(const float* q, void* k_pool, void* v_pool, const int32_t
 int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
                  float* out, hipStream_t s);
+// matvec_q8_multi over up to 3 parts of w's rows, each into its own output; -1 where not served here.
+int matvec_q8_multi_parts(uint32_t type, const void* w, size_t row_stride, const void* xq, int cols, int n_tok,
+                          int n_parts, const int* part_rows, float* const* y, hipStream_t s);
 int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void* xq, float* y, int rows, int cols,
                     int n_tok, hipStream_t s);
 int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t row_stride, int n_expert, int rows,

@@ -4,6 +4,7 @@
 // matvec.hip's (matvec_common.h).
 #include "gpu/kernels.h"
 #include "gpu/matvec_common.h"
+#include "gpu/matvec_staged.h"
 #include "gpu/matvec_stores.h"
 #include "gpu/quant_formats.h"
 
@@ -159,6 +160,10 @@ int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void*
         rc = fail("matvec_q8_multi: quantized x must be 16-byte aligned");
         return;
       }
+      // NVIDIA sm_90: the weights streamed through shared memory by the copy engine (matvec_staged.hip).
+      if (n_tok >= 2 && (rc = matvec_q8_multi_staged(type, w, row_stride, cols, xq, n_tok, 1, &rows, &y, s)) >= 0)
+        return;
+      rc = 0;
       const auto* q = static_cast<const int8_t*>(xq);
       const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(n_tok) * cols + 15) / 16 * 16);
       const auto* wb = static_cast<const uint8_t*>(w);
@@ -179,6 +184,37 @@ int matvec_q8_multi(uint32_t type, const void* w, size_t row_stride, const void*
     }
   });
   if (!known) return fail("matvec_q8_multi: unsupported weight type %u", type);
+  return rc;
+}
+
+int matvec_q8_multi_parts(uint32_t type, const void* w, size_t row_stride, const void* xq, int cols, int n_tok,
+                          int n_parts, const int* part_rows, float* const* y, hipStream_t s) {
+  if (n_tok < 1 || n_tok > kMultiMaxTokens)
+    return fail("matvec_q8_multi_parts: token count %d out of range 1..%d", n_tok, kMultiMaxTokens);
+  if (n_parts < 1 || n_parts > 3 || !part_rows || !y) return fail("matvec_q8_multi_parts: %d parts (1..3)", n_parts);
+  int rows = 0;
+  for (int p = 0; p < n_parts; ++p) {
+    if (part_rows[p] <= 0 || !y[p]) return fail("matvec_q8_multi_parts: part %d empty (%d rows)", p, part_rows[p]);
+    if (part_rows[p] > (1 << 28) - rows) return fail("matvec_q8_multi_parts: too many rows");
+    rows += part_rows[p];
+  }
+  int rc = 0;
+  const bool known = dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if constexpr (!HasDot8q<F>::value) {
+      rc = fail("matvec_q8_multi_parts: no int8-activation path for weight type %u", type);
+    } else {
+      bool vec = false;
+      if ((rc = check_matrix<F>("matvec_q8_multi_parts", w, row_stride, rows, cols, &vec)) != 0) return;
+      if (!aligned(xq, 16)) {
+        rc = fail("matvec_q8_multi_parts: quantized x must be 16-byte aligned");
+        return;
+      }
+      // The staged kernel (NVIDIA sm_90) or nothing: -1 sends the caller to a part at a time.
+      rc = n_tok >= 2 ? matvec_q8_multi_staged(type, w, row_stride, cols, xq, n_tok, n_parts, part_rows, y, s) : -1;
+    }
+  });
+  if (!known) return fail("matvec_q8_multi_parts: unsupported weight type %u", type);
   return rc;
 }
 

@@ -49,6 +49,12 @@ int matvec_q8_staged(uint32_t type_a, const void* wa, size_t stride_a, int rows_
 // unless forced), having launched nothing.
 int matvec_q8_swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
                             const rf_norm_in* norm, float* y, void* yq, hipStream_t s);
+// matvec_q8_multi's product of n_tok (2..8) tokens on the staged kernel: x as matvec_q8_multi takes it
+// (one quantize_q8 over n_tok x cols); w's rows as n_parts (1..3) parts of part_rows[p] rows, part p's
+// products into ys[p] as [n_tok][part_rows[p]]. -1 where it does not apply (as above), having
+// launched nothing.
+int matvec_q8_multi_staged(uint32_t type, const void* w, size_t stride, int cols, const void* xq, int n_tok,
+                           int n_parts, const int* part_rows, float* const* ys, hipStream_t s);
 // Whether matvec_q8 of this matrix takes the staged kernel on the current device.
 bool matvec_q8_staged_applies(uint32_t type, const void* w, size_t stride, int rows, int cols);
 // -1: staged where it pays (large matrices, sm_90+; the default), 0: never, 1: wherever it applies.

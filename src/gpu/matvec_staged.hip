@@ -18,6 +18,10 @@
 // split over the waves where that measured faster (Q8_0), else stay on the register kernels.
 // H200, gpu_bench --matvec-only, 8B shapes, register -> staged: q4_k gate/up 23.4 -> 19.7 us,
 // output 81.9 -> 71.0 us; q8_0 gate/up 39.1 -> 31.9 us.
+// Decode steps of 2-8 sequences (matvec_q8_multi, NT > 1): x of every token in shared memory, each
+// staged weight item multiplied with all of them; every matrix size, split rows up to 2 tokens
+// (H100, gpu_bench --batched-only, us register -> staged, 2 / 4 tokens: q4_k gate/up 41.1 / 56.7 ->
+// 29.7 / 42.8, attn_o 11.7 / 16.0 -> 7.9 / 9.8; ffn_down 25.0 -> 21.9 at 2 tokens).
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -38,6 +42,7 @@ constexpr int kStageTarget = 40960;  // bytes per stage the launcher aims for
 constexpr int kMaxStages = 8;
 constexpr int kMaxConsumers = 8;     // consumer waves per block
 constexpr int kR = 2;                // rows per consumer wave (even: whole rope pairs)
+constexpr int kMaxTok = 8;           // tokens per launch of the multi-token kernel (matvec_q8_multi)
 
 // Kernel arguments (by value; one struct keeps the launch readable).
 struct StagedArgs {
@@ -49,6 +54,12 @@ struct StagedArgs {
   int cols;
   int rows_per_unit;             // consumer waves / splits x kR
   int splits;                    // consumer waves sharing a row group, each a slice of the row (1: whole rows)
+  int n_tok;                     // tokens (x rows one after another, quantize_q8 over n_tok x cols)
+  // Several tokens: A's rows as up to 3 parts (rows [part_end[p - 1], part_end[p])), part p's
+  // products into part_y[p] as [n_tok][its rows] (a fused q/k/v or gate/up buffer, one output each).
+  int n_parts;
+  int part_end[3];
+  float* part_y[3];
   int stages;
   uint32_t stage_bytes;          // rows_per_unit x max(row bytes)
   const int8_t* xq;
@@ -77,10 +88,11 @@ struct StagedArgs {
 enum Epilogue { kPlain, kRope, kSwiglu };
 
 // Shared memory: [full barriers][empty barriers][norm scratch][split partials][swiglu ring, that
-// epilogue only][x int8 (cols, rounded to 16)][x scales][stages].
+// epilogue only][x int8 (n_tok x cols, rounded to 16)][x scales][stages]. The offset helpers take
+// the x length of all tokens (n_tok x cols).
 constexpr size_t kRedOffset = 2 * kMaxStages * sizeof(uint64_t);
 constexpr size_t kSplitOffset = kRedOffset + kMaxConsumers * sizeof(float);
-constexpr size_t kSwiOffset = kSplitOffset + 2 * kMaxConsumers * kR * sizeof(float);
+constexpr size_t kSwiOffset = kSplitOffset + 2 * kMaxConsumers * kR * kMaxTok * sizeof(float);
 // The SwiGLU epilogue's ring of 64-row groups: a wave is never more than `stages` <= 8 units (of >= 4
 // a group) ahead of the slowest, even of one still finishing a group (it released its stage first),
 // so groups g and g + 4 never meet in a slot. Values, then arrival counts.
@@ -121,11 +133,12 @@ __device__ inline void issue_unit(const StagedArgs& a, int row, int n, uint8_t* 
   for (int r = 0; r < n; ++r) rf_bulk_copy(st + static_cast<size_t>(r) * rb, src + r * stride, rb, full, policy);
 }
 
-// One consumer wave's kR rows (from `first`) of a unit of n rows in the stage: their dot products,
-// over slice `slice` of `splits` equal item ranges of the rows.
-template <class F>
+// One consumer wave's kR rows (from `first`) of a unit of n rows in the stage: their dot products
+// with each of the n_tok <= NT tokens' x (rows of cols values one after another in xs / xsd), over
+// slice `slice` of `splits` equal item ranges of the rows.
+template <class F, int NT>
 __device__ inline void consume_rows(const uint8_t* st, int row_bytes, int first, int n, int cols, const int8_t* xs,
-                                    const float* xsd, int slice, int splits, float (&acc)[kR]) {
+                                    const float* xsd, int n_tok, int slice, int splits, float (&acc)[kR][NT]) {
   const int lane = threadIdx.x % warpSize, p = lane & 3, step = warpSize >> 2;
   const int n_chunks = cols / 32, all_items = F::items(n_chunks);
   const int item0 = all_items * slice / splits, n_items = all_items * (slice + 1) / splits;
@@ -137,10 +150,34 @@ __device__ inline void consume_rows(const uint8_t* st, int row_bytes, int first,
     typename F::Raw raw[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) F::load_raw(rp[r], it, p, n_chunks, raw[r]);
-    typename F::Xq xv;
-    F::load_xq(xs, xsd, it, p, n_chunks, xv);
+    if constexpr (NT == 1) {
+      typename F::Xq xv;
+      F::load_xq(xs, xsd, it, p, n_chunks, xv);
 #pragma unroll
-    for (int r = 0; r < kR; ++r) acc[r] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+      for (int r = 0; r < kR; ++r) acc[r][0] += F::dot_raw(raw[r], it, p, n_chunks, xv);
+    } else {
+      // Every token's x against the item (a uniform loop: n_tok is the grid's); where the format
+      // splits its dot product, the weights' half once for all tokens.
+      auto over_tokens = [&](auto&& dot) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t < n_tok) {
+            typename F::Xq xv;
+            F::load_xq(xs + t * cols, xsd + t * n_chunks, it, p, n_chunks, xv);
+#pragma unroll
+            for (int r = 0; r < kR; ++r) acc[r][t] += dot(r, xv);
+          }
+        }
+      };
+      if constexpr (HasPrep<F>::value) {
+        typename F::Prep w[kR];
+#pragma unroll
+        for (int r = 0; r < kR; ++r) F::prep(raw[r], it, p, n_chunks, w[r]);
+        over_tokens([&](int r, const typename F::Xq& xv) { return F::dot_prep(w[r], xv); });
+      } else {
+        over_tokens([&](int r, const typename F::Xq& xv) { return F::dot_raw(raw[r], it, p, n_chunks, xv); });
+      }
+    }
   }
 }
 
@@ -210,14 +247,14 @@ __device__ inline void norm_into_smem(const StagedArgs& a, int consumers, const 
 // (a shared-memory count, no device-wide round trip: the block owns whole groups) makes the 32
 // outputs: swiglu_q8's math, rounding and layout, so the result is bit-identical to the gate/up
 // matvec followed by swiglu_q8. The staged kernel is NVIDIA-only: a wave is 32 lanes, one output each.
-__device__ inline void swiglu_epilogue(const StagedArgs& a, int row, bool has_rows, const float (&sum)[kR],
+__device__ inline void swiglu_epilogue(const StagedArgs& a, int row, bool has_rows, const float (&sum)[kR][1],
                                        float* ring, int* count, int lane) {
   const int grp = row >> 6, slot = grp % kSwiRing;
   float* vals = ring + slot * 64;
   int last = 0;
   if (lane == 0 && has_rows) {
 #pragma unroll
-    for (int r = 0; r < kR; ++r) vals[(row & 63) + r] = sum[r];
+    for (int r = 0; r < kR; ++r) vals[(row & 63) + r] = sum[r][0];
     __threadfence_block();  // the values before the count
     last = atomicAdd(&count[slot], 1) == 64 / kR - 1;
   }
@@ -237,15 +274,18 @@ __device__ inline void swiglu_epilogue(const StagedArgs& a, int row, bool has_ro
 // so neither side ever waits on a block-wide barrier inside the loop. Rows too long for a stage of
 // several waves' whole rows (an 8B's ffn_down) are split: `splits` consecutive waves take slices of
 // the same kR rows, and the first of them adds the slices' sums in order (a consumer barrier per unit).
-template <class FA, class FB, Epilogue Epi>
+// NT > 1 (plain epilogue only): the products of n_tok <= NT tokens, each weight read once for all.
+template <class FA, class FB, Epilogue Epi, int NT = 1>
 __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kernel(const StagedArgs a) {
   constexpr bool kSwi = Epi == kSwiglu;
+  static_assert(NT == 1 || Epi == kPlain, "several tokens: plain stores only");
   extern __shared__ __align__(128) uint8_t smem[];
   auto* full = reinterpret_cast<uint64_t*>(smem);
   uint64_t* empty = full + kMaxStages;
+  const int x_len = NT == 1 ? a.cols : a.n_tok * a.cols;
   auto* xs = reinterpret_cast<int8_t*>(smem + x_offset(kSwi));
-  auto* xsd = reinterpret_cast<float*>(smem + xd_offset(a.cols, kSwi));
-  uint8_t* stages = smem + stage_offset(a.cols, kSwi);
+  auto* xsd = reinterpret_cast<float*>(smem + xd_offset(x_len, kSwi));
+  uint8_t* stages = smem + stage_offset(x_len, kSwi);
   auto* swi_vals = reinterpret_cast<float*>(smem + kSwiOffset);      // [kSwiRing][64]
   auto* swi_count = reinterpret_cast<int*>(swi_vals + kSwiRing * 64);  // [kSwiRing]
   const int consumers = a.rows_per_unit / kR * a.splits;
@@ -293,59 +333,83 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
   if (a.norm) norm_load_weight(a, nc, nr);
   rf_grid_wait();  // PDL: x is written by the kernel before this one (hip_compat.h)
   rf_grid_trigger();
-  if (a.norm) {
+  if (NT == 1 && a.norm) {
     norm_into_smem(a, consumers, nr, reinterpret_cast<float*>(smem + kRedOffset), xs, xsd);
   } else {
-    const int n16 = a.cols / 16;  // cols is a multiple of 32
+    const int n16 = x_len / 16;  // cols is a multiple of 32
     const uint4* src = reinterpret_cast<const uint4*>(a.xq);
     for (int i = threadIdx.x; i < n16; i += nc) reinterpret_cast<uint4*>(xs)[i] = src[i];
-    for (int i = threadIdx.x; i < a.cols / 32; i += nc) xsd[i] = a.xd[i];
+    for (int i = threadIdx.x; i < x_len / 32; i += nc) xsd[i] = a.xd[i];
   }
   rf_named_sync(nc);  // x staged (consumers only: the producer may be far ahead or gone)
 
   const int first = wave / a.splits * kR, slice = wave % a.splits;  // this wave's rows within a unit, its slice
-  auto* split_sums = reinterpret_cast<float*>(smem + kSplitOffset);  // [2][consumers][kR], by unit parity
+  auto* split_sums = reinterpret_cast<float*>(smem + kSplitOffset);  // [2][consumers][kR x NT], by unit parity
   int row = lo;
   for (int i = 0; row < hi; ++i) {
     const int s = i % a.stages, n = unit_rows(row, hi, a);
     const uint8_t* st = stages + static_cast<size_t>(s) * a.stage_bytes;
     rf_mbar_wait(&full[s], static_cast<uint32_t>((i / a.stages) & 1));
     const bool in_b = row >= a.rows_a;
-    float acc[kR] = {};
+    float acc[kR][NT] = {};
     if (first < n) {
-      if (in_b) consume_rows<FB>(st, a.row_bytes_b, first, n, a.cols, xs, xsd, slice, a.splits, acc);
-      else consume_rows<FA>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, slice, a.splits, acc);
+      if (in_b) consume_rows<FB, NT>(st, a.row_bytes_b, first, n, a.cols, xs, xsd, a.n_tok, slice, a.splits, acc);
+      else consume_rows<FA, NT>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, a.n_tok, slice, a.splits, acc);
     }
     __syncwarp();
     if (lane == 0) rf_mbar_arrive(&empty[s]);  // this wave is done reading stage s
-    float sum[kR];
+    float sum[kR][NT];
 #pragma unroll
-    for (int r = 0; r < kR; ++r) sum[r] = rf_wave_sum(acc[r]);
+    for (int r = 0; r < kR; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) sum[r][t] = rf_wave_sum(acc[r][t]);
     if (a.splits > 1) {
       // Slices' sums meet in shared memory; double-buffered by unit parity, so one barrier per unit
       // also keeps unit i + 2's writes behind unit i's reads.
-      float* part = split_sums + (i & 1) * kMaxConsumers * kR;
+      float* part = split_sums + (i & 1) * kMaxConsumers * kR * NT;
       if (lane == 0) {
 #pragma unroll
-        for (int r = 0; r < kR; ++r) part[wave * kR + r] = sum[r];
+        for (int r = 0; r < kR; ++r)
+#pragma unroll
+          for (int t = 0; t < NT; ++t) part[(wave * kR + r) * NT + t] = sum[r][t];
       }
       rf_named_sync(nc);
       if (slice == 0 && lane == 0) {
 #pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          sum[r] = 0.f;
-          for (int k = 0; k < a.splits; ++k) sum[r] += part[(wave + k) * kR + r];
-        }
+        for (int r = 0; r < kR; ++r)
+#pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            sum[r][t] = 0.f;
+            for (int k = 0; k < a.splits; ++k) sum[r][t] += part[((wave + k) * kR + r) * NT + t];
+          }
       }
     }
     if constexpr (kSwi) {
       swiglu_epilogue(a, row + first, first < n, sum, swi_vals, swi_count, lane);
+    } else if constexpr (NT > 1) {
+      if (lane == 0 && slice == 0 && first < n) {
+        const int m = min(kR, n - first);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          if (r >= m) continue;
+          const int gr = row + first + r;
+          int p = 0;
+          while (p + 1 < a.n_parts && gr >= a.part_end[p]) ++p;
+          const int p0 = p > 0 ? a.part_end[p - 1] : 0, prows = a.part_end[p] - p0;
+#pragma unroll
+          for (int t = 0; t < NT; ++t)
+            if (t < a.n_tok) a.part_y[p][static_cast<size_t>(t) * prows + gr - p0] = sum[r][t];
+        }
+      }
     } else if (lane == 0 && slice == 0 && first < n) {
       const int local = (in_b ? row - a.rows_a : row) + first;
       float* yb = in_b ? a.y + a.rows_a : a.y;
       const int m = min(kR, n - first);
-      if constexpr (Epi == kRope) QkvRopeStore{yb, in_b ? a.rows_a : 0, a.rope}(local, sum, m);
-      else PlainStore{yb}(local, sum, m);
+      float s1[kR];
+#pragma unroll
+      for (int r = 0; r < kR; ++r) s1[r] = sum[r][0];
+      if constexpr (Epi == kRope) QkvRopeStore{yb, in_b ? a.rows_a : 0, a.rope}(local, s1, m);
+      else PlainStore{yb}(local, s1, m);
     }
     row += n;
   }
@@ -366,7 +430,7 @@ struct Shape {
 };
 constexpr int kSplitMinRowBytes = 12288;
 template <class FA, class FB>
-bool shape_for(int cols, bool has_b, bool split_all, Shape* sh, int swiglu_waves = 0) {
+bool shape_for(int cols, bool has_b, bool split_all, Shape* sh, int swiglu_waves = 0, int n_tok = 1) {
   const bool swiglu = swiglu_waves > 0;
   int rb = row_bytes_of<FA>(cols);
   if (rb % 16 || (has_b && row_bytes_of<FB>(cols) % 16)) return false;
@@ -403,7 +467,7 @@ bool shape_for(int cols, bool has_b, bool split_all, Shape* sh, int swiglu_waves
   sh->threads = (consumers * splits + 1) * wave_size();
   sh->stages = env_stages >= 2 && env_stages <= kMaxStages ? env_stages : 2;
   sh->stage_bytes = static_cast<uint32_t>(sh->rows_per_unit * rb);
-  sh->smem = stage_offset(cols, swiglu) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
+  sh->smem = stage_offset(n_tok * cols, swiglu) + static_cast<size_t>(sh->stages) * sh->stage_bytes;
   return true;
 }
 
@@ -447,9 +511,9 @@ int& staged_mode() {
   return mode;
 }
 
-template <class FA, class FB, Epilogue Epi>
+template <class FA, class FB, Epilogue Epi, int NT = 1>
 int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run) {
-  auto kernel = matvec8q_staged_kernel<FA, FB, Epi>;
+  auto kernel = matvec8q_staged_kernel<FA, FB, Epi, NT>;
   const int per_sm = blocks_per_sm(kernel, sh.threads, sh.smem);
   if (per_sm <= 0) return -1;
   const int total = base.rows_a + base.rows_b;
@@ -598,8 +662,64 @@ int swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int col
   return rc;
 }
 
+// Decode steps of a few sequences (matvec_q8_multi): -1 where it does not apply (see matvec_staged.h).
+int multi_staged(uint32_t type, const void* w, size_t stride, int cols, const void* xq, int n_tok, int n_parts,
+                 const int* part_rows, float* const* ys, hipStream_t s) {
+  const int mode = staged_mode();
+  if (mode == 0 || compute_major() < 9 || cols <= 0 || cols % 32 != 0 || cols > 65536 || n_tok < 2 ||
+      n_tok > kMaxTok || reinterpret_cast<uintptr_t>(w) % 16 || stride % 16 || reinterpret_cast<uintptr_t>(xq) % 16 ||
+      n_parts < 1 || n_parts > 3)
+    return -1;
+  long rows = 0;
+  for (int p = 0; p < n_parts; ++p) {
+    if (part_rows[p] <= 0 || !ys[p]) return -1;
+    rows += part_rows[p];
+  }
+  if (rows > (1 << 30)) return -1;
+  // Every size by default: with several tokens a weight byte carries several dot products, and the
+  // register kernels run out of issue slots before bandwidth (ROCFORGE_MV_MULTI_MIN_MB to tune).
+  static const long min_bytes = static_cast<long>(env_int("ROCFORGE_MV_MULTI_MIN_MB", 0)) << 20;
+  if (mode < 0 && static_cast<long>(stride) * rows < min_bytes) return -1;
+  StagedArgs a{};
+  a.wa = static_cast<const uint8_t*>(w);
+  a.stride_a = stride;
+  a.rows_a = static_cast<int>(rows);
+  a.cols = cols;
+  a.n_tok = n_tok;
+  a.xq = static_cast<const int8_t*>(xq);
+  a.xd = reinterpret_cast<const float*>(a.xq + (static_cast<size_t>(n_tok) * cols + 15) / 16 * 16);
+  a.n_parts = n_parts;
+  for (int p = 0, end = 0; p < n_parts; ++p) {
+    end += part_rows[p];
+    a.part_end[p] = end;
+    a.part_y[p] = ys[p];
+  }
+  // Rows split over the waves (an 8B's ffn_down) up to this many tokens: beyond, the split's partial
+  // sums and the single block a multiprocessor that x of 4+ tokens leaves lose to the register
+  // kernels (H100, gpu_bench --batched-only, us register -> staged: q4_k 4096x14336 2 / 4 / 8 tokens
+  // 25.0 / 37.7 / 62.0 -> 21.9 / 44.3 / 78.3, q6_k 38.3 / 53.7 / 70.8 -> 29.7 / 44.6 / 123.4).
+  static const int split_max = env_int("ROCFORGE_MV_MULTI_SPLIT_TOKENS", 2);
+  int rc = -1;
+  dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if constexpr (HasDot8q<F>::value) {
+      Shape sh{};
+      if (!shape_for<F, F>(cols, false, n_tok <= split_max || mode > 0, &sh, 0, n_tok)) return;
+      if (sh.splits > 1 && n_tok > split_max && mode < 0) return;
+      if (n_tok <= 2) rc = launch<F, F, kPlain, 2>(a, sh, s, false);
+      else if (n_tok <= 4) rc = launch<F, F, kPlain, 4>(a, sh, s, false);
+      else rc = launch<F, F, kPlain, kMaxTok>(a, sh, s, false);
+    }
+  });
+  return rc;
+}
+
 }  // namespace
 
+int matvec_q8_multi_staged(uint32_t type, const void* w, size_t stride, int cols, const void* xq, int n_tok,
+                           int n_parts, const int* part_rows, float* const* ys, hipStream_t s) {
+  return multi_staged(type, w, stride, cols, xq, n_tok, n_parts, part_rows, ys, s);
+}
 int matvec_q8_swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int cols, const void* xq,
                             const rf_norm_in* norm, float* y, void* yq, hipStream_t s) {
   return swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
@@ -621,6 +741,10 @@ int matvec_q8_staged(uint32_t, const void*, size_t, int, uint32_t, const void*, 
 }
 int matvec_q8_swiglu_staged(uint32_t, const void*, size_t, int, int, const void*, const rf_norm_in*, float*, void*,
                             hipStream_t) {
+  return -1;
+}
+int matvec_q8_multi_staged(uint32_t, const void*, size_t, int, const void*, int, int, const int*, float* const*,
+                           hipStream_t) {
   return -1;
 }
 bool matvec_q8_staged_applies(uint32_t, const void*, size_t, int, int) { return false; }

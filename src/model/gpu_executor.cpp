@@ -197,6 +197,13 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
                                c_.n_embd, c_.rms_eps, stream_), "output norm");
     bool ready = xq != nullptr;
     proj(output_weight(), h_.get<float>(), logits_.get<float>(), 1, &ready);
+  } else if (pending_ && all_rows_out) {
+    // Decode of a few sequences (the layers left the residual pending): the same, a row each.
+    be_->check(api_.rmsnorm_q8_rows(resid_, h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(),
+                                    xq_.get(), c_.n_embd, n_out, c_.rms_eps, stream_),
+               "output norm");
+    bool ready = true;
+    proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out, &ready);
   } else if (n_out > 0) {
     if (pending_) be_->check(api_.add(resid_, h_.get<float>(), resid_, size_t(T) * c_.n_embd, stream_), "residual");
     be_->check(api_.rmsnorm(hx, output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");

@@ -455,20 +455,31 @@ class GpuExecutor final : public Executor {
     return true;
   }
 
-  // Steps the tensor-core GEMM takes multiply a fused buffer's matrices (q/k/v or q/k, gate/up) in one
-  // launch, each part's rows into its own output; false, having launched nothing, where it does not.
+  // Steps the tensor-core GEMM or the multi-token matvec takes multiply a fused buffer's matrices
+  // (q/k/v or q/k, gate/up) in one launch, each part's rows into its own output; false, having
+  // launched nothing but perhaps x's quantization (then *xq_ready), where they do not.
   bool proj_parts(const Mat& fused, std::initializer_list<const Mat*> parts, const float* x,
-                  std::initializer_list<float*> ys, int T) {
-    const bool f16 = fused.type == static_cast<uint32_t>(GgmlType::F16);  // cuBLAS reads those as they are
-    if (!parts_ || !fused.present() || f16 || fused.cols % 32 != 0 || T <= multi_max_tokens_ || T < f16_min_tokens_ ||
-        T > mma_max_tokens_)
-      return false;
+                  std::initializer_list<float*> ys, int T, bool* xq_ready = nullptr) {
+    if (!parts_ || !fused.present() || fused.cols % 32 != 0) return false;
     int rows[3];
     float* y[3];
     int n = 0;
     for (const Mat* m : parts) rows[n++] = m->rows;
     n = 0;
     for (float* p : ys) y[n++] = p;
+    if (T > 1 && T <= multi_max_tokens_ && T <= kMultiTokens && use_q8_ && api_.has_matvec_q8(fused.type)) {
+      if (!xq_ready || !*xq_ready) {
+        be_->check(api_.quantize_q8(x, T * fused.cols, xq_.get(), stream_), "quantize_q8");
+        if (xq_ready) *xq_ready = true;
+      }
+      const int rc = api_.matvec_q8_multi_parts(fused.type, fused.d, fused.row_bytes, xq_.get(), fused.cols, T, n, rows,
+                                                y, stream_);
+      if (rc < 0) return false;  // not on this device: a part at a time (x stays quantized)
+      be_->check(rc, *fused.name);
+      return true;
+    }
+    const bool f16 = fused.type == static_cast<uint32_t>(GgmlType::F16);  // cuBLAS reads those as they are
+    if (f16 || T <= multi_max_tokens_ || T < f16_min_tokens_ || T > mma_max_tokens_) return false;
     be_->check(api_.matmul_f16_parts(fused.type, fused.d, fused.row_bytes, x, fused.cols, T, n, rows, y, stream_),
                *fused.name);
     return true;
@@ -529,10 +540,11 @@ class GpuExecutor final : public Executor {
   // ROCFORGE_GPU_SKIP (profiling only: the logits are wrong): bit set = that decode-layer launch is
   // left out, to measure what each kind costs inside the real graph.
   // kSkipLogitsCopy leaves out forward()'s copy of the logits to the host, kSkipLogitsHostCopy only
-  // its second half (page-locked buffer -> the caller's vector).
+  // its second half (page-locked buffer -> the caller's vector). kSkipQkv .. kSkipDown leave out one
+  // projection of the layer (with what rides inside it: rope and the cache store, a fused norm).
   enum Skip {
     kSkipMatvec = 1, kSkipNorm = 2, kSkipRope = 4, kSkipAttn = 8, kSkipSwiglu = 16, kSkipLogitsCopy = 32,
-    kSkipLogitsHostCopy = 64
+    kSkipLogitsHostCopy = 64, kSkipQkv = 128, kSkipO = 256, kSkipGateUp = 512, kSkipDown = 1024
   };
   bool skip(int what) const { return (skip_ & what) != 0; }
 
@@ -579,6 +591,8 @@ class GpuExecutor final : public Executor {
   bool parts_ = !env_off("ROCFORGE_GPU_PARTS");
   // SwiGLU in the gate/up projection's epilogue (proj_swiglu); ROCFORGE_GPU_SWIGLU_FUSE=0: its own launch.
   bool swiglu_fuse_ = !env_off("ROCFORGE_GPU_SWIGLU_FUSE");
+  // Decode steps of a few sequences with the several-row fusions (gpu_layer.cpp; =0: off, for A/B).
+  bool multi_fuse_ = !env_off("ROCFORGE_GPU_MULTI_FUSE");
   // Steps of at least this many tokens (and more than multi_max_tokens_) go to matmul_f16;
   // ROCFORGE_GPU_F16_MIN overrides (A/B runs).
   int f16_min_tokens_ = [] {

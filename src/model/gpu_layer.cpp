@@ -21,6 +21,11 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   // layer's own last residual is left pending (h) for the next layer's (or the head's) norm.
   const bool fz = T == 1 && fuse_;
   void* xq_e = fz && E % 32 == 0 ? xq_.get() : nullptr;
+  // Decode of a few sequences (one token each; the int8 matvecs' steps): the fusions whose kernels
+  // take several rows. Each norm adds the pending residual and quantizes for the projections (one
+  // launch, not add + rmsnorm + quantize_q8), attention quantizes for the o projection, swiglu_q8 for
+  // the down projection.
+  const bool fm = T > 1 && T <= multi_max_tokens_ && all_decode_ && fuse_ && multi_fuse_ && use_q8_ && E % 32 == 0;
   auto mv = [&](const auto& w, const float* in, float* out, bool* in_q8) {
     if (!(fz && skip(kSkipMatvec))) proj(w, in, out, T, in_q8);
   };
@@ -48,7 +53,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   const Mat* qkv_b = L.qkv.present() ? nullptr : &L.v;
   // Decode: each projection pulls the next one's first weights into L2 as it ends (l2_prefetch.h).
   if (fz) prefetch_next(fused_qkv ? qkv_a : L.q, mat_of(L.wo));
-  if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec) && (!qkv_b || pair_ || rope_fusable) &&
+  if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec | kSkipQkv) && (!qkv_b || pair_ || rope_fusable) &&
       proj_with_norm(qkv_a, qkv_b, L.attn_norm, pending_ ? h : nullptr, q, rope_fusable ? &rope : nullptr, false)) {
     x = resid_;
     pending_ = false;
@@ -60,11 +65,17 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
            "attn_norm");
       hq = xq_e != nullptr;
       pending_ = false;
+    } else if (fm) {
+      ok(api_.rmsnorm_q8_rows(x, pending_ ? h : nullptr, L.attn_norm.buf.get<float>(), h, xq_.get(), E, T, c_.rms_eps,
+                              stream_),
+         "attn_norm");
+      hq = true;
+      pending_ = false;
     } else {
       ok(api_.rmsnorm(x, L.attn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "attn_norm");
     }
     if (fused_qkv) {
-      if (fz && skip(kSkipMatvec)) {
+      if (fz && skip(kSkipMatvec | kSkipQkv)) {
         roped = rope_fusable;
       } else if (((qkv_b && pair_) || rope_fusable) &&
                  proj_qkv(qkv_a, qkv_b, h, q, &hq, rope_fusable ? &rope : nullptr)) {
@@ -73,8 +84,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
         proj(qkv_a, h, q, T, &hq);
         if (qkv_b) proj(*qkv_b, h, v, T, &hq);
       }
-    } else if (proj_parts(L.qkv, {&L.q, &L.k, &L.v}, h, {q, k, v}, T)) {
-    } else if (proj_parts(L.qk, {&L.q, &L.k}, h, {q, k}, T)) {
+    } else if (proj_parts(L.qkv, {&L.q, &L.k, &L.v}, h, {q, k, v}, T, &hq)) {
+    } else if (proj_parts(L.qk, {&L.q, &L.k}, h, {q, k}, T, &hq)) {
       mv(L.v, h, v, &hq);
     } else {
       mv(L.q, h, q, &hq);
@@ -120,7 +131,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   // Decode of one token: attention also writes the int8 input of the output projection.
   bool hatt = false;
   if (all_decode_) {
-    void* xq_att = fz && qd % 32 == 0 ? xq_.get() : nullptr;
+    void* xq_att = (fz || fm) && qd % 32 == 0 ? xq_.get() : nullptr;
     if (!skip(kSkipAttn))
       ok(api_.attn_decode(q, kp, vp, tables, max_blocks_, in_lens(), n_seq, max_seq_len_, H, Hkv, D, kv_.block_size,
                           kv_type, roped && !f16_pools ? k : nullptr, roped && !f16_pools ? v : nullptr, scale, att,
@@ -137,7 +148,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     }
   }
   if (fz) prefetch_next(mat_of(L.wo), L.gu.present() ? L.gu : L.gate);
-  mv(L.wo, att, h, &hatt);
+  if (!(fz && skip(kSkipO))) mv(L.wo, att, h, &hatt);
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], where the backend
   // can with the norm and the residual add inside it, and SwiGLU in its epilogue (proj_swiglu: the
@@ -145,10 +156,10 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   bool hq2 = false;
   bool gu_done = false, ff_q8 = false;
   const Mat down = mat_of(L.ffn_down);
-  const bool swi = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipSwiglu) && !skip(kSkipMatvec) &&
+  const bool swi = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipSwiglu) && !skip(kSkipMatvec | kSkipGateUp) &&
                    api_.has_matvec_q8(down.type) && down.cols % 32 == 0;
   if (fz && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, down);
-  const bool norm_in = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec);
+  const bool norm_in = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec | kSkipGateUp);
   if (norm_in && swi && proj_swiglu(L.gu, &L.ffn_norm, h, g)) {
     x = resid_;
     gu_done = ff_q8 = true;
@@ -159,13 +170,17 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     if (!skip(kSkipNorm))
       ok(api_.rmsnorm_q8(x, h, L.ffn_norm.buf.get<float>(), h, xq_e, E, c_.rms_eps, stream_), "residual + ffn_norm");
     hq2 = xq_e != nullptr;
+  } else if (fm) {
+    ok(api_.rmsnorm_q8_rows(x, h, L.ffn_norm.buf.get<float>(), h, xq_.get(), E, T, c_.rms_eps, stream_),
+       "residual + ffn_norm");
+    hq2 = true;
   } else {
     ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
     ok(api_.rmsnorm(x, L.ffn_norm.buf.get<float>(), h, E, T, c_.rms_eps, stream_), "ffn_norm");
   }
   if (c_.n_expert > 0) {
     moe(L, h, T, hq2);  // h: normed input in, mixed expert output out
-    if (fz) pending_ = true;
+    if (fz || fm) pending_ = true;
     else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
     return;
   }
@@ -173,8 +188,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     // done with the norm
   } else if (T == 1 && L.gu.present()) {
     if (swi && hq2 && proj_swiglu(L.gu, nullptr, nullptr, g)) ff_q8 = true;
-    else mv(L.gu, h, g, &hq2);
-  } else if (proj_parts(L.gu, {&L.gate, &L.up}, h, {g, u}, T)) {
+    else if (!skip(kSkipGateUp)) mv(L.gu, h, g, &hq2);
+  } else if (proj_parts(L.gu, {&L.gate, &L.up}, h, {g, u}, T, &hq2)) {
   } else {
     mv(L.gate, h, g, &hq2);
     mv(L.up, h, u, &hq2);
@@ -182,9 +197,9 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   bool gq = false;
   if (ff_q8) {
     // done in the gate/up launch
-  } else if (fz && c_.n_ff % 32 == 0) {
+  } else if ((fz || fm) && c_.n_ff % 32 == 0) {
     if (!skip(kSkipSwiglu))
-      ok(api_.swiglu_q8(g, u, g, xq_.get(), c_.n_ff, stream_), "swiglu");
+      ok(api_.swiglu_q8(g, u, g, xq_.get(), T * c_.n_ff, stream_), "swiglu");
     gq = true;
   } else {
     ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
@@ -194,9 +209,13 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     const Mat nq = !next ? mat_of(output_weight()) : next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q;
     prefetch_next(down, nq);
   }
-  if (ff_q8) proj_q8(down, xq_ff_.get(), h);
-  else mv(L.ffn_down, g, h, &gq);
-  if (fz) pending_ = true;
+  if (fz && skip(kSkipDown)) {
+  } else if (ff_q8) {
+    proj_q8(down, xq_ff_.get(), h);
+  } else {
+    mv(L.ffn_down, g, h, &gq);
+  }
+  if (fz || fm) pending_ = true;
   else ok(api_.add(x, h, x, size_t(T) * E, stream_), "residual");
 }
 

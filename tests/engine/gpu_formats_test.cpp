@@ -45,6 +45,41 @@ struct Case {
   const char* type;
 };
 
+// Several sequences per step (the server's batches), straight through both executors on blocks of
+// their own: a prompt of three sequences, decode steps of three, then of two (one finished). On the
+// GPU those steps take the several-row fusions and, on sm_90, the staged multi-token matvec.
+void multi_sequence_steps(Engine& cpu, Engine& gpu) {
+  const std::vector<std::vector<int32_t>> prompts = {cpu.tokenizer().encode("Once upon a time", true),
+                                                     cpu.tokenizer().encode("The little cat sat on the mat", true),
+                                                     cpu.tokenizer().encode("A", true)};
+  const int bs = gpu.executor().kv_config().block_size;
+  const int per_seq = 64 / bs + 1;
+  std::vector<std::vector<int32_t>> tables(prompts.size());
+  for (size_t sq = 0; sq < prompts.size(); ++sq)
+    for (int k = 0; k < per_seq; ++k) tables[sq].push_back(static_cast<int32_t>(sq) * per_seq + k);
+  auto step = [&](const Batch& batch, const std::string& what) {
+    std::vector<float> lc, lg;
+    cpu.executor().forward(batch, lc);
+    gpu.executor().forward(batch, lg);
+    ASSERT_EQ(lc.size(), lg.size());
+    EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
+  };
+  Batch p;
+  p.block_tables = tables;
+  std::vector<int32_t> pos(prompts.size());
+  for (size_t sq = 0; sq < prompts.size(); ++sq)
+    for (size_t i = 0; i < prompts[sq].size(); ++i)
+      p.add(prompts[sq][i], pos[sq]++, static_cast<int32_t>(sq), i + 1 == prompts[sq].size());
+  step(p, "three-sequence prompt");
+  for (int k = 0; k < 4; ++k) {
+    const int n = k < 2 ? 3 : 2;
+    Batch d;
+    d.block_tables = tables;
+    for (int sq = 0; sq < n; ++sq) d.add(300 + 10 * sq + k, pos[sq]++, sq, true);
+    step(d, std::to_string(n) + "-sequence decode " + std::to_string(k));
+  }
+}
+
 TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
@@ -74,6 +109,7 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
     // different block sizes for the K-quants): a few percent apart at most.
     EXPECT_LT(rel_rms(gc.feed(prompt), gg.feed(prompt)), 3e-2) << "prompt";
     for (int32_t tok : {300, 301}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
+    multi_sequence_steps(*cpu, *gpu);
     std::filesystem::remove(o.out_path);
   }
 }

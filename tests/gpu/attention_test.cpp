@@ -444,10 +444,11 @@ TEST_P(GpuAttentionDecode, StoresAndAttendsToTheStepsOwnRows) {
   }
 }
 
-// One sequence decoding (the graphed decode step): short contexts fit one block of the one-pass
-// kernel, which then also writes the int8 form of its output; longer ones take the quantize launch.
-// Either way the int8 output must be quantize_q8's rounding of the float output.
-TEST_P(GpuAttentionDecode, SingleSequenceWithInt8Output) {
+// The graphed decode step of one or several sequences: short contexts fit one block of the one-pass
+// kernel, which then also writes the int8 form of its output (all sequences' rows as one quantize_q8
+// over them); longer ones take the combine or the quantize launch. Either way the int8 output must be
+// quantize_q8's rounding of the float output.
+TEST_P(GpuAttentionDecode, SequencesWithInt8Output) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -455,47 +456,56 @@ TEST_P(GpuAttentionDecode, SingleSequenceWithInt8Output) {
   for (const Layout& l : {Layout{32, 8, 128, 32}, Layout{8, 2, 64, 16}, Layout{4, 4, 128, 16}}) {
     for (auto [len, kv_type] : {std::pair{1, RF_KV_F16}, std::pair{37, RF_KV_F16}, std::pair{256, RF_KV_F16},
                                 std::pair{700, RF_KV_F16}, std::pair{37, RF_KV_Q8_0}, std::pair{700, RF_KV_Q8_0}}) {
-      SCOPED_TRACE(name(l) + " len " + std::to_string(len) + " " + kv_name(kv_type));
-      const std::vector<int> lens = {len};
-      const int bucket = std::max(256, (len + 255) / 256 * 256);  // as the graphed step passes it
-      Cache c = make_cache(l, lens, rng);
-      const int max_blocks = bucket / l.block_size;
-      std::vector<int32_t> tables(max_blocks, 0);
-      std::copy(c.tables.begin(), c.tables.begin() + c.max_blocks, tables.begin());
-      c.tables = tables;
-      c.max_blocks = max_blocks;
-      DeviceBuffer kp(*gpu, pool_bytes(l, c.n_blocks, kv_type)), vp(*gpu, pool_bytes(l, c.n_blocks, kv_type));
-      auto dtables = to_device(*gpu, c.tables);
-      fill_pool(*gpu, l, c, lens, kp, vp, *dtables, kv_type);
-      const int qdim = l.n_head * l.head_dim;
-      const auto q = random_floats(rng, qdim, -2.f, 2.f);
-      auto dq = to_device(*gpu, q);
-      auto dlens = to_device(*gpu, lens);
-      DeviceBuffer work(*gpu, gpu->api().attn_decode_workspace(1, l.n_head, l.head_dim, bucket));
-      DeviceBuffer dout(*gpu, qdim * sizeof(float)), dxq(*gpu, gpu->api().q8_bytes(qdim));
-      dout.poison();
-      dxq.poison();
-      const float scale = 1.f / std::sqrt(static_cast<float>(l.head_dim));
-      gpu->check(gpu->api().attn_decode(dq->as<float>(), kp.get(), vp.get(), dtables->as<int32_t>(), max_blocks,
-                                        dlens->as<int32_t>(), 1, bucket, l.n_head, l.n_kv_head, l.head_dim,
-                                        l.block_size, kv_type, nullptr, nullptr, scale, dout.as<float>(), dxq.get(),
-                                        work.get(), nullptr),
-                 "attn_decode");
-      const auto out = dout.download<float>(qdim);
-      std::vector<float> ref(qdim);
-      attend_ref(l, q.data(), cached(c.k[0], l.head_dim, kv_type, false), cached(c.v[0], l.head_dim, kv_type, false),
-                 len, scale, ref.data());
-      for (int i = 0; i < qdim; ++i) ASSERT_NEAR(out[i], ref[i], 1e-4) << "element " << i;
-      const auto raw = dxq.download<uint8_t>(gpu->api().q8_bytes(qdim));
-      const float* d = reinterpret_cast<const float*>(raw.data() + (qdim + 15) / 16 * 16);
-      for (int b = 0; b < qdim / 32; ++b) {
-        float amax = 0.f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(out[32 * b + i]));
-        ASSERT_FLOAT_EQ(d[b], amax / 127.f) << "chunk " << b;
-        for (int i = 0; i < 32; ++i) {
-          const int qv = static_cast<int8_t>(raw[32 * b + i]);
-          const float want = amax > 0.f ? std::rint(out[32 * b + i] * (127.f / amax)) : 0.f;
-          ASSERT_LE(std::fabs(qv - want), 1.f) << "element " << 32 * b + i;  // rint of a product may tie
+      for (int n_seq : {1, 3}) {
+        SCOPED_TRACE(name(l) + " len " + std::to_string(len) + " " + kv_name(kv_type) + " sequences " +
+                     std::to_string(n_seq));
+        std::vector<int> lens = {len};
+        if (n_seq == 3) lens = {len, std::max(1, len / 2), len + 5};
+        const int longest = *std::max_element(lens.begin(), lens.end());
+        const int bucket = std::max(256, (longest + 255) / 256 * 256);  // as the graphed step passes it
+        Cache c = make_cache(l, lens, rng);
+        const int max_blocks = bucket / l.block_size;
+        std::vector<int32_t> tables(static_cast<size_t>(n_seq) * max_blocks, 0);
+        for (int s = 0; s < n_seq; ++s)
+          std::copy(c.tables.begin() + static_cast<size_t>(s) * c.max_blocks,
+                    c.tables.begin() + static_cast<size_t>(s + 1) * c.max_blocks,
+                    tables.begin() + static_cast<size_t>(s) * max_blocks);
+        c.tables = tables;
+        c.max_blocks = max_blocks;
+        DeviceBuffer kp(*gpu, pool_bytes(l, c.n_blocks, kv_type)), vp(*gpu, pool_bytes(l, c.n_blocks, kv_type));
+        auto dtables = to_device(*gpu, c.tables);
+        fill_pool(*gpu, l, c, lens, kp, vp, *dtables, kv_type);
+        const int qdim = l.n_head * l.head_dim, n = n_seq * qdim;
+        const auto q = random_floats(rng, n, -2.f, 2.f);
+        auto dq = to_device(*gpu, q);
+        auto dlens = to_device(*gpu, lens);
+        DeviceBuffer work(*gpu, gpu->api().attn_decode_workspace(n_seq, l.n_head, l.head_dim, bucket));
+        DeviceBuffer dout(*gpu, n * sizeof(float)), dxq(*gpu, gpu->api().q8_bytes(n));
+        dout.poison();
+        dxq.poison();
+        const float scale = 1.f / std::sqrt(static_cast<float>(l.head_dim));
+        gpu->check(gpu->api().attn_decode(dq->as<float>(), kp.get(), vp.get(), dtables->as<int32_t>(), max_blocks,
+                                          dlens->as<int32_t>(), n_seq, bucket, l.n_head, l.n_kv_head, l.head_dim,
+                                          l.block_size, kv_type, nullptr, nullptr, scale, dout.as<float>(), dxq.get(),
+                                          work.get(), nullptr),
+                   "attn_decode");
+        const auto out = dout.download<float>(n);
+        std::vector<float> ref(n);
+        for (int s = 0; s < n_seq; ++s)
+          attend_ref(l, q.data() + static_cast<size_t>(s) * qdim, cached(c.k[s], l.head_dim, kv_type, false),
+                     cached(c.v[s], l.head_dim, kv_type, false), lens[s], scale, ref.data() + static_cast<size_t>(s) * qdim);
+        for (int i = 0; i < n; ++i) ASSERT_NEAR(out[i], ref[i], 1e-4) << "element " << i;
+        const auto raw = dxq.download<uint8_t>(gpu->api().q8_bytes(n));
+        const float* d = reinterpret_cast<const float*>(raw.data() + (n + 15) / 16 * 16);
+        for (int b = 0; b < n / 32; ++b) {
+          float amax = 0.f;
+          for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(out[32 * b + i]));
+          ASSERT_FLOAT_EQ(d[b], amax / 127.f) << "chunk " << b;
+          for (int i = 0; i < 32; ++i) {
+            const int qv = static_cast<int8_t>(raw[32 * b + i]);
+            const float want = amax > 0.f ? std::rint(out[32 * b + i] * (127.f / amax)) : 0.f;
+            ASSERT_LE(std::fabs(qv - want), 1.f) << "element " << 32 * b + i;  // rint of a product may tie
+          }
         }
       }
     }

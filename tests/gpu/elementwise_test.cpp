@@ -173,5 +173,47 @@ TEST(GpuElementwise, FusedNormAndSwigluQuantizeLikeQuantizeQ8) {
   }
 }
 
+// rmsnorm_q8_rows (decode steps of several sequences): each row bit-identical to rmsnorm_q8 of that
+// row alone (residual sum and float output), the int8 output byte-for-byte quantize_q8 over all rows.
+TEST(GpuElementwise, FusedNormOfSeveralRowsMatchesOneRowAtATime) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const auto& api = gpu->api();
+  for (int n : {96, 2048, 4096, 20480}) {  // float4 path, and the general one above 16384
+    for (int rows : {1, 2, 5}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " rows " + std::to_string(rows));
+      const size_t all = static_cast<size_t>(n) * rows;
+      const float eps = 1e-5f;
+      const auto x = random_floats(rng, all, -3.f, 3.f);
+      const auto r = random_floats(rng, all, -1.f, 1.f);
+      const auto w = random_floats(rng, n, 0.5f, 1.5f);
+      auto dx = to_device(*gpu, x), dx1 = to_device(*gpu, x);
+      auto dr = to_device(*gpu, r);
+      auto dw = to_device(*gpu, w);
+      DeviceBuffer dy(*gpu, all * sizeof(float)), dy1(*gpu, all * sizeof(float));
+      DeviceBuffer dq(*gpu, api.q8_bytes(static_cast<int>(all))), dq_ref(*gpu, api.q8_bytes(static_cast<int>(all)));
+      DeviceBuffer dq1(*gpu, api.q8_bytes(n));
+      dy.poison();
+      dq.poison();
+      gpu->check(api.rmsnorm_q8_rows(dx->as<float>(), dr->as<float>(), dw->as<float>(), dy.as<float>(), dq.get(), n,
+                                     rows, eps, nullptr),
+                 "rmsnorm_q8_rows");
+      for (int k = 0; k < rows; ++k)
+        gpu->check(api.rmsnorm_q8(dx1->as<float>() + static_cast<size_t>(k) * n, dr->as<float>() + static_cast<size_t>(k) * n,
+                                  dw->as<float>(), dy1.as<float>() + static_cast<size_t>(k) * n, dq1.get(), n, eps, nullptr),
+                   "rmsnorm_q8");
+      EXPECT_EQ(dx->download<float>(all), dx1->download<float>(all)) << "residual sums";
+      EXPECT_EQ(dy.download<float>(all), dy1.download<float>(all)) << "float output";
+      gpu->check(api.quantize_q8(dy.as<float>(), static_cast<int>(all), dq_ref.get(), nullptr), "quantize_q8");
+      const size_t qb = api.q8_bytes(static_cast<int>(all));
+      EXPECT_EQ(dq.download<uint8_t>(qb), dq_ref.download<uint8_t>(qb)) << "int8 output";
+    }
+  }
+  DeviceBuffer buf(*gpu, 4096);
+  EXPECT_NE(api.rmsnorm_q8_rows(buf.as<float>(), nullptr, buf.as<float>(), nullptr, nullptr, 32, 0, 1e-5f, nullptr), 0);
+}
+
 }  // namespace
 }  // namespace rocforge::test
