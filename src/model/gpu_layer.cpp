@@ -52,7 +52,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   const Mat& qkv_a = L.qkv.present() ? L.qkv : L.qk;
   const Mat* qkv_b = L.qkv.present() ? nullptr : &L.v;
   // Decode: each projection pulls the next one's first weights into L2 as it ends (l2_prefetch.h).
-  if (fz) prefetch_next(fused_qkv ? qkv_a : L.q, mat_of(L.wo));
+  if (fz || fm) prefetch_next(fused_qkv ? qkv_a : L.q, mat_of(L.wo));
   if (fz && fused_qkv && !skip(kSkipNorm) && !skip(kSkipMatvec | kSkipQkv) && (!qkv_b || pair_ || rope_fusable) &&
       proj_with_norm(qkv_a, qkv_b, L.attn_norm, pending_ ? h : nullptr, q, rope_fusable ? &rope : nullptr, false)) {
     x = resid_;
@@ -147,7 +147,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
          "attn_prefill");
     }
   }
-  if (fz) prefetch_next(mat_of(L.wo), L.gu.present() ? L.gu : L.gate);
+  if (fz || fm) prefetch_next(mat_of(L.wo), L.gu.present() ? L.gu : L.gate);
   if (!(fz && skip(kSkipO))) mv(L.wo, att, h, &hatt);
 
   // Feed-forward block. Decode with fused weights: one matvec writes [gate | up], where the backend
@@ -158,7 +158,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   const Mat down = mat_of(L.ffn_down);
   const bool swi = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipSwiglu) && !skip(kSkipMatvec | kSkipGateUp) &&
                    api_.has_matvec_q8(down.type) && down.cols % 32 == 0;
-  if (fz && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, down);
+  if ((fz || fm) && c_.n_expert == 0) prefetch_next(L.gu.present() ? L.gu : L.gate, down);
   const bool norm_in = fz && c_.n_expert == 0 && L.gu.present() && !skip(kSkipNorm) && !skip(kSkipMatvec | kSkipGateUp);
   if (norm_in && swi && proj_swiglu(L.gu, &L.ffn_norm, h, g)) {
     x = resid_;
@@ -204,7 +204,7 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   } else {
     ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
   }
-  if (fz) {
+  if (fz || fm) {
     const GpuLayer* next = l + 1 < c_.n_layer ? &layers_[l + 1] : nullptr;
     const Mat nq = !next ? mat_of(output_weight()) : next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q;
     prefetch_next(down, nq);
