@@ -112,6 +112,7 @@ TEST_P(GpuMatvecMulti, PartsMatchTheWholeMatrix) {
   const size_t rb = quant::row_bytes(t, cols);
   const auto w = random_weights(t, rows, cols, rng, false);
   auto dw = to_device(*gpu, w);
+  bool served = false;
   for (int n_tok : {2, 3, 5}) {
     SCOPED_TRACE("tokens " + std::to_string(n_tok));
     const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols, -2.f, 2.f);
@@ -131,6 +132,7 @@ TEST_P(GpuMatvecMulti, PartsMatchTheWholeMatrix) {
     const int rc = api.matvec_q8_multi_parts(type, dw->get(), rb, dq.get(), cols, n_tok, 3, parts.data(), ys.data(),
                                              nullptr);
     if (rc < 0) continue;  // not served on this device (the executor then multiplies a part at a time)
+    served = true;
     gpu->check(rc, "matvec_q8_multi_parts");
     const auto all = whole.download<float>(static_cast<size_t>(n_tok) * rows);
     for (int p = 0, r0 = 0; p < 3; r0 += parts[p], ++p) {
@@ -144,6 +146,7 @@ TEST_P(GpuMatvecMulti, PartsMatchTheWholeMatrix) {
   const int bad[3] = {8, 0, 8};
   float* ys[3] = {nullptr, nullptr, nullptr};
   EXPECT_GT(api.matvec_q8_multi_parts(type, dw->get(), rb, dw->get(), cols, 2, 3, bad, ys, nullptr), 0);
+  if (!served) GTEST_SKIP() << "no multi-token parts kernel on this device (NVIDIA sm_90 only); bad parts refused";
 }
 
 const GgmlType kTypes[] = {GgmlType::Q4_0,   GgmlType::Q4_1,   GgmlType::Q5_0,  GgmlType::Q5_1, GgmlType::Q8_0,
