@@ -18,17 +18,27 @@
 namespace rocforge::test {
 namespace {
 
-class GpuMatvecMulti : public ::testing::TestWithParam<GgmlType> {};
-
-TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
-  ROCFORGE_REQUIRE_GPU(gpu);
-  const auto& api = gpu->api();
+// Both tests: the device, the format (skipped without an int8 path) and a fresh seed, named in traces.
+class GpuMatvecMulti : public ::testing::TestWithParam<GgmlType> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    gpu = gpu_backend(&why);
+    if (!gpu) GTEST_SKIP() << why;
+    if (!gpu->api().has_matvec_q8(type)) GTEST_SKIP() << ggml_type_name(t) << " has no int8-activation path";
+    rng.seed(seed);
+  }
+  std::string trace() const { return std::string(ggml_type_name(t)) + " seed " + std::to_string(seed); }
   const GgmlType t = GetParam();
   const uint32_t type = static_cast<uint32_t>(t);
-  if (!api.has_matvec_q8(type)) GTEST_SKIP() << ggml_type_name(t) << " has no int8-activation path";
   const uint32_t seed = fresh_seed();
-  SCOPED_TRACE(std::string(ggml_type_name(t)) + " seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
+  std::shared_ptr<device::GpuBackend> gpu;
+  std::mt19937 rng;
+};
+
+TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
+  const auto& api = gpu->api();
+  SCOPED_TRACE(trace());
   const int be = static_cast<int>(ggml_type_traits(t).block_elems);
   struct Restore {
     const rf_gpu_api& api;
@@ -98,14 +108,8 @@ TEST_P(GpuMatvecMulti, EveryTokenMatchesItsDequantizedProduct) {
 // bit for bit the rows of the whole matrix's product (the same kernel and walk; only the stores differ).
 // Where the device has no such kernel the call declines (-1) and writes nothing.
 TEST_P(GpuMatvecMulti, PartsMatchTheWholeMatrix) {
-  ROCFORGE_REQUIRE_GPU(gpu);
   const auto& api = gpu->api();
-  const GgmlType t = GetParam();
-  const uint32_t type = static_cast<uint32_t>(t);
-  if (!api.has_matvec_q8(type)) GTEST_SKIP() << ggml_type_name(t) << " has no int8-activation path";
-  const uint32_t seed = fresh_seed();
-  SCOPED_TRACE(std::string(ggml_type_name(t)) + " seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
+  SCOPED_TRACE(trace());
   const int cols = 4096;
   const std::vector<int> parts = {515, 128, 37};
   const int rows = 515 + 128 + 37;
