@@ -134,7 +134,8 @@ int dev_free(void* p) { return p ? check(hipFree(p), "free") : 0; }
 int host_malloc(void** p, size_t n) {
   *p = nullptr;
   if (n == 0) return 0;
-  if (hipHostMalloc(p, n, 0) != hipSuccess) {
+  // Mapped: kernels may store straight into it (host_device_ptr), e.g. the head's logits.
+  if (hipHostMalloc(p, n, hipHostMallocMapped) != hipSuccess) {
     (void)hipGetLastError();
     *p = nullptr;
     return fail("out of page-locked host memory allocating %zu bytes", n);
@@ -142,6 +143,12 @@ int host_malloc(void** p, size_t n) {
   return 0;
 }
 int host_free(void* p) { return p ? check(hipHostFree(p), "free host") : 0; }
+int host_device_ptr(void* host, void** d) {
+  *d = nullptr;
+  if (!host) return fail("host_device_ptr: null host pointer");
+  if (int rc = check(hipHostGetDevicePointer(d, host, 0), "host_device_ptr (is it from malloc_host?)")) return rc;
+  return *d ? 0 : fail("host_device_ptr: the device cannot address this host memory");
+}
 int memcpy_h2d(void* d, const void* s, size_t n, rf_stream q) {
   return n ? check(hipMemcpyAsync(d, s, n, hipMemcpyHostToDevice, st(q)), "copy to device") : 0;
 }
@@ -314,7 +321,7 @@ const rf_gpu_api kApi = {
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
-    k_matvec_q8_multi_parts,
+    k_matvec_q8_multi_parts, host_device_ptr,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 15u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 16u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -290,6 +290,11 @@ struct rf_gpu_api {
   // Returns -1, having launched nothing, where this device has no such kernel (then a part at a time).
   int (*matvec_q8_multi_parts)(uint32_t type, const void* d_w, size_t row_stride, const void* d_xq, int cols,
                                int n_tok, int n_parts, const int* part_rows, float* const* d_y, rf_stream s);
+
+  // ---- v16. The address at which kernels reach page-locked memory from malloc_host (mapped), so
+  // a kernel's output can land in host memory with no copy after it; an error where the device
+  // cannot address it. Stores become visible to the host once the stream is synchronised.
+  int (*host_device_ptr)(void* host, void** d_ptr);
 };
 
 // The one exported symbol of a backend library.

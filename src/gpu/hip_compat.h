@@ -68,7 +68,11 @@ inline hipError_t hipGetDeviceProperties(hipDeviceProp_t* p, int d) { return cud
 inline hipError_t hipMemGetInfo(size_t* free_b, size_t* total_b) { return cudaMemGetInfo(free_b, total_b); }
 inline hipError_t hipMalloc(void** p, size_t n) { return cudaMalloc(p, n); }
 inline hipError_t hipFree(void* p) { return cudaFree(p); }
-inline hipError_t hipHostMalloc(void** p, size_t n, unsigned int) { return cudaMallocHost(p, n); }
+constexpr unsigned int hipHostMallocMapped = cudaHostAllocMapped;
+inline hipError_t hipHostMalloc(void** p, size_t n, unsigned int flags) { return cudaHostAlloc(p, n, flags); }
+inline hipError_t hipHostGetDevicePointer(void** d, void* h, unsigned int flags) {
+  return cudaHostGetDevicePointer(d, h, flags);
+}
 inline hipError_t hipHostFree(void* p) { return cudaFreeHost(p); }
 inline hipError_t hipMemcpyAsync(void* d, const void* s, size_t n, hipMemcpyKind k, hipStream_t st) {
   return cudaMemcpyAsync(d, s, n, k, st);

@@ -67,6 +67,9 @@ struct StagedArgs {
   float* y;
   rf_qkv_rope rope;
   int evict_first;
+  // One token, whole rows, plain stores: the consumers leave each unit's sums in a ring in shared
+  // memory and the producer stores the unit's rows with one coalesced store (ring_store_on()).
+  int ring_store;
   // Fused rmsnorm (matvec_q8_norm): x = nx + nadd (nadd nullable), written to nx_out by block 0 when
   // nx_out is set; the int8 x of the product is quantize(x / rms(x) * nw), made in shared memory.
   int norm;
@@ -93,6 +96,8 @@ enum Epilogue { kPlain, kRope, kSwiglu };
 constexpr size_t kRedOffset = 2 * kMaxStages * sizeof(uint64_t);
 constexpr size_t kSplitOffset = kRedOffset + kMaxConsumers * sizeof(float);
 constexpr size_t kSwiOffset = kSplitOffset + 2 * kMaxConsumers * kR * kMaxTok * sizeof(float);
+// The output ring of ring_store (one token, no splits) reuses the split partials' space.
+static_assert(kMaxStages * kMaxConsumers * kR <= 2 * kMaxConsumers * kR * kMaxTok, "output ring too large");
 // The SwiGLU epilogue's ring of 64-row groups: a wave is never more than `stages` <= 8 units (of >= 4
 // a group) ahead of the slowest, even of one still finishing a group (it released its stage first),
 // so groups g and g + 4 never meet in a slot. Values, then arrival counts.
@@ -309,9 +314,38 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
   }
   __syncthreads();  // barriers initialised (the last block-wide barrier)
 
+  // ring_store: unit j's sums wait in ring[j % stages][rows_per_unit] until the producer, which waits
+  // for the stage to empty anyway, stores them (the consumers fill the slot before they release it).
+  const bool ring = Epi == kPlain && NT == 1 && a.ring_store && a.splits == 1;
+  auto* out_ring = reinterpret_cast<float*>(smem + kSplitOffset);
   if (wave == consumers) {
     // Producer. Weights are never written, so it starts at once, without waiting for earlier
     // kernels (PDL), and runs up to `stages` units ahead of the consumers.
+    if (ring) {
+      // Unit k's rows [ring_row[slot], + ring_n[slot]) as one coalesced store (a.y + row addresses
+      // B's rows too: y_b = y + rows_a).
+      int ring_row[kMaxStages], ring_n[kMaxStages];
+      auto flush = [&](int k) {
+        const int slot = k % a.stages;
+        rf_mbar_wait(&empty[slot], static_cast<uint32_t>((k / a.stages) & 1));
+        for (int r = lane; r < ring_n[slot]; r += warpSize)
+          a.y[ring_row[slot] + r] = out_ring[slot * a.rows_per_unit + r];
+        __syncwarp();
+      };
+      const uint64_t policy = a.evict_first ? rf_l2_evict_first() : rf_l2_evict_normal();
+      int row = lo, j = 0;
+      for (; row < hi; ++j) {
+        const int s = j % a.stages, n = unit_rows(row, hi, a);
+        if (j >= a.stages) flush(j - a.stages);  // stage s is empty: its unit's sums are in the ring
+        if (lane == 0) issue_unit(a, row, n, stages + static_cast<size_t>(s) * a.stage_bytes, &full[s], policy);
+        ring_row[s] = row;
+        ring_n[s] = n;
+        row += n;
+      }
+      for (int k = j > a.stages ? j - a.stages : 0; k < j; ++k) flush(k);
+      if (lane == 0) prefetch_block_share(a.next);  // l2_prefetch.h
+      return;
+    }
     if (lane == 0) {
       const uint64_t policy = a.evict_first ? rf_l2_evict_first() : rf_l2_evict_normal();
       int row = lo;
@@ -357,12 +391,27 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
       else consume_rows<FA, NT>(st, a.row_bytes_a, first, n, a.cols, xs, xsd, a.n_tok, slice, a.splits, acc);
     }
     __syncwarp();
-    if (lane == 0) rf_mbar_arrive(&empty[s]);  // this wave is done reading stage s
+    if (!ring && lane == 0) rf_mbar_arrive(&empty[s]);  // this wave is done reading stage s
     float sum[kR][NT];
 #pragma unroll
     for (int r = 0; r < kR; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) sum[r][t] = rf_wave_sum(acc[r][t]);
+    if (ring) {
+      // Every lane holds every sum (butterfly): lane r puts row r in the ring, then the wave
+      // releases the stage (the arrive orders the ring writes before the producer's reads).
+      if (first < n && lane < min(kR, n - first)) {
+        float v = sum[0][0];
+#pragma unroll
+        for (int r = 1; r < kR; ++r)
+          if (lane == r) v = sum[r][0];
+        out_ring[s * a.rows_per_unit + first + lane] = v;
+      }
+      __syncwarp();
+      if (lane == 0) rf_mbar_arrive(&empty[s]);
+      row += n;
+      continue;
+    }
     if (a.splits > 1) {
       // Slices' sums meet in shared memory; double-buffered by unit parity, so one barrier per unit
       // also keeps unit i + 2's writes behind unit i's reads.
@@ -400,6 +449,18 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
           for (int t = 0; t < NT; ++t)
             if (t < a.n_tok) a.part_y[p][static_cast<size_t>(t) * prows + gr - p0] = sum[r][t];
         }
+      }
+    } else if (Epi == kPlain && a.splits == 1) {
+      // Every lane holds every sum (butterfly): lane r stores row r, so the wave's kR rows leave as
+      // one transaction - what keeps the head's stores into page-locked host memory (the logits of
+      // steps that go to the host) within PCIe's transaction rate.
+      const int m = min(kR, n - first);
+      if (first < n && lane < m) {
+        float v = sum[0][0];
+#pragma unroll
+        for (int r = 1; r < kR; ++r)
+          if (lane == r) v = sum[r][0];
+        (in_b ? a.y + a.rows_a : a.y)[(in_b ? row - a.rows_a : row) + first + lane] = v;
       }
     } else if (lane == 0 && slice == 0 && first < n) {
       const int local = (in_b ? row - a.rows_a : row) + first;
@@ -542,6 +603,12 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   a.stage_bytes = sh.stage_bytes;
   static const int evict = env_int("ROCFORGE_MV_EVICT_FIRST", 1);
   a.evict_first = evict != 0;
+  // ROCFORGE_MV_RING_STORE=0: each consumer wave stores its own rows (A/B runs). With the ring a unit's
+  // rows leave as one transaction, which is what host memory needs: the head storing a step's logits
+  // into page-locked memory issued two 4-byte PCIe writes per wave and unit, and the 1B Q4_0 head
+  // (~1.3 G such writes a second) outran the bus: tg128 -2.6% against copying the logits after.
+  static const int ring_env = env_int("ROCFORGE_MV_RING_STORE", 1);
+  a.ring_store = ring_env != 0;
   (void)rf_launch(kernel, grid, sh.threads, sh.smem, s, a);
   return check(hipGetLastError(), "matvec_q8 (staged)");
 }

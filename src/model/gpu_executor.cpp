@@ -47,9 +47,11 @@ GpuPlan plan_gpu_layers(const Model& m, const KvConfig& kv, const device::GpuInf
 
 namespace gpu_detail {
 
-int GpuExecutor::run_step(const Batch& b) {
+int GpuExecutor::run_step(const Batch& b, bool to_host) {
   const int T = b.size();
   reserve_scratch(T);
+  head_to_host_ = to_host && logits_host_dev_ && b.n_logits() <= pinned_rows_;
+  head_out_ = head_to_host_ ? logits_host_dev_ : logits_.get<float>();
   const int n_seq = static_cast<int>(b.block_tables.size());
 
   // Sequence layout. The engine lays each sequence's tokens out contiguously, in order.
@@ -137,7 +139,7 @@ int GpuExecutor::run_step(const Batch& b) {
   }
 
   if (graphed) {
-    const GraphKey key{n_seq, max_seq_len_};
+    const GraphKey key{n_seq, max_seq_len_, head_to_host_};
     rf_graph g = nullptr;
     for (auto& [k, gr] : graphs_)
       if (k == key) g = gr;
@@ -196,18 +198,18 @@ void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_ou
     be_->check(api_.rmsnorm_q8(resid_, h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(), xq,
                                c_.n_embd, c_.rms_eps, stream_), "output norm");
     bool ready = xq != nullptr;
-    proj(output_weight(), h_.get<float>(), logits_.get<float>(), 1, &ready);
+    proj(output_weight(), h_.get<float>(), head_out_, 1, &ready);
   } else if (pending_ && all_rows_out) {
     // Decode of a few sequences (the layers left the residual pending): the same, a row each.
     be_->check(api_.rmsnorm_q8_rows(resid_, h_.get<float>(), output_norm_.buf.get<float>(), h_.get<float>(),
                                     xq_.get(), c_.n_embd, n_out, c_.rms_eps, stream_),
                "output norm");
     bool ready = true;
-    proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out, &ready);
+    proj(output_weight(), h_.get<float>(), head_out_, n_out, &ready);
   } else if (n_out > 0) {
     if (pending_) be_->check(api_.add(resid_, h_.get<float>(), resid_, size_t(T) * c_.n_embd, stream_), "residual");
     be_->check(api_.rmsnorm(hx, output_norm_.buf.get<float>(), h_.get<float>(), c_.n_embd, n_out, c_.rms_eps, stream_), "output norm");
-    proj(output_weight(), h_.get<float>(), logits_.get<float>(), n_out);
+    proj(output_weight(), h_.get<float>(), head_out_, n_out);
   }
 }
 
@@ -216,14 +218,15 @@ std::span<const float> GpuExecutor::step_to_host(const Batch& b, std::vector<flo
     spill.clear();
     return {};
   }
-  const int n_out = run_step(b);
+  const int n_out = run_step(b, /*to_host=*/true);
   const size_t n = size_t(n_out) * c_.n_vocab;
-  // Rows that fit land in the page-locked buffer (one DMA); more rows (a prompt wanting every
-  // position's logits) go straight into `spill`.
+  // Rows that fit land in the page-locked buffer (written there by the head, else one DMA); more
+  // rows (a prompt wanting every position's logits) go straight into `spill`.
   const bool pinned = n_out <= pinned_rows_;
   if (!pinned) spill.resize(n);
   float* dst = pinned ? logits_host_.floats() : spill.data();
-  if (!skip(kSkipLogitsCopy)) be_->check(api_.memcpy_d2h(dst, logits_.get(), n * sizeof(float), stream_), "logits");
+  if (!head_to_host_ && !skip(kSkipLogitsCopy))
+    be_->check(api_.memcpy_d2h(dst, logits_.get(), n * sizeof(float), stream_), "logits");
   be_->check(api_.stream_sync(stream_), "forward step");
   if (pinned || &spill == &view_rows_) ++view_serial_;  // the memory behind views was rewritten
   return {dst, n};

@@ -155,10 +155,14 @@ struct GpuLayer {
   DevWeight router, gate_exps, up_exps, down_exps;  // MoE: [E -> n_expert], [n_expert][F x E] ...
 };
 
-// Graph cache key of a decode step: sequences in the batch and the attention length bucket.
+// Graph cache key of a decode step: sequences in the batch, the attention length bucket, and whether
+// the head writes the logits into host memory (steps whose logits go to the host) or the device's.
 struct GraphKey {
   int n_seq, bucket;
-  bool operator==(const GraphKey& o) const { return n_seq == o.n_seq && bucket == o.bucket; }
+  bool host_logits;
+  bool operator==(const GraphKey& o) const {
+    return n_seq == o.n_seq && bucket == o.bucket && host_logits == o.host_logits;
+  }
 };
 
 class GpuExecutor final : public Executor {
@@ -231,8 +235,9 @@ class GpuExecutor final : public Executor {
   }
 
   // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
-  // that want them (left in logits_); returns that row count. Nothing is synchronised.
-  int run_step(const Batch& b);
+  // that want them; returns that row count. Nothing is synchronised. The logits land in logits_, or
+  // with `to_host` where they fit in the page-locked buffer straight in logits_host_ (head_to_host_).
+  int run_step(const Batch& b, bool to_host = false);
   // The launches of one step (recorded into a graph, or run directly).
   void launch_step(const Batch& b, int T, int n_seq, bool all_rows_out);
   void clear_graphs() {
@@ -380,6 +385,14 @@ class GpuExecutor final : public Executor {
     pinned_rows_ = env_off("ROCFORGE_GPU_PINNED_LOGITS") ? 0 : std::min(T, kPinnedLogitRows);
     logits_host_ = pinned_rows_ ? HostBuf(be_, size_t(pinned_rows_) * c_.n_vocab * sizeof(float)) : HostBuf();
     if (!logits_host_.floats()) pinned_rows_ = 0;
+    // Steps whose logits go to the host have the head store them straight into that page-locked
+    // buffer through its device address: no copy after the step (the DMA cost ~16 us a token, ~3% of
+    // a 1B's). ROCFORGE_GPU_DIRECT_LOGITS=0: the head writes logits_ and a copy follows.
+    logits_host_dev_ = nullptr;
+    if (pinned_rows_ && !env_off("ROCFORGE_GPU_DIRECT_LOGITS")) {
+      void* d = nullptr;
+      if (api_.host_device_ptr(logits_host_.floats(), &d) == 0) logits_host_dev_ = static_cast<float*>(d);
+    }
     const int max_in = std::max({c_.n_embd, c_.q_dim(), c_.n_ff});
     xq_ = DevBuf(be_, api_.q8_bytes(std::min(T, kMultiTokens) * ((max_in + 31) / 32 * 32)));
     // Its own buffer: the gate/up blocks still read xq_ while others write their SwiGLU outputs.
@@ -622,6 +635,9 @@ class GpuExecutor final : public Executor {
   DevBuf xq_ff_;  // decode: the down projection's int8 input when SwiGLU rides in gate/up (proj_swiglu)
   static constexpr int kPinnedLogitRows = 8;
   HostBuf logits_host_;  // page-locked staging of up to pinned_rows_ rows of logits
+  float* logits_host_dev_ = nullptr;  // logits_host_ as kernels address it (null: copy after the step)
+  float* head_out_ = nullptr;         // where the step being launched writes its logits
+  bool head_to_host_ = false;         // ... and whether that is logits_host_
   DevBuf sample_rows_;   // forward_sample_rows: the rows' sampling parameters
   std::vector<rf_sample_row> sample_host_;
   int pinned_rows_ = 0;
