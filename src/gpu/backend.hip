@@ -146,7 +146,11 @@ int host_free(void* p) { return p ? check(hipHostFree(p), "free host") : 0; }
 int host_device_ptr(void* host, void** d) {
   *d = nullptr;
   if (!host) return fail("host_device_ptr: null host pointer");
-  if (int rc = check(hipHostGetDevicePointer(d, host, 0), "host_device_ptr (is it from malloc_host?)")) return rc;
+  if (const hipError_t e = hipHostGetDevicePointer(d, host, 0); e != hipSuccess) {
+    (void)hipGetLastError();  // not sticky: later launches must not report it
+    *d = nullptr;
+    return check(e, "host_device_ptr (memory not from malloc_host?)");
+  }
   return *d ? 0 : fail("host_device_ptr: the device cannot address this host memory");
 }
 int memcpy_h2d(void* d, const void* s, size_t n, rf_stream q) {

@@ -74,6 +74,15 @@ inline hipError_t hipHostGetDevicePointer(void** d, void* h, unsigned int flags)
   return cudaHostGetDevicePointer(d, h, flags);
 }
 inline hipError_t hipHostFree(void* p) { return cudaFreeHost(p); }
+// Whether `p` is page-locked host memory (a kernel storing there writes across the bus).
+inline bool rf_is_host_memory(const void* p) {
+  cudaPointerAttributes at{};
+  if (cudaPointerGetAttributes(&at, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return at.type == cudaMemoryTypeHost;
+}
 inline hipError_t hipMemcpyAsync(void* d, const void* s, size_t n, hipMemcpyKind k, hipStream_t st) {
   return cudaMemcpyAsync(d, s, n, k, st);
 }

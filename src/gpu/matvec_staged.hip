@@ -603,12 +603,13 @@ int launch(const StagedArgs& base, const Shape& sh, hipStream_t s, bool dry_run)
   a.stage_bytes = sh.stage_bytes;
   static const int evict = env_int("ROCFORGE_MV_EVICT_FIRST", 1);
   a.evict_first = evict != 0;
-  // ROCFORGE_MV_RING_STORE=0: each consumer wave stores its own rows (A/B runs). With the ring a unit's
-  // rows leave as one transaction, which is what host memory needs: the head storing a step's logits
-  // into page-locked memory issued two 4-byte PCIe writes per wave and unit, and the 1B Q4_0 head
-  // (~1.3 G such writes a second) outran the bus: tg128 -2.6% against copying the logits after.
+  // The ring (the producer stores a unit's rows in one transaction) for outputs in host memory: with
+  // each consumer wave storing its own two rows, the head writing a step's logits into page-locked
+  // memory issued ~1.3 G small PCIe writes a second on a 1B Q4_0 and outran the bus (H100 tg128 -2.6%
+  // against copying the logits after). Not for device memory, where it measured -1% on an H200 (8B
+  // Q4_K_M) and +-1% on an H100. ROCFORGE_MV_RING_STORE=0: never, 2: always (A/B runs).
   static const int ring_env = env_int("ROCFORGE_MV_RING_STORE", 1);
-  a.ring_store = ring_env != 0;
+  a.ring_store = ring_env == 2 || (ring_env == 1 && rf_is_host_memory(a.y));
   (void)rf_launch(kernel, grid, sh.threads, sh.smem, s, a);
   return check(hipGetLastError(), "matvec_q8 (staged)");
 }

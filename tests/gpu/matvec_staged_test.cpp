@@ -183,6 +183,79 @@ TEST(GpuMatvecStaged, PairMatchesRegisterKernels) {
   }
 }
 
+// Outputs in page-locked host memory (the head storing a step's logits there: malloc_host, then
+// host_device_ptr): the staged kernel's producer stores each unit's rows (the ring) instead of the
+// consumer waves. Bit-identical to the same launch into device memory: one matrix of each int8 layout
+// family with partial units and blocks, and a [A | B] pair (A and B rows through the same ring).
+// host_device_ptr refuses memory that malloc_host did not give.
+TEST(GpuMatvecStaged, StoresIntoHostMemoryMatchDeviceMemory) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int max_rows = 4099 + 515;
+  void* host = nullptr;
+  gpu->check(api.malloc_host(&host, max_rows * sizeof(float)), "malloc_host");
+  struct HostFree {
+    const rf_gpu_api& api;
+    void* p;
+    ~HostFree() { api.free_host(p); }
+  } host_free{api, host};
+  void* dev_view = nullptr;
+  gpu->check(api.host_device_ptr(host, &dev_view), "host_device_ptr");
+  ASSERT_NE(dev_view, nullptr);
+  {
+    DeviceBuffer not_host(*gpu, 64);
+    void* v = nullptr;
+    EXPECT_NE(api.host_device_ptr(not_host.get(), &v), 0) << "device memory is not page-locked host memory";
+    EXPECT_EQ(v, nullptr);
+  }
+  auto* out = static_cast<float*>(host);
+  auto* y_host = static_cast<float*>(dev_view);
+  StagedSwitch on(api, true);
+  struct Case { GgmlType t; int rows, cols; };
+  for (const Case& c : {Case{GgmlType::Q4_0, 4099, 2048}, Case{GgmlType::Q8_0, 515, 6144}, Case{GgmlType::Q6_K, 37, 4096},
+                        Case{GgmlType::Q4_K, 1, 2048}, Case{GgmlType::Q4_K, 300, 14336}}) {
+    SCOPED_TRACE(std::string(ggml_type_name(c.t)) + " " + std::to_string(c.rows) + " x " + std::to_string(c.cols));
+    const Matrix m = make_matrix(c.t, c.rows, c.cols, rng, true);
+    auto dw = to_device(*gpu, m.device);
+    DeviceBuffer dq(*gpu, api.q8_bytes(c.cols));
+    (void)device_x(*gpu, rng, c.cols, dq);
+    DeviceBuffer y(*gpu, c.rows * sizeof(float));
+    y.poison();
+    std::memset(out, 0xff, c.rows * sizeof(float));
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), y.as<float>(), c.rows, c.cols, nullptr), "device");
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), y_host, c.rows, c.cols, nullptr), "host");
+    gpu->check(api.stream_sync(nullptr), "sync");
+    const auto want = y.download<float>(c.rows);
+    for (int r = 0; r < c.rows; ++r) {
+      ASSERT_FALSE(std::isnan(want[r])) << "row " << r;
+      ASSERT_EQ(out[r], want[r]) << "row " << r;
+    }
+  }
+  const int rows_a = 4099, rows_b = 515, cols = 2048;
+  const Matrix a = make_matrix(GgmlType::Q4_K, rows_a, cols, rng, true);
+  const Matrix b = make_matrix(GgmlType::Q6_K, rows_b, cols, rng, true);
+  auto dwa = to_device(*gpu, a.device);
+  auto dwb = to_device(*gpu, b.device);
+  DeviceBuffer dq(*gpu, api.q8_bytes(cols));
+  (void)device_x(*gpu, rng, cols, dq);
+  DeviceBuffer y(*gpu, max_rows * sizeof(float));
+  y.poison();
+  std::memset(out, 0xff, max_rows * sizeof(float));
+  for (float* dst : {y.as<float>(), y_host})
+    gpu->check(api.matvec_q8_qkv(a.layout, dwa->get(), a.row_bytes, rows_a, b.layout, dwb->get(), b.row_bytes, rows_b,
+                                 cols, dq.get(), dst, nullptr, nullptr),
+               "matvec_q8_qkv");
+  gpu->check(api.stream_sync(nullptr), "sync");
+  const auto want = y.download<float>(max_rows);
+  for (int i = 0; i < max_rows; ++i) {
+    ASSERT_FALSE(std::isnan(want[i])) << "output " << i;
+    ASSERT_EQ(out[i], want[i]) << "output " << i << (i < rows_a ? " (a)" : " (b)");
+  }
+}
+
 // matvec_q8_norm (the rmsnorm and the residual add fused into the staged kernel) against rmsnorm_q8
 // then matvec_q8_qkv: the same int8 x but where the sum of squares, summed in another order, moves a
 // value across a rounding boundary; the residual sum x + add written once, inputs untouched; with and
