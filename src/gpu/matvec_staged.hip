@@ -68,7 +68,8 @@ struct StagedArgs {
   rf_qkv_rope rope;
   int evict_first;
   // One token, whole rows, plain stores: the consumers leave each unit's sums in a ring in shared
-  // memory and the producer stores the unit's rows with one coalesced store (ring_store_on()).
+  // memory and the producer stores the unit's rows with one coalesced store (set by launch() for
+  // outputs in host memory).
   int ring_store;
   // Fused rmsnorm (matvec_q8_norm): x = nx + nadd (nadd nullable), written to nx_out by block 0 when
   // nx_out is set; the int8 x of the product is quantize(x / rms(x) * nw), made in shared memory.
@@ -451,9 +452,8 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
         }
       }
     } else if (Epi == kPlain && a.splits == 1) {
-      // Every lane holds every sum (butterfly): lane r stores row r, so the wave's kR rows leave as
-      // one transaction - what keeps the head's stores into page-locked host memory (the logits of
-      // steps that go to the host) within PCIe's transaction rate.
+      // Every lane holds every sum (butterfly): lane r stores row r, the wave's kR rows in one store
+      // instruction (outputs in host memory take the ring above instead).
       const int m = min(kR, n - first);
       if (first < n && lane < m) {
         float v = sum[0][0];
