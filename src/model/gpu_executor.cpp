@@ -106,6 +106,7 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
     clear_graphs();
     in_ints_ = n_in * 2;
     in_ = DevBuf(be_, in_ints_ * sizeof(int32_t));
+    in_pinned_ = pinned_inputs_ ? HostBuf(be_, in_ints_ * sizeof(int32_t)) : HostBuf();
   }
   in_host_.assign(n_in, 0);
   if (n_cpu_ == 0)
@@ -120,7 +121,14 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
     const size_t n = std::min<size_t>(tbl.size(), size_t(max_blocks_));
     std::copy(tbl.begin(), tbl.begin() + n, in_host_.begin() + 3 * cap_ + size_t(s) * max_blocks_);
   }
-  be_->check(api_.memcpy_h2d(in_.get(), in_host_.data(), n_in * sizeof(int32_t), stream_), "step inputs");
+  // The page-locked copy is free to rewrite: every step ends in a stream sync (step_to_host,
+  // forward_sample_rows), so the previous step's upload has landed.
+  const void* in_src = in_host_.data();
+  if (void* p = in_pinned_.get()) {
+    std::memcpy(p, in_host_.data(), n_in * sizeof(int32_t));
+    in_src = p;
+  }
+  be_->check(api_.memcpy_h2d(in_.get(), in_src, n_in * sizeof(int32_t), stream_), "step inputs");
 
   if (all_decode_) {
     const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
