@@ -134,8 +134,9 @@ int dev_free(void* p) { return p ? check(hipFree(p), "free") : 0; }
 int host_malloc(void** p, size_t n) {
   *p = nullptr;
   if (n == 0) return 0;
-  // Mapped: kernels may store straight into it (host_device_ptr), e.g. the head's logits.
-  if (hipHostMalloc(p, n, hipHostMallocMapped) != hipSuccess) {
+  // Mapped: kernels may store straight into it (host_device_ptr), e.g. the head's logits; portable:
+  // whichever device is current when it is used.
+  if (hipHostMalloc(p, n, hipHostMallocMapped | hipHostMallocPortable) != hipSuccess) {
     (void)hipGetLastError();
     *p = nullptr;
     return fail("out of page-locked host memory allocating %zu bytes", n);

@@ -69,6 +69,7 @@ inline hipError_t hipMemGetInfo(size_t* free_b, size_t* total_b) { return cudaMe
 inline hipError_t hipMalloc(void** p, size_t n) { return cudaMalloc(p, n); }
 inline hipError_t hipFree(void* p) { return cudaFree(p); }
 constexpr unsigned int hipHostMallocMapped = cudaHostAllocMapped;
+constexpr unsigned int hipHostMallocPortable = cudaHostAllocPortable;
 inline hipError_t hipHostMalloc(void** p, size_t n, unsigned int flags) { return cudaHostAlloc(p, n, flags); }
 inline hipError_t hipHostGetDevicePointer(void** d, void* h, unsigned int flags) {
   return cudaHostGetDevicePointer(d, h, flags);

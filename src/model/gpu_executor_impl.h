@@ -39,16 +39,22 @@ inline uint64_t kv_bytes_per_layer(const ModelConfig& c, const KvConfig& kv) {
 
 // Scratch activations for a step of T tokens (floats).
 // MoE layers run their experts this many tokens at a time (GpuExecutor::moe): scratch for every
-// (token, expert) slot of a whole prompt step would grow with the step.
-constexpr int kMoeChunkTokens = 64;
+// (token, expert) slot of a whole prompt step would grow with the step. A prompt chunk multiplies
+// each expert once over the tokens routed to it (moe_grouped): 256 tokens give an expert of 8 with 2
+// used ~64 of them, what matmul_mma takes in one pass over the weights.
+constexpr int kMoeChunkTokens = 256;
+// Prompt chunks of at least this many tokens take moe_grouped; fewer (and decode steps, which are
+// graphs: no host round trip) go slot by slot through matvec_experts.
+constexpr int kMoeGroupMinTokens = 16;
+constexpr uint64_t kMoeGroupMinBytes = uint64_t(64) << 20;  // a layer's experts: beyond an L2 cache
 
 inline uint64_t activation_bytes(const ModelConfig& c, int T) {
   const uint64_t per_tok = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff + c.n_vocab;
   uint64_t moe = 0;
   if (c.n_expert > 0) {  // router logits; per slot g, u, y and int8 copies
     const uint64_t slots = static_cast<uint64_t>(std::min(T, kMoeChunkTokens)) * c.n_expert_used;
-    moe = static_cast<uint64_t>(T) * c.n_expert * sizeof(float) + slots * (2ull * c.n_ff + c.n_embd) * sizeof(float) +
-          slots * (c.n_ff + c.n_embd) * 2;
+    moe = static_cast<uint64_t>(T) * c.n_expert * sizeof(float) + slots * (2ull * c.n_ff + 2ull * c.n_embd) * sizeof(float) +
+          slots * (c.n_ff + c.n_embd) * 2 + slots * 2 * sizeof(int32_t);
   }
   return per_tok * T * sizeof(float) + moe + (64ull << 20);  // + attention workspace, q8 copies, tables
 }
@@ -407,6 +413,8 @@ class GpuExecutor final : public Executor {
       moe_w_ = fbuf(slots);
       moe_gu_ = fbuf(slots * 2 * c_.n_ff);
       moe_y_ = fbuf(slots * c_.n_embd);
+      moe_x_ = fbuf(slots * c_.n_embd);
+      moe_perm_ = DevBuf(be_, static_cast<size_t>(slots) * 2 * sizeof(int32_t));
       const int64_t max_x = std::max<int64_t>(slots * c_.n_ff, int64_t(std::min(T, kMoeChunkTokens)) * c_.n_embd);
       moe_xq_ = DevBuf(be_, api_.q8_bytes(static_cast<int>((max_x + 31) / 32 * 32)));
     }
@@ -565,6 +573,7 @@ class GpuExecutor final : public Executor {
   void layer(int l, const Batch& b, int T);
   void moe(const GpuLayer& L, float* h, int T, bool hq);
   void experts(const Mat& w, int n_slots, int x_div, const float* x, const void* xq, float* y);
+  void moe_grouped(const Mat& gate, const Mat& up, const Mat& down, int n, const float* x);
 
   const Model& m_;
   const ModelConfig& c_;
@@ -645,6 +654,24 @@ class GpuExecutor final : public Executor {
   // MoE scratch for kMoeChunkTokens tokens: router logits [tok][n_expert], the chosen experts and
   // their weights [slot], gate then up [slot][n_ff] each, expert outputs [slot][n_embd], int8 copies.
   DevBuf moe_router_, moe_ids_, moe_w_, moe_gu_, moe_y_, moe_xq_;
+  DevBuf moe_x_, moe_perm_;  // moe_grouped: rows sorted by expert; [token of sorted slot | sorted place of slot]
+  std::vector<int32_t> moe_ids_host_, moe_perm_host_;
+  // Whether prompt chunks multiply each expert once over its tokens (moe_grouped): where a layer's
+  // experts outgrow the L2 cache (kMoeGroupMinBytes), i.e. where the slot-by-slot matvecs read each
+  // expert from memory once per slot. Small experts stay in L2 and the slot path is faster (H100,
+  // moe-small, 21 MB of experts a layer: pp512 42296 / 40882 slot by slot, 18674 / 27969 grouped).
+  // ROCFORGE_GPU_MOE_GROUPED=0: never, 2: always (A/B runs, tests).
+  bool moe_grouped(const GpuLayer& L) const {
+    if (moe_group_env_ != 1) return moe_group_env_ == 2;
+    const auto bytes = [](const DevWeight& w) {
+      return w.present() ? uint64_t(w.ref->n_mats) * uint64_t(w.ref->rows) * w.ref->row_bytes : uint64_t{0};
+    };
+    return bytes(L.gate_exps) + bytes(L.up_exps) + bytes(L.down_exps) >= kMoeGroupMinBytes;
+  }
+  int moe_group_env_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_MOE_GROUPED");
+    return v && *v ? std::atoi(v) : 1;
+  }();
   size_t in_ints_ = 0;            // capacity of in_, in int32
   std::vector<int32_t> in_host_;  // staging of in_
   // Page-locked copy of in_host_ the upload reads (one DMA; from pageable memory the runtime stages

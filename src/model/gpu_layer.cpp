@@ -224,7 +224,8 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
 // rule); the chosen experts' SwiGLU runs as three matvec_experts launches over all (token, expert)
 // slots of the chunk, and moe_mix weighs the slots back into h. No host round trip, so decode steps
 // of MoE models are captured as graphs too. `hq`: decode, and the norm left h quantized in xq_.
-// (Prompt steps still read an expert's weights once per slot: no grouped GEMM yet.)
+// Prompt chunks of kMoeGroupMinTokens and more multiply each expert once over its tokens instead
+// (moe_grouped), with one host round trip for the routing.
 void GpuExecutor::moe(const GpuLayer& L, float* h, int T, bool hq) {
   const int E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used;
   const Mat gate = mat_of(L.gate_exps), up = mat_of(L.up_exps), down = mat_of(L.down_exps);
@@ -241,6 +242,11 @@ void GpuExecutor::moe(const GpuLayer& L, float* h, int T, bool hq) {
     proj(L.router, hc, moe_router_.get<float>(), n, &router_q);
     ok(api_.moe_route(moe_router_.get<float>(), n, NE, K, moe_ids_.get<int32_t>(), moe_w_.get<float>(), stream_),
        "moe_route");
+    if (!all_decode_ && n >= kMoeGroupMinTokens && moe_grouped(L)) {
+      moe_grouped(gate, up, down, n, hc);  // y: the slots' outputs, as below
+      ok(api_.moe_mix(y, moe_w_.get<float>(), n, K, E, hc, stream_), "moe_mix");
+      continue;
+    }
     const void* xq = nullptr;  // the chunk's inputs as int8, where gate or up takes them
     if (q8(gate) || q8(up)) {
       if (decode_q) {
@@ -261,6 +267,61 @@ void GpuExecutor::moe(const GpuLayer& L, float* h, int T, bool hq) {
     }
     ok(api_.moe_mix(y, moe_w_.get<float>(), n, K, E, hc, stream_), "moe_mix");
   }
+}
+
+// A prompt chunk's experts as one product each over the tokens routed to it, instead of a matvec
+// per (token, expert) slot that reads the expert's weights once per slot: the routing comes to the
+// host (one small copy and a sync; prompt steps are not graphs), the slots are sorted by expert, x's
+// rows gathered in that order (`embed` on an F32 table), gate / up / down multiplied per expert with
+// proj (tensor cores from kF16MinTokens rows), and the down rows put back in slot order into moe_y_.
+void GpuExecutor::moe_grouped(const Mat& gate, const Mat& up, const Mat& down, int n, const float* x) {
+  const int E = c_.n_embd, F = c_.n_ff, NE = c_.n_expert, K = c_.n_expert_used, S = n * K;
+  auto ok = [&](int rc, const char* what) { be_->check(rc, what); };
+  moe_ids_host_.resize(S);
+  ok(api_.memcpy_d2h(moe_ids_host_.data(), moe_ids_.get(), S * sizeof(int32_t), stream_), "expert ids");
+  ok(api_.stream_sync(stream_), "expert ids");
+  // Counting sort of the slots by expert: sorted place i holds slot order[i] (token order[i] / K).
+  std::vector<int> first(NE + 1, 0);
+  for (int s = 0; s < S; ++s) {
+    const int e = moe_ids_host_[s];
+    if (e < 0 || e >= NE)
+      throw Error("MoE routing chose expert " + std::to_string(e) + " of " + std::to_string(NE) +
+                  " (non-finite router logits?)");
+    ++first[e + 1];
+  }
+  for (int e = 0; e < NE; ++e) first[e + 1] += first[e];
+  moe_perm_host_.assign(2 * size_t(S), 0);
+  int32_t* tok = moe_perm_host_.data();  // [S]: the token of sorted place i
+  int32_t* place = tok + S;              // [S]: the sorted place of slot s
+  std::vector<int> next(first.begin(), first.end() - 1);
+  for (int s = 0; s < S; ++s) {
+    const int i = next[moe_ids_host_[s]]++;
+    tok[i] = s / K;
+    place[s] = i;
+  }
+  ok(api_.memcpy_h2d(moe_perm_.get(), tok, 2 * size_t(S) * sizeof(int32_t), stream_), "expert order");
+  const int32_t* d_tok = moe_perm_.get<int32_t>();
+  float* xs = moe_x_.get<float>();  // [S][E]: x's rows in sorted order, later the down rows (sorted)
+  float* g = moe_gu_.get<float>();  // [S][F]
+  float* u = g + int64_t(S) * F;    // [S][F]
+  ok(api_.embed(0 /* F32 */, x, E * sizeof(float), E, d_tok, S, xs, stream_), "gather (experts)");
+  auto expert = [](const Mat& w, int e) {
+    Mat m = w;
+    m.d = static_cast<const uint8_t*>(w.d) + size_t(e) * w.rows * w.row_bytes;
+    return m;
+  };
+  for (int e = 0; e < NE; ++e) {
+    const int r0 = first[e], c = first[e + 1] - first[e];
+    if (c == 0) continue;
+    proj(expert(gate, e), xs + int64_t(r0) * E, g + int64_t(r0) * F, c);
+    proj(expert(up, e), xs + int64_t(r0) * E, u + int64_t(r0) * F, c);
+  }
+  ok(api_.swiglu(g, u, g, size_t(S) * F, stream_), "expert swiglu");
+  for (int e = 0; e < NE; ++e) {
+    const int r0 = first[e], c = first[e + 1] - first[e];
+    if (c > 0) proj(expert(down, e), g + int64_t(r0) * F, xs + int64_t(r0) * E, c);
+  }
+  ok(api_.embed(0 /* F32 */, xs, E * sizeof(float), E, d_tok + S, S, moe_y_.get<float>(), stream_), "scatter (experts)");
 }
 
 // y[s] = w[expert of slot s] x[s / x_div] for the slots moe_route filled (moe_ids_); xq: x as int8

@@ -63,6 +63,12 @@ const std::vector<Preset>& presets() {
     p.n_layer = 8, p.n_embd = 1024, p.n_head = 16, p.n_head_kv = 4, p.n_ff = 1536, p.n_ctx = 8192;
     p.rope_theta = 1000000.0, p.n_expert = 8, p.n_expert_used = 2;
     v.push_back(p);
+
+    p = {};
+    p.name = "mixtral-4l", p.arch = "llama", p.summary = "4 layers of Mixtral 8x7B's shape (MoE prompt speed)";
+    p.n_layer = 4, p.n_embd = 4096, p.n_head = 32, p.n_head_kv = 8, p.n_ff = 14336, p.n_vocab = 32000;
+    p.n_ctx = 32768, p.rope_theta = 1000000.0, p.rms_eps = 1e-5, p.n_expert = 8, p.n_expert_used = 2;
+    v.push_back(p);
     return v;
   }();
   return kPresets;

@@ -114,6 +114,58 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   }
 }
 
+// MoE prompt chunks of 16 tokens and more multiply each expert once over the tokens routed to it
+// (routing to the host, slots sorted by expert, gather / per-expert GEMM / scatter): a 300-token
+// prompt (chunks of 256 and 44 tokens: ~128 and ~22 tokens an expert, i.e. cuBLAS slices and the
+// tensor-core kernel) and a 20-token one, against the CPU backend and against the slot-by-slot path
+// (ROCFORGE_GPU_MOE_GROUPED=0), with int8 (Q4_K) and float (F16) experts; decode after each. The
+// grouped path is forced (=2): by default it is taken only for experts larger than an L2 cache.
+TEST(GpuEngine, MoePromptsGroupedByExpertAgreeWithCpu) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
+  const auto dir = test::temp_dir();
+  auto open = [](const std::string& path, const std::string& dev) {
+    EngineOptions o;
+    o.model_path = path;
+    o.device = dev;
+    o.gpu_layers = dev == "gpu" ? -1 : 0;
+    o.ctx_size = 1024;
+    o.n_threads = 2;
+    return Engine::load(o);
+  };
+  for (const char* type : {"q4_k", "f16"}) {
+    SCOPED_TRACE(type);
+    tools::SynthOptions o;
+    o.preset = "moe-tiny";
+    o.type = type;
+    o.vocab_path = vocab.string();
+    o.out_path = (dir / (std::string("moe-tiny-grouped-") + type + ".gguf")).string();
+    o.threads = 2;
+    tools::synth_model(o);
+    auto cpu = open(o.out_path, "cpu");
+    ::setenv("ROCFORGE_GPU_MOE_GROUPED", "2", 1);  // moe-tiny's experts are small: force the grouped path
+    auto grouped = open(o.out_path, "gpu");
+    ::setenv("ROCFORGE_GPU_MOE_GROUPED", "0", 1);
+    auto slots = open(o.out_path, "gpu");
+    ::unsetenv("ROCFORGE_GPU_MOE_GROUPED");
+    std::vector<int32_t> long_prompt = {cpu->tokenizer().bos_id()};
+    for (int i = 0; static_cast<int>(long_prompt.size()) < 300; ++i) long_prompt.push_back(100 + (i * 37) % 800);
+    std::vector<int32_t> short_prompt(long_prompt.begin(), long_prompt.begin() + 20);
+    for (const auto* prompt : {&long_prompt, &short_prompt}) {
+      SCOPED_TRACE(std::to_string(prompt->size()) + "-token prompt");
+      Generator gc(*cpu, SamplingParams::greedy()), gg(*grouped, SamplingParams::greedy()),
+          gs(*slots, SamplingParams::greedy());
+      const auto lc = gc.feed(*prompt), lg = gg.feed(*prompt), ls = gs.feed(*prompt);
+      EXPECT_LT(rel_rms(lc, lg), 3e-2) << "grouped against the CPU";
+      EXPECT_LT(rel_rms(ls, lg), 3e-2) << "grouped against slot by slot";
+      EXPECT_NE(lg, ls) << "the switch took effect (other kernels, other roundings)";
+      EXPECT_LT(rel_rms(gc.feed({300}), gg.feed({300})), 3e-2) << "decode after the prompt";
+    }
+    std::filesystem::remove(o.out_path);
+  }
+}
+
 // A Q8_0 K/V cache on the GPU (--kv-type q8_0: int8 rows + an f16 scale per 32 values, read by the
 // decode and prefill attention kernels) against the CPU backend's Q8_0 cache on the same file: the
 // same few-percent budget as the f16 cache, over a prompt of several attention tiles and graphed
