@@ -211,6 +211,11 @@ TEST(SynthPresets, ParameterCountsMatchTheRealModels) {
   EXPECT_NEAR(params("qwen2.5-0.5b", 151936, false) / 1e9, 0.36, 0.005);  // "0.36B non-embedding"
   EXPECT_NEAR(params("qwen3-0.6b", 151936) / 1e9, 0.6, 0.01);             // "0.6B"
   EXPECT_NEAR(params("qwen3-0.6b", 151936, false) / 1e9, 0.44, 0.005);    // "0.44B non-embedding"
+  // Mixtral-8x7B: 46,702,792,704 parameters; less its two 32000 x 4096 tables and final norm, 32 equal
+  // layers of 1,451,270,144. mixtral-4l has 4 of them and the final norm (tables not counted here).
+  EXPECT_EQ(params("mixtral-4l", 32000, false), 4ull * 1451270144ull + 4096ull);
+  EXPECT_EQ((46702792704ull - 2ull * 32000 * 4096 - 4096) % 32, 0ull);
+  EXPECT_EQ((46702792704ull - 2ull * 32000 * 4096 - 4096) / 32, 1451270144ull);
   const auto* q = tools::find_preset("qwen2.5-0.5b");
   ASSERT_NE(q, nullptr);
   size_t biases = 0;
