@@ -1,6 +1,7 @@
 // gpu_bench - bandwidth of the GPU decode kernels against the card's copy bandwidth.
 //
-//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only | --attention-only]
+//   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only | --attention-only |
+//             --sampling-only]
 //             [--model 8b|1b]
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   bool batched_only = false;  // --batched-only: only the small-batch table
   bool small_model = false;   // --model 1b: llama3.2-1b shapes (default llama3-8b)
   bool attention_only = false;  // --attention-only: copy bandwidth and the attention table
+  bool sampling_only = false;   // --sampling-only: the sampling table
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -115,6 +117,8 @@ int main(int argc, char** argv) {
       batched_only = true;
     } else if (!std::strcmp(argv[i], "--matvec-only")) {
       matvec_only = true;
+    } else if (!std::strcmp(argv[i], "--sampling-only")) {
+      sampling_only = true;
     } else if (!std::strcmp(argv[i], "--attention-only")) {
       attention_only = true;
     } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
@@ -123,7 +127,7 @@ int main(int argc, char** argv) {
       reps = std::max(1, std::atoi(argv[++i]));
     }
   }
-  if (attention_only) types.clear();  // no matvec or batched rows
+  if (attention_only || sampling_only) types.clear();  // no matvec or batched rows
   try {
     const auto sel = device::select_device(device::parse_device_spec("gpu"));
     const auto& b = *sel.backend;
@@ -267,7 +271,7 @@ int main(int argc, char** argv) {
     if (batched_only) return 0;
 
     // ---- attention (llama3 heads: 32 query, 8 KV, head_dim 128 (8B) or 64 (1B); F16 paged cache, blocks of 16)
-    {
+    if (!sampling_only) {
       const int n_head = 32, n_kv = 8, hd = small_model ? 64 : 128, bs = 16;
       std::printf("\nattention decode (1 sequence, split-K) and prefill, 32/8 heads x %d:\n", hd);
       for (int ctx : {128, 256, 512, 1024, 4096, 16384, 32768}) {
@@ -341,6 +345,7 @@ int main(int argc, char** argv) {
         smp(0);
         std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
       }
+      if (sampling_only) return 0;
       void* nw = dmalloc(b, 4096 * 4);
       fill_random(b, nw, 4096 * 4, rng);
       auto norm = [&](int) {
