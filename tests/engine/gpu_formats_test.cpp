@@ -22,13 +22,14 @@ namespace {
 
 using test::have_gpu;
 
-std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, KvType kv = KvType::F16) {
+std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, KvType kv = KvType::F16,
+                             int ctx = 256) {
   EngineOptions o;
   o.model_path = model.string();
   o.device = dev;
   o.kv_type = kv;
   o.gpu_layers = dev == "gpu" ? -1 : 0;
-  o.ctx_size = 256;
+  o.ctx_size = ctx;
   o.n_threads = 2;
   return Engine::load(o);
 }
@@ -44,6 +45,19 @@ struct Case {
   const char* preset;
   const char* type;
 };
+
+// `rocforge synth` of a preset in a type with the real tokenizer `vocab`, written to dir/name.
+std::string synth_file(const std::filesystem::path& dir, const std::string& name, const char* preset,
+                       const char* type, const std::filesystem::path& vocab) {
+  tools::SynthOptions o;
+  o.preset = preset;
+  o.type = type;
+  o.vocab_path = vocab.string();
+  o.out_path = (dir / name).string();
+  o.threads = 2;
+  tools::synth_model(o);
+  return o.out_path;
+}
 
 // Several sequences per step (the server's batches), straight through both executors on blocks of
 // their own: a prompt of three sequences, decode steps of three, then of two (one finished). On the
@@ -94,15 +108,9 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   cases.push_back({"moe-tiny", "f16"});     // experts without an int8 path (float activations)
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.preset) + " " + c.type);
-    tools::SynthOptions o;
-    o.preset = c.preset;
-    o.type = c.type;
-    o.vocab_path = vocab.string();
-    o.out_path = (dir / (std::string(c.preset) + "-" + c.type + ".gguf")).string();
-    o.threads = 2;
-    tools::synth_model(o);
-    auto cpu = load(o.out_path, "cpu");
-    auto gpu = load(o.out_path, "gpu");
+    const std::string path = synth_file(dir, std::string(c.preset) + "-" + c.type + ".gguf", c.preset, c.type, vocab);
+    auto cpu = load(path, "cpu");
+    auto gpu = load(path, "gpu");
     const auto prompt = cpu->tokenizer().encode("The quick brown fox jumps over the lazy dog", true);
     Generator gc(*cpu, SamplingParams::greedy()), gg(*gpu, SamplingParams::greedy());
     // Prompt (GPU: f16 GEMM, CPU: int8 panel), then decode steps (int8 activations on both, in
@@ -110,7 +118,7 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
     EXPECT_LT(rel_rms(gc.feed(prompt), gg.feed(prompt)), 3e-2) << "prompt";
     for (int32_t tok : {300, 301}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
     multi_sequence_steps(*cpu, *gpu);
-    std::filesystem::remove(o.out_path);
+    std::filesystem::remove(path);
   }
 }
 
@@ -125,29 +133,14 @@ TEST(GpuEngine, MoePromptsGroupedByExpertAgreeWithCpu) {
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
   ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
   const auto dir = test::temp_dir();
-  auto open = [](const std::string& path, const std::string& dev) {
-    EngineOptions o;
-    o.model_path = path;
-    o.device = dev;
-    o.gpu_layers = dev == "gpu" ? -1 : 0;
-    o.ctx_size = 1024;
-    o.n_threads = 2;
-    return Engine::load(o);
-  };
   for (const char* type : {"q4_k", "f16"}) {
     SCOPED_TRACE(type);
-    tools::SynthOptions o;
-    o.preset = "moe-tiny";
-    o.type = type;
-    o.vocab_path = vocab.string();
-    o.out_path = (dir / (std::string("moe-tiny-grouped-") + type + ".gguf")).string();
-    o.threads = 2;
-    tools::synth_model(o);
-    auto cpu = open(o.out_path, "cpu");
+    const std::string path = synth_file(dir, std::string("moe-tiny-grouped-") + type + ".gguf", "moe-tiny", type, vocab);
+    auto cpu = load(path, "cpu", KvType::F16, 1024);
     ::setenv("ROCFORGE_GPU_MOE_GROUPED", "2", 1);  // moe-tiny's experts are small: force the grouped path
-    auto grouped = open(o.out_path, "gpu");
+    auto grouped = load(path, "gpu", KvType::F16, 1024);
     ::setenv("ROCFORGE_GPU_MOE_GROUPED", "0", 1);
-    auto slots = open(o.out_path, "gpu");
+    auto slots = load(path, "gpu", KvType::F16, 1024);
     ::unsetenv("ROCFORGE_GPU_MOE_GROUPED");
     std::vector<int32_t> long_prompt = {cpu->tokenizer().bos_id()};
     for (int i = 0; static_cast<int>(long_prompt.size()) < 300; ++i) long_prompt.push_back(100 + (i * 37) % 800);
@@ -162,7 +155,7 @@ TEST(GpuEngine, MoePromptsGroupedByExpertAgreeWithCpu) {
       EXPECT_NE(lg, ls) << "the switch took effect (other kernels, other roundings)";
       EXPECT_LT(rel_rms(gc.feed({300}), gg.feed({300})), 3e-2) << "decode after the prompt";
     }
-    std::filesystem::remove(o.out_path);
+    std::filesystem::remove(path);
   }
 }
 
@@ -176,16 +169,10 @@ TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
   ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
   const auto dir = test::temp_dir();
-  tools::SynthOptions o;
-  o.preset = "tiny";  // head_dim 64
-  o.type = "q8_0";
-  o.vocab_path = vocab.string();
-  o.out_path = (dir / "tiny-q8_0-kvq8.gguf").string();
-  o.threads = 2;
-  tools::synth_model(o);
-  auto cpu = load(o.out_path, "cpu", KvType::Q8_0);
-  auto gpu = load(o.out_path, "gpu", KvType::Q8_0);
-  auto gpu16 = load(o.out_path, "gpu", KvType::F16);
+  const std::string path = synth_file(dir, "tiny-q8_0-kvq8.gguf", "tiny", "q8_0", vocab);  // head_dim 64
+  auto cpu = load(path, "cpu", KvType::Q8_0);
+  auto gpu = load(path, "gpu", KvType::Q8_0);
+  auto gpu16 = load(path, "gpu", KvType::F16);
   ASSERT_EQ(gpu->executor().kv_config().type, KvType::Q8_0);
   std::string text;
   for (int i = 0; i < 6; ++i) text += "The quick brown fox jumps over the lazy dog. ";
@@ -228,7 +215,7 @@ TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
     d.add(310 + k, nb++, 1, true);
     step(d, "two-sequence decode");
   }
-  std::filesystem::remove(o.out_path);
+  std::filesystem::remove(path);
 }
 
 // SwiGLU in the gate/up launch (matvec_q8_swiglu, the down projection reading its int8 output) against
@@ -243,21 +230,15 @@ TEST(GpuEngine, SwigluEpilogueKeepsDecodeLogits) {
   ASSERT_TRUE(backend) << why;
   const auto& api = backend->api();
   const auto dir = test::temp_dir();
-  tools::SynthOptions o;
-  o.preset = "tiny";
-  o.type = "q4_k";
-  o.vocab_path = vocab.string();
-  o.out_path = (dir / "tiny-q4_k-swiglu.gguf").string();
-  o.threads = 2;
-  tools::synth_model(o);
+  const std::string path = synth_file(dir, "tiny-q4_k-swiglu.gguf", "tiny", "q4_k", vocab);
   api.matvec_q8_set_kernel(1);
   // Where the device has no epilogue kernel (below sm_90) both engines run the same launches.
   for (const char* norm : {"1", "0"}) {
     SCOPED_TRACE(std::string("ROCFORGE_GPU_NORM_FUSE=") + norm);
     ::setenv("ROCFORGE_GPU_NORM_FUSE", norm, 1);
-    auto fused = load(o.out_path, "gpu");
+    auto fused = load(path, "gpu");
     ::setenv("ROCFORGE_GPU_SWIGLU_FUSE", "0", 1);
-    auto apart = load(o.out_path, "gpu");
+    auto apart = load(path, "gpu");
     ::unsetenv("ROCFORGE_GPU_SWIGLU_FUSE");
     ::unsetenv("ROCFORGE_GPU_NORM_FUSE");
     const auto prompt = fused->tokenizer().encode("The quick brown fox jumps over the lazy dog", true);
@@ -267,7 +248,7 @@ TEST(GpuEngine, SwigluEpilogueKeepsDecodeLogits) {
     for (int32_t tok : {300, 301, 302}) EXPECT_EQ(gf.feed({tok}), ga.feed({tok})) << "decode " << tok;
   }
   api.matvec_q8_set_kernel(-1);
-  std::filesystem::remove(o.out_path);
+  std::filesystem::remove(path);
 }
 
 }  // namespace
