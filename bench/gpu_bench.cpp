@@ -329,22 +329,49 @@ int main(int argc, char** argv) {
     {
       const int n_vocab = 128256;
       void* logits = dmalloc(b, n_vocab * 4);
-      void* tok = dmalloc(b, 4);
+      void* tok = dmalloc(b, 64 * 4);
+      const int max_rows = 16;
+      const size_t ws_bytes = api.sample_workspace(max_rows, n_vocab);
+      void* ws = dmalloc(b, ws_bytes);
+      b.check(api.memset(ws, 0, ws_bytes, nullptr), "memset");
       std::vector<float> h(n_vocab);
       std::normal_distribution<float> nd(0.f, 3.f);
       for (auto& v : h) v = nd(rng);
       b.check(api.memcpy_h2d(logits, h.data(), h.size() * 4, nullptr), "upload");
       struct P { const char* name; float t; int k; float p; float mp; };
       std::printf("\nsampling over %d logits:\n", n_vocab);
-      for (const P& pr : {P{"greedy", 0.f, 0, 1.f, 0.f}, P{"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
-                          P{"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f}}) {
+      const P cases[] = {{"greedy", 0.f, 0, 1.f, 0.f},
+                         {"T1", 1.f, 0, 1.f, 0.f},
+                         {"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
+                         {"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f},
+                         {"T1 top-k 2000", 1.f, 2000, 1.f, 0.f}};
+      for (const P& pr : cases) {
         auto smp = [&](int) {
           b.check(api.sample(static_cast<float*>(logits), n_vocab, pr.t, pr.k, pr.p, pr.mp, 0.37f,
-                             static_cast<int32_t*>(tok), nullptr), "sample");
+                             static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample");
         };
         smp(0);
         std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
       }
+      // Rows of one batched step side by side (the server's decode steps), each row its own logits.
+      {
+        void* many = dmalloc(b, static_cast<size_t>(max_rows) * n_vocab * 4);
+        for (int r = 0; r < max_rows; ++r)
+          b.check(api.memcpy_h2d(static_cast<float*>(many) + static_cast<size_t>(r) * n_vocab, h.data(), h.size() * 4,
+                                 nullptr), "upload");
+        std::vector<rf_sample_row> rows(max_rows, rf_sample_row{0.8f, 40, 0.95f, 0.f, 0.37f});
+        void* drows = dmalloc(b, rows.size() * sizeof(rf_sample_row));
+        b.check(api.memcpy_h2d(drows, rows.data(), rows.size() * sizeof(rf_sample_row), nullptr), "upload");
+        auto smp = [&](int) {
+          b.check(api.sample_rows(static_cast<float*>(many), n_vocab, max_rows, static_cast<rf_sample_row*>(drows),
+                                  rows.data(), static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample_rows");
+        };
+        smp(0);
+        std::printf("%-28s %8.1f us\n", "16 rows T0.8 top-k 40 top-p", timer.median_ms(reps, 20, smp) * 1e3);
+        api.free(drows);
+        api.free(many);
+      }
+      api.free(ws);
       if (sampling_only) return 0;
       void* nw = dmalloc(b, 4096 * 4);
       fill_random(b, nw, 4096 * 4, rng);

@@ -278,8 +278,8 @@ const char* matvec_q8_kernel(uint32_t type, const void* w, size_t stride, int ro
   return matvec_q8_staged_applies(type, w, stride, rows, cols) ? "staged" : "registers";
 }
 int k_sample(const float* logits, int n, float temp, int top_k, float top_p, float min_p, float u, int32_t* tok,
-             rf_stream s) {
-  return sample(logits, n, temp, top_k, top_p, min_p, u, tok, st(s));
+             void* ws, size_t ws_bytes, rf_stream s) {
+  return sample(logits, n, temp, top_k, top_p, min_p, u, tok, ws, ws_bytes, st(s));
 }
 
 int k_moe_route(const float* logits, int n_tok, int n_expert, int k, int32_t* ids, float* weights, rf_stream s) {
@@ -304,8 +304,9 @@ int k_matvec_q8_multi_parts(uint32_t t, const void* w, size_t rs, const void* xq
                             const int* part_rows, float* const* y, rf_stream s) {
   return matvec_q8_multi_parts(t, w, rs, xq, cols, n_tok, n_parts, part_rows, y, st(s));
 }
-int k_sample_rows(const float* logits, int n, int n_rows, const rf_sample_row* rows, int32_t* tokens, rf_stream s) {
-  return sample_rows(logits, n, n_rows, rows, tokens, st(s));
+int k_sample_rows(const float* logits, int n, int n_rows, const rf_sample_row* rows, const rf_sample_row* h_rows,
+                  int32_t* tokens, void* ws, size_t ws_bytes, rf_stream s) {
+  return sample_rows(logits, n, n_rows, rows, h_rows, tokens, ws, ws_bytes, st(s));
 }
 int k_rmsnorm_q8_rows(float* x, const float* add, const float* w, float* y, void* xq, int n, int rows, float eps,
                       rf_stream s) {
@@ -326,7 +327,7 @@ const rf_gpu_api kApi = {
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
-    k_matvec_q8_multi_parts, host_device_ptr,
+    k_matvec_q8_multi_parts, host_device_ptr, sample_workspace,
 };
 
 }  // namespace

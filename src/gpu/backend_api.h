@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 16u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 17u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -174,12 +174,15 @@ struct rf_gpu_api {
 
   // ---- sampling. Writes one token id to *d_token. temperature <= 0 -> greedy (lowest index wins
   // ties). Otherwise the candidates are the logits >= every one of: the top_k-th largest (top_k <= 0:
-  // no limit), the smallest top set whose softmax mass (within the top-k set) reaches top_p (>= 1: no
-  // limit), and max + ln(min_p) (min_p <= 0: no limit), all on the scaled logits
-  // logit * (1 / temperature) (the reciprocal rounded to float); the token is drawn from their
-  // softmax over the candidates by inverse CDF in index order with u in [0, 1).
+  // no limit), the smallest top set whose mass (within the top-k set) reaches ceil(top_p * that
+  // mass) (top_p >= 1: no limit), and max + ln(min_p) (min_p <= 0: no limit), all on the scaled
+  // logits l = logit * (1 / temperature) (the reciprocal rounded to float). Masses are fixed point,
+  // floor(exp(l - max) * 2^40) (exact integer sums); the token is the first candidate in index order
+  // whose running mass exceeds floor(u * total), u in [0, 1). v17: d_ws is a device workspace of
+  // sample_workspace(1, n_vocab) bytes, 256-byte aligned, zeroed once before its first use (calls
+  // leave it so); calls on one workspace must be stream-ordered. n_vocab up to 2097152.
   int (*sample)(const float* d_logits, int n_vocab, float temperature, int top_k, float top_p, float min_p,
-                float u, int32_t* d_token, rf_stream s);
+                float u, int32_t* d_token, void* d_ws, size_t ws_bytes, rf_stream s);
 
   // ---- v3. As matmul, with W and X rounded to f16 and fp32 accumulation (tensor cores: vendor BLAS
   // where the backend finds one at run time, else the fp32 kernel of matmul). For prompt processing;
@@ -253,8 +256,10 @@ struct rf_gpu_api {
                          int cols, int n_tok, rf_stream s);
   // As sample for each row r of logits [n_rows][n_vocab] with d_rows[r]'s parameters (a device array,
   // checked by the caller as sample checks its arguments), into d_tokens[r]; rows run side by side.
+  // h_rows (nullable) is the same parameters on the host: launches no row needs are skipped.
+  // d_ws: sample_workspace(n_rows, n_vocab) bytes, as sample's.
   int (*sample_rows)(const float* d_logits, int n_vocab, int n_rows, const struct rf_sample_row* d_rows,
-                     int32_t* d_tokens, rf_stream s);
+                     const struct rf_sample_row* h_rows, int32_t* d_tokens, void* d_ws, size_t ws_bytes, rf_stream s);
   // Up to how many tokens matmul_f16 multiplies on the tensor cores with the weights read once from
   // their quantized form (the current device; 0: it dequantizes slices for a vendor GEMM throughout).
   int (*matmul_f16_mma_max)(void);
@@ -295,6 +300,9 @@ struct rf_gpu_api {
   // a kernel's output can land in host memory with no copy after it; an error where the device
   // cannot address it. Stores become visible to the host once the stream is synchronised.
   int (*host_device_ptr)(void* host, void** d_ptr);
+
+  // ---- v17. Bytes of the workspace sample / sample_rows take for n_rows rows of n_vocab logits.
+  size_t (*sample_workspace)(int n_rows, int n_vocab);
 };
 
 // The one exported symbol of a backend library.

@@ -127,9 +127,12 @@ int matvec_experts(uint32_t type, const void* w, size_t expert_stride, size_t ro
                    hipStream_t s);
 int moe_route(const float* logits, int n_tok, int n_expert, int k, int32_t* ids, float* weights, hipStream_t s);
 int moe_mix(const float* y, const float* weights, int n_tok, int k, int n, float* out, hipStream_t s);
-int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, int32_t* tokens,
-                hipStream_t s);
+// Sampling (sampling.hip): vocabularies up to kSampleMaxVocab; workspace from sample_workspace.
+constexpr int kSampleMaxVocab = 2048 * 1024;
+size_t sample_workspace(int n_rows, int n_vocab);
+int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, const rf_sample_row* h_rows,
+                int32_t* tokens, void* ws, size_t ws_bytes, hipStream_t s);
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
-           int32_t* token, hipStream_t s);
+           int32_t* token, void* ws, size_t ws_bytes, hipStream_t s);
 
 }  // namespace rocforge::gpu

@@ -1,287 +1,715 @@
 // sampling.hip - next-token sampling on the device: greedy, temperature, top-k, top-p, min-p.
 //
-// One block of 1024 threads does the whole vocabulary (no sort). Candidate sets are expressed as
-// thresholds on an order-preserving 32-bit key of the scaled logit (logit * (1 / T)):
-//   top-k: the largest key K with count(key >= K) >= k  (the k-th largest value; ties all stay in),
-//          found by a 4-pass radix select; up to 1024 candidates are then gathered into shared
-//          memory so that everything after it runs on them instead of the vocabulary,
-//   top-p: the largest key K with mass(key >= K) >= top_p * mass(top-k set) (bisection on key bits),
+// Why several blocks: one block walking a 128k vocabulary is bound by one compute unit's issue
+// rate, ~20 us a pass (the previous kernel: 206 us for top-k + top-p, 1 ms for top-p alone). Here
+// every pass over the vocabulary is spread over ceil(n / 2048) blocks per row, and the last block
+// of a launch to finish (an arrival counter) does the row's serial part.
+//
+// Candidate sets are thresholds on an order-preserving 32-bit key of the scaled logit
+// l = logit * (1 / T):
+//   top-k: the key of the k-th largest l (ties all stay in),
+//   top-p: the largest key K with mass(key >= K) >= ceil(top_p * mass(top-k set)),
 //   min-p: key(max + ln(min_p)).
-// The token is then drawn by inverse CDF over the candidates in index order with the caller's u, so
-// only the sampled id ever leaves the device and the result is reproducible from u.
+// Masses are fixed point, q(l) = floor(exp(l - max) * 2^40): integer sums are exact in any order,
+// so the result does not depend on how the vocabulary was split (tokens below 2^-40 of the most
+// likely one get mass 0). The token is drawn by inverse CDF in index order with the caller's u:
+// the first candidate whose running mass exceeds floor(u * total).
+//
+// Launches per call (the host skips those no row needs):
+//   scan        greedy rows: argmax. Top-k rows (k <= 1024): each block keeps its own top-k; the last
+//               block selects among their union and finishes the row. Others: block maxima.
+//   level x3    top-k with k > 1024: count histograms of 11 + 11 + 10 key bits find the k-th key.
+//   level x3    top-p over the whole vocabulary: the same with masses.
+//   draw        per-block candidate masses; the last block finds the token.
 #include "gpu/kernels.h"
 
 namespace rocforge::gpu {
 namespace {
 
-constexpr int kThreads = 1024;
-constexpr int kMaxCand = 1024;  // top-k candidate sets up to this size are finished in shared memory
+constexpr int kThreads = 256;
+constexpr int kChunk = 2048;                    // vocabulary entries per block
+constexpr int kPerThread = kChunk / kThreads;   // 8
+constexpr int kMaxBlocks = 1024;                // per row: the last block scans this many partials
+constexpr int kMaxCand = 1024;                  // top-k fast path's k, and the shared-memory finish
+constexpr int kBins = 2048;                     // level histograms: 11-bit digits of the key
+constexpr float kMassOne = 1099511627776.f;     // 2^40
 
 __device__ inline uint32_t order_key(float f) {
   const uint32_t b = __float_as_uint(f);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-// The scaled logits, read from global memory (whole vocabulary) ...
-struct GlobalLogits {
-  const float* logits;
-  float inv_t;
-  __device__ float value(int i) const { return logits[i] * inv_t; }
-  __device__ int index(int i) const { return i; }
-};
-// ... or the top-k candidates gathered into shared memory in index order.
-struct SharedCands {
-  const float* val;
-  const int* idx;
-  __device__ float value(int i) const { return val[i]; }
-  __device__ int index(int i) const { return idx[i]; }
-};
-
-// top-p and min-p thresholds over elements [0, count) of `a` (all at or above key kk), then the
-// inverse-CDF draw in index order; thread `tid` owns a contiguous segment of the elements.
-// Probability masses are summed in double: over a 128k vocabulary, float rounding of the running
-// sums is as large as one token's share and would move the draw.
-template <class A>
-__device__ void finish(const A& a, int count, float mx, uint32_t kk, float top_p, float min_p, float u,
-                       int32_t* token, double* scratch, double* seg_mass) {
-  const int tid = threadIdx.x;
-  uint32_t kp = 0;
-  if (top_p < 1.f) {
-    double z1 = 0.0;
-    for (int i = tid; i < count; i += blockDim.x) {
-      const float l = a.value(i);
-      if (order_key(l) >= kk) z1 += expf(l - mx);
-    }
-    z1 = rf_block_sum_d(z1, scratch);
-    const double need = static_cast<double>(top_p) * z1;
-    for (int bit = 31; bit >= 0; --bit) {
-      const uint32_t cand = kp | (1u << bit);
-      double mass = 0.0;
-      for (int i = tid; i < count; i += blockDim.x) {
-        const float l = a.value(i);
-        if (order_key(l) >= cand) mass += expf(l - mx);
-      }
-      mass = rf_block_sum_d(mass, scratch);
-      if (mass >= need) kp = cand;
-    }
-  }
-  uint32_t km = 0;
-  if (min_p > 0.f) km = order_key(mx + logf(min_p));
-  const uint32_t kmin = max(kk, max(kp, km));
-
-  const int seg = (count + blockDim.x - 1) / blockDim.x;
-  const int b = tid * seg, e = min(count, b + seg);
-  double mass = 0.0;
-  for (int i = b; i < e; ++i) {
-    const float l = a.value(i);
-    if (order_key(l) >= kmin) mass += expf(l - mx);
-  }
-  seg_mass[tid] = mass;
-  __syncthreads();
-  if (tid == 0) {
-    double total = 0.0;
-    for (int t = 0; t < static_cast<int>(blockDim.x); ++t) total += seg_mass[t];
-    const double target = static_cast<double>(u) * total;
-    double run = 0.0;
-    int pick = -1, last = -1;
-    for (int t = 0; t < static_cast<int>(blockDim.x) && pick < 0; ++t) {
-      if (seg_mass[t] <= 0.0) continue;
-      if (run + seg_mass[t] <= target) { run += seg_mass[t]; continue; }
-      const int sb = t * seg, se = min(count, sb + seg);
-      for (int i = sb; i < se; ++i) {
-        const float l = a.value(i);
-        if (order_key(l) < kmin) continue;
-        last = i;
-        run += expf(l - mx);
-        if (run > target) { pick = i; break; }
-      }
-    }
-    if (pick < 0) {  // u * total at the very top (rounding): take the last candidate
-      for (int i = count - 1; i >= 0 && last < 0; --i)
-        if (order_key(a.value(i)) >= kmin) last = i;
-      pick = last < 0 ? 0 : last;
-    }
-    *token = a.index(pick);
-  }
+__device__ inline float key_value(uint32_t k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
 
-// One row by the whole block (sample_kernel: one row per launch; sample_rows_kernel: a block per row).
-__device__ __forceinline__ void sample_row(const float* __restrict__ logits, int n, float temperature, int top_k,
-                                           float top_p, float min_p, float u, int32_t* __restrict__ token) {
-  __shared__ float scratch[kRfMaxWavesPerBlock];
-  __shared__ double seg_mass[kThreads];
-  __shared__ double scratch_d[kRfMaxWavesPerBlock];
-  __shared__ int best_idx[kRfMaxWavesPerBlock];
-  __shared__ unsigned hist[256];
-  __shared__ unsigned sel[2];
-  __shared__ int seg_cnt[kThreads];
-  __shared__ float cand_val[kMaxCand];
-  __shared__ int cand_idx[kMaxCand];
-  const int tid = threadIdx.x;
-  const int lane = tid % warpSize, wave = tid / warpSize, n_waves = blockDim.x / warpSize;
+// Fixed-point mass of scaled logit l under maximum mx. exp(d) < 2^-40 below d = -27.7; the
+// comparison also sends NaN (inf - inf) to the branch: an entry equal to an infinite maximum weighs 1.
+__device__ inline uint64_t mass_q(float l, float mx) {
+  const float d = l - mx;
+  if (!(d >= -28.f)) return l == mx ? static_cast<uint64_t>(kMassOne) : 0;
+  return static_cast<uint64_t>(expf(d) * kMassOne);
+}
 
-  if (temperature <= 0.f) {
-    // Greedy: max value, lowest index among equals (each thread visits its indices in increasing
-    // order). 16-byte loads where the row is aligned: a quarter of the loop trips of scalar loads
-    // over the vocabulary, which is latency, not bandwidth, for one block.
-    float bv = -INFINITY;
-    int bi = n;
-    auto take = [&](float v, int i) {
-      if (v > bv) { bv = v; bi = i; }
-    };
-    const int n4 = reinterpret_cast<uintptr_t>(logits) % 16 == 0 ? n / 4 : 0;
-    const float4* l4 = reinterpret_cast<const float4*>(logits);
-#pragma unroll 4
-    for (int j = tid; j < n4; j += blockDim.x) {
-      const float4 v = l4[j];
-      take(v.x, 4 * j), take(v.y, 4 * j + 1), take(v.z, 4 * j + 2), take(v.w, 4 * j + 3);
-    }
-    for (int i = 4 * n4 + tid; i < n; i += blockDim.x) take(logits[i], i);
-    for (int off = warpSize / 2; off > 0; off /= 2) {
-      const float ov = rf_shfl_xor(bv, off);
-      const int oi = rf_shfl_xor(bi, off);
-      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
-    }
-    if (lane == 0) { scratch[wave] = bv; best_idx[wave] = bi; }
+// Per-row state and partials in the caller's workspace (zeroed once; every launch leaves the
+// counter at 0 and the histogram zeroed, so calls need no clearing in between).
+struct RowState {
+  unsigned arrived;  // blocks of the current launch done; the last one resets it
+  unsigned n_cand;   // top-k fast path: candidate slots reserved
+  int done;          // the row's token is written; later launches skip it
+  float mx;          // max scaled logit
+  uint32_t prefix;   // key digits fixed by the level passes so far
+  uint32_t kk, kp;   // top-k / top-p key thresholds (0: none)
+  uint32_t pad;
+  unsigned long long need;  // count (top-k) or mass (top-p) still needed under `prefix`
+};
+
+struct RowWs {
+  RowState* st;
+  unsigned long long* hist;      // [kBins]
+  float* blk_max;                // [B]
+  int* blk_arg;                  // [B]
+  unsigned long long* blk_mass;  // [B]
+  int32_t* cand;                 // [n] top-k fast path: candidate indices, in no particular order
+  uint32_t* cand_key;            // [n] and their keys
+};
+
+__host__ __device__ inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+__host__ __device__ inline int blocks_for(int n) { return (n + kChunk - 1) / kChunk; }
+__host__ __device__ inline size_t row_bytes(int n) {
+  const size_t b = static_cast<size_t>(blocks_for(n));
+  return align_up(sizeof(RowState) + kBins * 8 + b * (4 + 4 + 8) + static_cast<size_t>(n) * 8, 256);
+}
+
+__device__ inline RowWs row_ws(void* ws, int row, int n) {
+  char* p = static_cast<char*>(ws) + static_cast<size_t>(row) * row_bytes(n);
+  const int B = blocks_for(n);
+  RowWs w;
+  w.st = reinterpret_cast<RowState*>(p);
+  p += sizeof(RowState);
+  w.hist = reinterpret_cast<unsigned long long*>(p);
+  p += kBins * 8;
+  w.blk_mass = reinterpret_cast<unsigned long long*>(p);
+  p += static_cast<size_t>(B) * 8;
+  w.blk_max = reinterpret_cast<float*>(p);
+  p += static_cast<size_t>(B) * 4;
+  w.blk_arg = reinterpret_cast<int*>(p);
+  p += static_cast<size_t>(B) * 4;
+  w.cand = reinterpret_cast<int32_t*>(p);
+  p += static_cast<size_t>(n) * 4;
+  w.cand_key = reinterpret_cast<uint32_t*>(p);
+  return w;
+}
+
+// The row's parameters: from the device array when given, else the launch's own copy.
+__device__ inline rf_sample_row params_of(const rf_sample_row* rows, const rf_sample_row& one, int r) {
+  return rows ? rows[r] : one;
+}
+__device__ inline bool topk_fast(const rf_sample_row& p, int n) { return p.top_k > 0 && p.top_k < n && p.top_k <= kMaxCand; }
+__device__ inline bool has_topk(const rf_sample_row& p, int n) { return p.top_k > 0 && p.top_k < n; }
+
+// Every block calls this once after publishing its partials; true in the last block to arrive,
+// which then sees every other block's writes.
+__device__ bool arrive_last(RowState* st, int n_blocks) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(&st->arrived, 1u) == static_cast<unsigned>(n_blocks - 1);
+    if (last) st->arrived = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
+// Inclusive scan of one value per thread over the block (Hillis-Steele; sh holds kThreads).
+template <class T>
+__device__ T block_inclusive_scan(T v, T* sh) {
+  const int t = threadIdx.x;
+  __syncthreads();  // sh may still be read by a previous call
+  sh[t] = v;
+  __syncthreads();
+  for (int off = 1; off < kThreads; off <<= 1) {
+    const T add = t >= off ? sh[t - off] : T(0);
     __syncthreads();
-    if (tid == 0) {
-      float v = scratch[0];
-      int idx = best_idx[0];
-      for (int w = 1; w < n_waves; ++w)
-        if (scratch[w] > v || (scratch[w] == v && best_idx[w] < idx)) { v = scratch[w]; idx = best_idx[w]; }
-      *token = idx < n ? idx : 0;
+    sh[t] += add;
+    __syncthreads();
+  }
+  return sh[t];
+}
+
+// The bin of hist[0..nb) where the running total walked from the top bin down first reaches
+// `need`, and the total of the bins above it. nb is a multiple of kThreads. When the histogram
+// holds less than `need` (not reached by consistent callers), the lowest bin.
+template <class H>
+__device__ void find_from_top(const H* hist, int nb, unsigned long long need, unsigned long long* sh, int* bin,
+                              unsigned long long* above) {
+  const int per = nb / kThreads, t = threadIdx.x;
+  if (t == 0) *bin = 0, *above = 0;  // need 0 (not reached by consistent callers): the top bin's floor
+  unsigned long long s = 0;
+  for (int j = 0; j < per; ++j) s += hist[nb - 1 - (t * per + j)];
+  const unsigned long long incl = block_inclusive_scan(s, sh);
+  const unsigned long long total = sh[kThreads - 1];
+  const unsigned long long excl = incl - s;
+  if (excl < need && need <= incl) {
+    unsigned long long run = excl;
+    for (int j = 0; j < per; ++j) {
+      const int b = nb - 1 - (t * per + j);
+      if (run + hist[b] >= need) { *bin = b; *above = run; break; }
+      run += hist[b];
     }
-    return;
   }
+  if (t == 0 && need > total) { *bin = 0; *above = total - hist[0]; }
+  __syncthreads();
+}
 
-  const GlobalLogits all{logits, 1.f / temperature};
-  float mx = -INFINITY;
-  for (int i = tid; i < n; i += blockDim.x) mx = fmaxf(mx, all.value(i));
-  mx = rf_block_max(mx, scratch);
+// Block-wide max (scratch: kRfMaxWavesPerBlock floats).
+__device__ float block_max(float v, float* scratch) { return rf_block_max(v, scratch); }
 
-  if (top_k <= 0 || top_k >= n) {
-    finish(all, n, mx, 0u, top_p, min_p, u, token, scratch_d, seg_mass);
-    return;
-  }
+// Block-wide uint64 sum through the scan's shared array.
+__device__ unsigned long long block_sum_u64(unsigned long long v, unsigned long long* sh) {
+  block_inclusive_scan(v, sh);
+  return sh[kThreads - 1];
+}
 
-  // top-k threshold: the exact key of the k-th largest scaled logit, by radix select on 8-bit digits
-  // (count the digits of the keys that match the digits fixed so far, walk down from the top).
-  uint32_t prefix = 0, need = static_cast<uint32_t>(top_k);
+// ---- the top-k finish, in one block: the row's candidates (indices into L) -> token.
+
+struct Small {  // up to kMaxCand candidates in shared memory
+  int idx[kMaxCand];
+  uint32_t key[kMaxCand];
+  unsigned long long q[kMaxCand];
+  unsigned long long tq[kMaxCand];  // by key, then by index
+  uint32_t tu[kMaxCand];
+  int count;
+};
+
+// Radix select: the k-th largest of the keys `each` visits (each(f) calls f(key) for every
+// candidate of this thread), 4 passes of 8 bits.
+template <class Each>
+__device__ uint32_t kth_key(const Each& each, int k, unsigned* hist256, unsigned long long* sh) {
+  __shared__ int s_bin;
+  __shared__ unsigned long long s_above;
+  uint32_t prefix = 0;
+  unsigned long long need = static_cast<unsigned long long>(k);
   for (int pass = 0; pass < 4; ++pass) {
     const int shift = 24 - 8 * pass;
     const uint32_t high = pass == 0 ? 0u : (0xffffffffu << (shift + 8));
-    for (int i = tid; i < 256; i += blockDim.x) hist[i] = 0;
+    hist256[threadIdx.x] = 0;  // kThreads == 256
     __syncthreads();
-    // Most logits share the top digits, so counts are merged per thread while the digit repeats:
-    // one shared atomic per run instead of thousands on the same bin.
-    uint32_t run_digit = 256, run_count = 0;
-    for (int i = tid; i < n; i += blockDim.x) {
-      const uint32_t key = order_key(all.value(i));
-      if ((key & high) != prefix) continue;
-      const uint32_t digit = (key >> shift) & 255u;
-      if (digit != run_digit) {
-        if (run_count) atomicAdd(&hist[run_digit], run_count);
-        run_digit = digit;
-        run_count = 0;
-      }
-      ++run_count;
-    }
-    if (run_count) atomicAdd(&hist[run_digit], run_count);
+    each([&](uint32_t key) {
+      if ((key & high) == prefix) atomicAdd(&hist256[(key >> shift) & 255u], 1u);
+    });
     __syncthreads();
-    if (tid == 0) {
-      uint32_t cum = 0;
-      int d = 255;
-      for (; d > 0; --d) {
-        if (cum + hist[d] >= need) break;
-        cum += hist[d];
-      }
-      sel[0] = static_cast<uint32_t>(d);
-      sel[1] = need - cum;
-    }
+    find_from_top(hist256, 256, need, sh, &s_bin, &s_above);
+    prefix |= static_cast<uint32_t>(s_bin) << shift;
+    need -= s_above;
     __syncthreads();
-    prefix |= sel[0] << shift;
-    need = sel[1];
-    __syncthreads();  // sel and hist are rewritten by the next pass
   }
-  const uint32_t kk = prefix;
+  return prefix;
+}
 
-  // Gather the candidates (key >= kk) in index order: per-thread contiguous segments, counts, an
-  // exclusive scan, then each thread writes its own in order.
-  const int seg = (n + blockDim.x - 1) / blockDim.x;
-  const int b = tid * seg, e = min(n, b + seg);
-  int cnt = 0;
-  for (int i = b; i < e; ++i) cnt += order_key(all.value(i)) >= kk;
-  seg_cnt[tid] = cnt;
-  __syncthreads();
-  if (tid == 0) {
-    int run = 0;
-    for (int t = 0; t < static_cast<int>(blockDim.x); ++t) {
-      const int c = seg_cnt[t];
-      seg_cnt[t] = run;
-      run += c;
+// Shared-memory finish over s.count candidates (unordered) with masses: top-p by ranking on key,
+// min-p, then the draw by ranking on index. O(count^2 / threads) comparisons: count is ~k.
+__device__ int finish_small(Small& s, uint32_t kk, float mx, const rf_sample_row& p, unsigned long long* sh) {
+  __shared__ int s_pick;
+  const int C = s.count, t = threadIdx.x;
+  constexpr int per = kMaxCand / kThreads;
+  uint32_t kp = 0;
+  if (p.top_p < 1.f) {
+    for (int i = t; i < C; i += kThreads) {  // rank by key, descending; equal keys by index
+      int rank = 0;
+      for (int j = 0; j < C; ++j) rank += s.key[j] > s.key[i] || (s.key[j] == s.key[i] && s.idx[j] < s.idx[i]);
+      s.tq[rank] = s.q[i];
+      s.tu[rank] = s.key[i];
     }
-    sel[0] = static_cast<uint32_t>(run);
+    __syncthreads();
+    unsigned long long seg = 0;
+    for (int j = 0; j < per; ++j) seg += t * per + j < C ? s.tq[t * per + j] : 0;
+    const unsigned long long incl = block_inclusive_scan(seg, sh);
+    const unsigned long long z1 = sh[kThreads - 1];
+    const unsigned long long need = static_cast<unsigned long long>(ceil(static_cast<double>(p.top_p) * static_cast<double>(z1)));
+    if (t == 0) s_pick = 0;
+    __syncthreads();
+    if (incl - seg < need && need <= incl) {
+      unsigned long long run = incl - seg;
+      for (int j = 0; j < per; ++j) {
+        run += s.tq[t * per + j];
+        if (run >= need) { s_pick = t * per + j; break; }
+      }
+    }
+    __syncthreads();
+    kp = s.tu[s_pick];
+    __syncthreads();  // tq / tu are rewritten below
+  }
+  const uint32_t km = p.min_p > 0.f ? order_key(mx + logf(p.min_p)) : 0u;
+  const uint32_t kmin = max(kk, max(kp, km));
+  for (int i = t; i < C; i += kThreads) {  // rank by index (indices are distinct)
+    int rank = 0;
+    for (int j = 0; j < C; ++j) rank += s.idx[j] < s.idx[i];
+    s.tq[rank] = s.key[i] >= kmin ? s.q[i] : 0;
+    s.tu[rank] = static_cast<uint32_t>(s.idx[i]);
   }
   __syncthreads();
-  const int total = static_cast<int>(sel[0]);
-  if (total > kMaxCand) {  // huge k or massive ties: finish over the whole vocabulary
-    finish(all, n, mx, kk, top_p, min_p, u, token, scratch_d, seg_mass);
+  unsigned long long seg = 0;
+  for (int j = 0; j < per; ++j) seg += t * per + j < C ? s.tq[t * per + j] : 0;
+  const unsigned long long incl = block_inclusive_scan(seg, sh);
+  const unsigned long long total = sh[kThreads - 1];
+  const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
+  if (t == 0) s_pick = C > 0 ? static_cast<int>(s.tu[0]) : 0;
+  __syncthreads();
+  if (incl - seg <= target && target < incl) {
+    unsigned long long run = incl - seg;
+    for (int j = 0; j < per; ++j) {
+      run += s.tq[t * per + j];
+      if (run > target) { s_pick = static_cast<int>(s.tu[t * per + j]); break; }
+    }
+  }
+  __syncthreads();
+  return s_pick;
+}
+
+// The same over the whole vocabulary for candidate sets beyond shared memory (k's ties with mass
+// in their thousands): top-p by bisection on the key bits, then the draw over L in index order.
+// One block and slow (tens of passes), only for such rows.
+__device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float mx, const rf_sample_row& p,
+                          unsigned long long* sh) {
+  __shared__ int s_pick;
+  const int t = threadIdx.x;
+  auto mass_at_or_above = [&](uint32_t K) {
+    unsigned long long m = 0;
+    for (int i = t; i < n; i += kThreads) {
+      const float l = L[i] * inv_t;
+      if (order_key(l) >= K) m += mass_q(l, mx);
+    }
+    return block_sum_u64(m, sh);
+  };
+  uint32_t kp = 0;
+  if (p.top_p < 1.f) {
+    const unsigned long long z1 = mass_at_or_above(kk);
+    const unsigned long long need = static_cast<unsigned long long>(ceil(static_cast<double>(p.top_p) * static_cast<double>(z1)));
+    for (int bit = 31; bit >= 0; --bit) {
+      const uint32_t c = kp | (1u << bit);
+      if (mass_at_or_above(c) >= need) kp = c;
+    }
+  }
+  const uint32_t km = p.min_p > 0.f ? order_key(mx + logf(p.min_p)) : 0u;
+  const uint32_t kmin = max(kk, max(kp, km));
+  const int seg_len = (n + kThreads - 1) / kThreads, b = t * seg_len, e = min(n, b + seg_len);
+  unsigned long long seg = 0;
+  for (int i = b; i < e; ++i) {
+    const float l = L[i] * inv_t;
+    if (order_key(l) >= kmin) seg += mass_q(l, mx);
+  }
+  const unsigned long long incl = block_inclusive_scan(seg, sh);
+  const unsigned long long total = sh[kThreads - 1];
+  const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
+  if (t == 0) s_pick = 0;
+  __syncthreads();
+  if (incl - seg <= target && target < incl) {
+    unsigned long long run = incl - seg;
+    for (int i = b; i < e; ++i) {
+      const float l = L[i] * inv_t;
+      if (order_key(l) < kmin) continue;
+      run += mass_q(l, mx);
+      if (run > target) { s_pick = i; break; }
+    }
+  }
+  __syncthreads();
+  return s_pick;
+}
+
+// ---- kernels: grid (blocks_for(n), rows), kThreads each.
+
+__global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict__ logits, int n,
+                                                        const rf_sample_row* __restrict__ rows, rf_sample_row one,
+                                                        int32_t* __restrict__ tokens, void* ws) {
+  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
+  rf_grid_trigger();
+  __shared__ union {
+    struct { uint32_t keys[kChunk]; unsigned hist256[256]; } local;  // a block's own top-k
+    Small small;                                                     // the last block's finish
+  } sm;
+  __shared__ unsigned long long sh[kThreads];
+  __shared__ float scratch[kRfMaxWavesPerBlock];
+  __shared__ float s_val[kThreads];
+  __shared__ int s_idx[kThreads];
+  __shared__ unsigned s_base;
+  const int r = blockIdx.y, blk = blockIdx.x, B = gridDim.x, t = threadIdx.x;
+  const rf_sample_row p = params_of(rows, one, r);
+  const float* L = logits + static_cast<size_t>(r) * n;
+  const RowWs w = row_ws(ws, r, n);
+  const int beg = blk * kChunk, len = min(n, beg + kChunk) - beg;
+
+  if (p.temperature <= 0.f) {
+    // Greedy: max value, lowest index among equals.
+    float bv = -INFINITY;
+    int bi = n;
+    for (int j = t; j < len; j += kThreads) {
+      const float v = L[beg + j];
+      if (v > bv) { bv = v; bi = beg + j; }  // increasing indices: the first of equals stays
+    }
+    s_val[t] = bv, s_idx[t] = bi;
+    __syncthreads();
+    for (int off = kThreads / 2; off > 0; off /= 2) {
+      if (t < off) {
+        const float ov = s_val[t + off];
+        const int oi = s_idx[t + off];
+        if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
+      }
+      __syncthreads();
+    }
+    if (t == 0) w.blk_max[blk] = s_val[0], w.blk_arg[blk] = s_idx[0];
+    if (!arrive_last(w.st, B)) return;
+    // The last block: the same over the blocks' results, read by all threads at once (one
+    // thread's loop of dependent L2 reads cost ~13 us at 63 blocks).
+    const volatile float* vm = w.blk_max;
+    const volatile int* va = w.blk_arg;
+    bv = -INFINITY, bi = n;
+    for (int b = t; b < B; b += kThreads) {  // increasing block order: the first of equals stays
+      const float v = vm[b];
+      const int i = va[b];
+      if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
+    }
+    __syncthreads();
+    s_val[t] = bv, s_idx[t] = bi;
+    __syncthreads();
+    for (int off = kThreads / 2; off > 0; off /= 2) {
+      if (t < off) {
+        const float ov = s_val[t + off];
+        const int oi = s_idx[t + off];
+        if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
+      }
+      __syncthreads();
+    }
+    if (t == 0) {
+      tokens[r] = s_idx[0] < n ? s_idx[0] : 0;
+      w.st->done = 1;
+    }
     return;
   }
-  int at = seg_cnt[tid];
-  for (int i = b; i < e; ++i) {
-    const float l = all.value(i);
-    if (order_key(l) >= kk) {
-      cand_val[at] = l;
-      cand_idx[at] = i;
-      ++at;
+
+  const float inv_t = 1.f / p.temperature;
+  if (topk_fast(p, n)) {
+    // This block's own top-k (all of it when the chunk is no longer than k): a global top-k entry
+    // is always in its block's top-k, so the union holds the answer.
+    for (int j = t; j < len; j += kThreads) sm.local.keys[j] = order_key(L[beg + j] * inv_t);
+    uint32_t kth = 0;
+    if (len > p.top_k) {
+      __shared__ int s_bin;
+      __shared__ unsigned long long s_above;
+      unsigned long long need = static_cast<unsigned long long>(p.top_k);
+      for (int pass = 0; pass < 4; ++pass) {
+        const int shift = 24 - 8 * pass;
+        const uint32_t high = pass == 0 ? 0u : (0xffffffffu << (shift + 8));
+        sm.local.hist256[t] = 0;
+        __syncthreads();
+        for (int j = t; j < len; j += kThreads) {
+          const uint32_t key = sm.local.keys[j];
+          if ((key & high) == kth) atomicAdd(&sm.local.hist256[(key >> shift) & 255u], 1u);
+        }
+        __syncthreads();
+        find_from_top(sm.local.hist256, 256, need, sh, &s_bin, &s_above);
+        kth |= static_cast<uint32_t>(s_bin) << shift;
+        need -= s_above;
+        __syncthreads();
+      }
+    }
+    __syncthreads();
+    unsigned cnt = 0;
+    for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j) cnt += sm.local.keys[j] >= kth;
+    const unsigned incl = block_inclusive_scan<unsigned long long>(cnt, sh);
+    if (t == kThreads - 1) s_base = atomicAdd(&w.st->n_cand, incl);
+    __syncthreads();
+    unsigned at = s_base + incl - cnt;
+    for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j)
+      if (sm.local.keys[j] >= kth) w.cand[at] = beg + j, w.cand_key[at++] = sm.local.keys[j];
+    if (!arrive_last(w.st, B)) return;
+
+    // The last block: the k-th key among the union, then the finish.
+    __shared__ int s_T;
+    if (t == 0) {
+      s_T = static_cast<int>(*static_cast<volatile unsigned*>(&w.st->n_cand));
+      w.st->n_cand = 0;
+    }
+    __syncthreads();
+    const int T = s_T;
+    // Up to kRegKeys keys a thread stay in registers through the passes below (candidate i at
+    // register i / kThreads of thread i % kThreads); beyond that they are read again each pass.
+    constexpr int kRegKeys = 16;
+    uint32_t rk[kRegKeys];
+    const bool in_regs = T <= kRegKeys * kThreads;
+    if (in_regs) {
+#pragma unroll
+      for (int j = 0; j < kRegKeys; ++j) {
+        const int i = t + j * kThreads;
+        rk[j] = i < T ? w.cand_key[i] : 0u;
+      }
+    }
+    auto each = [&](auto&& f) {  // f(key, i) over this thread's candidates
+      if (in_regs) {
+#pragma unroll
+        for (int j = 0; j < kRegKeys; ++j)
+          if (t + j * kThreads < T) f(rk[j], t + j * kThreads);
+      } else {
+        for (int i = t; i < T; i += kThreads) f(w.cand_key[i], i);
+      }
+    };
+    uint32_t kmax = 0;
+    each([&](uint32_t key, int) { kmax = max(kmax, key); });
+    const float mx = block_max(kmax ? key_value(kmax) : -INFINITY, scratch);
+    const uint32_t kk = kth_key([&](auto&& f) { each([&](uint32_t key, int) { f(key); }); }, p.top_k,
+                                sm.local.hist256, sh);
+    // Gather the candidates with mass (ties at kk included); zero-mass ones can never be drawn.
+    if (t == 0) sm.small.count = 0;
+    __syncthreads();
+    each([&](uint32_t key, int i) {
+      if (key < kk) return;
+      const unsigned long long q = mass_q(key_value(key), mx);
+      if (q == 0) return;
+      const int at2 = atomicAdd(&sm.small.count, 1);
+      if (at2 < kMaxCand) sm.small.idx[at2] = w.cand[i], sm.small.key[at2] = key, sm.small.q[at2] = q;
+    });
+    __syncthreads();
+    const int pick = sm.small.count <= kMaxCand ? finish_small(sm.small, kk, mx, p, sh)
+                                                : finish_big(L, n, inv_t, kk, mx, p, sh);
+    if (t == 0) {
+      tokens[r] = pick;
+      w.st->done = 1;
+    }
+    return;
+  }
+
+  // The whole-vocabulary path: block maxima, then the level and draw launches.
+  float mx = -INFINITY;
+  for (int j = t; j < len; j += kThreads) mx = fmaxf(mx, L[beg + j] * inv_t);
+  mx = block_max(mx, scratch);
+  if (t == 0) w.blk_max[blk] = mx;
+  if (!arrive_last(w.st, B)) return;
+  const volatile float* vm = w.blk_max;
+  float m = -INFINITY;
+  for (int b = t; b < B; b += kThreads) m = fmaxf(m, vm[b]);
+  m = block_max(m, scratch);
+  if (t == 0) {
+    RowState* st = w.st;
+    st->mx = m;
+    st->prefix = 0, st->kk = 0, st->kp = 0;
+    st->need = has_topk(p, n) ? static_cast<unsigned long long>(p.top_k) : 0;
+    st->done = 0;
+  }
+}
+
+// One level of a key search: histogram the 11-, 11- or 10-bit digit below the fixed prefix,
+// weighted by count (top-k) or mass (top-p); the last block fixes the digit.
+__global__ void __launch_bounds__(kThreads) level_kernel(const float* __restrict__ logits, int n,
+                                                         const rf_sample_row* __restrict__ rows, rf_sample_row one,
+                                                         void* ws, int by_mass, int level) {
+  rf_grid_wait();
+  rf_grid_trigger();
+  __shared__ unsigned long long h[kBins];
+  __shared__ unsigned long long sh[kThreads];
+  __shared__ int s_bin;
+  __shared__ unsigned long long s_above;
+  const int r = blockIdx.y, blk = blockIdx.x, B = gridDim.x, t = threadIdx.x;
+  const rf_sample_row p = params_of(rows, one, r);
+  const RowWs w = row_ws(ws, r, n);
+  const volatile RowState* vst = w.st;
+  if (p.temperature <= 0.f || vst->done) return;
+  if (by_mass ? !(p.top_p < 1.f) : !has_topk(p, n)) return;  // every block of the row returns alike
+  const int shift = level == 0 ? 21 : level == 1 ? 10 : 0;
+  const int nb = level == 2 ? 1024 : 2048;
+  const uint32_t high = level == 0 ? 0u : (0xffffffffu << (shift + (level == 1 ? 11 : 10)));
+  const uint32_t prefix = level == 0 ? 0u : vst->prefix;
+  const uint32_t kk = by_mass ? vst->kk : 0u;
+  const float mx = vst->mx, inv_t = 1.f / p.temperature;
+  const float* L = logits + static_cast<size_t>(r) * n;
+  for (int b = t; b < nb; b += kThreads) h[b] = 0;
+  __syncthreads();
+  const int beg = blk * kChunk, end = min(n, beg + kChunk);
+  for (int i = beg + t; i < end; i += kThreads) {
+    const float l = L[i] * inv_t;
+    const uint32_t key = order_key(l);
+    if ((key & high) != prefix || key < kk) continue;
+    const unsigned long long wgt = by_mass ? mass_q(l, mx) : 1ull;
+    if (wgt) atomicAdd(&h[(key >> shift) & (nb - 1)], wgt);
+  }
+  __syncthreads();
+  for (int b = t; b < nb; b += kThreads)
+    if (h[b]) atomicAdd(&w.hist[b], h[b]);
+  if (!arrive_last(w.st, B)) return;
+
+  // The last block: copy the row's histogram in (and zero it for the next launch), fix the digit.
+  const volatile unsigned long long* gh = w.hist;
+  for (int b = t; b < nb; b += kThreads) {
+    h[b] = gh[b];
+    w.hist[b] = 0;
+  }
+  __syncthreads();
+  unsigned long long need = vst->need;
+  if (by_mass && level == 0) {  // the top-k set's mass, then top_p of it
+    unsigned long long z = 0;
+    for (int b = t; b < nb; b += kThreads) z += h[b];
+    z = block_sum_u64(z, sh);
+    need = static_cast<unsigned long long>(ceil(static_cast<double>(p.top_p) * static_cast<double>(z)));
+  }
+  find_from_top(h, nb, need, sh, &s_bin, &s_above);
+  if (t == 0) {
+    RowState* st = w.st;
+    const uint32_t fixed = prefix | (static_cast<uint32_t>(s_bin) << shift);
+    if (level == 2) {
+      if (by_mass) st->kp = fixed;
+      else st->kk = fixed;
+      st->prefix = 0;
+    } else {
+      st->prefix = fixed;
+      st->need = need - s_above;
+    }
+  }
+}
+
+// The draw: candidate masses per block, then the last block walks to floor(u * total).
+__global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict__ logits, int n,
+                                                        const rf_sample_row* __restrict__ rows, rf_sample_row one,
+                                                        int32_t* __restrict__ tokens, void* ws) {
+  rf_grid_wait();
+  rf_grid_trigger();
+  __shared__ unsigned long long sh[kThreads];
+  __shared__ int s_blk, s_pick;
+  __shared__ unsigned long long s_before;
+  const int r = blockIdx.y, blk = blockIdx.x, B = gridDim.x, t = threadIdx.x;
+  const rf_sample_row p = params_of(rows, one, r);
+  const RowWs w = row_ws(ws, r, n);
+  const volatile RowState* vst = w.st;
+  if (p.temperature <= 0.f || vst->done) return;
+  const float mx = vst->mx, inv_t = 1.f / p.temperature;
+  const uint32_t km = p.min_p > 0.f ? order_key(mx + logf(p.min_p)) : 0u;
+  const uint32_t kmin = max(static_cast<uint32_t>(vst->kk), max(static_cast<uint32_t>(vst->kp), km));
+  const float* L = logits + static_cast<size_t>(r) * n;
+  // Thread t owns the contiguous entries [t * 8, t * 8 + 8) of its block's chunk (the walk below
+  // goes through them in index order).
+  auto seg_mass = [&](int b) {
+    unsigned long long m = 0;
+    const int s = b * kChunk + t * kPerThread, e = min(n, s + kPerThread);
+    for (int i = s; i < e; ++i) {
+      const float l = L[i] * inv_t;
+      if (order_key(l) >= kmin) m += mass_q(l, mx);
+    }
+    return m;
+  };
+  const unsigned long long mine = seg_mass(blk);
+  const unsigned long long bsum = block_sum_u64(mine, sh);
+  if (t == 0) w.blk_mass[blk] = bsum;
+  if (!arrive_last(w.st, B)) return;
+
+  // The last block: the block holding the target, then the entry inside it.
+  const volatile unsigned long long* vm = w.blk_mass;
+  const int per = (B + kThreads - 1) / kThreads;
+  unsigned long long s = 0;
+  for (int j = 0; j < per; ++j) s += t * per + j < B ? vm[t * per + j] : 0;
+  unsigned long long incl = block_inclusive_scan(s, sh);
+  const unsigned long long total = sh[kThreads - 1];
+  const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
+  if (t == 0) s_blk = -1, s_pick = 0;
+  __syncthreads();
+  if (incl - s <= target && target < incl) {
+    unsigned long long run = incl - s;
+    for (int j = 0; j < per; ++j) {
+      if (t * per + j >= B) break;
+      const unsigned long long m = vm[t * per + j];
+      if (run + m > target) { s_blk = t * per + j; s_before = run; break; }
+      run += m;
     }
   }
   __syncthreads();
-  finish(SharedCands{cand_val, cand_idx}, total, mx, kk, top_p, min_p, u, token, scratch_d, seg_mass);
+  if (s_blk >= 0) {
+    const int b = s_blk;
+    const unsigned long long seg = seg_mass(b);
+    incl = block_inclusive_scan(seg, sh);
+    const unsigned long long start = s_before + incl - seg;
+    if (start <= target && target < start + seg) {
+      unsigned long long run = start;
+      const int s0 = b * kChunk + t * kPerThread, e0 = min(n, s0 + kPerThread);
+      for (int i = s0; i < e0; ++i) {
+        const float l = L[i] * inv_t;
+        if (order_key(l) < kmin) continue;
+        run += mass_q(l, mx);
+        if (run > target) { s_pick = i; break; }
+      }
+    }
+    __syncthreads();
+  }
+  if (t == 0) tokens[r] = s_pick;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int n, float temperature,
-                                                          int top_k, float top_p, float min_p, float u,
-                                                          int32_t* __restrict__ token) {
-  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
-  rf_grid_trigger();
-  sample_row(logits, n, temperature, top_k, top_p, min_p, u, token);
+// The launches one call needs; h_rows (nullable) are the rows' parameters on the host.
+struct Passes {
+  bool count = false, mass = false, draw = false;
+};
+Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
+  Passes ps;
+  if (!h_rows) return {true, true, true};
+  for (int r = 0; r < n_rows; ++r) {
+    const rf_sample_row& p = h_rows[r];
+    if (p.temperature <= 0.f) continue;
+    const bool has_k = p.top_k > 0 && p.top_k < n;
+    if (has_k && p.top_k <= kMaxCand) continue;  // finished by the scan launch
+    ps.draw = true;
+    ps.count |= has_k;
+    ps.mass |= p.top_p < 1.f;
+  }
+  return ps;
 }
 
-// Row r of logits [n_rows][n] with rows[r]'s parameters, into tokens[r]: the rows of a batched decode
-// step side by side instead of one launch after another.
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* __restrict__ logits, int n,
-                                                               const rf_sample_row* __restrict__ rows,
-                                                               int32_t* __restrict__ tokens) {
-  rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
-  rf_grid_trigger();
-  const int r = blockIdx.x;
-  const rf_sample_row p = rows[r];
-  sample_row(logits + static_cast<size_t>(r) * n, n, p.temperature, p.top_k, p.top_p, p.min_p, p.u, tokens + r);
+int launch_all(const float* logits, int n, int n_rows, const rf_sample_row* d_rows, const rf_sample_row& one,
+               const Passes& ps, int32_t* tokens, void* ws, hipStream_t s) {
+  const dim3 grid(static_cast<unsigned>(blocks_for(n)), static_cast<unsigned>(n_rows));
+  (void)rf_launch(scan_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
+  for (int level = 0; ps.count && level < 3; ++level)
+    (void)rf_launch(level_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, ws, 0, level);
+  for (int level = 0; ps.mass && level < 3; ++level)
+    (void)rf_launch(level_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, ws, 1, level);
+  if (ps.draw) (void)rf_launch(draw_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
+  return check(hipGetLastError(), "sample");
+}
+
+int check_workspace(int n_rows, int n_vocab, const void* ws, size_t ws_bytes, const char* who) {
+  if (n_vocab <= 0) return fail("%s: empty vocabulary", who);
+  if (n_vocab > kSampleMaxVocab) return fail("%s: vocabulary of %d entries beyond %d", who, n_vocab, kSampleMaxVocab);
+  const size_t need = sample_workspace(n_rows, n_vocab);
+  if (!ws || ws_bytes < need)
+    return fail("%s: workspace of %zu bytes, %zu needed for %d rows of %d", who, ws ? ws_bytes : size_t{0}, need,
+                n_rows, n_vocab);
+  if (reinterpret_cast<uintptr_t>(ws) % 256 != 0) return fail("%s: workspace must be 256-byte aligned", who);
+  return 0;
 }
 
 }  // namespace
 
+static_assert(kSampleMaxVocab == kChunk * kMaxBlocks, "kernels.h's limit is the last block's reach");
+
+size_t sample_workspace(int n_rows, int n_vocab) {
+  if (n_rows <= 0 || n_vocab <= 0 || n_vocab > kSampleMaxVocab) return 0;
+  return static_cast<size_t>(n_rows) * row_bytes(n_vocab);
+}
+
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
-           int32_t* token, hipStream_t s) {
-  if (n_vocab <= 0) return fail("sample: empty vocabulary");
+           int32_t* token, void* ws, size_t ws_bytes, hipStream_t s) {
+  if (const int rc = check_workspace(1, n_vocab, ws, ws_bytes, "sample")) return rc;
   if (!(u >= 0.f && u < 1.f)) return fail("sample: u = %g must be in [0, 1)", u);
   if (!(top_p > 0.f)) return fail("sample: top_p = %g must be > 0", top_p);
   if (min_p > 1.f) return fail("sample: min_p = %g must be <= 1", min_p);
-  (void)rf_launch(sample_kernel, 1, kThreads, 0, s, logits, n_vocab, temperature, top_k, top_p, min_p, u, token);
-  return check(hipGetLastError(), "sample");
+  const rf_sample_row one{temperature, top_k, top_p, min_p, u};
+  return launch_all(logits, n_vocab, 1, nullptr, one, passes_for(&one, 1, n_vocab), token, ws, s);
 }
 
-int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, int32_t* tokens,
-                hipStream_t s) {
-  if (n_vocab <= 0) return fail("sample_rows: empty vocabulary");
+int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, const rf_sample_row* h_rows,
+                int32_t* tokens, void* ws, size_t ws_bytes, hipStream_t s) {
   if (n_rows < 0 || n_rows > 65535) return fail("sample_rows: row count %d out of range 0..65535", n_rows);
   if (!logits || !rows || !tokens) return fail("sample_rows: missing buffer");
   if (n_rows == 0) return 0;
+  if (const int rc = check_workspace(n_rows, n_vocab, ws, ws_bytes, "sample_rows")) return rc;
   // The rows' parameters are already on the device: the caller checks them as sample() would.
-  (void)rf_launch(sample_rows_kernel, n_rows, kThreads, 0, s, logits, n_vocab, rows, tokens);
-  return check(hipGetLastError(), "sample_rows");
+  return launch_all(logits, n_vocab, n_rows, rows, rf_sample_row{}, passes_for(h_rows, n_rows, n_vocab), tokens, ws, s);
 }
 
 }  // namespace rocforge::gpu

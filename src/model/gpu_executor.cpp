@@ -268,6 +268,14 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   // depend on the scale, and min-p on the scaled logits with min_p^(1/T) is min-p on the unscaled ones.
   for (const SamplingParams* p : params)
     if (!device_samplable(*p)) return false;
+  // The sampler's workspace (per row: partials and candidate slots, ~4 bytes a vocabulary entry)
+  // grows to the most rows sampled at once; zeroed once, the kernels leave it so.
+  const size_t ws_bytes = api_.sample_workspace(rows, c_.n_vocab);
+  if (ws_bytes == 0) return false;  // a vocabulary beyond the device sampler: the host samples
+  if (sample_ws_.bytes() < ws_bytes) {
+    sample_ws_ = DevBuf(be_, ws_bytes);
+    be_->check(api_.memset(sample_ws_.get(), 0, ws_bytes, stream_), "sampler workspace");
+  }
   const int n_out = run_step(b);
   if (n_out != rows) throw Error("forward_sample_rows: the step produced " + std::to_string(n_out) + " logits rows, not " +
                                  std::to_string(rows));
@@ -285,7 +293,8 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), rows * sizeof(rf_sample_row), stream_),
              "sampling parameters");
   be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, rows, sample_rows_.get<rf_sample_row>(),
-                              token_d_.get<int32_t>(), stream_),
+                              sample_host_.data(), token_d_.get<int32_t>(), sample_ws_.get(), sample_ws_.bytes(),
+                              stream_),
              "sampling");
   tokens.resize(rows);
   be_->check(api_.memcpy_d2h(tokens.data(), token_d_.get(), rows * sizeof(int32_t), stream_), "sampled tokens");

@@ -649,6 +649,7 @@ class GpuExecutor final : public Executor {
   float* head_out_ = nullptr;         // where the step being launched writes its logits
   bool head_to_host_ = false;         // ... and whether that is logits_host_
   DevBuf sample_rows_;   // forward_sample_rows: the rows' sampling parameters
+  DevBuf sample_ws_;     // the device sampler's workspace (grown on demand)
   std::vector<rf_sample_row> sample_host_;
   int pinned_rows_ = 0;
   // MoE scratch for kMoeChunkTokens tokens: router logits [tok][n_expert], the chosen experts and

@@ -77,6 +77,7 @@ class DeviceBuffer {
   }
   // Fills with a NaN pattern (0xff bytes) so unwritten outputs cannot pass.
   void poison() { b_->check(b_->api().memset(p_, 0xff, bytes_, nullptr), "memset"); }
+  void zero() { b_->check(b_->api().memset(p_, 0, bytes_, nullptr), "memset"); }
 
  private:
   const device::GpuBackend* b_;

@@ -27,7 +27,8 @@ TEST(GpuGraph, CapturedDecodeChainReplaysLikeDirectLaunches) {
   auto dw = to_device(*gpu, w);
   auto dnorm = to_device(*gpu, random_floats(rng, cols, 0.5f, 1.5f));
   DeviceBuffer dx(*gpu, cols * 4), dxn(*gpu, cols * 4), dq(*gpu, api.q8_bytes(cols)), dy(*gpu, rows * 4),
-      dtok(*gpu, 4);
+      dtok(*gpu, 4), dws(*gpu, api.sample_workspace(1, rows));
+  dws.zero();
 
   rf_stream s = nullptr;
   gpu->check(api.stream_create(&s), "stream");
@@ -35,7 +36,7 @@ TEST(GpuGraph, CapturedDecodeChainReplaysLikeDirectLaunches) {
     gpu->check(api.rmsnorm(dx.as<float>(), dnorm->as<float>(), dxn.as<float>(), cols, 1, 1e-5f, st), "rmsnorm");
     gpu->check(api.quantize_q8(dxn.as<float>(), cols, dq.get(), st), "quantize");
     gpu->check(api.matvec_q8(static_cast<uint32_t>(t), dw->get(), rb, dq.get(), dy.as<float>(), rows, cols, st), "mv");
-    gpu->check(api.sample(dy.as<float>(), rows, 0.f, 0, 1.f, 0.f, 0.f, dtok.as<int32_t>(), st), "sample");
+    gpu->check(api.sample(dy.as<float>(), rows, 0.f, 0, 1.f, 0.f, 0.f, dtok.as<int32_t>(), dws.get(), dws.bytes(), st), "sample");
   };
   EXPECT_NE(api.graph_capture_begin(nullptr), 0);  // the default stream cannot be captured
 

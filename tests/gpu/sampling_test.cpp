@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,13 @@
 namespace rocforge::test {
 namespace {
 
-// Masses as the kernel forms them: float exp(l - max) of the float scaled logit, summed in double.
-double mass_of(float l, float mx) { return static_cast<double>(std::exp(l - mx)); }
+// Masses as the kernel forms them: fixed point floor(exp(l - max) * 2^40) of the float scaled
+// logit, summed exactly (an entry equal to an infinite maximum weighs 1).
+uint64_t mass_of(float l, float mx) {
+  const float d = l - mx;
+  if (!(d >= -28.f)) return l == mx ? (uint64_t{1} << 40) : 0;
+  return static_cast<uint64_t>(std::exp(d) * 1099511627776.f);
+}
 
 int sample_ref(const std::vector<float>& logits, float temp, int top_k, float top_p, float min_p, float u) {
   const int n = static_cast<int>(logits.size());
@@ -28,32 +34,38 @@ int sample_ref(const std::vector<float>& logits, float temp, int top_k, float to
   float thr = -INFINITY;
   if (top_k > 0 && top_k < n) thr = sorted[top_k - 1];
   if (top_p < 1.f) {
-    double z1 = 0;
+    uint64_t z1 = 0;
     for (float v : sorted)
       if (v >= thr) z1 += mass_of(v, mx);
-    double cum = 0;
+    const auto need = static_cast<uint64_t>(std::ceil(static_cast<double>(top_p) * static_cast<double>(z1)));
+    uint64_t cum = 0;
     for (float v : sorted) {  // smallest top set reaching top_p of the top-k mass
       cum += mass_of(v, mx);
-      if (cum >= static_cast<double>(top_p) * z1) {
+      if (cum >= need) {
         thr = std::max(thr, v);
         break;
       }
     }
   }
   if (min_p > 0.f) thr = std::max(thr, mx + std::log(min_p));
-  double total = 0;
+  uint64_t total = 0;
   for (float v : l)
     if (v >= thr) total += mass_of(v, mx);
-  const double target = static_cast<double>(u) * total;
-  double run = 0;
-  int last = -1;
+  const auto target = static_cast<uint64_t>(static_cast<double>(u) * static_cast<double>(total));
+  uint64_t run = 0;
   for (int i = 0; i < n; ++i) {
     if (l[i] < thr) continue;
-    last = i;
     run += mass_of(l[i], mx);
     if (run > target) return i;
   }
-  return last;
+  return -1;  // no candidate with mass: not reached (the maximum always has some)
+}
+
+// A zeroed sampler workspace for `rows` rows of n logits.
+std::unique_ptr<DeviceBuffer> workspace(const device::GpuBackend& gpu, int rows, int n) {
+  auto ws = std::make_unique<DeviceBuffer>(gpu, gpu.api().sample_workspace(rows, n));
+  ws->zero();
+  return ws;
 }
 
 TEST(GpuSampling, GreedyIsArgmaxWithLowestIndexOnTies) {
@@ -62,6 +74,7 @@ TEST(GpuSampling, GreedyIsArgmaxWithLowestIndexOnTies) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   DeviceBuffer tok(*gpu, sizeof(int32_t));
+  auto ws = workspace(*gpu, 1, 128256);
   for (int n : {1, 5, 1000, 32003, 128256}) {
     for (int offset : {0, 1}) {  // a 16-byte aligned row (vector loads) and one that is not
       for (bool in_tail : {false, true}) {
@@ -70,7 +83,8 @@ TEST(GpuSampling, GreedyIsArgmaxWithLowestIndexOnTies) {
         logits[offset + at] = 25.f;
         if (at + 1 < n) logits[offset + n - 1] = 25.f;  // a tie later in the vocabulary loses
         auto dl = to_device(*gpu, logits);
-        gpu->check(gpu->api().sample(dl->as<float>() + offset, n, 0.f, 0, 1.f, 0.f, 0.5f, tok.as<int32_t>(), nullptr),
+        gpu->check(gpu->api().sample(dl->as<float>() + offset, n, 0.f, 0, 1.f, 0.f, 0.5f, tok.as<int32_t>(), ws->get(),
+                                     ws->bytes(), nullptr),
                    "sample");
         EXPECT_EQ(tok.download<int32_t>(1)[0], at) << "n " << n << " offset " << offset;
       }
@@ -88,6 +102,7 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
                            {0.8f, 0, 1.f, 0.05f}, {0.9f, 50, 0.95f, 0.02f}, {1.3f, 1, 1.f, 0.f},
                            {2.f, 1000, 0.5f, 0.f}, {1.f, 5000, 0.8f, 0.f}};
   DeviceBuffer tok(*gpu, sizeof(int32_t));
+  auto ws = workspace(*gpu, 1, 128256);
   int distinct_checks = 0;
   for (int n : {7, 1001, 128256}) {
     // Peaked logits like a language model's: a few large, a long tail.
@@ -98,7 +113,7 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
       for (int rep = 0; rep < 8; ++rep) {
         const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
         gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
-                                     nullptr),
+                                     ws->get(), ws->bytes(), nullptr),
                    "sample");
         const int got = tok.download<int32_t>(1)[0];
         const int want = sample_ref(logits, p.temp, p.top_k, p.top_p, p.min_p, u);
@@ -125,26 +140,77 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
     std::vector<rf_sample_row> params(rows);
     for (int r = 0; r < rows; ++r) {
       const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
-      switch (r % 4) {
-        case 0: params[r] = {0.f, 0, 1.f, 0.f, u}; break;      // greedy
-        case 1: params[r] = {1.f, 0, 0.9f, 0.f, u}; break;     // top-p
-        case 2: params[r] = {0.8f, 40, 1.f, 0.05f, u}; break;  // top-k + min-p
-        default: params[r] = {1.3f, 0, 1.f, 0.f, u}; break;    // plain temperature
+      switch (r % 6) {
+        case 0: params[r] = {0.f, 0, 1.f, 0.f, u}; break;        // greedy
+        case 1: params[r] = {1.f, 0, 0.9f, 0.f, u}; break;       // top-p over the vocabulary
+        case 2: params[r] = {0.8f, 40, 1.f, 0.05f, u}; break;    // top-k + min-p
+        case 3: params[r] = {1.f, 2000, 0.7f, 0.f, u}; break;    // top-k beyond the fast path, top-p
+        case 4: params[r] = {0.9f, 50, 0.95f, 0.f, u}; break;    // top-k + top-p
+        default: params[r] = {1.3f, 0, 1.f, 0.f, u}; break;      // plain temperature
       }
     }
     auto dl = to_device(*gpu, logits);
     auto dp = to_device(*gpu, params);
+    auto ws = workspace(*gpu, rows, n);
     DeviceBuffer tok(*gpu, rows * sizeof(int32_t));
-    tok.poison();
-    gpu->check(gpu->api().sample_rows(dl->as<float>(), n, rows, dp->as<rf_sample_row>(), tok.as<int32_t>(), nullptr),
-               "sample_rows");
-    const auto got = tok.download<int32_t>(rows);
-    for (int r = 0; r < rows; ++r) {
-      const std::vector<float> row(logits.begin() + static_cast<size_t>(r) * n, logits.begin() + static_cast<size_t>(r + 1) * n);
-      const rf_sample_row& p = params[r];
-      const int want = p.temperature <= 0.f ? static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin())
-                                            : sample_ref(row, p.temperature, p.top_k, p.top_p, p.min_p, p.u);
-      EXPECT_EQ(got[r], want) << "n " << n << " row " << r;
+    // With the host copy of the parameters (launches no row needs skipped) and without (all run).
+    for (const rf_sample_row* h_rows : {static_cast<const rf_sample_row*>(params.data()),
+                                        static_cast<const rf_sample_row*>(nullptr)}) {
+      tok.poison();
+      gpu->check(gpu->api().sample_rows(dl->as<float>(), n, rows, dp->as<rf_sample_row>(), h_rows, tok.as<int32_t>(),
+                                        ws->get(), ws->bytes(), nullptr),
+                 "sample_rows");
+      const auto got = tok.download<int32_t>(rows);
+      for (int r = 0; r < rows; ++r) {
+        const std::vector<float> row(logits.begin() + static_cast<size_t>(r) * n,
+                                     logits.begin() + static_cast<size_t>(r + 1) * n);
+        const rf_sample_row& p = params[r];
+        const int want = p.temperature <= 0.f ? static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin())
+                                              : sample_ref(row, p.temperature, p.top_k, p.top_p, p.min_p, p.u);
+        EXPECT_EQ(got[r], want) << "n " << n << " row " << r << (h_rows ? " (host rows)" : "");
+      }
+    }
+  }
+}
+
+// Logits a grammar mask or a flat model produce: most entries -inf (ties at the k-th value with no
+// mass), coarse values with thousands of equal ones (ties with mass beyond the shared-memory finish).
+TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int n = 50021;
+  struct Case { const char* what; std::vector<float> logits; };
+  std::vector<Case> cases;
+  {
+    std::vector<float> l = random_floats(rng, n, -3.f, 3.f);
+    for (float& v : l)
+      if (rng() % 100 < 97) v = -INFINITY;
+    cases.push_back({"masked", l});
+  }
+  {
+    std::vector<float> l = random_floats(rng, n, -2.f, 2.f);
+    for (float& v : l) v = std::round(v * 2.f) / 2.f;  // 9 distinct values
+    cases.push_back({"coarse", l});
+  }
+  cases.push_back({"flat", std::vector<float>(n, 1.5f)});
+  struct Params { float temp; int top_k; float top_p; float min_p; };
+  const Params params[] = {{1.f, 40, 1.f, 0.f}, {0.7f, 40, 0.9f, 0.f}, {1.f, 1500, 0.8f, 0.f},
+                           {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f},  {0.5f, 3, 1.f, 0.f}};
+  DeviceBuffer tok(*gpu, sizeof(int32_t));
+  auto ws = workspace(*gpu, 1, n);
+  for (const Case& c : cases) {
+    auto dl = to_device(*gpu, c.logits);
+    for (const Params& p : params) {
+      for (int rep = 0; rep < 3; ++rep) {
+        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+        gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
+                                     ws->get(), ws->bytes(), nullptr),
+                   "sample");
+        EXPECT_EQ(tok.download<int32_t>(1)[0], sample_ref(c.logits, p.temp, p.top_k, p.top_p, p.min_p, u))
+            << c.what << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " u " << u;
+      }
     }
   }
 }
@@ -152,9 +218,19 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
 TEST(GpuSampling, BadParametersAreErrors) {
   ROCFORGE_REQUIRE_GPU(gpu);
   DeviceBuffer buf(*gpu, 64);
-  EXPECT_NE(gpu->api().sample(buf.as<float>(), 4, 1.f, 0, 1.f, 0.f, 1.5f, buf.as<int32_t>(), nullptr), 0);
+  auto ws = workspace(*gpu, 1, 4);
+  EXPECT_NE(gpu->api().sample(buf.as<float>(), 4, 1.f, 0, 1.f, 0.f, 1.5f, buf.as<int32_t>(), ws->get(), ws->bytes(),
+                              nullptr),
+            0);
   EXPECT_NE(std::string(gpu->api().last_error()).find("u ="), std::string::npos);
-  EXPECT_NE(gpu->api().sample(buf.as<float>(), 0, 1.f, 0, 1.f, 0.f, 0.5f, buf.as<int32_t>(), nullptr), 0);
+  EXPECT_NE(gpu->api().sample(buf.as<float>(), 0, 1.f, 0, 1.f, 0.f, 0.5f, buf.as<int32_t>(), ws->get(), ws->bytes(),
+                              nullptr),
+            0);
+  // A workspace too small for the vocabulary is named, not overrun.
+  EXPECT_NE(gpu->api().sample(buf.as<float>(), 100000, 1.f, 0, 1.f, 0.f, 0.5f, buf.as<int32_t>(), ws->get(),
+                              ws->bytes(), nullptr),
+            0);
+  EXPECT_NE(std::string(gpu->api().last_error()).find("workspace"), std::string::npos);
 }
 
 }  // namespace
