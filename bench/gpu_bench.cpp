@@ -335,23 +335,27 @@ int main(int argc, char** argv) {
       void* ws = dmalloc(b, ws_bytes);
       b.check(api.memset(ws, 0, ws_bytes, nullptr), "memset");
       std::vector<float> h(n_vocab);
-      std::normal_distribution<float> nd(0.f, 3.f);
-      for (auto& v : h) v = nd(rng);
-      b.check(api.memcpy_h2d(logits, h.data(), h.size() * 4, nullptr), "upload");
       struct P { const char* name; float t; int k; float p; float mp; };
-      std::printf("\nsampling over %d logits:\n", n_vocab);
-      const P cases[] = {{"greedy", 0.f, 0, 1.f, 0.f},
-                         {"T1", 1.f, 0, 1.f, 0.f},
-                         {"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
-                         {"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f},
-                         {"T1 top-k 2000", 1.f, 2000, 1.f, 0.f}};
-      for (const P& pr : cases) {
-        auto smp = [&](int) {
-          b.check(api.sample(static_cast<float*>(logits), n_vocab, pr.t, pr.k, pr.p, pr.mp, 0.37f,
-                             static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample");
-        };
-        smp(0);
-        std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
+      // Spread 3: a trained model's peaked logits; 0.5: a nearly flat row (an untrained synth
+      // model's), where most entries share a few key bins and top-p keeps most of the vocabulary.
+      for (const float spread : {0.5f, 3.f}) {
+        std::normal_distribution<float> nd(0.f, spread);
+        for (auto& v : h) v = nd(rng);
+        b.check(api.memcpy_h2d(logits, h.data(), h.size() * 4, nullptr), "upload");
+        std::printf("\nsampling over %d logits (normal, sd %.1f):\n", n_vocab, spread);
+        const P cases[] = {{"greedy", 0.f, 0, 1.f, 0.f},
+                           {"T1", 1.f, 0, 1.f, 0.f},
+                           {"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
+                           {"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f},
+                           {"T1 top-k 2000", 1.f, 2000, 1.f, 0.f}};
+        for (const P& pr : cases) {
+          auto smp = [&](int) {
+            b.check(api.sample(static_cast<float*>(logits), n_vocab, pr.t, pr.k, pr.p, pr.mp, 0.37f,
+                               static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample");
+          };
+          smp(0);
+          std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
+        }
       }
       // Rows of one batched step side by side (the server's decode steps), each row its own logits.
       {

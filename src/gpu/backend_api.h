@@ -173,12 +173,14 @@ struct rf_gpu_api {
                       float scale, float* d_out, rf_stream s);
 
   // ---- sampling. Writes one token id to *d_token. temperature <= 0 -> greedy (lowest index wins
-  // ties). Otherwise the candidates are the logits >= every one of: the top_k-th largest (top_k <= 0:
-  // no limit), the smallest top set whose mass (within the top-k set) reaches ceil(top_p * that
-  // mass) (top_p >= 1: no limit), and max + ln(min_p) (min_p <= 0: no limit), all on the scaled
-  // logits l = logit * (1 / temperature) (the reciprocal rounded to float). Masses are fixed point,
-  // floor(exp(l - max) * 2^40) (exact integer sums); the token is the first candidate in index order
-  // whose running mass exceeds floor(u * total), u in [0, 1). v17: d_ws is a device workspace of
+  // ties). Otherwise the candidates are the logits l >= every one of: the top_k-th largest (top_k <=
+  // 0: no limit), the smallest top set whose mass (within the top-k set) reaches ceil(top_p * that
+  // mass) (top_p >= 1: no limit), and max + ln(min_p) (min_p <= 0: no limit): filters on the
+  // model's distribution, as the host Sampler's. Masses are fixed point, q(l) = floor(exp(l - max) *
+  // 2^40) (exact integer sums). The draw weighs each candidate by q at the temperature, of
+  // l * (1 / temperature) against max * (1 / temperature) (the reciprocal rounded to float): the
+  // token is the first candidate in index order whose running weight exceeds floor(u * total), u in
+  // [0, 1). (v17; before it, the filters too acted on the scaled logits.) d_ws is a device workspace of
   // sample_workspace(1, n_vocab) bytes, 256-byte aligned, zeroed once before its first use (calls
   // leave it so); calls on one workspace must be stream-ordered. n_vocab up to 2097152.
   int (*sample)(const float* d_logits, int n_vocab, float temperature, int top_k, float top_p, float min_p,

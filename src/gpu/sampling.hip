@@ -5,15 +5,17 @@
 // every pass over the vocabulary is spread over ceil(n / 2048) blocks per row, and the last block
 // of a launch to finish (an arrival counter) does the row's serial part.
 //
-// Candidate sets are thresholds on an order-preserving 32-bit key of the scaled logit
-// l = logit * (1 / T):
+// The chain is the host Sampler's: the filters act on the model's own distribution (the logits l
+// as they are), the temperature only on the draw. Candidate sets are thresholds on an
+// order-preserving 32-bit key of l:
 //   top-k: the key of the k-th largest l (ties all stay in),
 //   top-p: the largest key K with mass(key >= K) >= ceil(top_p * mass(top-k set)),
 //   min-p: key(max + ln(min_p)).
 // Masses are fixed point, q(l) = floor(exp(l - max) * 2^40): integer sums are exact in any order,
 // so the result does not depend on how the vocabulary was split (tokens below 2^-40 of the most
-// likely one get mass 0). The token is drawn by inverse CDF in index order with the caller's u:
-// the first candidate whose running mass exceeds floor(u * total).
+// likely one get mass 0). The draw weighs candidates by q(l * (1 / T)) against max * (1 / T), by
+// inverse CDF in index order with the caller's u: the first candidate whose running weight exceeds
+// floor(u * total).
 //
 // Launches per call (the host skips those no row needs):
 //   scan        greedy rows: argmax. Top-k rows (k <= 1024): each block keeps its own top-k; the last
@@ -209,9 +211,10 @@ __device__ uint32_t kth_key(const Each& each, int k, unsigned* hist256, unsigned
   return prefix;
 }
 
-// Shared-memory finish over s.count candidates (unordered) with masses: top-p by ranking on key,
+// Shared-memory finish over s.count candidates (unordered; s.q: mass at temperature 1): top-p by ranking on key,
 // min-p, then the draw by ranking on index. O(count^2 / threads) comparisons: count is ~k.
-__device__ int finish_small(Small& s, uint32_t kk, float mx, const rf_sample_row& p, unsigned long long* sh) {
+__device__ int finish_small(Small& s, uint32_t kk, float mx, float inv_t, const rf_sample_row& p,
+                             unsigned long long* sh) {
   __shared__ int s_pick;
   const int C = s.count, t = threadIdx.x;
   constexpr int per = kMaxCand / kThreads;
@@ -247,7 +250,7 @@ __device__ int finish_small(Small& s, uint32_t kk, float mx, const rf_sample_row
   for (int i = t; i < C; i += kThreads) {  // rank by index (indices are distinct)
     int rank = 0;
     for (int j = 0; j < C; ++j) rank += s.idx[j] < s.idx[i];
-    s.tq[rank] = s.key[i] >= kmin ? s.q[i] : 0;
+    s.tq[rank] = s.key[i] >= kmin ? mass_q(key_value(s.key[i]) * inv_t, mx * inv_t) : 0;  // the draw's weight
     s.tu[rank] = static_cast<uint32_t>(s.idx[i]);
   }
   __syncthreads();
@@ -279,7 +282,7 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
   auto mass_at_or_above = [&](uint32_t K) {
     unsigned long long m = 0;
     for (int i = t; i < n; i += kThreads) {
-      const float l = L[i] * inv_t;
+      const float l = L[i];
       if (order_key(l) >= K) m += mass_q(l, mx);
     }
     return block_sum_u64(m, sh);
@@ -298,8 +301,8 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
   const int seg_len = (n + kThreads - 1) / kThreads, b = t * seg_len, e = min(n, b + seg_len);
   unsigned long long seg = 0;
   for (int i = b; i < e; ++i) {
-    const float l = L[i] * inv_t;
-    if (order_key(l) >= kmin) seg += mass_q(l, mx);
+    const float l = L[i];
+    if (order_key(l) >= kmin) seg += mass_q(l * inv_t, mx * inv_t);
   }
   const unsigned long long incl = block_inclusive_scan(seg, sh);
   const unsigned long long total = sh[kThreads - 1];
@@ -309,9 +312,9 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
   if (incl - seg <= target && target < incl) {
     unsigned long long run = incl - seg;
     for (int i = b; i < e; ++i) {
-      const float l = L[i] * inv_t;
+      const float l = L[i];
       if (order_key(l) < kmin) continue;
-      run += mass_q(l, mx);
+      run += mass_q(l * inv_t, mx * inv_t);
       if (run > target) { s_pick = i; break; }
     }
   }
@@ -393,7 +396,7 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
   if (topk_fast(p, n)) {
     // This block's own top-k (all of it when the chunk is no longer than k): a global top-k entry
     // is always in its block's top-k, so the union holds the answer.
-    for (int j = t; j < len; j += kThreads) sm.local.keys[j] = order_key(L[beg + j] * inv_t);
+    for (int j = t; j < len; j += kThreads) sm.local.keys[j] = order_key(L[beg + j]);
     uint32_t kth = 0;
     if (len > p.top_k) {
       __shared__ int s_bin;
@@ -460,18 +463,19 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
     const float mx = block_max(kmax ? key_value(kmax) : -INFINITY, scratch);
     const uint32_t kk = kth_key([&](auto&& f) { each([&](uint32_t key, int) { f(key); }); }, p.top_k,
                                 sm.local.hist256, sh);
-    // Gather the candidates with mass (ties at kk included); zero-mass ones can never be drawn.
+    // Gather the candidates (ties at kk included) but those without mass at either temperature.
     if (t == 0) sm.small.count = 0;
     __syncthreads();
     each([&](uint32_t key, int i) {
       if (key < kk) return;
-      const unsigned long long q = mass_q(key_value(key), mx);
-      if (q == 0) return;
+      const float l = key_value(key);
+      const unsigned long long q = mass_q(l, mx);
+      if (q == 0 && mass_q(l * inv_t, mx * inv_t) == 0) return;  // neither filtered on nor drawn
       const int at2 = atomicAdd(&sm.small.count, 1);
       if (at2 < kMaxCand) sm.small.idx[at2] = w.cand[i], sm.small.key[at2] = key, sm.small.q[at2] = q;
     });
     __syncthreads();
-    const int pick = sm.small.count <= kMaxCand ? finish_small(sm.small, kk, mx, p, sh)
+    const int pick = sm.small.count <= kMaxCand ? finish_small(sm.small, kk, mx, inv_t, p, sh)
                                                 : finish_big(L, n, inv_t, kk, mx, p, sh);
     if (t == 0) {
       tokens[r] = pick;
@@ -482,7 +486,7 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
 
   // The whole-vocabulary path: block maxima, then the level and draw launches.
   float mx = -INFINITY;
-  for (int j = t; j < len; j += kThreads) mx = fmaxf(mx, L[beg + j] * inv_t);
+  for (int j = t; j < len; j += kThreads) mx = fmaxf(mx, L[beg + j]);
   mx = block_max(mx, scratch);
   if (t == 0) w.blk_max[blk] = mx;
   if (!arrive_last(w.st, B)) return;
@@ -521,13 +525,13 @@ __global__ void __launch_bounds__(kThreads) level_kernel(const float* __restrict
   const uint32_t high = level == 0 ? 0u : (0xffffffffu << (shift + (level == 1 ? 11 : 10)));
   const uint32_t prefix = level == 0 ? 0u : vst->prefix;
   const uint32_t kk = by_mass ? vst->kk : 0u;
-  const float mx = vst->mx, inv_t = 1.f / p.temperature;
+  const float mx = vst->mx;
   const float* L = logits + static_cast<size_t>(r) * n;
   for (int b = t; b < nb; b += kThreads) h[b] = 0;
   __syncthreads();
   const int beg = blk * kChunk, end = min(n, beg + kChunk);
   for (int i = beg + t; i < end; i += kThreads) {
-    const float l = L[i] * inv_t;
+    const float l = L[i];
     const uint32_t key = order_key(l);
     if ((key & high) != prefix || key < kk) continue;
     const unsigned long long wgt = by_mass ? mass_q(l, mx) : 1ull;
@@ -581,7 +585,7 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict_
   const RowWs w = row_ws(ws, r, n);
   const volatile RowState* vst = w.st;
   if (p.temperature <= 0.f || vst->done) return;
-  const float mx = vst->mx, inv_t = 1.f / p.temperature;
+  const float mx = vst->mx, inv_t = 1.f / p.temperature, mxt = mx * inv_t;
   const uint32_t km = p.min_p > 0.f ? order_key(mx + logf(p.min_p)) : 0u;
   const uint32_t kmin = max(static_cast<uint32_t>(vst->kk), max(static_cast<uint32_t>(vst->kp), km));
   const float* L = logits + static_cast<size_t>(r) * n;
@@ -591,8 +595,8 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict_
     unsigned long long m = 0;
     const int s = b * kChunk + t * kPerThread, e = min(n, s + kPerThread);
     for (int i = s; i < e; ++i) {
-      const float l = L[i] * inv_t;
-      if (order_key(l) >= kmin) m += mass_q(l, mx);
+      const float l = L[i];
+      if (order_key(l) >= kmin) m += mass_q(l * inv_t, mxt);
     }
     return m;
   };
@@ -630,9 +634,9 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict_
       unsigned long long run = start;
       const int s0 = b * kChunk + t * kPerThread, e0 = min(n, s0 + kPerThread);
       for (int i = s0; i < e0; ++i) {
-        const float l = L[i] * inv_t;
+        const float l = L[i];
         if (order_key(l) < kmin) continue;
-        run += mass_q(l, mx);
+        run += mass_q(l * inv_t, mxt);
         if (run > target) { s_pick = i; break; }
       }
     }

@@ -1,6 +1,7 @@
 // executor.h - runs forward steps of a Model on one device (or a CPU/GPU split).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -55,12 +56,12 @@ class Executor {
   uint64_t view_serial_ = 0;      // bumped whenever the memory behind a view is rewritten
 };
 
-// Whether a device sampler selects the host Sampler's candidates for p: no penalties (they need the
-// history on the host), and greedy, temperature 1, or no top-p (the device filters on
-// temperature-scaled logits, the host on the model's probabilities).
+// Whether a device sampler can run p's chain: no penalties (they need the history on the host).
+// The device runs the host Sampler's chain (filters on the model's probabilities, temperature on the
+// draw); ties at a threshold all stay in there, where the host cuts them by id.
 inline bool device_samplable(const SamplingParams& p) {
   return p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f &&
-         (p.temperature <= 0.f || p.temperature == 1.f || p.top_p >= 1.f);
+         std::isfinite(p.temperature);
 }
 
 std::unique_ptr<Executor> make_cpu_executor(const Model& model, const KvConfig& kv, int n_threads);

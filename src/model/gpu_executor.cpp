@@ -262,10 +262,8 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   const int rows = b.n_logits();
   if (b.size() == 0 || rows == 0 || static_cast<int>(params.size()) != rows || static_cast<int>(u.size()) != rows)
     return false;
-  // The host Sampler filters (top-k, top-p, min-p) on the model's probabilities and applies the
-  // temperature to the draw; the kernel filters on temperature-scaled logits. They select the same
-  // candidates when greedy, at temperature 1, or without top-p (device_samplable): top-k does not
-  // depend on the scale, and min-p on the scaled logits with min_p^(1/T) is min-p on the unscaled ones.
+  // The kernels run the host Sampler's chain (filters on the model's probabilities, the temperature
+  // on the draw); device_samplable leaves out only what needs the history (penalties).
   for (const SamplingParams* p : params)
     if (!device_samplable(*p)) return false;
   // The sampler's workspace (per row: partials and candidate slots, ~4 bytes a vocabulary entry)
@@ -279,16 +277,14 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   const int n_out = run_step(b);
   if (n_out != rows) throw Error("forward_sample_rows: the step produced " + std::to_string(n_out) + " logits rows, not " +
                                  std::to_string(rows));
-  // One block per row, all rows in one launch; the rows' parameters go up with the step.
+  // All rows in the same launches; the rows' parameters go up with the step.
   sample_host_.resize(rows);
   for (int r = 0; r < rows; ++r) {
     const SamplingParams& p = *params[r];
-    const bool greedy = p.temperature <= 0.f;
-    const float min_p = !greedy && p.min_p > 0.f ? std::pow(p.min_p, 1.f / p.temperature) : p.min_p;
-    if (!(u[r] >= 0.f && u[r] < 1.f) || !(p.top_p > 0.f) || min_p > 1.f)
+    if (!(u[r] >= 0.f && u[r] < 1.f) || !(p.top_p > 0.f) || p.min_p > 1.f)
       throw Error("sampling: row " + std::to_string(r) + " has parameters out of range (u " + std::to_string(u[r]) +
                   ", top_p " + std::to_string(p.top_p) + ", min_p " + std::to_string(p.min_p) + ")");
-    sample_host_[r] = {p.temperature, p.top_k, p.top_p, min_p, u[r]};
+    sample_host_[r] = {p.temperature, p.top_k, p.top_p, p.min_p, u[r]};
   }
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), rows * sizeof(rf_sample_row), stream_),
              "sampling parameters");

@@ -1,6 +1,7 @@
 // On-device sampling (greedy, temperature, top-k, top-p, min-p) against a sort-based CPU reference
 // with the same definition (backend_api.h: candidates are the logits at or above every threshold,
-// drawn by inverse CDF in index order with the caller's u).
+// set on the model's distribution, drawn at the temperature by inverse CDF in index order with the
+// caller's u).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,12 +23,11 @@ uint64_t mass_of(float l, float mx) {
   return static_cast<uint64_t>(std::exp(d) * 1099511627776.f);
 }
 
+// The host Sampler's chain: filters on the logits as they are, the temperature on the draw.
 int sample_ref(const std::vector<float>& logits, float temp, int top_k, float top_p, float min_p, float u) {
   const int n = static_cast<int>(logits.size());
   if (temp <= 0.f) return static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  std::vector<float> l(n);
-  const float inv_t = 1.f / temp;  // the kernel scales by the reciprocal, rounded the same way
-  for (int i = 0; i < n; ++i) l[i] = logits[i] * inv_t;
+  const std::vector<float>& l = logits;
   std::vector<float> sorted = l;
   std::sort(sorted.begin(), sorted.end(), std::greater<float>());
   const float mx = sorted[0];
@@ -48,17 +48,19 @@ int sample_ref(const std::vector<float>& logits, float temp, int top_k, float to
     }
   }
   if (min_p > 0.f) thr = std::max(thr, mx + std::log(min_p));
+  const float inv_t = 1.f / temp;  // the kernel scales by the reciprocal, rounded the same way
+  const float mxt = mx * inv_t;
   uint64_t total = 0;
   for (float v : l)
-    if (v >= thr) total += mass_of(v, mx);
+    if (v >= thr) total += mass_of(v * inv_t, mxt);
   const auto target = static_cast<uint64_t>(static_cast<double>(u) * static_cast<double>(total));
   uint64_t run = 0;
   for (int i = 0; i < n; ++i) {
     if (l[i] < thr) continue;
-    run += mass_of(l[i], mx);
+    run += mass_of(l[i] * inv_t, mxt);
     if (run > target) return i;
   }
-  return -1;  // no candidate with mass: not reached (the maximum always has some)
+  return -1;  // no candidate with weight: not reached (the maximum always has some)
 }
 
 // A zeroed sampler workspace for `rows` rows of n logits.
@@ -100,7 +102,8 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
   struct Params { float temp; int top_k; float top_p; float min_p; };
   const Params params[] = {{1.f, 0, 1.f, 0.f},  {0.7f, 40, 1.f, 0.f},   {1.f, 0, 0.9f, 0.f},
                            {0.8f, 0, 1.f, 0.05f}, {0.9f, 50, 0.95f, 0.02f}, {1.3f, 1, 1.f, 0.f},
-                           {2.f, 1000, 0.5f, 0.f}, {1.f, 5000, 0.8f, 0.f}};
+                           {2.f, 1000, 0.5f, 0.f}, {1.f, 5000, 0.8f, 0.f}, {0.8f, 40, 0.95f, 0.05f},
+                           {1.7f, 0, 0.85f, 0.f},  {0.6f, 0, 0.95f, 0.05f}};
   DeviceBuffer tok(*gpu, sizeof(int32_t));
   auto ws = workspace(*gpu, 1, 128256);
   int distinct_checks = 0;
@@ -174,7 +177,8 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
 }
 
 // Logits a grammar mask or a flat model produce: most entries -inf (ties at the k-th value with no
-// mass), coarse values with thousands of equal ones (ties with mass beyond the shared-memory finish).
+// mass), coarse values with thousands of equal ones (ties with mass beyond the shared-memory finish),
+// and a spread where candidates without mass at temperature 1 still carry weight at a higher one.
 TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
@@ -195,9 +199,12 @@ TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
     cases.push_back({"coarse", l});
   }
   cases.push_back({"flat", std::vector<float>(n, 1.5f)});
+  // Spread so wide that much of the top-k set has no mass at temperature 1 but weight at 3.
+  cases.push_back({"wide", random_floats(rng, n, -80.f, 10.f)});
   struct Params { float temp; int top_k; float top_p; float min_p; };
   const Params params[] = {{1.f, 40, 1.f, 0.f}, {0.7f, 40, 0.9f, 0.f}, {1.f, 1500, 0.8f, 0.f},
-                           {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f},  {0.5f, 3, 1.f, 0.f}};
+                           {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f},  {0.5f, 3, 1.f, 0.f},
+                           {3.f, 300, 1.f, 0.f}, {3.f, 0, 1.f, 0.f},  {2.f, 2000, 0.99f, 0.f}};
   DeviceBuffer tok(*gpu, sizeof(int32_t));
   auto ws = workspace(*gpu, 1, n);
   for (const Case& c : cases) {
