@@ -13,6 +13,7 @@
 // matvec_q8_multi (up to 16), in weight GB/s; (4) the prefill matmul (512 tokens) in TFLOP/s. Times
 // are medians of device-event timings.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
   bool small_model = false;   // --model 1b: llama3.2-1b shapes (default llama3-8b)
   bool attention_only = false;  // --attention-only: copy bandwidth and the attention table
   bool sampling_only = false;   // --sampling-only: the sampling table
+  std::string shape_filter;     // --shape S: only the matrices whose name contains S (profiling one kernel)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--types") && i + 1 < argc) {
       types.clear();
@@ -123,6 +125,8 @@ int main(int argc, char** argv) {
       attention_only = true;
     } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
       small_model = !std::strcmp(argv[++i], "1b");
+    } else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
+      shape_filter = argv[++i];
     } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     }
@@ -176,6 +180,7 @@ int main(int argc, char** argv) {
       const auto& tr = ggml_type_traits(*t);
       double token_ms = 0, token_bytes = 0;
       for (const Shape& s : shapes) {
+        if (!shape_filter.empty() && !std::strstr(s.name, shape_filter.c_str())) continue;
         const size_t rb = ggml_row_bytes(tr, s.cols);
         const size_t bytes = rb * s.rows;
         const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / bytes + 1));
@@ -336,17 +341,18 @@ int main(int argc, char** argv) {
       b.check(api.memset(ws, 0, ws_bytes, nullptr), "memset");
       std::vector<float> h(n_vocab);
       struct P { const char* name; float t; int k; float p; float mp; };
-      // Spread 3: a trained model's peaked logits; 0.5: a nearly flat row (an untrained synth
-      // model's), where most entries share a few key bins and top-p keeps most of the vocabulary.
-      for (const float spread : {0.5f, 3.f}) {
+      // Spread 3: a trained model's peaked logits; 0.5 and 0.02: nearly flat rows (an untrained
+      // synth model's), where most entries share a few key bins and top-p keeps most of the vocabulary.
+      for (const float spread : {0.02f, 0.5f, 3.f}) {
         std::normal_distribution<float> nd(0.f, spread);
         for (auto& v : h) v = nd(rng);
         b.check(api.memcpy_h2d(logits, h.data(), h.size() * 4, nullptr), "upload");
-        std::printf("\nsampling over %d logits (normal, sd %.1f):\n", n_vocab, spread);
+        std::printf("\nsampling over %d logits (normal, sd %.2f):\n", n_vocab, spread);
         const P cases[] = {{"greedy", 0.f, 0, 1.f, 0.f},
                            {"T1", 1.f, 0, 1.f, 0.f},
                            {"T0.8 top-k 40 top-p 0.95", 0.8f, 40, 0.95f, 0.f},
                            {"T1 top-p 0.9 min-p 0.05", 1.f, 0, 0.9f, 0.05f},
+                           {"T1 top-p 0.9", 1.f, 0, 0.9f, 0.f},
                            {"T1 top-k 2000", 1.f, 2000, 1.f, 0.f}};
         for (const P& pr : cases) {
           auto smp = [&](int) {
@@ -354,7 +360,18 @@ int main(int argc, char** argv) {
                                static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample");
           };
           smp(0);
-          std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
+          // Back to back (the kernels' own time), and one call at a time with the stream synchronised
+          // (what a decode step waits for: launches and the chain's latency included).
+          std::vector<double> lat;
+          for (int r = 0; r < 31; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            smp(0);
+            b.check(api.stream_sync(nullptr), "sync");
+            lat.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+          }
+          std::sort(lat.begin(), lat.end());
+          std::printf("%-28s %8.1f us  (one at a time %6.1f us)\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3,
+                      lat[lat.size() / 2]);
         }
       }
       // Rows of one batched step side by side (the server's decode steps), each row its own logits.

@@ -125,6 +125,10 @@ class Generator {
                           const std::function<bool(const std::string&)>& on_text = {});
 
  private:
+  // Feeds tokens with the last chunk's step sampling the next token on the device (draw u); -1 where
+  // the executor cannot (then fed as feed_view, and sample() picks on the host).
+  int32_t feed_and_sample(const std::vector<int32_t>& tokens, float u);
+
   Engine& engine_;
   Sampler sampler_;
   std::unique_ptr<KvSequence> seq_;

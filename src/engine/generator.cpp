@@ -8,6 +8,15 @@
 #include "rocforge/engine.h"
 
 namespace rocforge {
+namespace {
+
+void check_room(int64_t n_past, size_t n, int64_t ctx) {
+  if (n_past + static_cast<int64_t>(n) > ctx)
+    throw Error("prompt too long: " + std::to_string(n_past + static_cast<int64_t>(n)) +
+                " tokens exceed the context size " + std::to_string(ctx) + " (raise --ctx-size)");
+}
+
+}  // namespace
 
 Generator::Generator(Engine& engine, const SamplingParams& params)
     : engine_(engine), sampler_(params), seq_(std::make_unique<KvSequence>()) {}
@@ -38,9 +47,7 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
 
 std::span<const float> Generator::feed_view(const std::vector<int32_t>& tokens) {
   if (tokens.empty()) return logits_;
-  if (seq_->n_past + static_cast<int64_t>(tokens.size()) > engine_.ctx_size())
-    throw Error("prompt too long: " + std::to_string(seq_->n_past + tokens.size()) + " tokens exceed the context size " +
-                std::to_string(engine_.ctx_size()) + " (raise --ctx-size)");
+  check_room(seq_->n_past, tokens.size(), engine_.ctx_size());
   const int32_t n_batch = engine_.options().n_batch;
   for (size_t off = 0; off < tokens.size(); off += n_batch) {
     const int32_t n = static_cast<int32_t>(std::min<size_t>(n_batch, tokens.size() - off));
@@ -51,6 +58,28 @@ std::span<const float> Generator::feed_view(const std::vector<int32_t>& tokens) 
   }
   history_.insert(history_.end(), tokens.begin(), tokens.end());
   return logits_;
+}
+
+int32_t Generator::feed_and_sample(const std::vector<int32_t>& tokens, float u) {
+  const int32_t n_batch = engine_.options().n_batch;
+  const size_t last = (tokens.size() - 1) / n_batch * n_batch;  // the last chunk's offset
+  check_room(seq_->n_past, tokens.size(), engine_.ctx_size());
+  if (last > 0) feed_view(std::vector<int32_t>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(last)));
+  const std::vector<int32_t> rest(tokens.begin() + static_cast<std::ptrdiff_t>(last), tokens.end());
+  const auto n = static_cast<int32_t>(rest.size());
+  if (!seq_->reserve(engine_.kv_pool(), n)) throw Error("KV cache is full");
+  Batch b;
+  b.block_tables.push_back(seq_->blocks);
+  for (int32_t i = 0; i < n; ++i) b.add(rest[i], seq_->n_past + i, 0, i == n - 1);
+  int32_t out = -1;
+  if (!engine_.executor().forward_sample(b, sampler_.params(), u, &out)) {  // no device sampler: the host's
+    feed_view(rest);
+    return -1;
+  }
+  seq_->commit(engine_.kv_pool(), rest.data(), n);
+  history_.insert(history_.end(), rest.begin(), rest.end());
+  logits_ = {};  // the step's logits stayed on the device
+  return out;
 }
 
 void Generator::feed_all_logits(const std::vector<int32_t>& tokens, std::vector<float>& all) {
@@ -89,8 +118,20 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   using clock = std::chrono::steady_clock;
   GenerateResult r;
   r.n_prompt = static_cast<int32_t>(prompt.size());
+  // Device-side sampling: where the parameters allow it (device_samplable: no penalties, which need
+  // the history on the host) an executor that can sample where the logits are (GPU) runs each step,
+  // the prompt's last chunk included, and returns only the next token id.
+  // Its draws come from this generation's own generator, seeded like the host sampler: the same seed
+  // gives the same tokens on the same device.
+  const SamplingParams& sp = sampler_.params();
+  const bool device_sampling = device_samplable(sp);
+  std::mt19937_64 draw(sp.seed);
+  auto next_u = [&] { return static_cast<float>(draw() >> 40) * 0x1p-24f; };  // [0, 1) exactly in float
+  int32_t next = -1;  // token sampled on the device with the last step (-1: none)
+
   const auto t0 = clock::now();
-  feed_view(prompt);
+  if (device_sampling && !prompt.empty()) next = feed_and_sample(prompt, next_u());
+  else feed_view(prompt);
   const auto t1 = clock::now();
   r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -107,22 +148,13 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   auto max_stop = size_t{0};
   for (const auto& s : opts.stop) max_stop = std::max(max_stop, s.size());
 
-  // Device-side sampling: where the parameters allow it (device_samplable: no penalties, which need
-  // the history on the host) an executor that can sample where the logits are (GPU) runs each decode
-  // step and returns only the next token id.
-  // Its draws come from this generation's own generator, seeded like the host sampler: the same seed
-  // gives the same tokens on the same device.
-  const SamplingParams& sp = sampler_.params();
-  const bool device_sampling = device_samplable(sp);
-  std::mt19937_64 draw(sp.seed);
-  int32_t next = -1;  // token sampled on the device with the last step (-1: none)
   auto step_and_sample = [&](int32_t id) -> int32_t {
     if (seq_->n_past + 1 > engine_.ctx_size()) return -1;
     if (!seq_->reserve(engine_.kv_pool(), 1)) throw Error("KV cache is full");
     Batch b;
     b.block_tables.push_back(seq_->blocks);
     b.add(id, seq_->n_past, 0, true);
-    const float u = static_cast<float>(draw() >> 40) * 0x1p-24f;  // [0, 1) exactly in float
+    const float u = next_u();
     int32_t out = -1;
     if (!engine_.executor().forward_sample(b, sp, u, &out)) return -1;
     seq_->commit(engine_.kv_pool(), &id, 1);

@@ -24,6 +24,7 @@ __device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor(v, l
 __device__ inline double rf_shfl_xor(double v, int lane_mask) { return __shfl_xor(v, lane_mask); }
 __device__ inline float rf_shfl(float v, int src_lane) { return __shfl(v, src_lane); }
 __device__ inline int rf_shfl(int v, int src_lane) { return __shfl(v, src_lane); }
+__device__ inline int rf_shfl_up(int v, int delta) { return __shfl_up(v, delta); }
 
 inline hipError_t rf_graph_instantiate(hipGraphExec_t* exec, hipGraph_t g) {
   return hipGraphInstantiate(exec, g, nullptr, nullptr, 0);
@@ -120,6 +121,7 @@ __device__ inline int rf_shfl_xor(int v, int lane_mask) { return __shfl_xor_sync
 __device__ inline double rf_shfl_xor(double v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 __device__ inline float rf_shfl(float v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
 __device__ inline int rf_shfl(int v, int src_lane) { return __shfl_sync(0xffffffffu, v, src_lane); }
+__device__ inline int rf_shfl_up(int v, int delta) { return __shfl_up_sync(0xffffffffu, v, delta); }
 
 __device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }

@@ -125,20 +125,27 @@ __device__ bool arrive_last(RowState* st, int n_blocks) {
   return last;
 }
 
-// Inclusive scan of one value per thread over the block (Hillis-Steele; sh holds kThreads).
-template <class T>
-__device__ T block_inclusive_scan(T v, T* sh) {
-  const int t = threadIdx.x;
-  __syncthreads();  // sh may still be read by a previous call
-  sh[t] = v;
-  __syncthreads();
-  for (int off = 1; off < kThreads; off <<= 1) {
-    const T add = t >= off ? sh[t - off] : T(0);
-    __syncthreads();
-    sh[t] += add;
-    __syncthreads();
+// Inclusive scan of one value per thread over the block, and the block's total: shuffles inside
+// each wave, the waves' totals through sh (kThreads entries; two barriers, where a shared-memory
+// Hillis-Steele scan took seventeen).
+__device__ unsigned long long block_inclusive_scan(unsigned long long v, unsigned long long* sh,
+                                                   unsigned long long* total = nullptr) {
+  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, n_waves = kThreads / warpSize;
+  for (int off = 1; off < warpSize; off <<= 1) {
+    const unsigned lo = static_cast<unsigned>(rf_shfl_up(static_cast<int>(v & 0xffffffffu), off));
+    const unsigned hi = static_cast<unsigned>(rf_shfl_up(static_cast<int>(v >> 32), off));
+    if (lane >= off) v += (static_cast<unsigned long long>(hi) << 32) | lo;
   }
-  return sh[t];
+  __syncthreads();  // sh may still be read by a previous call
+  if (lane == warpSize - 1) sh[wave] = v;
+  __syncthreads();
+  unsigned long long before = 0, all = 0;
+  for (int w = 0; w < n_waves; ++w) {
+    before += w < wave ? sh[w] : 0;
+    all += sh[w];
+  }
+  if (total) *total = all;
+  return v + before;
 }
 
 // The bin of hist[0..nb) where the running total walked from the top bin down first reaches
@@ -151,8 +158,8 @@ __device__ void find_from_top(const H* hist, int nb, unsigned long long need, un
   if (t == 0) *bin = 0, *above = 0;  // need 0 (not reached by consistent callers): the top bin's floor
   unsigned long long s = 0;
   for (int j = 0; j < per; ++j) s += hist[nb - 1 - (t * per + j)];
-  const unsigned long long incl = block_inclusive_scan(s, sh);
-  const unsigned long long total = sh[kThreads - 1];
+  unsigned long long total;
+  const unsigned long long incl = block_inclusive_scan(s, sh, &total);
   const unsigned long long excl = incl - s;
   if (excl < need && need <= incl) {
     unsigned long long run = excl;
@@ -171,8 +178,9 @@ __device__ float block_max(float v, float* scratch) { return rf_block_max(v, scr
 
 // Block-wide uint64 sum through the scan's shared array.
 __device__ unsigned long long block_sum_u64(unsigned long long v, unsigned long long* sh) {
-  block_inclusive_scan(v, sh);
-  return sh[kThreads - 1];
+  unsigned long long total;
+  block_inclusive_scan(v, sh, &total);
+  return total;
 }
 
 // ---- the top-k finish, in one block: the row's candidates (indices into L) -> token.
@@ -229,8 +237,8 @@ __device__ int finish_small(Small& s, uint32_t kk, float mx, float inv_t, const 
     __syncthreads();
     unsigned long long seg = 0;
     for (int j = 0; j < per; ++j) seg += t * per + j < C ? s.tq[t * per + j] : 0;
-    const unsigned long long incl = block_inclusive_scan(seg, sh);
-    const unsigned long long z1 = sh[kThreads - 1];
+    unsigned long long z1;
+    const unsigned long long incl = block_inclusive_scan(seg, sh, &z1);
     const unsigned long long need = static_cast<unsigned long long>(ceil(static_cast<double>(p.top_p) * static_cast<double>(z1)));
     if (t == 0) s_pick = 0;
     __syncthreads();
@@ -256,8 +264,8 @@ __device__ int finish_small(Small& s, uint32_t kk, float mx, float inv_t, const 
   __syncthreads();
   unsigned long long seg = 0;
   for (int j = 0; j < per; ++j) seg += t * per + j < C ? s.tq[t * per + j] : 0;
-  const unsigned long long incl = block_inclusive_scan(seg, sh);
-  const unsigned long long total = sh[kThreads - 1];
+  unsigned long long total;
+  const unsigned long long incl = block_inclusive_scan(seg, sh, &total);
   const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
   if (t == 0) s_pick = C > 0 ? static_cast<int>(s.tu[0]) : 0;
   __syncthreads();
@@ -304,8 +312,8 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
     const float l = L[i];
     if (order_key(l) >= kmin) seg += mass_q(l * inv_t, mx * inv_t);
   }
-  const unsigned long long incl = block_inclusive_scan(seg, sh);
-  const unsigned long long total = sh[kThreads - 1];
+  unsigned long long total;
+  const unsigned long long incl = block_inclusive_scan(seg, sh, &total);
   const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
   if (t == 0) s_pick = 0;
   __syncthreads();
@@ -421,7 +429,7 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
     __syncthreads();
     unsigned cnt = 0;
     for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j) cnt += sm.local.keys[j] >= kth;
-    const unsigned incl = block_inclusive_scan<unsigned long long>(cnt, sh);
+    const unsigned incl = static_cast<unsigned>(block_inclusive_scan(cnt, sh));
     if (t == kThreads - 1) s_base = atomicAdd(&w.st->n_cand, incl);
     __syncthreads();
     unsigned at = s_base + incl - cnt;
@@ -610,8 +618,8 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict_
   const int per = (B + kThreads - 1) / kThreads;
   unsigned long long s = 0;
   for (int j = 0; j < per; ++j) s += t * per + j < B ? vm[t * per + j] : 0;
-  unsigned long long incl = block_inclusive_scan(s, sh);
-  const unsigned long long total = sh[kThreads - 1];
+  unsigned long long total;
+  unsigned long long incl = block_inclusive_scan(s, sh, &total);
   const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
   if (t == 0) s_blk = -1, s_pick = 0;
   __syncthreads();

@@ -181,6 +181,36 @@ TEST(GpuEngine, LogitsStoredInHostMemoryMatchCopiedLogits) {
   }
 }
 
+// A prompt in several chunks whose last chunk's step samples the first token on the device
+// (Generator::feed_and_sample): greedy tokens equal the CPU engine's, which samples on the host.
+TEST(GpuEngine, PromptChunksWithDeviceSampledFirstTokenMatchCpu) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  auto run = [&](const std::string& dev) {
+    EngineOptions o;
+    o.model_path = model.string();
+    o.device = dev;
+    o.ctx_size = 512;
+    o.n_threads = 1;
+    o.n_batch = 5;  // the prompt below (18 tokens) is 4 chunks, the last one partial
+    auto e = Engine::load(o);
+    Generator g(*e, SamplingParams::greedy());
+    GenerateOptions go;
+    go.max_tokens = 24;
+    go.ignore_eos = true;
+    const auto prompt = e->tokenizer().encode("Once upon a time there was a little girl named Lily. She loved", true);
+    EXPECT_GT(prompt.size(), 15u);
+    EXPECT_NE(prompt.size() % 5, 0u);
+    GenerateResult r = g.generate(prompt, go);
+    r.tokens.push_back(g.n_past());  // and where the sequence ends
+    return r.tokens;
+  };
+  const auto cpu = run("cpu"), gpu = run("gpu");
+  ASSERT_EQ(cpu.size(), 25u);
+  EXPECT_EQ(gpu, cpu);
+}
+
 // Sampling on the device (temperature, top-k, top-p, min-p): the same seed gives the same tokens,
 // another seed other tokens, and every token is a valid id.
 TEST(GpuEngine, DeviceSamplingIsDeterministicPerSeed) {
