@@ -2,7 +2,7 @@
 //
 //   gpu_bench [--types q4_k,q4_0,...] [--reps N] [--matvec-only | --batched-only | --attention-only |
 //             --sampling-only]
-//             [--model 8b|1b]
+//             [--model 8b|1b] [--shape NAME_PART]   (only the matrices whose name contains it: profiling)
 //
 // Measures (1) device-to-device copy bandwidth (1 GiB, read + write counted), (2) the fused
 // dequantize + matvec kernel on llama3-8b shaped matrices per weight format, rotating over enough
@@ -10,7 +10,8 @@
 // weight bytes / time, the fraction of copy bandwidth, and the 8B decode bound that implies;
 // (3) small batches (2-64 tokens, decode steps of several sequences): matmul_f16 (the tensor-core
 // kernel up to 64 tokens; ROCFORGE_GPU_MMA_MAX=0 gives the dequantize + cuBLAS path it replaces) and
-// matvec_q8_multi (up to 16), in weight GB/s; (4) the prefill matmul (512 tokens) in TFLOP/s. Times
+// matvec_q8_multi (up to 16), in weight GB/s; (4) the prefill matmul (512 tokens) in TFLOP/s; (5)
+// sampling over a 128256-entry row (back to back, and one call at a time with a stream sync). Times
 // are medians of device-event timings.
 #include <algorithm>
 #include <chrono>
