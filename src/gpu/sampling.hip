@@ -173,6 +173,23 @@ __device__ void find_from_top(const H* hist, int nb, unsigned long long need, un
   __syncthreads();
 }
 
+// Block-wide argmax of (bv, bi) pairs, the lowest index among equal values; every thread finds the
+// result in s_val[0] / s_idx[0] (kThreads entries each).
+__device__ void block_argmax(float bv, int bi, float* s_val, int* s_idx) {
+  const int t = threadIdx.x;
+  __syncthreads();  // s_val / s_idx may still be read
+  s_val[t] = bv, s_idx[t] = bi;
+  __syncthreads();
+  for (int off = kThreads / 2; off > 0; off /= 2) {
+    if (t < off) {
+      const float ov = s_val[t + off];
+      const int oi = s_idx[t + off];
+      if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
+    }
+    __syncthreads();
+  }
+}
+
 // Block-wide max (scratch: kRfMaxWavesPerBlock floats).
 __device__ float block_max(float v, float* scratch) { return rf_block_max(v, scratch); }
 
@@ -360,16 +377,7 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
       const float v = L[beg + j];
       if (v > bv) { bv = v; bi = beg + j; }  // increasing indices: the first of equals stays
     }
-    s_val[t] = bv, s_idx[t] = bi;
-    __syncthreads();
-    for (int off = kThreads / 2; off > 0; off /= 2) {
-      if (t < off) {
-        const float ov = s_val[t + off];
-        const int oi = s_idx[t + off];
-        if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
-      }
-      __syncthreads();
-    }
+    block_argmax(bv, bi, s_val, s_idx);
     if (t == 0) w.blk_max[blk] = s_val[0], w.blk_arg[blk] = s_idx[0];
     if (!arrive_last(w.st, B)) return;
     // The last block: the same over the blocks' results, read by all threads at once (one
@@ -382,17 +390,7 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
       const int i = va[b];
       if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
     }
-    __syncthreads();
-    s_val[t] = bv, s_idx[t] = bi;
-    __syncthreads();
-    for (int off = kThreads / 2; off > 0; off /= 2) {
-      if (t < off) {
-        const float ov = s_val[t + off];
-        const int oi = s_idx[t + off];
-        if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
-      }
-      __syncthreads();
-    }
+    block_argmax(bv, bi, s_val, s_idx);
     if (t == 0) {
       tokens[r] = s_idx[0] < n ? s_idx[0] : 0;
       w.st->done = 1;
@@ -405,28 +403,11 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
     // This block's own top-k (all of it when the chunk is no longer than k): a global top-k entry
     // is always in its block's top-k, so the union holds the answer.
     for (int j = t; j < len; j += kThreads) sm.local.keys[j] = order_key(L[beg + j]);
-    uint32_t kth = 0;
-    if (len > p.top_k) {
-      __shared__ int s_bin;
-      __shared__ unsigned long long s_above;
-      unsigned long long need = static_cast<unsigned long long>(p.top_k);
-      for (int pass = 0; pass < 4; ++pass) {
-        const int shift = 24 - 8 * pass;
-        const uint32_t high = pass == 0 ? 0u : (0xffffffffu << (shift + 8));
-        sm.local.hist256[t] = 0;
-        __syncthreads();
-        for (int j = t; j < len; j += kThreads) {
-          const uint32_t key = sm.local.keys[j];
-          if ((key & high) == kth) atomicAdd(&sm.local.hist256[(key >> shift) & 255u], 1u);
-        }
-        __syncthreads();
-        find_from_top(sm.local.hist256, 256, need, sh, &s_bin, &s_above);
-        kth |= static_cast<uint32_t>(s_bin) << shift;
-        need -= s_above;
-        __syncthreads();
-      }
-    }
     __syncthreads();
+    const uint32_t kth =
+        len > p.top_k ? kth_key([&](auto&& f) { for (int j = t; j < len; j += kThreads) f(sm.local.keys[j]); }, p.top_k,
+                                sm.local.hist256, sh)
+                      : 0u;
     unsigned cnt = 0;
     for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j) cnt += sm.local.keys[j] >= kth;
     const unsigned incl = static_cast<unsigned>(block_inclusive_scan(cnt, sh));
