@@ -148,21 +148,6 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   auto max_stop = size_t{0};
   for (const auto& s : opts.stop) max_stop = std::max(max_stop, s.size());
 
-  auto step_and_sample = [&](int32_t id) -> int32_t {
-    if (seq_->n_past + 1 > engine_.ctx_size()) return -1;
-    if (!seq_->reserve(engine_.kv_pool(), 1)) throw Error("KV cache is full");
-    Batch b;
-    b.block_tables.push_back(seq_->blocks);
-    b.add(id, seq_->n_past, 0, true);
-    const float u = next_u();
-    int32_t out = -1;
-    if (!engine_.executor().forward_sample(b, sp, u, &out)) return -1;
-    seq_->commit(engine_.kv_pool(), &id, 1);
-    history_.push_back(id);
-    logits_ = {};  // the logits of this step stayed on the device
-    return out;
-  };
-
   for (;;) {
     if (opts.max_tokens >= 0 && static_cast<int32_t>(r.tokens.size()) >= opts.max_tokens) {
       r.reason = StopReason::MaxTokens;
@@ -208,8 +193,9 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       r.reason = StopReason::ContextFull;
       break;
     }
-    if (device_sampling) next = step_and_sample(id);
-    if (next < 0) feed_view({id});
+    // Fed either way; -1 from the device path means the host samples the next token.
+    if (device_sampling) next = feed_and_sample({id}, next_u());
+    else feed_view({id});
   }
   if (r.reason != StopReason::StopString) {
     held += detok.flush();

@@ -266,7 +266,7 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   // on the draw); device_samplable leaves out only what needs the history (penalties).
   for (const SamplingParams* p : params)
     if (!device_samplable(*p)) return false;
-  // The sampler's workspace (per row: partials and candidate slots, ~4 bytes a vocabulary entry)
+  // The sampler's workspace (per row: partials and candidate slots, ~8 bytes a vocabulary entry)
   // grows to the most rows sampled at once; zeroed once, the kernels leave it so.
   const size_t ws_bytes = api_.sample_workspace(rows, c_.n_vocab);
   if (ws_bytes == 0) return false;  // a vocabulary beyond the device sampler: the host samples
