@@ -325,7 +325,7 @@ __global__ void __launch_bounds__((kMaxConsumers + 1) * 32) matvec8q_staged_kern
     if (ring) {
       // Unit k's rows [ring_row[slot], + ring_n[slot]) as one coalesced store (a.y + row addresses
       // B's rows too: y_b = y + rows_a).
-      int ring_row[kMaxStages], ring_n[kMaxStages];
+      int ring_row[kMaxStages] = {}, ring_n[kMaxStages] = {};  // set before each is read (flush); zeroed for the compiler
       auto flush = [&](int k) {
         const int slot = k % a.stages;
         rf_mbar_wait(&empty[slot], static_cast<uint32_t>((k / a.stages) & 1));
