@@ -185,6 +185,51 @@ __global__ void __launch_bounds__(kBlock, MinBlocks) matvec8q_kernel(const uint8
   if (threadIdx.x == 0) prefetch_block_share(next);  // the next projection's weights (l2_prefetch.h)
 }
 
+// Decode's [gate | up] product with SwiGLU in its epilogue, on the register kernels (AMD; NVIDIA
+// without the staged kernel): a block owns whole 64-row groups of the walk gate rows 32k .. 32k + 31,
+// then the same up rows, their sums meeting in shared memory; the group's 32 outputs are swiglu_q8's
+// math and rounding, and with the same thread-group width as matvec_q8's launch every sum is too, so
+// the result is bit-identical to that product followed by swiglu_q8 - one launch (and one drain) a
+// layer less.
+template <class F, int R, int MinBlocks = 1>
+__global__ void __launch_bounds__(kBlock, MinBlocks)
+    matvec8q_swiglu_kernel(const uint8_t* __restrict__ w, size_t stride, const int8_t* __restrict__ xq,
+                           const float* __restrict__ xd, int n_ff, int cols, int group, float* __restrict__ sy,
+                           int8_t* __restrict__ sq, float* __restrict__ sd, const L2Prefetch next) {
+  __shared__ float part[R][kRfMaxWavesPerBlock];
+  __shared__ float vals[64];  // the group's gate sums, then its up sums
+  const int per_rb = blockDim.x / group * R;
+  const int n_rb = (32 + per_rb - 1) / per_rb;  // row blocks of a 32-row half
+  rf_grid_wait();  // PDL: x is written by the kernel before this one (hip_compat.h)
+  rf_grid_trigger();
+  for (int grp = blockIdx.x; grp < n_ff / 32; grp += gridDim.x) {
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* rows = w + (static_cast<size_t>(half) * n_ff + static_cast<size_t>(grp) * 32) * stride;
+      for (int rb = 0; rb < n_rb; ++rb)
+        matvec8q_rows<F, R>(rows, stride, xq, xd, PlainStore{vals + 32 * half}, 32, cols, group, rb, part);
+    }
+    __syncthreads();
+    if (threadIdx.x < warpSize) {
+      // The first wave's lanes 0 .. 31 make the outputs (on 64-wide waves lanes 32 .. 63 mirror them
+      // for the shuffles, which stay inside aligned 32-lane groups, and store nothing).
+      const int i = threadIdx.x & 31;
+      const float g = vals[i], u = vals[32 + i];
+      const float v = g / (1.f + expf(-g)) * u;
+      float amax = fabsf(v);
+      for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, rf_shfl_xor(amax, off));
+      if (threadIdx.x < 32) {
+        const int o = grp * 32 + i;
+        if (sy) sy[o] = v;
+        const float inv = amax > 0.f ? 127.f / amax : 0.f;  // rf_quantize_q8_lane's rounding
+        sq[o] = static_cast<int8_t>(rintf(v * inv));
+        if (i == 0) sd[grp] = amax / 127.f;
+      }
+    }
+    __syncthreads();  // vals is rewritten by the block's next group
+  }
+  if (threadIdx.x == 0) prefetch_block_share(next);  // the next projection's weights (l2_prefetch.h)
+}
+
 // Up to two matrices of one int8 x in one launch: the decode step's [q | k] and v when v has another
 // format (Q4_K_M keeps v in Q6_K), saving a launch and its drain; with Rope, the rotation and the KV
 // store ride along (no rope_kv_store launch). Row blocks of A come first, then B's; y_b = y + rows_a.
@@ -423,7 +468,46 @@ int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int 
     if constexpr (HasDot8q<F>::value) rc = check_matrix<F>("matvec_q8_swiglu", w, stride, 2 * n_ff, cols, &vec);
   });
   if (rc != 0) return rc;
-  return matvec_q8_swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
+  const int st = matvec_q8_swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
+  if (st >= 0 || norm || n_ff % 32 != 0 || !aligned(xq, 16)) return st;
+  // Else the register kernel above (ROCFORGE_MV_SWIGLU_REG: 0 never; 1, the default, where the device
+  // has no staged kernel (AMD) or it is switched off; 2 also where the staged one declined), where
+  // the 64-row groups give the device kTargetWaves waves a multiprocessor and each group a resident
+  // block of its own: a block walks whole groups, so fewer groups leave it less parallel than the
+  // plain matvec, and more than the resident blocks leave some walking two. The norm is never fused
+  // here (a per-block norm cost more than its launch: fourteenth pass). Fifteenth pass, tg128: with
+  // every matvec on the register kernels (H100, ROCFORGE_MV_STAGED=0) 8B Q4_K_M 411.0 / 410.3 ->
+  // 422.7 / 423.5 (448 groups), the 8B's Q4_0 and Q8_0 and the 1B declined; in place of the staged
+  // gate/up (=2) 8B Q4_K_M gained on the H100 (413.2 / 413.4 -> 424.1 / 422.1) but lost on the H200
+  // (487.3 / 487.7 / 487.2 -> 477.4 / 478.8 / 476.5), Q8_0 lost (H100 286.2 / 284.7 -> 271.8 / 272.4).
+  static const int reg_env = env_int("ROCFORGE_MV_SWIGLU_REG", 1);
+  if (reg_env == 0 || (reg_env == 1 && matvec_q8_staged_enabled())) return st;
+  const long groups = n_ff / 32;
+  if (groups * (kBlock / wave_size()) < static_cast<long>(kTargetWaves) * multiprocessors()) return st;
+  rc = -1;
+  dispatch_qkv(type, 0, [&](auto f, auto) {
+    using F = decltype(f);
+    if constexpr (HasDot8q<F>::value) {
+      const Tuning tu = tuning(type);
+      const int group = q8_group<F>(tu, 2 * n_ff, cols, tu.rows);  // matvec_q8's width: the same sums
+      const auto* q = static_cast<const int8_t*>(xq);
+      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
+      auto* oq = static_cast<int8_t*>(yq);
+      auto* od = reinterpret_cast<float*>(oq + (static_cast<size_t>(n_ff) + 15) / 16 * 16);
+      auto launch = [&](auto kernel) {
+        const int grid = resident_grid(kernel, static_cast<int>(groups));
+        if (grid < groups) return;  // some block would walk two groups
+        (void)rf_launch(kernel, grid, kBlock, 0, s, static_cast<const uint8_t*>(w), stride, q, d, n_ff, cols, group, y,
+                        oq, od, take_l2_prefetch());
+        rc = check(hipGetLastError(), "matvec_q8_swiglu");
+      };
+      if (tu.rows == 4) launch(matvec8q_swiglu_kernel<F, 4>);
+      else if (tu.rows == 1) launch(matvec8q_swiglu_kernel<F, 1>);
+      else if (tu.min_blocks == 4) launch(matvec8q_swiglu_kernel<F, 2, 4>);
+      else launch(matvec8q_swiglu_kernel<F, 2, 1>);
+    }
+  });
+  return rc;
 }
 
 namespace {

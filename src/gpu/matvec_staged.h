@@ -59,5 +59,7 @@ int matvec_q8_multi_staged(uint32_t type, const void* w, size_t stride, int cols
 bool matvec_q8_staged_applies(uint32_t type, const void* w, size_t stride, int rows, int cols);
 // -1: staged where it pays (large matrices, sm_90+; the default), 0: never, 1: wherever it applies.
 void matvec_q8_staged_mode(int mode);
+// Whether the staged kernel can run here (sm_90+ with the bulk-copy engine) and is not switched off.
+bool matvec_q8_staged_enabled();
 
 }  // namespace rocforge::gpu

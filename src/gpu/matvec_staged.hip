@@ -801,6 +801,7 @@ bool matvec_q8_staged_applies(uint32_t type, const void* w, size_t stride, int r
   return staged(type, w, stride, rows, 0, nullptr, 0, 0, cols, nullptr, nullptr, nullptr, nullptr, true) == 0;
 }
 void matvec_q8_staged_mode(int mode) { staged_mode() = mode < 0 ? -1 : mode > 0 ? 1 : 0; }
+bool matvec_q8_staged_enabled() { return staged_mode() != 0 && compute_major() >= 9; }
 #else  // no bulk-copy engine (AMD): the register kernels of matvec.hip serve every call
 
 int matvec_q8_staged(uint32_t, const void*, size_t, int, uint32_t, const void*, size_t, int, int, const void*, float*,
@@ -817,6 +818,7 @@ int matvec_q8_multi_staged(uint32_t, const void*, size_t, int, const void*, int,
 }
 bool matvec_q8_staged_applies(uint32_t, const void*, size_t, int, int) { return false; }
 void matvec_q8_staged_mode(int) {}
+bool matvec_q8_staged_enabled() { return false; }
 #endif
 
 }  // namespace rocforge::gpu

@@ -476,5 +476,69 @@ TEST(GpuMatvecStaged, SwigluEpilogueMatchesMatvecThenSwiglu) {
   }
 }
 
+// The same epilogue on the register kernels (AMD's path; NVIDIA's with ROCFORGE_MV_STAGED=0): from
+// int8 x where it takes the shape (matvec.hip: enough 64-row groups to fill the device, no more than
+// resident blocks), bit-identical to the register matvec of [gate | up] followed by swiglu_q8; else,
+// and always with the fused norm, declined (-1: the caller launches apart). Fresh random weights, the
+// gate/up layouts' formats at an 8B's 448 groups (taken on an H100) and at other counts.
+TEST(GpuMatvecStaged, SwigluOnRegisterKernelsMatchesMatvecThenSwiglu) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  StagedSwitch sw(api, false);
+  int served = 0;
+  struct Case { GgmlType t; int n_ff, cols; };
+  for (const Case& cs : {Case{GgmlType::Q4_K, 8192, 2048}, Case{GgmlType::Q4_K, 14336, 4096},
+                         Case{GgmlType::Q4_0, 14336, 256}, Case{GgmlType::Q8_0, 14336, 256},
+                         Case{GgmlType::Q6_K, 14336, 256}, Case{GgmlType::Q5_K, 14336, 256},
+                         Case{GgmlType::Q4_0, 2048, 4096}, Case{GgmlType::Q8_0, 96, 4096},
+                         Case{GgmlType::Q4_K, 160000, 256}}) {
+    SCOPED_TRACE(std::string(ggml_type_name(cs.t)) + " n_ff " + std::to_string(cs.n_ff) + " x " + std::to_string(cs.cols));
+    const int F = cs.n_ff, rows = 2 * F;
+    const Matrix m = make_matrix(cs.t, rows, cs.cols, rng, true);
+    auto dw = to_device(*gpu, m.device);
+    const size_t qb = api.q8_bytes(F);
+    auto dx = to_device(*gpu, random_floats(rng, cs.cols, -3.f, 3.f));
+    DeviceBuffer dq(*gpu, api.q8_bytes(cs.cols));
+    gpu->check(api.quantize_q8(dx->as<float>(), cs.cols, dq.get(), nullptr), "quantize_q8");
+    DeviceBuffer y(*gpu, F * sizeof(float)), yq(*gpu, qb);
+    y.poison();
+    yq.poison();
+    const int rc = api.matvec_q8_swiglu(m.layout, dw->get(), m.row_bytes, F, cs.cols, dq.get(), nullptr,
+                                        y.as<float>(), yq.get(), nullptr);
+    ASSERT_LE(rc, 0) << api.last_error();
+    if (rc < 0) continue;
+    ++served;
+    DeviceBuffer g_ref(*gpu, rows * sizeof(float)), y_ref(*gpu, F * sizeof(float)), yq_ref(*gpu, qb);
+    yq_ref.poison();
+    gpu->check(api.matvec_q8(m.layout, dw->get(), m.row_bytes, dq.get(), g_ref.as<float>(), rows, cs.cols, nullptr),
+               "matvec_q8");
+    gpu->check(api.swiglu_q8(g_ref.as<float>(), g_ref.as<float>() + F, y_ref.as<float>(), yq_ref.get(), F, nullptr),
+               "swiglu_q8");
+    const auto got = y.download<float>(F), want = y_ref.download<float>(F);
+    for (int i = 0; i < F; ++i) ASSERT_EQ(got[i], want[i]) << "y " << i;
+    const auto gq = yq.download<uint8_t>(qb), wq = yq_ref.download<uint8_t>(qb);
+    const size_t used = (F + 15) / 16 * 16 + F / 32 * sizeof(float);  // int8 values, then the scales
+    for (size_t i = 0; i < used; ++i) ASSERT_EQ(gq[i], wq[i]) << "int8 output byte " << i;
+    // Without y (the executor's call) the int8 output is the same.
+    DeviceBuffer yq2(*gpu, qb);
+    yq2.poison();
+    ASSERT_EQ(api.matvec_q8_swiglu(m.layout, dw->get(), m.row_bytes, F, cs.cols, dq.get(), nullptr, nullptr, yq2.get(),
+                                   nullptr),
+              0)
+        << api.last_error();
+    const auto gq2 = yq2.download<uint8_t>(qb);
+    for (size_t i = 0; i < used; ++i) ASSERT_EQ(gq2[i], wq[i]) << "int8 output byte " << i << " (no float output)";
+    // The fused norm is not served here: -1, nothing launched.
+    const rf_norm_in in{dx->as<float>(), nullptr, dx->as<float>(), 1e-5f, nullptr};
+    EXPECT_EQ(api.matvec_q8_swiglu(m.layout, dw->get(), m.row_bytes, F, cs.cols, nullptr, &in, y.as<float>(), yq.get(),
+                                   nullptr),
+              -1);
+  }
+  EXPECT_GE(served, 1) << "no shape was served";
+}
+
 }  // namespace
 }  // namespace rocforge::test
