@@ -32,6 +32,7 @@ struct DeviceCache {
   int wave = 0;
   int sms = 0;
   int cc_major = 0;
+  double mem_bw = 0;  // peak memory bandwidth, bytes/s (memory clock x bus width; 0: unknown)
 };
 constexpr int kMaxDevices = 64;
 DeviceCache g_cache[kMaxDevices];
@@ -46,6 +47,16 @@ const DeviceCache& cache() {
       c.sms = p.multiProcessorCount > 0 ? p.multiProcessorCount : 1;
       c.wave = p.warpSize > 0 ? p.warpSize : 32;
       c.cc_major = p.major;
+      int khz = 0, bits = 0;
+#if defined(__HIP__) || defined(__HIPCC__)
+      const bool ok = hipDeviceGetAttribute(&khz, hipDeviceAttributeMemoryClockRate, dev) == hipSuccess &&
+                      hipDeviceGetAttribute(&bits, hipDeviceAttributeMemoryBusWidth, dev) == hipSuccess;
+#else
+      const bool ok = cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) == cudaSuccess &&
+                      cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) == cudaSuccess;
+#endif
+      (void)hipGetLastError();
+      c.mem_bw = ok ? 2.0 * khz * 1e3 * bits / 8 : 0;  // two transfers a clock
     } else {
       c.sms = 1;
       c.wave = 64;  // a wrong guess is safe only this way round: it gives fewer waves per block
@@ -76,6 +87,7 @@ int check(hipError_t e, const char* what) {
 int wave_size() { return cache().wave; }
 int multiprocessors() { return cache().sms; }
 int compute_major() { return cache().cc_major; }
+double memory_bandwidth() { return cache().mem_bw; }
 
 namespace {
 

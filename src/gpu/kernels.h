@@ -23,6 +23,9 @@ int wave_size();
 int multiprocessors();
 // Compute capability major of the current device (CUDA; the gfx major on HIP).
 int compute_major();
+// Peak memory bandwidth of the current device in bytes/s, from its memory clock and bus width (0
+// where the runtime does not report them).
+double memory_bandwidth();
 
 // Dynamic shared memory a block of `kernel` may take on the current device: the opt-in limit less
 // its static shared memory on CUDA, where the kernel's own limit is raised to that on first use

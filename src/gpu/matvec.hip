@@ -471,7 +471,8 @@ int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int 
   const int st = matvec_q8_swiglu_staged(type, w, stride, n_ff, cols, xq, norm, y, yq, s);
   if (st >= 0 || norm || n_ff % 32 != 0 || !aligned(xq, 16)) return st;
   // Else the register kernel above (ROCFORGE_MV_SWIGLU_REG: 0 never; 1, the default, where the device
-  // has no staged kernel (AMD) or it is switched off; 2 also where the staged one declined), where
+  // has no staged kernel (AMD) or it is switched off, or the format's tuning asks for it on this
+  // device (Tuning::swiglu_reg); 2 also where the staged one declined, every format), where
   // the 64-row groups give the device kTargetWaves waves a multiprocessor and each group a resident
   // block of its own: a block walks whole groups, so fewer groups leave it less parallel than the
   // plain matvec, and more than the resident blocks leave some walking two. The norm is never fused
@@ -481,7 +482,9 @@ int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int 
   // gate/up (=2) 8B Q4_K_M gained on the H100 (413.2 / 413.4 -> 424.1 / 422.1) but lost on the H200
   // (487.3 / 487.7 / 487.2 -> 477.4 / 478.8 / 476.5), Q8_0 lost (H100 286.2 / 284.7 -> 271.8 / 272.4).
   static const int reg_env = env_int("ROCFORGE_MV_SWIGLU_REG", 1);
-  if (reg_env == 0 || (reg_env == 1 && matvec_q8_staged_enabled())) return st;
+  const double bw = memory_bandwidth();
+  const bool tuned = tuning(type).swiglu_reg && bw > 0 && bw / multiprocessors() <= kSwigluRegMaxBwPerSm;
+  if (reg_env == 0 || (reg_env == 1 && matvec_q8_staged_enabled() && !tuned)) return st;
   const long groups = n_ff / 32;
   if (groups * (kBlock / wave_size()) < static_cast<long>(kTargetWaves) * multiprocessors()) return st;
   rc = -1;

@@ -97,7 +97,16 @@ struct Tuning {
   // 2.38), q6_k 2.32 -> 2.21; 8B Q4_K_M tg128 338 -> 352; 5 blocks: 417 -> 390. Q4_0 (4 rows)
   // stays unbounded; the Q8_0 planes take 4 (tuning() below).
   int min_blocks = 1;
+  // Decode's gate/up with SwiGLU on the register kernel (matvec_q8_swiglu) also where the device has
+  // the staged kernel but its SwiGLU declined the shape (an 8B's 448 groups), on devices of at most
+  // kSwigluRegMaxBwPerSm bytes/s of memory bandwidth a multiprocessor. Fifteenth pass, tg128: Q4_K
+  // on the H100 (3.35 TB/s, 132 SMs) 413.2 / 413.4 -> 424.1 / 422.1 tok/s, on the H200 (4.8 TB/s)
+  // 487.3 / 487.7 / 487.2 -> 477.4 / 478.8 / 476.5 (the staged kernel keeps more bytes in flight);
+  // not Q8_0 (H100 286.2 / 284.7 -> 271.8 / 272.4) nor Q4_0 (its 4-row kernel's resident blocks are
+  // fewer than the groups: declined).
+  int swiglu_reg = 0;
 };
+constexpr double kSwigluRegMaxBwPerSm = 30e9;
 Tuning tuning(uint32_t type) {
   // Environment overrides, read once; 0 / -1: not set (or out of range).
   struct Overrides {
@@ -149,6 +158,7 @@ Tuning tuning(uint32_t type) {
     t.persist = 1;
     t.min_blocks = 4;
   }
+  if (type == 12) t.swiglu_reg = 1;
   t.prefetch = env.prefetch;
   if (env.rows) t.rows = env.rows;
   if (env.max_group) t.max_group = env.max_group;

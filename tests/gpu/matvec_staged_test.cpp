@@ -471,7 +471,9 @@ TEST(GpuMatvecStaged, SwigluEpilogueMatchesMatvecThenSwiglu) {
       const auto gq = yq.download<uint8_t>(qb), wq = yq_ref.download<uint8_t>(qb);
       const size_t used = (F + 15) / 16 * 16 + F / 32 * sizeof(float);  // int8 values, then the scales
       for (size_t i = 0; i < used; ++i) ASSERT_EQ(gq[i], wq[i]) << "int8 output byte " << i;
-      if (with_norm) EXPECT_EQ(dx->download<float>(cs.cols), x) << "x itself untouched";
+      if (with_norm) {
+        EXPECT_EQ(dx->download<float>(cs.cols), x) << "x itself untouched";
+      }
     }
   }
 }
