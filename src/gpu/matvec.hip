@@ -476,11 +476,10 @@ int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int 
   // the 64-row groups give the device kTargetWaves waves a multiprocessor and each group a resident
   // block of its own: a block walks whole groups, so fewer groups leave it less parallel than the
   // plain matvec, and more than the resident blocks leave some walking two. The norm is never fused
-  // here (a per-block norm cost more than its launch: fourteenth pass). Fifteenth pass, tg128: with
-  // every matvec on the register kernels (H100, ROCFORGE_MV_STAGED=0) 8B Q4_K_M 411.0 / 410.3 ->
-  // 422.7 / 423.5 (448 groups), the 8B's Q4_0 and Q8_0 and the 1B declined; in place of the staged
-  // gate/up (=2) 8B Q4_K_M gained on the H100 (413.2 / 413.4 -> 424.1 / 422.1) but lost on the H200
-  // (487.3 / 487.7 / 487.2 -> 477.4 / 478.8 / 476.5), Q8_0 lost (H100 286.2 / 284.7 -> 271.8 / 272.4).
+  // here (a per-block norm cost more than its launch: fourteenth pass). Fifteenth pass, tg128, with
+  // every matvec on the register kernels (H100, ROCFORGE_MV_STAGED=0): 8B Q4_K_M 411.0 / 410.3 ->
+  // 422.7 / 423.5 (448 groups); the 8B's Q4_0 and Q8_0 and the 1B declined. In place of the staged
+  // gate/up: see Tuning::swiglu_reg.
   static const int reg_env = env_int("ROCFORGE_MV_SWIGLU_REG", 1);
   const double bw = memory_bandwidth();
   const bool tuned = tuning(type).swiglu_reg && bw > 0 && bw / multiprocessors() <= kSwigluRegMaxBwPerSm;
