@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 17u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 18u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -305,6 +305,13 @@ struct rf_gpu_api {
 
   // ---- v17. Bytes of the workspace sample / sample_rows take for n_rows rows of n_vocab logits.
   size_t (*sample_workspace)(int n_rows, int n_vocab);
+
+  // ---- v18. The prompt GEMM on the device's matrix units (tensor cores, MFMA, WMMA) with f16 tiles,
+  // matmul_f16's arithmetic: what matmul_f16 runs where no vendor BLAS serves. Returns -1, having
+  // launched nothing, where the device has none, ROCFORGE_GPU_MC=0, or its first-use self-check
+  // against `matmul` failed.
+  int (*matmul_mc)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
+                   int cols, int n_tok, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

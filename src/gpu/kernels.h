@@ -75,6 +75,12 @@ int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, floa
            int n_tok, hipStream_t s);
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s);
+// The prompt GEMM on the matrix units (tensor cores, MFMA, WMMA) with f16 tiles dequantized in shared
+// memory (matmul_mc.hip): where no vendor BLAS serves matmul_f16. Returns -1, having launched
+// nothing, where the device has no matrix unit, ROCFORGE_GPU_MC=0, or its first-use self-check
+// against matmul failed.
+int matmul_mc(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+              int n_tok, hipStream_t s);
 // Tensor-core GEMM of up to mma_max_tokens() tokens with the weights dequantized in registers
 // (matmul_mma.hip); returns -1, having launched nothing, where it does not serve the call (HIP build,
 // pre-sm_80 card, cols % 32 != 0, too many tokens).

@@ -4,8 +4,9 @@
 // CUDA build: the weights are dequantized to f16 in row slices of at most kSliceElems elements into a
 // per-device scratch buffer, X is converted to f16 once, and each slice is one cublasGemmEx (f16 x f16
 // -> f32). cuBLAS is dlopen()ed on first use, so the backend library links no BLAS and loads where
-// none is installed; without it (and on the HIP build, which has no vendor BLAS here) matmul_f16 is the
-// portable fp32 tile kernel of matmul.hip. Dequantizing a slice costs one read of its quantized bytes
+// none is installed; without it (and on the HIP build, which has no vendor BLAS here) matmul_f16 is
+// matmul_mc.hip's kernel on the matrix units, or matmul.hip's fp32 tile kernel where the device has
+// none. Dequantizing a slice costs one read of its quantized bytes
 // and one f16 write, small beside the GEMM at prompt lengths (hundreds of tokens).
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
@@ -21,6 +22,17 @@
 #endif
 
 namespace rocforge::gpu {
+namespace {
+
+// Without a vendor BLAS: the matrix units where the device has them (matmul_mc.hip), else the fp32
+// tile kernel (within f16 tolerance, so either serves matmul_f16's contract).
+int matmul_portable(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+                    int n_tok, hipStream_t s) {
+  const int rc = matmul_mc(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  return rc >= 0 ? rc : matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+}
+
+}  // namespace
 
 #if !(defined(__HIP__) || defined(__HIPCC__))
 namespace {
@@ -93,7 +105,7 @@ struct Blas {
   GemmExFn gemm = nullptr;
 };
 
-// The library, once per process; ROCFORGE_GPU_BLAS=0 turns it off (the fp32 kernels then serve).
+// The library, once per process; ROCFORGE_GPU_BLAS=0 turns it off (matmul_portable then serves).
 const Blas& blas() {
   static Blas b;
   static std::once_flag once;
@@ -131,14 +143,15 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
   // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
   if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
   const Blas& b = blas();
-  if (!b.ok || n_tok <= 0 || cols % 8 != 0) return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  if (!b.ok || n_tok <= 0 || cols % 8 != 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices)
+    return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   DeviceBlas& d = g_dev[dev];
   std::lock_guard<std::mutex> lock(d.mu);
   if (!d.handle && b.create(&d.handle) != CUBLAS_STATUS_SUCCESS) {
     d.handle = nullptr;
-    return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+    return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   }
   int rc = 0;
   const bool known = dispatch_type(type, [&](auto f) {
@@ -161,7 +174,7 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
       d.bytes = 0;
       if (cudaMalloc(&d.scratch, need) != cudaSuccess) {
         (void)cudaGetLastError();
-        rc = matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);  // no room: the fp32 kernels
+        rc = matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);  // no room for the f16 copy
         return;
       }
       d.bytes = need;
@@ -204,11 +217,11 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
   return rc;
 }
 
-#else  // HIP: no vendor BLAS in this build; the portable tile kernel (fp32, so within f16 tolerance).
+#else  // HIP: no vendor BLAS in this build; the project's own kernels.
 
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s) {
-  return matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
 }
 
 #endif

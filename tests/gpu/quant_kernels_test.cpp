@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -164,6 +165,69 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
       ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
     }
   }
+}
+
+// The prompt GEMM on the matrix units (matmul_mc.hip, what matmul_f16 runs without a vendor BLAS):
+// within the f16 rounding of W and X of the exact product, over partial tiles of tokens (64 a tile),
+// rows (128) and columns (64 a step), for every format including the element-wise plain rows. A
+// device with a matrix unit the backend is built for (every sm_80+ NVIDIA card) must serve it: the
+// first call also runs the kernel's self-check against the fp32 kernel, so a -1 there is a failure.
+TEST_P(QuantKernels, MatmulMcMatchesDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  rf_gpu_device_info info{};
+  gpu->check(gpu->api().device_info(0, &info), "device info");
+  const bool must_serve = std::string(gpu->api().backend_name) == "cuda" && info.cc_major >= 8;
+  const GgmlType t = GetParam();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rows = 150;
+  for (int cols : {col_sizes(t)[0], col_sizes(t)[1]}) {
+    const auto w = random_weights(t, rows, cols, rng, false);
+    auto dw = to_device(*gpu, w);
+    for (int n_tok : {1, 37, 64, 130}) {
+      SCOPED_TRACE(std::string(ggml_type_name(t)) + " cols " + std::to_string(cols) + " tokens " +
+                   std::to_string(n_tok));
+      const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+      auto dx = to_device(*gpu, x);
+      DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+      dy.poison();
+      const int rc = gpu->api().matmul_mc(static_cast<uint32_t>(t), dw->get(), quant::row_bytes(t, cols),
+                                          dx->as<float>(), dy.as<float>(), rows, cols, n_tok, nullptr);
+      if (rc < 0) {
+        ASSERT_FALSE(must_serve) << "an sm_" << info.cc_major << info.cc_minor << " device must serve matmul_mc";
+        GTEST_SKIP() << "no matrix-unit GEMM on " << info.arch;
+      }
+      gpu->check(rc, "matmul_mc");
+      ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows),
+                                                         rows, cols, n_tok, 2e-3, 1e-5));
+    }
+  }
+}
+
+// The matrix-unit GEMM's guard: when its first-use self-check disagrees with the fp32 kernel (forced
+// here by ROCFORGE_GPU_MC_FAULT=1, which spoils one product of the check), matmul_mc declines from
+// then on and matmul_f16 without a BLAS (ROCFORGE_GPU_BLAS=0) still gives the right product through
+// the fp32 kernel. Runs as its own ctest, gpu_matmul_mc_fault, since the check runs once a process.
+TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
+  const char* fault = std::getenv("ROCFORGE_GPU_MC_FAULT");
+  if (!fault || std::string(fault) != "1")
+    GTEST_SKIP() << "runs as ctest gpu_matmul_mc_fault (ROCFORGE_GPU_MC_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const GgmlType t = GgmlType::Q4_K;
+  const int rows = 150, cols = 512, n_tok = 70;
+  const auto w = random_weights(t, rows, cols, rng, false);
+  auto dw = to_device(*gpu, w);
+  const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+  auto dx = to_device(*gpu, x);
+  DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+  EXPECT_EQ(gpu->api().matmul_mc(static_cast<uint32_t>(t), dw->get(), quant::row_bytes(t, cols), dx->as<float>(),
+                                 dy.as<float>(), rows, cols, n_tok, nullptr),
+            -1);
+  ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
 }
 
 // Enough rows for the tensor-core GEMM's wide tiles (32 rows a block where the grid still gives every

@@ -1,0 +1,130 @@
+// mma_frag.h - one 16 x 16 x 16 matrix product on one wave's matrix unit, D[m][n] += sum_k A[m][k] B[k][n]
+// with f16 inputs and f32 accumulation, behind one interface for the instruction families rocforge
+// builds for:
+//
+//   family                 instruction                    wave  RF_MMA_KIND
+//   NVIDIA sm_80+          mma.sync.m16n8k16 (two)        32    1
+//   AMD CDNA2/3 (gfx90a,   v_mfma_f32_16x16x16f16         64    2
+//     gfx94x)
+//   AMD RDNA3 (gfx11)      v_wmma_f32_16x16x16_f16        32    3
+//   AMD RDNA4 (gfx12)      v_wmma_f32_16x16x16_f16        32    4   (another operand layout)
+//
+// Kernels keep both operands in shared memory k-contiguous: A as [m][k] and B transposed, as [n][k],
+// rows `ld` halves apart (ld a multiple of 8, so every run below is a 16-byte aligned load). Which
+// lane holds which elements is the only thing that differs between the families, and it lives only
+// here: a kernel loads fragments with load_a / load_b, multiplies with mma, and finds element e of
+// its accumulator at (c_row(lane, e), c_col(lane, e)). Per family (l = lane):
+//   NVIDIA  A: rows l/4 and l/4 + 8, k pairs 2(l%4) and 2(l%4) + 8; B likewise per n; C: rows l/4
+//           (+8), columns 2(l%4) (+1) of each 8-column half.
+//   CDNA    A: row l%16, k 4(l/16) .. +3; B: column l%16, same k; C: rows 4(l/16) .. +3, column l%16.
+//   RDNA3   A: row l%16, all 16 k (both half-waves hold the same); B likewise; C: rows 2e + l/16,
+//           column l%16.
+//   RDNA4   A: row l%16, k 8(l/16) .. +7; B likewise; C: rows 8(l/16) .. +7, column l%16.
+// Nothing AMD runs here, so the AMD layouts are checked where they run: matmul_mc compares its
+// first product on every device with the fp32 tile kernel before it serves (matmul_mc.hip).
+#pragma once
+
+#include "gpu/hip_compat.h"
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define RF_MMA_KIND 1
+#elif defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__) || defined(__gfx950__)
+#define RF_MMA_KIND 2
+#elif defined(__gfx1100__) || defined(__gfx1101__) || defined(__gfx1102__) || defined(__gfx1103__) || \
+    defined(__gfx1150__) || defined(__gfx1151__)
+#define RF_MMA_KIND 3
+#elif defined(__gfx1200__) || defined(__gfx1201__)
+#define RF_MMA_KIND 4
+#else
+#define RF_MMA_KIND 0  // the host pass, and devices without a matrix unit: kernels compile to nothing
+#endif
+
+namespace rocforge::gpu {
+
+#if RF_MMA_KIND == 1
+struct MmaFrag {
+  static constexpr int kWave = 32, kC = 8;
+  struct A { uint32_t r[4]; };  // f16 pairs
+  struct B { uint32_t r[4]; };  // [0, 1]: columns 0-7, [2, 3]: columns 8-15
+  struct C { float v[kC] = {}; };
+  __device__ static uint32_t word(const uint16_t* s) { return *reinterpret_cast<const uint32_t*>(s); }
+  __device__ static void load_a(A& a, const uint16_t* s, int ld, int lane) {
+    const int g = lane / 4, t = lane % 4;
+    a.r[0] = word(s + g * ld + 2 * t);
+    a.r[1] = word(s + (g + 8) * ld + 2 * t);
+    a.r[2] = word(s + g * ld + 2 * t + 8);
+    a.r[3] = word(s + (g + 8) * ld + 2 * t + 8);
+  }
+  __device__ static void load_b(B& b, const uint16_t* s, int ld, int lane) {
+    const int g = lane / 4, t = lane % 4;
+    for (int h = 0; h < 2; ++h) {
+      b.r[2 * h] = word(s + (8 * h + g) * ld + 2 * t);
+      b.r[2 * h + 1] = word(s + (8 * h + g) * ld + 2 * t + 8);
+    }
+  }
+  __device__ static void mma(C& c, const A& a, const B& b) {
+    for (int h = 0; h < 2; ++h)
+      asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+          "{%0, %1, %2, %3};\n"
+          : "+f"(c.v[4 * h]), "+f"(c.v[4 * h + 1]), "+f"(c.v[4 * h + 2]), "+f"(c.v[4 * h + 3])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * h]), "r"(b.r[2 * h + 1]));
+  }
+  __device__ static int c_row(int lane, int e) { return lane / 4 + 8 * ((e % 4) / 2); }
+  __device__ static int c_col(int lane, int e) { return 8 * (e / 4) + 2 * (lane % 4) + e % 2; }
+};
+
+#elif RF_MMA_KIND >= 2
+// The AMD families: lane l holds row (A) or column (B) l % 16 and a run of kRun consecutive k
+// starting at kRun * (l / 16) (RDNA3: all 16, the upper half-wave repeating the lower).
+template <int Wave, int Run, int CElems>
+struct MmaFragAmd {
+  static constexpr int kWave = Wave, kRun = Run, kC = CElems;
+  typedef _Float16 Half __attribute__((ext_vector_type(Run)));
+  typedef float Acc __attribute__((ext_vector_type(CElems)));
+  struct A { Half h; };
+  struct B { Half h; };
+  struct C { Acc v = {}; };
+  __device__ static int k_of(int lane) { return Run == 16 ? 0 : Run * (lane / 16); }
+  __device__ static Half run(const uint16_t* s, int ld, int lane) {
+    return *reinterpret_cast<const Half*>(s + (lane % 16) * ld + k_of(lane));
+  }
+  __device__ static void load_a(A& a, const uint16_t* s, int ld, int lane) { a.h = run(s, ld, lane); }
+  __device__ static void load_b(B& b, const uint16_t* s, int ld, int lane) { b.h = run(s, ld, lane); }
+  __device__ static void mma(C& c, const A& a, const B& b) {
+#if RF_MMA_KIND == 2
+    c.v = __builtin_amdgcn_mfma_f32_16x16x16f16(a.h, b.h, c.v, 0, 0, 0);
+#elif RF_MMA_KIND == 3
+    c.v = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(a.h, b.h, c.v);
+#else
+    c.v = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32_gfx12(a.h, b.h, c.v);
+#endif
+  }
+  __device__ static int c_row(int lane, int e) {
+    return RF_MMA_KIND == 3 ? 2 * e + lane / 16 : CElems * (lane / 16) + e;
+  }
+  __device__ static int c_col(int lane, int) { return lane % 16; }
+};
+#if RF_MMA_KIND == 2
+using MmaFrag = MmaFragAmd<64, 4, 4>;
+#elif RF_MMA_KIND == 3
+using MmaFrag = MmaFragAmd<32, 16, 8>;
+#else
+using MmaFrag = MmaFragAmd<32, 8, 8>;
+#endif
+
+#else
+// No matrix unit (and the host pass): the shape constants kernels size themselves by.
+struct MmaFrag {
+  static constexpr int kWave = 32, kC = 8;
+  struct A {};
+  struct B {};
+  struct C { float v[kC] = {}; };
+  __device__ static void load_a(A&, const uint16_t*, int, int) {}
+  __device__ static void load_b(B&, const uint16_t*, int, int) {}
+  __device__ static void mma(C&, const A&, const B&) {}
+  __device__ static int c_row(int, int) { return 0; }
+  __device__ static int c_col(int, int) { return 0; }
+};
+#endif
+
+}  // namespace rocforge::gpu
