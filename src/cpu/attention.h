@@ -71,7 +71,7 @@ constexpr int kAttnTileBlock = 16;  // cached positions per tile step
 // positions per FMA with no horizontal sum per position, and exp on vectors instead of expf per
 // score. Below it the tile kernel's whole-block transpose and masked softmax cost more than they
 // save: `cpu_attention_bench decode` put the crossover at 4-8 positions (f16 and Q8_0 caches,
-// groups 1-8, D 64 and 128, AVX-512 and AVX2; docs/performance.md), group 1 breaking even at 8.
+// groups 1-8, D 64 and 128, AVX-512 and AVX2; docs/perf/cpu.md), group 1 breaking even at 8.
 constexpr int64_t kDecodeTileMinPos = 8;
 inline int64_t attend_tile_scratch_floats(int n_tok, int group, int D) {
   const int64_t R = static_cast<int64_t>(n_tok) * group;

@@ -76,7 +76,7 @@ void per_token(cpu::ThreadPool& pool, int64_t T, Fn&& fn) {
 // 4 KiB pages: a TLB miss (a nested page walk in a VM) every 4 KiB, and the L2 hardware prefetcher
 // stops at each page boundary. One copy of the matrices in memory advised MADV_HUGEPAGE (2 MiB
 // pages) made 1B Q4_0 decode ~20% faster on the dev VM (2 threads: 34-35 -> 41-42 tok/s, see
-// docs/performance.md). Same bytes, same layout: only the addresses change, so results are
+// docs/perf/cpu.md). Same bytes, same layout: only the addresses change, so results are
 // bit-identical. Made only when it costs at most half of MemAvailable and THP is on;
 // ROCFORGE_CPU_HUGEPAGES=0 turns it off. The model's mapping stays (embeddings, other executors);
 // its pages are clean file cache the kernel can drop.
@@ -143,7 +143,7 @@ CpuForward::CpuForward(const Model& m, const KvConfig& kv, cpu::ThreadPool& pool
         // Each piece's source pages then leave this process (MADV_DONTNEED on the read-only shared
         // file mapping: they stay in the page cache, and a later read - embeddings, another
         // executor - faults them back in), so resident memory peaks near one copy of the weights,
-        // not two (1B Q4_0: see docs/performance.md).
+        // not two (1B Q4_0: see docs/perf/cpu.md).
         const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
         pool_.for_each_task(static_cast<int64_t>(pieces.size()), [&](int64_t i, int) {
           std::memcpy(pieces[i].dst, pieces[i].src, pieces[i].n);
