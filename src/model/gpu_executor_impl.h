@@ -64,6 +64,9 @@ inline uint64_t activation_bytes(const ModelConfig& c, int T) {
 constexpr int kF16MinTokens = 6;
 // Tokens per matvec_q8_multi launch (the backend's limit).
 constexpr int kMultiTokens = 16;
+// Steps up to this many tokens use the int8 matvecs where matmul_f16 has no tensor-core kernel for
+// small batches (the constructor says why).
+constexpr int kMultiMaxWithoutMma = 48;
 
 // True when the environment variable is set to "0" (switches for A/B measurements).
 inline bool env_off(const char* name) {
@@ -188,8 +191,14 @@ class GpuExecutor final : public Executor {
     // Where matmul_f16 runs the tensor-core kernel on the quantized weights it beats the int8
     // matvecs from 6 tokens (H100, Q4_K_M, matvecs -> matmul_f16: 8B pp6 725 -> 753, pp8 862 -> 997
     // tok/s; 1B pp6 2653 -> 3074; pp5 644 -> 623 and 1B pp4 2167 -> 2053 stay on the matvecs).
+    // Without that kernel (AMD) matmul_f16 is matmul_mc, which reads the weights once but decodes
+    // them at a fixed cost per 128-token tile, so steps stay on the int8 matvecs (chunks of
+    // kMultiTokens) up to kMultiMaxWithoutMma tokens. AMD's kernels on an H100
+    // (ROCFORGE_GPU_MMA_MAX=0 ROCFORGE_GPU_BLAS=0 ROCFORGE_MV_STAGED=0), Q4_K_M pp9 / 16 / 32 / 64 /
+    // 128 tok/s, matmul_mc -> matvecs: 8B 196 / 337 / 664 / 1303 / 2474 -> 866 / 1078 / 1138 / 1176 /
+    // 1195, 1B 688 / 1201 / 2392 / 4668 / 8882 -> 3557 / 4890 / 5163 / 5494 / 5620.
     mma_max_tokens_ = api_.matmul_f16_mma_max();
-    multi_max_tokens_ = mma_max_tokens_ >= 8 ? kF16MinTokens - 1 : 8;
+    multi_max_tokens_ = mma_max_tokens_ >= 8 ? kF16MinTokens - 1 : kMultiMaxWithoutMma;
     if (const char* e = std::getenv("ROCFORGE_GPU_MULTI_MAX"); e && *e) multi_max_tokens_ = std::atoi(e);
     upload_weights();
     reserve_scratch(std::max(1, max_batch));

@@ -25,7 +25,10 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
   // take several rows. Each norm adds the pending residual and quantizes for the projections (one
   // launch, not add + rmsnorm + quantize_q8), attention quantizes for the o projection, swiglu_q8 for
   // the down projection.
-  const bool fm = T > 1 && T <= multi_max_tokens_ && all_decode_ && fuse_ && multi_fuse_ && use_q8_ && E % 32 == 0;
+  // (Beyond one matvec_q8_multi chunk the projections quantize x per chunk themselves, and xq_ holds
+  // one chunk's rows.)
+  const bool fm = T > 1 && T <= multi_max_tokens_ && T <= kMultiTokens && all_decode_ && fuse_ && multi_fuse_ &&
+                  use_q8_ && E % 32 == 0;
   auto mv = [&](const auto& w, const float* in, float* out, bool* in_q8) {
     if (!(fz && skip(kSkipMatvec))) proj(w, in, out, T, in_q8);
   };

@@ -94,6 +94,50 @@ void multi_sequence_steps(Engine& cpu, Engine& gpu) {
   }
 }
 
+// Decode steps of many sequences (a server at 9+ streams) after a prompt step of two tokens each,
+// straight through both executors, one cache block per sequence. On NVIDIA they run on the
+// tensor-core kernel (matmul_mma, up to 64 tokens); ctest gpu_engine_amd_batches runs this with AMD's
+// kernels and policy on the same device (ROCFORGE_GPU_MMA_MAX=0 ROCFORGE_GPU_BLAS=0
+// ROCFORGE_MV_STAGED=0): 20 tokens on the int8 matvecs in chunks, 56 on the matrix-unit GEMM.
+TEST(GpuEngine, ManySequenceDecodeStepsAgreeWithCpu) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
+  const auto dir = test::temp_dir();
+  for (const char* type : {"q4_k", "q8_0", "q4_0", "f16"}) {
+    SCOPED_TRACE(type);
+    const std::string path = synth_file(dir, std::string("tiny-") + type + "-many.gguf", "tiny", type, vocab);
+    auto cpu = load(path, "cpu", KvType::F16, 1024);
+    auto gpu = load(path, "gpu", KvType::F16, 1024);
+    ASSERT_GE(gpu->executor().kv_config().block_size, 4);  // a sequence's 4 positions in its one block
+    ASSERT_GE(gpu->executor().kv_config().n_blocks, 56);
+    for (int n_seq : {20, 56}) {
+      SCOPED_TRACE(std::to_string(n_seq) + " sequences");
+      std::vector<std::vector<int32_t>> tables(n_seq);
+      for (int sq = 0; sq < n_seq; ++sq) tables[sq] = {sq};
+      auto step = [&](const Batch& batch, const std::string& what) {
+        std::vector<float> lc, lg;
+        cpu->executor().forward(batch, lc);
+        gpu->executor().forward(batch, lg);
+        ASSERT_EQ(lc.size(), lg.size());
+        EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
+      };
+      Batch p;
+      p.block_tables = tables;
+      for (int sq = 0; sq < n_seq; ++sq)
+        for (int i = 0; i < 2; ++i) p.add(100 + 7 * sq + i, i, sq, i == 1);
+      step(p, "prompt step");
+      for (int k = 0; k < 2; ++k) {
+        Batch d;
+        d.block_tables = tables;
+        for (int sq = 0; sq < n_seq; ++sq) d.add(300 + 3 * sq + k, 2 + k, sq, true);
+        step(d, "decode step " + std::to_string(k));
+      }
+    }
+    std::filesystem::remove(path);
+  }
+}
+
 TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
