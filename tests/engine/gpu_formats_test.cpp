@@ -41,6 +41,15 @@ double rel_rms(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / den);
 }
 
+// One step of `batch` through both executors: logits a few percent apart at most (relative RMS).
+void expect_step_agrees(Engine& cpu, Engine& gpu, const Batch& batch, const std::string& what) {
+  std::vector<float> lc, lg;
+  cpu.executor().forward(batch, lc);
+  gpu.executor().forward(batch, lg);
+  ASSERT_EQ(lc.size(), lg.size()) << what;
+  EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
+}
+
 struct Case {
   const char* preset;
   const char* type;
@@ -71,13 +80,7 @@ void multi_sequence_steps(Engine& cpu, Engine& gpu) {
   std::vector<std::vector<int32_t>> tables(prompts.size());
   for (size_t sq = 0; sq < prompts.size(); ++sq)
     for (int k = 0; k < per_seq; ++k) tables[sq].push_back(static_cast<int32_t>(sq) * per_seq + k);
-  auto step = [&](const Batch& batch, const std::string& what) {
-    std::vector<float> lc, lg;
-    cpu.executor().forward(batch, lc);
-    gpu.executor().forward(batch, lg);
-    ASSERT_EQ(lc.size(), lg.size());
-    EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
-  };
+  auto step = [&](const Batch& batch, const std::string& what) { expect_step_agrees(cpu, gpu, batch, what); };
   Batch p;
   p.block_tables = tables;
   std::vector<int32_t> pos(prompts.size());
@@ -115,13 +118,7 @@ TEST(GpuEngine, ManySequenceDecodeStepsAgreeWithCpu) {
       SCOPED_TRACE(std::to_string(n_seq) + " sequences");
       std::vector<std::vector<int32_t>> tables(n_seq);
       for (int sq = 0; sq < n_seq; ++sq) tables[sq] = {sq};
-      auto step = [&](const Batch& batch, const std::string& what) {
-        std::vector<float> lc, lg;
-        cpu->executor().forward(batch, lc);
-        gpu->executor().forward(batch, lg);
-        ASSERT_EQ(lc.size(), lg.size());
-        EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
-      };
+      auto step = [&](const Batch& batch, const std::string& what) { expect_step_agrees(*cpu, *gpu, batch, what); };
       Batch p;
       p.block_tables = tables;
       for (int sq = 0; sq < n_seq; ++sq)
@@ -239,13 +236,7 @@ TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
   std::vector<std::vector<int32_t>> tables(2);
   for (int sq = 0; sq < 2; ++sq)
     for (int k = 0; k < per_seq; ++k) tables[sq].push_back(sq * per_seq + k);
-  auto step = [&](const Batch& batch, const char* what) {
-    std::vector<float> lc, lg;
-    cpu->executor().forward(batch, lc);
-    gpu->executor().forward(batch, lg);
-    ASSERT_EQ(lc.size(), lg.size());
-    EXPECT_LT(rel_rms(lc, lg), 3e-2) << what;
-  };
+  auto step = [&](const Batch& batch, const char* what) { expect_step_agrees(*cpu, *gpu, batch, what); };
   Batch p;
   p.block_tables = tables;
   for (size_t i = 0; i < a.size(); ++i) p.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());

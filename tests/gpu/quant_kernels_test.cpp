@@ -168,7 +168,7 @@ TEST_P(QuantKernels, MatmulF16MatchesDequantizedProduct) {
 }
 
 // The prompt GEMM on the matrix units (matmul_mc.hip, what matmul_f16 runs without a vendor BLAS):
-// within the f16 rounding of W and X of the exact product, over partial tiles of tokens (64 a tile),
+// within the f16 rounding of W and X of the exact product, over partial tiles of tokens (128 a tile),
 // rows (128) and columns (64 a step), for every format including the element-wise plain rows. A
 // device with a matrix unit the backend is built for (every sm_80+ NVIDIA card) must serve it: the
 // first call also runs the kernel's self-check against the fp32 kernel, so a -1 there is a failure.
