@@ -1,24 +1,29 @@
 // matmul_f16.hip - prompt-processing GEMM on the tensor cores: Y[t][r] = sum_c W[r][c] * X[t][c] with W
 // and X rounded to f16 and fp32 accumulation.
 //
-// CUDA build: the weights are dequantized to f16 in row slices of at most kSliceElems elements into a
-// per-device scratch buffer, X is converted to f16 once, and each slice is one cublasGemmEx (f16 x f16
-// -> f32). cuBLAS is dlopen()ed on first use, so the backend library links no BLAS and loads where
-// none is installed; without it (and on the HIP build, which has no vendor BLAS here) matmul_f16 is
-// matmul_mc.hip's kernel on the matrix units, or matmul.hip's fp32 tile kernel where the device has
-// none. Dequantizing a slice costs one read of its quantized bytes
-// and one f16 write, small beside the GEMM at prompt lengths (hundreds of tokens).
+// With a vendor BLAS (cuBLAS on the CUDA build, rocBLAS on the HIP build, each dlopen()ed on first
+// use, so the backend library links no BLAS and loads where none is installed): the weights are
+// dequantized to f16 in row slices of at most kSliceElems elements into a per-device scratch buffer,
+// X is converted to f16 once, and each slice is one f16 x f16 -> f32 GEMM. Dequantizing a slice
+// costs one read of its quantized bytes and one f16 write, small beside the GEMM at prompt lengths
+// (hundreds of tokens). Before a BLAS serves on a device it passes gemm_exact_check (gemm_check.h):
+// nothing here can run rocBLAS, whose ABI is declared by hand below. Without one (or with
+// ROCFORGE_GPU_BLAS=0), matmul_f16 is matmul_mc.hip's kernel on the matrix units, or matmul.hip's
+// fp32 tile kernel where the device has none.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "gpu/gemm_check.h"
 #include "gpu/kernels.h"
 #include "gpu/quant_formats.h"
 
 #if !(defined(__HIP__) || defined(__HIPCC__))
 #include <cublas_api.h>  // types and enums only: the library itself is dlopen()ed
-#include <dlfcn.h>
-
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <mutex>
 #endif
 
 namespace rocforge::gpu {
@@ -31,11 +36,6 @@ int matmul_portable(uint32_t type, const void* w, size_t row_stride, const float
   const int rc = matmul_mc(type, w, row_stride, x, y, rows, cols, n_tok, s);
   return rc >= 0 ? rc : matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
 }
-
-}  // namespace
-
-#if !(defined(__HIP__) || defined(__HIPCC__))
-namespace {
 
 constexpr size_t kSliceElems = size_t(32) << 20;  // 64 MB of f16 weights per slice
 
@@ -92,11 +92,45 @@ __global__ void f32_to_f16_kernel(const float* __restrict__ x, size_t n, uint16_
   if (i < n) out[i] = rf_float_to_half(x[i]);
 }
 
+// The vendor GEMM both builds call: C [m x n] = A^T B, column-major, A [k x m] (lda) and B [k x n]
+// (ldb) in f16, C in f32 (ldc), fp32 accumulation; the handle's stream set per call.
+#if !(defined(__HIP__) || defined(__HIPCC__))
+using BlasHandle = cublasHandle_t;
 using CreateFn = cublasStatus_t (*)(cublasHandle_t*);
 using SetStreamFn = cublasStatus_t (*)(cublasHandle_t, cudaStream_t);
 using GemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
                                     const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                                     cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+constexpr const char* kBlasName = "cuBLAS";
+constexpr const char* kBlasLibs[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so",
+                                     "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so"};
+constexpr const char* kBlasSyms[] = {"cublasCreate_v2", "cublasSetStream_v2", "cublasGemmEx"};
+int blas_gemm_t_n(GemmExFn gemm, BlasHandle h, int m, int n, int k, const uint16_t* a, int lda, const uint16_t* b,
+                  int ldb, float* c, int ldc) {
+  const float one = 1.f, zero = 0.f;
+  return static_cast<int>(gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a, CUDA_R_16F, lda, b, CUDA_R_16F, ldb,
+                               &zero, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+#else
+// rocBLAS's C ABI, the part used here (library/include/internal/rocblas-types.h of ROCm; enums are
+// C ints): no rocBLAS headers exist on the machines that build this.
+using BlasHandle = void*;  // rocblas_handle
+using CreateFn = int (*)(BlasHandle*);
+using SetStreamFn = int (*)(BlasHandle, hipStream_t);
+using GemmExFn = int (*)(BlasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int,
+                         int, const void*, const void*, int, int, void*, int, int, int, int, int32_t, uint32_t);
+constexpr int kRbOpNone = 111, kRbOpTranspose = 112, kRbF16 = 150, kRbF32 = 151, kRbAlgoStandard = 0;
+constexpr const char* kBlasName = "rocBLAS";
+constexpr const char* kBlasLibs[] = {"librocblas.so.5", "librocblas.so.4", "librocblas.so.3", "librocblas.so.0",
+                                     "librocblas.so", "/opt/rocm/lib/librocblas.so"};
+constexpr const char* kBlasSyms[] = {"rocblas_create_handle", "rocblas_set_stream", "rocblas_gemm_ex"};
+int blas_gemm_t_n(GemmExFn gemm, BlasHandle h, int m, int n, int k, const uint16_t* a, int lda, const uint16_t* b,
+                  int ldb, float* c, int ldc) {
+  const float one = 1.f, zero = 0.f;  // rocBLAS's default pointer mode: scalars on the host
+  return gemm(h, kRbOpTranspose, kRbOpNone, m, n, k, &one, a, kRbF16, lda, b, kRbF16, ldb, &zero, c, kRbF32, ldc, c,
+              kRbF32, ldc, kRbF32, kRbAlgoStandard, 0, 0);
+}
+#endif
 
 struct Blas {
   bool ok = false;
@@ -113,46 +147,34 @@ const Blas& blas() {
     const char* env = std::getenv("ROCFORGE_GPU_BLAS");
     if (env && std::strcmp(env, "0") == 0) return;
     void* lib = nullptr;
-    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so", "/usr/local/cuda/lib64/libcublas.so.13",
-                             "/usr/local/cuda/lib64/libcublas.so"})
+    for (const char* name : kBlasLibs)
       if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
     if (!lib) return;
-    b.create = reinterpret_cast<CreateFn>(dlsym(lib, "cublasCreate_v2"));
-    b.set_stream = reinterpret_cast<SetStreamFn>(dlsym(lib, "cublasSetStream_v2"));
-    b.gemm = reinterpret_cast<GemmExFn>(dlsym(lib, "cublasGemmEx"));
+    b.create = reinterpret_cast<CreateFn>(dlsym(lib, kBlasSyms[0]));
+    b.set_stream = reinterpret_cast<SetStreamFn>(dlsym(lib, kBlasSyms[1]));
+    b.gemm = reinterpret_cast<GemmExFn>(dlsym(lib, kBlasSyms[2]));
     b.ok = b.create && b.set_stream && b.gemm;
   });
   return b;
 }
 
-// Per device: a cuBLAS handle and the f16 scratch (weights slice, then X). Callers of one device
+// Per device: a BLAS handle, the f16 scratch (weights slice, then X), and whether the BLAS passed
+// its check there (0 not yet, 1 passed, -1 failed: matmul_portable serves). Callers of one device
 // serialise on its mutex: the scratch is shared.
 struct DeviceBlas {
   std::mutex mu;
-  cublasHandle_t handle = nullptr;
+  BlasHandle handle = nullptr;
   void* scratch = nullptr;
   size_t bytes = 0;
+  int state = 0;
 };
 constexpr int kMaxDevices = 64;
 DeviceBlas g_dev[kMaxDevices];
 
-}  // namespace
-
-int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
-               int n_tok, hipStream_t s) {
-  // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
-  if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
-  const Blas& b = blas();
-  if (!b.ok || n_tok <= 0 || cols % 8 != 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices)
-    return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
-  DeviceBlas& d = g_dev[dev];
-  std::lock_guard<std::mutex> lock(d.mu);
-  if (!d.handle && b.create(&d.handle) != CUBLAS_STATUS_SUCCESS) {
-    d.handle = nullptr;
-    return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
-  }
+// The product through the BLAS on device d's handle: 0, an error code, or -1 where the scratch
+// cannot be had (the caller then takes matmul_portable).
+int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, size_t row_stride, const float* x,
+                 float* y, int rows, int cols, int n_tok, hipStream_t s) {
   int rc = 0;
   const bool known = dispatch_type(type, [&](auto f) {
     using F = decltype(f);
@@ -169,12 +191,12 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
     const size_t w_elems = static_cast<size_t>(slice_rows) * cols;
     const size_t need = (w_elems + x_elems) * sizeof(uint16_t) + 256;
     if (d.bytes < need) {
-      if (d.scratch) (void)cudaFree(d.scratch);
+      if (d.scratch) (void)hipFree(d.scratch);
       d.scratch = nullptr;
       d.bytes = 0;
-      if (cudaMalloc(&d.scratch, need) != cudaSuccess) {
-        (void)cudaGetLastError();
-        rc = matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);  // no room for the f16 copy
+      if (hipMalloc(&d.scratch, need) != hipSuccess) {
+        (void)hipGetLastError();
+        rc = -1;  // no room for the f16 copy
         return;
       }
       d.bytes = need;
@@ -182,18 +204,15 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
     auto* wh = static_cast<uint16_t*>(d.scratch);
     auto* xh = wh + (w_elems + 127) / 128 * 128;
     f32_to_f16_kernel<<<static_cast<unsigned>((x_elems + 255) / 256), 256, 0, s>>>(x, x_elems, xh);
-    if ((rc = check(cudaGetLastError(), "matmul_f16 (x to f16)")) != 0) return;
-    if (b.set_stream(d.handle, s) != CUBLAS_STATUS_SUCCESS) {
-      rc = fail("matmul_f16: cublasSetStream failed");
+    if ((rc = check(hipGetLastError(), "matmul_f16 (x to f16)")) != 0) return;
+    if (b.set_stream(d.handle, s) != 0) {
+      rc = fail("matmul_f16: %s could not take the stream", kBlasName);
       return;
     }
-    const float one = 1.f, zero = 0.f;
-    if (type == 1 && row_stride % 2 == 0) {  // F16 weights are already the GEMM's operand: no slices
-      const cublasStatus_t st = b.gemm(d.handle, CUBLAS_OP_T, CUBLAS_OP_N, rows, n_tok, cols, &one, w, CUDA_R_16F,
-                                       static_cast<int>(row_stride / 2), xh, CUDA_R_16F, cols, &zero, y, CUDA_R_32F,
-                                       rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-      if (st != CUBLAS_STATUS_SUCCESS)
-        rc = fail("matmul_f16: cublasGemmEx failed (status %d, %d x %d x %d)", static_cast<int>(st), rows, n_tok, cols);
+    if (type == kF16 && row_stride % 2 == 0) {  // F16 weights are already the GEMM's operand: no slices
+      const int st = blas_gemm_t_n(b.gemm, d.handle, rows, n_tok, cols, static_cast<const uint16_t*>(w),
+                                   static_cast<int>(row_stride / 2), xh, cols, y, rows);
+      if (st != 0) rc = fail("matmul_f16: %s GEMM failed (status %d, %d x %d x %d)", kBlasName, st, rows, n_tok, cols);
       return;
     }
     const int n_chunks = (cols + 31) / 32;
@@ -202,13 +221,11 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
       const size_t threads = static_cast<size_t>(nr) * n_chunks;
       dequant_f16_kernel<F><<<static_cast<unsigned>((threads + kDequantThreads - 1) / kDequantThreads), kDequantThreads, 0, s>>>(
           static_cast<const uint8_t*>(w) + static_cast<size_t>(r0) * row_stride, row_stride, nr, cols, vec ? 1 : 0, wh);
-      if ((rc = check(cudaGetLastError(), "matmul_f16 (dequantize)")) != 0) return;
+      if ((rc = check(hipGetLastError(), "matmul_f16 (dequantize)")) != 0) return;
       // Column-major view: C[nr x n_tok] (ldc = rows, at y + r0) = Wslice^T[nr x cols] * X^T[cols x n_tok].
-      const cublasStatus_t st = b.gemm(d.handle, CUBLAS_OP_T, CUBLAS_OP_N, nr, n_tok, cols, &one, wh, CUDA_R_16F, cols,
-                                       xh, CUDA_R_16F, cols, &zero, y + r0, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
-                                       CUBLAS_GEMM_DEFAULT);
-      if (st != CUBLAS_STATUS_SUCCESS) {
-        rc = fail("matmul_f16: cublasGemmEx failed (status %d, %d x %d x %d)", static_cast<int>(st), nr, n_tok, cols);
+      const int st = blas_gemm_t_n(b.gemm, d.handle, nr, n_tok, cols, wh, cols, xh, cols, y + r0, rows);
+      if (st != 0) {
+        rc = fail("matmul_f16: %s GEMM failed (status %d, %d x %d x %d)", kBlasName, st, nr, n_tok, cols);
         return;
       }
     }
@@ -217,13 +234,40 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
   return rc;
 }
 
-#else  // HIP: no vendor BLAS in this build; the project's own kernels.
+}  // namespace
 
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s) {
-  return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
+  if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
+  const Blas& b = blas();
+  int dev = 0;
+  if (!b.ok || n_tok <= 0 || cols % 8 != 0 || hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices)
+    return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  DeviceBlas& d = g_dev[dev];
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!d.handle && b.create(&d.handle) != 0) {
+    d.handle = nullptr;
+    d.state = -1;
+  }
+  if (d.state == 0) {
+    // The check synchronises the stream, which a graph being captured cannot: the own kernels serve
+    // the capture, and a later uncaptured call checks.
+    hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+    if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone)
+      return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+    char why[160] = "";
+    auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
+                    hipStream_t q) { return blas_product(d, b, t, cw, stride, cx, cy, r, c, n, q); };
+    // Test hook: ROCFORGE_GPU_BLAS_FAULT=1 spoils one product of the check (ctest gpu_blas_fault).
+    const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_BLAS_FAULT", 0) != 0, why, sizeof why);
+    if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", kBlasName, why);
+    if (r < 0) std::fprintf(stderr, "rocforge: %s's check could not run; not used\n", kBlasName);
+    d.state = r == 0 ? 1 : -1;
+  }
+  if (d.state < 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  const int rc = blas_product(d, b, type, w, row_stride, x, y, rows, cols, n_tok, s);
+  return rc >= 0 ? rc : matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
 }
-
-#endif
 
 }  // namespace rocforge::gpu

@@ -15,16 +15,16 @@
 // waiting on loads overlap the others' products); the output tile is sixteen 32 x 32 regions, two per
 // wave of 32 lanes or four per wave of 64, each four 16 x 16 x 16 products per 16 k.
 //
-// Nothing AMD runs here, so before its first product on a device the launcher multiplies a small
-// fixed problem whose every product and sum is exact in f16 / f32 and compares it exactly with
-// matmul.hip's fp32 kernel; on a mismatch the device keeps the fp32 kernel and the log says why
-// (a wrong fragment layout then costs speed, never answers).
+// Nothing AMD runs here, so before its first product on a device the launcher passes
+// gemm_exact_check (gemm_check.h: a small exact problem against matmul.hip's fp32 kernel); on a
+// mismatch the device keeps the fp32 kernel and stderr says why (a wrong fragment layout then costs
+// speed, never answers).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
+#include "gpu/gemm_check.h"
 #include "gpu/kernels.h"
 #include "gpu/mma_frag.h"
 #include "gpu/quant_formats.h"
@@ -228,55 +228,6 @@ int launch(uint32_t type, const void* w, size_t row_stride, const float* x, floa
   return rc;
 }
 
-// The self-check: F32 weights and activations that are multiples of 1/64 in [-2, 2] (exact in f16;
-// every product a multiple of 2^-12 below 4, every partial sum of 160 of them exact in f32), 150 rows
-// x 70 tokens x 160 columns: partial tiles in every dimension and three k steps. Both kernels then
-// compute the exact product, so they must agree exactly. 0: agreed; 1: differed (reason in `why`);
-// -1: could not run it.
-int self_check(hipStream_t s, char* why, size_t why_len) {
-  constexpr int R = 150, T = 70, K = 160;
-  std::vector<float> hw(static_cast<size_t>(R) * K), hx(static_cast<size_t>(T) * K);
-  uint32_t st = 0x9e3779b9u;
-  auto next = [&] {
-    st = st * 1664525u + 1013904223u;
-    return static_cast<float>(static_cast<int>(st >> 24) - 128) / 64.f;  // k / 64, k in [-128, 127]
-  };
-  for (float& v : hw) v = next();
-  for (float& v : hx) v = next();
-  void* buf = nullptr;
-  const size_t wb = hw.size() * 4, xb = hx.size() * 4, yb = static_cast<size_t>(T) * R * 4;
-  if (hipMalloc(&buf, wb + xb + 2 * yb) != hipSuccess) {
-    (void)hipGetLastError();
-    return -1;
-  }
-  auto* dw = static_cast<float*>(buf);
-  float* dx = dw + hw.size();
-  float* y_mc = dx + hx.size();
-  float* y_ref = y_mc + static_cast<size_t>(T) * R;
-  std::vector<float> a(static_cast<size_t>(T) * R), b(a.size());
-  int rc = -1;
-  if (hipMemcpyAsync(dw, hw.data(), wb, hipMemcpyHostToDevice, s) == hipSuccess &&
-      hipMemcpyAsync(dx, hx.data(), xb, hipMemcpyHostToDevice, s) == hipSuccess &&
-      launch(kF32, dw, K * 4, dx, y_mc, R, K, T, s) == 0 && matmul(kF32, dw, K * 4, dx, y_ref, R, K, T, s) == 0 &&
-      hipMemcpyAsync(a.data(), y_mc, yb, hipMemcpyDeviceToHost, s) == hipSuccess &&
-      hipMemcpyAsync(b.data(), y_ref, yb, hipMemcpyDeviceToHost, s) == hipSuccess &&
-      hipStreamSynchronize(s) == hipSuccess) {
-    rc = 0;
-    // Test hook: ROCFORGE_GPU_MC_FAULT=1 spoils one product, so the fallback below runs where the
-    // kernel is right (ctest gpu_matmul_mc_fault).
-    if (env_int("ROCFORGE_GPU_MC_FAULT", 0) != 0) a[a.size() / 2] += 1.f;
-    for (size_t i = 0; i < a.size() && rc == 0; ++i)
-      if (a[i] != b[i]) {
-        std::snprintf(why, why_len, "token %d row %d: %g, the fp32 kernel %g", static_cast<int>(i / R),
-                      static_cast<int>(i % R), a[i], b[i]);
-        rc = 1;
-      }
-  }
-  (void)hipGetLastError();
-  (void)hipFree(buf);
-  return rc;
-}
-
 // Per device: 0 not checked yet, 1 serving, -1 not served (no matrix unit, switched off, or the
 // self-check failed).
 std::atomic<int> g_state[64];
@@ -299,7 +250,9 @@ int matmul_mc(uint32_t type, const void* w, size_t row_stride, const float* x, f
     } else {
       // The backend has no logger: a device that fails the check says so once on stderr (it then
       // runs the fp32 kernel, so its prompts are slower, not wrong).
-      const int r = self_check(s, why, sizeof why);
+      // Test hook: ROCFORGE_GPU_MC_FAULT=1 spoils one product of the check, so the fallback runs
+      // where the kernel is right (ctest gpu_matmul_mc_fault).
+      const int r = gemm_exact_check(s, launch, env_int("ROCFORGE_GPU_MC_FAULT", 0) != 0, why, sizeof why);
       if (r == 1)
         std::fprintf(stderr, "rocforge: the matrix-unit GEMM disagrees with the fp32 kernel (%s); not used\n", why);
       if (r < 0) std::fprintf(stderr, "rocforge: the matrix-unit GEMM's self-check could not run; not used\n");

@@ -230,6 +230,26 @@ TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
   ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
 }
 
+// The vendor BLAS's guard: when its first-use check disagrees with the fp32 kernel (forced by
+// ROCFORGE_GPU_BLAS_FAULT=1), matmul_f16 serves through its own kernels (matmul_mc, else the fp32
+// tiles) and stays right. Runs as its own ctest, gpu_blas_fault (the check runs once a process); 70
+// tokens, past the small-batch kernel, so the BLAS path is the one asked.
+TEST(BlasSelfCheck, AFailedCheckFallsBackToTheOwnKernels) {
+  const char* fault = std::getenv("ROCFORGE_GPU_BLAS_FAULT");
+  if (!fault || std::string(fault) != "1") GTEST_SKIP() << "runs as ctest gpu_blas_fault (ROCFORGE_GPU_BLAS_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::F16}) {
+    SCOPED_TRACE(ggml_type_name(t));
+    const int rows = 150, cols = 512, n_tok = 70;
+    const auto w = random_weights(t, rows, cols, rng, false);
+    auto dw = to_device(*gpu, w);
+    ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
+  }
+}
+
 // Enough rows for the tensor-core GEMM's wide tiles (32 rows a block where the grid still gives every
 // multiprocessor two blocks), with a last partial tile, for each token-tile shape.
 TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
