@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include "gpu/gemm_check.h"
 #include "gpu/kernels.h"
@@ -121,8 +122,10 @@ using GemmExFn = int (*)(BlasHandle, int, int, int, int, int, const void*, const
                          int, const void*, const void*, int, int, void*, int, int, int, int, int32_t, uint32_t);
 constexpr int kRbOpNone = 111, kRbOpTranspose = 112, kRbF16 = 150, kRbF32 = 151, kRbAlgoStandard = 0;
 constexpr const char* kBlasName = "rocBLAS";
+// Only the rocBLAS installed beside the HIP runtime this library runs on: one from another ROCm
+// release would bring a second runtime into the process, to which our streams mean nothing.
 constexpr const char* kBlasLibs[] = {"librocblas.so.5", "librocblas.so.4", "librocblas.so.3", "librocblas.so.0",
-                                     "librocblas.so", "/opt/rocm/lib/librocblas.so"};
+                                     "librocblas.so"};
 constexpr const char* kBlasSyms[] = {"rocblas_create_handle", "rocblas_set_stream", "rocblas_gemm_ex"};
 int blas_gemm_t_n(GemmExFn gemm, BlasHandle h, int m, int n, int k, const uint16_t* a, int lda, const uint16_t* b,
                   int ldb, float* c, int ldc) {
@@ -147,8 +150,20 @@ const Blas& blas() {
     const char* env = std::getenv("ROCFORGE_GPU_BLAS");
     if (env && std::strcmp(env, "0") == 0) return;
     void* lib = nullptr;
+#if defined(__HIP__) || defined(__HIPCC__)
+    // (This library is loaded RTLD_LOCAL, so the runtime is found from a function it links, not by name.)
+    Dl_info runtime{};
+    const auto malloc_fn = static_cast<hipError_t (*)(void**, size_t)>(&hipMalloc);
+    if (!dladdr(reinterpret_cast<void*>(malloc_fn), &runtime) || !runtime.dli_fname) return;
+    std::string dir = runtime.dli_fname;
+    dir.resize(dir.rfind('/') + 1);  // the runtime's folder, with its slash ("" where none: then none)
+    if (dir.empty()) return;
+    for (const char* name : kBlasLibs)
+      if ((lib = dlopen((dir + name).c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+#else
     for (const char* name : kBlasLibs)
       if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+#endif
     if (!lib) return;
     b.create = reinterpret_cast<CreateFn>(dlsym(lib, kBlasSyms[0]));
     b.set_stream = reinterpret_cast<SetStreamFn>(dlsym(lib, kBlasSyms[1]));
