@@ -25,6 +25,7 @@
 // NVIDIA only (mma.sync, sm_80+). The HIP build reports "not served" and matmul_f16's other paths
 // run; an AMD version would use MFMA (CDNA) / WMMA (RDNA) with their own fragment layouts.
 #include "gpu/kernels.h"
+#include "gpu/mma_frag.h"
 #include "gpu/quant_formats.h"
 
 #include <type_traits>
@@ -47,18 +48,6 @@ __device__ inline uint32_t pack_h2(float lo, float hi) {
   return r;
 }
 
-// c += a (16 x 16, row-major f16) * b (16 x 8, col-major f16), fp32 accumulation.
-__device__ inline void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#else
-  (void)c, (void)a, (void)b0, (void)b1;  // host pass; launches check the architecture
-#endif
-}
 
 // Elements 32c + 8p .. +8 of a row: the format's dequant8, else its 32-element dequant (all four
 // lanes of a chunk decode the whole chunk: correct for every format, four times the arithmetic).
@@ -156,7 +145,7 @@ __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int 
         const uint32_t a[4] = {pack_h2(lo[u][k].x, lo[u][k].y), pack_h2(hi[u][k].x, hi[u][k].y),
                                pack_h2(lo[u][k].z, lo[u][k].w), pack_h2(hi[u][k].z, hi[u][k].w)};
 #pragma unroll
-        for (int j = 0; j < RT; ++j) mma_16816(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
+        for (int j = 0; j < RT; ++j) rf_mma_m16n8k16(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
       }
     }
   }

@@ -41,6 +41,20 @@
 
 namespace rocforge::gpu {
 
+// NVIDIA: c += a (16 x 16, row-major f16) * b (16 x 8, col-major f16), fp32 accumulation, one
+// mma.sync.m16n8k16 (also matmul_mma.hip's instruction, with its own fragment order). Elsewhere (the
+// host pass, AMD) nothing: callers run only where RF_MMA_KIND == 1.
+__device__ inline void rf_mma_m16n8k16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+#if RF_MMA_KIND == 1
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  (void)c, (void)a, (void)b0, (void)b1;
+#endif
+}
+
 #if RF_MMA_KIND == 1
 struct MmaFrag {
   static constexpr int kWave = 32, kC = 8;
@@ -63,11 +77,7 @@ struct MmaFrag {
     }
   }
   __device__ static void mma(C& c, const A& a, const B& b) {
-    for (int h = 0; h < 2; ++h)
-      asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-          "{%0, %1, %2, %3};\n"
-          : "+f"(c.v[4 * h]), "+f"(c.v[4 * h + 1]), "+f"(c.v[4 * h + 2]), "+f"(c.v[4 * h + 3])
-          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * h]), "r"(b.r[2 * h + 1]));
+    for (int h = 0; h < 2; ++h) rf_mma_m16n8k16(c.v + 4 * h, a.r, b.r[2 * h], b.r[2 * h + 1]);
   }
   __device__ static int c_row(int lane, int e) { return lane / 4 + 8 * ((e % 4) / 2); }
   __device__ static int c_col(int lane, int e) { return 8 * (e / 4) + 2 * (lane % 4) + e % 2; }
