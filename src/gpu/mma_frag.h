@@ -10,18 +10,19 @@
 //   AMD RDNA4 (gfx12)      v_wmma_f32_16x16x16_f16        32    4   (another operand layout)
 //
 // Kernels keep both operands in shared memory k-contiguous: A as [m][k] and B transposed, as [n][k],
-// rows `ld` halves apart (ld a multiple of 8, so every run below is a 16-byte aligned load). Which
-// lane holds which elements is the only thing that differs between the families, and it lives only
-// here: a kernel loads fragments with load_a / load_b, multiplies with mma, and finds element e of
-// its accumulator at (c_row(lane, e), c_col(lane, e)). Per family (l = lane):
+// rows `ld` halves apart (ld a multiple of 8: rows 16-byte aligned, so each lane's run of k below is
+// one aligned vector load). Which lane holds which elements is the only thing that differs between
+// the families, and it lives only here: a kernel loads fragments with load_a / load_b, multiplies
+// with mma, and finds element e of its accumulator at (c_row(lane, e), c_col(lane, e)). Per family
+// (l = lane):
 //   NVIDIA  A: rows l/4 and l/4 + 8, k pairs 2(l%4) and 2(l%4) + 8; B likewise per n; C: rows l/4
 //           (+8), columns 2(l%4) (+1) of each 8-column half.
 //   CDNA    A: row l%16, k 4(l/16) .. +3; B: column l%16, same k; C: rows 4(l/16) .. +3, column l%16.
 //   RDNA3   A: row l%16, all 16 k (both half-waves hold the same); B likewise; C: rows 2e + l/16,
 //           column l%16.
 //   RDNA4   A: row l%16, k 8(l/16) .. +7; B likewise; C: rows 8(l/16) .. +7, column l%16.
-// Nothing AMD runs here, so the AMD layouts are checked where they run: matmul_mc compares its
-// first product on every device with the fp32 tile kernel before it serves (matmul_mc.hip).
+// Nothing AMD runs here, so the AMD layouts are checked where they run: matmul_mc passes an exact
+// check against the fp32 tile kernel on every device before it serves (gemm_check.h).
 #pragma once
 
 #include "gpu/hip_compat.h"
