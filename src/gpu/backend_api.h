@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 18u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 19u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -312,6 +312,12 @@ struct rf_gpu_api {
   // against `matmul` failed.
   int (*matmul_mc)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
                    int cols, int n_tok, rf_stream s);
+
+  // ---- v19. The GEMM matmul_f16 runs for batches beyond its small-batch kernel on the current
+  // device, decided now where it is not yet (the BLAS's and matmul_mc's checks run, synchronising s;
+  // not while s is being captured): "cuBLAS", "rocBLAS", "matrix units (matmul_mc)", "fp32 tiles" or
+  // "undecided".
+  const char* (*prompt_gemm)(rf_stream s);
 };
 
 // The one exported symbol of a backend library.

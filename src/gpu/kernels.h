@@ -81,6 +81,13 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
 // against matmul failed.
 int matmul_mc(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
               int n_tok, hipStream_t s);
+// Whether matmul_mc serves on the current device: 1 yes, -1 no, 0 not decided (its check cannot run
+// while `s` is captured into a graph). Runs the check on first use.
+int matmul_mc_ready(hipStream_t s);
+// The GEMM matmul_f16 runs for batches beyond its small-batch kernel on the current device, deciding
+// it now where not yet decided (the checks run; not while `s` is being captured): "cuBLAS",
+// "rocBLAS", "matrix units (matmul_mc)", "fp32 tiles", or "undecided".
+const char* prompt_gemm(hipStream_t s);
 // Tensor-core GEMM of up to mma_max_tokens() tokens with the weights dequantized in registers
 // (matmul_mma.hip); returns -1, having launched nothing, where it does not serve the call (HIP build,
 // pre-sm_80 card, cols % 32 != 0, too many tokens).

@@ -251,6 +251,32 @@ int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, siz
 
 }  // namespace
 
+namespace {
+
+// Whether the BLAS serves on device d (mutex held): 1 yes, -1 no, 0 not decided (its check cannot run
+// while `s` is captured into a graph). Makes the handle and runs the check on first use.
+int blas_ready(DeviceBlas& d, const Blas& b, hipStream_t s) {
+  if (d.state != 0) return d.state;
+  if (!d.handle && b.create(&d.handle) != 0) {
+    d.handle = nullptr;
+    return d.state = -1;
+  }
+  // The check synchronises the stream, which a graph being captured cannot: the own kernels serve the
+  // capture, and a later uncaptured call checks.
+  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
+  char why[160] = "";
+  auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
+                  hipStream_t q) { return blas_product(d, b, t, cw, stride, cx, cy, r, c, n, q); };
+  // Test hook: ROCFORGE_GPU_BLAS_FAULT=1 spoils one product of the check (ctest gpu_blas_fault).
+  const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_BLAS_FAULT", 0) != 0, why, sizeof why);
+  if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", kBlasName, why);
+  if (r < 0) std::fprintf(stderr, "rocforge: %s's check could not run; not used\n", kBlasName);
+  return d.state = r == 0 ? 1 : -1;
+}
+
+}  // namespace
+
 int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s) {
   // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
@@ -261,28 +287,24 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
     return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   DeviceBlas& d = g_dev[dev];
   std::lock_guard<std::mutex> lock(d.mu);
-  if (!d.handle && b.create(&d.handle) != 0) {
-    d.handle = nullptr;
-    d.state = -1;
-  }
-  if (d.state == 0) {
-    // The check synchronises the stream, which a graph being captured cannot: the own kernels serve
-    // the capture, and a later uncaptured call checks.
-    hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
-    if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone)
-      return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
-    char why[160] = "";
-    auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
-                    hipStream_t q) { return blas_product(d, b, t, cw, stride, cx, cy, r, c, n, q); };
-    // Test hook: ROCFORGE_GPU_BLAS_FAULT=1 spoils one product of the check (ctest gpu_blas_fault).
-    const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_BLAS_FAULT", 0) != 0, why, sizeof why);
-    if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", kBlasName, why);
-    if (r < 0) std::fprintf(stderr, "rocforge: %s's check could not run; not used\n", kBlasName);
-    d.state = r == 0 ? 1 : -1;
-  }
-  if (d.state < 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  if (blas_ready(d, b, s) <= 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   const int rc = blas_product(d, b, type, w, row_stride, x, y, rows, cols, n_tok, s);
   return rc >= 0 ? rc : matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+}
+
+const char* prompt_gemm(hipStream_t s) {
+  const Blas& b = blas();
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices) return "undecided";
+  if (b.ok) {
+    DeviceBlas& d = g_dev[dev];
+    std::lock_guard<std::mutex> lock(d.mu);
+    const int state = blas_ready(d, b, s);
+    if (state > 0) return kBlasName;
+    if (state == 0) return "undecided";
+  }
+  const int mc = matmul_mc_ready(s);
+  return mc > 0 ? "matrix units (matmul_mc)" : mc < 0 ? "fp32 tiles" : "undecided";
 }
 
 }  // namespace rocforge::gpu

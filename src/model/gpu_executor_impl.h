@@ -203,6 +203,9 @@ class GpuExecutor final : public Executor {
     upload_weights();
     reserve_scratch(std::max(1, max_batch));
     warm_up(max_batch);
+    // Which GEMM prompts take on this device, decided now (its checks run at load, not in the first
+    // request): a user on AMD sees whether rocBLAS was found.
+    log::info("GPU prompt GEMM: {}", api_.prompt_gemm(stream_));
   }
 
   ~GpuExecutor() override {
