@@ -329,6 +329,10 @@ int k_matmul_mc(uint32_t t, const void* w, size_t rs, const float* x, float* y, 
   return matmul_mc(t, w, rs, x, y, rows, cols, n_tok, st(s));
 }
 const char* k_prompt_gemm(rf_stream s) { return prompt_gemm(st(s)); }
+int k_matmul_hgemm(uint32_t t, const void* w, size_t rs, const float* x, float* y, int rows, int cols, int n_tok,
+                   rf_stream s) {
+  return matmul_hgemm(t, w, rs, x, y, rows, cols, n_tok, st(s));
+}
 int k_moe_mix(const float* y, const float* w, int n_tok, int k, int n, float* out, rf_stream s) {
   return moe_mix(y, w, n_tok, k, n, out, st(s));
 }
@@ -344,7 +348,7 @@ const rf_gpu_api kApi = {
     has_matvec_q8_qkv, k_matvec_q8_qkv, matvec_q8_kernel, matvec_q8_staged_mode,
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
-    k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm,
+    k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm, k_matmul_hgemm,
 };
 
 }  // namespace

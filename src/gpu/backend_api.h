@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 19u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 20u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -315,9 +315,16 @@ struct rf_gpu_api {
 
   // ---- v19. The GEMM matmul_f16 runs for batches beyond its small-batch kernel on the current
   // device, decided now where it is not yet (the BLAS's and matmul_mc's checks run, synchronising s;
-  // not while s is being captured): "cuBLAS", "rocBLAS", "matrix units (matmul_mc)", "fp32 tiles" or
-  // "undecided".
+  // not while s is being captured): "cuBLAS", "rocBLAS", "matrix units (hgemm on f16 slices)",
+  // "matrix units (matmul_mc)", "fp32 tiles" or "undecided".
   const char* (*prompt_gemm)(rf_stream s);
+
+  // ---- v20. The prompt GEMM as the backend's own f16 GEMM on the matrix units over the weights
+  // dequantized to f16 slices (what matmul_f16 runs where no vendor BLAS serves, before matmul_mc).
+  // Returns -1, having launched nothing, where the device has no matrix unit, ROCFORGE_GPU_HGEMM=0,
+  // cols % 8 != 0, its first-use check against `matmul` failed or no scratch could be had.
+  int (*matmul_hgemm)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
+                      int cols, int n_tok, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -81,12 +81,26 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
 // against matmul failed.
 int matmul_mc(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
               int n_tok, hipStream_t s);
+// The same product through hgemm.hip's f16 GEMM on the weights dequantized to f16 slices (the path
+// matmul_f16 takes before matmul_mc where no vendor BLAS serves). Returns -1, having launched nothing,
+// where the device has no matrix unit, ROCFORGE_GPU_HGEMM=0, cols % 8 != 0, its first-use check failed
+// or no scratch could be had.
+int matmul_hgemm(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+                 int n_tok, hipStream_t s);
+// C [m x n] (column-major, ldc) = A^T B with A [k x m] (lda) and B [k x n] (ldb) in f16 - a BLAS's
+// gemm(T, N) - on the matrix units (hgemm.hip); k, lda, ldb multiples of 8, A and B 16-byte aligned.
+int hgemm_tn(int m, int n, int k, const uint16_t* a, int lda, const uint16_t* b, int ldb, float* c, int ldc,
+             hipStream_t s);
+// Whether the current device has a matrix unit the kernels of this build use (the architecture's
+// name or compute capability; each kernel's own check then confirms its fragment layouts there).
+bool device_has_matrix_unit();
 // Whether matmul_mc serves on the current device: 1 yes, -1 no, 0 not decided (its check cannot run
 // while `s` is captured into a graph). Runs the check on first use.
 int matmul_mc_ready(hipStream_t s);
 // The GEMM matmul_f16 runs for batches beyond its small-batch kernel on the current device, deciding
 // it now where not yet decided (the checks run; not while `s` is being captured): "cuBLAS",
-// "rocBLAS", "matrix units (matmul_mc)", "fp32 tiles", or "undecided".
+// "rocBLAS", "matrix units (hgemm on f16 slices)", "matrix units (matmul_mc)", "fp32 tiles", or
+// "undecided".
 const char* prompt_gemm(hipStream_t s);
 // Tensor-core GEMM of up to mma_max_tokens() tokens with the weights dequantized in registers
 // (matmul_mma.hip); returns -1, having launched nothing, where it does not serve the call (HIP build,

@@ -8,8 +8,10 @@
 // costs one read of its quantized bytes and one f16 write, small beside the GEMM at prompt lengths
 // (hundreds of tokens). Before a BLAS serves on a device it passes gemm_exact_check (gemm_check.h):
 // nothing here can run rocBLAS, whose ABI is declared by hand below. Without one (or with
-// ROCFORGE_GPU_BLAS=0), matmul_f16 is matmul_mc.hip's kernel on the matrix units, or matmul.hip's
-// fp32 tile kernel where the device has none.
+// ROCFORGE_GPU_BLAS=0) the slices go to hgemm.hip's own f16 GEMM on the matrix units, after the same
+// check; where that cannot serve (no matrix unit, ROCFORGE_GPU_HGEMM=0, no room for the scratch),
+// matmul_mc.hip's kernel dequantizes inside the GEMM, and matmul.hip's fp32 tile kernel is the last
+// resort.
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -38,7 +40,10 @@ int matmul_portable(uint32_t type, const void* w, size_t row_stride, const float
   return rc >= 0 ? rc : matmul(type, w, row_stride, x, y, rows, cols, n_tok, s);
 }
 
-constexpr size_t kSliceElems = size_t(32) << 20;  // 64 MB of f16 weights per slice
+// 128 MB of f16 weights a slice: an 8B's ffn_down (4096 x 14336) in one GEMM, its [gate | up] in two.
+// (From 64 MB, H100 pp512 8B Q4_K_M: cuBLAS 13633 -> 16177 tok/s, hgemm 8678 -> 10091, the 1B
+// within 1%; 256 MB: no further change.)
+constexpr size_t kSliceElems = size_t(64) << 20;
 
 // W rows [0, rows) of a slice -> f16 [rows][cols]; one thread per 32-element chunk. With cols a
 // multiple of 32, chunk i lands at elements [32 i, 32 i + 32): a block's 256 chunks are one contiguous
@@ -173,23 +178,40 @@ const Blas& blas() {
   return b;
 }
 
-// Per device: a BLAS handle, the f16 scratch (weights slice, then X), and whether the BLAS passed
-// its check there (0 not yet, 1 passed, -1 failed: matmul_portable serves). Callers of one device
-// serialise on its mutex: the scratch is shared.
+// Per device: a BLAS handle, the f16 scratch (weights slice, then X), whether the BLAS passed its
+// check there and whether hgemm.hip's kernel did (each 0 not yet, 1 passed, -1 failed or off).
+// Callers of one device serialise on its mutex: the scratch is shared.
 struct DeviceBlas {
   std::mutex mu;
   BlasHandle handle = nullptr;
   void* scratch = nullptr;
   size_t bytes = 0;
   int state = 0;
+  int own = 0;
 };
 constexpr int kMaxDevices = 64;
 DeviceBlas g_dev[kMaxDevices];
 
-// The product through the BLAS on device d's handle: 0, an error code, or -1 where the scratch
-// cannot be had (the caller then takes matmul_portable).
-int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, size_t row_stride, const float* x,
-                 float* y, int rows, int cols, int n_tok, hipStream_t s) {
+// The f16 GEMM a sliced product ends in, C [m x n] = A^T B as blas_gemm_t_n: the vendor BLAS on the
+// device's handle, or (blas null) hgemm.hip's kernel.
+struct SliceGemm {
+  const Blas* blas;
+  BlasHandle handle;
+  int operator()(int m, int n, int k, const uint16_t* a, int lda, const uint16_t* b, int ldb, float* c, int ldc,
+                 hipStream_t s) const {
+    if (!blas) return hgemm_tn(m, n, k, a, lda, b, ldb, c, ldc, s);
+    if (blas->set_stream(handle, s) != 0) return fail("matmul_f16: %s could not take the stream", kBlasName);
+    const int st = blas_gemm_t_n(blas->gemm, handle, m, n, k, a, lda, b, ldb, c, ldc);
+    return st == 0 ? 0 : fail("matmul_f16: %s GEMM failed (status %d, %d x %d x %d)", kBlasName, st, m, n, k);
+  }
+};
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The product on dequantized f16 slices through `gemm` (device d's mutex held): 0, an error code, or
+// -1 where the scratch cannot be had (the caller then takes another path).
+int sliced_product(DeviceBlas& d, const SliceGemm& gemm, uint32_t type, const void* w, size_t row_stride,
+                   const float* x, float* y, int rows, int cols, int n_tok, hipStream_t s) {
   int rc = 0;
   const bool known = dispatch_type(type, [&](auto f) {
     using F = decltype(f);
@@ -200,11 +222,13 @@ int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, siz
     bool vec = true;
     if constexpr (F::kBlockElems == 1)
       vec = cols % 32 == 0 && row_stride % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+    // F16 weights are already the GEMM's operand: no slices (hgemm also wants 16-byte rows).
+    const bool direct = type == kF16 && row_stride % 2 == 0 && (gemm.blas || (row_stride % 16 == 0 && aligned16(w)));
     // Quantized rows decode in whole 32-element chunks; plain rows of other widths go element-wise.
     const int slice_rows = static_cast<int>(std::max<size_t>(64, std::min<size_t>(rows, kSliceElems / cols)));
     const size_t x_elems = static_cast<size_t>(n_tok) * cols;
-    const size_t w_elems = static_cast<size_t>(slice_rows) * cols;
-    const size_t need = (w_elems + x_elems) * sizeof(uint16_t) + 256;
+    const size_t w_elems = direct ? 0 : static_cast<size_t>(slice_rows) * cols;
+    const size_t need = ((w_elems + 127) / 128 * 128 + x_elems) * sizeof(uint16_t) + 256;
     if (d.bytes < need) {
       if (d.scratch) (void)hipFree(d.scratch);
       d.scratch = nullptr;
@@ -220,14 +244,9 @@ int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, siz
     auto* xh = wh + (w_elems + 127) / 128 * 128;
     f32_to_f16_kernel<<<static_cast<unsigned>((x_elems + 255) / 256), 256, 0, s>>>(x, x_elems, xh);
     if ((rc = check(hipGetLastError(), "matmul_f16 (x to f16)")) != 0) return;
-    if (b.set_stream(d.handle, s) != 0) {
-      rc = fail("matmul_f16: %s could not take the stream", kBlasName);
-      return;
-    }
-    if (type == kF16 && row_stride % 2 == 0) {  // F16 weights are already the GEMM's operand: no slices
-      const int st = blas_gemm_t_n(b.gemm, d.handle, rows, n_tok, cols, static_cast<const uint16_t*>(w),
-                                   static_cast<int>(row_stride / 2), xh, cols, y, rows);
-      if (st != 0) rc = fail("matmul_f16: %s GEMM failed (status %d, %d x %d x %d)", kBlasName, st, rows, n_tok, cols);
+    if (direct) {
+      rc = gemm(rows, n_tok, cols, static_cast<const uint16_t*>(w), static_cast<int>(row_stride / 2), xh, cols, y,
+                rows, s);
       return;
     }
     const int n_chunks = (cols + 31) / 32;
@@ -238,11 +257,7 @@ int blas_product(DeviceBlas& d, const Blas& b, uint32_t type, const void* w, siz
           static_cast<const uint8_t*>(w) + static_cast<size_t>(r0) * row_stride, row_stride, nr, cols, vec ? 1 : 0, wh);
       if ((rc = check(hipGetLastError(), "matmul_f16 (dequantize)")) != 0) return;
       // Column-major view: C[nr x n_tok] (ldc = rows, at y + r0) = Wslice^T[nr x cols] * X^T[cols x n_tok].
-      const int st = blas_gemm_t_n(b.gemm, d.handle, nr, n_tok, cols, wh, cols, xh, cols, y + r0, rows);
-      if (st != 0) {
-        rc = fail("matmul_f16: %s GEMM failed (status %d, %d x %d x %d)", kBlasName, st, nr, n_tok, cols);
-        return;
-      }
+      if ((rc = gemm(nr, n_tok, cols, wh, cols, xh, cols, y + r0, rows, s)) != 0) return;
     }
   });
   if (!known) return fail("matmul_f16: unsupported weight type %u", type);
@@ -266,13 +281,32 @@ int blas_ready(DeviceBlas& d, const Blas& b, hipStream_t s) {
   hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
   if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
   char why[160] = "";
+  const SliceGemm g{&b, d.handle};
   auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
-                  hipStream_t q) { return blas_product(d, b, t, cw, stride, cx, cy, r, c, n, q); };
+                  hipStream_t q) { return sliced_product(d, g, t, cw, stride, cx, cy, r, c, n, q); };
   // Test hook: ROCFORGE_GPU_BLAS_FAULT=1 spoils one product of the check (ctest gpu_blas_fault).
   const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_BLAS_FAULT", 0) != 0, why, sizeof why);
   if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", kBlasName, why);
   if (r < 0) std::fprintf(stderr, "rocforge: %s's check could not run; not used\n", kBlasName);
   return d.state = r == 0 ? 1 : -1;
+}
+
+// The same for hgemm.hip's kernel on dequantized slices, which serves where no BLAS does:
+// ROCFORGE_GPU_HGEMM=0 turns it off, and it never serves a device without a matrix unit.
+int own_ready(DeviceBlas& d, hipStream_t s) {
+  if (d.own != 0) return d.own;
+  if (env_int("ROCFORGE_GPU_HGEMM", 1) == 0 || !device_has_matrix_unit()) return d.own = -1;
+  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
+  char why[160] = "";
+  const SliceGemm g{nullptr, nullptr};
+  auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
+                  hipStream_t q) { return sliced_product(d, g, t, cw, stride, cx, cy, r, c, n, q); };
+  // Test hook: ROCFORGE_GPU_HGEMM_FAULT=1 spoils one product of the check (ctest gpu_hgemm_fault).
+  const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_HGEMM_FAULT", 0) != 0, why, sizeof why);
+  if (r == 1) std::fprintf(stderr, "rocforge: the f16 GEMM (hgemm) disagrees with the fp32 kernel (%s); not used\n", why);
+  if (r < 0) std::fprintf(stderr, "rocforge: the f16 GEMM's (hgemm) check could not run; not used\n");
+  return d.own = r == 0 ? 1 : -1;
 }
 
 }  // namespace
@@ -281,27 +315,52 @@ int matmul_f16(uint32_t type, const void* w, size_t row_stride, const float* x, 
                int n_tok, hipStream_t s) {
   // Small batches: the weights dequantized in registers for the tensor cores, no f16 copy of them.
   if (const int rc = matmul_mma(type, w, row_stride, x, y, rows, cols, n_tok, s); rc >= 0) return rc;
-  const Blas& b = blas();
   int dev = 0;
-  if (!b.ok || n_tok <= 0 || cols % 8 != 0 || hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices)
+  if (n_tok <= 0 || cols % 8 != 0 || hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices)
     return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
   DeviceBlas& d = g_dev[dev];
   std::lock_guard<std::mutex> lock(d.mu);
-  if (blas_ready(d, b, s) <= 0) return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
-  const int rc = blas_product(d, b, type, w, row_stride, x, y, rows, cols, n_tok, s);
-  return rc >= 0 ? rc : matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+  const Blas& b = blas();
+  if (b.ok && blas_ready(d, b, s) > 0) {
+    const int rc = sliced_product(d, SliceGemm{&b, d.handle}, type, w, row_stride, x, y, rows, cols, n_tok, s);
+    if (rc >= 0) return rc;
+  }
+  if (own_ready(d, s) > 0) {
+    const int rc = sliced_product(d, SliceGemm{nullptr, nullptr}, type, w, row_stride, x, y, rows, cols, n_tok, s);
+    if (rc >= 0) return rc;
+  }
+  return matmul_portable(type, w, row_stride, x, y, rows, cols, n_tok, s);
+}
+
+int matmul_hgemm(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+                 int n_tok, hipStream_t s) {
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices) return -1;
+  if (n_tok < 0) return fail("matmul_hgemm: negative token count %d", n_tok);
+  if (!w || rows <= 0 || cols <= 0) return fail("matmul_hgemm: empty matrix (rows %d, cols %d)", rows, cols);
+  if (cols % 8 != 0) return -1;
+  if (n_tok == 0) return 0;
+  DeviceBlas& d = g_dev[dev];
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (own_ready(d, s) <= 0) return -1;
+  return sliced_product(d, SliceGemm{nullptr, nullptr}, type, w, row_stride, x, y, rows, cols, n_tok, s);
 }
 
 const char* prompt_gemm(hipStream_t s) {
   const Blas& b = blas();
   int dev = 0;
   if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices) return "undecided";
-  if (b.ok) {
+  {
     DeviceBlas& d = g_dev[dev];
     std::lock_guard<std::mutex> lock(d.mu);
-    const int state = blas_ready(d, b, s);
-    if (state > 0) return kBlasName;
-    if (state == 0) return "undecided";
+    if (b.ok) {
+      const int state = blas_ready(d, b, s);
+      if (state > 0) return kBlasName;
+      if (state == 0) return "undecided";
+    }
+    const int own = own_ready(d, s);
+    if (own > 0) return "matrix units (hgemm on f16 slices)";
+    if (own == 0) return "undecided";
   }
   const int mc = matmul_mc_ready(s);
   return mc > 0 ? "matrix units (matmul_mc)" : mc < 0 ? "fp32 tiles" : "undecided";

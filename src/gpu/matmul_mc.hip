@@ -72,14 +72,13 @@ __device__ inline void fetch_step(const uint8_t* __restrict__ w, size_t stride, 
       xp[2 * q + 1] = pack_halves(f.z, f.w);
     }
   } else {
-    float f[32];
-#pragma unroll
-    for (int q = 0; q < 32; ++q) {
+    // (A few elements at a time: with all 32 loads in flight the RDNA builds ran out of registers.)
+    auto at = [&](int q) {
       const int e = 256 * q + tid, t = e / 64, k = k0 + e % 64;
-      f[q] = t0 + t < n_tok && k < cols ? x[static_cast<size_t>(t0 + t) * cols + k] : 0.f;
-    }
-#pragma unroll
-    for (int i = 0; i < 16; ++i) xp[i] = pack_halves(f[2 * i], f[2 * i + 1]);
+      return t0 + t < n_tok && k < cols ? x[static_cast<size_t>(t0 + t) * cols + k] : 0.f;
+    };
+#pragma unroll 2
+    for (int i = 0; i < 16; ++i) xp[i] = pack_halves(at(2 * i), at(2 * i + 1));
   }
 }
 
@@ -181,23 +180,6 @@ __global__ void __launch_bounds__(kThreads, 1) matmul_mc_kernel(const uint8_t* _
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// Whether the current device has a matrix unit this kernel is built for (the arch name; the
-// self-check below then confirms the build's fragment layouts on it).
-bool device_has_mma() {
-  int dev = 0;
-  hipDeviceProp_t p;
-  if (hipGetDevice(&dev) != hipSuccess || hipGetDeviceProperties(&p, dev) != hipSuccess) return false;
-#if defined(__HIP__) || defined(__HIPCC__)
-  const char* a = p.gcnArchName;
-  for (const char* pre : {"gfx90a", "gfx940", "gfx941", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1102",
-                          "gfx1103", "gfx1150", "gfx1151", "gfx1200", "gfx1201"})
-    if (std::strncmp(a, pre, std::strlen(pre)) == 0) return true;
-  return false;
-#else
-  return p.major >= 8;
-#endif
-}
-
 int launch(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
            hipStream_t s) {
   int rc = 0;
@@ -234,6 +216,21 @@ std::atomic<int> g_state[64];
 
 }  // namespace
 
+bool device_has_matrix_unit() {
+  int dev = 0;
+  hipDeviceProp_t p;
+  if (hipGetDevice(&dev) != hipSuccess || hipGetDeviceProperties(&p, dev) != hipSuccess) return false;
+#if defined(__HIP__) || defined(__HIPCC__)
+  const char* a = p.gcnArchName;
+  for (const char* pre : {"gfx90a", "gfx940", "gfx941", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1102",
+                          "gfx1103", "gfx1150", "gfx1151", "gfx1200", "gfx1201"})
+    if (std::strncmp(a, pre, std::strlen(pre)) == 0) return true;
+  return false;
+#else
+  return p.major >= 8;
+#endif
+}
+
 int matmul_mc_ready(hipStream_t s) {
   int dev = 0;
   if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return -1;
@@ -244,7 +241,7 @@ int matmul_mc_ready(hipStream_t s) {
   hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
   if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
   char why[160] = "";
-  if (env_int("ROCFORGE_GPU_MC", 1) == 0 || !device_has_mma()) {
+  if (env_int("ROCFORGE_GPU_MC", 1) == 0 || !device_has_matrix_unit()) {
     state = -1;
   } else {
     // The backend has no logger: a device that fails the check says so once on stderr (it then

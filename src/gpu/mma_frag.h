@@ -11,7 +11,7 @@
 //
 // Kernels keep both operands in shared memory k-contiguous: A as [m][k] and B transposed, as [n][k],
 // rows `ld` halves apart (ld a multiple of 8: rows 16-byte aligned, so each lane's run of k below is
-// one aligned vector load). Which lane holds which elements is the only thing that differs between
+// one aligned vector load, and NVIDIA's ldmatrix gets the 16-byte row addresses it needs). Which lane holds which elements is the only thing that differs between
 // the families, and it lives only here: a kernel loads fragments with load_a / load_b, multiplies
 // with mma, and finds element e of its accumulator at (c_row(lane, e), c_col(lane, e)). Per family
 // (l = lane):
@@ -62,20 +62,23 @@ struct MmaFrag {
   struct A { uint32_t r[4]; };  // f16 pairs
   struct B { uint32_t r[4]; };  // [0, 1]: columns 0-7, [2, 3]: columns 8-15
   struct C { float v[kC] = {}; };
-  __device__ static uint32_t word(const uint16_t* s) { return *reinterpret_cast<const uint32_t*>(s); }
-  __device__ static void load_a(A& a, const uint16_t* s, int ld, int lane) {
-    const int g = lane / 4, t = lane % 4;
-    a.r[0] = word(s + g * ld + 2 * t);
-    a.r[1] = word(s + (g + 8) * ld + 2 * t);
-    a.r[2] = word(s + g * ld + 2 * t + 8);
-    a.r[3] = word(s + (g + 8) * ld + 2 * t + 8);
+  // Four 8 x 8 matrices in one ldmatrix: lanes 8i .. 8i + 7 give the row addresses of matrix i, and
+  // lane l receives row l / 4, halves 2 (l % 4) .. +1 of each, which is the mma operand's order when
+  // the matrices are taken as below (one instruction where word-by-word loads took four).
+  __device__ static void ldsm_x4(uint32_t r[4], const uint16_t* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(rf_smem_addr(p)));
   }
+  // A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
+  __device__ static void load_a(A& a, const uint16_t* s, int ld, int lane) {
+    const int i = lane / 8;
+    ldsm_x4(a.r, s + (lane % 8 + 8 * (i % 2)) * ld + 8 * (i / 2));
+  }
+  // B ([n][k]): matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
   __device__ static void load_b(B& b, const uint16_t* s, int ld, int lane) {
-    const int g = lane / 4, t = lane % 4;
-    for (int h = 0; h < 2; ++h) {
-      b.r[2 * h] = word(s + (8 * h + g) * ld + 2 * t);
-      b.r[2 * h + 1] = word(s + (8 * h + g) * ld + 2 * t + 8);
-    }
+    const int i = lane / 8;
+    ldsm_x4(b.r, s + (lane % 8 + 8 * (i / 2)) * ld + 8 * (i % 2));
   }
   __device__ static void mma(C& c, const A& a, const B& b) {
     for (int h = 0; h < 2; ++h) rf_mma_m16n8k16(c.v + 4 * h, a.r, b.r[2 * h], b.r[2 * h + 1]);

@@ -207,8 +207,8 @@ TEST_P(QuantKernels, MatmulMcMatchesDequantizedProduct) {
 
 // The matrix-unit GEMM's guard: when its first-use self-check disagrees with the fp32 kernel (forced
 // here by ROCFORGE_GPU_MC_FAULT=1, which spoils one product of the check), matmul_mc declines from
-// then on and matmul_f16 without a BLAS (ROCFORGE_GPU_BLAS=0) still gives the right product through
-// the fp32 kernel. Runs as its own ctest, gpu_matmul_mc_fault, since the check runs once a process.
+// then on and matmul_f16 without a BLAS or the own f16 GEMM (ROCFORGE_GPU_BLAS=0,
+// ROCFORGE_GPU_HGEMM=0) still gives the right product through the fp32 kernel. Runs as its own ctest, gpu_matmul_mc_fault, since the check runs once a process.
 TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
   const char* fault = std::getenv("ROCFORGE_GPU_MC_FAULT");
   if (!fault || std::string(fault) != "1")
@@ -231,8 +231,8 @@ TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
 }
 
 // The vendor BLAS's guard: when its first-use check disagrees with the fp32 kernel (forced by
-// ROCFORGE_GPU_BLAS_FAULT=1), matmul_f16 serves through its own kernels (matmul_mc, else the fp32
-// tiles) and stays right. Runs as its own ctest, gpu_blas_fault (the check runs once a process); 70
+// ROCFORGE_GPU_BLAS_FAULT=1), matmul_f16 serves through its own kernels (hgemm on f16 slices, else
+// matmul_mc, else the fp32 tiles) and stays right. Runs as its own ctest, gpu_blas_fault (the check runs once a process); 70
 // tokens, past the small-batch kernel, so the BLAS path is the one asked.
 TEST(BlasSelfCheck, AFailedCheckFallsBackToTheOwnKernels) {
   const char* fault = std::getenv("ROCFORGE_GPU_BLAS_FAULT");

@@ -86,6 +86,15 @@ TEST(GpuRepack, Group8LayoutsMatchGgufLayoutInEveryKernel) {
         run("matmul_f16", [&](uint32_t t, const void* p, float* y) {
           return api.matmul_f16(t, p, rb, dx->as<float>(), y, rows, cols, T, nullptr);
         }, static_cast<size_t>(rows) * T);
+        // The prompt GEMMs that serve without a vendor BLAS, where this device has them (-1: not).
+        for (auto gemm : {api.matmul_hgemm, api.matmul_mc}) {
+          const size_t n = static_cast<size_t>(rows) * T;
+          DeviceBuffer probe(*gpu, n * sizeof(float));
+          if (gemm(plain, dw->get(), rb, dx->as<float>(), probe.as<float>(), rows, cols, T, nullptr) < 0) continue;
+          run(gemm == api.matmul_hgemm ? "matmul_hgemm" : "matmul_mc", [&](uint32_t t, const void* p, float* y) {
+            return gemm(t, p, rb, dx->as<float>(), y, rows, cols, T, nullptr);
+          }, n);
+        }
         const std::vector<int32_t> tokens = {rows - 1, 0, rows / 2};
         auto dt = to_device(*gpu, tokens);
         run("embed", [&](uint32_t t, const void* p, float* y) {

@@ -1,0 +1,179 @@
+// The backend's own f16 GEMM on dequantized slices (hgemm.hip through matmul_f16.hip's slices: what
+// prompts run on where no vendor BLAS serves, AMD's usual case): every weight format against the
+// exact product of the dequantized weights, partial tiles of tokens (128 a tile), rows (128) and k
+// (32 a step), strided plain rows (the F16 operand used in place), several slices, and its guard.
+// Fresh random inputs each run.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gpu_test_support.h"
+#include "gpu_test_weights.h"
+#include "rocforge/ggml_type.h"
+#include "rocforge/quant.h"
+
+namespace rocforge::test {
+namespace {
+
+// Whether this device must serve the own GEMM: every sm_80+ NVIDIA card has the matrix unit it uses.
+bool must_serve(const device::GpuBackend& gpu) {
+  rf_gpu_device_info info{};
+  gpu.check(gpu.api().device_info(0, &info), "device info");
+  return std::string(gpu.api().backend_name) == "cuda" && info.cc_major >= 8;
+}
+
+// y [n_tok][rows] against X W^T of the dequantized rows (row_stride bytes apart in w), in double, within
+// the f16 rounding of W and X (each < 2^-11 relative): 2e-3 of sum |w x| plus 1e-5.
+void expect_product(GgmlType t, const std::vector<uint8_t>& w, size_t row_stride, const std::vector<float>& x,
+                    const std::vector<float>& y, int rows, int cols, int n_tok) {
+  std::vector<float> wf(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    quant::dequantize_row(t, w.data() + static_cast<size_t>(r) * row_stride, wf.data() + static_cast<size_t>(r) * cols,
+                          cols);
+  for (int tk = 0; tk < n_tok; ++tk)
+    for (int r = 0; r < rows; ++r) {
+      double ref = 0, mag = 0;
+      for (int c = 0; c < cols; ++c) {
+        const double p = static_cast<double>(wf[static_cast<size_t>(r) * cols + c]) * x[static_cast<size_t>(tk) * cols + c];
+        ref += p;
+        mag += std::fabs(p);
+      }
+      const float got = y[static_cast<size_t>(tk) * rows + r];
+      ASSERT_TRUE(std::isfinite(got)) << "token " << tk << " row " << r;
+      ASSERT_NEAR(got, ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
+    }
+}
+
+// rows x cols weights of type t, each row padded to row_stride bytes (the padding random too).
+std::vector<uint8_t> strided_weights(GgmlType t, int rows, int cols, size_t row_stride, std::mt19937& rng) {
+  const size_t rb = quant::row_bytes(t, cols);
+  const auto packed = random_weights(t, rows, cols, rng, false);
+  std::vector<uint8_t> w(static_cast<size_t>(rows) * row_stride);
+  for (auto& b : w) b = static_cast<uint8_t>(rng());
+  for (int r = 0; r < rows; ++r) std::copy_n(packed.data() + r * rb, rb, w.data() + static_cast<size_t>(r) * row_stride);
+  return w;
+}
+
+// One call of matmul_hgemm checked against the product; false (with a skip) where it does not serve.
+bool run_and_check(const device::GpuBackend& gpu, GgmlType t, int rows, int cols, int n_tok, size_t row_stride,
+                   std::mt19937& rng) {
+  SCOPED_TRACE(std::string(ggml_type_name(t)) + " rows " + std::to_string(rows) + " cols " + std::to_string(cols) +
+               " tokens " + std::to_string(n_tok) + " stride " + std::to_string(row_stride));
+  const auto w = strided_weights(t, rows, cols, row_stride, rng);
+  const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+  auto dw = to_device(gpu, w);
+  auto dx = to_device(gpu, x);
+  DeviceBuffer dy(gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+  dy.poison();
+  const int rc = gpu.api().matmul_hgemm(static_cast<uint32_t>(t), dw->get(), row_stride, dx->as<float>(),
+                                        dy.as<float>(), rows, cols, n_tok, nullptr);
+  if (rc < 0) {
+    EXPECT_FALSE(must_serve(gpu)) << "an sm_80+ NVIDIA device must serve the own f16 GEMM";
+    return false;
+  }
+  gpu.check(rc, "matmul_hgemm");
+  expect_product(t, w, row_stride, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
+  return !::testing::Test::HasFailure();
+}
+
+const GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,
+                             GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,   GgmlType::Q3_K,
+                             GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                             GgmlType::MXFP4};
+
+// 300 rows (two whole row tiles and a partial one), token counts on both sides of a 128-token tile,
+// and a k that ends in a partial 32-column step where the format allows (plain rows: 264 columns).
+TEST(Hgemm, EveryFormatMatchesDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (GgmlType t : kFormats) {
+    const int be = static_cast<int>(ggml_type_traits(t).block_elems);
+    const int cols = be == 1 ? 264 : be == 32 ? 416 : 768;
+    for (int n_tok : {1, 70, 200}) {
+      if (!run_and_check(*gpu, t, 300, cols, n_tok, quant::row_bytes(t, cols), rng)) {
+        if (::testing::Test::HasFailure()) return;
+        GTEST_SKIP() << "the own f16 GEMM does not serve this device";
+      }
+    }
+  }
+}
+
+// Plain rows further apart than their bytes: F16 is multiplied in place (its rows are the GEMM's
+// operand, lda = stride / 2), F32 and BF16 through the slices; and a stride that is not a multiple
+// of 16 bytes, which the F16 operand cannot take in place (sliced instead).
+TEST(Hgemm, StridedPlainRowsMatchDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (GgmlType t : {GgmlType::F16, GgmlType::F32, GgmlType::BF16}) {
+    for (size_t extra : {48, 8}) {
+      const int cols = 136;
+      if (!run_and_check(*gpu, t, 131, cols, 150, quant::row_bytes(t, cols) + extra, rng)) {
+        if (::testing::Test::HasFailure()) return;
+        GTEST_SKIP() << "the own f16 GEMM does not serve this device";
+      }
+    }
+  }
+}
+
+// Rows beyond one slice of dequantized weights (32M elements: 1024 rows of 32768 columns): the
+// slices' products land at their own rows.
+TEST(Hgemm, SeveralSlicesMatchDequantizedProduct) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const GgmlType t = GgmlType::Q4_0;
+  const int cols = 32768;
+  if (!run_and_check(*gpu, t, 1100, cols, 3, quant::row_bytes(t, cols), rng) && !::testing::Test::HasFailure())
+    GTEST_SKIP() << "the own f16 GEMM does not serve this device";
+}
+
+// Rows whose length is not a multiple of 8 elements: not served (-1, nothing launched); matmul_f16
+// takes another path for them.
+TEST(Hgemm, DeclinesRowsOfOddLength) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  DeviceBuffer w(*gpu, 100 * 2 * 4), x(*gpu, 100 * 4 * 3), y(*gpu, 4 * 3 * 4);
+  EXPECT_EQ(gpu->api().matmul_hgemm(static_cast<uint32_t>(GgmlType::F16), w.get(), 200, x.as<float>(), y.as<float>(),
+                                    4, 100, 3, nullptr),
+            -1);
+}
+
+// The guard: when the first-use check disagrees with the fp32 kernel (forced by
+// ROCFORGE_GPU_HGEMM_FAULT=1, which spoils one product of the check), matmul_hgemm declines from then
+// on and matmul_f16 without a BLAS (ROCFORGE_GPU_BLAS=0) still gives the right product, through
+// matmul_mc or the fp32 tiles. Runs as its own ctest, gpu_hgemm_fault: the check runs once a process.
+TEST(HgemmSelfCheck, AFailedCheckFallsBackToTheOtherKernels) {
+  const char* fault = std::getenv("ROCFORGE_GPU_HGEMM_FAULT");
+  if (!fault || std::string(fault) != "1") GTEST_SKIP() << "runs as ctest gpu_hgemm_fault (ROCFORGE_GPU_HGEMM_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const GgmlType t = GgmlType::Q4_K;
+  const int rows = 150, cols = 512, n_tok = 70;
+  const auto w = random_weights(t, rows, cols, rng, false);
+  const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
+  auto dw = to_device(*gpu, w);
+  auto dx = to_device(*gpu, x);
+  DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+  const size_t rb = quant::row_bytes(t, cols);
+  EXPECT_EQ(gpu->api().matmul_hgemm(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
+                                    cols, n_tok, nullptr),
+            -1);
+  dy.poison();
+  gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
+                                   cols, n_tok, nullptr),
+             "matmul_f16");
+  expect_product(t, w, rb, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
+}
+
+}  // namespace
+}  // namespace rocforge::test
