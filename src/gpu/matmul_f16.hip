@@ -20,6 +20,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "gpu/gemm_check.h"
 #include "gpu/kernels.h"
@@ -186,6 +187,7 @@ struct DeviceBlas {
   BlasHandle handle = nullptr;
   void* scratch = nullptr;
   size_t bytes = 0;
+  std::vector<void*> retired;  // outgrown scratches: a captured graph may still use them
   int state = 0;
   int own = 0;
 };
@@ -230,14 +232,23 @@ int sliced_product(DeviceBlas& d, const SliceGemm& gemm, uint32_t type, const vo
     const size_t w_elems = direct ? 0 : static_cast<size_t>(slice_rows) * cols;
     const size_t need = ((w_elems + 127) / 128 * 128 + x_elems) * sizeof(uint16_t) + 256;
     if (d.bytes < need) {
-      if (d.scratch) (void)hipFree(d.scratch);
-      d.scratch = nullptr;
-      d.bytes = 0;
-      if (hipMalloc(&d.scratch, need) != hipSuccess) {
+      // A decode step of more sequences than matmul_mma takes runs here inside a captured graph, which
+      // keeps the scratch's address: a smaller scratch is never freed (it only grows, at warm-up for
+      // the largest batch), and none is allocated while capturing (the caller's fallback serves).
+      hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+      if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) {
+        (void)hipGetLastError();
+        rc = -1;
+        return;
+      }
+      void* grown = nullptr;
+      if (hipMalloc(&grown, need) != hipSuccess) {
         (void)hipGetLastError();
         rc = -1;  // no room for the f16 copy
         return;
       }
+      if (d.scratch) d.retired.push_back(d.scratch);
+      d.scratch = grown;
       d.bytes = need;
     }
     auto* wh = static_cast<uint16_t*>(d.scratch);
