@@ -199,8 +199,6 @@ __global__ void RF_HGEMM_BOUNDS(P)
 #endif
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // One kernel (pipeline and tile shape) and what the launcher needs of it.
 struct Shape {
   int tt, tr, threads;

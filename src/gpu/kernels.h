@@ -15,6 +15,8 @@ int env_int(const char* name, int fallback);
 
 // Records a printf-style message as the calling thread's last error; returns 1.
 int fail(const char* fmt, ...);
+// Whether p is 16-byte aligned (the vector loads and copies of the GEMM and matvec kernels).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 // 0 if e is hipSuccess, else records "<what>: <runtime message>" and returns 1.
 int check(hipError_t e, const char* what);
 // Wave width of the current device (cached per device).

@@ -84,8 +84,6 @@ __global__ void __launch_bounds__(kThreads) matmul_kernel(const uint8_t* __restr
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
 int matmul(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,

@@ -208,8 +208,6 @@ struct SliceGemm {
   }
 };
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // The product on dequantized f16 slices through `gemm` (device d's mutex held): 0, an error code, or
 // -1 where the scratch cannot be had (the caller then takes another path).
 int sliced_product(DeviceBlas& d, const SliceGemm& gemm, uint32_t type, const void* w, size_t row_stride,
@@ -279,27 +277,31 @@ int sliced_product(DeviceBlas& d, const SliceGemm& gemm, uint32_t type, const vo
 
 namespace {
 
-// Whether the BLAS serves on device d (mutex held): 1 yes, -1 no, 0 not decided (its check cannot run
-// while `s` is captured into a graph). Makes the handle and runs the check on first use.
+// Runs a sliced path's first-use check on device d (mutex held): 1 it serves, -1 it does not (stderr
+// says why), 0 not decided (the check synchronises the stream, which a graph being captured cannot:
+// another path serves the capture, and a later uncaptured call checks). `fault_env` is the test hook
+// that spoils one product of the check (ctests gpu_blas_fault, gpu_hgemm_fault).
+int run_check(DeviceBlas& d, const SliceGemm& g, const char* name, const char* fault_env, hipStream_t s) {
+  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
+  char why[160] = "";
+  auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
+                  hipStream_t q) { return sliced_product(d, g, t, cw, stride, cx, cy, r, c, n, q); };
+  const int r = gemm_exact_check(s, gemm, env_int(fault_env, 0) != 0, why, sizeof why);
+  if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", name, why);
+  if (r < 0) std::fprintf(stderr, "rocforge: the check of %s could not run; not used\n", name);
+  return r == 0 ? 1 : -1;
+}
+
+// Whether the BLAS serves on device d (mutex held): 1 yes, -1 no, 0 not decided. Makes the handle and
+// runs the check on first use.
 int blas_ready(DeviceBlas& d, const Blas& b, hipStream_t s) {
   if (d.state != 0) return d.state;
   if (!d.handle && b.create(&d.handle) != 0) {
     d.handle = nullptr;
     return d.state = -1;
   }
-  // The check synchronises the stream, which a graph being captured cannot: the own kernels serve the
-  // capture, and a later uncaptured call checks.
-  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
-  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
-  char why[160] = "";
-  const SliceGemm g{&b, d.handle};
-  auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
-                  hipStream_t q) { return sliced_product(d, g, t, cw, stride, cx, cy, r, c, n, q); };
-  // Test hook: ROCFORGE_GPU_BLAS_FAULT=1 spoils one product of the check (ctest gpu_blas_fault).
-  const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_BLAS_FAULT", 0) != 0, why, sizeof why);
-  if (r == 1) std::fprintf(stderr, "rocforge: %s disagrees with the fp32 kernel (%s); not used\n", kBlasName, why);
-  if (r < 0) std::fprintf(stderr, "rocforge: %s's check could not run; not used\n", kBlasName);
-  return d.state = r == 0 ? 1 : -1;
+  return d.state = run_check(d, SliceGemm{&b, d.handle}, kBlasName, "ROCFORGE_GPU_BLAS_FAULT", s);
 }
 
 // The same for hgemm.hip's kernel on dequantized slices, which serves where no BLAS does:
@@ -307,17 +309,7 @@ int blas_ready(DeviceBlas& d, const Blas& b, hipStream_t s) {
 int own_ready(DeviceBlas& d, hipStream_t s) {
   if (d.own != 0) return d.own;
   if (env_int("ROCFORGE_GPU_HGEMM", 1) == 0 || !device_has_matrix_unit()) return d.own = -1;
-  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
-  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
-  char why[160] = "";
-  const SliceGemm g{nullptr, nullptr};
-  auto gemm = [&](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
-                  hipStream_t q) { return sliced_product(d, g, t, cw, stride, cx, cy, r, c, n, q); };
-  // Test hook: ROCFORGE_GPU_HGEMM_FAULT=1 spoils one product of the check (ctest gpu_hgemm_fault).
-  const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_HGEMM_FAULT", 0) != 0, why, sizeof why);
-  if (r == 1) std::fprintf(stderr, "rocforge: the f16 GEMM (hgemm) disagrees with the fp32 kernel (%s); not used\n", why);
-  if (r < 0) std::fprintf(stderr, "rocforge: the f16 GEMM's (hgemm) check could not run; not used\n");
-  return d.own = r == 0 ? 1 : -1;
+  return d.own = run_check(d, SliceGemm{nullptr, nullptr}, "the f16 GEMM (hgemm)", "ROCFORGE_GPU_HGEMM_FAULT", s);
 }
 
 }  // namespace

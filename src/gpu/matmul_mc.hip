@@ -178,8 +178,6 @@ __global__ void __launch_bounds__(kThreads, 1) matmul_mc_kernel(const uint8_t* _
 #endif
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 int launch(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,
            hipStream_t s) {
   int rc = 0;

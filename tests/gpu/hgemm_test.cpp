@@ -1,13 +1,13 @@
 // The backend's own f16 GEMM on dequantized slices (hgemm.hip through matmul_f16.hip's slices: what
 // prompts run on where no vendor BLAS serves, AMD's usual case): every weight format against the
 // exact product of the dequantized weights, partial tiles of tokens (128 a tile), rows (128) and k
-// (32 a step), strided plain rows (the F16 operand used in place), several slices, and its guard.
+// (32 a step), strided plain rows (the F16 operand used in place) and several slices. (Its guard is
+// tested beside matmul_mc's, in quant_kernels_test.cpp.)
 // Fresh random inputs each run.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -58,8 +58,21 @@ std::vector<uint8_t> strided_weights(GgmlType t, int rows, int cols, size_t row_
   return w;
 }
 
-// One call of matmul_hgemm checked against the product; false (with a skip) where it does not serve.
-bool run_and_check(const device::GpuBackend& gpu, GgmlType t, int rows, int cols, int n_tok, size_t row_stride,
+// Whether matmul_hgemm serves this device (one small F16 product); an sm_80+ NVIDIA card must.
+bool hgemm_serves(const device::GpuBackend& gpu) {
+  DeviceBuffer w(gpu, 8 * 8 * 2), x(gpu, 8 * 4), y(gpu, 8 * 4);
+  w.zero();
+  x.zero();
+  const int rc = gpu.api().matmul_hgemm(static_cast<uint32_t>(GgmlType::F16), w.get(), 16, x.as<float>(),
+                                        y.as<float>(), 8, 8, 1, nullptr);
+  if (rc < 0) {
+    EXPECT_FALSE(must_serve(gpu)) << "an sm_80+ NVIDIA device must serve the own f16 GEMM";
+  }
+  return rc >= 0;
+}
+
+// One call of matmul_hgemm on fresh random inputs, checked against the product.
+void check_product(const device::GpuBackend& gpu, GgmlType t, int rows, int cols, int n_tok, size_t row_stride,
                    std::mt19937& rng) {
   SCOPED_TRACE(std::string(ggml_type_name(t)) + " rows " + std::to_string(rows) + " cols " + std::to_string(cols) +
                " tokens " + std::to_string(n_tok) + " stride " + std::to_string(row_stride));
@@ -71,13 +84,9 @@ bool run_and_check(const device::GpuBackend& gpu, GgmlType t, int rows, int cols
   dy.poison();
   const int rc = gpu.api().matmul_hgemm(static_cast<uint32_t>(t), dw->get(), row_stride, dx->as<float>(),
                                         dy.as<float>(), rows, cols, n_tok, nullptr);
-  if (rc < 0) {
-    EXPECT_FALSE(must_serve(gpu)) << "an sm_80+ NVIDIA device must serve the own f16 GEMM";
-    return false;
-  }
+  ASSERT_GE(rc, 0) << "matmul_hgemm declined a shape it serves";
   gpu.check(rc, "matmul_hgemm");
   expect_product(t, w, row_stride, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
-  return !::testing::Test::HasFailure();
 }
 
 const GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,
@@ -92,15 +101,12 @@ TEST(Hgemm, EveryFormatMatchesDequantizedProduct) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
+  if (!hgemm_serves(*gpu)) GTEST_SKIP() << "the own f16 GEMM does not serve this device";
   for (GgmlType t : kFormats) {
     const int be = static_cast<int>(ggml_type_traits(t).block_elems);
     const int cols = be == 1 ? 264 : be == 32 ? 416 : 768;
-    for (int n_tok : {1, 70, 200}) {
-      if (!run_and_check(*gpu, t, 300, cols, n_tok, quant::row_bytes(t, cols), rng)) {
-        if (::testing::Test::HasFailure()) return;
-        GTEST_SKIP() << "the own f16 GEMM does not serve this device";
-      }
-    }
+    for (int n_tok : {1, 70, 200})
+      ASSERT_NO_FATAL_FAILURE(check_product(*gpu, t, 300, cols, n_tok, quant::row_bytes(t, cols), rng));
   }
 }
 
@@ -112,15 +118,11 @@ TEST(Hgemm, StridedPlainRowsMatchDequantizedProduct) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
-  for (GgmlType t : {GgmlType::F16, GgmlType::F32, GgmlType::BF16}) {
-    for (size_t extra : {48, 8}) {
-      const int cols = 136;
-      if (!run_and_check(*gpu, t, 131, cols, 150, quant::row_bytes(t, cols) + extra, rng)) {
-        if (::testing::Test::HasFailure()) return;
-        GTEST_SKIP() << "the own f16 GEMM does not serve this device";
-      }
-    }
-  }
+  if (!hgemm_serves(*gpu)) GTEST_SKIP() << "the own f16 GEMM does not serve this device";
+  const int cols = 136;
+  for (GgmlType t : {GgmlType::F16, GgmlType::F32, GgmlType::BF16})
+    for (size_t extra : {48, 8})
+      ASSERT_NO_FATAL_FAILURE(check_product(*gpu, t, 131, cols, 150, quant::row_bytes(t, cols) + extra, rng));
 }
 
 // Rows beyond one slice of dequantized weights (32M elements: 1024 rows of 32768 columns): the
@@ -130,10 +132,10 @@ TEST(Hgemm, SeveralSlicesMatchDequantizedProduct) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
+  if (!hgemm_serves(*gpu)) GTEST_SKIP() << "the own f16 GEMM does not serve this device";
   const GgmlType t = GgmlType::Q4_0;
   const int cols = 32768;
-  if (!run_and_check(*gpu, t, 1100, cols, 3, quant::row_bytes(t, cols), rng) && !::testing::Test::HasFailure())
-    GTEST_SKIP() << "the own f16 GEMM does not serve this device";
+  check_product(*gpu, t, 1100, cols, 3, quant::row_bytes(t, cols), rng);
 }
 
 // Rows whose length is not a multiple of 8 elements: not served (-1, nothing launched); matmul_f16
@@ -144,35 +146,6 @@ TEST(Hgemm, DeclinesRowsOfOddLength) {
   EXPECT_EQ(gpu->api().matmul_hgemm(static_cast<uint32_t>(GgmlType::F16), w.get(), 200, x.as<float>(), y.as<float>(),
                                     4, 100, 3, nullptr),
             -1);
-}
-
-// The guard: when the first-use check disagrees with the fp32 kernel (forced by
-// ROCFORGE_GPU_HGEMM_FAULT=1, which spoils one product of the check), matmul_hgemm declines from then
-// on and matmul_f16 without a BLAS (ROCFORGE_GPU_BLAS=0) still gives the right product, through
-// matmul_mc or the fp32 tiles. Runs as its own ctest, gpu_hgemm_fault: the check runs once a process.
-TEST(HgemmSelfCheck, AFailedCheckFallsBackToTheOtherKernels) {
-  const char* fault = std::getenv("ROCFORGE_GPU_HGEMM_FAULT");
-  if (!fault || std::string(fault) != "1") GTEST_SKIP() << "runs as ctest gpu_hgemm_fault (ROCFORGE_GPU_HGEMM_FAULT=1)";
-  ROCFORGE_REQUIRE_GPU(gpu);
-  const uint32_t seed = fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937 rng(seed);
-  const GgmlType t = GgmlType::Q4_K;
-  const int rows = 150, cols = 512, n_tok = 70;
-  const auto w = random_weights(t, rows, cols, rng, false);
-  const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
-  auto dw = to_device(*gpu, w);
-  auto dx = to_device(*gpu, x);
-  DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
-  const size_t rb = quant::row_bytes(t, cols);
-  EXPECT_EQ(gpu->api().matmul_hgemm(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
-                                    cols, n_tok, nullptr),
-            -1);
-  dy.poison();
-  gpu->check(gpu->api().matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), dy.as<float>(), rows,
-                                   cols, n_tok, nullptr),
-             "matmul_f16");
-  expect_product(t, w, rb, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
 }
 
 }  // namespace

@@ -205,29 +205,45 @@ TEST_P(QuantKernels, MatmulMcMatchesDequantizedProduct) {
   }
 }
 
-// The matrix-unit GEMM's guard: when its first-use self-check disagrees with the fp32 kernel (forced
-// here by ROCFORGE_GPU_MC_FAULT=1, which spoils one product of the check), matmul_mc declines from
-// then on and matmul_f16 without a BLAS or the own f16 GEMM (ROCFORGE_GPU_BLAS=0,
-// ROCFORGE_GPU_HGEMM=0) still gives the right product through the fp32 kernel. Runs as its own ctest, gpu_matmul_mc_fault, since the check runs once a process.
-TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
-  const char* fault = std::getenv("ROCFORGE_GPU_MC_FAULT");
-  if (!fault || std::string(fault) != "1")
-    GTEST_SKIP() << "runs as ctest gpu_matmul_mc_fault (ROCFORGE_GPU_MC_FAULT=1)";
-  ROCFORGE_REQUIRE_GPU(gpu);
+// A GEMM path's guard: when its first-use check disagrees with the fp32 kernel (forced by a test hook
+// that spoils one product of the check), `entry` declines from then on (-1, nothing launched) and
+// matmul_f16 without a vendor BLAS still gives the right product through the paths below it. Each
+// runs as its own ctest, since the check runs once a process.
+using GemmEntry = int (*)(uint32_t, const void*, size_t, const float*, float*, int, int, int, rf_stream);
+void expect_declined_and_matmul_f16_right(const device::GpuBackend& gpu, GemmEntry entry) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   const GgmlType t = GgmlType::Q4_K;
   const int rows = 150, cols = 512, n_tok = 70;
   const auto w = random_weights(t, rows, cols, rng, false);
-  auto dw = to_device(*gpu, w);
+  auto dw = to_device(gpu, w);
   const auto x = random_floats(rng, static_cast<size_t>(n_tok) * cols);
-  auto dx = to_device(*gpu, x);
-  DeviceBuffer dy(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
-  EXPECT_EQ(gpu->api().matmul_mc(static_cast<uint32_t>(t), dw->get(), quant::row_bytes(t, cols), dx->as<float>(),
-                                 dy.as<float>(), rows, cols, n_tok, nullptr),
+  auto dx = to_device(gpu, x);
+  DeviceBuffer dy(gpu, static_cast<size_t>(n_tok) * rows * sizeof(float));
+  EXPECT_EQ(entry(static_cast<uint32_t>(t), dw->get(), quant::row_bytes(t, cols), dx->as<float>(), dy.as<float>(), rows,
+                  cols, n_tok, nullptr),
             -1);
-  ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(*gpu, t, w, *dw, rows, cols, n_tok, rng));
+  ASSERT_NO_FATAL_FAILURE(expect_matmul_f16_product(gpu, t, w, *dw, rows, cols, n_tok, rng));
+}
+
+// matmul_mc's (ROCFORGE_GPU_MC_FAULT=1, ctest gpu_matmul_mc_fault, with ROCFORGE_GPU_BLAS=0 and
+// ROCFORGE_GPU_HGEMM=0): matmul_f16 then serves through the fp32 kernel.
+TEST(MatmulMcSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
+  const char* fault = std::getenv("ROCFORGE_GPU_MC_FAULT");
+  if (!fault || std::string(fault) != "1")
+    GTEST_SKIP() << "runs as ctest gpu_matmul_mc_fault (ROCFORGE_GPU_MC_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  expect_declined_and_matmul_f16_right(*gpu, gpu->api().matmul_mc);
+}
+
+// The own f16 GEMM's (hgemm on slices; ROCFORGE_GPU_HGEMM_FAULT=1, ctest gpu_hgemm_fault, with
+// ROCFORGE_GPU_BLAS=0): matmul_f16 then serves through matmul_mc or the fp32 tiles.
+TEST(HgemmSelfCheck, AFailedCheckFallsBackToTheOtherKernels) {
+  const char* fault = std::getenv("ROCFORGE_GPU_HGEMM_FAULT");
+  if (!fault || std::string(fault) != "1") GTEST_SKIP() << "runs as ctest gpu_hgemm_fault (ROCFORGE_GPU_HGEMM_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  expect_declined_and_matmul_f16_right(*gpu, gpu->api().matmul_hgemm);
 }
 
 // The vendor BLAS's guard: when its first-use check disagrees with the fp32 kernel (forced by
