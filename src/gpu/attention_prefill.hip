@@ -1,8 +1,7 @@
 // attention_prefill.hip - causal attention of a prompt chunk over the paged F16 or Q8_0 KV cache
 // (the chunk's own K/V already stored), flash-style with an online softmax. GQA/MQA: query head h
 // reads KV head h / (n_head / n_kv_head) straight from the shared pool.
-#include "gpu/kernels.h"
-#include "gpu/kv_layout.h"
+#include "gpu/attention_prefill.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -72,20 +71,6 @@ __global__ void prefill_kernel(const float* __restrict__ q, const void* __restri
 // an online softmax. Keys past a row's
 // position score -inf; staged slots past the range are zero (no NaN from stale bytes).
 constexpr int kTileQ = 64, kTileK = 64, kTiledThreads = 256;
-
-// 8 values as 8 halves in one 16-byte word (the tile's f16 layout).
-__device__ inline uint4 halves8(const float (&f)[8]) {
-  uint32_t w[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) w[j] = rf_float_to_half(f[2 * j]) | static_cast<uint32_t>(rf_float_to_half(f[2 * j + 1])) << 16;
-  return make_uint4(w[0], w[1], w[2], w[3]);
-}
-__device__ inline uint4 tile_word(const KvF16::Raw8& r) { return r.w; }
-__device__ inline uint4 tile_word(const KvQ8::Raw8& r) {
-  float f[8];
-  KvQ8::unpack8(r, f);
-  return halves8(f);
-}
 
 template <int D, class Kv>
 __global__ void __launch_bounds__(kTiledThreads)
@@ -190,29 +175,51 @@ __global__ void __launch_bounds__(kTiledThreads)
 
 }  // namespace
 
+int launch_prefill_tiled(const float* q, const void* k_pool, const void* v_pool, const int32_t* table, int pos0,
+                         int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
+                         float* out, hipStream_t s) {
+  // The tiled kernel reads K/V rows as 16-byte groups: pools 16-byte aligned (cudaMalloc'd).
+  const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
+  if (!aligned || (head_dim != 64 && head_dim != 128)) return -1;
+  const bool q8 = kv_type == RF_KV_Q8_0;
+  const dim3 grid((n_tok + kTileQ - 1) / kTileQ, n_head);
+  auto tiled = [&](auto kernel) {
+    kernel<<<grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, table, pos0, n_tok, n_head, n_kv_head, block_size, scale,
+                                          out);
+    return check(hipGetLastError(), "attn_prefill (tiled)");
+  };
+  if (head_dim == 128) return q8 ? tiled(prefill_tiled_kernel<128, KvQ8>) : tiled(prefill_tiled_kernel<128, KvF16>);
+  return q8 ? tiled(prefill_tiled_kernel<64, KvQ8>) : tiled(prefill_tiled_kernel<64, KvF16>);
+}
+
 int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
                  float* out, hipStream_t s) {
   if (int rc = check_heads("attn_prefill", n_head, n_kv_head, head_dim, block_size)) return rc;
   if (int rc = check_kv_type("attn_prefill", kv_type, head_dim, block_size, n_kv_head)) return rc;
-  const bool q8 = kv_type == RF_KV_Q8_0;
   if (n_tok < 0 || pos0 < 0) return fail("attn_prefill: bad range (pos0 %d, tokens %d)", pos0, n_tok);
   if (n_tok == 0) return 0;
-  const dim3 tiled_grid((n_tok + kTileQ - 1) / kTileQ, n_head);
-  // The tiled kernel reads K/V rows as 16-byte groups: pools 16-byte aligned (cudaMalloc'd).
+  // The matrix units where the device has them and their kernel passed its check (head_dim 64 / 128,
+  // aligned pools), else the tiled fp32 kernel, else one wave per row (any head size).
   const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
-  auto tiled = [&](auto kernel) {
-    kernel<<<tiled_grid, kTiledThreads, 0, s>>>(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head,
-                                                block_size, scale, out);
-    return check(hipGetLastError(), "attn_prefill (tiled)");
-  };
-  if (aligned && head_dim == 128) return q8 ? tiled(prefill_tiled_kernel<128, KvQ8>) : tiled(prefill_tiled_kernel<128, KvF16>);
-  if (aligned && head_dim == 64) return q8 ? tiled(prefill_tiled_kernel<64, KvQ8>) : tiled(prefill_tiled_kernel<64, KvF16>);
+  if (aligned && (head_dim == 64 || head_dim == 128) && prefill_mma_ready(s) > 0)
+    return launch_prefill_mma(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size,
+                              kv_type, scale, out, s);
+  if (const int rc = launch_prefill_tiled(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim,
+                                          block_size, kv_type, scale, out, s);
+      rc >= 0)
+    return rc;
+  const bool q8 = kv_type == RF_KV_Q8_0;
   const int waves = 256 / wave_size();
   const size_t rows = static_cast<size_t>(n_tok) * n_head;
   (q8 ? prefill_kernel<KvQ8> : prefill_kernel<KvF16>)<<<static_cast<unsigned>((rows + waves - 1) / waves), 256, 0, s>>>(
       q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size, scale, out);
   return check(hipGetLastError(), "attn_prefill");
+}
+
+const char* prompt_attention(hipStream_t s) {
+  const int r = prefill_mma_ready(s);
+  return r > 0 ? "matrix units" : r < 0 ? "fp32 tiles" : "undecided";
 }
 
 }  // namespace rocforge::gpu

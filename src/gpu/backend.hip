@@ -329,6 +329,7 @@ int k_matmul_mc(uint32_t t, const void* w, size_t rs, const float* x, float* y, 
   return matmul_mc(t, w, rs, x, y, rows, cols, n_tok, st(s));
 }
 const char* k_prompt_gemm(rf_stream s) { return prompt_gemm(st(s)); }
+const char* k_prompt_attention(rf_stream s) { return prompt_attention(st(s)); }
 int k_matmul_hgemm(uint32_t t, const void* w, size_t rs, const float* x, float* y, int rows, int cols, int n_tok,
                    rf_stream s) {
   return matmul_hgemm(t, w, rs, x, y, rows, cols, n_tok, st(s));
@@ -349,6 +350,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
     k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm, k_matmul_hgemm,
+    k_prompt_attention,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 20u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 21u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -325,6 +325,11 @@ struct rf_gpu_api {
   // cols % 8 != 0, its first-use check against `matmul` failed or no scratch could be had.
   int (*matmul_hgemm)(uint32_t type, const void* d_w, size_t row_stride, const float* d_x, float* d_y, int rows,
                       int cols, int n_tok, rf_stream s);
+
+  // ---- v21. The kernel attn_prefill runs on the current device for head sizes 64 and 128, decided
+  // now where it is not yet (the matrix-unit kernel's first-use check runs, synchronising s; not while
+  // s is being captured): "matrix units", "fp32 tiles" or "undecided".
+  const char* (*prompt_attention)(rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -45,6 +45,14 @@ inline hipError_t rf_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t 
 __device__ inline float rf_half_to_float(uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __builtin_bit_cast(uint16_t, static_cast<_Float16>(f)); }
 
+// One wave's shared-memory writes visible to its other lanes (a wave runs in lockstep: the fences
+// keep the compiler and the LDS counters in order).
+__device__ inline void rf_wave_sync() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+  __builtin_amdgcn_wave_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+}
+
 #else
 // ---------------------------------------------------------------- NVIDIA / CUDA (nvcc)
 #include <cuda_fp16.h>
@@ -128,6 +136,7 @@ __device__ inline int rf_shfl_up(int v, int delta) { return __shfl_up_sync(0xfff
 
 __device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
+__device__ inline void rf_wave_sync() { __syncwarp(); }
 
 // Programmatic dependent launch (sm_90+). A kernel started by rf_launch may begin while the kernel
 // before it in the stream is still draining: its blocks get resident early, may prefetch what no

@@ -149,6 +149,10 @@ int attn_decode_staged(const float* q, void* k_pool, void* v_pool, const int32_t
 int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
                  float* out, hipStream_t s);
+// Which kernel prompts' attention runs on the current device, deciding it now where not yet (the
+// matrix-unit kernel's check runs; not while `s` is being captured): "matrix units", "fp32 tiles" or
+// "undecided".
+const char* prompt_attention(hipStream_t s);
 // matvec_q8_multi over up to 3 parts of w's rows, each into its own output; -1 where not served here.
 int matvec_q8_multi_parts(uint32_t type, const void* w, size_t row_stride, const void* xq, int cols, int n_tok,
                           int n_parts, const int* part_rows, float* const* y, hipStream_t s);

@@ -21,6 +21,10 @@
 //   RDNA3   A: row l%16, all 16 k (both half-waves hold the same); B likewise; C: rows 2e + l/16,
 //           column l%16.
 //   RDNA4   A: row l%16, k 8(l/16) .. +7; B likewise; C: rows 8(l/16) .. +7, column l%16.
+// In every family the lanes that hold a given row of C differ only in their low log2(kRowLanes) bits
+// (NVIDIA 4 lanes, AMD 16), and whether two elements e, e' of a lane share a row does not depend on
+// the lane: row-wise reductions (attention's softmax) shuffle within those lanes. load_b_kn reads B
+// stored [k][n] instead (attention's V tile, rows = keys): the same fragment as load_b on B^T.
 // Nothing AMD runs here, so the AMD layouts are checked where they run: matmul_mc passes an exact
 // check against the fp32 tile kernel on every device before it serves (gemm_check.h).
 #pragma once
@@ -58,7 +62,7 @@ __device__ inline void rf_mma_m16n8k16(float c[4], const uint32_t a[4], uint32_t
 
 #if RF_MMA_KIND == 1
 struct MmaFrag {
-  static constexpr int kWave = 32, kC = 8;
+  static constexpr int kWave = 32, kC = 8, kRowLanes = 4;
   struct A { uint32_t r[4]; };  // f16 pairs
   struct B { uint32_t r[4]; };  // [0, 1]: columns 0-7, [2, 3]: columns 8-15
   struct C { float v[kC] = {}; };
@@ -67,6 +71,11 @@ struct MmaFrag {
   // the matrices are taken as below (one instruction where word-by-word loads took four).
   __device__ static void ldsm_x4(uint32_t r[4], const uint16_t* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(rf_smem_addr(p)));
+  }
+  __device__ static void ldsm_x4_trans(uint32_t r[4], const uint16_t* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(rf_smem_addr(p)));
   }
@@ -80,6 +89,11 @@ struct MmaFrag {
     const int i = lane / 8;
     ldsm_x4(b.r, s + (lane % 8 + 8 * (i / 2)) * ld + 8 * (i % 2));
   }
+  // B stored [k][n]: the same four matrices read transposed (k rows 0-7 / 8-15, n columns 0-7 / 8-15).
+  __device__ static void load_b_kn(B& b, const uint16_t* s, int ld, int lane) {
+    const int i = lane / 8;
+    ldsm_x4_trans(b.r, s + (lane % 8 + 8 * (i % 2)) * ld + 8 * (i / 2));
+  }
   __device__ static void mma(C& c, const A& a, const B& b) {
     for (int h = 0; h < 2; ++h) rf_mma_m16n8k16(c.v + 4 * h, a.r, b.r[2 * h], b.r[2 * h + 1]);
   }
@@ -92,7 +106,7 @@ struct MmaFrag {
 // starting at kRun * (l / 16) (RDNA3: all 16, the upper half-wave repeating the lower).
 template <int Wave, int Run, int CElems>
 struct MmaFragAmd {
-  static constexpr int kWave = Wave, kRun = Run, kC = CElems;
+  static constexpr int kWave = Wave, kRun = Run, kC = CElems, kRowLanes = 16;
   typedef _Float16 Half __attribute__((ext_vector_type(Run)));
   typedef float Acc __attribute__((ext_vector_type(CElems)));
   struct A { Half h; };
@@ -104,6 +118,12 @@ struct MmaFragAmd {
   }
   __device__ static void load_a(A& a, const uint16_t* s, int ld, int lane) { a.h = run(s, ld, lane); }
   __device__ static void load_b(B& b, const uint16_t* s, int ld, int lane) { b.h = run(s, ld, lane); }
+  // B stored [k][n]: column lane % 16, the run of k gathered one half at a time.
+  __device__ static void load_b_kn(B& b, const uint16_t* s, int ld, int lane) {
+    const uint16_t* p = s + k_of(lane) * ld + lane % 16;
+#pragma unroll
+    for (int j = 0; j < Run; ++j) b.h[j] = __builtin_bit_cast(_Float16, p[j * ld]);
+  }
   __device__ static void mma(C& c, const A& a, const B& b) {
 #if RF_MMA_KIND == 2
     c.v = __builtin_amdgcn_mfma_f32_16x16x16f16(a.h, b.h, c.v, 0, 0, 0);
@@ -129,12 +149,13 @@ using MmaFrag = MmaFragAmd<32, 8, 8>;
 #else
 // No matrix unit (and the host pass): the shape constants kernels size themselves by.
 struct MmaFrag {
-  static constexpr int kWave = 32, kC = 8;
+  static constexpr int kWave = 32, kC = 8, kRowLanes = 4;
   struct A {};
   struct B {};
   struct C { float v[kC] = {}; };
   __device__ static void load_a(A&, const uint16_t*, int, int) {}
   __device__ static void load_b(B&, const uint16_t*, int, int) {}
+  __device__ static void load_b_kn(B&, const uint16_t*, int, int) {}
   __device__ static void mma(C&, const A&, const B&) {}
   __device__ static int c_row(int, int) { return 0; }
   __device__ static int c_col(int, int) { return 0; }

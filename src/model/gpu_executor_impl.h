@@ -206,6 +206,7 @@ class GpuExecutor final : public Executor {
     // Which GEMM prompts take on this device, decided now (its checks run at load, not in the first
     // request): a user on AMD sees whether rocBLAS was found.
     log::info("GPU prompt GEMM: {}", api_.prompt_gemm(stream_));
+    log::info("GPU prompt attention: {}", api_.prompt_attention(stream_));
   }
 
   ~GpuExecutor() override {

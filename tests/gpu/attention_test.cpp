@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -512,15 +513,39 @@ TEST_P(GpuAttentionDecode, SequencesWithInt8Output) {
   }
 }
 
+// Which prefill kernel serves here: the matrix units (tensor cores, MFMA, WMMA) where the device has
+// them and their kernel passed its first-use check, else the fp32 tiles. An sm_80+ NVIDIA device must
+// use the matrix units unless they are switched off (ROCFORGE_GPU_FA_MMA=0) or the check is spoiled
+// on purpose (ROCFORGE_GPU_FA_FAULT=1).
+bool prefill_on_matrix_units(const device::GpuBackend& gpu) {
+  const std::string kind = gpu.api().prompt_attention(nullptr);
+  rf_gpu_device_info info{};
+  gpu.check(gpu.api().device_info(0, &info), "device info");
+  const char* off = std::getenv("ROCFORGE_GPU_FA_MMA");
+  const char* fault = std::getenv("ROCFORGE_GPU_FA_FAULT");
+  const bool switched_off = (off && std::string(off) == "0") || (fault && std::string(fault) == "1");
+  if (std::string(gpu.api().backend_name) == "cuda" && info.cc_major >= 8 && !switched_off) {
+    EXPECT_EQ(kind, "matrix units") << "an sm_80+ NVIDIA device must run prefill attention on the tensor cores";
+  }
+  if (switched_off) {
+    EXPECT_EQ(kind, "fp32 tiles");
+  }
+  return kind == "matrix units";
+}
+
 TEST(GpuAttention, CausalPrefillMatchesReference) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
+  const bool mma = prefill_on_matrix_units(*gpu);
+  SCOPED_TRACE(mma ? "matrix-unit kernel" : "fp32 kernels");
   for (const Layout& l : kLayouts) for (int kv_type : {RF_KV_F16, RF_KV_Q8_0}) {
     if (kv_type == RF_KV_Q8_0 && l.head_dim % 32 != 0) continue;  // refused (Q8CacheRefusesHeadsItCannotHold)
-    // 45 tokens: one query tile; 150: several query and key tiles of the tiled kernel.
-    for (auto [pos0, n_tok] : {std::pair{0, 45}, std::pair{21, 45}, std::pair{0, 150}, std::pair{37, 150}}) {
+    // 45 tokens: one query tile; 150: several query and key tiles; 70 after 130 cached positions:
+    // key tiles every row sees whole, then the causal edge.
+    for (auto [pos0, n_tok] : {std::pair{0, 45}, std::pair{21, 45}, std::pair{0, 150}, std::pair{37, 150},
+                               std::pair{130, 70}}) {
       SCOPED_TRACE(name(l) + " " + kv_name(kv_type) + " pos0 " + std::to_string(pos0) + " tokens " + std::to_string(n_tok));
       const std::vector<int> lens = {pos0 + n_tok};
       const Cache c = make_cache(l, lens, rng);
@@ -539,15 +564,32 @@ TEST(GpuAttention, CausalPrefillMatchesReference) {
                  "attn_prefill");
       const auto out = dout.download<float>(q.size());
       std::vector<float> ref(qrow);
-      // The tiled kernel (head_dim 64 / 128) stages a Q8_0 cache's values as f16.
+      // The tiled kernels (head_dim 64 / 128) stage a Q8_0 cache's values as f16. The matrix-unit
+      // kernel also rounds q * scale to f16 (mirrored here) and the softmax weights to f16: relative
+      // 2^-11 each, so its outputs, means of V values in [-1, 1], agree to ~1e-3.
       const bool tiles = l.head_dim == 64 || l.head_dim == 128;
+      const bool mma_here = mma && tiles;
       const auto kc = cached(c.k[0], l.head_dim, kv_type, tiles), vc = cached(c.v[0], l.head_dim, kv_type, tiles);
+      std::vector<float> qs(qrow);
       for (int t = 0; t < n_tok; ++t) {
-        attend_ref(l, q.data() + t * qrow, kc, vc, pos0 + t + 1, scale, ref.data());
-        for (size_t i = 0; i < qrow; ++i) ASSERT_NEAR(out[t * qrow + i], ref[i], 1e-4) << "token " << t << " element " << i;
+        for (size_t i = 0; i < qrow; ++i) qs[i] = mma_here ? f16_round(q[t * qrow + i] * scale) : q[t * qrow + i];
+        attend_ref(l, qs.data(), kc, vc, pos0 + t + 1, mma_here ? 1.f : scale, ref.data());
+        for (size_t i = 0; i < qrow; ++i)
+          ASSERT_NEAR(out[t * qrow + i], ref[i], mma_here ? 2e-3 : 1e-4) << "token " << t << " element " << i;
       }
     }
   }
+}
+
+// The matrix-unit kernel's guard: when its first-use check disagrees with the fp32 kernel (forced by
+// ROCFORGE_GPU_FA_FAULT=1), the fp32 kernel serves. Runs as ctest gpu_attn_prefill_fault, with
+// CausalPrefillMatchesReference, which then checks the fp32 kernel's results (the check runs once a
+// process).
+TEST(PrefillAttentionSelfCheck, AFailedCheckKeepsTheFp32Kernel) {
+  const char* fault = std::getenv("ROCFORGE_GPU_FA_FAULT");
+  if (!fault || std::string(fault) != "1") GTEST_SKIP() << "runs as ctest gpu_attn_prefill_fault (ROCFORGE_GPU_FA_FAULT=1)";
+  ROCFORGE_REQUIRE_GPU(gpu);
+  EXPECT_FALSE(prefill_on_matrix_units(*gpu));
 }
 
 }  // namespace
