@@ -202,7 +202,7 @@ int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const i
   // The matrix units where the device has them and their kernel passed its check (head_dim 64 / 128,
   // aligned pools), else the tiled fp32 kernel, else one wave per row (any head size).
   const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
-  if (aligned && (head_dim == 64 || head_dim == 128) && prefill_mma_ready(s) > 0)
+  if (aligned && (head_dim == 64 || head_dim == 128) && attention_mma_ready(s) > 0)
     return launch_prefill_mma(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size,
                               kv_type, scale, out, s);
   if (const int rc = launch_prefill_tiled(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim,
@@ -218,7 +218,7 @@ int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const i
 }
 
 const char* prompt_attention(hipStream_t s) {
-  const int r = prefill_mma_ready(s);
+  const int r = attention_mma_ready(s);
   return r > 0 ? "matrix units" : r < 0 ? "fp32 tiles" : "undecided";
 }
 

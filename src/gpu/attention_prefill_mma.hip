@@ -15,7 +15,7 @@
 //
 // Precision against the fp32 kernel: q * scale is rounded to f16 (the reference in the tests does
 // the same) and the weights P to f16 (relative 2^-11 each), so outputs agree to ~1e-3 of V's range.
-// AMD's fragment layouts cannot run here: before this kernel serves on a device, prefill_mma_ready
+// AMD's fragment layouts cannot run here: before this kernel serves on a device, attention_mma_ready
 // compares it with the tiled kernel on a fixed problem (stderr says why where they disagree, and the
 // tiled kernel serves). ROCFORGE_GPU_FA_MMA=0 turns it off.
 #include <atomic>
@@ -279,7 +279,7 @@ std::atomic<int> g_ready[kMaxDevices];
 
 }  // namespace
 
-int prefill_mma_ready(hipStream_t s) {
+int attention_mma_ready(hipStream_t s) {
   int dev = 0;
   if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= kMaxDevices) return -1;
   int state = g_ready[dev].load(std::memory_order_acquire);

@@ -162,4 +162,23 @@ struct MmaFrag {
 };
 #endif
 
+// Reduces v[e] over each row of a C fragment: across the lanes that share the row (the low
+// log2(kRowLanes) bits of the lane), then across a lane's elements of the same row.
+template <class M, class Op>
+__device__ inline void row_reduce(float (&v)[M::kC], Op op) {
+#pragma unroll
+  for (int e = 0; e < M::kC; ++e)
+    for (int mask = 1; mask < M::kRowLanes; mask *= 2) v[e] = op(v[e], rf_shfl_xor(v[e], mask));
+  float r[M::kC];
+#pragma unroll
+  for (int e = 0; e < M::kC; ++e) {
+    r[e] = v[e];
+#pragma unroll
+    for (int e2 = 0; e2 < M::kC; ++e2)
+      if (e2 != e && M::c_row(0, e2) == M::c_row(0, e)) r[e] = op(r[e], v[e2]);
+  }
+#pragma unroll
+  for (int e = 0; e < M::kC; ++e) v[e] = r[e];
+}
+
 }  // namespace rocforge::gpu

@@ -163,6 +163,29 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   }
 }
 
+// Long contexts: a 700-token prompt (the prefill attention's several query and key tiles, on the
+// matrix units where they serve) and decode steps at positions 700-702 (graphed; contexts past 256
+// split over several blocks: the matrix-unit decode kernel on an F16 cache), head_dim 64 (tiny) and
+// 128 (qwen3-tiny), against the CPU backend.
+TEST(GpuEngine, LongContextsAgreeWithCpu) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
+  const auto dir = test::temp_dir();
+  for (const char* preset : {"tiny", "qwen3-tiny"}) {
+    SCOPED_TRACE(preset);
+    const std::string path = synth_file(dir, std::string(preset) + "-long.gguf", preset, "q8_0", vocab);
+    auto cpu = load(path, "cpu", KvType::F16, 1024);
+    auto gpu = load(path, "gpu", KvType::F16, 1024);
+    std::vector<int32_t> prompt = {cpu->tokenizer().bos_id()};
+    for (int i = 0; static_cast<int>(prompt.size()) < 700; ++i) prompt.push_back(100 + (i * 53) % 900);
+    Generator gc(*cpu, SamplingParams::greedy()), gg(*gpu, SamplingParams::greedy());
+    EXPECT_LT(rel_rms(gc.feed(prompt), gg.feed(prompt)), 3e-2) << "700-token prompt";
+    for (int32_t tok : {300, 301, 302}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
+    std::filesystem::remove(path);
+  }
+}
+
 // MoE prompt chunks of 16 tokens and more multiply each expert once over the tokens routed to it
 // (routing to the host, slots sorted by expert, gather / per-expert GEMM / scatter): a 300-token
 // prompt (chunks of 256 and 44 tokens: ~128 and ~22 tokens an expert, i.e. cuBLAS slices and the
