@@ -4,13 +4,15 @@
 // fp32 on the vector units; at a 512-token prompt that kernel held a fifth of an 8B's prompt time,
 // and its cost grows with the square of the context.
 //
-// Block (query tile, head): four waves of 16 query rows each over kFaQ = 64 consecutive tokens of
-// one head; key tiles of kFaK = 64 positions staged as f16 in shared memory (a Q8_0 cache's rows
-// dequantized on the way), K as [key][d] (B of Q K^T, k = d) and V as [key][d] too (B of P V stored
-// [k][n]: load_b_kn). Each wave keeps its Q fragments in registers, computes S (16 x 64) per tile,
-// masks keys past each row's position, and updates its rows' running max m and sum l; P = exp(S - m)
-// is rounded to f16, written to the wave's slice of shared memory (the C -> A layout change differs per
-// family; this is the one place that needs it) and multiplied with V into the fp32 accumulator O.
+// Block (query tile, head): four or eight waves of 16 query rows each over 64 or 128 consecutive
+// tokens of one head; key tiles of kFaK = 64 positions staged as f16 in shared memory through a ring
+// of one or two stages (an F16 cache's rows by asynchronous copies, the next tile's in flight while
+// the block multiplies; a Q8_0 cache's rows dequantized on the way), K as [key][d] (B of Q K^T,
+// k = d) and V as [key][d] too (B of P V stored [k][n]: load_b_kn). Each wave keeps its Q fragments
+// in registers, computes S (16 x 64) per tile, masks keys past each row's position, and updates its
+// rows' running max m and sum l; P = exp(S - m) is rounded to f16, written to the wave's slice of
+// shared memory (the C -> A layout change differs per family; this is the one place that needs it)
+// and multiplied with V into the fp32 accumulator O.
 // l sums the f16-rounded P, so the output is an exact weighted mean of the V rows with those weights.
 //
 // Precision against the fp32 kernel: q * scale is rounded to f16 (the reference in the tests does
@@ -29,41 +31,68 @@
 namespace rocforge::gpu {
 namespace {
 
-constexpr int kFaWaves = 4, kFaQ = 16 * kFaWaves, kFaK = 64;
-constexpr int kLdP = kFaK + 8;  // halves per row of a wave's P slice
-constexpr int kFaMaxThreads = 256;
+constexpr int kFaK = 64;             // keys per tile
+constexpr int kLdP = kFaK + 8;       // halves per row of a wave's P slice
 
-template <int D>
+// Shared memory of a block of Waves waves (16 query rows each) with a ring of Stages K/V tiles.
+template <int D, int Waves, int Stages>
 struct FaSmem {
   static constexpr int kLd = D + 8;  // halves per row of the Q / K / V tiles (16-byte aligned rows)
-  static constexpr size_t kQ = static_cast<size_t>(kFaQ) * kLd * 2;
-  static constexpr size_t kP = static_cast<size_t>(kFaWaves) * 16 * kLdP * 2;
+  static constexpr size_t kQ = static_cast<size_t>(16 * Waves) * kLd * 2;
+  static constexpr size_t kP = static_cast<size_t>(Waves) * 16 * kLdP * 2;
   static constexpr size_t kQP = kQ > kP ? kQ : kP;  // Q is read once into registers, then P reuses it
-  static constexpr size_t kKV = static_cast<size_t>(kFaK) * kLd * 2;
-  static constexpr size_t kBytes = kQP + 2 * kKV;
+  static constexpr size_t kKV = static_cast<size_t>(kFaK) * kLd * 2;  // one K (or V) tile
+  static constexpr size_t kBytes = kQP + Stages * 2 * kKV;
 };
 
-template <int D, class Kv>
-__global__ void __launch_bounds__(kFaMaxThreads)
+template <int D, class Kv, int Waves, int Stages>
+__global__ void __launch_bounds__(Waves * MmaFrag::kWave)
     prefill_mma_kernel(const float* __restrict__ q, const void* __restrict__ k_pool, const void* __restrict__ v_pool,
                        const int32_t* __restrict__ table, int pos0, int n_tok, int n_head, int n_kv_head,
                        int block_size, float scale, float* __restrict__ out) {
 #if RF_MMA_KIND != 0
   using M = MmaFrag;
-  using S = FaSmem<D>;
-  constexpr int kLd = S::kLd, kFragD = D / 16, kFragK = kFaK / 16;
+  using S = FaSmem<D, Waves, Stages>;
+  constexpr int kLd = S::kLd, kFragD = D / 16, kFragK = kFaK / 16, kTileQ = 16 * Waves;
   extern __shared__ uint4 fa_smem_raw[];
   auto* smem = reinterpret_cast<uint8_t*>(fa_smem_raw);
-  auto* qs = reinterpret_cast<uint16_t*>(smem);  // [kFaQ][kLd], then P: [wave][16][kLdP]
-  auto* ks = reinterpret_cast<uint16_t*>(smem + S::kQP);
-  auto* vs = reinterpret_cast<uint16_t*>(smem + S::kQP + S::kKV);
+  auto* qs = reinterpret_cast<uint16_t*>(smem);  // [kTileQ][kLd], then P: [wave][16][kLdP]
+  auto k_tile = [&](int st) { return reinterpret_cast<uint16_t*>(smem + S::kQP + st * 2 * S::kKV); };
+  auto v_tile = [&](int st) { return reinterpret_cast<uint16_t*>(smem + S::kQP + st * 2 * S::kKV + S::kKV); };
   const int nt = blockDim.x, lane = threadIdx.x % M::kWave, wave = threadIdx.x / M::kWave;
   const int h = blockIdx.y, kvh = h / (n_head / n_kv_head);
-  const int t0 = blockIdx.x * kFaQ;
-  const int block_last = pos0 + min(n_tok, t0 + kFaQ) - 1;  // the block's last visible key
+  const int t0 = blockIdx.x * kTileQ;
+  const int block_last = pos0 + min(n_tok, t0 + kTileQ) - 1;  // the block's last visible key
+  const int n_tiles = block_last / kFaK + 1;
+
+  // Key tile i into ring stage i % Stages: an F16 cache's rows by asynchronous 16-byte copies (plain
+  // copies on AMD), a Q8_0 cache's dequantized on the way; slots past the block's last key are zero.
+  // One commit per tile index, empty or not.
+  auto issue = [&](int i) {
+    if (i < n_tiles) {
+      uint16_t *kd = k_tile(i % Stages), *vd = v_tile(i % Stages);
+      for (int f = threadIdx.x; f < kFaK * (D / 8); f += nt) {
+        const int kk = f / (D / 8), c = f % (D / 8), p = i * kFaK + kk;
+        uint4* kw = reinterpret_cast<uint4*>(kd + kk * kLd + c * 8);
+        uint4* vw = reinterpret_cast<uint4*>(vd + kk * kLd + c * 8);
+        if (p > block_last) {
+          *kw = *vw = make_uint4(0u, 0u, 0u, 0u);
+        } else if constexpr (!Kv::kQ8) {
+          const size_t at = pool_index(table, p, block_size, n_kv_head, kvh, D) + c * 8;
+          rf_async_copy<16>(kw, static_cast<const uint16_t*>(k_pool) + at);
+          rf_async_copy<16>(vw, static_cast<const uint16_t*>(v_pool) + at);
+        } else {
+          *kw = tile_word(Kv::load8(Kv::row(k_pool, table, p, block_size, n_kv_head, kvh, D), c));
+          *vw = tile_word(Kv::load8(Kv::row(v_pool, table, p, block_size, n_kv_head, kvh, D), c));
+        }
+      }
+    }
+    rf_async_commit();
+  };
+  for (int i = 0; i < Stages - 1; ++i) issue(i);
 
   // Q tile: q * scale as f16; rows past the prompt are zeros (their outputs are not written).
-  for (int i = threadIdx.x; i < kFaQ * (D / 8); i += nt) {
+  for (int i = threadIdx.x; i < kTileQ * (D / 8); i += nt) {
     const int r = i / (D / 8), c = i % (D / 8), t = t0 + r;
     float f[8] = {};
     if (t < n_tok) {
@@ -89,83 +118,78 @@ __global__ void __launch_bounds__(kFaMaxThreads)
   const int row0 = pos0 + t0 + wave * 16;  // position of the wave's first query row
   constexpr float kLog2e = 1.4426950408889634f;
 
-  for (int k0 = 0; k0 <= block_last; k0 += kFaK) {
-    __syncthreads();  // the previous tile is no longer read
-    for (int i = threadIdx.x; i < kFaK * (D / 8); i += nt) {
-      const int kk = i / (D / 8), c = i % (D / 8), p = k0 + kk;
-      uint4 kw = make_uint4(0u, 0u, 0u, 0u), vw = kw;
-      if (p <= block_last) {
-        kw = tile_word(Kv::load8(Kv::row(k_pool, table, p, block_size, n_kv_head, kvh, D), c));
-        vw = tile_word(Kv::load8(Kv::row(v_pool, table, p, block_size, n_kv_head, kvh, D), c));
-      }
-      *reinterpret_cast<uint4*>(ks + kk * kLd + c * 8) = kw;
-      *reinterpret_cast<uint4*>(vs + kk * kLd + c * 8) = vw;
-    }
-    __syncthreads();
+  for (int i = 0; i < n_tiles; ++i) {
+    issue(i + Stages - 1);               // (Stages 1: this tile, waited for at once)
+    rf_async_wait<Stages - 1>();         // this thread's copies of tile i have landed
+    __syncthreads();                     // everyone's have
+    const int k0 = i * kFaK;
+    const uint16_t *ks = k_tile(i % Stages), *vs = v_tile(i % Stages);
     // A wave whose rows all precede the tile sees none of it (the causal triangle's upper part).
-    if (k0 > row0 + 15) continue;
-
-    // S = Q K^T for the wave's 16 rows x 64 keys, in log2 units, keys past a row's position -inf.
-    typename M::C sc[kFragK];
+    if (k0 <= row0 + 15) {
+      // S = Q K^T for the wave's 16 rows x 64 keys, in log2 units, keys past a row's position -inf.
+      typename M::C sc[kFragK];
 #pragma unroll
-    for (int j = 0; j < kFragK; ++j)
+      for (int j = 0; j < kFragK; ++j)
 #pragma unroll
-      for (int f = 0; f < kFragD; ++f) {
-        typename M::B kb;
-        M::load_b(kb, ks + j * 16 * kLd + f * 16, kLd, lane);
-        M::mma(sc[j], qa[f], kb);
+        for (int f = 0; f < kFragD; ++f) {
+          typename M::B kb;
+          M::load_b(kb, ks + j * 16 * kLd + f * 16, kLd, lane);
+          M::mma(sc[j], qa[f], kb);
+        }
+      float mx[M::kC];
+#pragma unroll
+      for (int e = 0; e < M::kC; ++e) {
+        const int pos = row0 + M::c_row(lane, e);
+        mx[e] = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < kFragK; ++j) {
+          const int key = k0 + j * 16 + M::c_col(lane, e);
+          const float v = key <= pos ? sc[j].v[e] * kLog2e : -INFINITY;
+          sc[j].v[e] = v;
+          mx[e] = fmaxf(mx[e], v);
+        }
       }
-    float mx[M::kC];
+      row_reduce<M>(mx, [](float a, float b) { return fmaxf(a, b); });
+      float corr[M::kC], sum[M::kC];
 #pragma unroll
-    for (int e = 0; e < M::kC; ++e) {
-      const int pos = row0 + M::c_row(lane, e);
-      mx[e] = -INFINITY;
+      for (int e = 0; e < M::kC; ++e) {
+        const float m_new = fmaxf(m[e], mx[e]);  // finite: key 0 is in every row's first tile
+        corr[e] = exp2f(m[e] - m_new);
+        m[e] = m_new;
+        sum[e] = 0.f;
+#pragma unroll
+        for (int j = 0; j < kFragK; ++j) {
+          const uint16_t ph = rf_float_to_half(exp2f(sc[j].v[e] - m_new));
+          sum[e] += rf_half_to_float(ph);
+          pw[M::c_row(lane, e) * kLdP + j * 16 + M::c_col(lane, e)] = ph;
+        }
+      }
+      row_reduce<M>(sum, [](float a, float b) { return a + b; });
+#pragma unroll
+      for (int e = 0; e < M::kC; ++e) l[e] = l[e] * corr[e] + sum[e];
+#pragma unroll
+      for (int f = 0; f < kFragD; ++f)
+#pragma unroll
+        for (int e = 0; e < M::kC; ++e) o[f].v[e] *= corr[e];
+      rf_wave_sync();  // the wave's P is in shared memory
+
+      // O += P V.
 #pragma unroll
       for (int j = 0; j < kFragK; ++j) {
-        const int key = k0 + j * 16 + M::c_col(lane, e);
-        const float v = key <= pos ? sc[j].v[e] * kLog2e : -INFINITY;
-        sc[j].v[e] = v;
-        mx[e] = fmaxf(mx[e], v);
+        typename M::A pa;
+        M::load_a(pa, pw + j * 16, kLdP, lane);
+#pragma unroll
+        for (int f = 0; f < kFragD; ++f) {
+          typename M::B vb;
+          M::load_b_kn(vb, vs + j * 16 * kLd + f * 16, kLd, lane);
+          M::mma(o[f], pa, vb);
+        }
       }
+      rf_wave_sync();  // P is read before the next tile rewrites it
     }
-    row_reduce<M>(mx, [](float a, float b) { return fmaxf(a, b); });
-    float corr[M::kC], sum[M::kC];
-#pragma unroll
-    for (int e = 0; e < M::kC; ++e) {
-      const float m_new = fmaxf(m[e], mx[e]);  // finite: key 0 is in every row's first tile
-      corr[e] = exp2f(m[e] - m_new);
-      m[e] = m_new;
-      sum[e] = 0.f;
-#pragma unroll
-      for (int j = 0; j < kFragK; ++j) {
-        const uint16_t ph = rf_float_to_half(exp2f(sc[j].v[e] - m_new));
-        sum[e] += rf_half_to_float(ph);
-        pw[M::c_row(lane, e) * kLdP + j * 16 + M::c_col(lane, e)] = ph;
-      }
-    }
-    row_reduce<M>(sum, [](float a, float b) { return a + b; });
-#pragma unroll
-    for (int e = 0; e < M::kC; ++e) l[e] = l[e] * corr[e] + sum[e];
-#pragma unroll
-    for (int f = 0; f < kFragD; ++f)
-#pragma unroll
-      for (int e = 0; e < M::kC; ++e) o[f].v[e] *= corr[e];
-    rf_wave_sync();  // the wave's P is in shared memory
-
-    // O += P V.
-#pragma unroll
-    for (int j = 0; j < kFragK; ++j) {
-      typename M::A pa;
-      M::load_a(pa, pw + j * 16, kLdP, lane);
-#pragma unroll
-      for (int f = 0; f < kFragD; ++f) {
-        typename M::B vb;
-        M::load_b_kn(vb, vs + j * 16 * kLd + f * 16, kLd, lane);
-        M::mma(o[f], pa, vb);
-      }
-    }
-    rf_wave_sync();  // P is read before the next tile rewrites it
+    __syncthreads();  // stage i % Stages is free for tile i + Stages
   }
+  rf_async_wait<0>();  // (only empty groups remain)
 
 #pragma unroll
   for (int e = 0; e < M::kC; ++e) {
@@ -182,27 +206,43 @@ __global__ void __launch_bounds__(kFaMaxThreads)
 #endif
 }
 
+template <int D, class Kv, int Waves, int Stages>
+int launch_shape(const float* q, const void* k_pool, const void* v_pool, const int32_t* table, int pos0, int n_tok,
+                 int n_head, int n_kv_head, int block_size, float scale, float* out, hipStream_t s) {
+  auto* kernel = prefill_mma_kernel<D, Kv, Waves, Stages>;
+  static std::atomic<int> limits[64];
+  constexpr size_t bytes = FaSmem<D, Waves, Stages>::kBytes;
+  const int limit = dynamic_smem_limit(kernel, limits);
+  if (limit < 0 || bytes > static_cast<size_t>(limit)) return -1;
+  const dim3 grid((n_tok + 16 * Waves - 1) / (16 * Waves), n_head);
+  kernel<<<grid, Waves * wave_size(), bytes, s>>>(q, k_pool, v_pool, table, pos0, n_tok, n_head, n_kv_head, block_size,
+                                                  scale, out);
+  return check(hipGetLastError(), "attn_prefill (matrix units)");
+}
+
+// Eight waves (128 query rows: each K/V tile serves twice the rows) for prompts of more than 64
+// tokens whose blocks still cover half the multiprocessors, else four; a ring of two K/V tiles
+// (copies of the next in flight while the block multiplies) where the device gives a block the
+// shared memory, else one (AMD's 64 KB at head_dim 128). H100, 8B pp512 @ d0 / d4096 / d16384:
+// four waves 20440 / 15456 / 9186 tok/s, eight 20463 / 15712 / 9600 (128 blocks on 132
+// multiprocessors). ROCFORGE_GPU_FA_WAVES=4 / 8 forces the block size.
 template <int D, class Kv>
 int launch_mma(const float* q, const void* k_pool, const void* v_pool, const int32_t* table, int pos0, int n_tok,
                int n_head, int n_kv_head, int block_size, float scale, float* out, hipStream_t s) {
-  const auto kernel = prefill_mma_kernel<D, Kv>;
-  constexpr size_t bytes = FaSmem<D>::kBytes;
-#if !(defined(__HIP__) || defined(__HIPCC__))
-  // Beyond the 48 KB a block gets by default (AMD's 64 KB hold it as is); once per device.
-  static std::atomic<uint64_t> attr_set{0};
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return fail("attn_prefill (matrix units): no device");
-  if (!(attr_set.load(std::memory_order_acquire) >> dev & 1)) {
-    if (int rc = check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-                       "attn_prefill (matrix units): shared memory"))
-      return rc;
-    attr_set.fetch_or(uint64_t{1} << dev, std::memory_order_acq_rel);
+  const int env = env_int("ROCFORGE_GPU_FA_WAVES", 0);
+  const bool eight = env == 8 || (env != 4 && n_tok > 64 &&
+                                  2L * ((n_tok + 127) / 128) * n_head >= static_cast<long>(multiprocessors()));
+  auto go = [&](auto launcher) {
+    return launcher(q, k_pool, v_pool, table, pos0, n_tok, n_head, n_kv_head, block_size, scale, out, s);
+  };
+  int rc = -1;
+  if (eight) {
+    rc = go(launch_shape<D, Kv, 8, 2>);
+    if (rc < 0) rc = go(launch_shape<D, Kv, 8, 1>);
   }
-#endif
-  const dim3 grid((n_tok + kFaQ - 1) / kFaQ, n_head);
-  kernel<<<grid, kFaWaves * wave_size(), bytes, s>>>(q, k_pool, v_pool, table, pos0, n_tok, n_head, n_kv_head,
-                                                      block_size, scale, out);
-  return check(hipGetLastError(), "attn_prefill (matrix units)");
+  if (rc < 0) rc = go(launch_shape<D, Kv, 4, 2>);
+  if (rc < 0) rc = go(launch_shape<D, Kv, 4, 1>);
+  return rc;
 }
 
 // ---------------------------------------------------------------- first-use check

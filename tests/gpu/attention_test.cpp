@@ -557,7 +557,11 @@ TEST(GpuAttention, CausalPrefillMatchesReference) {
   std::mt19937 rng(seed);
   const bool mma = prefill_on_matrix_units(*gpu);
   SCOPED_TRACE(mma ? "matrix-unit kernel" : "fp32 kernels");
-  for (const Layout& l : kLayouts) for (int kv_type : {RF_KV_F16, RF_KV_Q8_0}) {
+  // The matrix-unit kernel's blocks of four and of eight waves (chosen by the prompt's size).
+  const std::vector<const char*> block_sizes = mma ? std::vector<const char*>{"4", "8"} : std::vector<const char*>{""};
+  for (const char* waves : block_sizes) for (const Layout& l : kLayouts) for (int kv_type : {RF_KV_F16, RF_KV_Q8_0}) {
+    if (*waves) setenv("ROCFORGE_GPU_FA_WAVES", waves, 1);
+    SCOPED_TRACE(std::string("waves ") + waves);
     if (kv_type == RF_KV_Q8_0 && l.head_dim % 32 != 0) continue;  // refused (Q8CacheRefusesHeadsItCannotHold)
     // 45 tokens: one query tile; 150: several query and key tiles; 70 after 130 cached positions:
     // key tiles every row sees whole, then the causal edge.
@@ -596,6 +600,7 @@ TEST(GpuAttention, CausalPrefillMatchesReference) {
       }
     }
   }
+  unsetenv("ROCFORGE_GPU_FA_WAVES");
 }
 
 // The matrix-unit kernel's guard: when its first-use check disagrees with the fp32 kernel (forced by
