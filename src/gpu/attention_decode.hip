@@ -685,10 +685,11 @@ int attn_decode(const float* q, void* k_pool, void* v_pool, const int32_t* block
     const int st_n = staged_splits(n_seq, n_head, gb, max_seq_len);
     const bool fuse_q8 = q8_out && st_n == 1 && qdim % 32 == 0;
     float* st_ml = part_o + static_cast<size_t>(n_seq) * n_head * st_n * head_dim;
-    // Contexts of several splits, F16 cache, a block per KV head: the matrix units where they serve.
-    if (!q8 && st_n > 1 && gb == G)
+    // Contexts of several splits, a block per KV head: the matrix units where they serve.
+    if (st_n > 1 && gb == G)
       staged_rc = attn_decode_mma(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
-                                  head_dim, block_size, kv_type, scale, st_n, part_o, st_ml, s);
+                                  head_dim, block_size, kv_type, cur_inside ? cur_k : nullptr,
+                                  cur_inside ? cur_v : nullptr, scale, st_n, part_o, st_ml, s);
     if (staged_rc < 0)
       staged_rc = attn_decode_staged(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
                                      head_dim, block_size, kv_type, cur_inside ? cur_k : nullptr,

@@ -20,7 +20,9 @@
 // wait and put into its ring slot when its chunk is in.
 //
 // Precision: q * scale and P are rounded to f16 as in the prefill kernel (relative 2^-11 each); the
-// rest is fp32. F16 caches only (a Q8_0 cache takes the staged kernel).
+// rest is fp32. A Q8_0 cache's chunks come through the ring as stored (codes and scales) and are
+// converted to f16 tiles once per chunk; its step's own row is quantized and stored here when the
+// caller hands it over (cur_k / cur_v), as the staged kernel does.
 #include <atomic>
 
 #include "gpu/attention_prefill.h"
@@ -31,40 +33,56 @@ namespace {
 
 constexpr int kWaves = 4, kStages = 3, kMaxThreads = 256;
 
-template <int D, int Chunk>
+// Shared memory of a block. F16 cache: the ring's stages hold K and V rows padded to kLd halves,
+// which the products read in place. Q8_0 cache: the stages hold the rows' int8 codes and f16 scales
+// as stored (kRowBytes + kScaleBytes a row), and each chunk is converted once into the f16 tiles
+// `kt` / `vt` the products read.
+template <int D, int Chunk, class Kv>
 struct DecodeMmaSmem {
-  static constexpr int kLd = D + 8;          // halves per staged row
+  static constexpr int kLd = D + 8;          // halves per row of an f16 tile
   static constexpr int kLdP = Chunk + 8;     // halves per row of P
-  static constexpr size_t kRows = static_cast<size_t>(Chunk) * kLd * 2;  // bytes of K (or V) rows of a stage
-  static constexpr size_t kStage = 2 * kRows;
+  static constexpr size_t kTile = static_cast<size_t>(Chunk) * kLd * 2;  // bytes of K (or V) as f16
+  static constexpr int kScaleBytes = D / 16;  // Q8_0: one f16 scale per 32 values
+  static constexpr size_t kRawRows = static_cast<size_t>(Chunk) * D;  // Q8_0: bytes of a stage's K (or V) codes
+  static constexpr size_t kStage = Kv::kQ8 ? 2 * (kRawRows + static_cast<size_t>(Chunk) * kScaleBytes) : 2 * kTile;
+  static constexpr size_t kConv = Kv::kQ8 ? 2 * kTile : 0;
   static constexpr size_t kQ = 16 * kLd * 2;
   static constexpr size_t kP = 16 * kLdP * 2;
   static constexpr size_t kRed = 2 * kWaves * 16 * sizeof(float);
   static constexpr size_t kOwn = 2 * D * 2;
-  static constexpr size_t kBytes = kStages * kStage + kQ + kP + kRed + kOwn;
+  static constexpr size_t kBytes = kStages * kStage + kConv + kQ + kP + kRed + kOwn;
 };
 
-template <int D, int Chunk>
+template <int D, int Chunk, class Kv>
 __global__ void __launch_bounds__(kMaxThreads)
-    decode_attn_mma_kernel(const float* __restrict__ q, const void* __restrict__ k_pool,
-                           const void* __restrict__ v_pool, const int32_t* __restrict__ tables, int max_blocks,
-                           const int32_t* __restrict__ seq_lens, int n_head, int n_kv_head, int block_size,
-                           float scale, int n_split, float* __restrict__ part_o, float* __restrict__ part_ml) {
+    decode_attn_mma_kernel(const float* __restrict__ q, void* k_pool, void* v_pool,
+                           const int32_t* __restrict__ tables, int max_blocks, const int32_t* __restrict__ seq_lens,
+                           int n_head, int n_kv_head, int block_size, const float* __restrict__ cur_k,
+                           const float* __restrict__ cur_v, float scale, int n_split, float* __restrict__ part_o,
+                           float* __restrict__ part_ml) {
 #if RF_MMA_KIND != 0
   using M = MmaFrag;
-  using S = DecodeMmaSmem<D, Chunk>;
-  constexpr int kLd = S::kLd, kLdP = S::kLdP, kFragK = Chunk / 16, kFragD = D / 16;
+  using S = DecodeMmaSmem<D, Chunk, Kv>;
+  constexpr int kLd = S::kLd, kLdP = S::kLdP, kFragK = Chunk / 16, kFragD = D / 16, SB = S::kScaleBytes;
   constexpr int kWaveFragsD = kFragD / kWaves;  // V column fragments a wave multiplies
   static_assert(kFragD % kWaves == 0, "whole column fragments per wave");
   extern __shared__ uint4 dm_smem_raw[];
   auto* smem = reinterpret_cast<uint8_t*>(dm_smem_raw);
-  auto* qs = reinterpret_cast<uint16_t*>(smem + kStages * S::kStage);  // [16][kLd]
-  auto* ps = reinterpret_cast<uint16_t*>(smem + kStages * S::kStage + S::kQ);  // [16][kLdP]
-  auto* red_max = reinterpret_cast<float*>(smem + kStages * S::kStage + S::kQ + S::kP);  // [kWaves][16]
+  uint8_t* after_ring = smem + kStages * S::kStage;
+  auto* conv = reinterpret_cast<uint16_t*>(after_ring);                 // Q8_0: [K | V][Chunk][kLd]
+  auto* qs = reinterpret_cast<uint16_t*>(after_ring + S::kConv);        // [16][kLd]
+  auto* ps = reinterpret_cast<uint16_t*>(after_ring + S::kConv + S::kQ);  // [16][kLdP]
+  auto* red_max = reinterpret_cast<float*>(after_ring + S::kConv + S::kQ + S::kP);  // [kWaves][16]
   float* red_sum = red_max + kWaves * 16;
-  auto* own = reinterpret_cast<uint16_t*>(red_sum + kWaves * 16);  // K row, V row
-  auto k_rows = [&](int st) { return reinterpret_cast<uint16_t*>(smem + st * S::kStage); };
-  auto v_rows = [&](int st) { return reinterpret_cast<uint16_t*>(smem + st * S::kStage + S::kRows); };
+  auto* own = reinterpret_cast<uint16_t*>(red_sum + kWaves * 16);  // K row, V row (f16)
+  uint8_t* stage0 = smem;
+  // F16: a stage's K / V rows. Q8_0: its codes and scales planes.
+  auto k_rows = [&](int st) { return reinterpret_cast<uint16_t*>(stage0 + st * S::kStage); };
+  auto v_rows = [&](int st) { return reinterpret_cast<uint16_t*>(stage0 + st * S::kStage + S::kTile); };
+  auto k_codes = [&](int st) { return stage0 + st * S::kStage; };
+  auto v_codes = [&](int st) { return stage0 + st * S::kStage + S::kRawRows; };
+  auto k_scales = [&](int st) { return stage0 + st * S::kStage + 2 * S::kRawRows; };
+  auto v_scales = [&](int st) { return stage0 + st * S::kStage + 2 * S::kRawRows + Chunk * SB; };
 
   const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const int G = n_head / n_kv_head, h0 = kvh * G;
@@ -77,24 +95,40 @@ __global__ void __launch_bounds__(kMaxThreads)
   const bool own_here = n > 0 && len - 1 < p1;  // the step's own row is this split's last
   const int n_ring = own_here ? n - 1 : max(n, 0);
   const int n_chunks = (max(n, 0) + Chunk - 1) / Chunk;
-  const auto* kb = static_cast<const uint16_t*>(k_pool);
-  const auto* vb = static_cast<const uint16_t*>(v_pool);
+  const auto* kb = static_cast<const uint8_t*>(k_pool);
+  const auto* vb = static_cast<const uint8_t*>(v_pool);
 
-  // Chunk t's rows into stage t % kStages, 16 bytes per copy; slots past the ring's rows are zero
-  // (P is 0 there, and 0 x stale bytes could be NaN). One commit per chunk index, empty or not.
+  // Chunk t's rows into stage t % kStages, 16 bytes per copy (+ a Q8_0 row's scales); slots past the
+  // ring's rows are zero (P is 0 there, and 0 x stale bytes could be NaN). One commit per chunk
+  // index, empty or not.
   auto issue = [&](int t) {
     if (t < n_chunks) {
       const int r0 = t * Chunk, st = t % kStages;
-      uint16_t *kd = k_rows(st), *vd = v_rows(st);
-      for (int f = tid; f < Chunk * (D / 8); f += nt) {
-        const int r = f / (D / 8), u = f % (D / 8);
+      constexpr int U = Kv::kQ8 ? D / 16 : D / 8;  // 16-byte pieces of a row
+      for (int f = tid; f < Chunk * U; f += nt) {
+        const int r = f / U, u = f % U;
+        uint8_t* kd = Kv::kQ8 ? k_codes(st) + r * D + 16 * u : reinterpret_cast<uint8_t*>(k_rows(st) + r * kLd) + 16 * u;
+        uint8_t* vd = Kv::kQ8 ? v_codes(st) + r * D + 16 * u : reinterpret_cast<uint8_t*>(v_rows(st) + r * kLd) + 16 * u;
         if (r0 + r < n_ring) {
-          const size_t at = pool_index(table, p0 + r0 + r, block_size, n_kv_head, kvh, D) + 8 * u;
-          rf_async_copy<16>(kd + r * kLd + 8 * u, kb + at);
-          rf_async_copy<16>(vd + r * kLd + 8 * u, vb + at);
+          const KvQ8Row at = Kv::kQ8 ? kv_q8_row(table, p0 + r0 + r, block_size, n_kv_head, kvh, D)
+                                     : KvQ8Row{pool_index(table, p0 + r0 + r, block_size, n_kv_head, kvh, D) * 2, 0};
+          rf_async_copy<16>(kd, kb + at.codes + 16 * u);
+          rf_async_copy<16>(vd, vb + at.codes + 16 * u);
+          if constexpr (Kv::kQ8) {
+            if (u == 0) {
+              rf_async_copy<SB>(k_scales(st) + r * SB, kb + at.scales);
+              rf_async_copy<SB>(v_scales(st) + r * SB, vb + at.scales);
+            }
+          }
         } else {
-          *reinterpret_cast<uint4*>(kd + r * kLd + 8 * u) = make_uint4(0u, 0u, 0u, 0u);
-          *reinterpret_cast<uint4*>(vd + r * kLd + 8 * u) = make_uint4(0u, 0u, 0u, 0u);
+          *reinterpret_cast<uint4*>(kd) = *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
+          if constexpr (Kv::kQ8) {
+            if (u == 0)
+              for (int b = 0; b < SB; b += 4) {
+                *reinterpret_cast<uint32_t*>(k_scales(st) + r * SB + b) = 0u;
+                *reinterpret_cast<uint32_t*>(v_scales(st) + r * SB + b) = 0u;
+              }
+          }
         }
       }
     }
@@ -113,11 +147,38 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (int i = tid; i < G * D; i += nt) part_o[(part + static_cast<size_t>(i / D) * n_split) * D + i % D] = 0.f;
     return;
   }
+  // The step's own row as f16 in `own`: read back from the cache, or (a Q8_0 cache's decode step,
+  // cur_k / cur_v given) quantized here with kv_store_value's math and stored, so this step attends
+  // to exactly what later steps read back.
   if (own_here) {
-    const size_t at = pool_index(table, len - 1, block_size, n_kv_head, kvh, D);
-    for (int u = tid; u < D / 8; u += nt) {
-      reinterpret_cast<uint4*>(own)[u] = reinterpret_cast<const uint4*>(kb + at)[u];
-      reinterpret_cast<uint4*>(own + D)[u] = reinterpret_cast<const uint4*>(vb + at)[u];
+    if constexpr (Kv::kQ8) {
+      const KvQ8Row at = kv_q8_row(table, len - 1, block_size, n_kv_head, kvh, D);
+      for (int kv = 0; kv < 2; ++kv) {
+        void* pool = kv == 0 ? k_pool : v_pool;
+        for (int d0 = 0; d0 < D; d0 += nt) {  // every thread takes part (group32_amax)
+          const int d = d0 + tid;
+          float x;
+          if (cur_k) {
+            const float* src = (kv == 0 ? cur_k : cur_v) + (static_cast<size_t>(seq) * n_kv_head + kvh) * D;
+            const float v = d < D ? src[d] : 0.f;
+            const KvQ8Value qv = kv_q8_quantize(v, group32_amax(v));
+            if (d < D) kv_q8_put(pool, at, d, qv);
+            x = rf_half_to_float(qv.d) * static_cast<float>(qv.code);
+          } else {
+            const auto* base = static_cast<const uint8_t*>(pool);
+            x = d < D ? rf_half_to_float(reinterpret_cast<const uint16_t*>(base + at.scales)[d / 32]) *
+                            static_cast<float>(reinterpret_cast<const int8_t*>(base + at.codes)[d])
+                      : 0.f;
+          }
+          if (d < D) own[kv * D + d] = rf_float_to_half(x);
+        }
+      }
+    } else {
+      const size_t at = pool_index(table, len - 1, block_size, n_kv_head, kvh, D) * 2;
+      for (int u = tid; u < D / 8; u += nt) {
+        reinterpret_cast<uint4*>(own)[u] = reinterpret_cast<const uint4*>(kb + at)[u];
+        reinterpret_cast<uint4*>(own + D)[u] = reinterpret_cast<const uint4*>(vb + at)[u];
+      }
     }
   }
   // Q: the group's rows, q * scale as f16; rows G .. 15 zero.
@@ -147,13 +208,40 @@ __global__ void __launch_bounds__(kMaxThreads)
     const int st = t % kStages, r0 = t * Chunk, rows = min(Chunk, n - r0);
     rf_async_wait<kStages - 1>();  // this thread's copies of chunk t have landed
     __syncthreads();               // everyone's have (and q, the own row on the first pass)
-    if (own_here && r0 + rows == n) {  // the step's own row goes into its slot
-      const int r = n - 1 - r0;
-      for (int u = tid; u < D / 8; u += nt) {
-        *reinterpret_cast<uint4*>(k_rows(st) + r * kLd + 8 * u) = reinterpret_cast<const uint4*>(own)[u];
-        *reinterpret_cast<uint4*>(v_rows(st) + r * kLd + 8 * u) = reinterpret_cast<const uint4*>(own + D)[u];
+    const int own_slot = own_here && r0 + rows == n ? n - 1 - r0 : -1;  // the step's own row, if here
+    const uint16_t *kt, *vt;
+    if constexpr (Kv::kQ8) {
+      // The chunk's codes x scales as f16 tiles (the own row from `own`).
+      for (int f = tid; f < Chunk * (D / 8); f += nt) {
+        const int r = f / (D / 8), u = f % (D / 8);
+        uint4 kw, vw;
+        if (r == own_slot) {
+          kw = reinterpret_cast<const uint4*>(own)[u];
+          vw = reinterpret_cast<const uint4*>(own + D)[u];
+        } else {
+          const KvQ8::Raw8 kr{reinterpret_cast<const uint2*>(k_codes(st) + r * D)[u],
+                              rf_half_to_float(reinterpret_cast<const uint16_t*>(k_scales(st) + r * SB)[u / 4])};
+          const KvQ8::Raw8 vr{reinterpret_cast<const uint2*>(v_codes(st) + r * D)[u],
+                              rf_half_to_float(reinterpret_cast<const uint16_t*>(v_scales(st) + r * SB)[u / 4])};
+          kw = tile_word(kr);
+          vw = tile_word(vr);
+        }
+        *reinterpret_cast<uint4*>(conv + r * kLd + 8 * u) = kw;
+        *reinterpret_cast<uint4*>(conv + Chunk * kLd + r * kLd + 8 * u) = vw;
       }
       __syncthreads();
+      kt = conv;
+      vt = conv + Chunk * kLd;
+    } else {
+      if (own_slot >= 0) {  // the step's own row goes into its slot
+        for (int u = tid; u < D / 8; u += nt) {
+          *reinterpret_cast<uint4*>(k_rows(st) + own_slot * kLd + 8 * u) = reinterpret_cast<const uint4*>(own)[u];
+          *reinterpret_cast<uint4*>(v_rows(st) + own_slot * kLd + 8 * u) = reinterpret_cast<const uint4*>(own + D)[u];
+        }
+        __syncthreads();
+      }
+      kt = k_rows(st);
+      vt = v_rows(st);
     }
     // Scores of this wave's key fragments, masked past the chunk's rows, and their row maxima.
     constexpr int kMine = (kFragK + kWaves - 1) / kWaves;
@@ -168,7 +256,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 #pragma unroll
       for (int f = 0; f < kFragD; ++f) {
         typename M::B kf;
-        M::load_b(kf, k_rows(st) + j * 16 * kLd + f * 16, kLd, lane);
+        M::load_b(kf, kt + j * 16 * kLd + f * 16, kLd, lane);
         M::mma(sc[i], qa[f], kf);
       }
 #pragma unroll
@@ -234,7 +322,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 #pragma unroll
       for (int f = 0; f < kWaveFragsD; ++f) {
         typename M::B vf;
-        M::load_b_kn(vf, v_rows(st) + j * 16 * kLd + (wave * kWaveFragsD + f) * 16, kLd, lane);
+        M::load_b_kn(vf, vt + j * 16 * kLd + (wave * kWaveFragsD + f) * 16, kLd, lane);
         M::mma(o[f], pa, vf);
       }
     }
@@ -259,51 +347,54 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 #else
   (void)q, (void)k_pool, (void)v_pool, (void)tables, (void)max_blocks, (void)seq_lens, (void)n_head;
-  (void)n_kv_head, (void)block_size, (void)scale, (void)n_split, (void)part_o, (void)part_ml;
+  (void)n_kv_head, (void)block_size, (void)cur_k, (void)cur_v, (void)scale, (void)n_split, (void)part_o, (void)part_ml;
 #endif
 }
 
-template <int D, int Chunk>
-int launch(const float* q, const void* k_pool, const void* v_pool, const int32_t* tables, int max_blocks,
-           const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int block_size, float scale, int n_split,
-           float* part_o, float* part_ml, hipStream_t s) {
-  auto* kernel = decode_attn_mma_kernel<D, Chunk>;
+template <int D, int Chunk, class Kv>
+int launch(const float* q, void* k_pool, void* v_pool, const int32_t* tables, int max_blocks, const int32_t* seq_lens,
+           int n_seq, int n_head, int n_kv_head, int block_size, const float* cur_k, const float* cur_v, float scale,
+           int n_split, float* part_o, float* part_ml, hipStream_t s) {
+  auto* kernel = decode_attn_mma_kernel<D, Chunk, Kv>;
   static std::atomic<int> limits[64];
-  constexpr size_t smem = DecodeMmaSmem<D, Chunk>::kBytes;
+  constexpr size_t smem = DecodeMmaSmem<D, Chunk, Kv>::kBytes;
   const int limit = dynamic_smem_limit(kernel, limits);
   if (limit < 0 || smem > static_cast<size_t>(limit)) return -1;
   (void)rf_launch(kernel, dim3(n_split, n_kv_head, n_seq), kWaves * wave_size(), smem, s, q, k_pool, v_pool, tables,
-                  max_blocks, seq_lens, n_head, n_kv_head, block_size, scale, n_split, part_o, part_ml);
+                  max_blocks, seq_lens, n_head, n_kv_head, block_size, cur_k, cur_v, scale, n_split, part_o, part_ml);
   return check(hipGetLastError(), "attn_decode (matrix units)");
 }
 
-// 64-position chunks where the device gives a block their ~112 KB (head_dim 128), else 32.
-template <int D>
-int launch_chunks(const float* q, const void* k_pool, const void* v_pool, const int32_t* tables, int max_blocks,
-                  const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int block_size, float scale,
-                  int n_split, float* part_o, float* part_ml, hipStream_t s) {
-  const int rc = launch<D, 64>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size,
-                               scale, n_split, part_o, part_ml, s);
+// 64-position chunks where the device gives a block their shared memory (~112 KB for an F16 cache
+// at head_dim 128), else 32.
+template <int D, class Kv>
+int launch_chunks(const float* q, void* k_pool, void* v_pool, const int32_t* tables, int max_blocks,
+                  const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int block_size, const float* cur_k,
+                  const float* cur_v, float scale, int n_split, float* part_o, float* part_ml, hipStream_t s) {
+  const int rc = launch<D, 64, Kv>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
+                                   block_size, cur_k, cur_v, scale, n_split, part_o, part_ml, s);
   if (rc >= 0) return rc;
-  return launch<D, 32>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size, scale,
-                       n_split, part_o, part_ml, s);
+  return launch<D, 32, Kv>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size,
+                           cur_k, cur_v, scale, n_split, part_o, part_ml, s);
 }
 
 }  // namespace
 
-int attn_decode_mma(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_tables,
-                    int max_blocks, const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int head_dim,
-                    int block_size, int kv_type, float scale, int n_split, float* part_o, float* part_ml,
-                    hipStream_t s) {
-  if (kv_type != RF_KV_F16 || (head_dim != 64 && head_dim != 128) || n_split <= 1 || n_head / n_kv_head > 16 ||
+int attn_decode_mma(const float* q, void* k_pool, void* v_pool, const int32_t* block_tables, int max_blocks,
+                    const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int head_dim, int block_size,
+                    int kv_type, const float* cur_k, const float* cur_v, float scale, int n_split, float* part_o,
+                    float* part_ml, hipStream_t s) {
+  const bool q8 = kv_type == RF_KV_Q8_0;
+  if ((head_dim != 64 && head_dim != 128) || n_split <= 1 || n_head / n_kv_head > 16 || (cur_k && !q8) ||
       reinterpret_cast<uintptr_t>(k_pool) % 16 != 0 || reinterpret_cast<uintptr_t>(v_pool) % 16 != 0 ||
       env_int("ROCFORGE_ATTN_MMA", 1) == 0 || attention_mma_ready(s) <= 0)
     return -1;
-  if (head_dim == 128)
-    return launch_chunks<128>(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
-                              block_size, scale, n_split, part_o, part_ml, s);
-  return launch_chunks<64>(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size,
-                           scale, n_split, part_o, part_ml, s);
+  auto go = [&](auto launcher) {
+    return launcher(q, k_pool, v_pool, block_tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size, cur_k,
+                    cur_v, scale, n_split, part_o, part_ml, s);
+  };
+  if (head_dim == 128) return q8 ? go(launch_chunks<128, KvQ8>) : go(launch_chunks<128, KvF16>);
+  return q8 ? go(launch_chunks<64, KvQ8>) : go(launch_chunks<64, KvF16>);
 }
 
 }  // namespace rocforge::gpu

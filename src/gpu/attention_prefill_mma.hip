@@ -137,9 +137,11 @@ __global__ void __launch_bounds__(Waves * MmaFrag::kWave)
           M::mma(sc[j], qa[f], kb);
         }
       float mx[M::kC];
+      // Every row of the wave sees the whole tile below the diagonal (no mask there).
+      const int lim0 = k0 + kFaK - 1 <= row0 ? 1 << 30 : row0;
 #pragma unroll
       for (int e = 0; e < M::kC; ++e) {
-        const int pos = row0 + M::c_row(lane, e);
+        const int pos = lim0 + M::c_row(lane, e);
         mx[e] = -INFINITY;
 #pragma unroll
         for (int j = 0; j < kFragK; ++j) {
@@ -171,6 +173,7 @@ __global__ void __launch_bounds__(Waves * MmaFrag::kWave)
       for (int f = 0; f < kFragD; ++f)
 #pragma unroll
         for (int e = 0; e < M::kC; ++e) o[f].v[e] *= corr[e];
+
       rf_wave_sync();  // the wave's P is in shared memory
 
       // O += P V.

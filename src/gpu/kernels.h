@@ -147,13 +147,14 @@ int attn_decode_staged(const float* q, void* k_pool, void* v_pool, const int32_t
                        int kv_type, const float* cur_k, const float* cur_v, float scale, int n_split, int gb,
                        float* part_o, float* part_ml, float* out, int8_t* xq, float* xd, hipStream_t s);
 // Decode attention of contexts split n_split > 1 ways on the matrix units (attention_decode_mma.hip):
-// F16 cache, head_dim 64 / 128, a KV head's <= 16 query heads per block; the staged kernel's splits
-// and partial outputs (decode_combine adds them). Returns -1, having launched nothing, where it does
-// not serve (those shapes, ROCFORGE_ATTN_MMA=0, or attention_mma_ready is not yes).
-int attn_decode_mma(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_tables,
-                    int max_blocks, const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int head_dim,
-                    int block_size, int kv_type, float scale, int n_split, float* part_o, float* part_ml,
-                    hipStream_t s);
+// head_dim 64 / 128, F16 or Q8_0 cache (a Q8_0 cache's own rows, cur_k / cur_v, quantized and stored
+// as attn_decode does), a KV head's <= 16 query heads per block; the staged kernel's splits and
+// partial outputs (decode_combine adds them). Returns -1, having launched nothing, where it does not
+// serve (those shapes, ROCFORGE_ATTN_MMA=0, or attention_mma_ready is not yes).
+int attn_decode_mma(const float* q, void* k_pool, void* v_pool, const int32_t* block_tables, int max_blocks,
+                    const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int head_dim, int block_size,
+                    int kv_type, const float* cur_k, const float* cur_v, float scale, int n_split, float* part_o,
+                    float* part_ml, hipStream_t s);
 int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const int32_t* block_table, int pos0,
                  int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
                  float* out, hipStream_t s);

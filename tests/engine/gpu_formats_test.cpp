@@ -165,8 +165,9 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
 
 // Long contexts: a 700-token prompt (the prefill attention's several query and key tiles, on the
 // matrix units where they serve) and decode steps at positions 700-702 (graphed; contexts past 256
-// split over several blocks: the matrix-unit decode kernel on an F16 cache), head_dim 64 (tiny) and
-// 128 (qwen3-tiny), against the CPU backend.
+// split over several blocks: the matrix-unit decode kernel), head_dim 64 (tiny) and 128
+// (qwen3-tiny), F16 and Q8_0 caches (the Q8_0 decode step's own row quantized by the attention
+// launch), against the CPU backend.
 TEST(GpuEngine, LongContextsAgreeWithCpu) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
@@ -175,13 +176,16 @@ TEST(GpuEngine, LongContextsAgreeWithCpu) {
   for (const char* preset : {"tiny", "qwen3-tiny"}) {
     SCOPED_TRACE(preset);
     const std::string path = synth_file(dir, std::string(preset) + "-long.gguf", preset, "q8_0", vocab);
-    auto cpu = load(path, "cpu", KvType::F16, 1024);
-    auto gpu = load(path, "gpu", KvType::F16, 1024);
-    std::vector<int32_t> prompt = {cpu->tokenizer().bos_id()};
-    for (int i = 0; static_cast<int>(prompt.size()) < 700; ++i) prompt.push_back(100 + (i * 53) % 900);
-    Generator gc(*cpu, SamplingParams::greedy()), gg(*gpu, SamplingParams::greedy());
-    EXPECT_LT(rel_rms(gc.feed(prompt), gg.feed(prompt)), 3e-2) << "700-token prompt";
-    for (int32_t tok : {300, 301, 302}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
+    for (KvType kv : {KvType::F16, KvType::Q8_0}) {
+      SCOPED_TRACE(kv == KvType::F16 ? "f16 cache" : "q8_0 cache");
+      auto cpu = load(path, "cpu", kv, 1024);
+      auto gpu = load(path, "gpu", kv, 1024);
+      std::vector<int32_t> prompt = {cpu->tokenizer().bos_id()};
+      for (int i = 0; static_cast<int>(prompt.size()) < 700; ++i) prompt.push_back(100 + (i * 53) % 900);
+      Generator gc(*cpu, SamplingParams::greedy()), gg(*gpu, SamplingParams::greedy());
+      EXPECT_LT(rel_rms(gc.feed(prompt), gg.feed(prompt)), 3e-2) << "700-token prompt";
+      for (int32_t tok : {300, 301, 302}) EXPECT_LT(rel_rms(gc.feed({tok}), gg.feed({tok})), 3e-2) << "decode " << tok;
+    }
     std::filesystem::remove(path);
   }
 }
