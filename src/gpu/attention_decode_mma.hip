@@ -10,9 +10,10 @@
 // Block (split, KV head, sequence), four waves, the staged kernel's splits (the positions of each
 // sequence's actual length divided evenly, whole chunks) and its partial-output format (o / l, and m,
 // l per head; decode_combine adds the splits), so only contexts of more than one split come here.
-// Chunks of kChunk positions go through a ring of kStages shared-memory stages by cp.async (plain
-// copies on AMD), the first ones requested before the block waits for the kernel ahead of it (PDL:
-// every cached row but the step's own was written by earlier steps). Rows are padded to D + 8 halves
+// Chunks of 64 positions (32 where a block cannot have the shared memory: AMD) go through a ring of
+// kStages shared-memory stages by cp.async (plain copies on AMD), the first ones requested before the
+// block waits for the kernel ahead of it (PDL: every cached row but the step's own was written by
+// earlier steps). Rows are padded to D + 8 halves
 // (conflict-free fragment loads). Per chunk: wave w scores key fragments w, w + 4, ... (S = Q K^T, in
 // log2 units); the row maxima and sums meet in shared memory, so every wave holds the same m and l;
 // P (f16) goes to shared memory and each wave multiplies it with its own D / 64 column fragments of V.
@@ -35,7 +36,7 @@ constexpr int kWaves = 4, kStages = 3, kMaxThreads = 256;
 
 // Shared memory of a block. F16 cache: the ring's stages hold K and V rows padded to kLd halves,
 // which the products read in place. Q8_0 cache: the stages hold the rows' int8 codes and f16 scales
-// as stored (kRowBytes + kScaleBytes a row), and each chunk is converted once into the f16 tiles
+// as stored (D + kScaleBytes bytes a row), and each chunk is converted once into the f16 tiles
 // `kt` / `vt` the products read.
 template <int D, int Chunk, class Kv>
 struct DecodeMmaSmem {

@@ -25,8 +25,9 @@
 // (NVIDIA 4 lanes, AMD 16), and whether two elements e, e' of a lane share a row does not depend on
 // the lane: row-wise reductions (attention's softmax) shuffle within those lanes. load_b_kn reads B
 // stored [k][n] instead (attention's V tile, rows = keys): the same fragment as load_b on B^T.
-// Nothing AMD runs here, so the AMD layouts are checked where they run: matmul_mc passes an exact
-// check against the fp32 tile kernel on every device before it serves (gemm_check.h).
+// Nothing AMD runs here, so the AMD layouts are checked where they run: the GEMMs pass an exact check
+// against the fp32 tile kernel on every device before they serve (gemm_check.h), and the attention
+// kernels a check of the prefill kernel against the fp32 one (attention_prefill_mma.hip).
 #pragma once
 
 #include "gpu/hip_compat.h"
