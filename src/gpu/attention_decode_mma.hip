@@ -13,9 +13,10 @@
 // Chunks of 64 positions (32 where a block cannot have the shared memory: AMD) go through a ring of
 // kStages shared-memory stages by cp.async (plain copies on AMD), the first ones requested before the
 // block waits for the kernel ahead of it (PDL: every cached row but the step's own was written by
-// earlier steps). Rows are padded to D + 8 halves (conflict-free fragment loads). Per chunk: wave w scores key fragments w, w + 4, ... (S = Q K^T, in
-// log2 units); the row maxima and sums meet in shared memory, so every wave holds the same m and l;
-// P (f16) goes to shared memory and each wave multiplies it with its own D / 64 column fragments of V.
+// earlier steps). Rows are padded to D + 8 halves (conflict-free fragment loads). Per chunk: wave w
+// scores key fragments w, w + 4, ... (S = Q K^T, in log2 units); the row maxima and sums meet in
+// shared memory, so every wave holds the same m and l; P (f16) goes to shared memory and each wave
+// multiplies it with its own D / 64 column fragments of V.
 // The step's own row (position len - 1, written by the q/k/v launch just before) is read after the
 // wait and put into its ring slot when its chunk is in.
 //
