@@ -200,11 +200,12 @@ int attn_prefill(const float* q, const void* k_pool, const void* v_pool, const i
   if (n_tok < 0 || pos0 < 0) return fail("attn_prefill: bad range (pos0 %d, tokens %d)", pos0, n_tok);
   if (n_tok == 0) return 0;
   // The matrix units where the device has them and their kernel passed its check (head_dim 64 / 128,
-  // aligned pools), else the tiled fp32 kernel, else one wave per row (any head size).
-  const bool aligned = reinterpret_cast<uintptr_t>(k_pool) % 16 == 0 && reinterpret_cast<uintptr_t>(v_pool) % 16 == 0;
-  if (aligned && (head_dim == 64 || head_dim == 128) && attention_mma_ready(s) > 0)
-    return launch_prefill_mma(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim, block_size,
-                              kv_type, scale, out, s);
+  // aligned pools), else the tiled fp32 kernel (the same shapes), else one wave per row (any head size).
+  if ((head_dim == 64 || head_dim == 128) && attention_mma_ready(s) > 0)
+    if (const int rc = launch_prefill_mma(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim,
+                                          block_size, kv_type, scale, out, s);
+        rc >= 0)
+      return rc;
   if (const int rc = launch_prefill_tiled(q, k_pool, v_pool, block_table, pos0, n_tok, n_head, n_kv_head, head_dim,
                                           block_size, kv_type, scale, out, s);
       rc >= 0)

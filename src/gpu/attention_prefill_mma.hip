@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include "gpu/attention_prefill.h"
@@ -252,18 +253,6 @@ int launch_mma(const float* q, const void* k_pool, const void* v_pool, const int
 // The matrix-unit kernel against the tiled fp32 kernel on a fixed problem (4 heads over 2 KV heads,
 // head_dim 64 and 128, 70 tokens after 10 cached positions, F16 cache): 1 they agree within the
 // kernel's f16 tolerance, 0 they do not (why: the first difference), -1 the check could not run.
-struct DevMem {
-  void* p = nullptr;
-  explicit DevMem(size_t n) {
-    if (hipMalloc(&p, n) != hipSuccess) p = nullptr;
-  }
-  ~DevMem() {
-    if (p) (void)hipFree(p);
-  }
-  DevMem(const DevMem&) = delete;
-  DevMem& operator=(const DevMem&) = delete;
-};
-
 template <int D>
 int check_head_dim(hipStream_t s, bool fault, char* why, size_t why_len) {
   constexpr int kHeads = 4, kKvHeads = 2, kBlock = 16, kPos0 = 10, kTok = 70, kLen = kPos0 + kTok;
@@ -285,27 +274,32 @@ int check_head_dim(hipStream_t s, bool fault, char* why, size_t why_len) {
   for (auto& x : qh) x = 4.f * static_cast<float>(next()) / 16777216.f - 2.f;
   std::vector<int32_t> table(kBlocks);
   for (int i = 0; i < kBlocks; ++i) table[i] = kBlocks - 1 - i;  // not the identity
-  DevMem dkv(2 * pool_elems * 2), dq(q_elems * 4), dq2(q_elems * 4), dt(kBlocks * 4), dref(q_elems * 4),
-      dout(q_elems * 4);
-  if (!dkv.p || !dq.p || !dq2.p || !dt.p || !dref.p || !dout.p) return -1;
+  // One allocation, as gemm_check.h does: K and V pools, q for each kernel, both outputs, the table.
+  const size_t kv_b = 2 * pool_elems * 2, q_b = q_elems * 4;
+  void* buf = nullptr;
+  if (hipMalloc(&buf, kv_b + 4 * q_b + kBlocks * 4) != hipSuccess) return -1;
+  const std::unique_ptr<void, hipError_t (*)(void*)> hold(buf, hipFree);
+  auto* base = static_cast<uint8_t*>(buf);
+  const auto* kp = reinterpret_cast<const uint16_t*>(base);
+  auto* dq = reinterpret_cast<float*>(base + kv_b);
+  auto* dq2 = reinterpret_cast<float*>(base + kv_b + q_b);
+  auto* dref = reinterpret_cast<float*>(base + kv_b + 2 * q_b);
+  auto* dout = reinterpret_cast<float*>(base + kv_b + 3 * q_b);
+  auto* dt = reinterpret_cast<int32_t*>(base + kv_b + 4 * q_b);
   std::vector<float> q_mma = qh;
   if (fault) q_mma[5] += 1.f;  // test hook: one query value differs for the matrix-unit kernel
-  if (hipMemcpyAsync(dkv.p, kv.data(), kv.size() * 2, hipMemcpyHostToDevice, s) != hipSuccess ||
-      hipMemcpyAsync(dq.p, qh.data(), q_elems * 4, hipMemcpyHostToDevice, s) != hipSuccess ||
-      hipMemcpyAsync(dq2.p, q_mma.data(), q_elems * 4, hipMemcpyHostToDevice, s) != hipSuccess ||
-      hipMemcpyAsync(dt.p, table.data(), kBlocks * 4, hipMemcpyHostToDevice, s) != hipSuccess)
-    return -1;
-  const auto* kp = static_cast<const uint16_t*>(dkv.p);
   const float scale = 1.f / std::sqrt(static_cast<float>(D));
-  if (launch_prefill_tiled(static_cast<const float*>(dq.p), kp, kp + pool_elems, static_cast<const int32_t*>(dt.p),
-                           kPos0, kTok, kHeads, kKvHeads, D, kBlock, RF_KV_F16, scale, static_cast<float*>(dref.p), s) != 0 ||
-      launch_mma<D, KvF16>(static_cast<const float*>(dq2.p), kp, kp + pool_elems, static_cast<const int32_t*>(dt.p),
-                           kPos0, kTok, kHeads, kKvHeads, kBlock, scale, static_cast<float*>(dout.p), s) != 0 ||
-      hipStreamSynchronize(s) != hipSuccess)
+  if (hipMemcpyAsync(base, kv.data(), kv_b, hipMemcpyHostToDevice, s) != hipSuccess ||
+      hipMemcpyAsync(dq, qh.data(), q_b, hipMemcpyHostToDevice, s) != hipSuccess ||
+      hipMemcpyAsync(dq2, q_mma.data(), q_b, hipMemcpyHostToDevice, s) != hipSuccess ||
+      hipMemcpyAsync(dt, table.data(), kBlocks * 4, hipMemcpyHostToDevice, s) != hipSuccess ||
+      launch_prefill_tiled(dq, kp, kp + pool_elems, dt, kPos0, kTok, kHeads, kKvHeads, D, kBlock, RF_KV_F16, scale,
+                           dref, s) != 0 ||
+      launch_mma<D, KvF16>(dq2, kp, kp + pool_elems, dt, kPos0, kTok, kHeads, kKvHeads, kBlock, scale, dout, s) != 0)
     return -1;
   std::vector<float> ref(q_elems), got(q_elems);
-  if (hipMemcpyAsync(ref.data(), dref.p, q_elems * 4, hipMemcpyDeviceToHost, s) != hipSuccess ||
-      hipMemcpyAsync(got.data(), dout.p, q_elems * 4, hipMemcpyDeviceToHost, s) != hipSuccess ||
+  if (hipMemcpyAsync(ref.data(), dref, q_b, hipMemcpyDeviceToHost, s) != hipSuccess ||
+      hipMemcpyAsync(got.data(), dout, q_b, hipMemcpyDeviceToHost, s) != hipSuccess ||
       hipStreamSynchronize(s) != hipSuccess)
     return -1;
   for (size_t i = 0; i < q_elems; ++i)
@@ -349,6 +343,8 @@ int attention_mma_ready(hipStream_t s) {
 int launch_prefill_mma(const float* q, const void* k_pool, const void* v_pool, const int32_t* table, int pos0,
                        int n_tok, int n_head, int n_kv_head, int head_dim, int block_size, int kv_type, float scale,
                        float* out, hipStream_t s) {
+  // Whole 16-byte K/V copies: pools 16-byte aligned (cudaMalloc'd).
+  if (reinterpret_cast<uintptr_t>(k_pool) % 16 != 0 || reinterpret_cast<uintptr_t>(v_pool) % 16 != 0) return -1;
   const bool q8 = kv_type == RF_KV_Q8_0;
   if (head_dim == 128)
     return q8 ? launch_mma<128, KvQ8>(q, k_pool, v_pool, table, pos0, n_tok, n_head, n_kv_head, block_size, scale, out, s)
