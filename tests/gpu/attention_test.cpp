@@ -462,6 +462,45 @@ TEST_P(GpuAttentionDecode, StoresAndAttendsToTheStepsOwnRows) {
   }
 }
 
+// A Q8_0 cache's decode step with its own rows handed over (d_cur_k / d_cur_v; one block of each KV
+// head also stores them while the others attend): the same output bits run after run, each run on a
+// fresh copy of the cache.
+TEST_P(GpuAttentionDecode, OwnRowsOfAQ8CacheGiveTheSameBitsEveryRun) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (const Layout l : {Layout{32, 8, 64, 16}, Layout{32, 8, 128, 32}}) {
+    for (int len : {37, 300}) {
+      SCOPED_TRACE(name(l) + " len " + std::to_string(len));
+      const Cache c = make_cache(l, {len}, rng);
+      const size_t bytes = pool_bytes(l, c.n_blocks, RF_KV_Q8_0);
+      auto tables = to_device(*gpu, c.tables);
+      const size_t row = static_cast<size_t>(l.n_kv_head) * l.head_dim;
+      auto dck = to_device(*gpu, std::vector<float>(c.k[0].begin() + (len - 1) * row, c.k[0].begin() + len * row));
+      auto dcv = to_device(*gpu, std::vector<float>(c.v[0].begin() + (len - 1) * row, c.v[0].begin() + len * row));
+      const int qdim = l.n_head * l.head_dim;
+      auto dq = to_device(*gpu, random_floats(rng, qdim, -2.f, 2.f));
+      auto dlens = to_device(*gpu, std::vector<int>{len});
+      DeviceBuffer work(*gpu, gpu->api().attn_decode_workspace(1, l.n_head, l.head_dim, len));
+      const float scale = 1.f / std::sqrt(static_cast<float>(l.head_dim));
+      std::vector<float> first;
+      for (int run = 0; run < 4; ++run) {
+        DeviceBuffer kp(*gpu, bytes), vp(*gpu, bytes), dout(*gpu, qdim * sizeof(float));
+        fill_pool(*gpu, l, c, {len - 1}, kp, vp, *tables, RF_KV_Q8_0);
+        gpu->check(gpu->api().attn_decode(dq->as<float>(), kp.get(), vp.get(), tables->as<int32_t>(), c.max_blocks,
+                                          dlens->as<int32_t>(), 1, len, l.n_head, l.n_kv_head, l.head_dim,
+                                          l.block_size, RF_KV_Q8_0, dck->as<float>(), dcv->as<float>(), scale,
+                                          dout.as<float>(), nullptr, work.get(), nullptr),
+                   "attn_decode");
+        const auto out = dout.download<float>(qdim);
+        if (run == 0) first = out;
+        else ASSERT_EQ(out, first) << "run " << run;
+      }
+    }
+  }
+}
+
 // The graphed decode step of one or several sequences: short contexts fit one block of the one-pass
 // kernel, which then also writes the int8 form of its output (all sequences' rows as one quantize_q8
 // over them); longer ones take the combine or the quantize launch. Either way the int8 output must be
