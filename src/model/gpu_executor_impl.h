@@ -237,7 +237,9 @@ class GpuExecutor final : public Executor {
   // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
   // backend's one-off costs (vendor BLAS handle and scratch, module loading, the first graph capture)
   // leave the first request. Harmless to the cache: a sequence writes every position's K/V before it
-  // attends to it, and nothing is cached yet.
+  // attends to it, and nothing is cached yet. The decode step runs twice: with its logits to the host
+  // (bench, `rocforge logits`) and sampled on the device (generation), whose graph keeps the logits
+  // on the device and is another capture; the default chain loads every sampler kernel.
   void warm_up(int max_batch) {
     if (n_cpu_ > 0) return;
     const int T = static_cast<int>(std::min<int64_t>(std::max(1, max_batch), kv_.n_slots() - 1));
@@ -252,6 +254,9 @@ class GpuExecutor final : public Executor {
     d.block_tables = b.block_tables;
     d.add(0, T, 0, true);
     forward(d, logits);
+    const SamplingParams chain;
+    std::vector<int32_t> token;
+    (void)forward_sample_rows(d, {&chain}, {0.5f}, token);  // false: no device sampler for this vocabulary
   }
 
   // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
