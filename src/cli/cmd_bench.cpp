@@ -4,6 +4,9 @@
 // last) and text generation (tgN: N single-token decodes from an empty context, logits for each,
 // no sampling), reported as tokens/s mean +- stddev over REPS runs, named as llama-bench names its
 // tests so the two tables line up. One untimed warm-up run precedes the measured ones.
+// --tg-sampled measures generation as `run` and the server's single requests do it instead (test
+// "tgN sampled"): N decode steps, each token sampled greedily where the logits are (a GPU returns
+// only the id, and chains steps in one graph launch) and fed to the next step.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
@@ -104,6 +107,24 @@ double run_tg(Engine& e, int n, int depth, std::mt19937& rng) {
   return n / seconds_since(t0);
 }
 
+// Tokens/s of generation as Generator::generate runs it: a random first token, then N - 1 greedy
+// tokens (each fed back, the last one too: N decode steps).
+double run_tg_sampled(Engine& e, int n, int depth, std::mt19937& rng) {
+  Generator g(e, SamplingParams::greedy());
+  feed_depth(g, e, depth, rng);
+  const auto first = random_tokens(1, e.n_vocab(), rng);
+  GenerateOptions go;
+  go.max_tokens = n - 1;
+  go.ignore_eos = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  const GenerateResult r = g.generate(first, go);
+  const double s = seconds_since(t0);
+  if (static_cast<int>(r.tokens.size()) != n - 1 || g.n_past() != depth + n)
+    throw Error("bench: generation stopped after " + std::to_string(r.tokens.size()) + " of " + std::to_string(n - 1) +
+                " tokens");
+  return n / s;
+}
+
 // The K/V cache type gets a column only when some row is not f16 (as llama-bench shows type_k / type_v
 // only off their default), so the usual table keeps its columns.
 void print_md(const std::vector<Result>& rs) {
@@ -143,6 +164,7 @@ int run_bench(int argc, char** argv) {
   CLI::App app{"Measure prompt processing (ppN) and generation (tgN) speed, as llama-bench does"};
   std::string models, device = "cpu", output = "md", kv_type = "f16";
   int n_prompt = 512, n_gen = 128, reps = 5, n_batch = 512, depth = 0;
+  bool tg_sampled = false;
   std::vector<int> threads_list;
   app.add_option("-m,--model", models, "GGUF model(s), comma separated")->required();
   app.add_option("-p,--n-prompt", n_prompt, "prompt tokens for the pp test (0: skip)")->check(CLI::NonNegativeNumber);
@@ -153,6 +175,8 @@ int run_bench(int argc, char** argv) {
   app.add_option("-r,--repetitions", reps, "measured runs per test (default 5)")->check(CLI::PositiveNumber);
   app.add_option("-b,--batch-size", n_batch, "max tokens per forward step (default 512)")->check(CLI::PositiveNumber);
   app.add_option("--device", device, "cpu | gpu[:N] | auto (default cpu)");
+  app.add_flag("--tg-sampled", tg_sampled,
+               "tgN as generation runs: each token sampled (greedy) and fed back, the GPU chaining steps");
   add_kv_type_flag(app, kv_type);
   app.add_option("-o,--output", output, "md | json | csv")->check(CLI::IsMember({"md", "json", "csv"}));
   try {
@@ -161,6 +185,10 @@ int run_bench(int argc, char** argv) {
     return app.exit(e);
   }
   if (threads_list.empty()) threads_list.push_back(0);
+  if (tg_sampled && n_gen == 1) {
+    std::fprintf(stderr, "error: --tg-sampled needs -n 2 or more (a first token and one generated)\n");
+    return 1;
+  }
 
   nlohmann::json machine = {{"cpu", cpu::cpu_model_name()},
                             {"cpu_features", cpu::cpu_feature_string()},
@@ -197,6 +225,8 @@ int run_bench(int argc, char** argv) {
       // Warm-up: fault the weights in and let the thread pool and caches settle.
       if (n_prompt > 0) run_pp(*e, std::min(n_prompt, 32), 0, rng);
       if (n_gen > 0) run_tg(*e, std::min(n_gen, 4), 0, rng);
+      // (at the measured depth: a GPU captures its chained steps' graph per attention length bucket)
+      if (n_gen > 0 && tg_sampled) run_tg_sampled(*e, std::min(n_gen, 24), depth, rng);
       const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
       if (n_prompt > 0) {
         Result r = base;
@@ -206,8 +236,9 @@ int run_bench(int argc, char** argv) {
       }
       if (n_gen > 0) {
         Result r = base;
-        r.test = "tg" + std::to_string(n_gen) + at;
-        for (int i = 0; i < reps; ++i) r.tps.push_back(run_tg(*e, n_gen, depth, rng));
+        r.test = "tg" + std::to_string(n_gen) + (tg_sampled ? " sampled" : "") + at;
+        for (int i = 0; i < reps; ++i)
+          r.tps.push_back(tg_sampled ? run_tg_sampled(*e, n_gen, depth, rng) : run_tg(*e, n_gen, depth, rng));
         results.push_back(r);
       }
       if (output == "md") std::fprintf(stderr, "done: %s, %d threads\n", base.model.c_str(), base.threads);

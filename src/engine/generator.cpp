@@ -1,4 +1,5 @@
 // generator.cpp - one sequence: prompt in chunks, then sample/decode token by token.
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -128,6 +129,52 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   std::mt19937_64 draw(sp.seed);
   auto next_u = [&] { return static_cast<float>(draw() >> 40) * 0x1p-24f; };  // [0, 1) exactly in float
   int32_t next = -1;  // token sampled on the device with the last step (-1: none)
+  // Chained steps (Executor::forward_sample_steps): the ids the device sampled past the current
+  // token, ahead[i] fed by ahead[i - 1] (ahead[0] by the token that started the chain). Step k of a
+  // chain draws the k-th u from here on, as single steps would: the same tokens either way.
+  std::vector<int32_t> ahead;
+  size_t ahead_at = 0;  // ahead[ahead_at] is the next token; its input is fed but not committed
+  Executor& ex = engine_.executor();
+  int chain_max = ex.chain_steps();
+  std::vector<float> us, spare_u;  // spare_u: drawn for a chain that did not run, used first
+  auto take_u = [&] {
+    if (spare_u.empty()) return next_u();
+    const float x = spare_u.front();
+    spare_u.erase(spare_u.begin());
+    return x;
+  };
+  // Feeds `id` (the last token produced) and returns the device's next token, or -1 (the host samples).
+  auto step = [&](int32_t id) -> int32_t {
+    if (ahead_at < ahead.size()) {  // that step already ran in the chain: commit its input
+      seq_->commit(engine_.kv_pool(), &id, 1);
+      history_.push_back(id);
+      return ahead[ahead_at++];
+    }
+    ahead.clear(), ahead_at = 0;
+    // A whole chain where the tokens still wanted after id (each step makes one) and the room left
+    // in the context allow it, else single steps: a chain of another length is another graph to
+    // capture, which costs more than the few single steps at the end.
+    const int64_t want = opts.max_tokens >= 0 ? opts.max_tokens - static_cast<int64_t>(r.tokens.size()) : chain_max;
+    const int64_t room = engine_.ctx_size() - seq_->n_past;
+    const int n = chain_max;
+    if (n < 2 || want < n || room < n || !seq_->reserve(engine_.kv_pool(), n)) return feed_and_sample({id}, take_u());
+    Batch b;
+    b.block_tables.push_back(seq_->blocks);
+    b.add(id, seq_->n_past, 0, true);
+    us.resize(n);
+    for (float& x : us) x = take_u();
+    if (ex.forward_sample_steps(b, sp, us, ahead) != n) {  // declined: one step at a time from here on
+      chain_max = 0;
+      ahead.clear();
+      spare_u.insert(spare_u.begin(), us.begin() + 1, us.end());
+      return feed_and_sample({id}, us[0]);
+    }
+    seq_->commit(engine_.kv_pool(), &id, 1);
+    history_.push_back(id);
+    logits_ = {};  // the steps' logits stayed on the device
+    ahead_at = 1;
+    return ahead[0];
+  };
 
   const auto t0 = clock::now();
   if (device_sampling && !prompt.empty()) next = feed_and_sample(prompt, next_u());
@@ -194,7 +241,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       break;
     }
     // Fed either way; -1 from the device path means the host samples the next token.
-    if (device_sampling) next = feed_and_sample({id}, next_u());
+    if (device_sampling) next = step(id);
     else feed_view({id});
   }
   if (r.reason != StopReason::StopString) {

@@ -350,7 +350,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
     k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm, k_matmul_hgemm,
-    k_prompt_attention,
+    k_prompt_attention, sample_launches,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 21u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 22u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -330,6 +330,11 @@ struct rf_gpu_api {
   // now where it is not yet (the matrix-unit kernel's first-use check runs, synchronising s; not while
   // s is being captured): "matrix units", "fp32 tiles" or "undecided".
   const char* (*prompt_attention)(rf_stream s);
+
+  // ---- v22. Which launches sample_rows makes for rows with parameters h_rows (u aside): a mask, the
+  // same for any rows sample_rows serves with the same launches. A graph that recorded sample_rows
+  // replays correctly for new parameters (uploaded to d_rows) of the same mask.
+  int (*sample_launches)(const struct rf_sample_row* h_rows, int n_rows, int n_vocab);
 };
 
 // The one exported symbol of a backend library.

@@ -175,6 +175,7 @@ int moe_mix(const float* y, const float* weights, int n_tok, int k, int n, float
 // Sampling (sampling.hip): vocabularies up to kSampleMaxVocab; workspace from sample_workspace.
 constexpr int kSampleMaxVocab = 2048 * 1024;
 size_t sample_workspace(int n_rows, int n_vocab);
+int sample_launches(const rf_sample_row* h_rows, int n_rows, int n_vocab);
 int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, const rf_sample_row* h_rows,
                 int32_t* tokens, void* ws, size_t ws_bytes, hipStream_t s);
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,

@@ -653,6 +653,15 @@ Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
   return ps;
 }
 
+}  // namespace
+
+int sample_launches(const rf_sample_row* h_rows, int n_rows, int n_vocab) {
+  const Passes ps = passes_for(h_rows, n_rows, n_vocab);
+  return 1 | (ps.count ? 2 : 0) | (ps.mass ? 4 : 0) | (ps.draw ? 8 : 0);  // 1: the scan, always
+}
+
+namespace {
+
 int launch_all(const float* logits, int n, int n_rows, const rf_sample_row* d_rows, const rf_sample_row& one,
                const Passes& ps, int32_t* tokens, void* ws, hipStream_t s) {
   const dim3 grid(static_cast<unsigned>(blocks_for(n)), static_cast<unsigned>(n_rows));

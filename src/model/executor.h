@@ -50,6 +50,19 @@ class Executor {
     (void)b, (void)params, (void)u, (void)tokens;
     return false;
   }
+  // Several decode steps of one sequence in one go: step 0 feeds b's one token (at b.pos[0]), step k
+  // feeds the token step k - 1 sampled, and step k samples tokens[k] with p and draw u[k]: what
+  // u.size() calls of forward_sample would give, without the host between the steps. b's block table
+  // must cover positions b.pos[0] .. b.pos[0] + u.size() - 1; the caller commits only the steps it
+  // keeps (a step past a stop wrote K/V beyond the sequence's end, which nothing reads). Returns the
+  // steps run: u.size(), or 0, having run nothing, where the executor cannot (then forward_sample).
+  // The most steps forward_sample_steps chains at once here (0: it never does).
+  virtual int chain_steps() const { return 0; }
+  virtual int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u,
+                                   std::vector<int32_t>& tokens) {
+    (void)b, (void)p, (void)u, (void)tokens;
+    return 0;
+  }
 
  protected:
   std::vector<float> view_rows_;  // forward_view's rows where the executor has no buffer of its own

@@ -167,13 +167,20 @@ struct GpuLayer {
 
 // Graph cache key of a decode step: sequences in the batch, the attention length bucket, and whether
 // the head writes the logits into host memory (steps whose logits go to the host) or the device's.
+// A chain of decode steps (forward_sample_steps) also keys on its length and the sampler launches it
+// recorded (sample_launches: greedy and the default chain share one); a single step has steps == 0.
 struct GraphKey {
   int n_seq, bucket;
   bool host_logits;
+  int steps = 0, sampler = 0;
   bool operator==(const GraphKey& o) const {
-    return n_seq == o.n_seq && bucket == o.bucket && host_logits == o.host_logits;
+    return n_seq == o.n_seq && bucket == o.bucket && host_logits == o.host_logits && steps == o.steps &&
+           sampler == o.sampler;
   }
 };
+// Longest chain of decode steps in one graph, and how many such graphs (sampling chains) are kept.
+constexpr int kMaxChainSteps = 16;
+constexpr int kMaxChainGraphs = 4;
 
 class GpuExecutor final : public Executor {
  public:
@@ -232,6 +239,9 @@ class GpuExecutor final : public Executor {
   bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
   bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params, const std::vector<float>& u,
                            std::vector<int32_t>& tokens) override;
+  int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u,
+                           std::vector<int32_t>& tokens) override;
+  int chain_steps() const override { return n_cpu_ == 0 && use_graphs_ && chain_steps_ >= 2 ? chain_steps_ : 0; }
 
  private:
   // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
@@ -257,6 +267,15 @@ class GpuExecutor final : public Executor {
     const SamplingParams chain;
     std::vector<int32_t> token;
     (void)forward_sample_rows(d, {&chain}, {0.5f}, token);  // false: no device sampler for this vocabulary
+    // Generation's chained steps (Generator::generate) for the first attention length bucket, with
+    // the default chain (greedy records the same sampler launches): their graph too.
+    if (chain_steps_ >= 2 && chain_steps_ < kv_.n_slots()) {
+      Batch c;
+      c.block_tables.emplace_back();
+      for (int i = 0; i * kv_.block_size < chain_steps_; ++i) c.block_tables[0].push_back(i);
+      c.add(0, 0, 0, true);
+      (void)forward_sample_steps(c, chain, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), token);
+    }
   }
 
   // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
@@ -423,7 +442,7 @@ class GpuExecutor final : public Executor {
     // Its own buffer: the gate/up blocks still read xq_ while others write their SwiGLU outputs.
     xq_ff_ = c_.n_expert == 0 && c_.n_ff % 32 == 0 ? DevBuf(be_, api_.q8_bytes(c_.n_ff)) : DevBuf();
     token_d_ = DevBuf(be_, sizeof(int32_t) * T);  // a sampled id per logits row
-    sample_rows_ = DevBuf(be_, sizeof(rf_sample_row) * T);
+    sample_rows_ = DevBuf(be_, sizeof(rf_sample_row) * std::max(T, kMaxChainSteps));
     if (c_.n_expert > 0) {
       const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
       moe_router_ = fbuf(int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert);
@@ -440,10 +459,12 @@ class GpuExecutor final : public Executor {
 
   // Step inputs in one device buffer (one upload per step): tokens [cap], positions [cap], sequence
   // lengths [cap], block tables [n_seq][stride]. Fixed offsets, so captured graphs read new values.
-  int32_t* in_tokens() const { return in_.get<int32_t>(); }
-  int32_t* in_pos() const { return in_.get<int32_t>() + cap_; }
-  int32_t* in_lens() const { return in_.get<int32_t>() + 2 * cap_; }
-  int32_t* in_tables() const { return in_.get<int32_t>() + 3 * cap_; }
+  // A chain of steps (forward_sample_steps) gives each step its own such region (in_off_), and a step
+  // after the first reads its token where the sampler of the step before left it (tok_src_).
+  const int32_t* in_tokens() const { return tok_src_ ? tok_src_ : in_.get<int32_t>() + in_off_; }
+  int32_t* in_pos() const { return in_.get<int32_t>() + in_off_ + cap_; }
+  int32_t* in_lens() const { return in_.get<int32_t>() + in_off_ + 2 * cap_; }
+  int32_t* in_tables() const { return in_.get<int32_t>() + in_off_ + 3 * cap_; }
 
   // y[T, rows] = x[T, cols] W^T. Decode (T == 1) uses the int8-activation path where the backend has
   // one; `xq_ready` says x is already quantized in xq_ (qkv and gate/up share one quantization).
@@ -699,6 +720,18 @@ class GpuExecutor final : public Executor {
   HostBuf in_pinned_;
   bool pinned_inputs_ = !env_off("ROCFORGE_GPU_PINNED_INPUTS");
   std::vector<std::pair<GraphKey, rf_graph>> graphs_;
+  // Chained decode steps (forward_sample_steps): the input region of the step being recorded, the
+  // token it reads (null: its region's), and the sampled ids, on the device and copied back.
+  size_t in_off_ = 0;
+  const int32_t* tok_src_ = nullptr;
+  DevBuf chain_tok_d_;
+  HostBuf chain_tok_h_;
+  // Steps a generation chains per launch (Generator::generate asks for up to this many);
+  // ROCFORGE_GPU_CHAIN=N overrides (0 or 1: one step at a time).
+  int chain_steps_ = [] {
+    const char* v = std::getenv("ROCFORGE_GPU_CHAIN");
+    return v && *v ? std::clamp(std::atoi(v), 0, kMaxChainSteps) : 8;
+  }();
   std::vector<float> host_x_;
   // Per-step sequence layout: tokens of sequence s are [seq_begin[s], seq_begin[s] + seq_len[s]).
   std::vector<int32_t> seq_begin_, seq_ntok_, flat_tables_;

@@ -41,5 +41,22 @@ TEST(RunCli, BadInputsExitWithClearErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// bench --tg-sampled: tg as generation runs it (a first token, then sampled ones fed back), named
+// "tgN sampled"; -n 1 is refused with the reason.
+TEST(BenchCli, TgSampledMeasuresGeneration) {
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  const auto dir = temp_dir();
+  CliResult r = run_rocforge({"bench", "-m", model.string(), "-p", "0", "-n", "8", "-r", "2", "-t", "2", "--tg-sampled"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| tg8 sampled |"), std::string::npos) << r.out;
+  r = run_rocforge({"bench", "-m", model.string(), "-p", "0", "-n", "8", "-d", "20", "-r", "1", "-t", "2", "--tg-sampled"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| tg8 sampled @ d20 |"), std::string::npos) << r.out;
+  r = run_rocforge({"bench", "-m", model.string(), "-p", "0", "-n", "1", "--tg-sampled"}, dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--tg-sampled needs -n 2"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rocforge::test

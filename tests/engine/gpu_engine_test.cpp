@@ -285,5 +285,75 @@ TEST(GpuEngine, BatchedDeviceSamplingMatchesHostRows) {
   EXPECT_EQ(sd[0].n_past, before);
 }
 
+// Generation chains decode steps (Executor::forward_sample_steps, up to 8 a launch by default):
+// against one step at a time (ROCFORGE_GPU_CHAIN=1) the same tokens, text, stop reason, sequence
+// length and history, greedy and seeded, where generation stops inside a chain (a token budget that
+// is no multiple of it, a stop string, the context's end) and on a second turn of the same sequence.
+TEST(GpuEngine, ChainedDecodeStepsMatchSingleSteps) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  struct Turn {
+    std::vector<int32_t> tokens;
+    std::string text;
+    int reason;
+    int32_t n_past;
+    bool operator==(const Turn& o) const {
+      return tokens == o.tokens && text == o.text && reason == o.reason && n_past == o.n_past;
+    }
+  };
+  auto run = [&](const char* chain, int* chain_steps) {
+    setenv("ROCFORGE_GPU_CHAIN", chain, 1);
+    EngineOptions o;
+    o.model_path = model.string();
+    o.device = "gpu";
+    o.ctx_size = 160;
+    o.n_threads = 1;
+    auto e = Engine::load(o);
+    unsetenv("ROCFORGE_GPU_CHAIN");
+    *chain_steps = e->executor().chain_steps();
+    SamplingParams seeded;
+    seeded.temperature = 0.9f;
+    seeded.top_k = 40;
+    seeded.seed = 3;
+    std::vector<Turn> turns;
+    for (const SamplingParams& p : {SamplingParams::greedy(), seeded}) {
+      Generator g(*e, p);
+      auto add = [&](const GenerateResult& r) {
+        turns.push_back({r.tokens, r.text, static_cast<int>(r.reason), g.n_past()});
+      };
+      GenerateOptions a;
+      a.max_tokens = 37;
+      a.ignore_eos = true;
+      add(g.generate(e->tokenizer().encode("Once upon a time", true), a));
+      GenerateOptions b;  // a second turn, cut by a stop string
+      b.max_tokens = 60;
+      b.stop = {"."};
+      add(g.generate(e->tokenizer().encode(" Then", false), b));
+      GenerateOptions c;  // to the context's end
+      c.max_tokens = -1;
+      c.ignore_eos = true;
+      add(g.generate(e->tokenizer().encode(" The end", false), c));
+      turns.push_back({g.history(), "", 0, g.n_past()});
+    }
+    return turns;
+  };
+  int single_steps = 0, chained_steps = 0;
+  const auto single = run("1", &single_steps), chained = run("8", &chained_steps);
+  EXPECT_EQ(single_steps, 0);
+  EXPECT_EQ(chained_steps, 8);
+  ASSERT_EQ(single.size(), chained.size());
+  for (size_t i = 0; i < single.size(); ++i) {
+    EXPECT_TRUE(single[i] == chained[i]) << "turn " << i << ": " << single[i].tokens.size() << " tokens / "
+                                         << chained[i].tokens.size() << ", reason " << single[i].reason << " / "
+                                         << chained[i].reason << ", n_past " << single[i].n_past << " / "
+                                         << chained[i].n_past;
+  }
+  EXPECT_EQ(single[0].tokens.size(), 37u);
+  EXPECT_EQ(single[1].reason, static_cast<int>(StopReason::StopString));
+  EXPECT_EQ(single[2].reason, static_cast<int>(StopReason::ContextFull));
+  EXPECT_EQ(single[2].n_past, 160);
+}
+
 }  // namespace
 }  // namespace rocforge
