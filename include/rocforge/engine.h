@@ -68,6 +68,15 @@ class Engine {
   // executor cannot (CPU, or parameters its sampler does not reproduce): the caller then uses step.
   bool step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
                    const std::vector<float>& u, std::vector<int32_t>& tokens);
+  // Decode steps of one sequence chained where the logits are (Executor::forward_sample_steps):
+  // w feeds its one token, then u.size() steps follow one another, step k sampling tokens[k] with p
+  // and u[k] and feeding it to step k + 1. Reserves the positions and commits only w's token: a
+  // caller keeping tokens[k] (k < u.size() - 1) commits it, step k + 1's input, with seq->commit.
+  // Returns false, having committed nothing, where the executor cannot chain or the context or pool
+  // has no room for the steps. chain_steps(): the chain length the executor prefers (0: none).
+  bool step_sample_chain(const Work& w, const SamplingParams& p, const std::vector<float>& u,
+                         std::vector<int32_t>& tokens);
+  int chain_steps() const;
 
  private:
   Engine() = default;

@@ -102,7 +102,7 @@ int run_bench_serve(int argc, char** argv) {
   int per_client = 4, max_tokens = 64;
   double temperature = 0.0;
   std::string url, api_key;
-  bool as_json = false;
+  bool as_json = false, chain_decode = false;
   add_engine_flags(app, ef, false);
   app.add_option("--concurrency", levels, "concurrent clients per run (space or comma separated)")->delimiter(',');
   app.add_option("--requests-per-client", per_client, "requests each client sends in a run")->check(CLI::Range(1, 10000));
@@ -112,6 +112,7 @@ int run_bench_serve(int argc, char** argv) {
   app.add_option("--url", url, "benchmark a running server (http://host:port) instead of starting one");
   app.add_option("--api-key", api_key, "bearer token for --url");
   app.add_flag("--json", as_json, "print one JSON object per run instead of a table");
+  app.add_flag("--chain-decode", chain_decode, "the in-process server's --chain-decode");
   CLI11_PARSE(app, argc, argv);
   for (int c : levels)
     if (c < 1 || c > 4096) throw Error("--concurrency values must be in 1..4096");
@@ -125,6 +126,7 @@ int run_bench_serve(int argc, char** argv) {
     so.engine.n_parallel = *std::max_element(levels.begin(), levels.end());
     so.port = 0;
     so.max_queue = 4096;
+    so.chain_decode = chain_decode;
     srv = std::make_unique<server::Server>(so);
     srv->start();
     if (!srv->wait_loaded()) throw Error("cannot load the model: " + srv->load_error());

@@ -35,6 +35,8 @@ int run_serve(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   app.add_option("--kv-blocks", so.max_kv_blocks, "use at most this many KV blocks (testing preemption; 0 = all)")
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--chain-decode", so.chain_decode,
+               "a lone stream runs 8 decode steps a GPU launch (1-5% faster; its tokens arrive in bursts)");
   bool die_with_parent = false;
   app.add_flag("--die-with-parent", die_with_parent, "exit when the parent process dies (test harnesses)");
   CLI11_PARSE(app, argc, argv);

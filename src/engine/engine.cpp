@@ -106,6 +106,18 @@ bool Engine::step_sample(const std::vector<Work>& work, const std::vector<const 
   return true;
 }
 
+int Engine::chain_steps() const { return executor_->chain_steps(); }
+
+bool Engine::step_sample_chain(const Work& w, const SamplingParams& p, const std::vector<float>& u,
+                               std::vector<int32_t>& tokens) {
+  const int n = static_cast<int>(u.size());
+  if (w.n_tokens != 1 || !w.want_logits || n < 2 || w.seq->n_past + n > opts_.ctx_size) return false;
+  if (!w.seq->reserve(*pool_, n)) return false;
+  if (executor_->forward_sample_steps(batch_of({w}), p, u, tokens) != n) return false;
+  w.seq->commit(*pool_, w.tokens, 1);
+  return true;
+}
+
 const char* stop_reason_name(StopReason r) {
   switch (r) {
     case StopReason::None: return "none";

@@ -134,8 +134,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   // chain draws the k-th u from here on, as single steps would: the same tokens either way.
   std::vector<int32_t> ahead;
   size_t ahead_at = 0;  // ahead[ahead_at] is the next token; its input is fed but not committed
-  Executor& ex = engine_.executor();
-  int chain_max = ex.chain_steps();
+  int chain_max = engine_.chain_steps();
   std::vector<float> us, spare_u;  // spare_u: drawn for a chain that did not run, used first
   auto take_u = [&] {
     if (spare_u.empty()) return next_u();
@@ -157,19 +156,15 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     const int64_t want = opts.max_tokens >= 0 ? opts.max_tokens - static_cast<int64_t>(r.tokens.size()) : chain_max;
     const int64_t room = engine_.ctx_size() - seq_->n_past;
     const int n = chain_max;
-    if (n < 2 || want < n || room < n || !seq_->reserve(engine_.kv_pool(), n)) return feed_and_sample({id}, take_u());
-    Batch b;
-    b.block_tables.push_back(seq_->blocks);
-    b.add(id, seq_->n_past, 0, true);
+    if (n < 2 || want < n || room < n) return feed_and_sample({id}, take_u());
     us.resize(n);
     for (float& x : us) x = take_u();
-    if (ex.forward_sample_steps(b, sp, us, ahead) != n) {  // declined: one step at a time from here on
+    if (!engine_.step_sample_chain({seq_.get(), &id, 1, true}, sp, us, ahead)) {  // one step at a time from here on
       chain_max = 0;
       ahead.clear();
       spare_u.insert(spare_u.begin(), us.begin() + 1, us.end());
       return feed_and_sample({id}, us[0]);
     }
-    seq_->commit(engine_.kv_pool(), &id, 1);
     history_.push_back(id);
     logits_ = {};  // the steps' logits stayed on the device
     ahead_at = 1;

@@ -321,6 +321,39 @@ void Scheduler::on_token(Slot& s, int32_t id, Clock::time_point now) {
   }
 }
 
+int Scheduler::chain_length(const std::vector<Engine::Work>& work, const std::vector<Slot*>& order) {
+  // Only a lone decoding stream with nobody waiting: a chain delays other requests' admission and
+  // prompt chunks by its length (~5 ms for a 1B, ~20 ms for an 8B on an H100).
+  if (!opts_.chain_decode || work.size() != 1 || work[0].n_tokens != 1 || !work[0].want_logits || active_.size() != 1 ||
+      !waiting_.empty())
+    return 0;
+  {
+    std::lock_guard lk(m_);
+    if (!incoming_.empty()) return 0;
+  }
+  const Slot& s = *order[0];
+  const int n = engine_.chain_steps();
+  const int32_t max_tokens = s.req->params.max_tokens;
+  // Whole chains only (another length is another graph to capture), within the tokens still wanted,
+  // the context and the KV blocks this scheduler may use.
+  if (n < 2 || (max_tokens >= 0 && max_tokens - s.n_gen < n) || s.seq.n_past + n > engine_.ctx_size() ||
+      !fits(s, n))
+    return 0;
+  return n;
+}
+
+bool Scheduler::chain_step(Slot& s, const Engine::Work& w, int n, float first_u, std::vector<int32_t>& tokens) {
+  // Step k draws the k-th u, as single steps do; a declined chain leaves the draws where they were.
+  const std::mt19937_64 saved = s.draw;
+  std::vector<float> u(n);
+  u[0] = first_u;
+  for (int k = 1; k < n; ++k) u[k] = static_cast<float>(s.draw() >> 40) * 0x1p-24f;
+  if (engine_.step_sample_chain(w, s.req->params.sampling, u, tokens)) return true;
+  s.draw = saved;
+  tokens.clear();
+  return false;
+}
+
 void Scheduler::loop() {
   for (;;) {
     std::deque<std::shared_ptr<RequestState>> fresh;
@@ -393,8 +426,11 @@ void Scheduler::loop() {
         for (size_t i = 0; i < work.size(); ++i)
           if (work[i].want_logits) draws.push_back(static_cast<float>(order[i]->draw() >> 40) * 0x1p-24f);  // [0, 1)
       std::vector<int32_t> sampled;
+      const int chain = on_device && !params.empty() ? chain_length(work, order) : 0;
       try {
-        if (!(on_device && !params.empty() && engine_.step_sample(work, params, draws, sampled))) {
+        if (chain > 0 && chain_step(*order[0], work[0], chain, draws[0], sampled)) {
+          // sampled holds the chain's ids (handled below)
+        } else if (!(on_device && !params.empty() && engine_.step_sample(work, params, draws, sampled))) {
           sampled.clear();
           engine_.step(work, logits_);
         }
@@ -406,8 +442,25 @@ void Scheduler::loop() {
       const auto now = Clock::now();
       int64_t batch_tokens = 0;
       for (const auto& w : work) batch_tokens += w.n_tokens;
-      metrics_.observe_step(std::chrono::duration<double>(now - t0).count(), batch_tokens);
-      if (ok) {
+      const bool chained = ok && chain > 0 && static_cast<int>(sampled.size()) == chain;
+      metrics_.observe_step(std::chrono::duration<double>(now - t0).count(), chained ? chain : batch_tokens);
+      if (chained) {
+        // The chain's tokens in order, as single steps would have made them; each one kept but the
+        // last was the next step's input, committed now. The chain ran as one: its tokens reach
+        // the client together, and the metrics see them spread evenly over its time.
+        Slot& s = *order[0];
+        const int32_t before = s.n_gen;
+        for (int k = 0; k < chain && !s.finished; ++k) {
+          try {
+            on_token(s, sampled[k], t0 + (now - t0) * (k + 1) / chain);
+          } catch (const std::exception& e) {
+            log::error("scheduler: request failed: {}", e.what());
+            finish(s, "error", e.what());
+          }
+          if (!s.finished && k + 1 < chain) s.seq.commit(engine_.kv_pool(), &s.tokens.back(), 1);
+        }
+        if (s.n_gen > before) metrics_.add_generated_tokens(s.n_gen - before, now);
+      } else if (ok) {
         const int32_t V = engine_.n_vocab();
         size_t row = 0;
         int64_t produced = 0;

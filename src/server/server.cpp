@@ -96,6 +96,7 @@ struct Server::Impl {
       SchedulerOptions so;
       so.max_queue = opts.max_queue;
       so.max_kv_blocks = opts.max_kv_blocks;
+      so.chain_decode = opts.chain_decode;
       auto s = std::make_unique<Scheduler>(*e, metrics, so);
       std::lock_guard lk(load_m);
       engine = std::move(e);

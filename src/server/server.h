@@ -25,6 +25,7 @@ struct ServerOptions {
   std::string model_name;          // id reported by /v1/models; default: the model file's stem
   int max_queue = 64;              // waiting requests beyond the running ones; more get 503
   int max_kv_blocks = 0;           // 0: the whole KV pool (tests shrink it to exercise preemption)
+  bool chain_decode = false;       // a lone stream chains decode steps (SchedulerOptions::chain_decode)
   size_t max_body_bytes = 4u << 20;
   int timeout_s = 20;              // socket read/write timeout (slow clients)
   int http_threads = 0;            // 0: n_parallel + max_queue + 8

@@ -1,6 +1,7 @@
 // The scheduler without HTTP: what goes into each batched step.
 #include <map>
 
+#include "engine/gpu_engine_support.h"
 #include "engine/kv_pool.h"
 #include "rocforge/engine.h"
 #include "server/scheduler.h"
@@ -12,6 +13,7 @@ namespace {
 std::unique_ptr<Engine> load(const std::filesystem::path& model, int n_batch) {
   EngineOptions o;
   o.model_path = model.string();
+  o.device = "cpu";  // batched and solo decoding compared token for token (server_fixture.h says why)
   o.n_threads = 1;
   o.ctx_size = 512;
   o.n_parallel = 4;
@@ -124,6 +126,59 @@ TEST(Scheduler, CancelledRequestReleasesItsBlocks) {
   for (int i = 0; i < 1000 && s.stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(s.stats().kv_blocks_used, 0);
   EXPECT_EQ(s.stats().kv_blocks_free, s.stats().kv_blocks_total);
+}
+
+// A lone stream on a GPU chains decode steps (--chain-decode: Engine::step_sample_chain, 8 a launch): the same
+// text, finish reason and token count as one step at a time (ROCFORGE_GPU_CHAIN=1), greedy and
+// seeded, with a token budget that is no multiple of the chain and a stop string inside one; and
+// fewer scheduler steps. SKIPPED without a GPU.
+TEST(Scheduler, LoneStreamChainsDecodeStepsOnGpu) {
+  std::string why;
+  if (!test::have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  struct Out {
+    std::vector<std::string> text, reason;
+    std::vector<int32_t> n;
+    uint64_t steps = 0;
+  };
+  auto run = [&](const char* chain) {
+    setenv("ROCFORGE_GPU_CHAIN", chain, 1);
+    EngineOptions o;
+    o.model_path = model.string();
+    o.device = "gpu";
+    o.n_threads = 1;
+    o.ctx_size = 512;
+    o.n_parallel = 4;
+    auto e = Engine::load(o);
+    unsetenv("ROCFORGE_GPU_CHAIN");
+    Out out;
+    Metrics m;
+    SchedulerOptions so;
+    so.chain_decode = true;
+    Scheduler s(*e, m, so);
+    auto greedy = request(e->tokenizer().encode("Once upon a time", true), 45);
+    auto seeded = request(e->tokenizer().encode("The little dog", true), 45);
+    seeded->params.sampling.temperature = 0.9f;
+    seeded->params.sampling.top_k = 40;
+    seeded->params.sampling.seed = 5;
+    auto stopped = request(e->tokenizer().encode("Lily wanted to", true), 60);
+    stopped->params.stop = {"."};
+    for (const auto& r : {greedy, seeded, stopped}) {
+      EXPECT_TRUE(s.submit(r));
+      out.text.push_back(r->wait_all());
+      out.reason.push_back(r->finish_reason);
+      out.n.push_back(r->n_generated);
+    }
+    out.steps = s.stats().steps;
+    return out;
+  };
+  const Out single = run("1"), chained = run("8");
+  EXPECT_EQ(chained.text, single.text);
+  EXPECT_EQ(chained.reason, single.reason);
+  EXPECT_EQ(chained.n, single.n);
+  EXPECT_EQ(single.n[0], 45);
+  EXPECT_EQ(single.reason[2], "stop");
+  EXPECT_LT(chained.steps + 60, single.steps) << single.steps << " steps one at a time";
 }
 
 }  // namespace

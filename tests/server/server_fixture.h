@@ -21,6 +21,10 @@ using nlohmann::json;
 inline server::ServerOptions stories_options(const std::filesystem::path& model, int parallel, int ctx = 256) {
   server::ServerOptions o;
   o.engine.model_path = model.string();
+  // The CPU backend even where a GPU is: these tests compare streams decoded in one batch with solo
+  // runs token for token, and only the CPU's kernels give a row the same bits in any batch (a GPU's
+  // several-sequence matvecs sum in another order; tests/engine's GpuEngine tests check them).
+  o.engine.device = "cpu";
   o.engine.n_threads = 1;  // a 260K model gains nothing from threads; the machine is shared
   o.engine.n_parallel = parallel;
   o.engine.ctx_size = ctx;

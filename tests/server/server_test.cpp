@@ -47,6 +47,7 @@ TEST(Server, GreedyCompletionMatchesGenerator) {
   // Reference: the same prompt through the single-sequence Generator.
   EngineOptions eo;
   eo.model_path = model.string();
+  eo.device = "cpu";  // as the server's (server_fixture.h)
   eo.ctx_size = 256;
   eo.n_threads = 1;
   auto e = Engine::load(eo);
@@ -359,6 +360,7 @@ TEST(Server, TokenizeDetokenizeModelsHealthMetrics) {
   ASSERT_EQ(t.status, 200);
   EngineOptions eo;
   eo.model_path = model.string();
+  eo.device = "cpu";  // as the server's (server_fixture.h)
   auto e = Engine::load(eo);
   const auto ids = e->tokenizer().encode("Hello world", false, true);
   EXPECT_EQ(t.j["tokens"].get<std::vector<int32_t>>(), ids);
