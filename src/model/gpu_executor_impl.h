@@ -267,14 +267,21 @@ class GpuExecutor final : public Executor {
     const SamplingParams chain;
     std::vector<int32_t> token;
     (void)forward_sample_rows(d, {&chain}, {0.5f}, token);  // false: no device sampler for this vocabulary
-    // Generation's chained steps (Generator::generate) for the first attention length bucket, with
-    // the default chain (greedy records the same sampler launches): their graph too.
+    // Generation's chained steps (Generator::generate, serve --chain-decode) for the first attention
+    // length bucket: with the default chain (greedy records the same sampler launches) and with
+    // OpenAI's default (temperature 1, no top-k: a draw over the whole vocabulary).
     if (chain_steps_ >= 2 && chain_steps_ < kv_.n_slots()) {
       Batch c;
       c.block_tables.emplace_back();
       for (int i = 0; i * kv_.block_size < chain_steps_; ++i) c.block_tables[0].push_back(i);
       c.add(0, 0, 0, true);
-      (void)forward_sample_steps(c, chain, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), token);
+      const SamplingParams openai = [] {
+        SamplingParams p;
+        p.temperature = 1.0f, p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f;
+        return p;
+      }();
+      for (const SamplingParams* p : {&chain, &openai})
+        (void)forward_sample_steps(c, *p, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), token);
     }
   }
 
