@@ -47,6 +47,44 @@ GpuPlan plan_gpu_layers(const Model& m, const KvConfig& kv, const device::GpuInf
 
 namespace gpu_detail {
 
+// The bucket is a power of two >= 256 in whole KV blocks: split blocks past a sequence's real end
+// add nothing, and one graph serves every length up to it.
+void GpuExecutor::set_graph_bucket(int len) {
+  int bucket = 256;
+  while (bucket < len) bucket *= 2;
+  max_seq_len_ = (bucket + kv_.block_size - 1) / kv_.block_size * kv_.block_size;
+  max_blocks_ = max_seq_len_ / kv_.block_size;
+}
+
+void GpuExecutor::reserve_inputs(size_t n_in) {
+  if (in_ints_ < n_in) {
+    clear_graphs();  // they captured the old buffer
+    in_ints_ = n_in * 2;
+    in_ = DevBuf(be_, in_ints_ * sizeof(int32_t));
+    in_pinned_ = pinned_inputs_ ? HostBuf(be_, in_ints_ * sizeof(int32_t)) : HostBuf();
+  }
+  in_host_.assign(n_in, 0);
+}
+
+// The page-locked copy is free to rewrite: every step ends in a stream sync (step_to_host,
+// forward_sample_rows, forward_sample_steps), so the previous step's upload has landed.
+void GpuExecutor::upload_inputs(size_t n_in) {
+  const void* src = in_host_.data();
+  if (void* p = in_pinned_.get()) {
+    std::memcpy(p, in_host_.data(), n_in * sizeof(int32_t));
+    src = p;
+  }
+  be_->check(api_.memcpy_h2d(in_.get(), src, n_in * sizeof(int32_t), stream_), "step inputs");
+}
+
+void GpuExecutor::reserve_attn_workspace(int n_seq) {
+  const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
+  if (workspace_.bytes() < ws) {
+    clear_graphs();  // they captured the old one
+    workspace_ = DevBuf(be_, ws * 2);
+  }
+}
+
 int GpuExecutor::run_step(const Batch& b, bool to_host) {
   const int T = b.size();
   reserve_scratch(T);
@@ -90,11 +128,7 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
   // >= 256; split blocks past a sequence's real end add nothing) and the tables get that stride.
   const bool graphed = use_graphs_ && n_cpu_ == 0 && all_decode_ && all_rows_out;
   if (graphed) {
-    int bucket = 256;
-    while (bucket < max_seq_len_) bucket *= 2;
-    bucket = (bucket + kv_.block_size - 1) / kv_.block_size * kv_.block_size;
-    max_seq_len_ = bucket;
-    max_blocks_ = bucket / kv_.block_size;
+    set_graph_bucket(max_seq_len_);
   } else {
     max_blocks_ = 1;
     for (const auto& tbl : b.block_tables) max_blocks_ = std::max<int32_t>(max_blocks_, static_cast<int32_t>(tbl.size()));
@@ -102,13 +136,7 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
 
   // Inputs, staged into one upload.
   const size_t n_in = 3 * size_t(cap_) + size_t(n_seq) * max_blocks_;
-  if (in_ints_ < n_in) {
-    clear_graphs();
-    in_ints_ = n_in * 2;
-    in_ = DevBuf(be_, in_ints_ * sizeof(int32_t));
-    in_pinned_ = pinned_inputs_ ? HostBuf(be_, in_ints_ * sizeof(int32_t)) : HostBuf();
-  }
-  in_host_.assign(n_in, 0);
+  reserve_inputs(n_in);
   if (n_cpu_ == 0)
     for (int t = 0; t < T; ++t) {
       if (b.token[t] < 0 || b.token[t] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[t]) + " out of range");
@@ -121,22 +149,8 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
     const size_t n = std::min<size_t>(tbl.size(), size_t(max_blocks_));
     std::copy(tbl.begin(), tbl.begin() + n, in_host_.begin() + 3 * cap_ + size_t(s) * max_blocks_);
   }
-  // The page-locked copy is free to rewrite: every step ends in a stream sync (step_to_host,
-  // forward_sample_rows), so the previous step's upload has landed.
-  const void* in_src = in_host_.data();
-  if (void* p = in_pinned_.get()) {
-    std::memcpy(p, in_host_.data(), n_in * sizeof(int32_t));
-    in_src = p;
-  }
-  be_->check(api_.memcpy_h2d(in_.get(), in_src, n_in * sizeof(int32_t), stream_), "step inputs");
-
-  if (all_decode_) {
-    const size_t ws = api_.attn_decode_workspace(n_seq, c_.n_head, c_.head_dim, max_seq_len_);
-    if (workspace_.bytes() < ws) {
-      clear_graphs();
-      workspace_ = DevBuf(be_, ws * 2);
-    }
-  }
+  upload_inputs(n_in);
+  if (all_decode_) reserve_attn_workspace(n_seq);
 
   // Hidden state in from the CPU layers (hybrid); the GPU-only step embeds on the device.
   if (n_cpu_ > 0) {
@@ -147,23 +161,8 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
   }
 
   if (graphed) {
-    const GraphKey key{n_seq, max_seq_len_, head_to_host_};
-    rf_graph g = nullptr;
-    for (auto& [k, gr] : graphs_)
-      if (k == key) g = gr;
-    if (!g) {
-      be_->check(api_.graph_capture_begin(stream_), "capturing the decode step");
-      try {
-        launch_step(b, T, n_seq, true);
-      } catch (...) {
-        rf_graph junk = nullptr;
-        api_.graph_capture_end(stream_, &junk);
-        if (junk) api_.graph_destroy(junk);
-        throw;
-      }
-      be_->check(api_.graph_capture_end(stream_, &g), "capturing the decode step");
-      graphs_.push_back({key, g});
-    }
+    const rf_graph g = graph_for({n_seq, max_seq_len_, head_to_host_}, "the decode step",
+                                 [&] { launch_step(b, T, n_seq, true); });
     be_->check(api_.graph_launch(g, stream_), "decode step (graph)");
     return T;
   }
@@ -340,19 +339,9 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
   seq_begin_.assign(1, 0);
   seq_ntok_.assign(1, 1);
   all_decode_ = true;
-  int bucket = 256;
-  while (bucket < last + 1) bucket *= 2;
-  bucket = (bucket + kv_.block_size - 1) / kv_.block_size * kv_.block_size;
-  max_seq_len_ = bucket;
-  max_blocks_ = bucket / kv_.block_size;
+  set_graph_bucket(last + 1);
   const size_t region = 3 * size_t(cap_) + size_t(max_blocks_), n_in = region * n;
-  if (in_ints_ < n_in) {
-    clear_graphs();  // they captured the old buffer
-    in_ints_ = n_in * 2;
-    in_ = DevBuf(be_, in_ints_ * sizeof(int32_t));
-    in_pinned_ = pinned_inputs_ ? HostBuf(be_, in_ints_ * sizeof(int32_t)) : HostBuf();
-  }
-  in_host_.assign(n_in, 0);
+  reserve_inputs(n_in);
   for (int k = 0; k < n; ++k) {
     int32_t* r = in_host_.data() + region * k;
     r[0] = k == 0 ? b.token[0] : 0;  // later steps read their token on the device
@@ -360,29 +349,19 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
     r[2 * cap_] = pos0 + k + 1;
     std::copy(tbl.begin(), tbl.begin() + std::min<size_t>(tbl.size(), size_t(max_blocks_)), r + 3 * cap_);
   }
-  const void* in_src = in_host_.data();
-  if (void* pin = in_pinned_.get()) {
-    std::memcpy(pin, in_host_.data(), n_in * sizeof(int32_t));
-    in_src = pin;
-  }
-  be_->check(api_.memcpy_h2d(in_.get(), in_src, n_in * sizeof(int32_t), stream_), "step inputs");
+  upload_inputs(n_in);
   sample_host_.resize(n);
   for (int k = 0; k < n; ++k) sample_host_[k] = {p.temperature, p.top_k, p.top_p, p.min_p, u[k]};
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), n * sizeof(rf_sample_row), stream_),
              "sampling parameters");
-  const size_t ws = api_.attn_decode_workspace(1, c_.n_head, c_.head_dim, max_seq_len_);
-  if (workspace_.bytes() < ws) {
-    clear_graphs();
-    workspace_ = DevBuf(be_, ws * 2);
-  }
+  reserve_attn_workspace(1);
 
+  // Few chains are kept: a new one replaces the oldest. (A capture costs ~1 us a launch recorded, so
+  // generation asks only for chains of one length.)
   const GraphKey key{1, max_seq_len_, false, n, api_.sample_launches(&sample_host_[0], 1, c_.n_vocab)};
-  rf_graph g = nullptr;
-  for (auto& [k, gr] : graphs_)
-    if (k == key) g = gr;
-  if (!g) {
-    // Few chains are kept: a new one replaces the oldest. (A capture costs ~1 us a launch recorded, so
-    // generation asks only for chains of one length.)
+  bool cached = false;
+  for (auto& [k, gr] : graphs_) cached = cached || k == key;
+  if (!cached) {
     int chains = 0;
     for (auto& [k, gr] : graphs_) chains += k.steps > 0;
     if (chains >= kMaxChainGraphs)
@@ -392,31 +371,25 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
           graphs_.erase(it);
           break;
         }
-    head_to_host_ = false;
-    head_out_ = logits_.get<float>();
-    be_->check(api_.graph_capture_begin(stream_), "capturing a chain of decode steps");
-    try {
-      for (int k = 0; k < n; ++k) {
-        in_off_ = region * k;
-        tok_src_ = k == 0 ? nullptr : chain_tok_d_.get<int32_t>() + (k - 1);
-        launch_step(b, 1, 1, true);
-        be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, 1, sample_rows_.get<rf_sample_row>() + k,
-                                    &sample_host_[k], chain_tok_d_.get<int32_t>() + k, sample_ws_.get(),
-                                    sample_ws_.bytes(), stream_),
-                   "sampling");
-      }
-      be_->check(api_.memcpy_d2h(chain_tok_h_.get(), chain_tok_d_.get(), n * sizeof(int32_t), stream_), "sampled tokens");
-    } catch (...) {
-      in_off_ = 0, tok_src_ = nullptr;
-      rf_graph junk = nullptr;
-      api_.graph_capture_end(stream_, &junk);
-      if (junk) api_.graph_destroy(junk);
-      throw;
-    }
-    in_off_ = 0, tok_src_ = nullptr;
-    be_->check(api_.graph_capture_end(stream_, &g), "capturing a chain of decode steps");
-    graphs_.push_back({key, g});
   }
+  head_to_host_ = false;
+  head_out_ = logits_.get<float>();
+  const rf_graph g = graph_for(key, "a chain of decode steps", [&] {
+    struct Reset {  // the regions are the capture's alone: later steps use region 0 and their own token
+      GpuExecutor& e;
+      ~Reset() { e.in_off_ = 0, e.tok_src_ = nullptr; }
+    } reset{*this};
+    for (int k = 0; k < n; ++k) {
+      in_off_ = region * k;
+      tok_src_ = k == 0 ? nullptr : chain_tok_d_.get<int32_t>() + (k - 1);
+      launch_step(b, 1, 1, true);
+      be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, 1, sample_rows_.get<rf_sample_row>() + k,
+                                  &sample_host_[k], chain_tok_d_.get<int32_t>() + k, sample_ws_.get(),
+                                  sample_ws_.bytes(), stream_),
+                 "sampling");
+    }
+    be_->check(api_.memcpy_d2h(chain_tok_h_.get(), chain_tok_d_.get(), n * sizeof(int32_t), stream_), "sampled tokens");
+  });
   be_->check(api_.graph_launch(g, stream_), "chain of decode steps (graph)");
   be_->check(api_.stream_sync(stream_), "chain of decode steps");
   const auto* ids = static_cast<const int32_t*>(chain_tok_h_.get());

@@ -295,6 +295,34 @@ class GpuExecutor final : public Executor {
     for (auto& [k, g] : graphs_) api_.graph_destroy(g);
     graphs_.clear();
   }
+  // The graph of `key`, recorded from `record`'s launches the first time (`what` names it in errors).
+  template <class Record>
+  rf_graph graph_for(const GraphKey& key, const char* what, Record&& record) {
+    for (auto& [k, g] : graphs_)
+      if (k == key) return g;
+    const std::string capturing = std::string("capturing ") + what;
+    be_->check(api_.graph_capture_begin(stream_), capturing);
+    try {
+      record();
+    } catch (...) {
+      rf_graph junk = nullptr;
+      api_.graph_capture_end(stream_, &junk);
+      if (junk) api_.graph_destroy(junk);
+      throw;
+    }
+    rf_graph g = nullptr;
+    be_->check(api_.graph_capture_end(stream_, &g), capturing);
+    graphs_.push_back({key, g});
+    return g;
+  }
+  // A graphed step's attention length: the bucket of `len` positions, and the tables' stride.
+  void set_graph_bucket(int len);
+  // in_ (and its page-locked staging) for n_in ints, in_host_ zeroed to that length.
+  void reserve_inputs(size_t n_in);
+  // in_host_'s first n_in ints up to in_ in one copy.
+  void upload_inputs(size_t n_in);
+  // Decode attention's split workspace for n_seq sequences of max_seq_len_.
+  void reserve_attn_workspace(int n_seq);
 
   Mat mat_of(const DevWeight& w) const {
     Mat m;
