@@ -303,14 +303,7 @@ TEST(GpuEngine, ChainedDecodeStepsMatchSingleSteps) {
     }
   };
   auto run = [&](const char* chain, int* chain_steps) {
-    setenv("ROCFORGE_GPU_CHAIN", chain, 1);
-    EngineOptions o;
-    o.model_path = model.string();
-    o.device = "gpu";
-    o.ctx_size = 160;
-    o.n_threads = 1;
-    auto e = Engine::load(o);
-    unsetenv("ROCFORGE_GPU_CHAIN");
+    auto e = test::load_gpu_chained(model, chain, 160);
     *chain_steps = e->executor().chain_steps();
     SamplingParams seeded;
     seeded.temperature = 0.9f;

@@ -142,15 +142,7 @@ TEST(Scheduler, LoneStreamChainsDecodeStepsOnGpu) {
     uint64_t steps = 0;
   };
   auto run = [&](const char* chain) {
-    setenv("ROCFORGE_GPU_CHAIN", chain, 1);
-    EngineOptions o;
-    o.model_path = model.string();
-    o.device = "gpu";
-    o.n_threads = 1;
-    o.ctx_size = 512;
-    o.n_parallel = 4;
-    auto e = Engine::load(o);
-    unsetenv("ROCFORGE_GPU_CHAIN");
+    auto e = test::load_gpu_chained(model, chain, 512, 4);
     Out out;
     Metrics m;
     SchedulerOptions so;
