@@ -63,19 +63,23 @@ class Engine {
   // valid until the next step that lands logits on the host; executor().view_serial() tells).
   std::span<const float> step_view(const std::vector<Work>& work);
   // As step, with the next token of every item wanting logits sampled where the logits are (GPU:
-  // only the ids come back): item i's row with *params[i] and draw u[i] in [0, 1), into tokens (work
-  // order, items wanting logits only). Returns false, having run and committed nothing, where the
-  // executor cannot (CPU, or parameters its sampler does not reproduce): the caller then uses step.
+  // only the ids come back): item i's row with *params[i], draw u[i] in [0, 1) and, where params[i]
+  // has penalties, histories[i] (the sequence's tokens, this step's included; may be empty where no
+  // item has penalties), into tokens (work order, items wanting logits only). Returns false, having
+  // run and committed nothing, where the executor cannot (CPU, or parameters its sampler does not
+  // reproduce): the caller then uses step.
   bool step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
-                   const std::vector<float>& u, std::vector<int32_t>& tokens);
+                   const std::vector<float>& u, const std::vector<std::span<const int32_t>>& histories,
+                   std::vector<int32_t>& tokens);
   // Decode steps of one sequence chained where the logits are (Executor::forward_sample_steps):
   // w feeds its one token, then u.size() steps follow one another, step k sampling tokens[k] with p
-  // and u[k] and feeding it to step k + 1. Reserves the positions and commits only w's token: a
-  // caller keeping tokens[k] (k < u.size() - 1) commits it, step k + 1's input, with seq->commit.
-  // Returns false, having committed nothing, where the executor cannot chain or the context or pool
-  // has no room for the steps. chain_steps(): the chain length the executor prefers (0: none).
+  // and u[k] and feeding it to step k + 1; penalties count `history` (ending with w's token) and the
+  // tokens sampled before. Reserves the positions and commits only w's token: a caller keeping
+  // tokens[k] (k < u.size() - 1) commits it, step k + 1's input, with seq->commit. Returns false,
+  // having committed nothing, where the executor cannot chain or the context or pool has no room for
+  // the steps. chain_steps(): the chain length the executor prefers (0: none).
   bool step_sample_chain(const Work& w, const SamplingParams& p, const std::vector<float>& u,
-                         std::vector<int32_t>& tokens);
+                         std::span<const int32_t> history, std::vector<int32_t>& tokens);
   int chain_steps() const;
 
  private:

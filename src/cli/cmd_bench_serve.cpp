@@ -41,13 +41,15 @@ std::string prompt_for(int i) {
   return p.str();
 }
 
+// sampling: the request's sampling fields (temperature, penalties).
 Sample run_one(const std::string& host, int port, const std::string& api_key, const std::string& prompt, int max_tokens,
-               double temperature) {
+               const json& sampling) {
   Sample s;
   httplib::Client cli(host, port);
   cli.set_read_timeout(600, 0);
-  const json body = {{"prompt", prompt},          {"max_tokens", max_tokens}, {"temperature", temperature},
-                     {"ignore_eos", true},        {"stream", true},           {"stream_options", {{"include_usage", true}}}};
+  json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"ignore_eos", true},
+               {"stream", true},   {"stream_options", {{"include_usage", true}}}};
+  body.update(sampling);
   httplib::Request req;
   req.method = "POST";
   req.path = "/v1/completions";
@@ -100,7 +102,7 @@ int run_bench_serve(int argc, char** argv) {
   ef.opts.n_threads = 0;
   std::vector<int> levels = {1, 8, 32};
   int per_client = 4, max_tokens = 64;
-  double temperature = 0.0;
+  double temperature = 0.0, frequency_penalty = 0.0, presence_penalty = 0.0;
   std::string url, api_key;
   bool as_json = false, chain_decode = false;
   add_engine_flags(app, ef, false);
@@ -109,6 +111,10 @@ int run_bench_serve(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "tokens generated per request (ignore_eos)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--temperature", temperature, "sampling temperature of every request (0: greedy; OpenAI's other "
                  "defaults: top_p 1, no top-k)")->check(CLI::Range(0.0, 2.0));
+  app.add_option("--frequency-penalty", frequency_penalty, "OpenAI's frequency_penalty of every request")
+      ->check(CLI::Range(-2.0, 2.0));
+  app.add_option("--presence-penalty", presence_penalty, "OpenAI's presence_penalty of every request")
+      ->check(CLI::Range(-2.0, 2.0));
   app.add_option("--url", url, "benchmark a running server (http://host:port) instead of starting one");
   app.add_option("--api-key", api_key, "bearer token for --url");
   app.add_flag("--json", as_json, "print one JSON object per run instead of a table");
@@ -143,7 +149,10 @@ int run_bench_serve(int argc, char** argv) {
     port = std::stoi(hp.substr(colon + 1));
   }
 
-  run_one(host, port, api_key, prompt_for(9999), 8, temperature);  // warm-up (first-touch of weights, threads)
+  json sampling = {{"temperature", temperature}};
+  if (frequency_penalty != 0) sampling["frequency_penalty"] = frequency_penalty;
+  if (presence_penalty != 0) sampling["presence_penalty"] = presence_penalty;
+  run_one(host, port, api_key, prompt_for(9999), 8, sampling);  // warm-up (first-touch of weights, threads)
 
   if (!as_json)
     std::printf("%6s %9s %9s %9s %12s %10s %10s %10s %10s %10s %10s\n", "conc", "requests", "tokens", "wall_s",
@@ -156,7 +165,7 @@ int run_bench_serve(int argc, char** argv) {
     for (int k = 0; k < c; ++k)
       clients.emplace_back([&, k] {
         for (int r = 0; r < per_client; ++r) {
-          Sample s = run_one(host, port, api_key, prompt_for(k * per_client + r), max_tokens, temperature);
+          Sample s = run_one(host, port, api_key, prompt_for(k * per_client + r), max_tokens, sampling);
           std::lock_guard lk(m);
           samples.push_back(std::move(s));
         }

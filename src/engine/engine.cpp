@@ -100,8 +100,9 @@ std::span<const float> Engine::step_view(const std::vector<Work>& work) {
 }
 
 bool Engine::step_sample(const std::vector<Work>& work, const std::vector<const SamplingParams*>& params,
-                         const std::vector<float>& u, std::vector<int32_t>& tokens) {
-  if (!executor_->forward_sample_rows(batch_of(work), params, u, tokens)) return false;
+                         const std::vector<float>& u, const std::vector<std::span<const int32_t>>& histories,
+                         std::vector<int32_t>& tokens) {
+  if (!executor_->forward_sample_rows(batch_of(work), params, u, histories, tokens)) return false;
   for (const Work& w : work) w.seq->commit(*pool_, w.tokens, w.n_tokens);
   return true;
 }
@@ -109,11 +110,11 @@ bool Engine::step_sample(const std::vector<Work>& work, const std::vector<const 
 int Engine::chain_steps() const { return executor_->chain_steps(); }
 
 bool Engine::step_sample_chain(const Work& w, const SamplingParams& p, const std::vector<float>& u,
-                               std::vector<int32_t>& tokens) {
+                               std::span<const int32_t> history, std::vector<int32_t>& tokens) {
   const int n = static_cast<int>(u.size());
   if (w.n_tokens != 1 || !w.want_logits || n < 2 || w.seq->n_past + n > opts_.ctx_size) return false;
   if (!w.seq->reserve(*pool_, n)) return false;
-  if (executor_->forward_sample_steps(batch_of({w}), p, u, tokens) != n) return false;
+  if (executor_->forward_sample_steps(batch_of({w}), p, u, history, tokens) != n) return false;
   w.seq->commit(*pool_, w.tokens, 1);
   return true;
 }

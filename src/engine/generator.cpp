@@ -73,12 +73,21 @@ int32_t Generator::feed_and_sample(const std::vector<int32_t>& tokens, float u) 
   b.block_tables.push_back(seq_->blocks);
   for (int32_t i = 0; i < n; ++i) b.add(rest[i], seq_->n_past + i, 0, i == n - 1);
   int32_t out = -1;
-  if (!engine_.executor().forward_sample(b, sampler_.params(), u, &out)) {  // no device sampler: the host's
+  const size_t before = history_.size();
+  history_.insert(history_.end(), rest.begin(), rest.end());  // the penalties count the fed tokens too
+  bool sampled = false;
+  try {
+    sampled = engine_.executor().forward_sample(b, sampler_.params(), u, history_, &out);
+  } catch (...) {
+    history_.resize(before);
+    throw;
+  }
+  if (!sampled) {  // no device sampler: the host's
+    history_.resize(before);
     feed_view(rest);
     return -1;
   }
   seq_->commit(engine_.kv_pool(), rest.data(), n);
-  history_.insert(history_.end(), rest.begin(), rest.end());
   logits_ = {};  // the step's logits stayed on the device
   return out;
 }
@@ -119,8 +128,8 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   using clock = std::chrono::steady_clock;
   GenerateResult r;
   r.n_prompt = static_cast<int32_t>(prompt.size());
-  // Device-side sampling: where the parameters allow it (device_samplable: no penalties, which need
-  // the history on the host) an executor that can sample where the logits are (GPU) runs each step,
+  // Device-side sampling: where the parameters allow it (device_samplable; penalties count the
+  // history, handed to the executor) an executor that can sample where the logits are (GPU) runs each step,
   // the prompt's last chunk included, and returns only the next token id.
   // Its draws come from this generation's own generator, seeded like the host sampler: the same seed
   // gives the same tokens on the same device.
@@ -159,13 +168,21 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     if (n < 2 || want < n || room < n) return feed_and_sample({id}, take_u());
     us.resize(n);
     for (float& x : us) x = take_u();
-    if (!engine_.step_sample_chain({seq_.get(), &id, 1, true}, sp, us, ahead)) {  // one step at a time from here on
+    history_.push_back(id);  // the chain's penalties count its first input too
+    bool chained = false;
+    try {
+      chained = engine_.step_sample_chain({seq_.get(), &id, 1, true}, sp, us, history_, ahead);
+    } catch (...) {
+      history_.pop_back();
+      throw;
+    }
+    if (!chained) {  // one step at a time from here on
+      history_.pop_back();
       chain_max = 0;
       ahead.clear();
       spare_u.insert(spare_u.begin(), us.begin() + 1, us.end());
       return feed_and_sample({id}, us[0]);
     }
-    history_.push_back(id);
     logits_ = {};  // the steps' logits stayed on the device
     ahead_at = 1;
     return ahead[0];

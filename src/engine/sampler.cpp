@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <unordered_map>
 
 #include "rocforge/error.h"
 
@@ -18,18 +17,9 @@ Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {
 
 int32_t Sampler::sample(float* logits, int32_t n_vocab, const std::vector<int32_t>& history) {
   // 1. Penalties over the recent window.
-  const bool penalize = p_.repeat_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
-  if (penalize && !history.empty()) {
-    const size_t n = p_.penalty_last_n < 0 ? history.size() : std::min<size_t>(history.size(), p_.penalty_last_n);
-    std::unordered_map<int32_t, int> counts;
-    for (size_t k = history.size() - n; k < history.size(); ++k) ++counts[history[k]];
-    for (const auto& [id, cnt] : counts) {
-      if (id < 0 || id >= n_vocab) continue;
-      float& l = logits[id];
-      if (p_.repeat_penalty != 1.0f) l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
-      l -= p_.presence_penalty + p_.frequency_penalty * static_cast<float>(cnt);
-    }
-  }
+  if (has_penalties(p_))
+    for (const auto& [id, cnt] : penalty_counts(p_, history))
+      if (id >= 0 && id < n_vocab) logits[id] = penalized_logit(p_, logits[id], cnt);
 
   // 2. Greedy: the highest logit, lowest id on ties.
   if (p_.temperature <= 0) {

@@ -334,6 +334,10 @@ int k_matmul_hgemm(uint32_t t, const void* w, size_t rs, const float* x, float* 
                    rf_stream s) {
   return matmul_hgemm(t, w, rs, x, y, rows, cols, n_tok, st(s));
 }
+int k_penalize_rows(float* logits, int n, int n_rows, const rf_penalty_row* rows, const int32_t* pairs,
+                    const int32_t* chain, rf_stream s) {
+  return penalize_rows(logits, n, n_rows, rows, pairs, chain, st(s));
+}
 int k_moe_mix(const float* y, const float* w, int n_tok, int k, int n, float* out, rf_stream s) {
   return moe_mix(y, w, n_tok, k, n, out, st(s));
 }
@@ -350,7 +354,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
     k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm, k_matmul_hgemm,
-    k_prompt_attention, sample_launches,
+    k_prompt_attention, sample_launches, k_penalize_rows,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 22u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 23u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -67,6 +67,17 @@ struct rf_sample_row {
   float temperature;
   int top_k;
   float top_p, min_p, u;
+};
+
+// One row of penalize_rows: SamplingParams' penalties (repeat 1, presence 0, frequency 0: none) and
+// the tokens they count. Those are the (id, count) pairs d_pairs[2 * begin, 2 * (begin + count)),
+// distinct ids the host counted, plus the ids d_chain[chain_begin, chain_end) sampled on the device
+// since (a chain of decode steps), each adding one to its id's count.
+struct rf_penalty_row {
+  float repeat, presence, frequency;
+  int32_t begin, count;
+  int32_t chain_begin, chain_end;
+  int32_t pad;
 };
 
 // The rmsnorm fused into matvec_q8_norm: x = d_x + d_add (d_add nullable; the sum also written to
@@ -335,6 +346,13 @@ struct rf_gpu_api {
   // same for any rows sample_rows serves with the same launches. A graph that recorded sample_rows
   // replays correctly for new parameters (uploaded to d_rows) of the same mask.
   int (*sample_launches)(const struct rf_sample_row* h_rows, int n_rows, int n_vocab);
+
+  // ---- v23. The host Sampler's penalties applied to n_rows rows of n_vocab logits in place (row r
+  // at d_logits + r * n_vocab, with d_rows[r]; d_chain nullable where no row counts chain ids): for
+  // each counted id in range, l = l > 0 ? l / repeat : l * repeat (repeat != 1), then
+  // l -= fma(frequency, count, presence), rounded as the host does it. Ahead of sample_rows.
+  int (*penalize_rows)(float* d_logits, int n_vocab, int n_rows, const struct rf_penalty_row* d_rows,
+                       const int32_t* d_pairs, const int32_t* d_chain, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -180,5 +180,8 @@ int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_ro
                 int32_t* tokens, void* ws, size_t ws_bytes, hipStream_t s);
 int sample(const float* logits, int n_vocab, float temperature, int top_k, float top_p, float min_p, float u,
            int32_t* token, void* ws, size_t ws_bytes, hipStream_t s);
+// Penalties ahead of the sampler (penalties.hip).
+int penalize_rows(float* logits, int n_vocab, int n_rows, const rf_penalty_row* rows, const int32_t* pairs,
+                  const int32_t* chain, hipStream_t s);
 
 }  // namespace rocforge::gpu

@@ -32,26 +32,32 @@ class Executor {
   }
   uint64_t view_serial() const { return view_serial_; }
   virtual const KvConfig& kv_config() const = 0;
+  // The tokens a row's penalties count (penalty_counts): the sequence so far, the tokens this step
+  // feeds included. Rows without penalties may pass an empty one.
+  using History = std::span<const int32_t>;
   // Runs one step whose batch wants exactly one logits row and samples the next token where the
-  // logits are (a GPU: only the token id comes back). The sampling chain is the backend's
-  // (temperature / top-k / top-p / min-p, no penalties); u in [0, 1) is the draw. Returns false, having
-  // run nothing, when the executor cannot (the CPU executor, a batch with other than one row, or
-  // parameters for which the device chain would select other candidates than the host Sampler):
-  // the caller then uses forward() and the host Sampler.
-  virtual bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
-    (void)b, (void)p, (void)u, (void)token;
+  // logits are (a GPU: only the token id comes back). The chain is the host Sampler's (penalties
+  // over `history`, then temperature / top-k / top-p / min-p); u in [0, 1) is the draw. Returns
+  // false, having run nothing, when the executor cannot (the CPU executor, a batch with other than
+  // one row, or parameters for which the device chain would select other candidates than the host
+  // Sampler): the caller then uses forward() and the host Sampler.
+  virtual bool forward_sample(const Batch& b, const SamplingParams& p, float u, History history, int32_t* token) {
+    (void)b, (void)p, (void)u, (void)history, (void)token;
     return false;
   }
   // As forward_sample for a batch of any number of logits rows: row r (the batch's order) is sampled
-  // with *params[r] and draw u[r] into tokens[r]. Returns false, having run nothing, where any row
-  // cannot be (device_samplable) or the executor has no device sampler.
+  // with *params[r], draw u[r] and histories[r] (histories may be empty where no row has penalties)
+  // into tokens[r]. Returns false, having run nothing, where any row cannot be (device_samplable, or
+  // penalties without a history) or the executor has no device sampler.
   virtual bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params,
-                                   const std::vector<float>& u, std::vector<int32_t>& tokens) {
-    (void)b, (void)params, (void)u, (void)tokens;
+                                   const std::vector<float>& u, const std::vector<History>& histories,
+                                   std::vector<int32_t>& tokens) {
+    (void)b, (void)params, (void)u, (void)histories, (void)tokens;
     return false;
   }
   // Several decode steps of one sequence in one go: step 0 feeds b's one token (at b.pos[0]), step k
-  // feeds the token step k - 1 sampled, and step k samples tokens[k] with p and draw u[k]: what
+  // feeds the token step k - 1 sampled, and step k samples tokens[k] with p and draw u[k] (its
+  // penalties counting `history`, which ends with b's token, and the tokens sampled before it): what
   // u.size() calls of forward_sample would give, without the host between the steps. b's block table
   // must cover positions b.pos[0] .. b.pos[0] + u.size() - 1; the caller commits only the steps it
   // keeps (a step past a stop wrote K/V beyond the sequence's end, which nothing reads). Returns the
@@ -59,8 +65,8 @@ class Executor {
   // The most steps forward_sample_steps chains at once here (0: it never does).
   virtual int chain_steps() const { return 0; }
   virtual int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u,
-                                   std::vector<int32_t>& tokens) {
-    (void)b, (void)p, (void)u, (void)tokens;
+                                   History history, std::vector<int32_t>& tokens) {
+    (void)b, (void)p, (void)u, (void)history, (void)tokens;
     return 0;
   }
 
@@ -69,13 +75,10 @@ class Executor {
   uint64_t view_serial_ = 0;      // bumped whenever the memory behind a view is rewritten
 };
 
-// Whether a device sampler can run p's chain: no penalties (they need the history on the host).
-// The device runs the host Sampler's chain (filters on the model's probabilities, temperature on the
-// draw); ties at a threshold all stay in there, where the host cuts them by id.
-inline bool device_samplable(const SamplingParams& p) {
-  return p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f &&
-         std::isfinite(p.temperature);
-}
+// Whether a device sampler can run p's chain. The device runs the host Sampler's chain (penalties
+// rounded as the host does them, filters on the model's probabilities, temperature on the draw);
+// ties at a threshold all stay in there, where the host cuts them by id.
+inline bool device_samplable(const SamplingParams& p) { return std::isfinite(p.temperature); }
 
 std::unique_ptr<Executor> make_cpu_executor(const Model& model, const KvConfig& kv, int n_threads);
 

@@ -248,23 +248,64 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
   else logits.assign(rows.begin(), rows.end());
 }
 
-bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) {
+bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, History history, int32_t* token) {
   if (b.n_logits() != 1) return false;
   std::vector<int32_t> tokens;
-  if (!forward_sample_rows(b, {&p}, {u}, tokens)) return false;
+  if (!forward_sample_rows(b, {&p}, {u}, {history}, tokens)) return false;
   *token = tokens[0];
   return true;
 }
 
+void GpuExecutor::upload_penalties(const std::vector<PenaltyRow>& rows) {
+  if (rows.size() > static_cast<size_t>(pen_rows_cap_))
+    throw Error("penalties: " + std::to_string(rows.size()) + " rows, room for " + std::to_string(pen_rows_cap_));
+  size_t pairs = 0;
+  for (const PenaltyRow& r : rows) pairs += r.counts.size();
+  if (!pen_d_.get() || pairs > pen_pairs_cap_) {
+    // The chains of steps recorded the old addresses.
+    for (auto it = graphs_.begin(); it != graphs_.end();)
+      if (it->first.sampler & kPenaltyLaunch) {
+        api_.graph_destroy(it->second);
+        it = graphs_.erase(it);
+      } else {
+        ++it;
+      }
+    pen_pairs_cap_ = std::max<size_t>({pairs, 2 * pen_pairs_cap_, 1024});
+    pen_d_ = DevBuf(be_, pen_rows_cap_ * sizeof(rf_penalty_row) + pen_pairs_cap_ * 2 * sizeof(int32_t));
+  }
+  constexpr size_t kRowWords = sizeof(rf_penalty_row) / sizeof(int32_t);
+  const size_t head = pen_rows_cap_ * kRowWords;
+  pen_host_.assign(head + 2 * pairs, 0);
+  size_t at = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const PenaltyRow& r = rows[i];
+    rf_penalty_row row{1.f, 0.f, 0.f, static_cast<int32_t>(at), static_cast<int32_t>(r.counts.size()), r.chain_begin,
+                       r.chain_end, 0};
+    if (r.p) row.repeat = r.p->repeat_penalty, row.presence = r.p->presence_penalty, row.frequency = r.p->frequency_penalty;
+    std::memcpy(pen_host_.data() + i * kRowWords, &row, sizeof(row));
+    for (const auto& [id, n] : r.counts) {
+      pen_host_[head + 2 * at] = id;
+      pen_host_[head + 2 * at + 1] = n;
+      ++at;
+    }
+  }
+  be_->check(api_.memcpy_h2d(pen_d_.get(), pen_host_.data(), pen_host_.size() * sizeof(int32_t), stream_), "penalties");
+}
+
 bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params,
-                                      const std::vector<float>& u, std::vector<int32_t>& tokens) {
+                                      const std::vector<float>& u, const std::vector<History>& histories,
+                                      std::vector<int32_t>& tokens) {
   const int rows = b.n_logits();
   if (b.size() == 0 || rows == 0 || static_cast<int>(params.size()) != rows || static_cast<int>(u.size()) != rows)
     return false;
-  // The kernels run the host Sampler's chain (filters on the model's probabilities, the temperature
-  // on the draw); device_samplable leaves out only what needs the history (penalties).
-  for (const SamplingParams* p : params)
+  // The kernels run the host Sampler's chain: penalties rounded as the host does them (penalties.hip),
+  // filters on the model's probabilities, the temperature on the draw.
+  bool penalized = false;
+  for (const SamplingParams* p : params) {
     if (!device_samplable(*p)) return false;
+    penalized = penalized || has_penalties(*p);
+  }
+  if (penalized && histories.size() != static_cast<size_t>(rows)) return false;  // nothing to count
   // The sampler's workspace (per row: partials and candidate slots, ~8 bytes a vocabulary entry)
   // grows to the most rows sampled at once; zeroed once, the kernels leave it so.
   const size_t ws_bytes = api_.sample_workspace(rows, c_.n_vocab);
@@ -285,9 +326,19 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   }
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), rows * sizeof(rf_sample_row), stream_),
              "sampling parameters");
+  if (penalized) {
+    reserve_scratch(b.size());  // sizes the penalty rows
+    std::vector<PenaltyRow> pen(rows);
+    for (int r = 0; r < rows; ++r)
+      if (has_penalties(*params[r])) pen[r] = {params[r], penalty_counts(*params[r], histories[r])};
+    upload_penalties(pen);
+  }
   const int n_out = run_step(b);
   if (n_out != rows) throw Error("forward_sample_rows: the step produced " + std::to_string(n_out) + " logits rows, not " +
                                  std::to_string(rows));
+  if (penalized)
+    be_->check(api_.penalize_rows(logits_.get<float>(), c_.n_vocab, rows, pen_rows(), pen_pairs(), nullptr, stream_),
+               "penalties");
   be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, rows, sample_rows_.get<rf_sample_row>(),
                               sample_host_.data(), token_d_.get<int32_t>(), sample_ws_.get(), sample_ws_.bytes(),
                               stream_),
@@ -304,11 +355,13 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
 // the next inputs and launches (and a graph's first kernel cannot start under its predecessor's
 // tail); measured on an H100 as 13.6 us a 1B token (2.4%) plus the sampler's copies.
 int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u,
-                                      std::vector<int32_t>& tokens) {
+                                      History history, std::vector<int32_t>& tokens) {
   const int n = static_cast<int>(u.size());
   if (chain_steps() < 2 || n < 2 || n > kMaxChainSteps || b.size() != 1 || b.n_logits() != 1 ||
       b.block_tables.size() != 1 || b.seq[0] != 0 || !device_samplable(p))
     return 0;
+  const bool penalized = has_penalties(p);
+  if (penalized && (history.empty() || history.back() != b.token[0])) return 0;  // the history must end with b's token
   const size_t ws_bytes = api_.sample_workspace(1, c_.n_vocab);
   if (ws_bytes == 0) return 0;
   for (int k = 0; k < n; ++k)
@@ -355,10 +408,23 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), n * sizeof(rf_sample_row), stream_),
              "sampling parameters");
   reserve_attn_workspace(1);
+  // Step k's penalties count the window's part of `history` that is still in it after k more
+  // tokens, with the chain's ids k - window .. k - 1 (sampled on the device) counted by the kernel.
+  if (penalized) {
+    const size_t window = p.penalty_last_n < 0 ? history.size() + n : static_cast<size_t>(p.penalty_last_n);
+    std::vector<PenaltyRow> pen(n);
+    for (int k = 0; k < n; ++k) {
+      const size_t keep = std::min(history.size(), window > size_t(k) ? window - k : size_t{0});
+      pen[k] = {&p, penalty_counts(p, history.last(keep)), static_cast<int>(std::max<int64_t>(0, int64_t(k) - int64_t(window))),
+                k};
+    }
+    upload_penalties(pen);
+  }
 
   // Few chains are kept: a new one replaces the oldest. (A capture costs ~1 us a launch recorded, so
   // generation asks only for chains of one length.)
-  const GraphKey key{1, max_seq_len_, false, n, api_.sample_launches(&sample_host_[0], 1, c_.n_vocab)};
+  const GraphKey key{1, max_seq_len_, false, n,
+                     api_.sample_launches(&sample_host_[0], 1, c_.n_vocab) | (penalized ? kPenaltyLaunch : 0)};
   bool cached = false;
   for (auto& [k, gr] : graphs_) cached = cached || k == key;
   if (!cached) {
@@ -383,6 +449,10 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
       in_off_ = region * k;
       tok_src_ = k == 0 ? nullptr : chain_tok_d_.get<int32_t>() + (k - 1);
       launch_step(b, 1, 1, true);
+      if (penalized)
+        be_->check(api_.penalize_rows(logits_.get<float>(), c_.n_vocab, 1, pen_rows() + k, pen_pairs(),
+                                      chain_tok_d_.get<int32_t>(), stream_),
+                   "penalties");
       be_->check(api_.sample_rows(logits_.get<float>(), c_.n_vocab, 1, sample_rows_.get<rf_sample_row>() + k,
                                   &sample_host_[k], chain_tok_d_.get<int32_t>() + k, sample_ws_.get(),
                                   sample_ws_.bytes(), stream_),

@@ -180,7 +180,9 @@ struct GraphKey {
 };
 // Longest chain of decode steps in one graph, and how many such graphs (sampling chains) are kept.
 constexpr int kMaxChainSteps = 16;
-constexpr int kMaxChainGraphs = 4;
+constexpr int kMaxChainGraphs = 8;  // the warm-up captures 4 (two sampling chains, with and without penalties)
+// A chain's GraphKey::sampler bit for its penalize_rows launches (above sample_launches' mask).
+constexpr int kPenaltyLaunch = 1 << 8;
 
 class GpuExecutor final : public Executor {
  public:
@@ -236,10 +238,10 @@ class GpuExecutor final : public Executor {
   // Runs the step and brings its logits rows to the host: the page-locked buffer when they fit,
   // else `spill` (resized). Returns where they landed.
   std::span<const float> step_to_host(const Batch& b, std::vector<float>& spill);
-  bool forward_sample(const Batch& b, const SamplingParams& p, float u, int32_t* token) override;
+  bool forward_sample(const Batch& b, const SamplingParams& p, float u, History history, int32_t* token) override;
   bool forward_sample_rows(const Batch& b, const std::vector<const SamplingParams*>& params, const std::vector<float>& u,
-                           std::vector<int32_t>& tokens) override;
-  int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u,
+                           const std::vector<History>& histories, std::vector<int32_t>& tokens) override;
+  int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u, History history,
                            std::vector<int32_t>& tokens) override;
   int chain_steps() const override { return n_cpu_ == 0 && use_graphs_ && chain_steps_ >= 2 ? chain_steps_ : 0; }
 
@@ -266,10 +268,11 @@ class GpuExecutor final : public Executor {
     forward(d, logits);
     const SamplingParams chain;
     std::vector<int32_t> token;
-    (void)forward_sample_rows(d, {&chain}, {0.5f}, token);  // false: no device sampler for this vocabulary
+    (void)forward_sample_rows(d, {&chain}, {0.5f}, {}, token);  // false: no device sampler for this vocabulary
     // Generation's chained steps (Generator::generate, serve --chain-decode) for the first attention
     // length bucket: with the default chain (greedy records the same sampler launches) and with
-    // OpenAI's default (temperature 1, no top-k: a draw over the whole vocabulary).
+    // OpenAI's default (temperature 1, no top-k: a draw over the whole vocabulary), each without and
+    // with penalties (another launch: `run --repeat-penalty`, clients sending frequency_penalty).
     if (chain_steps_ >= 2 && chain_steps_ < kv_.n_slots()) {
       Batch c;
       c.block_tables.emplace_back();
@@ -280,9 +283,29 @@ class GpuExecutor final : public Executor {
         p.temperature = 1.0f, p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f;
         return p;
       }();
-      for (const SamplingParams* p : {&chain, &openai})
-        (void)forward_sample_steps(c, *p, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), token);
+      SamplingParams chain_pen = chain, openai_pen = openai;
+      chain_pen.repeat_penalty = 1.1f;
+      openai_pen.frequency_penalty = 0.5f;
+      const std::vector<const SamplingParams*> chains = {&chain, &openai, &chain_pen, &openai_pen};
+      const std::vector<int32_t> history = {0};  // ends with the chain's first token, as it must
+      for (const SamplingParams* p : chains)
+        (void)forward_sample_steps(c, *p, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), history, token);
     }
+  }
+
+  // A row's penalties for penalize_rows: its parameters, the (id, count) pairs the host counted, and
+  // the range of the chain's sampled ids (chain_tok_d_) it counts too.
+  struct PenaltyRow {
+    const SamplingParams* p;
+    std::vector<std::pair<int32_t, int32_t>> counts;
+    int chain_begin = 0, chain_end = 0;
+  };
+  // Uploads the rows' penalties to pen_d_ (pen_rows_cap_ rf_penalty_row, then the pairs; one copy).
+  // Where they outgrow it, pen_d_ grows and the chains of steps that recorded its addresses go.
+  void upload_penalties(const std::vector<PenaltyRow>& rows);
+  const rf_penalty_row* pen_rows() const { return pen_d_.get<rf_penalty_row>(); }
+  const int32_t* pen_pairs() const {
+    return reinterpret_cast<const int32_t*>(pen_d_.get<char>() + pen_rows_cap_ * sizeof(rf_penalty_row));
   }
 
   // Lays the batch out, uploads its inputs (one copy) and runs the step up to the logits of the rows
@@ -478,6 +501,11 @@ class GpuExecutor final : public Executor {
     xq_ff_ = c_.n_expert == 0 && c_.n_ff % 32 == 0 ? DevBuf(be_, api_.q8_bytes(c_.n_ff)) : DevBuf();
     token_d_ = DevBuf(be_, sizeof(int32_t) * T);  // a sampled id per logits row
     sample_rows_ = DevBuf(be_, sizeof(rf_sample_row) * std::max(T, kMaxChainSteps));
+    if (std::max(T, kMaxChainSteps) > pen_rows_cap_) {  // the pairs' offset moves: reallocated on next use
+      pen_rows_cap_ = std::max(T, kMaxChainSteps);
+      pen_d_ = DevBuf();
+      pen_pairs_cap_ = 0;
+    }
     if (c_.n_expert > 0) {
       const int64_t slots = int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert_used;
       moe_router_ = fbuf(int64_t(std::min(T, kMoeChunkTokens)) * c_.n_expert);
@@ -761,6 +789,11 @@ class GpuExecutor final : public Executor {
   const int32_t* tok_src_ = nullptr;
   DevBuf chain_tok_d_;
   HostBuf chain_tok_h_;
+  // Penalties (upload_penalties): rows then pairs on the device, and their staging.
+  int pen_rows_cap_ = 0;  // set with the scratch: the most rows sampled at once, at least a chain's steps
+  DevBuf pen_d_;
+  size_t pen_pairs_cap_ = 0;
+  std::vector<int32_t> pen_host_;
   // Steps a generation chains per launch (Generator::generate asks for up to this many);
   // ROCFORGE_GPU_CHAIN=N overrides (0 or 1: one step at a time).
   int chain_steps_ = [] {

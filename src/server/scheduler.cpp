@@ -348,7 +348,7 @@ bool Scheduler::chain_step(Slot& s, const Engine::Work& w, int n, float first_u,
   std::vector<float> u(n);
   u[0] = first_u;
   for (int k = 1; k < n; ++k) u[k] = static_cast<float>(s.draw() >> 40) * 0x1p-24f;
-  if (engine_.step_sample_chain(w, s.req->params.sampling, u, tokens)) return true;
+  if (engine_.step_sample_chain(w, s.req->params.sampling, u, s.tokens, tokens)) return true;
   s.draw = saved;
   tokens.clear();
   return false;
@@ -407,9 +407,10 @@ void Scheduler::loop() {
       }
       const auto t0 = Clock::now();
       bool ok = true;
-      // Where every row's sampling can run on the device (GPU executor, no penalties), the step
+      // Where every row's sampling can run on the device (GPU executor), the step
       // returns only the sampled ids: no logits rows to copy back, no host sort over the vocabulary.
       std::vector<const SamplingParams*> params;
+      std::vector<std::span<const int32_t>> histories;  // what each row's penalties count
       std::vector<float> draws;
       static const bool device_sampling = [] {  // ROCFORGE_DEVICE_SAMPLING=0: host sampling (A/B runs)
         const char* v = std::getenv("ROCFORGE_DEVICE_SAMPLING");
@@ -421,6 +422,7 @@ void Scheduler::loop() {
         const SamplingParams& p = order[i]->req->params.sampling;
         on_device = device_samplable(p);
         params.push_back(&p);
+        histories.emplace_back(order[i]->tokens);
       }
       if (on_device)
         for (size_t i = 0; i < work.size(); ++i)
@@ -430,7 +432,7 @@ void Scheduler::loop() {
       try {
         if (chain > 0 && chain_step(*order[0], work[0], chain, draws[0], sampled)) {
           // sampled holds the chain's ids (handled below)
-        } else if (!(on_device && !params.empty() && engine_.step_sample(work, params, draws, sampled))) {
+        } else if (!(on_device && !params.empty() && engine_.step_sample(work, params, draws, histories, sampled))) {
           sampled.clear();
           engine_.step(work, logits_);
         }

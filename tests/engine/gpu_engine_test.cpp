@@ -211,6 +211,29 @@ TEST(GpuEngine, PromptChunksWithDeviceSampledFirstTokenMatchCpu) {
   EXPECT_EQ(gpu, cpu);
 }
 
+// Greedy generation with repetition, frequency and presence penalties over the last 16 tokens: the
+// GPU counts them on the device (penalize_rows, inside chains of 8 steps), the CPU engine in the host
+// Sampler; the same tokens, and other tokens than without the penalties.
+TEST(GpuEngine, PenalizedGenerationMatchesCpu) {
+  std::string why;
+  if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
+  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
+  auto run = [&](const std::string& dev, bool penalize) {
+    auto e = load(model, dev, -1);
+    SamplingParams p = SamplingParams::greedy();
+    if (penalize) p.repeat_penalty = 1.3f, p.frequency_penalty = 0.5f, p.presence_penalty = 0.5f, p.penalty_last_n = 16;
+    Generator g(*e, p);
+    GenerateOptions go;
+    go.max_tokens = 48;
+    go.ignore_eos = true;
+    return g.generate(e->tokenizer().encode("Once upon a time", true), go).tokens;
+  };
+  const auto cpu = run("cpu", true), gpu = run("gpu", true), plain = run("gpu", false);
+  ASSERT_EQ(cpu.size(), 48u);
+  EXPECT_EQ(gpu, cpu);
+  EXPECT_NE(gpu, plain);
+}
+
 // Sampling on the device (temperature, top-k, top-p, min-p): the same seed gives the same tokens,
 // another seed other tokens, and every token is a valid id.
 TEST(GpuEngine, DeviceSamplingIsDeterministicPerSeed) {
@@ -236,8 +259,9 @@ TEST(GpuEngine, DeviceSamplingIsDeterministicPerSeed) {
 }
 
 // Engine::step_sample (the server's batched steps): three sequences' next tokens sampled on the
-// device equal the host's choice from the same step's logits rows (greedy, and temperature 1 with
-// top-k 1, where only the top token survives); a row with penalties is refused with nothing run.
+// device equal the host Sampler's choice from the same step's logits rows and histories: greedy with
+// repeat and frequency penalties over the last 8 tokens, temperature 1 with top-k 1 (only the top
+// token survives) and a presence penalty over the whole sequence, and plain greedy.
 TEST(GpuEngine, BatchedDeviceSamplingMatchesHostRows) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
@@ -245,49 +269,61 @@ TEST(GpuEngine, BatchedDeviceSamplingMatchesHostRows) {
   auto host = load(model, "gpu", -1), dev = load(model, "gpu", -1);
   const std::vector<std::string> prompts = {"Once upon a time", "The little cat sat on the mat", "Lily"};
   std::vector<KvSequence> sh(3), sd(3);
-  std::vector<std::vector<int32_t>> next(3);
+  std::vector<std::vector<int32_t>> next(3), seen(3);
   for (int s = 0; s < 3; ++s) next[s] = host->tokenizer().encode(prompts[s], true);
-  SamplingParams greedy = SamplingParams::greedy(), top1;
+  SamplingParams greedy = SamplingParams::greedy(), penalized = greedy, top1;
+  penalized.repeat_penalty = 1.5f;
+  penalized.frequency_penalty = 0.5f;
+  penalized.penalty_last_n = 8;
   top1.temperature = 1.0f;
   top1.top_k = 1;
   top1.top_p = 1.0f;
   top1.min_p = 0.0f;
-  const std::vector<const SamplingParams*> params = {&greedy, &top1, &greedy};
+  top1.presence_penalty = 2.0f;
+  top1.penalty_last_n = -1;
+  const std::vector<const SamplingParams*> params = {&penalized, &top1, &greedy};
   const int V = host->n_vocab();
-  for (int step = 0; step < 6; ++step) {
+  int changed = 0;  // steps where a penalty changed a row's choice: the test must exercise them
+  for (int step = 0; step < 12; ++step) {
     std::vector<Engine::Work> wh, wd;
+    std::vector<std::span<const int32_t>> histories;
     for (int s = 0; s < 3; ++s) {
       const int32_t n = static_cast<int32_t>(next[s].size());
       ASSERT_TRUE(sh[s].reserve(host->kv_pool(), n) && sd[s].reserve(dev->kv_pool(), n));
       wh.push_back({&sh[s], next[s].data(), n, true});
       wd.push_back({&sd[s], next[s].data(), n, true});
+      seen[s].insert(seen[s].end(), next[s].begin(), next[s].end());
     }
+    for (int s = 0; s < 3; ++s) histories.emplace_back(seen[s]);
     std::vector<float> logits;
     host->step(wh, logits);
     ASSERT_EQ(logits.size(), size_t(3) * V);
     std::vector<int32_t> ids;
-    ASSERT_TRUE(dev->step_sample(wd, params, {0.5f, 0.25f, 0.75f}, ids)) << "step " << step;
+    ASSERT_TRUE(dev->step_sample(wd, params, {0.5f, 0.25f, 0.75f}, histories, ids)) << "step " << step;
     ASSERT_EQ(ids.size(), 3u);
     for (int s = 0; s < 3; ++s) {
-      const float* row = logits.data() + size_t(s) * V;
-      const int32_t best = static_cast<int32_t>(std::max_element(row, row + V) - row);  // first of equals
-      EXPECT_EQ(ids[s], best) << "step " << step << " sequence " << s;
+      std::vector<float> row(logits.begin() + ptrdiff_t(s) * V, logits.begin() + ptrdiff_t(s + 1) * V);
+      const int32_t plain = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+      const int32_t want = Sampler(*params[s]).sample(row.data(), V, seen[s]);
+      changed += want != plain;
+      EXPECT_EQ(ids[s], want) << "step " << step << " sequence " << s;
       EXPECT_EQ(sd[s].n_past, sh[s].n_past);
-      next[s] = {best};
+      next[s] = {want};
     }
   }
-  SamplingParams penalized = greedy;
-  penalized.repeat_penalty = 1.1f;
+  EXPECT_GT(changed, 0) << "no penalty changed a token: the test does not exercise them";
+  // Penalties without a history to count: refused, nothing run.
   const int32_t before = sd[0].n_past;
   ASSERT_TRUE(sd[0].reserve(dev->kv_pool(), 1));
   std::vector<int32_t> ids;
-  EXPECT_FALSE(dev->step_sample({{&sd[0], next[0].data(), 1, true}}, {&penalized}, {0.5f}, ids));
+  EXPECT_FALSE(dev->step_sample({{&sd[0], next[0].data(), 1, true}}, {&penalized}, {0.5f}, {}, ids));
   EXPECT_EQ(sd[0].n_past, before);
 }
 
 // Generation chains decode steps (Executor::forward_sample_steps, up to 8 a launch by default):
 // against one step at a time (ROCFORGE_GPU_CHAIN=1) the same tokens, text, stop reason, sequence
-// length and history, greedy and seeded, where generation stops inside a chain (a token budget that
+// length and history, greedy and seeded, with penalties (a window shorter than a chain, and the
+// whole sequence) and without, where generation stops inside a chain (a token budget that
 // is no multiple of it, a stop string, the context's end) and on a second turn of the same sequence.
 TEST(GpuEngine, ChainedDecodeStepsMatchSingleSteps) {
   std::string why;
@@ -309,8 +345,16 @@ TEST(GpuEngine, ChainedDecodeStepsMatchSingleSteps) {
     seeded.temperature = 0.9f;
     seeded.top_k = 40;
     seeded.seed = 3;
+    SamplingParams penalized = seeded;  // the chain counts its own tokens; last_n 6 < a chain of 8
+    penalized.repeat_penalty = 1.3f;
+    penalized.frequency_penalty = 0.4f;
+    penalized.presence_penalty = 0.2f;
+    penalized.penalty_last_n = 6;
+    SamplingParams greedy_all = SamplingParams::greedy();  // a window of the whole sequence
+    greedy_all.frequency_penalty = 0.3f;
+    greedy_all.penalty_last_n = -1;
     std::vector<Turn> turns;
-    for (const SamplingParams& p : {SamplingParams::greedy(), seeded}) {
+    for (const SamplingParams& p : {SamplingParams::greedy(), seeded, penalized, greedy_all}) {
       Generator g(*e, p);
       auto add = [&](const GenerateResult& r) {
         turns.push_back({r.tokens, r.text, static_cast<int>(r.reason), g.n_past()});

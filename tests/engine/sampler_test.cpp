@@ -104,3 +104,61 @@ TEST(Sampler, LazyOrderDrawsWhatAFullSortDraws) {
 
 }  // namespace
 }  // namespace rocforge
+
+namespace rocforge {
+namespace {
+
+// penalty_counts: distinct ids of the last penalty_last_n tokens (-1: all, 0: none) with their counts.
+TEST(SamplerPenalties, CountsTheWindow) {
+  SamplingParams p;
+  const std::vector<int32_t> h = {5, 9, 5, 2, 9, 9, 7};
+  using C = std::vector<std::pair<int32_t, int32_t>>;
+  p.penalty_last_n = -1;
+  EXPECT_EQ(penalty_counts(p, h), (C{{2, 1}, {5, 2}, {7, 1}, {9, 3}}));
+  p.penalty_last_n = 3;
+  EXPECT_EQ(penalty_counts(p, h), (C{{7, 1}, {9, 2}}));
+  p.penalty_last_n = 0;
+  EXPECT_TRUE(penalty_counts(p, h).empty());
+  p.penalty_last_n = 100;
+  EXPECT_EQ(penalty_counts(p, h).size(), 4u);
+  EXPECT_TRUE(penalty_counts(p, {}).empty());
+}
+
+// penalized_logit: repeat divides positive logits and multiplies the others, then presence once and
+// frequency per occurrence are subtracted.
+TEST(SamplerPenalties, PenalizedLogitFollowsTheDefinition) {
+  SamplingParams p;
+  p.repeat_penalty = 2.0f;
+  EXPECT_EQ(penalized_logit(p, 3.0f, 1), 1.5f);
+  EXPECT_EQ(penalized_logit(p, -3.0f, 1), -6.0f);
+  EXPECT_EQ(penalized_logit(p, 0.0f, 4), 0.0f);
+  p.repeat_penalty = 1.0f;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  EXPECT_EQ(penalized_logit(p, 3.0f, 1), 2.25f);
+  EXPECT_EQ(penalized_logit(p, 3.0f, 4), 1.5f);
+  EXPECT_FALSE(has_penalties(SamplingParams{}));
+  EXPECT_TRUE(has_penalties(p));
+}
+
+// The Sampler applies them before choosing: greedy moves off a repeated token, only within the window.
+TEST(SamplerPenalties, GreedyAvoidsRepeatsInTheWindow) {
+  SamplingParams p = SamplingParams::greedy();
+  p.repeat_penalty = 1.5f;  // 2.0 / 1.5 = 1.33 < 1.9
+  p.penalty_last_n = 2;
+  std::vector<float> l = {2.0f, 1.9f, -1.0f};
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 2}), 1);
+  l = {2.0f, 1.9f, -1.0f};
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 2, 2}), 0);  // 0 is out of the window
+  l = {2.0f, 1.9f, -1.0f};
+  p.repeat_penalty = 1.0f;
+  p.frequency_penalty = 0.06f;  // 2.0 - 2 * 0.06 = 1.88 < 1.9 only for two occurrences
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {1, 0}), 0);
+  l = {2.0f, 1.9f, -1.0f};
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0}), 1);
+  l = {2.0f, 1.9f, -1.0f};
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0, 99, -4}), 0);  // the window holds only ids out of range
+}
+
+}  // namespace
+}  // namespace rocforge

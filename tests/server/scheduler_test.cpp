@@ -129,8 +129,8 @@ TEST(Scheduler, CancelledRequestReleasesItsBlocks) {
 }
 
 // A lone stream on a GPU chains decode steps (--chain-decode: Engine::step_sample_chain, 8 a launch): the same
-// text, finish reason and token count as one step at a time (ROCFORGE_GPU_CHAIN=1), greedy and
-// seeded, with a token budget that is no multiple of the chain and a stop string inside one; and
+// text, finish reason and token count as one step at a time (ROCFORGE_GPU_CHAIN=1), greedy,
+// seeded and seeded with penalties, with a token budget that is no multiple of the chain and a stop string inside one; and
 // fewer scheduler steps. SKIPPED without a GPU.
 TEST(Scheduler, LoneStreamChainsDecodeStepsOnGpu) {
   std::string why;
@@ -155,7 +155,11 @@ TEST(Scheduler, LoneStreamChainsDecodeStepsOnGpu) {
     seeded->params.sampling.seed = 5;
     auto stopped = request(e->tokenizer().encode("Lily wanted to", true), 60);
     stopped->params.stop = {"."};
-    for (const auto& r : {greedy, seeded, stopped}) {
+    auto penalized = request(e->tokenizer().encode("The little dog", true), 45);  // counted on the device
+    penalized->params.sampling = seeded->params.sampling;
+    penalized->params.sampling.frequency_penalty = 0.5f;
+    penalized->params.sampling.presence_penalty = 0.3f;
+    for (const auto& r : {greedy, seeded, stopped, penalized}) {
       EXPECT_TRUE(s.submit(r));
       out.text.push_back(r->wait_all());
       out.reason.push_back(r->finish_reason);
@@ -170,6 +174,7 @@ TEST(Scheduler, LoneStreamChainsDecodeStepsOnGpu) {
   EXPECT_EQ(chained.n, single.n);
   EXPECT_EQ(single.n[0], 45);
   EXPECT_EQ(single.reason[2], "stop");
+  EXPECT_NE(single.text[3], single.text[1]) << "the penalties changed nothing";
   EXPECT_LT(chained.steps + 60, single.steps) << single.steps << " steps one at a time";
 }
 
