@@ -260,7 +260,7 @@ void GpuExecutor::upload_penalties(const std::vector<PenaltyRow>& rows) {
   if (rows.size() > static_cast<size_t>(pen_rows_cap_))
     throw Error("penalties: " + std::to_string(rows.size()) + " rows, room for " + std::to_string(pen_rows_cap_));
   size_t pairs = 0;
-  for (const PenaltyRow& r : rows) pairs += r.counts.size();
+  for (const PenaltyRow& r : rows) pairs += r.same_as < 0 ? r.counts.size() : 0;
   if (!pen_d_.get() || pairs > pen_pairs_cap_) {
     // The chains of steps recorded the old addresses.
     for (auto it = graphs_.begin(); it != graphs_.end();)
@@ -277,12 +277,16 @@ void GpuExecutor::upload_penalties(const std::vector<PenaltyRow>& rows) {
   const size_t head = pen_rows_cap_ * kRowWords;
   pen_host_.assign(head + 2 * pairs, 0);
   size_t at = 0;
+  std::vector<rf_penalty_row> done(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const PenaltyRow& r = rows[i];
     rf_penalty_row row{1.f, 0.f, 0.f, static_cast<int32_t>(at), static_cast<int32_t>(r.counts.size()), r.chain_begin,
                        r.chain_end, 0};
+    if (r.same_as >= 0) row.begin = done.at(r.same_as).begin, row.count = done.at(r.same_as).count;
     if (r.p) row.repeat = r.p->repeat_penalty, row.presence = r.p->presence_penalty, row.frequency = r.p->frequency_penalty;
     std::memcpy(pen_host_.data() + i * kRowWords, &row, sizeof(row));
+    done[i] = row;
+    if (r.same_as >= 0) continue;
     for (const auto& [id, n] : r.counts) {
       pen_host_[head + 2 * at] = id;
       pen_host_[head + 2 * at + 1] = n;
@@ -415,8 +419,11 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
     std::vector<PenaltyRow> pen(n);
     for (int k = 0; k < n; ++k) {
       const size_t keep = std::min(history.size(), window > size_t(k) ? window - k : size_t{0});
-      pen[k] = {&p, penalty_counts(p, history.last(keep)), static_cast<int>(std::max<int64_t>(0, int64_t(k) - int64_t(window))),
-                k};
+      const int chain_begin = static_cast<int>(std::max<int64_t>(0, int64_t(k) - int64_t(window)));
+      // A window longer than the history keeps all of it for several steps: counted and sent once.
+      const bool same = k > 0 && keep == std::min(history.size(), window > size_t(k - 1) ? window - (k - 1) : size_t{0});
+      if (same) pen[k] = {&p, {}, chain_begin, k, pen[k - 1].same_as >= 0 ? pen[k - 1].same_as : k - 1};
+      else pen[k] = {&p, penalty_counts(p, history.last(keep)), chain_begin, k};
     }
     upload_penalties(pen);
   }

@@ -299,6 +299,7 @@ class GpuExecutor final : public Executor {
     const SamplingParams* p;
     std::vector<std::pair<int32_t, int32_t>> counts;
     int chain_begin = 0, chain_end = 0;
+    int same_as = -1;  // >= 0: counts are that earlier row's (sent once)
   };
   // Uploads the rows' penalties to pen_d_ (pen_rows_cap_ rf_penalty_row, then the pairs; one copy).
   // Where they outgrow it, pen_d_ grows and the chains of steps that recorded its addresses go.
