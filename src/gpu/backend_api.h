@@ -71,7 +71,7 @@ struct rf_sample_row {
 
 // One row of penalize_rows: SamplingParams' penalties (repeat 1, presence 0, frequency 0: none) and
 // the tokens they count. Those are the (id, count) pairs d_pairs[2 * begin, 2 * (begin + count)),
-// distinct ids the host counted, plus the ids d_chain[chain_begin, chain_end) sampled on the device
+// distinct ids by increasing id, the host's counts, plus the ids d_chain[chain_begin, chain_end) sampled on the device
 // since (a chain of decode steps), each adding one to its id's count.
 struct rf_penalty_row {
   float repeat, presence, frequency;

@@ -9,8 +9,8 @@
 // A row's counted tokens come in two parts: (id, count) pairs the host counted over the history it
 // has, and ids sampled earlier in the same chain of decode steps (still on the device), each adding
 // one to its id's count or penalizing an id of its own. Every logit is rewritten by one thread only:
-// the pairs hold distinct ids, and a chain id is handled by its first occurrence, only where no pair
-// has it.
+// the pairs hold distinct ids (by increasing id), and a chain id is handled by its first occurrence,
+// only where no pair has it.
 #include "gpu/kernels.h"
 
 namespace rocforge::gpu {
@@ -51,9 +51,17 @@ __global__ void __launch_bounds__(kThreads) penalize_kernel(float* logits, int n
     if (id < 0 || id >= n_vocab) continue;
     bool first = true;
     for (int q = cb; q < j && first; ++q) first = chain[q] != id;
-    bool paired = false;
-    for (int i = 0; i < p.count && first && !paired; ++i) paired = pr[2 * i] == id;
-    if (first && !paired) l[id] = penalized(l[id], p, chain_count(id));
+    if (!first) continue;
+    // The pairs come by increasing id: a binary search (a scan of a whole-history window's hundreds
+    // of pairs, one dependent load each, cost ~2% of a 1B decode step).
+    int lo = 0, hi = p.count;
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (pr[2 * mid] < id) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < p.count && pr[2 * lo] == id) continue;
+    l[id] = penalized(l[id], p, chain_count(id));
   }
 }
 
