@@ -416,14 +416,18 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
   // tokens, with the chain's ids k - window .. k - 1 (sampled on the device) counted by the kernel.
   if (penalized) {
     const size_t window = p.penalty_last_n < 0 ? history.size() + n : static_cast<size_t>(p.penalty_last_n);
+    auto keep = [&](int k) { return std::min(history.size(), window > size_t(k) ? window - k : size_t{0}); };
     std::vector<PenaltyRow> pen(n);
+    int counted = 0;  // the step whose count the later ones share while their part of history is the same
     for (int k = 0; k < n; ++k) {
-      const size_t keep = std::min(history.size(), window > size_t(k) ? window - k : size_t{0});
       const int chain_begin = static_cast<int>(std::max<int64_t>(0, int64_t(k) - int64_t(window)));
       // A window longer than the history keeps all of it for several steps: counted and sent once.
-      const bool same = k > 0 && keep == std::min(history.size(), window > size_t(k - 1) ? window - (k - 1) : size_t{0});
-      if (same) pen[k] = {&p, {}, chain_begin, k, pen[k - 1].same_as >= 0 ? pen[k - 1].same_as : k - 1};
-      else pen[k] = {&p, penalty_counts(p, history.last(keep)), chain_begin, k};
+      if (k > 0 && keep(k) == keep(counted)) {
+        pen[k] = {&p, {}, chain_begin, k, counted};
+      } else {
+        pen[k] = {&p, penalty_counts(p, history.last(keep(k))), chain_begin, k};
+        counted = k;
+      }
     }
     upload_penalties(pen);
   }

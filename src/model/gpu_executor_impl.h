@@ -180,7 +180,7 @@ struct GraphKey {
 };
 // Longest chain of decode steps in one graph, and how many such graphs (sampling chains) are kept.
 constexpr int kMaxChainSteps = 16;
-constexpr int kMaxChainGraphs = 8;  // the warm-up captures 4 (two sampling chains, with and without penalties)
+constexpr int kMaxChainGraphs = 8;  // the warm-up captures 3; more buckets and sampling chains come later
 // A chain's GraphKey::sampler bit for its penalize_rows launches (above sample_launches' mask).
 constexpr int kPenaltyLaunch = 1 << 8;
 
@@ -271,8 +271,10 @@ class GpuExecutor final : public Executor {
     (void)forward_sample_rows(d, {&chain}, {0.5f}, {}, token);  // false: no device sampler for this vocabulary
     // Generation's chained steps (Generator::generate, serve --chain-decode) for the first attention
     // length bucket: with the default chain (greedy records the same sampler launches) and with
-    // OpenAI's default (temperature 1, no top-k: a draw over the whole vocabulary), each without and
-    // with penalties (another launch: `run --repeat-penalty`, clients sending frequency_penalty).
+    // OpenAI's default (temperature 1, no top-k: a draw over the whole vocabulary), and the default
+    // chain with penalties (another launch: `run --repeat-penalty`; greedy with penalties shares it).
+    // OpenAI's with penalties (serve --chain-decode only) is left to its first request: each chain
+    // captured here adds to every load.
     if (chain_steps_ >= 2 && chain_steps_ < kv_.n_slots()) {
       Batch c;
       c.block_tables.emplace_back();
@@ -283,10 +285,9 @@ class GpuExecutor final : public Executor {
         p.temperature = 1.0f, p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f;
         return p;
       }();
-      SamplingParams chain_pen = chain, openai_pen = openai;
+      SamplingParams chain_pen = chain;
       chain_pen.repeat_penalty = 1.1f;
-      openai_pen.frequency_penalty = 0.5f;
-      const std::vector<const SamplingParams*> chains = {&chain, &openai, &chain_pen, &openai_pen};
+      const std::vector<const SamplingParams*> chains = {&chain, &openai, &chain_pen};
       const std::vector<int32_t> history = {0};  // ends with the chain's first token, as it must
       for (const SamplingParams* p : chains)
         (void)forward_sample_steps(c, *p, std::vector<float>(static_cast<size_t>(chain_steps_), 0.5f), history, token);
