@@ -1,6 +1,7 @@
 // executor.h - runs forward steps of a Model on one device (or a CPU/GPU split).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -79,6 +80,19 @@ class Executor {
 // rounded as the host does them, filters on the model's probabilities, temperature on the draw);
 // ties at a threshold all stay in there, where the host cuts them by id.
 inline bool device_samplable(const SamplingParams& p) { return std::isfinite(p.temperature); }
+
+// Step k of a chain of decode steps (forward_sample_steps): its penalty window covers the last
+// `history_keep` tokens of the history the chain started from and the ids the chain sampled from
+// `chain_begin` to k - 1 (the window slides over the chain's own tokens as it goes).
+struct ChainPenaltyWindow {
+  size_t history_keep;
+  int chain_begin;
+};
+inline ChainPenaltyWindow chain_penalty_window(const SamplingParams& p, size_t history, int k) {
+  if (p.penalty_last_n < 0) return {history, 0};
+  const auto w = static_cast<size_t>(p.penalty_last_n), kk = static_cast<size_t>(k);
+  return {std::min(history, w > kk ? w - kk : size_t{0}), static_cast<int>(kk > w ? kk - w : 0)};
+}
 
 std::unique_ptr<Executor> make_cpu_executor(const Model& model, const KvConfig& kv, int n_threads);
 

@@ -413,20 +413,19 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
              "sampling parameters");
   reserve_attn_workspace(1);
   // Step k's penalties count the window's part of `history` that is still in it after k more
-  // tokens, with the chain's ids k - window .. k - 1 (sampled on the device) counted by the kernel.
+  // tokens, with the chain's ids it holds (sampled on the device) counted by the kernel.
   if (penalized) {
-    const size_t window = p.penalty_last_n < 0 ? history.size() + n : static_cast<size_t>(p.penalty_last_n);
-    auto keep = [&](int k) { return std::min(history.size(), window > size_t(k) ? window - k : size_t{0}); };
     std::vector<PenaltyRow> pen(n);
-    int counted = 0;  // the step whose count the later ones share while their part of history is the same
+    size_t counted_keep = 0;
+    int counted = -1;  // the step whose count the later ones share while their part of history is the same
     for (int k = 0; k < n; ++k) {
-      const int chain_begin = static_cast<int>(std::max<int64_t>(0, int64_t(k) - int64_t(window)));
+      const ChainPenaltyWindow w = chain_penalty_window(p, history.size(), k);
       // A window longer than the history keeps all of it for several steps: counted and sent once.
-      if (k > 0 && keep(k) == keep(counted)) {
-        pen[k] = {&p, {}, chain_begin, k, counted};
+      if (counted >= 0 && w.history_keep == counted_keep) {
+        pen[k] = {&p, {}, w.chain_begin, k, counted};
       } else {
-        pen[k] = {&p, penalty_counts(p, history.last(keep(k))), chain_begin, k};
-        counted = k;
+        pen[k] = {&p, penalty_counts(p, history.last(w.history_keep)), w.chain_begin, k};
+        counted = k, counted_keep = w.history_keep;
       }
     }
     upload_penalties(pen);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "model/executor.h"
 #include "rocforge/sampler.h"
 
 namespace rocforge {
@@ -158,6 +159,38 @@ TEST(SamplerPenalties, GreedyAvoidsRepeatsInTheWindow) {
   EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0}), 1);
   l = {2.0f, 1.9f, -1.0f};
   EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0, 99, -4}), 0);  // the window holds only ids out of range
+}
+
+}  // namespace
+}  // namespace rocforge
+
+namespace rocforge {
+namespace {
+
+// A chain's step k (GPU forward_sample_steps): the part of the starting history and of the chain's
+// own k ids that the penalty window holds, against the window cut from the whole sequence.
+TEST(SamplerPenalties, ChainStepWindowsMatchTheWholeSequence) {
+  for (int32_t last_n : {-1, 0, 1, 3, 6, 8, 64}) {
+    SamplingParams p;
+    p.penalty_last_n = last_n;
+    for (size_t h : {size_t{0}, size_t{2}, size_t{5}, size_t{100}}) {
+      for (int k = 0; k < 16; ++k) {
+        // The sequence: h history tokens (ids 0 ..), then chain ids (1000 + j).
+        std::vector<int32_t> seq;
+        for (size_t i = 0; i < h; ++i) seq.push_back(static_cast<int32_t>(i));
+        for (int j = 0; j < k; ++j) seq.push_back(1000 + j);
+        const size_t n = last_n < 0 ? seq.size() : std::min<size_t>(seq.size(), last_n);
+        size_t want_keep = 0;
+        int want_begin = k;
+        for (size_t i = seq.size() - n; i < seq.size(); ++i)
+          if (seq[i] < 1000) ++want_keep;
+          else want_begin = std::min(want_begin, seq[i] - 1000);
+        const ChainPenaltyWindow w = chain_penalty_window(p, h, k);
+        EXPECT_EQ(w.history_keep, want_keep) << "last_n " << last_n << " history " << h << " step " << k;
+        EXPECT_EQ(w.chain_begin, want_begin) << "last_n " << last_n << " history " << h << " step " << k;
+      }
+    }
+  }
 }
 
 }  // namespace
