@@ -12,7 +12,10 @@ Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {
   if (!std::isfinite(p.temperature)) throw Error("sampling: temperature must be finite");
   if (!(p.top_p > 0)) throw Error("sampling: top_p must be in (0, 1]");
   if (p.min_p < 0 || p.min_p > 1) throw Error("sampling: min_p must be in [0, 1]");
-  if (!(p.repeat_penalty > 0)) throw Error("sampling: repeat_penalty must be positive");
+  if (!(p.repeat_penalty > 0) || !std::isfinite(p.repeat_penalty))
+    throw Error("sampling: repeat_penalty must be positive and finite");
+  if (!std::isfinite(p.presence_penalty)) throw Error("sampling: presence_penalty must be finite");
+  if (!std::isfinite(p.frequency_penalty)) throw Error("sampling: frequency_penalty must be finite");
 }
 
 int32_t Sampler::sample(float* logits, int32_t n_vocab, const std::vector<int32_t>& history) {

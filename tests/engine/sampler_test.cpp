@@ -195,3 +195,35 @@ TEST(SamplerPenalties, ChainStepWindowsMatchTheWholeSequence) {
 
 }  // namespace
 }  // namespace rocforge
+
+namespace rocforge {
+namespace {
+
+// Penalties that would turn logits into NaN or infinities are refused with the parameter's name.
+TEST(SamplerPenalties, NonFiniteOrNonPositivePenaltiesAreErrors) {
+  auto message = [](SamplingParams p) {
+    try {
+      Sampler s(p);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  SamplingParams p;
+  p.presence_penalty = NAN;
+  EXPECT_NE(message(p).find("presence_penalty"), std::string::npos);
+  p = {};
+  p.frequency_penalty = INFINITY;
+  EXPECT_NE(message(p).find("frequency_penalty"), std::string::npos);
+  p = {};
+  p.repeat_penalty = INFINITY;
+  EXPECT_NE(message(p).find("repeat_penalty"), std::string::npos);
+  p.repeat_penalty = 0.0f;
+  EXPECT_NE(message(p).find("repeat_penalty"), std::string::npos);
+  p = {};
+  p.frequency_penalty = -1.5f;  // negative penalties are allowed (they favour repeats)
+  EXPECT_EQ(message(p), "");
+}
+
+}  // namespace
+}  // namespace rocforge
