@@ -248,6 +248,22 @@ void GpuExecutor::forward(const Batch& b, std::vector<float>& logits) {
   else logits.assign(rows.begin(), rows.end());
 }
 
+// The device sampler's parameters for one row (or chain step: `what` i), checked as the kernels need.
+rf_sample_row GpuExecutor::sample_row(const SamplingParams& p, float u, const char* what, int i) {
+  if (!(u >= 0.f && u < 1.f) || !(p.top_p > 0.f) || p.min_p > 1.f)
+    throw Error(std::string("sampling: ") + what + " " + std::to_string(i) + " has parameters out of range (u " +
+                std::to_string(u) + ", top_p " + std::to_string(p.top_p) + ", min_p " + std::to_string(p.min_p) + ")");
+  return {p.temperature, p.top_k, p.top_p, p.min_p, u};
+}
+
+// The sampler's workspace (per row: partials and candidate slots, ~8 bytes a vocabulary entry) grows
+// to the most rows sampled at once; zeroed once, the kernels leave it so.
+void GpuExecutor::reserve_sample_workspace(size_t bytes) {
+  if (sample_ws_.bytes() >= bytes) return;
+  sample_ws_ = DevBuf(be_, bytes);
+  be_->check(api_.memset(sample_ws_.get(), 0, bytes, stream_), "sampler workspace");
+}
+
 bool GpuExecutor::forward_sample(const Batch& b, const SamplingParams& p, float u, History history, int32_t* token) {
   if (b.n_logits() != 1) return false;
   std::vector<int32_t> tokens;
@@ -310,24 +326,13 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
     penalized = penalized || has_penalties(*p);
   }
   if (penalized && histories.size() != static_cast<size_t>(rows)) return false;  // nothing to count
-  // The sampler's workspace (per row: partials and candidate slots, ~8 bytes a vocabulary entry)
-  // grows to the most rows sampled at once; zeroed once, the kernels leave it so.
   const size_t ws_bytes = api_.sample_workspace(rows, c_.n_vocab);
   if (ws_bytes == 0) return false;  // a vocabulary beyond the device sampler: the host samples
-  if (sample_ws_.bytes() < ws_bytes) {
-    sample_ws_ = DevBuf(be_, ws_bytes);
-    be_->check(api_.memset(sample_ws_.get(), 0, ws_bytes, stream_), "sampler workspace");
-  }
+  reserve_sample_workspace(ws_bytes);
   // The rows' parameters, checked before anything runs, go up ahead of the step. (Staging them and
   // the ids through page-locked memory measured no change: H100, rocforge run 1B / 8B, session 13.)
   sample_host_.resize(rows);
-  for (int r = 0; r < rows; ++r) {
-    const SamplingParams& p = *params[r];
-    if (!(u[r] >= 0.f && u[r] < 1.f) || !(p.top_p > 0.f) || p.min_p > 1.f)
-      throw Error("sampling: row " + std::to_string(r) + " has parameters out of range (u " + std::to_string(u[r]) +
-                  ", top_p " + std::to_string(p.top_p) + ", min_p " + std::to_string(p.min_p) + ")");
-    sample_host_[r] = {p.temperature, p.top_k, p.top_p, p.min_p, u[r]};
-  }
+  for (int r = 0; r < rows; ++r) sample_host_[r] = sample_row(*params[r], u[r], "row", r);
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), rows * sizeof(rf_sample_row), stream_),
              "sampling parameters");
   if (penalized) {
@@ -368,10 +373,8 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
   if (penalized && (history.empty() || history.back() != b.token[0])) return 0;  // the history must end with b's token
   const size_t ws_bytes = api_.sample_workspace(1, c_.n_vocab);
   if (ws_bytes == 0) return 0;
-  for (int k = 0; k < n; ++k)
-    if (!(u[k] >= 0.f && u[k] < 1.f) || !(p.top_p > 0.f) || p.min_p > 1.f)
-      throw Error("sampling: step " + std::to_string(k) + " has parameters out of range (u " + std::to_string(u[k]) +
-                  ", top_p " + std::to_string(p.top_p) + ", min_p " + std::to_string(p.min_p) + ")");
+  sample_host_.resize(n);
+  for (int k = 0; k < n; ++k) sample_host_[k] = sample_row(p, u[k], "step", k);  // checked before anything runs
   if (b.token[0] < 0 || b.token[0] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[0]) + " out of range");
   const auto& tbl = b.block_tables[0];
   const int pos0 = b.pos[0], last = pos0 + n - 1;
@@ -382,10 +385,7 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
     if (blk < 0 || blk >= kv_.n_blocks) throw Error("batch: KV block " + std::to_string(blk) + " out of range");
 
   reserve_scratch(1);
-  if (sample_ws_.bytes() < ws_bytes) {
-    sample_ws_ = DevBuf(be_, ws_bytes);
-    be_->check(api_.memset(sample_ws_.get(), 0, ws_bytes, stream_), "sampler workspace");
-  }
+  reserve_sample_workspace(ws_bytes);
   if (!chain_tok_d_.get()) {
     chain_tok_d_ = DevBuf(be_, kMaxChainSteps * sizeof(int32_t));
     chain_tok_h_ = HostBuf(be_, kMaxChainSteps * sizeof(int32_t));
@@ -407,8 +407,6 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
     std::copy(tbl.begin(), tbl.begin() + std::min<size_t>(tbl.size(), size_t(max_blocks_)), r + 3 * cap_);
   }
   upload_inputs(n_in);
-  sample_host_.resize(n);
-  for (int k = 0; k < n; ++k) sample_host_[k] = {p.temperature, p.top_k, p.top_p, p.min_p, u[k]};
   be_->check(api_.memcpy_h2d(sample_rows_.get(), sample_host_.data(), n * sizeof(rf_sample_row), stream_),
              "sampling parameters");
   reserve_attn_workspace(1);

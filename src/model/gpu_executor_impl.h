@@ -302,6 +302,8 @@ class GpuExecutor final : public Executor {
     int chain_begin = 0, chain_end = 0;
     int same_as = -1;  // >= 0: counts are that earlier row's (sent once)
   };
+  static rf_sample_row sample_row(const SamplingParams& p, float u, const char* what, int i);
+  void reserve_sample_workspace(size_t bytes);
   // Uploads the rows' penalties to pen_d_ (pen_rows_cap_ rf_penalty_row, then the pairs; one copy).
   // Where they outgrow it, pen_d_ grows and the chains of steps that recorded its addresses go.
   void upload_penalties(const std::vector<PenaltyRow>& rows);
