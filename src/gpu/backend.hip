@@ -182,7 +182,11 @@ int stream_create(rf_stream* s) {
   *s = h;
   return rc;
 }
-int stream_destroy(rf_stream s) { return s ? check(hipStreamDestroy(st(s)), "stream destroy") : 0; }
+int stream_destroy(rf_stream s) {
+  if (!s) return 0;
+  mma_release_stream(st(s));
+  return check(hipStreamDestroy(st(s)), "stream destroy");
+}
 int stream_sync(rf_stream s) { return check(hipStreamSynchronize(st(s)), "stream sync"); }
 int event_create(rf_event* e) {
   hipEvent_t h = nullptr;

@@ -114,6 +114,8 @@ int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, 
 // part i's rows going to its own y[i] [n_tok][part_rows[i]].
 int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
                      const int* part_rows, float* const* y, hipStream_t s);
+// A stream about to be destroyed gives back what matmul_mma keeps for it (its X fragment slot).
+void mma_release_stream(hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
           float* out, hipStream_t s);
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);

@@ -13,6 +13,10 @@
 // chunk's two mma steps are the contiguous elements 8t .. 8t + 8 - exactly what the formats'
 // dequant8(row, c, t) produces (one small load per lane, no shared-memory transpose) - and the
 // lane loads X at the same eight elements (two float4s per token), so the dot product is unchanged.
+// For Q4_0, Q4_K, Q6_K and Q8_0 (FastB) the lane builds its B fragment from the codes in f16
+// arithmetic instead, and X comes as f16 A fragments prepared once per call by x_frag_kernel into
+// the stream's slot, one 16-byte load a fragment (H100, 8B Q4_K_M: pp16 2411 -> 2791, pp32 3675 ->
+// 4697, pp64 4535 -> 6677 tok/s; ROCFORGE_GPU_MMA_XFRAG=0 reads X's fp32 rows as before).
 //
 // A block is kMmaWarps warps on one tile of 8 RT rows; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps,
 // ... (consecutive warps stream consecutive chunks of the same rows), and the warps' partial sums are
@@ -28,7 +32,10 @@
 #include "gpu/mma_frag.h"
 #include "gpu/quant_formats.h"
 
+#include <algorithm>
+#include <mutex>
 #include <type_traits>
+#include <vector>
 
 namespace rocforge::gpu {
 
@@ -48,6 +55,144 @@ __device__ inline uint32_t pack_h2(float lo, float hi) {
   return r;
 }
 
+
+// ---- B fragments straight from the codes, in f16 arithmetic (FastB below).
+//
+// Why: with the weights decoded to fp32 (dequant8) and then rounded, the loop issued ~5 instructions
+// a weight and was issue-bound (ncu, H100, 8B q/k/v at 16 tokens: 9.1 cycles an issued instruction at
+// 6 warps a scheduler, DRAM 21% busy). Here a code of a byte lane becomes an exact f16 integer with
+// one logic op (0x6400 | v is the half 1024 + v for v < 1024), one subtraction removes 1024 and the
+// format's offset, and one f16 multiply (or fma) applies the scale: ~2 instructions a weight.
+// A register takes byte lanes 0 and 2 (or 1 and 3) of a word, so the lane's eight elements pair as
+// (e0, e2), (e1, e3), (e4, e6), (e5, e7) - the k order inside an mma step is free as long as X is
+// packed alike (mma_chunk_pair's `kStride2`).
+// Q4_0, Q6_K, Q8_0: (code - offset) * d is rounded once, as the fp32 path rounds it: bit-identical
+// where d is the format's own f16 (Q4_0, Q8_0); Q6_K's d * sc and Q4_K's d * sc and dmin * m are
+// rounded to f16 first, a second rounding well inside matmul_f16's f16 contract.
+__device__ inline uint32_t h2_sub(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ inline uint32_t h2_mul(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ inline uint32_t h2_fma(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t r;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+// The codes (w >> 8k) & m of byte lanes 0 and 2 (k = 0) or 1 and 3 (k = 1) as exact f16 integers
+// minus `off2` (both halves 1024 + the format's offset); `flip` xors the codes first (Q8_0's sign bit).
+template <uint32_t M, uint32_t Flip = 0u>
+__device__ inline void code_pairs(uint32_t w, uint32_t off2, uint32_t& p02, uint32_t& p13) {
+  p02 = h2_sub(((w & M) ^ Flip) | 0x64006400u, off2);
+  p13 = h2_sub((((w >> 8) & M) ^ Flip) | 0x64006400u, off2);
+}
+__device__ inline uint32_t h2_dup(uint16_t h) { return static_cast<uint32_t>(h) * 0x00010001u; }
+
+template <class F>
+struct FastB : std::false_type {};
+
+// Q4_0 (both layouts): part t is nibble t / 2 of qs[8 (t % 2) ..), x = (q - 8) d.
+template <class L>
+struct FastBQ40 : std::true_type {
+  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * (t & 1), u);
+    const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
+    const int sh = 4 * (t >> 1);
+    constexpr uint32_t kOff = 0x64086408u;  // 1032: 1024 + 8
+    code_pairs<0x000f000fu>(u[0] >> sh, kOff, b[0], b[1]);
+    code_pairs<0x000f000fu>(u[1] >> sh, kOff, b[2], b[3]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+  }
+  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
+    chunk(row, c0, t, b0);
+    chunk(row, c1, t, b1);
+  }
+};
+template <>
+struct FastB<Fmt<kQ4_0>> : FastBQ40<B32Plain<16>> {};
+template <>
+struct FastB<Fmt<kQ4_0_G8>> : FastBQ40<B32Group8<16>> {};
+
+// Q8_0 (both layouts): part t is qs[8t ..), int8; (byte ^ 0x80) is q + 128.
+template <class L>
+struct FastBQ80 : std::true_type {
+  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
+    uint32_t u[2];
+    ld_2w<L::kAlign>(L::qs(row, c) + 8 * t, u);
+    const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
+    constexpr uint32_t kOff = 0x64806480u;  // 1152: 1024 + 128
+    code_pairs<0x00ff00ffu, 0x00800080u>(u[0], kOff, b[0], b[1]);
+    code_pairs<0x00ff00ffu, 0x00800080u>(u[1], kOff, b[2], b[3]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+  }
+  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
+    chunk(row, c0, t, b0);
+    chunk(row, c1, t, b1);
+  }
+};
+template <>
+struct FastB<Fmt<kQ8_0>> : FastBQ80<B32Plain<32>> {};
+template <>
+struct FastB<Fmt<kQ8_0_G8>> : FastBQ80<B32Group8<32>> {};
+
+// Q6_K (both layouts): the format's 6-bit codes (codes8), x = (q - 32) d sc.
+template <class F>
+struct FastBQ6 : std::true_type {
+  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
+    uint32_t w0, w1;
+    float d;
+    F::codes8(row, c, t, w0, w1, d);
+    const uint32_t d2 = pack_h2(d, d);
+    constexpr uint32_t kOff = 0x64206420u;  // 1056: 1024 + 32
+    code_pairs<0x00ff00ffu>(w0, kOff, b[0], b[1]);
+    code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+  }
+  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
+    chunk(row, c0, t, b0);
+    chunk(row, c1, t, b1);
+  }
+};
+template <>
+struct FastB<Fmt<kQ6_K>> : FastBQ6<Fmt<kQ6_K>> {};
+template <>
+struct FastB<Fmt<kQ6_K_G8>> : FastBQ6<Fmt<kQ6_K_G8>> {};
+
+// Q4_K: chunks c0 (even) and c0 + 1 share their super-block's 32-byte run of qs (low / high nibbles)
+// and one scale pair: the header is decoded once for both. x = d sc q - dmin m.
+template <>
+struct FastB<Fmt<kQ4_K>> : std::true_type {
+  __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
+    const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ4_K>::kBlockBytes;
+    const int j = (c0 & 7) >> 1;
+    const uint2 q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * j + 8 * t);
+    const uint4 hd = *reinterpret_cast<const uint4*>(blk);
+    int sc0, sc1, m0, m1;
+    k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
+    const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
+    constexpr uint32_t kOff = 0x64006400u;  // 1024
+    uint32_t* out[2] = {b0, b1};
+    const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t* b = out[h];
+      code_pairs<0x000f000fu>(q.x >> (4 * h), kOff, b[0], b[1]);
+      code_pairs<0x000f000fu>(q.y >> (4 * h), kOff, b[2], b[3]);
+      const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+    }
+  }
+};
 
 // Elements 32c + 8p .. +8 of a row: the format's dequant8, else its 32-element dequant (all four
 // lanes of a chunk decode the whole chunk: correct for every format, four times the arithmetic).
@@ -105,50 +250,149 @@ __device__ inline void token_rows(const float* x, int cols, int n_tok, int g, in
 // memory; relative to a staged copy in shared memory), X at c0 / c1. All weight loads of the pair
 // are issued before the first multiply: the loop is latency-bound, so loads in flight set the speed.
 // (Loading X before the weights cost registers and ran slower.)
-template <class F, int RT, int MT>
+// FastB formats read X as prepared A fragments instead (xf: x_frag_kernel's words, nc chunks a row).
+template <class F, int RT, int MT, bool kFrag>
 __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int wc1, int c0, int c1, bool pair,
-                                      const float* const xr[MT][2], int n_tok, int t, float acc[MT][RT][4]) {
-  // b[u][j][0..1]: the first k16 step of chunk u of row 8j + g; b[u][j][2..3]: the second.
+                                      const float* const xr[MT][2], const uint4* __restrict__ xf, int nc, int n_tok,
+                                      int t, float acc[MT][RT][4]) {
+  // b[u][j][0..1]: the first k16 step of chunk u of row 8j + g; b[u][j][2..3]: the second. FastB
+  // pairs elements (0, 2), (1, 3) of each four (kStride2), dequant8's path (0, 1), (2, 3).
+  constexpr bool kStride2 = FastB<F>::value;
   uint32_t b[2][RT][4];
+  if constexpr (kStride2) {
 #pragma unroll
-  for (int u = 0; u < 2; ++u)
+    for (int j = 0; j < RT; ++j) FastB<F>::pair(wr[j], wc0, wc1, t, b[0][j], b[1][j]);
+  } else {
 #pragma unroll
-    for (int j = 0; j < RT; ++j) {
-      float v[8];
-      dequant8<F>(wr[j], u ? wc1 : wc0, t, v);
-      b[u][j][0] = pack_h2(v[0], v[1]);
-      b[u][j][1] = pack_h2(v[2], v[3]);
-      b[u][j][2] = pack_h2(v[4], v[5]);
-      b[u][j][3] = pack_h2(v[6], v[7]);
-    }
+    for (int u = 0; u < 2; ++u)
 #pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    if (16 * m >= n_tok) break;  // uniform over the block
-    float4 lo[2][2] = {}, hi[2][2] = {};
-#pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int c = u ? c1 : c0;
-      if (xr[m][0]) {
-        lo[u][0] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c);
-        lo[u][1] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c + 4);
+      for (int j = 0; j < RT; ++j) {
+        float v[8];
+        dequant8<F>(wr[j], u ? wc1 : wc0, t, v);
+        b[u][j][0] = pack_h2(v[0], v[1]);
+        b[u][j][1] = pack_h2(v[2], v[3]);
+        b[u][j][2] = pack_h2(v[4], v[5]);
+        b[u][j][3] = pack_h2(v[6], v[7]);
       }
-      if (xr[m][1]) {
-        hi[u][0] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c);
-        hi[u][1] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c + 4);
+  }
+  static_assert(!kFrag || kStride2, "X fragments are packed in FastB's pairs");
+  if constexpr (kFrag) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (16 * m >= n_tok) break;  // uniform over the block
+      uint4 f[2][2];
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int k = 0; k < 2; ++k) f[u][k] = xf[((m * nc + (u ? c1 : c0)) * 2 + k) * 32 + lane];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        if (u && !pair) break;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const uint32_t a[4] = {f[u][k].x, f[u][k].y, f[u][k].z, f[u][k].w};
+#pragma unroll
+          for (int j = 0; j < RT; ++j) rf_mma_m16n8k16(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
+        }
       }
     }
+  } else {
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      if (u && !pair) break;
+    for (int m = 0; m < MT; ++m) {
+      if (16 * m >= n_tok) break;  // uniform over the block
+      float4 lo[2][2] = {}, hi[2][2] = {};
 #pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const uint32_t a[4] = {pack_h2(lo[u][k].x, lo[u][k].y), pack_h2(hi[u][k].x, hi[u][k].y),
-                               pack_h2(lo[u][k].z, lo[u][k].w), pack_h2(hi[u][k].z, hi[u][k].w)};
+      for (int u = 0; u < 2; ++u) {
+        const int c = u ? c1 : c0;
+        if (xr[m][0]) {
+          lo[u][0] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c);
+          lo[u][1] = *reinterpret_cast<const float4*>(xr[m][0] + 32 * c + 4);
+        }
+        if (xr[m][1]) {
+          hi[u][0] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c);
+          hi[u][1] = *reinterpret_cast<const float4*>(xr[m][1] + 32 * c + 4);
+        }
+      }
 #pragma unroll
-        for (int j = 0; j < RT; ++j) rf_mma_m16n8k16(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
+      for (int u = 0; u < 2; ++u) {
+        if (u && !pair) break;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const float4 l = lo[u][k], h = hi[u][k];
+          uint32_t a[4];
+          if constexpr (kStride2) {
+            a[0] = pack_h2(l.x, l.z), a[1] = pack_h2(h.x, h.z), a[2] = pack_h2(l.y, l.w), a[3] = pack_h2(h.y, h.w);
+          } else {
+            a[0] = pack_h2(l.x, l.y), a[1] = pack_h2(h.x, h.y), a[2] = pack_h2(l.z, l.w), a[3] = pack_h2(h.z, h.w);
+          }
+#pragma unroll
+          for (int j = 0; j < RT; ++j) rf_mma_m16n8k16(acc[m][j], a, b[u][j][2 * k], b[u][j][2 * k + 1]);
+        }
       }
     }
   }
+}
+
+// ---- X as A fragments (FastB formats).
+//
+// Why: each warp used to load its lanes' X rows as fp32 (two 16-byte loads a token row, chunk and
+// k16 step) and pack them to f16 itself, in every block: at 32 tokens X's loads were a third of an
+// 8B gate/up product's time (H100: 100.6 us, 64.8 with X's loads left out). One small launch now
+// writes X once in f16, in the order the lanes read it: word ((m nc + c) 2 + k) 32 + lane holds
+// lane (g, t)'s A fragment of m tile m, chunk c, k16 step k - tokens 16m + g and 16m + g + 8,
+// elements 32c + 8t + 4k + {0, 2} and {1, 3} (FastB's pairs), zeros past n_tok - one 16-byte load.
+__global__ void x_frag_kernel(const float* __restrict__ x, int cols, int n_tok, int mt, uint4* __restrict__ out) {
+  const int nc = cols / 32;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= mt * nc * 64) return;
+  const int lane = i & 31, k = (i >> 5) & 1, c = (i >> 6) % nc, m = (i >> 6) / nc;
+  const int tok = 16 * m + (lane >> 2), e = 32 * c + 8 * (lane & 3) + 4 * k;
+  float4 lo = {}, hi = {};
+  if (tok < n_tok) lo = *reinterpret_cast<const float4*>(x + static_cast<size_t>(tok) * cols + e);
+  if (tok + 8 < n_tok) hi = *reinterpret_cast<const float4*>(x + static_cast<size_t>(tok + 8) * cols + e);
+  out[i] = make_uint4(pack_h2(lo.x, lo.z), pack_h2(hi.x, hi.z), pack_h2(lo.y, lo.w), pack_h2(hi.y, hi.w));
+}
+
+// The fragments live in static device memory, a slot per stream: no allocation, so a graph capture
+// may record the first call, and two streams never share one. Four slots of 64 tokens x 32768
+// columns (16 MB a device); a fifth stream's products go to matmul_f16's other paths.
+constexpr int kXSlots = 4, kXMaxCols = 32768;
+constexpr size_t kXSlotWords = size_t(kMmaMaxTokens) * kXMaxCols / 8;
+__device__ uint4 g_x_frag[kXSlots][kXSlotWords];
+
+struct XFragOwner {
+  int dev, slot;
+  hipStream_t stream;
+};
+std::mutex g_x_frag_mu;
+std::vector<XFragOwner> g_x_frag_owners;
+
+uint4* x_frag_slot(hipStream_t s) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return nullptr;
+  std::lock_guard<std::mutex> lock(g_x_frag_mu);
+  int slot = -1;
+  unsigned taken = 0;
+  for (const XFragOwner& o : g_x_frag_owners) {
+    if (o.dev != dev) continue;
+    if (o.stream == s) slot = o.slot;
+    taken |= 1u << o.slot;
+  }
+  if (slot < 0) {
+    for (int i = 0; i < kXSlots && slot < 0; ++i)
+      if (!(taken & (1u << i))) slot = i;
+    if (slot < 0) return nullptr;
+    g_x_frag_owners.push_back({dev, slot, s});
+  }
+  static void* base[64] = {};
+  if (dev < 0 || dev >= 64) return nullptr;
+  if (!base[dev] && cudaGetSymbolAddress(&base[dev], g_x_frag) != cudaSuccess) {
+    (void)cudaGetLastError();
+    base[dev] = nullptr;
+    return nullptr;
+  }
+  return static_cast<uint4*>(base[dev]) + static_cast<size_t>(slot) * kXSlotWords;
 }
 
 // Warps 1 .. 7 hand their sums to warp 0 through `red` ([kMmaWarps - 1][MT RT 4][32] floats), which
@@ -183,10 +427,10 @@ __device__ inline void reduce_store(float (*red)[MT * RT * 4][32], const float a
 
 // Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 8 RT rows, the weights loaded
 // from global memory by the lanes that use them; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps, ...
-template <class F, int RT, int MT>
+template <class F, int RT, int MT, bool kFrag>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
-    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x, MmaOut out,
-                      int rows, int cols, int n_tok) {
+    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
+                      const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok) {
   __shared__ float red[kMmaWarps - 1][MT * RT * 4][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int row0 = blockIdx.x * 8 * RT;
@@ -200,7 +444,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   for (int c0 = 2 * warp; c0 < n_chunks; c0 += 2 * kMmaWarps) {
     const bool pair = c0 + 1 < n_chunks;
     const int c1 = pair ? c0 + 1 : c0;
-    mma_chunk_pair<F, RT, MT>(wr, c0, c1, c0, c1, pair, xr, n_tok, t, acc);
+    mma_chunk_pair<F, RT, MT, kFrag>(wr, c0, c1, c0, c1, pair, xr, xf, n_chunks, n_tok, t, acc);
   }
   reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
@@ -209,10 +453,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 // rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
 // shared memory while it multiplies the current one: loads in flight without registers. Warp w
 // takes groups w, w + kMmaWarps, ...; no block-wide barrier until the final sum.
-template <class F, int RT, int MT>
+template <class F, int RT, int MT, bool kFrag>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
-    matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x, MmaOut out,
-                             int rows, int cols, int n_tok, int gb) {
+    matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
+                             const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok, int gb) {
   extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][gb]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int R = 8 * RT;
@@ -245,7 +489,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     for (int j = 0; j < RT; ++j) sr[j] = buf + static_cast<size_t>(st) * R * gb + (8 * j + g) * gb;
 #pragma unroll
     for (int p = 0; p < 4; ++p)
-      mma_chunk_pair<F, RT, MT>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, n_tok, t, acc);
+      mma_chunk_pair<F, RT, MT, kFrag>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf, cols / 32,
+                                n_tok, t, acc);
     __syncwarp();  // every lane is done with this stage before the next issue overwrites it
   }
   rf_async_wait<0>();
@@ -268,28 +513,28 @@ constexpr int staged_group_bytes() {
   }
 }
 
-template <class F, int RT, int MT>
-int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols,
-                  int n_tok, hipStream_t s) {
+template <class F, int RT, int MT, bool kFrag>
+int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const uint4* xf, const MmaOut& out, int rows,
+                  int cols, int n_tok, hipStream_t s) {
   constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
   static_assert((kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float) <= bytes, "the partial sums reuse the stages");
-  auto* kernel = matmul_mma_staged_kernel<F, RT, MT>;
+  auto* kernel = matmul_mma_staged_kernel<F, RT, MT, kFrag>;
   static std::atomic<int> limits[64];
   if (dynamic_smem_limit(kernel, limits) < bytes)
     return fail("matmul_mma: the staged kernel's %d bytes of shared memory are not available", bytes);
-  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, out, rows, cols, n_tok, gb);
+  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, xf, out, rows, cols, n_tok, gb);
   return check(cudaGetLastError(), "matmul_mma (staged)");
 }
 
 // Launches the kernel shape for n_tok tokens: four 8-row tiles per block where that still gives every
 // multiprocessor two blocks, else two. (Four warps a block instead of eight: 20-45% slower, H100.)
 // The staged kernel where the layout and alignment allow it and its stages fit in shared memory.
-template <class F>
-int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols, int n_tok,
-               hipStream_t s) {
+template <class F, bool kFrag>
+int launch_shape(const uint8_t* w, size_t row_stride, const float* x, const uint4* xf, const MmaOut& out, int rows,
+                 int cols, int n_tok, hipStream_t s) {
   auto launch = [&](auto kernel, int rt) {
     const int per_block = 8 * rt;
-    kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(w, row_stride, x, out, rows, cols, n_tok);
+    kernel<<<(rows + per_block - 1) / per_block, kMmaWarps * 32, 0, s>>>(w, row_stride, x, xf, out, rows, cols, n_tok);
     return check(cudaGetLastError(), "matmul_mma");
   };
   const bool wide = rows >= 2 * multiprocessors() * 32;
@@ -297,17 +542,36 @@ int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut
   if constexpr (staged_group_bytes<F>() > 0) {
     if (staged_env && (reinterpret_cast<uintptr_t>(w) | row_stride) % 16 == 0 && cols % 256 == 0) {
       if (n_tok <= 16)
-        return wide ? launch_staged<F, 4, 1>(w, row_stride, x, out, rows, cols, n_tok, s)
-                    : launch_staged<F, 2, 1>(w, row_stride, x, out, rows, cols, n_tok, s);
+        return wide ? launch_staged<F, 4, 1, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 1, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s);
       if (n_tok <= 32)
-        return wide ? launch_staged<F, 4, 2>(w, row_stride, x, out, rows, cols, n_tok, s)
-                    : launch_staged<F, 2, 2>(w, row_stride, x, out, rows, cols, n_tok, s);
-      return launch_staged<F, 2, 4>(w, row_stride, x, out, rows, cols, n_tok, s);
+        return wide ? launch_staged<F, 4, 2, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s)
+                    : launch_staged<F, 2, 2, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s);
+      return launch_staged<F, 2, 4, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s);
     }
   }
-  if (n_tok <= 16) return wide ? launch(matmul_mma_kernel<F, 4, 1>, 4) : launch(matmul_mma_kernel<F, 2, 1>, 2);
-  if (n_tok <= 32) return wide ? launch(matmul_mma_kernel<F, 4, 2>, 4) : launch(matmul_mma_kernel<F, 2, 2>, 2);
-  return launch(matmul_mma_kernel<F, 2, 4>, 2);
+  if (n_tok <= 16)
+    return wide ? launch(matmul_mma_kernel<F, 4, 1, kFrag>, 4) : launch(matmul_mma_kernel<F, 2, 1, kFrag>, 2);
+  if (n_tok <= 32)
+    return wide ? launch(matmul_mma_kernel<F, 4, 2, kFrag>, 4) : launch(matmul_mma_kernel<F, 2, 2, kFrag>, 2);
+  return launch(matmul_mma_kernel<F, 2, 4, kFrag>, 2);
+}
+
+// FastB formats read X as fragments prepared by one small launch into the stream's slot; with no
+// slot (a fifth stream on the device, rows longer than a slot) they read X's fp32 rows themselves.
+template <class F>
+int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols, int n_tok,
+               hipStream_t s) {
+  if constexpr (FastB<F>::value) {
+    static const bool frag_env = env_int("ROCFORGE_GPU_MMA_XFRAG", 1) != 0;  // 0: the fp32 rows (A/B runs)
+    if (uint4* slot = frag_env && cols <= kXMaxCols ? x_frag_slot(s) : nullptr) {
+      const int mt = (n_tok + 15) / 16, words = mt * (cols / 32) * 64;
+      x_frag_kernel<<<(words + 255) / 256, 256, 0, s>>>(x, cols, n_tok, mt, slot);
+      if (const int rc = check(cudaGetLastError(), "matmul_mma (X fragments)"); rc != 0) return rc;
+      return launch_shape<F, true>(w, row_stride, x, slot, out, rows, cols, n_tok, s);
+    }
+  }
+  return launch_shape<F, false>(w, row_stride, x, nullptr, out, rows, cols, n_tok, s);
 }
 
 }  // namespace
@@ -351,6 +615,17 @@ int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, 
   return matmul_mma_parts(type, w, row_stride, x, cols, n_tok, 1, &rows, &y, s);
 }
 
+// The stream is being destroyed: its X fragment slot is free for the next one (a new stream may
+// reuse the handle's value).
+void mma_release_stream(hipStream_t s) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return;
+  std::lock_guard<std::mutex> lock(g_x_frag_mu);
+  auto& v = g_x_frag_owners;
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const XFragOwner& o) { return o.dev == dev && o.stream == s; }),
+          v.end());
+}
+
 #else  // HIP: not served (see the top of the file).
 
 int mma_max_tokens() { return 0; }
@@ -358,6 +633,7 @@ int matmul_mma(uint32_t, const void*, size_t, const float*, float*, int, int, in
 int matmul_mma_parts(uint32_t, const void*, size_t, const float*, int, int, int, const int*, float* const*, hipStream_t) {
   return -1;
 }
+void mma_release_stream(hipStream_t) {}
 
 #endif
 

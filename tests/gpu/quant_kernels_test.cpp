@@ -284,6 +284,50 @@ TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
   }
 }
 
+// The tensor-core GEMM keeps each stream's X (as f16 fragments) in a slot of its own: six streams,
+// more than its four slots, multiply their own X at the same time (the fifth and sixth read X's fp32
+// rows instead), for a format on the staged kernel (Q4_K) and one on the direct kernel (Q8_0); a
+// second round on new streams (the destroyed streams' slots handed on) gives the same results.
+TEST(MatmulMma, ConcurrentStreamsKeepTheirOwnX) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const auto& api = gpu->api();
+  if (api.matmul_f16_mma_max() < 40) GTEST_SKIP() << "no tensor-core GEMM on this device";
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rows = 300, cols = 1024, n_streams = 6;
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0}) {
+    const size_t rb = quant::row_bytes(t, cols);
+    const auto w = random_weights(t, rows, cols, rng, false);
+    auto dw = to_device(*gpu, w);
+    for (int round = 0; round < 2; ++round) {
+      const int n_tok = round == 0 ? 16 : 37;
+      SCOPED_TRACE(std::string(ggml_type_name(t)) + " round " + std::to_string(round));
+      std::vector<rf_stream> streams(n_streams, nullptr);
+      for (auto& s : streams) gpu->check(api.stream_create(&s), "stream");
+      std::vector<std::vector<float>> xs;
+      std::vector<std::unique_ptr<DeviceBuffer>> dxs, dys;
+      for (int i = 0; i < n_streams; ++i) {
+        xs.push_back(random_floats(rng, static_cast<size_t>(n_tok) * cols));
+        dxs.push_back(to_device(*gpu, xs.back()));
+        dys.push_back(std::make_unique<DeviceBuffer>(*gpu, static_cast<size_t>(n_tok) * rows * sizeof(float)));
+        dys.back()->poison();
+      }
+      for (int i = 0; i < n_streams; ++i)  // all in flight before any stream is waited for
+        gpu->check(api.matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dxs[i]->as<float>(), dys[i]->as<float>(),
+                                  rows, cols, n_tok, streams[i]),
+                   "matmul_f16");
+      for (auto s : streams) gpu->check(api.stream_sync(s), "stream sync");
+      for (int i = 0; i < n_streams; ++i) {
+        SCOPED_TRACE("stream " + std::to_string(i));
+        ASSERT_NO_FATAL_FAILURE(expect_dequantized_product(
+            t, w, xs[i], dys[i]->download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok, 2e-3, 1e-5));
+      }
+      for (auto s : streams) gpu->check(api.stream_destroy(s), "stream destroy");
+    }
+  }
+}
+
 // A fused buffer's matrices (q / k / v, gate / up) in one launch, each part's rows into its own
 // output: bit-identical to multiplying each part on its own (every row sums in the same order).
 TEST(MatmulMma, PartsEqualSeparateProducts) {
