@@ -251,10 +251,11 @@ __device__ inline void token_rows(const float* x, int cols, int n_tok, int g, in
 // are issued before the first multiply: the loop is latency-bound, so loads in flight set the speed.
 // (Loading X before the weights cost registers and ran slower.)
 // FastB formats read X as prepared A fragments instead (xf: x_frag_kernel's words, nc chunks a row).
-template <class F, int RT, int MT, bool kFrag>
+// kPre: X's fragments of the pair are already in `pre` (the staged kernel loads them a pair ahead).
+template <class F, int RT, int MT, bool kFrag, bool kPre = false>
 __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int wc1, int c0, int c1, bool pair,
                                       const float* const xr[MT][2], const uint4* __restrict__ xf, int nc, int n_tok,
-                                      int t, float acc[MT][RT][4]) {
+                                      int t, float acc[MT][RT][4], const uint4 (*pre)[2][2] = nullptr) {
   // b[u][j][0..1]: the first k16 step of chunk u of row 8j + g; b[u][j][2..3]: the second. FastB
   // pairs elements (0, 2), (1, 3) of each four (kStride2), dequant8's path (0, 1), (2, 3).
   constexpr bool kStride2 = FastB<F>::value;
@@ -285,7 +286,7 @@ __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int 
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int k = 0; k < 2; ++k) f[u][k] = xf[((m * nc + (u ? c1 : c0)) * 2 + k) * 32 + lane];
+        for (int k = 0; k < 2; ++k) f[u][k] = kPre ? pre[m][u][k] : xf[((m * nc + (u ? c1 : c0)) * 2 + k) * 32 + lane];
 #pragma unroll
       for (int u = 0; u < 2; ++u) {
         if (u && !pair) break;
@@ -449,6 +450,21 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
 
+// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
+// whose groups are contiguous 144-byte runs (Q4_0, Q4_K, Q4_0's 8-block planes); 0 for the others,
+// which keep the direct kernel: Q6_K (210-byte super-blocks, 8-super-block planes), formats decoded
+// through their 32-element dequant, and Q8_0, whose 272-byte groups leave room for one block per
+// multiprocessor (8B gate/up at 16 tokens, H100: 79.1 us direct, 96.1 staged).
+template <class F>
+__host__ __device__ constexpr int staged_group_bytes() {
+  if constexpr (!HasDequant8<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
+    return 0;
+  } else {
+    constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
+    return gb % 16 == 0 && gb <= 160 ? gb : 0;
+  }
+}
+
 // As matmul_mma_kernel, with the weights of each warp's next 256-element group (8 chunks of its 8 RT
 // rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
 // shared memory while it multiplies the current one: loads in flight without registers. Warp w
@@ -456,28 +472,45 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 template <class F, int RT, int MT, bool kFrag>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
-                             const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok, int gb) {
-  extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][gb]
+                             const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok) {
+  constexpr int kGb = staged_group_bytes<F>(), kWords = kGb / 16;  // a row's group: 16-byte words
+  extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][kGb]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int R = 8 * RT;
   const int row0 = blockIdx.x * R;
-  uint8_t* buf = stage_mem + static_cast<size_t>(warp) * 2 * R * gb;
+  uint8_t* buf = stage_mem + static_cast<size_t>(warp) * 2 * R * kGb;
   const float* xr[MT][2];
   token_rows<MT>(x, cols, n_tok, g, t, xr);
   float acc[MT][RT][4] = {};
-  const int n_groups = cols / 256, words = gb / 16;
+  const int n_groups = cols / 256, nc = cols / 32;
   auto issue = [&](int grp, int st) {
     if (grp < n_groups) {
-      uint8_t* dst = buf + static_cast<size_t>(st) * R * gb;
-      for (int i = lane; i < R * words; i += 32) {
-        const int r = i / words, q = i - r * words;
-        const uint8_t* src = w + static_cast<size_t>(min(row0 + r, rows - 1)) * stride +
-                             static_cast<size_t>(grp) * gb + static_cast<size_t>(q) * 16;
-        rf_async_copy<16>(dst + r * gb + q * 16, src);
+      uint8_t* dst = buf + static_cast<size_t>(st) * R * kGb;
+      const uint8_t* src0 = w + static_cast<size_t>(grp) * kGb;
+      for (int i = lane; i < R * kWords; i += 32) {
+        const int r = i / kWords, q = i - r * kWords;
+        rf_async_copy<16>(dst + r * kGb + q * 16, src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride + q * 16);
       }
     }
     rf_async_commit();  // an empty group past the end keeps the wait count uniform
   };
+  // With X as fragments (up to 16 tokens), each chunk pair's are loaded while the pair before is
+  // multiplied: the loads' latency was the kernel's first stall (ncu: long scoreboard). H100, 8B
+  // gate/up at 16 tokens 59.0 -> 56.7 us (Q4_K); at 32 tokens the second register copy spilled
+  // (Q4_K gate/up 75 -> 130 us), so two-tile kernels load in place.
+  constexpr bool kPre = kFrag && MT == 1;
+  uint4 fx[MT][2][2] = {};
+  auto load_fx = [&](int c0) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+      if (16 * m < n_tok)
+#pragma unroll
+        for (int u = 0; u < 2; ++u)
+#pragma unroll
+          for (int k = 0; k < 2; ++k) fx[m][u][k] = xf[((m * nc + c0 + u) * 2 + k) * 32 + lane];
+  };
+  if constexpr (kPre)
+    if (warp < n_groups) load_fx(8 * warp);
   issue(warp, 0);
   int st = 0;
   for (int grp = warp; grp < n_groups; grp += kMmaWarps, st ^= 1) {
@@ -486,31 +519,31 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     __syncwarp();        // ... and every lane's
     const uint8_t* sr[RT];
 #pragma unroll
-    for (int j = 0; j < RT; ++j) sr[j] = buf + static_cast<size_t>(st) * R * gb + (8 * j + g) * gb;
+    for (int j = 0; j < RT; ++j) sr[j] = buf + static_cast<size_t>(st) * R * kGb + (8 * j + g) * kGb;
 #pragma unroll
-    for (int p = 0; p < 4; ++p)
-      mma_chunk_pair<F, RT, MT, kFrag>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf, cols / 32,
-                                n_tok, t, acc);
+    for (int p = 0; p < 4; ++p) {
+      if constexpr (kPre) {
+        uint4 cur[MT][2][2];
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+          for (int u = 0; u < 2; ++u)
+#pragma unroll
+            for (int k = 0; k < 2; ++k) cur[m][u][k] = fx[m][u][k];
+        if (p < 3) load_fx(8 * grp + 2 * p + 2);
+        else if (grp + kMmaWarps < n_groups) load_fx(8 * (grp + kMmaWarps));
+        mma_chunk_pair<F, RT, MT, kFrag, true>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf,
+                                               nc, n_tok, t, acc, cur);
+      } else {
+        mma_chunk_pair<F, RT, MT, kFrag>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf, nc,
+                                         n_tok, t, acc);
+      }
+    }
     __syncwarp();  // every lane is done with this stage before the next issue overwrites it
   }
   rf_async_wait<0>();
   __syncthreads();  // the stages are free: the warps' partial sums go there
   reduce_store<RT, MT>(reinterpret_cast<float(*)[MT * RT * 4][32]>(stage_mem), acc, out, row0, rows, n_tok);
-}
-
-// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
-// whose groups are contiguous 144-byte runs (Q4_0, Q4_K, Q4_0's 8-block planes); 0 for the others,
-// which keep the direct kernel: Q6_K (210-byte super-blocks, 8-super-block planes), formats decoded
-// through their 32-element dequant, and Q8_0, whose 272-byte groups leave room for one block per
-// multiprocessor (8B gate/up at 16 tokens, H100: 79.1 us direct, 96.1 staged).
-template <class F>
-constexpr int staged_group_bytes() {
-  if constexpr (!HasDequant8<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
-    return 0;
-  } else {
-    constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
-    return gb % 16 == 0 && gb <= 160 ? gb : 0;
-  }
 }
 
 template <class F, int RT, int MT, bool kFrag>
@@ -522,7 +555,7 @@ int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const uin
   static std::atomic<int> limits[64];
   if (dynamic_smem_limit(kernel, limits) < bytes)
     return fail("matmul_mma: the staged kernel's %d bytes of shared memory are not available", bytes);
-  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, xf, out, rows, cols, n_tok, gb);
+  kernel<<<(rows + 8 * RT - 1) / (8 * RT), kMmaWarps * 32, bytes, s>>>(w, row_stride, x, xf, out, rows, cols, n_tok);
   return check(cudaGetLastError(), "matmul_mma (staged)");
 }
 
