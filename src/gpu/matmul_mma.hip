@@ -96,9 +96,18 @@ __device__ inline uint32_t h2_dup(uint16_t h) { return static_cast<uint32_t>(h) 
 template <class F>
 struct FastB : std::false_type {};
 
+// The formats whose chunks decode on their own: a pair is two chunks.
+template <class Impl>
+struct FastBChunks : std::true_type {
+  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
+    Impl::chunk(row, c0, t, b0);
+    Impl::chunk(row, c1, t, b1);
+  }
+};
+
 // Q4_0 (both layouts): part t is nibble t / 2 of qs[8 (t % 2) ..), x = (q - 8) d.
 template <class L>
-struct FastBQ40 : std::true_type {
+struct FastBQ40 : FastBChunks<FastBQ40<L>> {
   __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
     uint32_t u[2];
     ld_2w<L::kAlign>(L::qs(row, c) + 8 * (t & 1), u);
@@ -110,10 +119,6 @@ struct FastBQ40 : std::true_type {
 #pragma unroll
     for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
   }
-  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
-    chunk(row, c0, t, b0);
-    chunk(row, c1, t, b1);
-  }
 };
 template <>
 struct FastB<Fmt<kQ4_0>> : FastBQ40<B32Plain<16>> {};
@@ -122,7 +127,7 @@ struct FastB<Fmt<kQ4_0_G8>> : FastBQ40<B32Group8<16>> {};
 
 // Q8_0 (both layouts): part t is qs[8t ..), int8; (byte ^ 0x80) is q + 128.
 template <class L>
-struct FastBQ80 : std::true_type {
+struct FastBQ80 : FastBChunks<FastBQ80<L>> {
   __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
     uint32_t u[2];
     ld_2w<L::kAlign>(L::qs(row, c) + 8 * t, u);
@@ -133,10 +138,6 @@ struct FastBQ80 : std::true_type {
 #pragma unroll
     for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
   }
-  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
-    chunk(row, c0, t, b0);
-    chunk(row, c1, t, b1);
-  }
 };
 template <>
 struct FastB<Fmt<kQ8_0>> : FastBQ80<B32Plain<32>> {};
@@ -145,7 +146,7 @@ struct FastB<Fmt<kQ8_0_G8>> : FastBQ80<B32Group8<32>> {};
 
 // Q6_K (both layouts): the format's 6-bit codes (codes8), x = (q - 32) d sc.
 template <class F>
-struct FastBQ6 : std::true_type {
+struct FastBQ6 : FastBChunks<FastBQ6<F>> {
   __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
     uint32_t w0, w1;
     float d;
@@ -156,10 +157,6 @@ struct FastBQ6 : std::true_type {
     code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
 #pragma unroll
     for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
-  }
-  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
-    chunk(row, c0, t, b0);
-    chunk(row, c1, t, b1);
   }
 };
 template <>
