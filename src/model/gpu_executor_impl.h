@@ -61,7 +61,7 @@ inline uint64_t activation_bytes(const ModelConfig& c, int T) {
 
 // Steps of at least this many tokens multiply through matmul_f16; below, dequantizing whole weight
 // slices to f16 costs more than the fp32 tile kernel's work.
-constexpr int kF16MinTokens = 6;
+constexpr int kF16MinTokens = 5;
 // Tokens per matvec_q8_multi launch (the backend's limit).
 constexpr int kMultiTokens = 16;
 // Steps up to this many tokens use the int8 matvecs where matmul_f16 has no tensor-core kernel for
@@ -198,8 +198,10 @@ class GpuExecutor final : public Executor {
     use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
     if (const char* e = std::getenv("ROCFORGE_GPU_SKIP")) skip_ = std::atoi(e);
     // Where matmul_f16 runs the tensor-core kernel on the quantized weights it beats the int8
-    // matvecs from 6 tokens (H100, Q4_K_M, matvecs -> matmul_f16: 8B pp6 725 -> 753, pp8 862 -> 997
-    // tok/s; 1B pp6 2653 -> 3074; pp5 644 -> 623 and 1B pp4 2167 -> 2053 stay on the matvecs).
+    // matvecs from 5 tokens (H100, matvecs -> matmul_f16, twenty-fourth pass: 8B Q4_K_M pp5 771 / 768
+    // -> 912 / 906 tok/s, 1B Q4_0 pp5 2704 / 2702 -> 3404 / 3606, bench-serve 8B 5 streams 834 / 872
+    // -> 930 / 945 agg tok/s; pp4 stays on the matvecs: 8B 739 / 738 -> 724 / 731, 1B 3053 / 2989 ->
+    // 2887 / 2980).
     // Without that kernel (AMD) matmul_f16 is matmul_mc, which reads the weights once but decodes
     // them at a fixed cost per 128-token tile, so steps stay on the int8 matvecs (chunks of
     // kMultiTokens) up to kMultiMaxWithoutMma tokens. AMD's kernels on an H100
