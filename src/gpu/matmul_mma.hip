@@ -13,7 +13,7 @@
 // chunk's two mma steps are the contiguous elements 8t .. 8t + 8 - exactly what the formats'
 // dequant8(row, c, t) produces (one small load per lane, no shared-memory transpose) - and the
 // lane loads X at the same eight elements (two float4s per token), so the dot product is unchanged.
-// For Q4_0, Q4_K, Q6_K and Q8_0 (FastB) the lane builds its B fragment from the codes in f16
+// For Q4_0, Q4_K, Q5_K, Q6_K and Q8_0 (FastB) the lane builds its B fragment from the codes in f16
 // arithmetic instead, and X comes as f16 A fragments prepared once per call by x_frag_kernel into
 // the stream's slot, one 16-byte load a fragment (H100, 8B Q4_K_M: pp16 2411 -> 2791, pp32 3675 ->
 // 4697, pp64 4535 -> 6677 tok/s; ROCFORGE_GPU_MMA_XFRAG=0 reads X's fp32 rows as before).
@@ -184,6 +184,36 @@ struct FastB<Fmt<kQ4_K>> : std::true_type {
       uint32_t* b = out[h];
       code_pairs<0x000f000fu>(q.x >> (4 * h), kOff, b[0], b[1]);
       code_pairs<0x000f000fu>(q.y >> (4 * h), kOff, b[2], b[3]);
+      const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+    }
+  }
+};
+
+// Q5_K: Q4_K's nibbles and header plus a fifth bit, bit s of qh[l] for element l of chunk s.
+template <>
+struct FastB<Fmt<kQ5_K>> : std::true_type {
+  __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
+    const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ5_K>::kBlockBytes;
+    const int s0 = c0 & 7, j = s0 >> 1;
+    const uint2 q = *reinterpret_cast<const uint2*>(blk + 48 + 32 * j + 8 * t);
+    const uint2 qh = *reinterpret_cast<const uint2*>(blk + 16 + 8 * t);
+    const uint4 hd = *reinterpret_cast<const uint4*>(blk);
+    int sc0, sc1, m0, m1;
+    k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
+    const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
+    constexpr uint32_t kOff = 0x64006400u;  // 1024
+    uint32_t* out[2] = {b0, b1};
+    const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t* b = out[h];
+      const int s = s0 + h;
+      const uint32_t w0 = ((q.x >> (4 * h)) & 0x0f0f0f0fu) | (((qh.x >> s) & 0x01010101u) << 4);
+      const uint32_t w1 = ((q.y >> (4 * h)) & 0x0f0f0f0fu) | (((qh.y >> s) & 0x01010101u) << 4);
+      code_pairs<0x00ff00ffu>(w0, kOff, b[0], b[1]);
+      code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
       const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
 #pragma unroll
       for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
