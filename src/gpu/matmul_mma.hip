@@ -164,33 +164,39 @@ struct FastB<Fmt<kQ6_K>> : FastBQ6<Fmt<kQ6_K>> {};
 template <>
 struct FastB<Fmt<kQ6_K_G8>> : FastBQ6<Fmt<kQ6_K_G8>> {};
 
-// Q4_K: chunks c0 (even) and c0 + 1 share their super-block's 32-byte run of qs (low / high nibbles)
-// and one scale pair: the header is decoded once for both. x = d sc q - dmin m.
+// Q4_K / Q5_K: chunks c0 (even) and c0 + 1 share their super-block's run of qs (low / high
+// nibbles) and one scale pair: the header is decoded once for both. x = d sc q - dmin m.
+// kpair_fragments takes the lane's codes of both chunks (codes[h]: chunk c0 + h, elements 0-3 and
+// 4-7 a byte each under mask M, as code_pairs reads them) and the header hd of pair j.
+template <uint32_t M>
+__device__ inline void kpair_fragments(const uint4& hd, int j, const uint32_t codes[2][2], uint32_t b0[4],
+                                       uint32_t b1[4]) {
+  int sc0, sc1, m0, m1;
+  k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
+  const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
+  constexpr uint32_t kOff = 0x64006400u;  // 1024
+  uint32_t* out[2] = {b0, b1};
+  const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t* b = out[h];
+    code_pairs<M>(codes[h][0], kOff, b[0], b[1]);
+    code_pairs<M>(codes[h][1], kOff, b[2], b[3]);
+    const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+  }
+}
 template <>
 struct FastB<Fmt<kQ4_K>> : std::true_type {
   __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
     const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ4_K>::kBlockBytes;
     const int j = (c0 & 7) >> 1;
     const uint2 q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * j + 8 * t);
-    const uint4 hd = *reinterpret_cast<const uint4*>(blk);
-    int sc0, sc1, m0, m1;
-    k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
-    const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
-    constexpr uint32_t kOff = 0x64006400u;  // 1024
-    uint32_t* out[2] = {b0, b1};
-    const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      uint32_t* b = out[h];
-      code_pairs<0x000f000fu>(q.x >> (4 * h), kOff, b[0], b[1]);
-      code_pairs<0x000f000fu>(q.y >> (4 * h), kOff, b[2], b[3]);
-      const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
-    }
+    const uint32_t codes[2][2] = {{q.x, q.y}, {q.x >> 4, q.y >> 4}};
+    kpair_fragments<0x000f000fu>(*reinterpret_cast<const uint4*>(blk), j, codes, b0, b1);
   }
 };
-
 // Q5_K: Q4_K's nibbles and header plus a fifth bit, bit s of qh[l] for element l of chunk s.
 template <>
 struct FastB<Fmt<kQ5_K>> : std::true_type {
@@ -199,25 +205,13 @@ struct FastB<Fmt<kQ5_K>> : std::true_type {
     const int s0 = c0 & 7, j = s0 >> 1;
     const uint2 q = *reinterpret_cast<const uint2*>(blk + 48 + 32 * j + 8 * t);
     const uint2 qh = *reinterpret_cast<const uint2*>(blk + 16 + 8 * t);
-    const uint4 hd = *reinterpret_cast<const uint4*>(blk);
-    int sc0, sc1, m0, m1;
-    k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
-    const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
-    constexpr uint32_t kOff = 0x64006400u;  // 1024
-    uint32_t* out[2] = {b0, b1};
-    const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
+    uint32_t codes[2][2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      uint32_t* b = out[h];
-      const int s = s0 + h;
-      const uint32_t w0 = ((q.x >> (4 * h)) & 0x0f0f0f0fu) | (((qh.x >> s) & 0x01010101u) << 4);
-      const uint32_t w1 = ((q.y >> (4 * h)) & 0x0f0f0f0fu) | (((qh.y >> s) & 0x01010101u) << 4);
-      code_pairs<0x00ff00ffu>(w0, kOff, b[0], b[1]);
-      code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
-      const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+      codes[h][0] = ((q.x >> (4 * h)) & 0x0f0f0f0fu) | (((qh.x >> (s0 + h)) & 0x01010101u) << 4);
+      codes[h][1] = ((q.y >> (4 * h)) & 0x0f0f0f0fu) | (((qh.y >> (s0 + h)) & 0x01010101u) << 4);
     }
+    kpair_fragments<0x00ff00ffu>(*reinterpret_cast<const uint4*>(blk), j, codes, b0, b1);
   }
 };
 
