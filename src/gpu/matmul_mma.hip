@@ -272,6 +272,12 @@ __device__ inline void token_rows(const float* x, int cols, int n_tok, int g, in
 // are issued before the first multiply: the loop is latency-bound, so loads in flight set the speed.
 // (Loading X before the weights cost registers and ran slower.)
 // FastB formats read X as prepared A fragments instead (xf: x_frag_kernel's words, nc chunks a row).
+// Where x_frag_kernel leaves lane `lane`'s A fragment of m tile m, chunk c, k16 step k (nc chunks a
+// row): the one index its writer and both readers use.
+__device__ inline size_t x_frag_index(int nc, int m, int c, int k, int lane) {
+  return ((static_cast<size_t>(m) * nc + c) * 2 + k) * 32 + lane;
+}
+
 // kPre: X's fragments of the pair are already in `pre` (the staged kernel loads them a pair ahead).
 template <class F, int RT, int MT, bool kFrag, bool kPre = false>
 __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int wc1, int c0, int c1, bool pair,
@@ -307,7 +313,7 @@ __device__ inline void mma_chunk_pair(const uint8_t* const wr[RT], int wc0, int 
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int k = 0; k < 2; ++k) f[u][k] = kPre ? pre[m][u][k] : xf[((m * nc + (u ? c1 : c0)) * 2 + k) * 32 + lane];
+        for (int k = 0; k < 2; ++k) f[u][k] = kPre ? pre[m][u][k] : xf[x_frag_index(nc, m, u ? c1 : c0, k, lane)];
 #pragma unroll
       for (int u = 0; u < 2; ++u) {
         if (u && !pair) break;
@@ -373,7 +379,8 @@ __global__ void x_frag_kernel(const float* __restrict__ x, int cols, int n_tok, 
   float4 lo = {}, hi = {};
   if (tok < n_tok) lo = *reinterpret_cast<const float4*>(x + static_cast<size_t>(tok) * cols + e);
   if (tok + 8 < n_tok) hi = *reinterpret_cast<const float4*>(x + static_cast<size_t>(tok + 8) * cols + e);
-  out[i] = make_uint4(pack_h2(lo.x, lo.z), pack_h2(hi.x, hi.z), pack_h2(lo.y, lo.w), pack_h2(hi.y, hi.w));
+  out[x_frag_index(nc, m, c, k, lane)] =
+      make_uint4(pack_h2(lo.x, lo.z), pack_h2(hi.x, hi.z), pack_h2(lo.y, lo.w), pack_h2(hi.y, hi.w));
 }
 
 // The fragments live in static device memory, a slot per stream: no allocation, so a graph capture
@@ -520,7 +527,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   // gate/up at 16 tokens 59.0 -> 56.7 us (Q4_K); at 32 tokens the second register copy spilled
   // (Q4_K gate/up 75 -> 130 us), so two-tile kernels load in place.
   constexpr bool kPre = kFrag && MT == 1;
-  uint4 fx[MT][2][2] = {};
+  struct Frags {
+    uint4 f[MT][2][2];
+  } fx = {};
   auto load_fx = [&](int c0) {
 #pragma unroll
     for (int m = 0; m < MT; ++m)
@@ -528,7 +537,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 #pragma unroll
         for (int u = 0; u < 2; ++u)
 #pragma unroll
-          for (int k = 0; k < 2; ++k) fx[m][u][k] = xf[((m * nc + c0 + u) * 2 + k) * 32 + lane];
+          for (int k = 0; k < 2; ++k) fx.f[m][u][k] = xf[x_frag_index(nc, m, c0 + u, k, lane)];
   };
   if constexpr (kPre)
     if (warp < n_groups) load_fx(8 * warp);
@@ -544,17 +553,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
       if constexpr (kPre) {
-        uint4 cur[MT][2][2];
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-          for (int u = 0; u < 2; ++u)
-#pragma unroll
-            for (int k = 0; k < 2; ++k) cur[m][u][k] = fx[m][u][k];
+        const Frags cur = fx;
         if (p < 3) load_fx(8 * grp + 2 * p + 2);
         else if (grp + kMmaWarps < n_groups) load_fx(8 * (grp + kMmaWarps));
         mma_chunk_pair<F, RT, MT, kFrag, true>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf,
-                                               nc, n_tok, t, acc, cur);
+                                               nc, n_tok, t, acc, cur.f);
       } else {
         mma_chunk_pair<F, RT, MT, kFrag>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf, nc,
                                          n_tok, t, acc);
