@@ -13,10 +13,11 @@
 // chunk's two mma steps are the contiguous elements 8t .. 8t + 8 - exactly what the formats'
 // dequant8(row, c, t) produces (one small load per lane, no shared-memory transpose) - and the
 // lane loads X at the same eight elements (two float4s per token), so the dot product is unchanged.
-// For Q4_0, Q4_K, Q5_K, Q6_K and Q8_0 (FastB) the lane builds its B fragment from the codes in f16
-// arithmetic instead, and X comes as f16 A fragments prepared once per call by x_frag_kernel into
+// For every quantized format (FastB, mma_fastb.h) the lane builds its B fragment from the codes in
+// f16 arithmetic instead, and X comes as f16 A fragments prepared once per call by x_frag_kernel into
 // the stream's slot, one 16-byte load a fragment (H100, 8B Q4_K_M: pp16 2411 -> 2791, pp32 3675 ->
-// 4697, pp64 4535 -> 6677 tok/s; ROCFORGE_GPU_MMA_XFRAG=0 reads X's fp32 rows as before).
+// 4697, pp64 4535 -> 6677 tok/s; ROCFORGE_GPU_MMA_XFRAG=0 reads X's fp32 rows as before). F32 and
+// BF16 rows keep dequant8's fp32 path.
 //
 // A block is kMmaWarps warps on one tile of 8 RT rows; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps,
 // ... (consecutive warps stream consecutive chunks of the same rows), and the warps' partial sums are
@@ -29,6 +30,7 @@
 // NVIDIA only (mma.sync, sm_80+). The HIP build reports "not served" and matmul_f16's other paths
 // run; an AMD version would use MFMA (CDNA) / WMMA (RDNA) with their own fragment layouts.
 #include "gpu/kernels.h"
+#include "gpu/mma_fastb.h"
 #include "gpu/mma_frag.h"
 #include "gpu/quant_formats.h"
 
@@ -47,173 +49,6 @@ constexpr int kMmaParts = 3;  // row ranges of one launch with their own outputs
 // The widest token tile (4 x 16). Steps of up to 64 tokens beat the dequantize + cuBLAS path they
 // replace: 8B Q4_K_M prompt steps (H100) pp16 1039 -> 2232 tok/s, pp32 2002 -> 3358, pp64 3557 -> 4249.
 constexpr int kMmaMaxTokens = 64;
-
-// Two floats as one f16x2 word, lo in the low half (cvt.rn.f16x2.f32 puts its first source high).
-__device__ inline uint32_t pack_h2(float lo, float hi) {
-  uint32_t r;
-  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
-
-// ---- B fragments straight from the codes, in f16 arithmetic (FastB below).
-//
-// Why: with the weights decoded to fp32 (dequant8) and then rounded, the loop issued ~5 instructions
-// a weight and was issue-bound (ncu, H100, 8B q/k/v at 16 tokens: 9.1 cycles an issued instruction at
-// 6 warps a scheduler, DRAM 21% busy). Here a code of a byte lane becomes an exact f16 integer with
-// one logic op (0x6400 | v is the half 1024 + v for v < 1024), one subtraction removes 1024 and the
-// format's offset, and one f16 multiply (or fma) applies the scale: ~2 instructions a weight.
-// A register takes byte lanes 0 and 2 (or 1 and 3) of a word, so the lane's eight elements pair as
-// (e0, e2), (e1, e3), (e4, e6), (e5, e7) - the k order inside an mma step is free as long as X is
-// packed alike (mma_chunk_pair's `kStride2`).
-// Q4_0, Q6_K, Q8_0: (code - offset) * d is rounded once, as the fp32 path rounds it: bit-identical
-// where d is the format's own f16 (Q4_0, Q8_0); Q6_K's d * sc and Q4_K's d * sc and dmin * m are
-// rounded to f16 first, a second rounding well inside matmul_f16's f16 contract.
-__device__ inline uint32_t h2_sub(uint32_t a, uint32_t b) {
-  uint32_t r;
-  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-__device__ inline uint32_t h2_mul(uint32_t a, uint32_t b) {
-  uint32_t r;
-  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-__device__ inline uint32_t h2_fma(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t r;
-  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-  return r;
-}
-// The codes (w >> 8k) & m of byte lanes 0 and 2 (k = 0) or 1 and 3 (k = 1) as exact f16 integers
-// minus `off2` (both halves 1024 + the format's offset); `flip` xors the codes first (Q8_0's sign bit).
-template <uint32_t M, uint32_t Flip = 0u>
-__device__ inline void code_pairs(uint32_t w, uint32_t off2, uint32_t& p02, uint32_t& p13) {
-  p02 = h2_sub(((w & M) ^ Flip) | 0x64006400u, off2);
-  p13 = h2_sub((((w >> 8) & M) ^ Flip) | 0x64006400u, off2);
-}
-__device__ inline uint32_t h2_dup(uint16_t h) { return static_cast<uint32_t>(h) * 0x00010001u; }
-
-template <class F>
-struct FastB : std::false_type {};
-
-// The formats whose chunks decode on their own: a pair is two chunks.
-template <class Impl>
-struct FastBChunks : std::true_type {
-  __device__ static void pair(const uint8_t* row, int c0, int c1, int t, uint32_t b0[4], uint32_t b1[4]) {
-    Impl::chunk(row, c0, t, b0);
-    Impl::chunk(row, c1, t, b1);
-  }
-};
-
-// Q4_0 (both layouts): part t is nibble t / 2 of qs[8 (t % 2) ..), x = (q - 8) d.
-template <class L>
-struct FastBQ40 : FastBChunks<FastBQ40<L>> {
-  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
-    uint32_t u[2];
-    ld_2w<L::kAlign>(L::qs(row, c) + 8 * (t & 1), u);
-    const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
-    const int sh = 4 * (t >> 1);
-    constexpr uint32_t kOff = 0x64086408u;  // 1032: 1024 + 8
-    code_pairs<0x000f000fu>(u[0] >> sh, kOff, b[0], b[1]);
-    code_pairs<0x000f000fu>(u[1] >> sh, kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
-  }
-};
-template <>
-struct FastB<Fmt<kQ4_0>> : FastBQ40<B32Plain<16>> {};
-template <>
-struct FastB<Fmt<kQ4_0_G8>> : FastBQ40<B32Group8<16>> {};
-
-// Q8_0 (both layouts): part t is qs[8t ..), int8; (byte ^ 0x80) is q + 128.
-template <class L>
-struct FastBQ80 : FastBChunks<FastBQ80<L>> {
-  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
-    uint32_t u[2];
-    ld_2w<L::kAlign>(L::qs(row, c) + 8 * t, u);
-    const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
-    constexpr uint32_t kOff = 0x64806480u;  // 1152: 1024 + 128
-    code_pairs<0x00ff00ffu, 0x00800080u>(u[0], kOff, b[0], b[1]);
-    code_pairs<0x00ff00ffu, 0x00800080u>(u[1], kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
-  }
-};
-template <>
-struct FastB<Fmt<kQ8_0>> : FastBQ80<B32Plain<32>> {};
-template <>
-struct FastB<Fmt<kQ8_0_G8>> : FastBQ80<B32Group8<32>> {};
-
-// Q6_K (both layouts): the format's 6-bit codes (codes8), x = (q - 32) d sc.
-template <class F>
-struct FastBQ6 : FastBChunks<FastBQ6<F>> {
-  __device__ static void chunk(const uint8_t* row, int c, int t, uint32_t b[4]) {
-    uint32_t w0, w1;
-    float d;
-    F::codes8(row, c, t, w0, w1, d);
-    const uint32_t d2 = pack_h2(d, d);
-    constexpr uint32_t kOff = 0x64206420u;  // 1056: 1024 + 32
-    code_pairs<0x00ff00ffu>(w0, kOff, b[0], b[1]);
-    code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
-  }
-};
-template <>
-struct FastB<Fmt<kQ6_K>> : FastBQ6<Fmt<kQ6_K>> {};
-template <>
-struct FastB<Fmt<kQ6_K_G8>> : FastBQ6<Fmt<kQ6_K_G8>> {};
-
-// Q4_K / Q5_K: chunks c0 (even) and c0 + 1 share their super-block's run of qs (low / high
-// nibbles) and one scale pair: the header is decoded once for both. x = d sc q - dmin m.
-// kpair_fragments takes the lane's codes of both chunks (codes[h]: chunk c0 + h, elements 0-3 and
-// 4-7 a byte each under mask M, as code_pairs reads them) and the header hd of pair j.
-template <uint32_t M>
-__device__ inline void kpair_fragments(const uint4& hd, int j, const uint32_t codes[2][2], uint32_t b0[4],
-                                       uint32_t b1[4]) {
-  int sc0, sc1, m0, m1;
-  k4_pair_scale_min(hd, j, sc0, sc1, m0, m1);
-  const float d = rf_half_to_float(hd.x & 0xffffu), dmin = rf_half_to_float(hd.x >> 16);
-  constexpr uint32_t kOff = 0x64006400u;  // 1024
-  uint32_t* out[2] = {b0, b1};
-  const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    uint32_t* b = out[h];
-    code_pairs<M>(codes[h][0], kOff, b[0], b[1]);
-    code_pairs<M>(codes[h][1], kOff, b[2], b[3]);
-    const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
-  }
-}
-template <>
-struct FastB<Fmt<kQ4_K>> : std::true_type {
-  __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
-    const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ4_K>::kBlockBytes;
-    const int j = (c0 & 7) >> 1;
-    const uint2 q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * j + 8 * t);
-    const uint32_t codes[2][2] = {{q.x, q.y}, {q.x >> 4, q.y >> 4}};
-    kpair_fragments<0x000f000fu>(*reinterpret_cast<const uint4*>(blk), j, codes, b0, b1);
-  }
-};
-// Q5_K: Q4_K's nibbles and header plus a fifth bit, bit s of qh[l] for element l of chunk s.
-template <>
-struct FastB<Fmt<kQ5_K>> : std::true_type {
-  __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
-    const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ5_K>::kBlockBytes;
-    const int s0 = c0 & 7, j = s0 >> 1;
-    const uint2 q = *reinterpret_cast<const uint2*>(blk + 48 + 32 * j + 8 * t);
-    const uint2 qh = *reinterpret_cast<const uint2*>(blk + 16 + 8 * t);
-    uint32_t codes[2][2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      codes[h][0] = ((q.x >> (4 * h)) & 0x0f0f0f0fu) | (((qh.x >> (s0 + h)) & 0x01010101u) << 4);
-      codes[h][1] = ((q.y >> (4 * h)) & 0x0f0f0f0fu) | (((qh.y >> (s0 + h)) & 0x01010101u) << 4);
-    }
-    kpair_fragments<0x00ff00ffu>(*reinterpret_cast<const uint4*>(blk), j, codes, b0, b1);
-  }
-};
 
 // Elements 32c + 8p .. +8 of a row: the format's dequant8, else its 32-element dequant (all four
 // lanes of a chunk decode the whole chunk: correct for every format, four times the arithmetic).
@@ -478,14 +313,15 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
 
-// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats with dequant8,
-// whose groups are contiguous 144-byte runs (Q4_0, Q4_K, Q4_0's 8-block planes); 0 for the others,
-// which keep the direct kernel: Q6_K (210-byte super-blocks, 8-super-block planes), formats decoded
-// through their 32-element dequant, and Q8_0, whose 272-byte groups leave room for one block per
-// multiprocessor (8B gate/up at 16 tokens, H100: 79.1 us direct, 96.1 staged).
+// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats whose groups are
+// contiguous runs of 16-byte words, at most 160 bytes (Q4_0, Q4_K, IQ4_NL: 144; Q4_1: 160; Q4_0's
+// 8-block planes); 0 for the others, which keep the direct kernel: Q6_K (210-byte super-blocks,
+// 8-super-block planes), groups not of whole 16-byte words (Q2_K, Q3_K, Q5_0, IQ4_XS, MXFP4), and
+// Q5_K, Q5_1 and Q8_0, whose groups leave room for fewer blocks per multiprocessor (Q8_0: 8B gate/up
+// at 16 tokens, H100: 79.1 us direct, 96.1 staged).
 template <class F>
 __host__ __device__ constexpr int staged_group_bytes() {
-  if constexpr (!HasDequant8<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
+  if constexpr (!FastB<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
     return 0;
   } else {
     constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;

@@ -267,14 +267,18 @@ TEST(BlasSelfCheck, AFailedCheckFallsBackToTheOwnKernels) {
 }
 
 // Enough rows for the tensor-core GEMM's wide tiles (32 rows a block where the grid still gives every
-// multiprocessor two blocks), with a last partial tile, for each token-tile shape.
+// multiprocessor two blocks), with a last partial tile, for each token-tile shape and every quantized
+// format; 512 columns also put the formats with 16-byte-word groups (Q4_0, Q4_1, Q4_K, IQ4_NL) on the
+// staged kernel.
 TEST(MatmulMma, WideTilesMatchDequantizedProduct) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   const int rows = 2 * 200 * 32 + 13, cols = 512;
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,
+                     GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                     GgmlType::IQ4_XS, GgmlType::MXFP4}) {
     const auto w = random_weights(t, rows, cols, rng, false);
     auto dw = to_device(*gpu, w);
     for (int n_tok : {2, 17, 40}) {
