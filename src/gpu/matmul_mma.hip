@@ -22,8 +22,8 @@
 // A block is kMmaWarps warps on one tile of 8 RT rows; warp w takes chunk pairs 2w, 2w + 2 kMmaWarps,
 // ... (consecutive warps stream consecutive chunks of the same rows), and the warps' partial sums are
 // added in shared memory in warp order: deterministic, no workspace, graph-capturable. The loop is
-// latency-bound (ncu: DRAM 10-16% busy, nothing else saturated), so for the 4-bit formats, whose
-// 256-element groups are contiguous 144-byte runs, each warp copies its next group into its own
+// latency-bound (ncu: DRAM 10-16% busy, nothing else saturated), so for the formats whose 256-element
+// groups are contiguous runs of bytes (staged_layout), each warp copies its next group into its own
 // shared memory (cp.async) while it multiplies the current one (matmul_mma_staged_kernel: 8B Q4_K_M
 // gate/up at 16 tokens 85.2 -> 67.9 us, H100; ROCFORGE_GPU_MMA_STAGED=0 turns it off).
 //
@@ -313,47 +313,58 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   reduce_store<RT, MT>(red, acc, out, row0, rows, n_tok);
 }
 
-// Bytes of a 256-element group of a row, for the staged kernel: the 4-bit formats whose groups are
-// contiguous runs of 16-byte words, at most 160 bytes (Q4_0, Q4_K, IQ4_NL: 144; Q4_1: 160; Q4_0's
-// 8-block planes); 0 for the others, which keep the direct kernel: Q6_K (210-byte super-blocks,
-// 8-super-block planes), groups not of whole 16-byte words (Q2_K, Q3_K, Q5_0, IQ4_XS, MXFP4), and
-// Q5_K, Q5_1 and Q8_0, whose groups leave room for fewer blocks per multiprocessor (Q8_0: 8B gate/up
-// at 16 tokens, H100: 79.1 us direct, 96.1 staged).
+// How the staged kernel copies a row's 256-element group (`gb` bytes) into shared memory: in `unit`-byte
+// cp.async words (16 where gb is a multiple of 16, else 8 or 4), into a `slot` of shared memory a row.
+// Groups of an odd number of 2-byte units (Q3_K's 110 bytes) are copied as the 4-byte words that
+// hold them (slot gb + 2 rounded up to 4; `shifted`): the group then starts 0 or 2 bytes into its
+// slot, and the last word may carry up to 3 bytes past the group - an aligned word holding at least
+// one of the tensor's bytes never leaves its allocation. served = 0: the direct kernel, for formats
+// without FastB, Q6_K's 8-super-block planes (not contiguous a group) and slots over 192 bytes
+// (Q6_K, Q8_0: at 272 bytes one block a multiprocessor fits; 8B Q8_0 gate/up at 16 tokens, H100:
+// 79.1 us direct, 96.1 staged).
+struct StageShape {
+  int gb, unit, slot, words;
+  bool shifted, served;
+};
 template <class F>
-__host__ __device__ constexpr int staged_group_bytes() {
-  if constexpr (!FastB<F>::value || std::is_same_v<F, Fmt<kQ6_K_G8>>) {
-    return 0;
-  } else {
-    constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
-    return gb % 16 == 0 && gb <= 160 ? gb : 0;
-  }
+__host__ __device__ constexpr StageShape staged_layout() {
+  constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
+  constexpr int unit = gb % 16 == 0 ? 16 : (gb % 8 == 0 ? 8 : 4);
+  constexpr bool shifted = gb % 4 != 0;
+  constexpr int slot = shifted ? (gb + 2 + 3) / 4 * 4 : gb;
+  return {gb, unit, slot, slot / unit, shifted,
+          FastB<F>::value && !std::is_same_v<F, Fmt<kQ6_K_G8>> && gb % 2 == 0 && slot <= 192};
 }
 
 // As matmul_mma_kernel, with the weights of each warp's next 256-element group (8 chunks of its 8 RT
-// rows, `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
+// rows, staged_layout's `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
 // shared memory while it multiplies the current one: loads in flight without registers. Warp w
 // takes groups w, w + kMmaWarps, ...; no block-wide barrier until the final sum.
 template <class F, int RT, int MT, bool kFrag>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     matmul_mma_staged_kernel(const uint8_t* __restrict__ w, size_t stride, const float* __restrict__ x,
                              const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok) {
-  constexpr int kGb = staged_group_bytes<F>(), kWords = kGb / 16;  // a row's group: 16-byte words
-  extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][kGb]
+  constexpr StageShape kL = staged_layout<F>();
+  constexpr int kGb = kL.gb, kSlot = kL.slot, kUnit = kL.unit, kWords = kL.words;
+  constexpr bool kShifted = kL.shifted;
+  extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][kSlot]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int R = 8 * RT;
   const int row0 = blockIdx.x * R;
-  uint8_t* buf = stage_mem + static_cast<size_t>(warp) * 2 * R * kGb;
+  uint8_t* buf = stage_mem + static_cast<size_t>(warp) * 2 * R * kSlot;
   const float* xr[MT][2];
   token_rows<MT>(x, cols, n_tok, g, t, xr);
   float acc[MT][RT][4] = {};
   const int n_groups = cols / 256, nc = cols / 32;
   auto issue = [&](int grp, int st) {
     if (grp < n_groups) {
-      uint8_t* dst = buf + static_cast<size_t>(st) * R * kGb;
+      uint8_t* dst = buf + static_cast<size_t>(st) * R * kSlot;
       const uint8_t* src0 = w + static_cast<size_t>(grp) * kGb;
       for (int i = lane; i < R * kWords; i += 32) {
         const int r = i / kWords, q = i - r * kWords;
-        rf_async_copy<16>(dst + r * kGb + q * 16, src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride + q * 16);
+        const uint8_t* src = src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+        if constexpr (kShifted) src = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(src) & ~uintptr_t{3});
+        rf_async_copy<kUnit>(dst + r * kSlot + q * kUnit, src + q * kUnit);
       }
     }
     rf_async_commit();  // an empty group past the end keeps the wait count uniform
@@ -385,7 +396,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
     __syncwarp();        // ... and every lane's
     const uint8_t* sr[RT];
 #pragma unroll
-    for (int j = 0; j < RT; ++j) sr[j] = buf + static_cast<size_t>(st) * R * kGb + (8 * j + g) * kGb;
+    for (int j = 0; j < RT; ++j) {
+      sr[j] = buf + static_cast<size_t>(st) * R * kSlot + (8 * j + g) * kSlot;
+      if constexpr (kShifted)  // where the group starts in its first word
+        sr[j] += (reinterpret_cast<uintptr_t>(w) + static_cast<size_t>(min(row0 + 8 * j + g, rows - 1)) * stride +
+                  static_cast<size_t>(grp) * kGb) & 3;
+    }
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
       if constexpr (kPre) {
@@ -409,8 +425,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 template <class F, int RT, int MT, bool kFrag>
 int launch_staged(const uint8_t* w, size_t row_stride, const float* x, const uint4* xf, const MmaOut& out, int rows,
                   int cols, int n_tok, hipStream_t s) {
-  constexpr int gb = staged_group_bytes<F>(), bytes = kMmaWarps * 2 * 8 * RT * gb;
-  static_assert((kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float) <= bytes, "the partial sums reuse the stages");
+  // The stages, reused for the warps' partial sums at the end.
+  constexpr int stages = kMmaWarps * 2 * 8 * RT * staged_layout<F>().slot;
+  constexpr int sums = (kMmaWarps - 1) * MT * RT * 4 * 32 * sizeof(float);
+  constexpr int bytes = stages > sums ? stages : sums;
   auto* kernel = matmul_mma_staged_kernel<F, RT, MT, kFrag>;
   static std::atomic<int> limits[64];
   if (dynamic_smem_limit(kernel, limits) < bytes)
@@ -432,8 +450,9 @@ int launch_shape(const uint8_t* w, size_t row_stride, const float* x, const uint
   };
   const bool wide = rows >= 2 * multiprocessors() * 32;
   static const int staged_env = env_int("ROCFORGE_GPU_MMA_STAGED", 1);
-  if constexpr (staged_group_bytes<F>() > 0) {
-    if (staged_env && (reinterpret_cast<uintptr_t>(w) | row_stride) % 16 == 0 && cols % 256 == 0) {
+  if constexpr (staged_layout<F>().served) {
+    constexpr uintptr_t kAlign = staged_layout<F>().shifted ? 2 : staged_layout<F>().unit;
+    if (staged_env && (reinterpret_cast<uintptr_t>(w) | row_stride) % kAlign == 0 && cols % 256 == 0) {
       if (n_tok <= 16)
         return wide ? launch_staged<F, 4, 1, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s)
                     : launch_staged<F, 2, 1, kFrag>(w, row_stride, x, xf, out, rows, cols, n_tok, s);
