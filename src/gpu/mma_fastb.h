@@ -183,8 +183,9 @@ struct FastB<Fmt<kQ5_K>> : std::true_type {
 
 
 // ---- The other formats (their parts used to come from the 32-element dequant: every lane decoded
-// its whole chunk in fp32, four times the work; H100, 8B Q5_K gate/up at 16 tokens 302 -> 64 us when
-// Q5_K moved here).
+// its whole chunk in fp32, four times the work, and read X's fp32 rows. H100, 8B gate/up at 16
+// tokens, with the staged kernel: q3_k 344 -> 57 us, q2_k 226 -> 51, iq4_xs 215 -> 69, iq4_nl 277 ->
+// 68, mxfp4 416 -> 76, q4_1 141 -> 59, q5_0 219 -> 67, q5_1 203 -> 66).
 
 // Q4_1 {half d, m; u8 qs[16]} (20 bytes, 4-byte aligned): Q4_0's parts, x = q d + m (one f16 fma).
 template <>
