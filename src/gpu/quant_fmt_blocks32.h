@@ -294,7 +294,7 @@ struct Fmt<kQ8_0_G8> : Q80Fmt<B32Group8<32>> {};
 template <>
 struct Fmt<kIQ4_NL> {
   static constexpr int kBlockElems = 32, kBlockBytes = 18;
-  // int8 path: Q4_0's items with the code book looked up as int8 (lut16_s8, entries -127 .. 113).
+  // int8 path: Q4_0's items with the code book looked up as int8 (book_dot8, entries -127 .. 113).
   static constexpr int kItemChunks = 2;
   using Xq = XqHalf32;
   __device__ static int items(int n_chunks) { return (n_chunks + 1) / 2; }
@@ -311,8 +311,7 @@ struct Fmt<kIQ4_NL> {
   }
   __device__ static float dot_raw(const Raw& r, int, int, int, const Xq& v) {
     const uint32_t t[4] = {kIq4W0, kIq4W1, kIq4W2, kIq4W3};
-    const int s = dot_half32(lut16_s8(r.u[0] & 0x0f0f0f0fu, t), lut16_s8(r.u[1] & 0x0f0f0f0fu, t),
-                             lut16_s8((r.u[0] >> 4) & 0x0f0f0f0fu, t), lut16_s8((r.u[1] >> 4) & 0x0f0f0f0fu, t), v);
+    const int s = book_dot8(r.u[1], v.lo1, v.hi1, t, book_dot8(r.u[0], v.lo0, v.hi0, t, 0));
     return rf_half_to_float(r.d) * v.dx * static_cast<float>(s);
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
@@ -361,8 +360,7 @@ struct Fmt<kMXFP4> {
     const uint32_t u0 = static_cast<uint32_t>(((static_cast<uint64_t>(r.w[1]) << 32) | r.w[0]) >> r.sh);
     const uint32_t u1 = static_cast<uint32_t>(((static_cast<uint64_t>(r.w[2]) << 32) | r.w[1]) >> r.sh);
     const uint32_t t[4] = {kMxW0, kMxW1, kMxW2, kMxW3};
-    const int s = dot_half32(lut16_s8(u0 & 0x0f0f0f0fu, t), lut16_s8(u1 & 0x0f0f0f0fu, t),
-                             lut16_s8((u0 >> 4) & 0x0f0f0f0fu, t), lut16_s8((u1 >> 4) & 0x0f0f0f0fu, t), v);
+    const int s = book_dot8(u1, v.lo1, v.hi1, t, book_dot8(u0, v.lo0, v.hi0, t, 0));
     // 2^(e-128) as in dequant (the code book is doubled)
     const float d = __uint_as_float(r.e >= 2 ? (r.e - 1) << 23 : 0x00200000u << r.e);
     return d * v.dx * static_cast<float>(s);

@@ -562,10 +562,7 @@ struct Fmt<kIQ4_XS> {
     const int xh[4] = {static_cast<int>(v.h.x), static_cast<int>(v.h.y), static_cast<int>(v.h.z), static_cast<int>(v.h.w)};
     int a = 0;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      a = rf_dp4a(static_cast<int>(lut16_s8(r.q[k] & 0x0f0f0f0fu, t)), xl[k], a);
-      a = rf_dp4a(static_cast<int>(lut16_s8((r.q[k] >> 4) & 0x0f0f0f0fu, t)), xh[k], a);
-    }
+    for (int k = 0; k < 4; ++k) a = book_dot8(r.q[k], xl[k], xh[k], t, a);
     // 6-bit scale: nibble s % 2 of scales_l[s / 2] (= bits 4s of the scales_l word) | bits 2s of
     // scales_h (the header word's high half) << 4, stored + 32
     const int ls = static_cast<int>(((r.hd[1] >> (4 * s)) & 15u) | (((r.hd[0] >> (16 + 2 * s)) & 3u) << 4)) - 32;
