@@ -107,7 +107,8 @@ TEST(GpuEngine, ManySequenceDecodeStepsAgreeWithCpu) {
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
   ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-spm.gguf");
   const auto dir = test::temp_dir();
-  for (const char* type : {"q4_k", "q8_0", "q4_0", "f16"}) {
+  // q3_k and iq4_xs: the staged tensor-core kernel's 4-byte shifted and 8-byte copies.
+  for (const char* type : {"q4_k", "q8_0", "q4_0", "f16", "q3_k", "iq4_xs"}) {
     SCOPED_TRACE(type);
     const std::string path = synth_file(dir, std::string("tiny-") + type + "-many.gguf", "tiny", type, vocab);
     auto cpu = load(path, "cpu", KvType::F16, 1024);
