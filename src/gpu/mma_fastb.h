@@ -58,6 +58,22 @@ __device__ inline void code_pairs(uint32_t w, uint32_t off2, uint32_t& p02, uint
   p13 = h2_sub((((w >> 8) & M) ^ Flip) | 0x64006400u, off2);
 }
 __device__ inline uint32_t h2_dup(uint16_t h) { return static_cast<uint32_t>(h) * 0x00010001u; }
+// A part's four fragment registers from its two code words (elements 0-3 and 4-7, a byte each
+// under mask M): (code - offset) s2, or (code - offset) s2 + c2 for the formats with a min.
+template <uint32_t M, uint32_t Flip = 0u>
+__device__ inline void part_scaled(uint32_t w0, uint32_t w1, uint32_t off2, uint32_t s2, uint32_t b[4]) {
+  code_pairs<M, Flip>(w0, off2, b[0], b[1]);
+  code_pairs<M, Flip>(w1, off2, b[2], b[3]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], s2);
+}
+template <uint32_t M>
+__device__ inline void part_affine(uint32_t w0, uint32_t w1, uint32_t off2, uint32_t s2, uint32_t c2, uint32_t b[4]) {
+  code_pairs<M>(w0, off2, b[0], b[1]);
+  code_pairs<M>(w1, off2, b[2], b[3]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], s2, c2);
+}
 
 template <class F>
 struct FastB : std::false_type {};
@@ -80,10 +96,7 @@ struct FastBQ40 : FastBChunks<FastBQ40<L>> {
     const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
     const int sh = 4 * (t >> 1);
     constexpr uint32_t kOff = 0x64086408u;  // 1032: 1024 + 8
-    code_pairs<0x000f000fu>(u[0] >> sh, kOff, b[0], b[1]);
-    code_pairs<0x000f000fu>(u[1] >> sh, kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+    part_scaled<0x000f000fu>(u[0] >> sh, u[1] >> sh, kOff, d2, b);
   }
 };
 template <>
@@ -99,10 +112,7 @@ struct FastBQ80 : FastBChunks<FastBQ80<L>> {
     ld_2w<L::kAlign>(L::qs(row, c) + 8 * t, u);
     const uint32_t d2 = h2_dup(ld_u16(L::d(row, c)));
     constexpr uint32_t kOff = 0x64806480u;  // 1152: 1024 + 128
-    code_pairs<0x00ff00ffu, 0x00800080u>(u[0], kOff, b[0], b[1]);
-    code_pairs<0x00ff00ffu, 0x00800080u>(u[1], kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+    part_scaled<0x00ff00ffu, 0x00800080u>(u[0], u[1], kOff, d2, b);
   }
 };
 template <>
@@ -119,10 +129,7 @@ struct FastBQ6 : FastBChunks<FastBQ6<F>> {
     F::codes8(row, c, t, w0, w1, d);
     const uint32_t d2 = pack_h2(d, d);
     constexpr uint32_t kOff = 0x64206420u;  // 1056: 1024 + 32
-    code_pairs<0x00ff00ffu>(w0, kOff, b[0], b[1]);
-    code_pairs<0x00ff00ffu>(w1, kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+    part_scaled<0x00ff00ffu>(w0, w1, kOff, d2, b);
   }
 };
 template <>
@@ -145,12 +152,7 @@ __device__ inline void kpair_fragments(const uint4& hd, int j, const uint32_t co
   const float a[2] = {d * sc0, d * sc1}, mn[2] = {dmin * m0, dmin * m1};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    uint32_t* b = out[h];
-    code_pairs<M>(codes[h][0], kOff, b[0], b[1]);
-    code_pairs<M>(codes[h][1], kOff, b[2], b[3]);
-    const uint32_t a2 = pack_h2(a[h], a[h]), nm2 = pack_h2(-mn[h], -mn[h]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+    part_affine<M>(codes[h][0], codes[h][1], kOff, pack_h2(a[h], a[h]), pack_h2(-mn[h], -mn[h]), out[h]);
   }
 }
 template <>
@@ -197,10 +199,7 @@ struct FastB<Fmt<kQ4_1>> : FastBChunks<FastB<Fmt<kQ4_1>>> {
     const uint32_t dm = ld_u32(blk);
     const uint32_t d2 = h2_dup(dm & 0xffffu), m2 = h2_dup(dm >> 16);
     const int sh = 4 * (t >> 1);
-    code_pairs<0x000f000fu>(u[0] >> sh, 0x64006400u, b[0], b[1]);
-    code_pairs<0x000f000fu>(u[1] >> sh, 0x64006400u, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], d2, m2);
+    part_affine<0x000f000fu>(u[0] >> sh, u[1] >> sh, 0x64006400u, d2, m2, b);
   }
 };
 
@@ -223,10 +222,7 @@ struct FastB<Fmt<kQ5_0>> : FastBChunks<FastB<Fmt<kQ5_0>>> {
     q5_codes(u, ld_u32_a2(blk + 2), t, w0, w1);
     const uint32_t d2 = h2_dup(ld_u16(blk));
     constexpr uint32_t kOff = 0x64106410u;  // 1040: 1024 + 16
-    code_pairs<0x001f001fu>(w0, kOff, b[0], b[1]);
-    code_pairs<0x001f001fu>(w1, kOff, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+    part_scaled<0x001f001fu>(w0, w1, kOff, d2, b);
   }
 };
 template <>
@@ -238,10 +234,7 @@ struct FastB<Fmt<kQ5_1>> : FastBChunks<FastB<Fmt<kQ5_1>>> {
     ld_2w<8>(blk, hd);  // d | m << 16, qh
     q5_codes(u, hd[1], t, w0, w1);
     const uint32_t d2 = h2_dup(hd[0] & 0xffffu), m2 = h2_dup(hd[0] >> 16);
-    code_pairs<0x001f001fu>(w0, 0x64006400u, b[0], b[1]);
-    code_pairs<0x001f001fu>(w1, 0x64006400u, b[2], b[3]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], d2, m2);
+    part_affine<0x001f001fu>(w0, w1, 0x64006400u, d2, m2, b);
   }
 };
 
@@ -252,10 +245,7 @@ __device__ inline void book_fragments(uint32_t u0, uint32_t u1, int t, const uin
   const int sh = 4 * (t >> 1);
   const uint32_t v0 = lut16_s8((u0 >> sh) & 0x0f0f0f0fu, tab), v1 = lut16_s8((u1 >> sh) & 0x0f0f0f0fu, tab);
   constexpr uint32_t kOff = 0x64806480u;  // 1152: 1024 + 128
-  code_pairs<0x00ff00ffu, 0x00800080u>(v0, kOff, b[0], b[1]);
-  code_pairs<0x00ff00ffu, 0x00800080u>(v1, kOff, b[2], b[3]);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], d2);
+  part_scaled<0x00ff00ffu, 0x00800080u>(v0, v1, kOff, d2, b);
 }
 
 // IQ4_NL {half d; u8 qs[16]} (18 bytes, 2-byte aligned): Q4_0's parts through the IQ4 book, x = v d.
@@ -336,15 +326,10 @@ struct FastB<Fmt<kQ2_K>> : std::true_type {
     uint32_t* out[2] = {b0, b1};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      uint32_t* b = out[h];
       const int sh = 2 * (j0 + h);
-      code_pairs<0x00030003u>(q[0] >> sh, 0x64006400u, b[0], b[1]);
-      code_pairs<0x00030003u>(q[1] >> sh, 0x64006400u, b[2], b[3]);
       const uint32_t sc = (sc4 >> (8 * (2 * h + (t >> 1)))) & 0xffu;
       const float a = d * static_cast<float>(sc & 15u), mn = dmin * static_cast<float>(sc >> 4);
-      const uint32_t a2 = pack_h2(a, a), nm2 = pack_h2(-mn, -mn);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) b[i] = h2_fma(b[i], a2, nm2);
+      part_affine<0x00030003u>(q[0] >> sh, q[1] >> sh, 0x64006400u, pack_h2(a, a), pack_h2(-mn, -mn), out[h]);
     }
   }
 };
@@ -368,19 +353,14 @@ struct FastB<Fmt<kQ3_K>> : std::true_type {
     uint32_t* out[2] = {b0, b1};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      uint32_t* b = out[h];
       const int j = j0 + h, bh = 4 * n + j;
       const uint32_t w0 = ((q[0] >> (2 * j)) & 0x03030303u) | (((hm[0] >> bh) & 0x01010101u) << 2);
       const uint32_t w1 = ((q[1] >> (2 * j)) & 0x03030303u) | (((hm[1] >> bh) & 0x01010101u) << 2);
-      constexpr uint32_t kOff = 0x64046404u;  // 1028: 1024 + 4
-      code_pairs<0x00070007u>(w0, kOff, b[0], b[1]);
-      code_pairs<0x00070007u>(w1, kOff, b[2], b[3]);
       const int byte = 2 * h + h2;
       const uint32_t s6 = ((lo >> (8 * byte + 4 * n)) & 15u) | (((hi >> (8 * byte + 2 * (2 * n + (j0 >> 1)))) & 3u) << 4);
       const float a = d * static_cast<float>(static_cast<int>(s6) - 32);
-      const uint32_t a2 = pack_h2(a, a);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) b[i] = h2_mul(b[i], a2);
+      constexpr uint32_t kOff = 0x64046404u;  // 1028: 1024 + 4
+      part_scaled<0x00070007u>(w0, w1, kOff, pack_h2(a, a), out[h]);
     }
   }
 };
