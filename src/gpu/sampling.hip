@@ -18,12 +18,14 @@
 // floor(u * total).
 //
 // Launches per call (the host skips those no row needs):
-//   scan        greedy rows: argmax. Top-k rows (k <= 1024): each block keeps its own top-k; the last
-//               block selects among their union and finishes the row. Others: block maxima.
+//   scan        greedy rows: argmax. Top-k rows (k <= 1024): each block keeps its own top-k (one
+//               row, k <= 256: a small superset of it); the last block selects among their union
+//               and finishes the row (sampling_select.h for one row). Others: block maxima.
 //   level x3    top-k with k > 1024: count histograms of 11 + 11 + 10 key bits find the k-th key.
 //   level x3    top-p over the whole vocabulary: the same with masses.
 //   draw        per-block candidate masses; the last block finds the token.
 #include "gpu/kernels.h"
+#include "gpu/sampling_select.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -34,24 +36,6 @@ constexpr int kPerThread = kChunk / kThreads;   // 8
 constexpr int kMaxBlocks = 1024;                // per row: the last block scans this many partials
 constexpr int kMaxCand = 1024;                  // top-k fast path's k, and the shared-memory finish
 constexpr int kBins = 2048;                     // level histograms: 11-bit digits of the key
-constexpr float kMassOne = 1099511627776.f;     // 2^40
-
-__device__ inline uint32_t order_key(float f) {
-  const uint32_t b = __float_as_uint(f);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-__device__ inline float key_value(uint32_t k) {
-  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
-}
-
-// Fixed-point mass of scaled logit l under maximum mx. exp(d) < 2^-40 below d = -27.7; the
-// comparison also sends NaN (inf - inf) to the branch: an entry equal to an infinite maximum weighs 1.
-__device__ inline uint64_t mass_q(float l, float mx) {
-  const float d = l - mx;
-  if (!(d >= -28.f)) return l == mx ? static_cast<uint64_t>(kMassOne) : 0;
-  return static_cast<uint64_t>(expf(d) * kMassOne);
-}
 
 // Per-row state and partials in the caller's workspace (zeroed once; every launch leaves the
 // counter at 0 and the histogram zeroed, so calls need no clearing in between).
@@ -349,7 +333,19 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
 
 // ---- kernels: grid (blocks_for(n), rows), kThreads each.
 
-__global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict__ logits, int n,
+// Four blocks a multiprocessor on NVIDIA (64 registers): the one-row top-k path's selection made
+// the compiler's choice 80, three blocks, and a 16-row call (1008 blocks) 37.5 -> 43.5 us on an
+// H100. HIP reads the second bound as waves per SIMD, not blocks: it keeps the compiler's choice.
+#if defined(__HIP__) || defined(__HIPCC__)
+#define RF_SCAN_BOUNDS __launch_bounds__(kThreads)
+#else
+#define RF_SCAN_BOUNDS __launch_bounds__(kThreads, 4)
+#endif
+// kLoneRow: a one-row call (generation) takes the small top-k path's block_rank_desc selections;
+// calls of several rows keep kth_key's passes and finish_small, quicker where many rows' blocks
+// share the multiprocessors (the instantiation without the lone-row code measured as before).
+template <bool kLoneRow>
+__global__ void RF_SCAN_BOUNDS scan_kernel(const float* __restrict__ logits, int n,
                                                         const rf_sample_row* __restrict__ rows, rf_sample_row one,
                                                         int32_t* __restrict__ tokens, void* ws) {
   rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
@@ -404,10 +400,30 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
     // is always in its block's top-k, so the union holds the answer.
     for (int j = t; j < len; j += kThreads) sm.local.keys[j] = order_key(L[beg + j]);
     __syncthreads();
-    const uint32_t kth =
-        len > p.top_k ? kth_key([&](auto&& f) { for (int j = t; j < len; j += kThreads) f(sm.local.keys[j]); }, p.top_k,
-                                sm.local.hist256, sh)
-                      : 0u;
+    // Thread t owns the chunk's entries [t * 8, t * 8 + 8) below. For k <= kThreads and one row
+    // the block keeps a superset of its top-k: everything at or above the k-th largest of its
+    // threads' maxima (k distinct entries are at or above that). The union still holds the row's
+    // whole top-k set (ties too), and on peaked or noise-like rows it is ~k to 2k entries a block.
+    // Why one row only: that rank is quicker than kth_key's passes in a lone block but costs more
+    // issue slots, which many rows' blocks sharing the multiprocessors pay (H100, top-k 40: one row
+    // 20.6 -> 16.5 us a call with the last block's path below; 16 rows 37.6 -> 39.3 us when they
+    // took it too).
+    uint32_t tmax = 0;
+    for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j) tmax = max(tmax, sm.local.keys[j]);
+    uint32_t kth = 0;
+    if (len > p.top_k) {
+      if (kLoneRow && p.top_k <= kThreads) {
+        __shared__ uint32_t s_bound;
+        unsigned long long x;
+        const int rank = block_rank_desc<kThreads>((static_cast<unsigned long long>(tmax) << 32) | t, sh, x);
+        if (rank == p.top_k - 1) s_bound = static_cast<uint32_t>(x >> 32);
+        __syncthreads();
+        kth = s_bound;
+      } else {
+        kth = kth_key([&](auto&& f) { for (int j = t; j < len; j += kThreads) f(sm.local.keys[j]); }, p.top_k,
+                      sm.local.hist256, sh);
+      }
+    }
     unsigned cnt = 0;
     for (int j = t * kPerThread; j < min(len, (t + 1) * kPerThread); ++j) cnt += sm.local.keys[j] >= kth;
     const unsigned incl = static_cast<unsigned>(block_inclusive_scan(cnt, sh));
@@ -449,9 +465,78 @@ __global__ void __launch_bounds__(kThreads) scan_kernel(const float* __restrict_
     };
     uint32_t kmax = 0;
     each([&](uint32_t key, int) { kmax = max(kmax, key); });
+    // For k <= kThreads and one row (kLoneRow): the union's members at or above the k-th largest
+    // of the threads' maxima, when at most kThreads, sorted in shared memory (block_rank_desc)
+    // give the k-th key; when ties leave at most kWaveFinish candidates, one wave finishes. Else
+    // (larger k, more members past that bound, many ties, several rows) the histogram passes and
+    // the block's finish: with many rows' last blocks sharing the multiprocessors, those measured
+    // faster.
+    __shared__ uint32_t s_bound, s_top;
+    __shared__ int s_nF;
+    uint32_t kk = 0, top = 0;
+    bool have_kk = false;
+    if (kLoneRow && p.top_k <= kThreads) {
+      unsigned long long x;
+      int rank = block_rank_desc<kThreads>((static_cast<unsigned long long>(kmax) << 32) | t, sh, x);
+      if (rank == p.top_k - 1) s_bound = static_cast<uint32_t>(x >> 32);
+      if (rank == 0) s_top = static_cast<uint32_t>(x >> 32);
+      __syncthreads();
+      const uint32_t bound = s_bound;
+      top = s_top;
+      unsigned cnt = 0;
+      each([&](uint32_t key, int) { cnt += key >= bound; });
+      unsigned long long c_total;
+      unsigned at = static_cast<unsigned>(block_inclusive_scan(cnt, sh, &c_total)) - cnt;
+      const int C = static_cast<int>(c_total);
+      if (C <= kThreads) {
+        each([&](uint32_t key, int i) {
+          if (key >= bound) sm.small.key[at] = key, sm.small.idx[at++] = i;  // the union position
+        });
+        if (t == 0) s_nF = C;
+        __syncthreads();
+        // Distinct sort values: the key, then the slot.
+        const unsigned long long v =
+            t < C ? (static_cast<unsigned long long>(sm.small.key[t]) << 32) | (0xffffffffu - static_cast<unsigned>(t))
+                  : 0;
+        rank = block_rank_desc<kThreads>(v, sh, x);
+        sm.small.tq[rank] = x;
+        __syncthreads();
+        kk = static_cast<uint32_t>(sm.small.tq[p.top_k - 1] >> 32);
+        have_kk = true;
+        // The candidates: positions [0, nF), the k-th key's ties included.
+        if (t >= p.top_k && t < C && static_cast<uint32_t>(sm.small.tq[t] >> 32) < kk &&
+            static_cast<uint32_t>(sm.small.tq[t - 1] >> 32) >= kk)
+          s_nF = t;
+        __syncthreads();
+        const int nF = s_nF;
+        if (nF <= kWaveFinish) {
+          if (t < warpSize) {
+            const int lane = t, per = kWaveFinish / warpSize;
+            uint32_t key[2] = {0, 0};
+            int idx[2] = {INT_MAX, INT_MAX};
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {  // two register slots, `j < per` inside (see finish_wave)
+              const int pos = lane * per + j;
+              if (j >= per || pos >= nF) continue;
+              const unsigned long long e = sm.small.tq[pos];
+              key[j] = static_cast<uint32_t>(e >> 32);
+              idx[j] = w.cand[sm.small.idx[0xffffffffu - static_cast<uint32_t>(e & 0xffffffffu)]];
+            }
+            const int pick = finish_wave(key, idx, nF, kk, top ? key_value(top) : -INFINITY, inv_t, p, sm.small.q,
+                                         reinterpret_cast<int*>(sm.small.tu));
+            if (t == 0) {
+              tokens[r] = pick;
+              w.st->done = 1;
+            }
+          }
+          return;
+        }
+      }
+    }
     const float mx = block_max(kmax ? key_value(kmax) : -INFINITY, scratch);
-    const uint32_t kk = kth_key([&](auto&& f) { each([&](uint32_t key, int) { f(key); }); }, p.top_k,
-                                sm.local.hist256, sh);
+    if (!have_kk)
+      kk = kth_key([&](auto&& f) { each([&](uint32_t key, int) { f(key); }); }, p.top_k, sm.local.hist256, sh);
+    __syncthreads();  // sm.small is rebuilt below
     // Gather the candidates (ties at kk included) but those without mass at either temperature.
     if (t == 0) sm.small.count = 0;
     __syncthreads();
@@ -665,7 +750,8 @@ namespace {
 int launch_all(const float* logits, int n, int n_rows, const rf_sample_row* d_rows, const rf_sample_row& one,
                const Passes& ps, int32_t* tokens, void* ws, hipStream_t s) {
   const dim3 grid(static_cast<unsigned>(blocks_for(n)), static_cast<unsigned>(n_rows));
-  (void)rf_launch(scan_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
+  if (n_rows == 1) (void)rf_launch(scan_kernel<true>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
+  else (void)rf_launch(scan_kernel<false>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
   for (int level = 0; ps.count && level < 3; ++level)
     (void)rf_launch(level_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, ws, 0, level);
   for (int level = 0; ps.mass && level < 3; ++level)

@@ -222,6 +222,53 @@ TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
   }
 }
 
+// Top-k around the one-wave finish and the per-thread bound's limits (k = 64 / 65, 256 / 257),
+// with the row's largest entries packed into one 2048-entry chunk (a block holding most of the
+// top-k set, as a vocabulary's frequent low ids do) and with ties at the k-th value.
+TEST(GpuSampling, TopKAtTheFastPathsLimitsMatchesReference) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int n = 128256;
+  struct Case { const char* what; std::vector<float> logits; };
+  std::vector<Case> cases;
+  {
+    std::vector<float> l = random_floats(rng, n, -6.f, 4.f);
+    const int at = 2048 * static_cast<int>(rng() % 60);
+    for (int i = 0; i < 300; ++i) l[at + static_cast<int>(rng() % 2048)] += 6.f + 0.01f * static_cast<float>(i);
+    cases.push_back({"clustered", l});
+  }
+  {
+    std::vector<float> l = random_floats(rng, n, -6.f, 4.f);
+    std::vector<float> sorted = l;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    const float v = sorted[49];  // 30 more entries equal to the 50th largest: ties across k = 40..79
+    for (int i = 0; i < 30; ++i) l[rng() % n] = v;
+    cases.push_back({"tied", l});
+  }
+  struct Params { float temp; int top_k; float top_p; float min_p; };
+  const Params params[] = {{0.8f, 40, 0.95f, 0.05f}, {1.f, 1, 1.f, 0.f},     {1.f, 2, 0.9f, 0.f},
+                           {0.7f, 50, 1.f, 0.f},     {1.f, 63, 0.95f, 0.f},  {1.f, 64, 0.9f, 0.f},
+                           {1.2f, 65, 0.95f, 0.f},   {1.f, 100, 0.9f, 0.f},  {2.f, 256, 1.f, 0.f},
+                           {2.f, 257, 0.99f, 0.f},   {0.8f, 40, 1.f, 0.3f}};
+  DeviceBuffer tok(*gpu, sizeof(int32_t));
+  auto ws = workspace(*gpu, 1, n);
+  for (const Case& c : cases) {
+    auto dl = to_device(*gpu, c.logits);
+    for (const Params& p : params) {
+      for (int rep = 0; rep < 4; ++rep) {
+        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+        gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
+                                     ws->get(), ws->bytes(), nullptr),
+                   "sample");
+        EXPECT_EQ(tok.download<int32_t>(1)[0], sample_ref(c.logits, p.temp, p.top_k, p.top_p, p.min_p, u))
+            << c.what << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " u " << u;
+      }
+    }
+  }
+}
+
 TEST(GpuSampling, BadParametersAreErrors) {
   ROCFORGE_REQUIRE_GPU(gpu);
   DeviceBuffer buf(*gpu, 64);
