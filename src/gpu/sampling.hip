@@ -115,11 +115,7 @@ __device__ bool arrive_last(RowState* st, int n_blocks) {
 __device__ unsigned long long block_inclusive_scan(unsigned long long v, unsigned long long* sh,
                                                    unsigned long long* total = nullptr) {
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, n_waves = kThreads / warpSize;
-  for (int off = 1; off < warpSize; off <<= 1) {
-    const unsigned lo = static_cast<unsigned>(rf_shfl_up(static_cast<int>(v & 0xffffffffu), off));
-    const unsigned hi = static_cast<unsigned>(rf_shfl_up(static_cast<int>(v >> 32), off));
-    if (lane >= off) v += (static_cast<unsigned long long>(hi) << 32) | lo;
-  }
+  v = wave_inclusive_scan_u64(v);
   __syncthreads();  // sh may still be read by a previous call
   if (lane == warpSize - 1) sh[wave] = v;
   __syncthreads();

@@ -176,6 +176,38 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
   }
 }
 
+struct LogitsCase {
+  const char* what;
+  std::vector<float> logits;
+};
+struct FilterParams {
+  float temp;
+  int top_k;
+  float top_p;
+  float min_p;
+};
+
+// Every case under every parameter set, `reps` fresh u each: the device's token is the reference's.
+void expect_cases_match_reference(const device::GpuBackend& gpu, std::mt19937& rng, const std::vector<LogitsCase>& cases,
+                                  const std::vector<FilterParams>& params, int reps) {
+  const int n = static_cast<int>(cases.front().logits.size());
+  DeviceBuffer tok(gpu, sizeof(int32_t));
+  auto ws = workspace(gpu, 1, n);
+  for (const LogitsCase& c : cases) {
+    auto dl = to_device(gpu, c.logits);
+    for (const FilterParams& p : params) {
+      for (int rep = 0; rep < reps; ++rep) {
+        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+        gpu.check(gpu.api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
+                                   ws->get(), ws->bytes(), nullptr),
+                  "sample");
+        EXPECT_EQ(tok.download<int32_t>(1)[0], sample_ref(c.logits, p.temp, p.top_k, p.top_p, p.min_p, u))
+            << c.what << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " u " << u;
+      }
+    }
+  }
+}
+
 // Logits a grammar mask or a flat model produce: most entries -inf (ties at the k-th value with no
 // mass), coarse values with thousands of equal ones (ties with mass beyond the shared-memory finish),
 // and a spread where candidates without mass at temperature 1 still carry weight at a higher one.
@@ -185,8 +217,7 @@ TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   const int n = 50021;
-  struct Case { const char* what; std::vector<float> logits; };
-  std::vector<Case> cases;
+  std::vector<LogitsCase> cases;
   {
     std::vector<float> l = random_floats(rng, n, -3.f, 3.f);
     for (float& v : l)
@@ -201,25 +232,11 @@ TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
   cases.push_back({"flat", std::vector<float>(n, 1.5f)});
   // Spread so wide that much of the top-k set has no mass at temperature 1 but weight at 3.
   cases.push_back({"wide", random_floats(rng, n, -80.f, 10.f)});
-  struct Params { float temp; int top_k; float top_p; float min_p; };
-  const Params params[] = {{1.f, 40, 1.f, 0.f}, {0.7f, 40, 0.9f, 0.f}, {1.f, 1500, 0.8f, 0.f},
-                           {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f},  {0.5f, 3, 1.f, 0.f},
-                           {3.f, 300, 1.f, 0.f}, {3.f, 0, 1.f, 0.f},  {2.f, 2000, 0.99f, 0.f}};
-  DeviceBuffer tok(*gpu, sizeof(int32_t));
-  auto ws = workspace(*gpu, 1, n);
-  for (const Case& c : cases) {
-    auto dl = to_device(*gpu, c.logits);
-    for (const Params& p : params) {
-      for (int rep = 0; rep < 3; ++rep) {
-        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
-        gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
-                                     ws->get(), ws->bytes(), nullptr),
-                   "sample");
-        EXPECT_EQ(tok.download<int32_t>(1)[0], sample_ref(c.logits, p.temp, p.top_k, p.top_p, p.min_p, u))
-            << c.what << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " u " << u;
-      }
-    }
-  }
+  expect_cases_match_reference(*gpu, rng, cases,
+                               {{1.f, 40, 1.f, 0.f}, {0.7f, 40, 0.9f, 0.f}, {1.f, 1500, 0.8f, 0.f},
+                                {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f}, {0.5f, 3, 1.f, 0.f},
+                                {3.f, 300, 1.f, 0.f}, {3.f, 0, 1.f, 0.f}, {2.f, 2000, 0.99f, 0.f}},
+                               3);
 }
 
 // Top-k around the one-wave finish and the per-thread bound's limits (k = 64 / 65, 256 / 257),
@@ -231,8 +248,7 @@ TEST(GpuSampling, TopKAtTheFastPathsLimitsMatchesReference) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   const int n = 128256;
-  struct Case { const char* what; std::vector<float> logits; };
-  std::vector<Case> cases;
+  std::vector<LogitsCase> cases;
   {
     std::vector<float> l = random_floats(rng, n, -6.f, 4.f);
     const int at = 2048 * static_cast<int>(rng() % 60);
@@ -247,26 +263,12 @@ TEST(GpuSampling, TopKAtTheFastPathsLimitsMatchesReference) {
     for (int i = 0; i < 30; ++i) l[rng() % n] = v;
     cases.push_back({"tied", l});
   }
-  struct Params { float temp; int top_k; float top_p; float min_p; };
-  const Params params[] = {{0.8f, 40, 0.95f, 0.05f}, {1.f, 1, 1.f, 0.f},     {1.f, 2, 0.9f, 0.f},
-                           {0.7f, 50, 1.f, 0.f},     {1.f, 63, 0.95f, 0.f},  {1.f, 64, 0.9f, 0.f},
-                           {1.2f, 65, 0.95f, 0.f},   {1.f, 100, 0.9f, 0.f},  {2.f, 256, 1.f, 0.f},
-                           {2.f, 257, 0.99f, 0.f},   {0.8f, 40, 1.f, 0.3f}};
-  DeviceBuffer tok(*gpu, sizeof(int32_t));
-  auto ws = workspace(*gpu, 1, n);
-  for (const Case& c : cases) {
-    auto dl = to_device(*gpu, c.logits);
-    for (const Params& p : params) {
-      for (int rep = 0; rep < 4; ++rep) {
-        const float u = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
-        gpu->check(gpu->api().sample(dl->as<float>(), n, p.temp, p.top_k, p.top_p, p.min_p, u, tok.as<int32_t>(),
-                                     ws->get(), ws->bytes(), nullptr),
-                   "sample");
-        EXPECT_EQ(tok.download<int32_t>(1)[0], sample_ref(c.logits, p.temp, p.top_k, p.top_p, p.min_p, u))
-            << c.what << " T " << p.temp << " k " << p.top_k << " p " << p.top_p << " min_p " << p.min_p << " u " << u;
-      }
-    }
-  }
+  expect_cases_match_reference(*gpu, rng, cases,
+                               {{0.8f, 40, 0.95f, 0.05f}, {1.f, 1, 1.f, 0.f}, {1.f, 2, 0.9f, 0.f},
+                                {0.7f, 50, 1.f, 0.f}, {1.f, 63, 0.95f, 0.f}, {1.f, 64, 0.9f, 0.f},
+                                {1.2f, 65, 0.95f, 0.f}, {1.f, 100, 0.9f, 0.f}, {2.f, 256, 1.f, 0.f},
+                                {2.f, 257, 0.99f, 0.f}, {0.8f, 40, 1.f, 0.3f}},
+                               4);
 }
 
 TEST(GpuSampling, BadParametersAreErrors) {
