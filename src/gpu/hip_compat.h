@@ -319,6 +319,14 @@ __device__ inline float rf_wave_max(float v) {
   for (int off = warpSize / 2; off > 0; off /= 2) v = fmaxf(v, rf_shfl_xor(v, off));
   return v;
 }
+__device__ inline int rf_wave_sum(int v) {
+  for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);
+  return v;
+}
+__device__ inline int rf_wave_max(int v) {
+  for (int off = warpSize / 2; off > 0; off /= 2) v = max(v, rf_shfl_xor(v, off));
+  return v;
+}
 
 // Element i (value v) of quantize_q8's int8 layout, q[i] = rint(v * 127 / max|v|) and d[i / 32] =
 // max|v| / 127 over its 32-element chunk: the chunk's 32 lanes must be an aligned 32-lane group of

@@ -58,16 +58,6 @@ __device__ inline unsigned long long wave_inclusive_scan_u64(unsigned long long 
   return v;
 }
 
-__device__ inline int wave_max_int(int v) {
-  for (int off = warpSize / 2; off > 0; off /= 2) v = max(v, rf_shfl_xor(v, off));
-  return v;
-}
-
-__device__ inline int wave_sum_int(int v) {
-  for (int off = warpSize / 2; off > 0; off /= 2) v += rf_shfl_xor(v, off);
-  return v;
-}
-
 // Descending rank of distinct 64-bit values, one per thread of a kThreads block: each wave sorts
 // its values (bitonic, in registers), then a value's rank is its place in its wave plus, for every
 // other wave, how many of that wave's values exceed it (a binary search of the sorted list in s,
@@ -132,7 +122,7 @@ __device__ int finish_wave(const uint32_t (&key)[2], const int (&idx)[2], int nF
         if (found < 0 && j < per && run >= need) found = lane * per + j;
       }
     }
-    found = max(wave_max_int(found), 0);  // none (need 0: not reached, the top has mass 2^40): the top
+    found = max(rf_wave_max(found), 0);  // none (need 0: not reached, the top has mass 2^40): the top
     const uint32_t k0 = static_cast<uint32_t>(rf_shfl(static_cast<int>(key[0]), found / per));
     const uint32_t k1 = static_cast<uint32_t>(rf_shfl(static_cast<int>(key[1]), found / per));
     kp = found % per == 0 ? k0 : k1;
@@ -142,7 +132,7 @@ __device__ int finish_wave(const uint32_t (&key)[2], const int (&idx)[2], int nF
   int mine = 0;
 #pragma unroll
   for (int j = 0; j < 2; ++j) mine += j < per && lane * per + j < nF && key[j] >= kmin;
-  const int nD = wave_sum_int(mine);
+  const int nD = rf_wave_sum(mine);
   int di[2], rank[2] = {0, 0};
 #pragma unroll
   for (int j = 0; j < 2; ++j) di[j] = j < per && lane * per + j < nD ? idx[j] : INT_MAX;
@@ -176,7 +166,7 @@ __device__ int finish_wave(const uint32_t (&key)[2], const int (&idx)[2], int nF
       if (pick < 0 && j < per && run > target) pick = wi[lane * per + j];
     }
   }
-  pick = wave_max_int(pick);
+  pick = rf_wave_max(pick);
   return pick >= 0 ? pick : wi[0];
 }
 
