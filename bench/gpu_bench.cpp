@@ -381,15 +381,18 @@ int main(int argc, char** argv) {
         for (int r = 0; r < max_rows; ++r)
           b.check(api.memcpy_h2d(static_cast<float*>(many) + static_cast<size_t>(r) * n_vocab, h.data(), h.size() * 4,
                                  nullptr), "upload");
-        std::vector<rf_sample_row> rows(max_rows, rf_sample_row{0.8f, 40, 0.95f, 0.f, 0.37f});
-        void* drows = dmalloc(b, rows.size() * sizeof(rf_sample_row));
-        b.check(api.memcpy_h2d(drows, rows.data(), rows.size() * sizeof(rf_sample_row), nullptr), "upload");
-        auto smp = [&](int) {
-          b.check(api.sample_rows(static_cast<float*>(many), n_vocab, max_rows, static_cast<rf_sample_row*>(drows),
-                                  rows.data(), static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample_rows");
-        };
-        smp(0);
-        std::printf("%-28s %8.1f us\n", "16 rows T0.8 top-k 40 top-p", timer.median_ms(reps, 20, smp) * 1e3);
+        void* drows = dmalloc(b, max_rows * sizeof(rf_sample_row));
+        const P row_cases[] = {{"16 rows T0.8 top-k 40 top-p", 0.8f, 40, 0.95f, 0.f}, {"16 rows T1 top-p 0.9", 1.f, 0, 0.9f, 0.f}};
+        for (const P& pr : row_cases) {
+          std::vector<rf_sample_row> rows(max_rows, rf_sample_row{pr.t, pr.k, pr.p, pr.mp, 0.37f});
+          b.check(api.memcpy_h2d(drows, rows.data(), rows.size() * sizeof(rf_sample_row), nullptr), "upload");
+          auto smp = [&](int) {
+            b.check(api.sample_rows(static_cast<float*>(many), n_vocab, max_rows, static_cast<rf_sample_row*>(drows),
+                                    rows.data(), static_cast<int32_t*>(tok), ws, ws_bytes, nullptr), "sample_rows");
+          };
+          smp(0);
+          std::printf("%-28s %8.1f us\n", pr.name, timer.median_ms(reps, 20, smp) * 1e3);
+        }
         api.free(drows);
         api.free(many);
       }

@@ -41,7 +41,7 @@ std::string prompt_for(int i) {
   return p.str();
 }
 
-// sampling: the request's sampling fields (temperature, penalties).
+// sampling: the request's sampling fields (temperature, top_p, penalties).
 Sample run_one(const std::string& host, int port, const std::string& api_key, const std::string& prompt, int max_tokens,
                const json& sampling) {
   Sample s;
@@ -102,7 +102,7 @@ int run_bench_serve(int argc, char** argv) {
   ef.opts.n_threads = 0;
   std::vector<int> levels = {1, 8, 32};
   int per_client = 4, max_tokens = 64;
-  double temperature = 0.0, frequency_penalty = 0.0, presence_penalty = 0.0;
+  double temperature = 0.0, top_p = 1.0, frequency_penalty = 0.0, presence_penalty = 0.0;
   std::string url, api_key;
   bool as_json = false, chain_decode = false;
   add_engine_flags(app, ef, false);
@@ -111,6 +111,7 @@ int run_bench_serve(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "tokens generated per request (ignore_eos)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--temperature", temperature, "sampling temperature of every request (0: greedy; OpenAI's other "
                  "defaults: top_p 1, no top-k)")->check(CLI::Range(0.0, 2.0));
+  app.add_option("--top-p", top_p, "OpenAI's top_p of every request")->check(CLI::Range(0.0, 1.0));
   app.add_option("--frequency-penalty", frequency_penalty, "OpenAI's frequency_penalty of every request")
       ->check(CLI::Range(-2.0, 2.0));
   app.add_option("--presence-penalty", presence_penalty, "OpenAI's presence_penalty of every request")
@@ -150,6 +151,7 @@ int run_bench_serve(int argc, char** argv) {
   }
 
   json sampling = {{"temperature", temperature}};
+  if (top_p != 1) sampling["top_p"] = top_p;
   if (frequency_penalty != 0) sampling["frequency_penalty"] = frequency_penalty;
   if (presence_penalty != 0) sampling["presence_penalty"] = presence_penalty;
   run_one(host, port, api_key, prompt_for(9999), 8, sampling);  // warm-up (first-touch of weights, threads)

@@ -52,6 +52,8 @@ __device__ inline void rf_wave_sync() {
   __builtin_amdgcn_wave_barrier();
   __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
 }
+// A short pause in a spin-wait on another block's store (frees issue slots for the waves working).
+__device__ inline void rf_spin_pause() { __builtin_amdgcn_s_sleep(1); }
 
 #else
 // ---------------------------------------------------------------- NVIDIA / CUDA (nvcc)
@@ -137,6 +139,11 @@ __device__ inline int rf_shfl_up(int v, int delta) { return __shfl_up_sync(0xfff
 __device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
 __device__ inline void rf_wave_sync() { __syncwarp(); }
+__device__ inline void rf_spin_pause() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  __nanosleep(32);
+#endif
+}
 
 // Programmatic dependent launch (sm_90+). A kernel started by rf_launch may begin while the kernel
 // before it in the stream is still draining: its blocks get resident early, may prefetch what no

@@ -24,161 +24,12 @@
 //   level x3    top-k with k > 1024: count histograms of 11 + 11 + 10 key bits find the k-th key.
 //   level x3    top-p over the whole vocabulary: the same with masses.
 //   draw        per-block candidate masses; the last block finds the token.
-#include "gpu/kernels.h"
-#include "gpu/sampling_select.h"
+// Where no row has a top-k beyond the scan's, the rows without one take a single launch instead of
+// the level and draw launches (sampling_whole.hip), and the scan runs only for greedy and top-k rows.
+#include "gpu/sampling_state.h"
 
 namespace rocforge::gpu {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int kChunk = 2048;                    // vocabulary entries per block
-constexpr int kPerThread = kChunk / kThreads;   // 8
-constexpr int kMaxBlocks = 1024;                // per row: the last block scans this many partials
-constexpr int kMaxCand = 1024;                  // top-k fast path's k, and the shared-memory finish
-constexpr int kBins = 2048;                     // level histograms: 11-bit digits of the key
-
-// Per-row state and partials in the caller's workspace (zeroed once; every launch leaves the
-// counter at 0 and the histogram zeroed, so calls need no clearing in between).
-struct RowState {
-  unsigned arrived;  // blocks of the current launch done; the last one resets it
-  unsigned n_cand;   // top-k fast path: candidate slots reserved
-  int done;          // the row's token is written; later launches skip it
-  float mx;          // max scaled logit
-  uint32_t prefix;   // key digits fixed by the level passes so far
-  uint32_t kk, kp;   // top-k / top-p key thresholds (0: none)
-  uint32_t pad;
-  unsigned long long need;  // count (top-k) or mass (top-p) still needed under `prefix`
-};
-
-struct RowWs {
-  RowState* st;
-  unsigned long long* hist;      // [kBins]
-  float* blk_max;                // [B]
-  int* blk_arg;                  // [B]
-  unsigned long long* blk_mass;  // [B]
-  int32_t* cand;                 // [n] top-k fast path: candidate indices, in no particular order
-  uint32_t* cand_key;            // [n] and their keys
-};
-
-__host__ __device__ inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
-__host__ __device__ inline int blocks_for(int n) { return (n + kChunk - 1) / kChunk; }
-__host__ __device__ inline size_t row_bytes(int n) {
-  const size_t b = static_cast<size_t>(blocks_for(n));
-  return align_up(sizeof(RowState) + kBins * 8 + b * (4 + 4 + 8) + static_cast<size_t>(n) * 8, 256);
-}
-
-__device__ inline RowWs row_ws(void* ws, int row, int n) {
-  char* p = static_cast<char*>(ws) + static_cast<size_t>(row) * row_bytes(n);
-  const int B = blocks_for(n);
-  RowWs w;
-  w.st = reinterpret_cast<RowState*>(p);
-  p += sizeof(RowState);
-  w.hist = reinterpret_cast<unsigned long long*>(p);
-  p += kBins * 8;
-  w.blk_mass = reinterpret_cast<unsigned long long*>(p);
-  p += static_cast<size_t>(B) * 8;
-  w.blk_max = reinterpret_cast<float*>(p);
-  p += static_cast<size_t>(B) * 4;
-  w.blk_arg = reinterpret_cast<int*>(p);
-  p += static_cast<size_t>(B) * 4;
-  w.cand = reinterpret_cast<int32_t*>(p);
-  p += static_cast<size_t>(n) * 4;
-  w.cand_key = reinterpret_cast<uint32_t*>(p);
-  return w;
-}
-
-// The row's parameters: from the device array when given, else the launch's own copy.
-__device__ inline rf_sample_row params_of(const rf_sample_row* rows, const rf_sample_row& one, int r) {
-  return rows ? rows[r] : one;
-}
-__device__ inline bool topk_fast(const rf_sample_row& p, int n) { return p.top_k > 0 && p.top_k < n && p.top_k <= kMaxCand; }
-__device__ inline bool has_topk(const rf_sample_row& p, int n) { return p.top_k > 0 && p.top_k < n; }
-
-// Every block calls this once after publishing its partials; true in the last block to arrive,
-// which then sees every other block's writes.
-__device__ bool arrive_last(RowState* st, int n_blocks) {
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    last = atomicAdd(&st->arrived, 1u) == static_cast<unsigned>(n_blocks - 1);
-    if (last) st->arrived = 0;
-  }
-  __syncthreads();
-  if (last) __threadfence();
-  return last;
-}
-
-// Inclusive scan of one value per thread over the block, and the block's total: shuffles inside
-// each wave, the waves' totals through sh (kThreads entries; two barriers, where a shared-memory
-// Hillis-Steele scan took seventeen).
-__device__ unsigned long long block_inclusive_scan(unsigned long long v, unsigned long long* sh,
-                                                   unsigned long long* total = nullptr) {
-  const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, n_waves = kThreads / warpSize;
-  v = wave_inclusive_scan_u64(v);
-  __syncthreads();  // sh may still be read by a previous call
-  if (lane == warpSize - 1) sh[wave] = v;
-  __syncthreads();
-  unsigned long long before = 0, all = 0;
-  for (int w = 0; w < n_waves; ++w) {
-    before += w < wave ? sh[w] : 0;
-    all += sh[w];
-  }
-  if (total) *total = all;
-  return v + before;
-}
-
-// The bin of hist[0..nb) where the running total walked from the top bin down first reaches
-// `need`, and the total of the bins above it. nb is a multiple of kThreads. When the histogram
-// holds less than `need` (not reached by consistent callers), the lowest bin.
-template <class H>
-__device__ void find_from_top(const H* hist, int nb, unsigned long long need, unsigned long long* sh, int* bin,
-                              unsigned long long* above) {
-  const int per = nb / kThreads, t = threadIdx.x;
-  if (t == 0) *bin = 0, *above = 0;  // need 0 (not reached by consistent callers): the top bin's floor
-  unsigned long long s = 0;
-  for (int j = 0; j < per; ++j) s += hist[nb - 1 - (t * per + j)];
-  unsigned long long total;
-  const unsigned long long incl = block_inclusive_scan(s, sh, &total);
-  const unsigned long long excl = incl - s;
-  if (excl < need && need <= incl) {
-    unsigned long long run = excl;
-    for (int j = 0; j < per; ++j) {
-      const int b = nb - 1 - (t * per + j);
-      if (run + hist[b] >= need) { *bin = b; *above = run; break; }
-      run += hist[b];
-    }
-  }
-  if (t == 0 && need > total) { *bin = 0; *above = total - hist[0]; }
-  __syncthreads();
-}
-
-// Block-wide argmax of (bv, bi) pairs, the lowest index among equal values; every thread finds the
-// result in s_val[0] / s_idx[0] (kThreads entries each).
-__device__ void block_argmax(float bv, int bi, float* s_val, int* s_idx) {
-  const int t = threadIdx.x;
-  __syncthreads();  // s_val / s_idx may still be read
-  s_val[t] = bv, s_idx[t] = bi;
-  __syncthreads();
-  for (int off = kThreads / 2; off > 0; off /= 2) {
-    if (t < off) {
-      const float ov = s_val[t + off];
-      const int oi = s_idx[t + off];
-      if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
-    }
-    __syncthreads();
-  }
-}
-
-// Block-wide max (scratch: kRfMaxWavesPerBlock floats).
-__device__ float block_max(float v, float* scratch) { return rf_block_max(v, scratch); }
-
-// Block-wide uint64 sum through the scan's shared array.
-__device__ unsigned long long block_sum_u64(unsigned long long v, unsigned long long* sh) {
-  unsigned long long total;
-  block_inclusive_scan(v, sh, &total);
-  return total;
-}
 
 // ---- the top-k finish, in one block: the row's candidates (indices into L) -> token.
 
@@ -340,10 +191,11 @@ __device__ int finish_big(const float* L, int n, float inv_t, uint32_t kk, float
 // kLoneRow: a one-row call (generation) takes the small top-k path's block_rank_desc selections;
 // calls of several rows keep kth_key's passes and finish_small, quicker where many rows' blocks
 // share the multiprocessors (the instantiation without the lone-row code measured as before).
+// whole_elsewhere: rows without a top-k go to sampling_whole.hip's launch (this one skips them).
 template <bool kLoneRow>
 __global__ void RF_SCAN_BOUNDS scan_kernel(const float* __restrict__ logits, int n,
                                                         const rf_sample_row* __restrict__ rows, rf_sample_row one,
-                                                        int32_t* __restrict__ tokens, void* ws) {
+                                                        int32_t* __restrict__ tokens, void* ws, int whole_elsewhere) {
   rf_grid_wait();  // PDL: earlier kernels done (hip_compat.h)
   rf_grid_trigger();
   __shared__ union {
@@ -555,6 +407,7 @@ __global__ void RF_SCAN_BOUNDS scan_kernel(const float* __restrict__ logits, int
   }
 
   // The whole-vocabulary path: block maxima, then the level and draw launches.
+  if (whole_elsewhere) return;
   float mx = -INFINITY;
   for (int j = t; j < len; j += kThreads) mx = fmaxf(mx, L[beg + j]);
   mx = block_max(mx, scratch);
@@ -661,75 +514,51 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* __restrict_
   const float* L = logits + static_cast<size_t>(r) * n;
   // Thread t owns the contiguous entries [t * 8, t * 8 + 8) of its block's chunk (the walk below
   // goes through them in index order).
-  auto seg_mass = [&](int b) {
-    unsigned long long m = 0;
-    const int s = b * kChunk + t * kPerThread, e = min(n, s + kPerThread);
-    for (int i = s; i < e; ++i) {
-      const float l = L[i];
-      if (order_key(l) >= kmin) m += mass_q(l * inv_t, mxt);
-    }
-    return m;
-  };
-  const unsigned long long mine = seg_mass(blk);
+  unsigned long long mine = 0;
+  for (int i = blk * kChunk + t * kPerThread, e = min(n, i + kPerThread); i < e; ++i) {
+    const float l = L[i];
+    if (order_key(l) >= kmin) mine += mass_q(l * inv_t, mxt);
+  }
   const unsigned long long bsum = block_sum_u64(mine, sh);
   if (t == 0) w.blk_mass[blk] = bsum;
   if (!arrive_last(w.st, B)) return;
 
   // The last block: the block holding the target, then the entry inside it.
   const volatile unsigned long long* vm = w.blk_mass;
-  const int per = (B + kThreads - 1) / kThreads;
-  unsigned long long s = 0;
-  for (int j = 0; j < per; ++j) s += t * per + j < B ? vm[t * per + j] : 0;
-  unsigned long long total;
-  unsigned long long incl = block_inclusive_scan(s, sh, &total);
-  const unsigned long long target = static_cast<unsigned long long>(static_cast<double>(p.u) * static_cast<double>(total));
-  if (t == 0) s_blk = -1, s_pick = 0;
+  const unsigned long long target = find_block([&](int b) { return vm[b]; }, B, p.u, sh, &s_blk, &s_before);
+  if (t == 0) s_pick = 0;
   __syncthreads();
-  if (incl - s <= target && target < incl) {
-    unsigned long long run = incl - s;
-    for (int j = 0; j < per; ++j) {
-      if (t * per + j >= B) break;
-      const unsigned long long m = vm[t * per + j];
-      if (run + m > target) { s_blk = t * per + j; s_before = run; break; }
-      run += m;
-    }
-  }
-  __syncthreads();
-  if (s_blk >= 0) {
-    const int b = s_blk;
-    const unsigned long long seg = seg_mass(b);
-    incl = block_inclusive_scan(seg, sh);
-    const unsigned long long start = s_before + incl - seg;
-    if (start <= target && target < start + seg) {
-      unsigned long long run = start;
-      const int s0 = b * kChunk + t * kPerThread, e0 = min(n, s0 + kPerThread);
-      for (int i = s0; i < e0; ++i) {
-        const float l = L[i];
-        if (order_key(l) < kmin) continue;
-        run += mass_q(l * inv_t, mxt);
-        if (run > target) { s_pick = i; break; }
-      }
-    }
-    __syncthreads();
-  }
+  if (s_blk >= 0)
+    walk_block(L, n, s_blk * kChunk + t * kPerThread, kPerThread, kmin, inv_t, mxt, target, s_before, sh, &s_pick);
   if (t == 0) tokens[r] = s_pick;
 }
 
 // The launches one call needs; h_rows (nullable) are the rows' parameters on the host.
 struct Passes {
-  bool count = false, mass = false, draw = false;
+  bool scan = true, count = false, mass = false, draw = false;
+  int whole = 0;  // entries a thread of sampling_whole.hip's launch holds; 0: not launched
 };
 Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
   Passes ps;
-  if (!h_rows) return {true, true, true};
+  if (!h_rows) return {true, true, true, true, 0};
+  bool scan = false, rest = false;
   for (int r = 0; r < n_rows; ++r) {
     const rf_sample_row& p = h_rows[r];
-    if (p.temperature <= 0.f) continue;
     const bool has_k = p.top_k > 0 && p.top_k < n;
-    if (has_k && p.top_k <= kMaxCand) continue;  // finished by the scan launch
-    ps.draw = true;
+    if (p.temperature <= 0.f || (has_k && p.top_k <= kMaxCand)) {  // finished by the scan launch
+      scan = true;
+      continue;
+    }
+    rest = true;
     ps.count |= has_k;
     ps.mass |= p.top_p < 1.f;
+  }
+  ps.draw = rest;
+  // Rows without a top-k (every row the scan does not finish, when none has a top-k beyond it) in
+  // one launch where its blocks fit the device at once.
+  if (rest && !ps.count && (ps.whole = whole_per_thread(n_rows, n)) > 0) {
+    ps.scan = scan;
+    ps.mass = ps.draw = false;
   }
   return ps;
 }
@@ -738,7 +567,7 @@ Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
 
 int sample_launches(const rf_sample_row* h_rows, int n_rows, int n_vocab) {
   const Passes ps = passes_for(h_rows, n_rows, n_vocab);
-  return 1 | (ps.count ? 2 : 0) | (ps.mass ? 4 : 0) | (ps.draw ? 8 : 0);  // 1: the scan, always
+  return (ps.scan ? 1 : 0) | (ps.count ? 2 : 0) | (ps.mass ? 4 : 0) | (ps.draw ? 8 : 0) | (ps.whole << 2);  // whole: 32 / 64 / 128
 }
 
 namespace {
@@ -746,8 +575,15 @@ namespace {
 int launch_all(const float* logits, int n, int n_rows, const rf_sample_row* d_rows, const rf_sample_row& one,
                const Passes& ps, int32_t* tokens, void* ws, hipStream_t s) {
   const dim3 grid(static_cast<unsigned>(blocks_for(n)), static_cast<unsigned>(n_rows));
-  if (n_rows == 1) (void)rf_launch(scan_kernel<true>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
-  else (void)rf_launch(scan_kernel<false>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws);
+  const int elsewhere = ps.whole > 0;
+  if (ps.scan) {
+    if (n_rows == 1) (void)rf_launch(scan_kernel<true>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws, elsewhere);
+    else (void)rf_launch(scan_kernel<false>, grid, kThreads, 0, s, logits, n, d_rows, one, tokens, ws, elsewhere);
+  }
+  if (ps.whole) {
+    if (const int rc = check(hipGetLastError(), "sample")) return rc;
+    return launch_whole(ps.whole, logits, n, n_rows, d_rows, one, tokens, ws, s);
+  }
   for (int level = 0; ps.count && level < 3; ++level)
     (void)rf_launch(level_kernel, grid, kThreads, 0, s, logits, n, d_rows, one, ws, 0, level);
   for (int level = 0; ps.mass && level < 3; ++level)

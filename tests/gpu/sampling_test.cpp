@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,13 +132,21 @@ TEST(GpuSampling, FilteredSamplingMatchesReference) {
 
 // sample_rows: every row of a [rows][n] batch, each with its own parameters, against the sort-based
 // reference on that row (a batched decode step's sampling in one launch).
+// The mix with a top-k beyond the scan's (2000) takes the separate launches for all its other rows;
+// without it those rows take sampling_whole.hip's one launch, at each of its sizes where forced.
 TEST(GpuSampling, RowsEachMatchTheReference) {
   ROCFORGE_REQUIRE_GPU(gpu);
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
+  struct Mix { int rows; bool wide_top_k; const char* whole; };
+  for (const Mix mix : {Mix{13, true, ""}, Mix{13, false, ""}, Mix{13, false, "0"}, Mix{13, false, "16"},
+                        Mix{40, false, "32"}})
   for (int n : {7, 32003}) {
-    const int rows = 13;
+    SCOPED_TRACE(std::string("ROCFORGE_GPU_SAMPLE_WHOLE=") + mix.whole + (mix.wide_top_k ? ", top-k 2000 rows" : ""));
+    if (*mix.whole) setenv("ROCFORGE_GPU_SAMPLE_WHOLE", mix.whole, 1);
+    else unsetenv("ROCFORGE_GPU_SAMPLE_WHOLE");
+    const int rows = mix.rows;
     std::vector<float> logits = random_floats(rng, static_cast<size_t>(rows) * n, -6.f, 4.f);
     for (int i = 0; i < 20 * rows; ++i) logits[rng() % logits.size()] += 6.f;
     std::vector<rf_sample_row> params(rows);
@@ -147,7 +156,7 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
         case 0: params[r] = {0.f, 0, 1.f, 0.f, u}; break;        // greedy
         case 1: params[r] = {1.f, 0, 0.9f, 0.f, u}; break;       // top-p over the vocabulary
         case 2: params[r] = {0.8f, 40, 1.f, 0.05f, u}; break;    // top-k + min-p
-        case 3: params[r] = {1.f, 2000, 0.7f, 0.f, u}; break;    // top-k beyond the fast path, top-p
+        case 3: params[r] = {1.f, mix.wide_top_k ? 2000 : 0, 0.7f, 0.f, u}; break;  // top-k beyond the fast path
         case 4: params[r] = {0.9f, 50, 0.95f, 0.f, u}; break;    // top-k + top-p
         default: params[r] = {1.3f, 0, 1.f, 0.f, u}; break;      // plain temperature
       }
@@ -174,6 +183,7 @@ TEST(GpuSampling, RowsEachMatchTheReference) {
       }
     }
   }
+  unsetenv("ROCFORGE_GPU_SAMPLE_WHOLE");
 }
 
 struct LogitsCase {
@@ -237,6 +247,48 @@ TEST(GpuSampling, TiesAndMaskedLogitsMatchTheReference) {
                                 {1.f, 0, 0.6f, 0.f}, {1.f, 0, 1.f, 0.3f}, {0.5f, 3, 1.f, 0.f},
                                 {3.f, 300, 1.f, 0.f}, {3.f, 0, 1.f, 0.f}, {2.f, 2000, 0.99f, 0.f}},
                                3);
+}
+
+// Rows without a top-k (OpenAI-style requests: temperature, top-p, min-p) in sampling_whole.hip's
+// one launch with 8, 16 and 32 entries a thread, and in the separate launches it replaces: a peaked
+// row, one whose nucleus is most of the vocabulary, ties, masked entries, a threshold bin too full
+// to gather, and sizes that leave the last block or thread partly empty.
+TEST(GpuSampling, RowsWithoutTopKMatchTheReferenceOnEitherPath) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  for (int n : {1, 2049, 128256}) {
+    std::vector<LogitsCase> cases;
+    {
+      std::vector<float> l = random_floats(rng, n, -6.f, 4.f);
+      for (int i = 0; i < std::min(n, 20); ++i) l[rng() % n] += 6.f;
+      cases.push_back({"peaked", l});
+    }
+    cases.push_back({"noise", random_floats(rng, n, -0.05f, 0.05f)});
+    {
+      std::vector<float> l = random_floats(rng, n, -2.f, 2.f);
+      for (float& v : l) v = rng() % 10 < 3 ? -INFINITY : std::round(v * 4.f) / 4.f;
+      cases.push_back({"coarse, masked", l});
+    }
+    {
+      // Most entries distinct within 0.01 at the top, the rest 27 below: the threshold's distance
+      // bin holds far more than the gather takes, so key bins narrow it.
+      std::vector<float> l(n, -27.f);
+      for (int i = 0; i < n * 4 / 5; ++i) l[rng() % n] = 0.01f * std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+      cases.push_back({"dense at the top", l});
+    }
+    for (const char* whole : {"0", "8", "16", "32"}) {
+      SCOPED_TRACE(std::string("n ") + std::to_string(n) + ", ROCFORGE_GPU_SAMPLE_WHOLE=" + whole);
+      setenv("ROCFORGE_GPU_SAMPLE_WHOLE", whole, 1);
+      expect_cases_match_reference(*gpu, rng, cases,
+                                   {{1.f, 0, 0.9f, 0.f}, {0.7f, 0, 0.95f, 0.f}, {1.f, 0, 1.f, 0.f},
+                                    {1.3f, 0, 1.f, 0.05f}, {0.8f, 0, 0.5f, 0.1f}, {2.f, 0, 0.99f, 0.f},
+                                    {1.f, 0, 0.01f, 0.f}},
+                                   3);
+    }
+  }
+  unsetenv("ROCFORGE_GPU_SAMPLE_WHOLE");
 }
 
 // Top-k around the one-wave finish and the per-thread bound's limits (k = 64 / 65, 256 / 257),
