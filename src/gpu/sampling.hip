@@ -31,6 +31,41 @@
 namespace rocforge::gpu {
 namespace {
 
+// Every block calls this once after publishing its partials; true in the last block to arrive,
+// which then sees every other block's writes.
+__device__ inline bool arrive_last(RowState* st, int n_blocks) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(&st->arrived, 1u) == static_cast<unsigned>(n_blocks - 1);
+    if (last) st->arrived = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
+// Block-wide argmax of (bv, bi) pairs, the lowest index among equal values; every thread finds the
+// result in s_val[0] / s_idx[0] (kThreads entries each).
+__device__ inline void block_argmax(float bv, int bi, float* s_val, int* s_idx) {
+  const int t = threadIdx.x;
+  __syncthreads();  // s_val / s_idx may still be read
+  s_val[t] = bv, s_idx[t] = bi;
+  __syncthreads();
+  for (int off = kThreads / 2; off > 0; off /= 2) {
+    if (t < off) {
+      const float ov = s_val[t + off];
+      const int oi = s_idx[t + off];
+      if (ov > s_val[t] || (ov == s_val[t] && oi < s_idx[t])) s_val[t] = ov, s_idx[t] = oi;
+    }
+    __syncthreads();
+  }
+}
+
+// Block-wide max (scratch: kRfMaxWavesPerBlock floats).
+__device__ inline float block_max(float v, float* scratch) { return rf_block_max(v, scratch); }
+
 // ---- the top-k finish, in one block: the row's candidates (indices into L) -> token.
 
 struct Small {  // up to kMaxCand candidates in shared memory
@@ -433,7 +468,11 @@ __global__ void __launch_bounds__(kThreads) level_kernel(const float* __restrict
                                                          void* ws, int by_mass, int level) {
   rf_grid_wait();
   rf_grid_trigger();
-  __shared__ unsigned long long h[kBins];
+  __shared__ union {
+    BlockHist block;                // this block's
+    unsigned long long row[kBins];  // the row's, in the last block
+  } hs;
+  unsigned long long* h = hs.row;
   __shared__ unsigned long long sh[kThreads];
   __shared__ int s_bin;
   __shared__ unsigned long long s_above;
@@ -450,7 +489,7 @@ __global__ void __launch_bounds__(kThreads) level_kernel(const float* __restrict
   const uint32_t kk = by_mass ? vst->kk : 0u;
   const float mx = vst->mx;
   const float* L = logits + static_cast<size_t>(r) * n;
-  for (int b = t; b < nb; b += kThreads) h[b] = 0;
+  hist_zero(hs.block, nb);
   __syncthreads();
   const int beg = blk * kChunk, end = min(n, beg + kChunk);
   for (int i = beg + t; i < end; i += kThreads) {
@@ -458,12 +497,14 @@ __global__ void __launch_bounds__(kThreads) level_kernel(const float* __restrict
     const uint32_t key = order_key(l);
     if ((key & high) != prefix || key < kk) continue;
     const unsigned long long wgt = by_mass ? mass_q(l, mx) : 1ull;
-    if (wgt) atomicAdd(&h[(key >> shift) & (nb - 1)], wgt);
+    if (wgt) hist_add(hs.block, static_cast<int>((key >> shift) & (nb - 1)), wgt);
   }
   __syncthreads();
-  for (int b = t; b < nb; b += kThreads)
-    if (h[b]) atomicAdd(&w.hist[b], h[b]);
-  if (!arrive_last(w.st, B)) return;
+  for (int b = t; b < nb; b += kThreads) {
+    const unsigned long long q = hist_bin(hs.block, b);
+    if (q) atomicAdd(&w.hist[b], q);
+  }
+  if (!arrive_last(w.st, B)) return;  // (its barrier: the block histogram is read no more below)
 
   // The last block: copy the row's histogram in (and zero it for the next launch), fix the digit.
   const volatile unsigned long long* gh = w.hist;

@@ -68,22 +68,6 @@ __device__ inline void distance_bin_keys(int b, float mx, float per, uint32_t* l
   *hi = b == kBins - 1 ? top : first_at_least(b + 1) - 1;
 }
 
-// A block's histogram bins as three 32-bit parts of 14, 14 and 12 bits of each mass (at most 2^40):
-// shared 32-bit adds are single instructions where 64-bit ones loop on compare-and-swap (H100:
-// 37.5 -> 33.5 us a top-p call), and a bin's parts stay below 2^32 for up to 2^13 entries a block.
-struct BlockHist {
-  unsigned part[3][kBins];
-};
-static_assert(kThreads * 32 <= (1 << 13), "BlockHist: a bin's parts must stay below 2^32");
-
-__device__ inline void hist_add(BlockHist& h, int bin, unsigned long long q) {
-  const unsigned a = static_cast<unsigned>(q & 0x3fffu), b = static_cast<unsigned>((q >> 14) & 0x3fffu),
-                 c = static_cast<unsigned>(q >> 28);
-  if (a) atomicAdd(&h.part[0][bin], a);
-  if (b) atomicAdd(&h.part[1][bin], b);
-  if (c) atomicAdd(&h.part[2][bin], c);
-}
-
 // ---- phase hand-off among one row's blocks
 //
 // Arrivals count up through the call (RowState::n_arrived; phase k is complete at k * blocks), so
@@ -206,19 +190,19 @@ __global__ void RF_WHOLE_BOUNDS whole_kernel(const float* __restrict__ logits, i
     if (action == kHistByDistance || action == kHistByKey) {
       // Key bins of width bw over [lo, hi] (numbered upwards from lo).
       const unsigned long long bw = (static_cast<unsigned long long>(hi - lo) + kBins) / kBins;
-      for (int b = t; b < kBins; b += kThreads) sm.block.part[0][b] = sm.block.part[1][b] = sm.block.part[2][b] = 0;
+      hist_zero(sm.block, kBins);
       __syncthreads();
 #pragma unroll
       for (int j = 0; j < PT; ++j) {
         const uint32_t key = order_key(v[j]);
         if (!in(j) || key < lo || key > hi) continue;
         const unsigned long long q = mass_q(v[j], mx);
-        if (q) hist_add(sm.block, action == kHistByDistance ? distance_bin(v[j], mx, per) : static_cast<int>((key - lo) / bw), q);
+        if (!q) continue;
+        hist_add(sm.block, action == kHistByDistance ? distance_bin(v[j], mx, per) : static_cast<int>((key - lo) / bw), q);
       }
       __syncthreads();
       for (int b = t; b < kBins; b += kThreads) {
-        const unsigned long long q = sm.block.part[0][b] + (static_cast<unsigned long long>(sm.block.part[1][b]) << 14) +
-                                     (static_cast<unsigned long long>(sm.block.part[2][b]) << 28);
+        const unsigned long long q = hist_bin(sm.block, b);
         if (q) atomicAdd(&w.hist[b], q);
       }
       ++gen;
