@@ -97,8 +97,8 @@ constexpr int kWaveFinish = 64;  // the one-wave finish's most candidates: two a
 // thresholds and draw as finish_small: top-p walks the key order; the draw set (at or above every
 // threshold) is a prefix of it, ranked by index for the walk in index order. wq / wi: kWaveFinish
 // entries of shared scratch for this wave. Every lane returns the token.
-__device__ inline int finish_wave(const uint32_t (&key)[2], const int (&idx)[2], int nF, uint32_t kk, float mx, float inv_t,
-                           const rf_sample_row& p, unsigned long long* wq, int* wi) {
+__device__ inline int finish_wave(const uint32_t (&key)[2], const int (&idx)[2], int nF, uint32_t kk, float mx,
+                                  float inv_t, const rf_sample_row& p, unsigned long long* wq, int* wi) {
   // Loops run over the two register slots with `j < per` inside: warpSize is not a compile-time
   // constant, and arrays indexed by a run-time loop would live in local memory.
   const int lane = threadIdx.x % warpSize, per = kWaveFinish / warpSize;

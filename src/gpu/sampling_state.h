@@ -1,6 +1,6 @@
 // sampling_state.h - what sampling.hip's launches and sampling_whole.hip's one-launch path share:
-// the per-row workspace (state, histogram, per-block partials), the arrival counter and the
-// block-wide scans. Included by those two files only.
+// the per-row workspace (state, histogram, per-block partials), the blocks' histograms, the
+// block-wide scans and the draw's last steps. Included by those two files only.
 #pragma once
 
 #include "gpu/kernels.h"
@@ -108,7 +108,7 @@ __device__ inline void hist_zero(BlockHist& h, int nb) {
 // each wave, the waves' totals through sh (kThreads entries; two barriers, where a shared-memory
 // Hillis-Steele scan took seventeen).
 __device__ inline unsigned long long block_inclusive_scan(unsigned long long v, unsigned long long* sh,
-                                                   unsigned long long* total = nullptr) {
+                                                          unsigned long long* total = nullptr) {
   const int lane = threadIdx.x % warpSize, wave = threadIdx.x / warpSize, n_waves = kThreads / warpSize;
   v = wave_inclusive_scan_u64(v);
   __syncthreads();  // sh may still be read by a previous call
@@ -158,7 +158,8 @@ __device__ inline unsigned long long block_sum_u64(unsigned long long v, unsigne
 // The draw's last step: the entry of one block's chunk where the running weight passes `target`
 // (the chunk starts `before` into the row's total). Thread t walks [b0, b0 + per) in index order.
 __device__ inline void walk_block(const float* L, int n, int b0, int per, uint32_t kmin, float inv_t, float mxt,
-                           unsigned long long target, unsigned long long before, unsigned long long* sh, int* pick) {
+                                  unsigned long long target, unsigned long long before, unsigned long long* sh,
+                                  int* pick) {
   const int e0 = min(n, b0 + per);
   unsigned long long mine = 0;
   for (int i = b0; i < e0; ++i) {
