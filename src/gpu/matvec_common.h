@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <unordered_map>
 
 #include "gpu/kernels.h"
 #include "gpu/matvec_stores.h"
 #include "gpu/quant_formats.h"
+#include "gpu/resident.h"
 
 namespace rocforge::gpu {
 namespace {
@@ -188,12 +188,10 @@ int q8_group(const Tuning& tu, int rows, int cols, int rows_per_group) {
 }
 
 // min(want, the blocks of `kernel` that fit on the device at once): persistent grids.
+// (One block a multiprocessor where the occupancy query fails.)
 template <class K>
 int resident_grid(K kernel, int want) {
-  static thread_local std::unordered_map<const void*, int> fits;  // per kernel instantiation
-  int& fit = fits[reinterpret_cast<const void*>(kernel)];
-  if (!fit && hipOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, kBlock, 0) != hipSuccess) fit = 1;
-  return std::min(want, std::max(1, fit) * multiprocessors());
+  return std::min(want, std::max(resident_blocks(kernel, kBlock), multiprocessors()));
 }
 
 // Validates a weight matrix; sets *vector_ok when the 32-element chunk path may read it.

@@ -24,8 +24,7 @@
 // blocks (256 threads x 8, 16 or 32 entries) so that all rows' blocks fit the device's occupancy,
 // and declines (0) where they do not. Nothing waits on a kernel queued behind this one: PDL's next
 // kernel starts only after every block here has started.
-#include <unordered_map>
-
+#include "gpu/resident.h"
 #include "gpu/sampling_state.h"
 
 namespace rocforge::gpu {
@@ -355,23 +354,9 @@ __global__ void RF_WHOLE_BOUNDS whole_kernel(const float* __restrict__ logits, i
 template <int PT>
 int blocks_per_row(int n) { return (n + kThreads * PT - 1) / (kThreads * PT); }
 
-// Blocks of whole_kernel<PT> the device holds at once (cached per device).
-template <int PT>
-int resident_blocks() {
-  static thread_local std::unordered_map<int, int> cache;  // device -> blocks
-  int dev = 0;
-  (void)hipGetDevice(&dev);
-  auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int per_mp = 0;
-  if (hipOccupancyMaxActiveBlocksPerMultiprocessor(&per_mp, whole_kernel<PT>, kThreads, 0) != hipSuccess) per_mp = 0;
-  (void)hipGetLastError();
-  return cache[dev] = per_mp * multiprocessors();
-}
-
 template <int PT>
 bool fits(int n_rows, int n) {
-  return blocks_per_row<PT>(n) <= kMaxBlocks && static_cast<long>(n_rows) * blocks_per_row<PT>(n) <= resident_blocks<PT>();
+  return blocks_per_row<PT>(n) <= kMaxBlocks && static_cast<long>(n_rows) * blocks_per_row<PT>(n) <= resident_blocks(whole_kernel<PT>, kThreads);
 }
 
 }  // namespace
