@@ -105,8 +105,8 @@ int matmul_mc_ready(hipStream_t s);
 // "undecided".
 const char* prompt_gemm(hipStream_t s);
 // Tensor-core GEMM of up to mma_max_tokens() tokens with the weights dequantized in registers
-// (matmul_mma.hip); returns -1, having launched nothing, where it does not serve the call (HIP build,
-// pre-sm_80 card, cols % 32 != 0, too many tokens).
+// (matmul_mma.hip; matmul_small.hip's kernel on the HIP build); returns -1, having launched nothing,
+// where it does not serve the call (no matrix unit, cols % 32 != 0, too many tokens).
 int mma_max_tokens();
 int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
                int n_tok, hipStream_t s);
@@ -116,6 +116,16 @@ int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const floa
                      const int* part_rows, float* const* y, hipStream_t s);
 // A stream about to be destroyed gives back what matmul_mma keeps for it (its X fragment slot).
 void mma_release_stream(hipStream_t s);
+// The small-batch GEMM for every matrix unit (matmul_small.hip): AMD's matmul_mma, and NVIDIA's
+// where ROCFORGE_GPU_MMA_SMALL=1 selects it (tests, benchmarks). small_gemm_selected: whether it
+// stands in for the tensor-core kernel in this build and process; small_max_tokens: the tokens it
+// takes on the current device, 0 where it does not serve (no matrix unit, switched off, or its
+// first-use check against the fp32 kernel failed: the check runs here, once a device);
+// matmul_small_parts: as matmul_mma_parts, -1 where it does not serve the call.
+bool small_gemm_selected();
+int small_max_tokens();
+int matmul_small_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok,
+                       int n_parts, const int* part_rows, float* const* y, hipStream_t s);
 int embed(uint32_t type, const void* table, size_t row_stride, int cols, const int32_t* tokens, int n_tok,
           float* out, hipStream_t s);
 int rmsnorm(const float* x, const float* w, float* y, int n, int n_rows, float eps, hipStream_t s);

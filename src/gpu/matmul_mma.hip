@@ -27,11 +27,13 @@
 // shared memory (cp.async) while it multiplies the current one (matmul_mma_staged_kernel: 8B Q4_K_M
 // gate/up at 16 tokens 85.2 -> 67.9 us, H100; ROCFORGE_GPU_MMA_STAGED=0 turns it off).
 //
-// NVIDIA only (mma.sync, sm_80+). The HIP build reports "not served" and matmul_f16's other paths
-// run; an AMD version would use MFMA (CDNA) / WMMA (RDNA) with their own fragment layouts.
+// NVIDIA only (mma.sync, sm_80+). The HIP build serves these calls with matmul_small.hip's kernel,
+// written once for every matrix unit through mma_frag.h (ROCFORGE_GPU_MMA_SMALL=1 takes it on NVIDIA
+// too, where tests and benchmarks run it).
 #include "gpu/kernels.h"
 #include "gpu/mma_fastb.h"
 #include "gpu/mma_frag.h"
+#include "gpu/mma_parts.h"
 #include "gpu/quant_formats.h"
 
 #include <algorithm>
@@ -45,27 +47,9 @@ namespace rocforge::gpu {
 namespace {
 
 constexpr int kMmaWarps = 8;
-constexpr int kMmaParts = 3;  // row ranges of one launch with their own outputs (q / k / v)
 // The widest token tile (4 x 16). Steps of up to 64 tokens beat the dequantize + cuBLAS path they
 // replace: 8B Q4_K_M prompt steps (H100) pp16 1039 -> 2232 tok/s, pp32 2002 -> 3358, pp64 3557 -> 4249.
 constexpr int kMmaMaxTokens = 64;
-
-// Elements 32c + 8p .. +8 of a row: the format's dequant8, else its 32-element dequant (all four
-// lanes of a chunk decode the whole chunk: correct for every format, four times the arithmetic).
-template <class F>
-__device__ inline void dequant8(const uint8_t* row, int c, int p, float v[8]) {
-  if constexpr (HasDequant8<F>::value) {
-    F::dequant8(row, c, p, v);
-  } else {
-    float a[32];
-    F::dequant(row, c, a);
-#pragma unroll
-    for (int q = 0; q < 4; ++q)
-      if (q == p)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) v[i] = a[8 * q + i];
-  }
-}
 
 // Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 8 RT rows.
 // Blocks per multiprocessor the registers must allow: the loop is latency-bound, so occupancy pays
@@ -74,20 +58,6 @@ __device__ inline void dequant8(const uint8_t* row, int c, int p, float v[8]) {
 // with no bound the two-token-tile kernels take 136-141 registers, one block, pp32 3215 -> 2805).
 template <int RT, int MT>
 constexpr int kMmaMinBlocks = (RT == 2 && MT == 1) ? 3 : 2;
-
-// Where the rows of Y go: up to kMmaParts consecutive row ranges (the matrices of a fused weight
-// buffer: q / k / v, gate / up), each its own [n_tok][rows of the part] array.
-struct MmaOut {
-  float* y[kMmaParts];
-  int end[kMmaParts];  // the part's last row + 1, ascending; unused parts end at the last row
-  __device__ float* at(int tok, int row) const {
-    int p = 0;
-#pragma unroll
-    for (int i = 0; i < kMmaParts - 1; ++i) p += row >= end[i];
-    const int begin = p ? end[p - 1] : 0;
-    return y[p] + static_cast<size_t>(tok) * (end[p] - begin) + (row - begin);
-  }
-};
 
 // The lane's token rows of X (16m + g and 16m + g + 8 of each m tile; null past n_tok: zeros).
 template <int MT>
@@ -489,6 +459,7 @@ int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut
 }  // namespace
 
 int mma_max_tokens() {
+  if (small_gemm_selected()) return small_max_tokens();  // ROCFORGE_GPU_MMA_SMALL=1: the portable kernel
   static const int v = [] {
     const int e = env_int("ROCFORGE_GPU_MMA_MAX", kMmaMaxTokens);  // 0: off (A/B runs)
     return e < 0 ? 0 : (e > kMmaMaxTokens ? kMmaMaxTokens : e);
@@ -498,19 +469,12 @@ int mma_max_tokens() {
 
 int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
                      const int* part_rows, float* const* y, hipStream_t s) {
-  if (n_tok < 1 || n_tok > mma_max_tokens() || cols % 32 != 0 || n_parts < 1 || n_parts > kMmaParts ||
-      reinterpret_cast<uintptr_t>(x) % 16 != 0)
-    return -1;
+  if (small_gemm_selected()) return matmul_small_parts(type, w, row_stride, x, cols, n_tok, n_parts, part_rows, y, s);
   MmaOut out{};
   int rows = 0;
-  for (int i = 0; i < kMmaParts; ++i) {
-    if (i < n_parts) {
-      if (part_rows[i] < 1) return -1;
-      rows += part_rows[i];
-    }
-    out.y[i] = y[i < n_parts ? i : n_parts - 1];
-    out.end[i] = rows;
-  }
+  if (n_tok < 1 || n_tok > mma_max_tokens() || cols % 32 != 0 || !aligned16(x) ||
+      !mma_out_of_parts(n_parts, part_rows, y, out, rows))
+    return -1;
   int rc = -1;
   dispatch_type(type, [&](auto f) {
     using F = decltype(f);
@@ -520,11 +484,6 @@ int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const floa
         rc = launch_mma<F>(static_cast<const uint8_t*>(w), row_stride, x, out, rows, cols, n_tok, s);
   });
   return rc;
-}
-
-int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
-               int n_tok, hipStream_t s) {
-  return matmul_mma_parts(type, w, row_stride, x, cols, n_tok, 1, &rows, &y, s);
 }
 
 // The stream is being destroyed: its X fragment slot is free for the next one (a new stream may
@@ -538,15 +497,20 @@ void mma_release_stream(hipStream_t s) {
           v.end());
 }
 
-#else  // HIP: not served (see the top of the file).
+#else  // HIP: the small-batch GEMM for every matrix unit (matmul_small.hip) serves instead.
 
-int mma_max_tokens() { return 0; }
-int matmul_mma(uint32_t, const void*, size_t, const float*, float*, int, int, int, hipStream_t) { return -1; }
-int matmul_mma_parts(uint32_t, const void*, size_t, const float*, int, int, int, const int*, float* const*, hipStream_t) {
-  return -1;
+int mma_max_tokens() { return small_max_tokens(); }
+int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
+                     const int* part_rows, float* const* y, hipStream_t s) {
+  return matmul_small_parts(type, w, row_stride, x, cols, n_tok, n_parts, part_rows, y, s);
 }
 void mma_release_stream(hipStream_t) {}
 
 #endif
+
+int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols,
+               int n_tok, hipStream_t s) {
+  return matmul_mma_parts(type, w, row_stride, x, cols, n_tok, 1, &rows, &y, s);
+}
 
 }  // namespace rocforge::gpu

@@ -25,6 +25,12 @@
 // (NVIDIA 4 lanes, AMD 16), and whether two elements e, e' of a lane share a row does not depend on
 // the lane: row-wise reductions (attention's softmax) shuffle within those lanes. load_b_kn reads B
 // stored [k][n] instead (attention's V tile, rows = keys): the same fragment as load_b on B^T.
+// Runs (matmul_small.hip): a product over a 32-element chunk does not depend on the order its k are
+// taken in, as long as A and B take them in the same order. So each lane takes kChunkRun consecutive
+// elements of the chunk from run_start(lane), for each of its kRunRows rows (run_row(lane, i) of the
+// fragment's 16) - one contiguous decode of the weights and one vector load of X - and the chunk's
+// two 16-k steps (a_from_runs / b_from_runs, step s, from the runs as f16 pairs) take each element
+// once; the lanes that share a logical k hold the same run element in A and in B.
 // Nothing AMD runs here, so the AMD layouts are checked where they run: the GEMMs pass an exact check
 // against the fp32 tile kernel on every device before they serve (gemm_check.h), and the attention
 // kernels a check of the prefill kernel against the fp32 one (attention_prefill_mma.hip).
@@ -100,6 +106,17 @@ struct MmaFrag {
   }
   __device__ static int c_row(int lane, int e) { return lane / 4 + 8 * ((e % 4) / 2); }
   __device__ static int c_col(int lane, int e) { return 8 * (e / 4) + 2 * (lane % 4) + e % 2; }
+  // Fragments from runs (see "Runs" below): rows g and g + 8 (g = l / 4), elements 8 (l % 4) .. +7;
+  // step s takes the run's elements 4s .. 4s + 3 as the k pairs (2t, 2t + 1) and (2t + 8, 2t + 9).
+  static constexpr int kRunRows = 2, kChunkRun = 8;
+  __device__ static int run_row(int lane, int i) { return lane / 4 + 8 * i; }
+  __device__ static int run_start(int lane) { return 8 * (lane % 4); }
+  __device__ static void a_from_runs(A& a, const uint32_t (&p)[kRunRows][kChunkRun / 2], int s) {
+    a.r[0] = p[0][2 * s], a.r[1] = p[1][2 * s], a.r[2] = p[0][2 * s + 1], a.r[3] = p[1][2 * s + 1];
+  }
+  __device__ static void b_from_runs(B& b, const uint32_t (&p)[kRunRows][kChunkRun / 2], int s) {
+    b.r[0] = p[0][2 * s], b.r[1] = p[0][2 * s + 1], b.r[2] = p[1][2 * s], b.r[3] = p[1][2 * s + 1];
+  }
 };
 
 #elif RF_MMA_KIND >= 2
@@ -138,6 +155,21 @@ struct MmaFragAmd {
     return RF_MMA_KIND == 3 ? 2 * e + lane / 16 : CElems * (lane / 16) + e;
   }
   __device__ static int c_col(int lane, int) { return lane % 16; }
+  // Fragments from runs (see "Runs" below): row l % 16, the 2 Run elements from 2 Run (l / 16) (RDNA3:
+  // all 32, both half-waves); step s takes the run's elements Run s .. Run s + Run - 1 as its k.
+  static constexpr int kRunRows = 1, kChunkRun = 2 * Run;
+  __device__ static int run_row(int lane, int) { return lane % 16; }
+  __device__ static int run_start(int lane) { return Run == 16 ? 0 : 2 * Run * (lane / 16); }
+  __device__ static void from_runs(Half& h, const uint32_t (&p)[1][kChunkRun / 2], int s) {
+#pragma unroll
+    for (int j = 0; j < Run / 2; ++j) {
+      const uint32_t v = p[0][Run / 2 * s + j];
+      h[2 * j] = __builtin_bit_cast(_Float16, static_cast<uint16_t>(v & 0xffffu));
+      h[2 * j + 1] = __builtin_bit_cast(_Float16, static_cast<uint16_t>(v >> 16));
+    }
+  }
+  __device__ static void a_from_runs(A& a, const uint32_t (&p)[1][kChunkRun / 2], int s) { from_runs(a.h, p, s); }
+  __device__ static void b_from_runs(B& b, const uint32_t (&p)[1][kChunkRun / 2], int s) { from_runs(b.h, p, s); }
 };
 #if RF_MMA_KIND == 2
 using MmaFrag = MmaFragAmd<64, 4, 4>;
@@ -160,6 +192,11 @@ struct MmaFrag {
   __device__ static void mma(C&, const A&, const B&) {}
   __device__ static int c_row(int, int) { return 0; }
   __device__ static int c_col(int, int) { return 0; }
+  static constexpr int kRunRows = 1, kChunkRun = 8;
+  __device__ static int run_row(int, int) { return 0; }
+  __device__ static int run_start(int) { return 0; }
+  __device__ static void a_from_runs(A&, const uint32_t (&)[kRunRows][kChunkRun / 2], int) {}
+  __device__ static void b_from_runs(B&, const uint32_t (&)[kRunRows][kChunkRun / 2], int) {}
 };
 #endif
 

@@ -64,8 +64,8 @@ inline uint64_t activation_bytes(const ModelConfig& c, int T) {
 constexpr int kF16MinTokens = 5;
 // Tokens per matvec_q8_multi launch (the backend's limit).
 constexpr int kMultiTokens = 16;
-// Steps up to this many tokens use the int8 matvecs where matmul_f16 has no tensor-core kernel for
-// small batches (the constructor says why).
+// Steps up to this many tokens use the int8 matvecs where matmul_f16 has no small-batch kernel on
+// the matrix units (the constructor says why).
 constexpr int kMultiMaxWithoutMma = 48;
 
 // True when the environment variable is set to "0" (switches for A/B measurements).
@@ -202,9 +202,14 @@ class GpuExecutor final : public Executor {
     // -> 912 / 906 tok/s, 1B Q4_0 pp5 2704 / 2702 -> 3404 / 3606, bench-serve 8B 5 streams 834 / 872
     // -> 930 / 945 agg tok/s; pp4 stays on the matvecs: 8B 739 / 738 -> 724 / 731, 1B 3053 / 2989 ->
     // 2887 / 2980).
-    // Without that kernel (AMD) matmul_f16 is matmul_mc, which reads the weights once but decodes
-    // them at a fixed cost per 128-token tile, so steps stay on the int8 matvecs (chunks of
-    // kMultiTokens) up to kMultiMaxWithoutMma tokens. AMD's kernels on an H100
+    // AMD's small-batch kernel (matmul_small.hip, the same interface) takes the same policy: with
+    // AMD's switches on the H100 (ROCFORGE_GPU_MMA_SMALL=1 ROCFORGE_GPU_BLAS=0 ROCFORGE_MV_STAGED=0,
+    // twenty-eighth pass), matvecs -> matmul_small, 8B Q4_K_M pp5 / 8 / 16 641 / 865 / 1084 -> 593 /
+    // 950 / 1854, 1B Q4_0 2209 / 2994 / 4212 -> 2836 / 4542 / 8625: 5 tokens lose on the 8B and gain
+    // on the 1B, so the line stays at 5.
+    // Without a small-batch kernel (a device whose check of it failed) matmul_f16 is matmul_mc, which
+    // reads the weights once but decodes them at a fixed cost per 128-token tile, so steps stay on the
+    // int8 matvecs (chunks of kMultiTokens) up to kMultiMaxWithoutMma tokens. AMD's kernels on an H100
     // (ROCFORGE_GPU_MMA_MAX=0 ROCFORGE_GPU_BLAS=0 ROCFORGE_MV_STAGED=0), Q4_K_M pp9 / 16 / 32 / 64 /
     // 128 tok/s, matmul_mc -> matvecs: 8B 196 / 337 / 664 / 1303 / 2474 -> 866 / 1078 / 1138 / 1176 /
     // 1195, 1B 688 / 1201 / 2392 / 4668 / 8882 -> 3557 / 4890 / 5163 / 5494 / 5620.

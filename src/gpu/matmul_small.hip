@@ -1,0 +1,287 @@
+// matmul_small.hip - the GEMM of small batches (decode steps of several sequences, short prompts) for
+// every matrix unit: Y[t][r] = sum_c W[r][c] * X[t][c] for up to kSmallMaxTokens tokens, W and X
+// rounded to f16, fp32 accumulation (matmul_f16's arithmetic), each weight read once from memory and
+// decoded once for all the step's tokens, on AMD CDNA MFMA, RDNA3 / RDNA4 WMMA and NVIDIA tensor cores
+// from one source (mma_frag.h).
+//
+// Why: NVIDIA's small-batch kernel (matmul_mma.hip) is mma.sync with PTX f16 arithmetic and cp.async,
+// so AMD had none: steps of 5-48 tokens ran the int8 matvecs, whose arithmetic is per token (H100 with
+// AMD's switches, 8B Q4_K_M: 1078 tok/s at 16 tokens, 1138 at 32), and longer ones matmul_mc, which
+// decodes at a fixed cost per 128-token tile.
+//
+// A block is kSmallThreads threads on RT 16-row fragments (16 RT weight rows) and all the tokens (MT
+// 16-token fragments); wave w takes chunks w, w + kWaves, ... of the rows (the k split over the
+// waves). Each lane decodes its runs of the chunk (mma_frag.h: kChunkRun consecutive elements of its
+// kRunRows rows, straight from the format's dequant8 into f16 pairs, no shared-memory tile) and loads
+// X at the same elements, so a chunk costs each lane one small decode a row fragment and one or two
+// vector loads a token row. The waves' sums meet in shared memory, halving each round in a fixed
+// order: deterministic, no workspace, graph-capturable.
+//
+// No AMD card runs here, so before it serves on a device the kernel passes gemm_exact_check (a small
+// exact problem against the fp32 kernel, gemm_check.h); on a mismatch it declines for good, stderr
+// says why and matmul_f16's other paths serve (a wrong fragment layout costs speed, never answers).
+// NVIDIA runs this same kernel where ROCFORGE_GPU_MMA_SMALL=1 selects it, so its indexing is checked
+// on real hardware with NVIDIA's fragments.
+#include <atomic>
+#include <cstdio>
+#include <type_traits>
+
+#include "gpu/gemm_check.h"
+#include "gpu/kernels.h"
+#include "gpu/mma_frag.h"
+#include "gpu/mma_parts.h"
+#include "gpu/quant_formats.h"
+
+namespace rocforge::gpu {
+namespace {
+
+constexpr int kSmallThreads = 256;
+constexpr int kSmallMaxTokens = 64;
+
+#if defined(__HIP__) || defined(__HIPCC__)
+#define RF_SMALL_BOUNDS __launch_bounds__(kSmallThreads)
+#else
+// Two blocks a multiprocessor: the loop waits on loads, so resident waves set the speed.
+#define RF_SMALL_BOUNDS __launch_bounds__(kSmallThreads, 2)
+#endif
+
+[[maybe_unused]] __device__ inline uint32_t pack_pair(float lo, float hi) {
+  return static_cast<uint32_t>(rf_float_to_half(lo)) | (static_cast<uint32_t>(rf_float_to_half(hi)) << 16);
+}
+
+// The lane's run of chunk c of one weight row as f16 pairs (pair q: run elements 2q, 2q + 1).
+template <class M, class F>
+__device__ inline void weight_run(const uint8_t* row, int c, int start, uint32_t (&p)[M::kChunkRun / 2]) {
+  if constexpr (M::kChunkRun == 32) {  // the whole chunk (RDNA3): one decode
+    float v[32];
+    F::dequant(row, c, v);
+#pragma unroll
+    for (int q = 0; q < 16; ++q) p[q] = pack_pair(v[2 * q], v[2 * q + 1]);
+  } else {
+#pragma unroll
+    for (int part = 0; part < M::kChunkRun / 8; ++part) {
+      float v[8];
+      dequant8<F>(row, c, start / 8 + part, v);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) p[4 * part + q] = pack_pair(v[2 * q], v[2 * q + 1]);
+    }
+  }
+}
+
+// The lane's run of chunk c of one token row of X as f16 pairs; zeros past the last token (null).
+template <class M>
+__device__ inline void x_run(const float* row, int c, uint32_t (&p)[M::kChunkRun / 2]) {
+#pragma unroll
+  for (int q = 0; q < M::kChunkRun / 4; ++q) {
+    const float4 f = row ? *reinterpret_cast<const float4*>(row + 32 * c + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
+    p[2 * q] = pack_pair(f.x, f.y);
+    p[2 * q + 1] = pack_pair(f.z, f.w);
+  }
+}
+
+// Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 16 RT rows (see the top).
+template <class F, int RT, int MT>
+__global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ w, size_t stride,
+                                                    const float* __restrict__ x, MmaOut out, int rows, int cols,
+                                                    int n_tok) {
+#if RF_MMA_KIND != 0
+  using M = MmaFrag;
+  constexpr int kWaves = kSmallThreads / M::kWave;  // 8 (NVIDIA, RDNA) or 4 (CDNA)
+  constexpr int kRR = M::kRunRows, kPairs = M::kChunkRun / 2;
+  // Half the waves' sums at a time, [wave][fragment][element][lane]: a wave's stores are consecutive.
+  __shared__ float red[kWaves / 2][MT * RT][M::kC][M::kWave];
+  const int lane = threadIdx.x % M::kWave, wave = threadIdx.x / M::kWave;
+  const int row0 = blockIdx.x * 16 * RT, start = M::run_start(lane);
+  const uint8_t* wr[RT][kRR];
+#pragma unroll
+  for (int j = 0; j < RT; ++j)
+#pragma unroll
+    for (int i = 0; i < kRR; ++i)  // rows past the end read the last row; their sums are not stored
+      wr[j][i] = w + static_cast<size_t>(min(row0 + 16 * j + M::run_row(lane, i), rows - 1)) * stride;
+  const float* xr[MT][kRR];
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int i = 0; i < kRR; ++i) {
+      const int tok = 16 * m + M::run_row(lane, i);
+      xr[m][i] = tok < n_tok ? x + static_cast<size_t>(tok) * cols + start : nullptr;
+    }
+  typename M::C acc[MT][RT];
+  const int n_chunks = cols / 32;
+  for (int c = wave; c < n_chunks; c += kWaves) {
+    // Every load of the chunk goes out before the first product: the loop is latency-bound.
+    uint32_t bw[RT][kRR][kPairs], ax[MT][kRR][kPairs];
+#pragma unroll
+    for (int j = 0; j < RT; ++j)
+#pragma unroll
+      for (int i = 0; i < kRR; ++i) weight_run<M, F>(wr[j][i], c, start, bw[j][i]);
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int i = 0; i < kRR; ++i) x_run<M>(xr[m][i], c, ax[m][i]);
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      typename M::B fb[RT];
+#pragma unroll
+      for (int j = 0; j < RT; ++j) M::b_from_runs(fb[j], bw[j], s);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        if (16 * m >= n_tok) break;  // uniform over the block
+        typename M::A fa;
+        M::a_from_runs(fa, ax[m], s);
+#pragma unroll
+        for (int j = 0; j < RT; ++j) M::mma(acc[m][j], fa, fb[j]);
+      }
+    }
+  }
+  // The waves' sums into wave 0's, halving the waves each round (the same order every launch).
+#pragma unroll
+  for (int h = kWaves / 2; h >= 1; h /= 2) {
+    if (wave >= h && wave < 2 * h)
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int j = 0; j < RT; ++j)
+#pragma unroll
+          for (int e = 0; e < M::kC; ++e) red[wave - h][m * RT + j][e][lane] = acc[m][j].v[e];
+    __syncthreads();
+    if (wave < h)
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int j = 0; j < RT; ++j)
+#pragma unroll
+          for (int e = 0; e < M::kC; ++e) acc[m][j].v[e] += red[wave][m * RT + j][e][lane];
+    __syncthreads();
+  }
+  if (wave != 0) return;
+  // Element e of a 16 x 16 accumulator is token c_row, row c_col of its fragment pair.
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int j = 0; j < RT; ++j)
+#pragma unroll
+      for (int e = 0; e < M::kC; ++e) {
+        const int tok = 16 * m + M::c_row(lane, e), row = row0 + 16 * j + M::c_col(lane, e);
+        if (tok < n_tok && row < rows) *out.at(tok, row) = acc[m][j].v[e];
+      }
+#else
+  (void)w, (void)stride, (void)x, (void)out, (void)rows, (void)cols, (void)n_tok;
+#endif
+}
+
+// The kernel shape for n_tok tokens: four row fragments a block where the grid still gives every
+// multiprocessor two blocks, else two; fewer row fragments as the token fragments grow (registers).
+// Measured and not kept (H100, AMD's switches, pp8 / 16 / 32 / 64 tok/s, 8B Q4_K_M and 1B Q4_0): two
+// chunks in flight a wave for up to 16 tokens, 8B 948 / 1873 -> 944 / 1835, 1B 4549 / 8648 -> 4859 /
+// 9298 (mixed); and for up to 32 tokens, 8B 3149 -> 2035 (spills); for 33-64 tokens two row fragments
+// with X loaded a token fragment at a time, 8B 3423 -> 3349, 1B 18328 -> 15908.
+template <class F>
+int launch(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols, int n_tok,
+           hipStream_t s) {
+  auto go = [&](auto kernel, int rt) {
+    kernel<<<(rows + 16 * rt - 1) / (16 * rt), kSmallThreads, 0, s>>>(w, row_stride, x, out, rows, cols, n_tok);
+    return check(hipGetLastError(), "matmul_small");
+  };
+  const bool wide = rows >= 2 * multiprocessors() * 64;
+  if (n_tok <= 16) return wide ? go(matmul_small_kernel<F, 4, 1>, 4) : go(matmul_small_kernel<F, 2, 1>, 2);
+  if (n_tok <= 32) return go(matmul_small_kernel<F, 2, 2>, 2);
+  return go(matmul_small_kernel<F, 1, 4>, 1);
+}
+
+// Every format but F16 (whose rows the GEMMs read as they are); `rows` rows into `out`.
+int launch_any(uint32_t type, const void* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols,
+               int n_tok, hipStream_t s) {
+  int rc = -1;
+  dispatch_type(type, [&](auto f) {
+    using F = decltype(f);
+    if constexpr (!std::is_same_v<F, Fmt<kF16>>)
+      if (cols % F::kBlockElems == 0)
+        rc = launch<F>(static_cast<const uint8_t*>(w), row_stride, x, out, rows, cols, n_tok, s);
+  });
+  return rc;
+}
+
+// Per device: 0 not checked yet, 1 serving, -1 not served (no matrix unit, or the check failed).
+std::atomic<int> g_state[64];
+
+// Whether the kernel serves on the current device, running its check on first use with stream `s`
+// (0: undecided, as while `s` is being captured: the check synchronises it).
+int small_ready(hipStream_t s) {
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return -1;
+  int state = g_state[dev].load(std::memory_order_acquire);
+  if (state != 0) return state;
+  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
+  if (!device_has_matrix_unit()) {
+    state = -1;
+  } else {
+    // The check's problem has 70 tokens: two launches of at most kSmallMaxTokens.
+    auto gemm = [](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
+                   hipStream_t q) {
+      for (int t0 = 0; t0 < n; t0 += kSmallMaxTokens) {
+        MmaOut o{};
+        int total = 0;
+        float* y = cy + static_cast<size_t>(t0) * r;
+        mma_out_of_parts(1, &r, &y, o, total);
+        const int rc = launch_any(t, cw, stride, cx + static_cast<size_t>(t0) * c, o, r, c,
+                                  n - t0 < kSmallMaxTokens ? n - t0 : kSmallMaxTokens, q);
+        if (rc != 0) return rc;
+      }
+      return 0;
+    };
+    // Test hook: ROCFORGE_GPU_MMA_SMALL_FAULT=1 spoils one product of the check (ctest
+    // gpu_mma_small_fault).
+    char why[160] = "";
+    const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_MMA_SMALL_FAULT", 0) != 0, why, sizeof why);
+    if (r == 1)
+      std::fprintf(stderr, "rocforge: the small-batch GEMM (matmul_small) disagrees with the fp32 kernel (%s); not used\n",
+                   why);
+    if (r < 0) std::fprintf(stderr, "rocforge: the small-batch GEMM's check could not run; not used\n");
+    state = r == 0 ? 1 : -1;
+  }
+  g_state[dev].store(state, std::memory_order_release);
+  return state;
+}
+
+}  // namespace
+
+bool small_gemm_selected() {
+#if defined(__HIP__) || defined(__HIPCC__)
+  static const bool v = env_int("ROCFORGE_GPU_MMA_SMALL", 1) != 0;  // 0: off (A/B runs)
+#else
+  static const bool v = env_int("ROCFORGE_GPU_MMA_SMALL", 0) == 1;  // NVIDIA has matmul_mma's kernel
+#endif
+  return v;
+}
+
+int small_max_tokens() {
+  if (!small_gemm_selected()) return 0;
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return 0;
+  if (g_state[dev].load(std::memory_order_acquire) == 0) {
+    // Decided now, on a stream of its own, so that the answer holds for every later call.
+    hipStream_t s = nullptr;
+    if (hipStreamCreate(&s) != hipSuccess) {
+      (void)hipGetLastError();
+      return 0;
+    }
+    small_ready(s);
+    (void)hipStreamDestroy(s);
+  }
+  return g_state[dev].load(std::memory_order_acquire) > 0 ? kSmallMaxTokens : 0;
+}
+
+int matmul_small_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok,
+                       int n_parts, const int* part_rows, float* const* y, hipStream_t s) {
+  MmaOut out{};
+  int rows = 0;
+  if (!small_gemm_selected() || n_tok < 1 || n_tok > kSmallMaxTokens || cols % 32 != 0 || !aligned16(x) ||
+      !mma_out_of_parts(n_parts, part_rows, y, out, rows))
+    return -1;
+  if (small_ready(s) <= 0) return -1;
+  return launch_any(type, w, row_stride, x, out, rows, cols, n_tok, s);
+}
+
+}  // namespace rocforge::gpu
