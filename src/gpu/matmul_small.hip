@@ -10,12 +10,14 @@
 // decodes at a fixed cost per 128-token tile.
 //
 // A block is kSmallThreads threads on RT 16-row fragments (16 RT weight rows) and all the tokens (MT
-// 16-token fragments); wave w takes chunks w, w + kWaves, ... of the rows (the k split over the
-// waves). Each lane decodes its runs of the chunk (mma_frag.h: kChunkRun consecutive elements of its
-// kRunRows rows, straight from the format's dequant8 into f16 pairs, no shared-memory tile) and loads
-// X at the same elements, so a chunk costs each lane one small decode a row fragment and one or two
-// vector loads a token row. The waves' sums meet in shared memory, halving each round in a fixed
-// order: deterministic, no workspace, graph-capturable.
+// 16-token fragments); the waves split the chunks of the rows (the k split over the waves). Each lane
+// decodes its runs of a chunk (mma_frag.h: kChunkRun consecutive elements of its kRunRows rows, no
+// shared-memory tile) and loads X at the same elements, so a chunk costs each lane one small decode
+// a row fragment and one or two vector loads a token row. The quantized formats decode their runs
+// straight from the codes in f16 arithmetic (mma_fastb.h's FastB, shared with NVIDIA's kernel: H100
+// with AMD's switches, 8B Q4_K_M pp16 1874 -> 2492 tok/s against runs through dequant8, which F32 and
+// BF16 keep). The waves' sums meet in shared memory, halving each round in a fixed order:
+// deterministic, no workspace, graph-capturable.
 //
 // No AMD card runs here, so before it serves on a device the kernel passes gemm_exact_check (a small
 // exact problem against the fp32 kernel, gemm_check.h); on a mismatch it declines for good, stderr
@@ -28,6 +30,7 @@
 
 #include "gpu/gemm_check.h"
 #include "gpu/kernels.h"
+#include "gpu/mma_fastb.h"
 #include "gpu/mma_frag.h"
 #include "gpu/mma_parts.h"
 #include "gpu/quant_formats.h"
@@ -45,10 +48,6 @@ constexpr int kSmallMaxTokens = 64;
 #define RF_SMALL_BOUNDS __launch_bounds__(kSmallThreads, 2)
 #endif
 
-[[maybe_unused]] __device__ inline uint32_t pack_pair(float lo, float hi) {
-  return static_cast<uint32_t>(rf_float_to_half(lo)) | (static_cast<uint32_t>(rf_float_to_half(hi)) << 16);
-}
-
 // The lane's run of chunk c of one weight row as f16 pairs (pair q: run elements 2q, 2q + 1).
 template <class M, class F>
 __device__ inline void weight_run(const uint8_t* row, int c, int start, uint32_t (&p)[M::kChunkRun / 2]) {
@@ -56,26 +55,50 @@ __device__ inline void weight_run(const uint8_t* row, int c, int start, uint32_t
     float v[32];
     F::dequant(row, c, v);
 #pragma unroll
-    for (int q = 0; q < 16; ++q) p[q] = pack_pair(v[2 * q], v[2 * q + 1]);
+    for (int q = 0; q < 16; ++q) p[q] = pack_h2(v[2 * q], v[2 * q + 1]);
   } else {
 #pragma unroll
     for (int part = 0; part < M::kChunkRun / 8; ++part) {
       float v[8];
       dequant8<F>(row, c, start / 8 + part, v);
 #pragma unroll
-      for (int q = 0; q < 4; ++q) p[4 * part + q] = pack_pair(v[2 * q], v[2 * q + 1]);
+      for (int q = 0; q < 4; ++q) p[4 * part + q] = pack_h2(v[2 * q], v[2 * q + 1]);
     }
   }
 }
 
 // The lane's run of chunk c of one token row of X as f16 pairs; zeros past the last token (null).
-template <class M>
+// Pairs of consecutive elements, or with kStride2 (the weights' FastB order) elements (0, 2), (1, 3)
+// of each four.
+template <class M, bool kStride2>
 __device__ inline void x_run(const float* row, int c, uint32_t (&p)[M::kChunkRun / 2]) {
 #pragma unroll
   for (int q = 0; q < M::kChunkRun / 4; ++q) {
     const float4 f = row ? *reinterpret_cast<const float4*>(row + 32 * c + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
-    p[2 * q] = pack_pair(f.x, f.y);
-    p[2 * q + 1] = pack_pair(f.z, f.w);
+    p[2 * q] = kStride2 ? pack_h2(f.x, f.z) : pack_h2(f.x, f.y);
+    p[2 * q + 1] = kStride2 ? pack_h2(f.y, f.w) : pack_h2(f.z, f.w);
+  }
+}
+
+// acc += the chunk's products: the lane's weight runs bw (one per row fragment) against X's runs ax
+// (one per token fragment), both as f16 pairs in the same element order.
+template <class M, int RT, int MT>
+__device__ inline void multiply_runs(const uint32_t (&bw)[RT][M::kRunRows][M::kChunkRun / 2],
+                                     const uint32_t (&ax)[MT][M::kRunRows][M::kChunkRun / 2], int n_tok,
+                                     typename M::C (&acc)[MT][RT]) {
+#pragma unroll
+  for (int s = 0; s < 2; ++s) {
+    typename M::B fb[RT];
+#pragma unroll
+    for (int j = 0; j < RT; ++j) M::b_from_runs(fb[j], bw[j], s);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (16 * m >= n_tok) break;  // uniform over the block
+      typename M::A fa;
+      M::a_from_runs(fa, ax[m], s);
+#pragma unroll
+      for (int j = 0; j < RT; ++j) M::mma(acc[m][j], fa, fb[j]);
+    }
   }
 }
 
@@ -108,30 +131,45 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
     }
   typename M::C acc[MT][RT];
   const int n_chunks = cols / 32;
-  for (int c = wave; c < n_chunks; c += kWaves) {
-    // Every load of the chunk goes out before the first product: the loop is latency-bound.
-    uint32_t bw[RT][kRR][kPairs], ax[MT][kRR][kPairs];
+  if constexpr (FastB<F>::value) {
+    // The quantized formats: the runs straight from the codes in f16 arithmetic (mma_fastb.h), two
+    // chunks a step (a K-quant's pair of chunks shares one header). Every load of the pair's weights
+    // goes out before the first product: the loop is latency-bound.
+    for (int c0 = 2 * wave; c0 < n_chunks; c0 += 2 * kWaves) {
+      const bool two = c0 + 1 < n_chunks;
+      const int c1 = two ? c0 + 1 : c0;
+      uint32_t bw[2][RT][kRR][kPairs];
 #pragma unroll
-    for (int j = 0; j < RT; ++j)
+      for (int j = 0; j < RT; ++j)
 #pragma unroll
-      for (int i = 0; i < kRR; ++i) weight_run<M, F>(wr[j][i], c, start, bw[j][i]);
+        for (int i = 0; i < kRR; ++i)
 #pragma unroll
-    for (int m = 0; m < MT; ++m)
+          for (int q = 0; q < M::kChunkRun / 8; ++q)
+            FastB<F>::pair(wr[j][i], c0, c1, start / 8 + q, &bw[0][j][i][4 * q], &bw[1][j][i][4 * q]);
 #pragma unroll
-      for (int i = 0; i < kRR; ++i) x_run<M>(xr[m][i], c, ax[m][i]);
+      for (int u = 0; u < 2; ++u) {
+        if (u && !two) break;  // uniform over the wave
+        uint32_t ax[MT][kRR][kPairs];
 #pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      typename M::B fb[RT];
+        for (int m = 0; m < MT; ++m)
 #pragma unroll
-      for (int j = 0; j < RT; ++j) M::b_from_runs(fb[j], bw[j], s);
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        if (16 * m >= n_tok) break;  // uniform over the block
-        typename M::A fa;
-        M::a_from_runs(fa, ax[m], s);
-#pragma unroll
-        for (int j = 0; j < RT; ++j) M::mma(acc[m][j], fa, fb[j]);
+          for (int i = 0; i < kRR; ++i) x_run<M, true>(xr[m][i], u ? c1 : c0, ax[m][i]);
+        multiply_runs<M, RT, MT>(bw[u], ax, n_tok, acc);
       }
+    }
+  } else {
+    // F32 / BF16: the runs through dequant8, a chunk a step.
+    for (int c = wave; c < n_chunks; c += kWaves) {
+      uint32_t bw[RT][kRR][kPairs], ax[MT][kRR][kPairs];
+#pragma unroll
+      for (int j = 0; j < RT; ++j)
+#pragma unroll
+        for (int i = 0; i < kRR; ++i) weight_run<M, F>(wr[j][i], c, start, bw[j][i]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int i = 0; i < kRR; ++i) x_run<M, false>(xr[m][i], c, ax[m][i]);
+      multiply_runs<M, RT, MT>(bw, ax, n_tok, acc);
     }
   }
   // The waves' sums into wave 0's, halving the waves each round (the same order every launch).

@@ -1,26 +1,41 @@
-// mma_fastb.h - B fragments of matmul_mma.hip's tensor-core GEMM built straight from the weight
-// codes, in f16 arithmetic: FastB<Fmt<T>> for every quantized format (NVIDIA only: PTX f16x2 math).
+// mma_fastb.h - B fragments of the small-batch GEMMs built straight from the weight codes, in f16
+// arithmetic: FastB<Fmt<T>> for every quantized format. NVIDIA's matmul_mma.hip and the portable
+// matmul_small.hip (AMD's; every matrix unit) both use it; the f16x2 operations are PTX on NVIDIA and
+// packed _Float16 vectors on AMD (v_pk_*), both rounding to nearest.
 //
-// A lane (g = lane / 4, t = lane % 4) of the GEMM's warp gets, for row 8j + g, the eight elements
-// 32c + 8t .. +8 of chunk c ("part t") as four f16x2 registers paired (e0, e2), (e1, e3), (e4, e6),
-// (e5, e7) - the order x_frag_kernel packs X in. `pair(row, c0, c1, t, b0, b1)` fills chunks c0 and
-// c1 (c1 = c0 + 1, or c0 again at a row's odd end: only b0 is used then).
+// A lane gets, for one of its rows, the eight elements 32c + 8t .. +8 of chunk c ("part t") as four
+// f16x2 registers paired (e0, e2), (e1, e3), (e4, e6), (e5, e7) - the order its X is packed in (in
+// matmul_mma.hip the lane is (g = lane / 4, t = lane % 4) and the row 8j + g). `pair(row, c0, c1, t,
+// b0, b1)` fills chunks c0 and c1 (c1 = c0 + 1, or c0 again at a row's odd end: only b0 is used then).
 #pragma once
 
 #include "gpu/quant_formats.h"
 
 #include <type_traits>
 
-#if !(defined(__HIP__) || defined(__HIPCC__))
 namespace rocforge::gpu {
 
+#if defined(__HIP__) || defined(__HIPCC__)
+typedef _Float16 RfHalf2 __attribute__((ext_vector_type(2)));
+__device__ inline RfHalf2 as_h2(uint32_t v) { return __builtin_bit_cast(RfHalf2, v); }
+__device__ inline uint32_t from_h2(RfHalf2 v) { return __builtin_bit_cast(uint32_t, v); }
+// Two floats as one f16x2 word, lo in the low half, each rounded to nearest.
+__device__ inline uint32_t pack_h2(float lo, float hi) {
+  return from_h2(RfHalf2{static_cast<_Float16>(lo), static_cast<_Float16>(hi)});
+}
+__device__ inline uint32_t h2_sub(uint32_t a, uint32_t b) { return from_h2(as_h2(a) - as_h2(b)); }
+__device__ inline uint32_t h2_mul(uint32_t a, uint32_t b) { return from_h2(as_h2(a) * as_h2(b)); }
+__device__ inline uint32_t h2_fma(uint32_t a, uint32_t b, uint32_t c) {
+  return from_h2(__builtin_elementwise_fma(as_h2(a), as_h2(b), as_h2(c)));
+}
+#else
 // Two floats as one f16x2 word, lo in the low half (cvt.rn.f16x2.f32 puts its first source high).
 __device__ inline uint32_t pack_h2(float lo, float hi) {
   uint32_t r;
   asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
-
+#endif
 
 // ---- B fragments straight from the codes, in f16 arithmetic (FastB below).
 //
@@ -35,6 +50,7 @@ __device__ inline uint32_t pack_h2(float lo, float hi) {
 // Q4_0, Q6_K, Q8_0: (code - offset) * d is rounded once, as the fp32 path rounds it: bit-identical
 // where d is the format's own f16 (Q4_0, Q8_0); Q6_K's d * sc and Q4_K's d * sc and dmin * m are
 // rounded to f16 first, a second rounding well inside matmul_f16's f16 contract.
+#if !(defined(__HIP__) || defined(__HIPCC__))
 __device__ inline uint32_t h2_sub(uint32_t a, uint32_t b) {
   uint32_t r;
   asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
@@ -50,6 +66,7 @@ __device__ inline uint32_t h2_fma(uint32_t a, uint32_t b, uint32_t c) {
   asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
   return r;
 }
+#endif
 // The codes (w >> 8k) & m of byte lanes 0 and 2 (k = 0) or 1 and 3 (k = 1) as exact f16 integers
 // minus `off2` (both halves 1024 + the format's offset); `flip` xors the codes first (Q8_0's sign bit).
 template <uint32_t M, uint32_t Flip = 0u>
@@ -366,4 +383,3 @@ struct FastB<Fmt<kQ3_K>> : std::true_type {
 };
 
 }  // namespace rocforge::gpu
-#endif
