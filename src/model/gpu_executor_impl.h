@@ -206,7 +206,8 @@ class GpuExecutor final : public Executor {
     // AMD's switches on the H100 (ROCFORGE_GPU_MMA_SMALL=1 ROCFORGE_GPU_BLAS=0 ROCFORGE_MV_STAGED=0,
     // twenty-eighth pass), matvecs -> matmul_small's first version (runs through dequant8), 8B Q4_K_M
     // pp5 / 8 / 16 641 / 865 / 1084 -> 593 / 950 / 1854, 1B Q4_0 2209 / 2994 / 4212 -> 2836 / 4542 /
-    // 8625; with FastB runs (landed) 8B pp8 / 16 1293 / 2492: the line stays at 5.
+    // 8625; with FastB runs (landed) 8B pp5 / 6 643 / 722 -> 810 / 969, 1B 2224 / 2513 -> 3082 /
+    // 3683: the line stays at 5.
     // Without a small-batch kernel (a device whose check of it failed) matmul_f16 is matmul_mc, which
     // reads the weights once but decodes them at a fixed cost per 128-token tile, so steps stay on the
     // int8 matvecs (chunks of kMultiTokens) up to kMultiMaxWithoutMma tokens. AMD's kernels on an H100

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -16,6 +17,8 @@
 
 #include "gpu/backend_api.h"
 #include "rocforge/device.h"
+#include "rocforge/ggml_type.h"
+#include "rocforge/quant.h"
 
 namespace rocforge::test {
 
@@ -112,6 +115,30 @@ inline std::vector<float> random_floats(std::mt19937& rng, size_t n, float lo = 
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// y [n_tok][rows] against X W^T of the dequantized rows (row_stride bytes apart in w), in double,
+// within the f16 rounding of W and X (each < 2^-11 relative): 2e-3 of sum |w x| plus 1e-5. The
+// contract of the GEMMs with f16 operands (matmul_f16's paths).
+inline void expect_f16_product(GgmlType t, const std::vector<uint8_t>& w, size_t row_stride,
+                               const std::vector<float>& x, const std::vector<float>& y, int rows, int cols,
+                               int n_tok) {
+  std::vector<float> wf(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    quant::dequantize_row(t, w.data() + static_cast<size_t>(r) * row_stride, wf.data() + static_cast<size_t>(r) * cols,
+                          cols);
+  for (int tk = 0; tk < n_tok; ++tk)
+    for (int r = 0; r < rows; ++r) {
+      double ref = 0, mag = 0;
+      for (int c = 0; c < cols; ++c) {
+        const double p = static_cast<double>(wf[static_cast<size_t>(r) * cols + c]) * x[static_cast<size_t>(tk) * cols + c];
+        ref += p;
+        mag += std::fabs(p);
+      }
+      const float got = y[static_cast<size_t>(tk) * rows + r];
+      ASSERT_TRUE(std::isfinite(got)) << "token " << tk << " row " << r;
+      ASSERT_NEAR(got, ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
+    }
 }
 
 }  // namespace rocforge::test

@@ -26,28 +26,6 @@ bool must_serve(const device::GpuBackend& gpu) {
   return std::string(gpu.api().backend_name) == "cuda" && info.cc_major >= 8;
 }
 
-// y [n_tok][rows] against X W^T of the dequantized rows (row_stride bytes apart in w), in double, within
-// the f16 rounding of W and X (each < 2^-11 relative): 2e-3 of sum |w x| plus 1e-5.
-void expect_product(GgmlType t, const std::vector<uint8_t>& w, size_t row_stride, const std::vector<float>& x,
-                    const std::vector<float>& y, int rows, int cols, int n_tok) {
-  std::vector<float> wf(static_cast<size_t>(rows) * cols);
-  for (int r = 0; r < rows; ++r)
-    quant::dequantize_row(t, w.data() + static_cast<size_t>(r) * row_stride, wf.data() + static_cast<size_t>(r) * cols,
-                          cols);
-  for (int tk = 0; tk < n_tok; ++tk)
-    for (int r = 0; r < rows; ++r) {
-      double ref = 0, mag = 0;
-      for (int c = 0; c < cols; ++c) {
-        const double p = static_cast<double>(wf[static_cast<size_t>(r) * cols + c]) * x[static_cast<size_t>(tk) * cols + c];
-        ref += p;
-        mag += std::fabs(p);
-      }
-      const float got = y[static_cast<size_t>(tk) * rows + r];
-      ASSERT_TRUE(std::isfinite(got)) << "token " << tk << " row " << r;
-      ASSERT_NEAR(got, ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
-    }
-}
-
 // rows x cols weights of type t, each row padded to row_stride bytes (the padding random too).
 std::vector<uint8_t> strided_weights(GgmlType t, int rows, int cols, size_t row_stride, std::mt19937& rng) {
   const size_t rb = quant::row_bytes(t, cols);
@@ -86,7 +64,7 @@ void check_product(const device::GpuBackend& gpu, GgmlType t, int rows, int cols
                                         dy.as<float>(), rows, cols, n_tok, nullptr);
   ASSERT_GE(rc, 0) << "matmul_hgemm declined a shape it serves";
   gpu.check(rc, "matmul_hgemm");
-  expect_product(t, w, row_stride, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
+  expect_f16_product(t, w, row_stride, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok);
 }
 
 const GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,   GgmlType::Q4_1,

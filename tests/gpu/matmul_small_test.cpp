@@ -5,7 +5,6 @@
 // runs as gpu_mma_small_fault. Fresh random inputs each run.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -28,27 +27,6 @@ bool must_serve(const device::GpuBackend& gpu) {
   rf_gpu_device_info info{};
   gpu.check(gpu.api().device_info(0, &info), "device info");
   return std::string(gpu.api().backend_name) == "cuda" && info.cc_major >= 8;
-}
-
-// y [n_tok][rows] against X W^T of the dequantized rows, in double, within the f16 rounding of W and
-// X (each < 2^-11 relative): 2e-3 of sum |w x| plus 1e-5.
-void expect_product(GgmlType t, const std::vector<uint8_t>& w, const std::vector<float>& x, const std::vector<float>& y,
-                    int rows, int cols, int n_tok) {
-  const size_t rb = quant::row_bytes(t, cols);
-  std::vector<float> wf(static_cast<size_t>(rows) * cols);
-  for (int r = 0; r < rows; ++r) quant::dequantize_row(t, w.data() + r * rb, wf.data() + static_cast<size_t>(r) * cols, cols);
-  for (int tk = 0; tk < n_tok; ++tk)
-    for (int r = 0; r < rows; ++r) {
-      double ref = 0, mag = 0;
-      for (int c = 0; c < cols; ++c) {
-        const double p = static_cast<double>(wf[static_cast<size_t>(r) * cols + c]) * x[static_cast<size_t>(tk) * cols + c];
-        ref += p;
-        mag += std::fabs(p);
-      }
-      const float got = y[static_cast<size_t>(tk) * rows + r];
-      ASSERT_TRUE(std::isfinite(got)) << "token " << tk << " row " << r;
-      ASSERT_NEAR(got, ref, 2e-3 * mag + 1e-5) << "token " << tk << " row " << r;
-    }
 }
 
 // Every shape the launcher picks (one, two and four 16-token fragments; two and four 16-row fragments
@@ -97,7 +75,7 @@ TEST(MatmulSmall, EveryShapeMatchesDequantizedProduct) {
                                       &c.rows, &y, nullptr),
                  "matmul_f16_parts");
       ASSERT_NO_FATAL_FAILURE(
-          expect_product(c.t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * c.rows), c.rows, c.cols, n_tok));
+          expect_f16_product(c.t, w, rb, x, dy.download<float>(static_cast<size_t>(n_tok) * c.rows), c.rows, c.cols, n_tok));
     }
   }
 }
@@ -157,7 +135,8 @@ TEST(MatmulSmallSelfCheck, AFailedCheckDeclines) {
   dy.poison();
   gpu->check(api.matmul_f16(static_cast<uint32_t>(t), dw->get(), rb, dx->as<float>(), y, rows, cols, n_tok, nullptr),
              "matmul_f16");
-  ASSERT_NO_FATAL_FAILURE(expect_product(t, w, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok));
+  ASSERT_NO_FATAL_FAILURE(
+      expect_f16_product(t, w, rb, x, dy.download<float>(static_cast<size_t>(n_tok) * rows), rows, cols, n_tok));
 }
 
 }  // namespace
