@@ -19,9 +19,10 @@
 // BF16 keep). The waves' sums meet in shared memory, halving each round in a fixed order:
 // deterministic, no workspace, graph-capturable.
 //
-// No AMD card runs here, so before it serves on a device the kernel passes gemm_exact_check (a small
-// exact problem against the fp32 kernel, gemm_check.h); on a mismatch it declines for good, stderr
-// says why and matmul_f16's other paths serve (a wrong fragment layout costs speed, never answers).
+// No AMD card runs here, so before it serves on a device the kernel passes gemm_exact_check (small
+// exact problems against the fp32 kernel, gemm_check.h: F32 weights for the fragment layouts, Q8_0
+// and Q4_1 for the decode in f16 arithmetic); on a mismatch it declines for good, stderr says why and
+// matmul_f16's other paths serve (a wrong fragment layout or f16 operation costs speed, never answers).
 // NVIDIA runs this same kernel where ROCFORGE_GPU_MMA_SMALL=1 selects it, so its indexing is checked
 // on real hardware with NVIDIA's fragments.
 #include <atomic>
@@ -269,13 +270,23 @@ int small_ready(hipStream_t s) {
       }
       return 0;
     };
-    // Test hook: ROCFORGE_GPU_MMA_SMALL_FAULT=1 spoils one product of the check (ctest
-    // gpu_mma_small_fault).
+    // F32 weights check the fragment layouts (runs through dequant8); Q8_0 and Q4_1 the decode from
+    // the codes in f16 arithmetic (FastB: subtract and multiply; fused multiply-add), which is the
+    // AMD build's own code (packed _Float16), not NVIDIA's PTX. Test hook:
+    // ROCFORGE_GPU_MMA_SMALL_FAULT=1 spoils one product of the first (ctest gpu_mma_small_fault).
     char why[160] = "";
-    const int r = gemm_exact_check(s, gemm, env_int("ROCFORGE_GPU_MMA_SMALL_FAULT", 0) != 0, why, sizeof why);
+    int r = 0;
+    const char* failed = "";
+    for (uint32_t t : {kF32, kQ8_0, kQ4_1}) {
+      const bool spoil = t == kF32 && env_int("ROCFORGE_GPU_MMA_SMALL_FAULT", 0) != 0;
+      r = gemm_exact_check(s, gemm, spoil, why, sizeof why, t);
+      failed = t == kF32 ? "" : t == kQ8_0 ? ", Q8_0 weights" : ", Q4_1 weights";
+      if (r != 0) break;
+    }
     if (r == 1)
-      std::fprintf(stderr, "rocforge: the small-batch GEMM (matmul_small) disagrees with the fp32 kernel (%s); not used\n",
-                   why);
+      std::fprintf(stderr,
+                   "rocforge: the small-batch GEMM (matmul_small) disagrees with the fp32 kernel (%s%s); not used\n", why,
+                   failed);
     if (r < 0) std::fprintf(stderr, "rocforge: the small-batch GEMM's check could not run; not used\n");
     state = r == 0 ? 1 : -1;
   }
