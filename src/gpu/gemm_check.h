@@ -5,6 +5,7 @@
 // layout or a misread ABI then costs speed, never answers).
 #pragma once
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -87,6 +88,23 @@ int gemm_exact_check(hipStream_t s, Gemm&& gemm, bool spoil, char* why, size_t w
   (void)hipGetLastError();
   (void)hipFree(buf);
   return rc;
+}
+
+// A checked path's decision on the current device, made once: states[dev] is 0 (not decided yet), 1
+// (serves) or -1 (does not). Undecided, `decide()` (returning 1 or -1) runs now - unless `s` is being
+// captured into a graph, which the check's synchronisation would break: then 0, and another path
+// serves the capture; a later uncaptured call decides. states holds 64 devices.
+template <class Decide>
+int decide_once(std::atomic<int>* states, hipStream_t s, Decide&& decide) {
+  int dev = 0;
+  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return -1;
+  int state = states[dev].load(std::memory_order_acquire);
+  if (state != 0) return state;
+  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
+  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
+  state = decide();
+  states[dev].store(state, std::memory_order_release);
+  return state;
 }
 
 }  // namespace rocforge::gpu

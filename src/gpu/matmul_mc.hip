@@ -230,30 +230,20 @@ bool device_has_matrix_unit() {
 }
 
 int matmul_mc_ready(hipStream_t s) {
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return -1;
-  int state = g_state[dev].load(std::memory_order_acquire);
-  if (state != 0) return state;
-  // The check synchronises the stream, which a graph being captured cannot: the fp32 kernel serves
-  // the capture, and a later uncaptured call checks.
-  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
-  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
-  char why[160] = "";
-  if (env_int("ROCFORGE_GPU_MC", 1) == 0 || !device_has_matrix_unit()) {
-    state = -1;
-  } else {
+  // While `s` is captured the fp32 kernel serves the capture, and a later uncaptured call checks.
+  return decide_once(g_state, s, [&] {
+    if (env_int("ROCFORGE_GPU_MC", 1) == 0 || !device_has_matrix_unit()) return -1;
     // The backend has no logger: a device that fails the check says so once on stderr (it then
     // runs the fp32 kernel, so its prompts are slower, not wrong).
     // Test hook: ROCFORGE_GPU_MC_FAULT=1 spoils one product of the check, so the fallback runs
     // where the kernel is right (ctest gpu_matmul_mc_fault).
+    char why[160] = "";
     const int r = gemm_exact_check(s, launch, env_int("ROCFORGE_GPU_MC_FAULT", 0) != 0, why, sizeof why);
     if (r == 1)
       std::fprintf(stderr, "rocforge: the matrix-unit GEMM disagrees with the fp32 kernel (%s); not used\n", why);
     if (r < 0) std::fprintf(stderr, "rocforge: the matrix-unit GEMM's self-check could not run; not used\n");
-    state = r == 0 ? 1 : -1;
-  }
-  g_state[dev].store(state, std::memory_order_release);
-  return state;
+    return r == 0 ? 1 : -1;
+  });
 }
 
 int matmul_mc(uint32_t type, const void* w, size_t row_stride, const float* x, float* y, int rows, int cols, int n_tok,

@@ -247,15 +247,8 @@ std::atomic<int> g_state[64];
 // Whether the kernel serves on the current device, running its check on first use with stream `s`
 // (0: undecided, as while `s` is being captured: the check synchronises it).
 int small_ready(hipStream_t s) {
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess || dev < 0 || dev >= 64) return -1;
-  int state = g_state[dev].load(std::memory_order_acquire);
-  if (state != 0) return state;
-  hipStreamCaptureStatus cs = hipStreamCaptureStatusNone;
-  if (hipStreamIsCapturing(s, &cs) != hipSuccess || cs != hipStreamCaptureStatusNone) return 0;
-  if (!device_has_matrix_unit()) {
-    state = -1;
-  } else {
+  return decide_once(g_state, s, [&] {
+    if (!device_has_matrix_unit()) return -1;
     // The check's problem has 70 tokens: two launches of at most kSmallMaxTokens.
     auto gemm = [](uint32_t t, const void* cw, size_t stride, const float* cx, float* cy, int r, int c, int n,
                    hipStream_t q) {
@@ -288,10 +281,8 @@ int small_ready(hipStream_t s) {
                    "rocforge: the small-batch GEMM (matmul_small) disagrees with the fp32 kernel (%s%s); not used\n", why,
                    failed);
     if (r < 0) std::fprintf(stderr, "rocforge: the small-batch GEMM's check could not run; not used\n");
-    state = r == 0 ? 1 : -1;
-  }
-  g_state[dev].store(state, std::memory_order_release);
-  return state;
+    return r == 0 ? 1 : -1;
+  });
 }
 
 }  // namespace
