@@ -185,6 +185,7 @@ int stream_create(rf_stream* s) {
 int stream_destroy(rf_stream s) {
   if (!s) return 0;
   mma_release_stream(st(s));
+  whole_release(st(s));
   return check(hipStreamDestroy(st(s)), "stream destroy");
 }
 int stream_sync(rf_stream s) { return check(hipStreamSynchronize(st(s)), "stream sync"); }

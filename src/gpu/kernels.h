@@ -116,6 +116,9 @@ int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const floa
                      const int* part_rows, float* const* y, hipStream_t s);
 // A stream about to be destroyed gives back what matmul_mma keeps for it (its X fragment slot).
 void mma_release_stream(hipStream_t s);
+// A stream about to be destroyed gives back the device's one-launch sampler if it held it
+// (sampling_state.h's whole_claim).
+void whole_release(hipStream_t s);
 // The small-batch GEMM for every matrix unit (matmul_small.hip): AMD's matmul_mma, and NVIDIA's
 // where ROCFORGE_GPU_MMA_SMALL=1 selects it (tests, benchmarks). small_gemm_selected: whether it
 // stands in for the tensor-core kernel in this build and process; small_max_tokens: the tokens it

@@ -579,7 +579,11 @@ struct Passes {
   bool scan = true, count = false, mass = false, draw = false;
   int whole = 0;  // entries a thread of sampling_whole.hip's launch holds; 0: not launched
 };
-Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
+// `s`: the stream the launches go to, whose claim on the device's one-launch sampler decides
+// whether that path may serve (whole_claim; the legacy null stream needs none: its work never runs
+// beside another stream's); nullptr for sample_launches' question, which asks what an owning stream
+// would launch.
+Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n, const hipStream_t* s) {
   Passes ps;
   if (!h_rows) return {true, true, true, true, 0};
   bool scan = false, rest = false;
@@ -596,10 +600,12 @@ Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
   }
   ps.draw = rest;
   // Rows without a top-k (every row the scan does not finish, when none has a top-k beyond it) in
-  // one launch where its blocks fit the device at once.
-  if (rest && !ps.count && (ps.whole = whole_per_thread(n_rows, n)) > 0) {
+  // one launch where its blocks fit the device at once and no other stream may run it meanwhile.
+  if (rest && !ps.count && (ps.whole = whole_per_thread(n_rows, n)) > 0 && (!s || !*s || whole_claim(*s))) {
     ps.scan = scan;
     ps.mass = ps.draw = false;
+  } else {
+    ps.whole = 0;
   }
   return ps;
 }
@@ -607,7 +613,7 @@ Passes passes_for(const rf_sample_row* h_rows, int n_rows, int n) {
 }  // namespace
 
 int sample_launches(const rf_sample_row* h_rows, int n_rows, int n_vocab) {
-  const Passes ps = passes_for(h_rows, n_rows, n_vocab);
+  const Passes ps = passes_for(h_rows, n_rows, n_vocab, nullptr);
   return (ps.scan ? 1 : 0) | (ps.count ? 2 : 0) | (ps.mass ? 4 : 0) | (ps.draw ? 8 : 0) | (ps.whole << 2);  // whole: 32 / 64 / 128
 }
 
@@ -660,7 +666,7 @@ int sample(const float* logits, int n_vocab, float temperature, int top_k, float
   if (!(top_p > 0.f)) return fail("sample: top_p = %g must be > 0", top_p);
   if (min_p > 1.f) return fail("sample: min_p = %g must be <= 1", min_p);
   const rf_sample_row one{temperature, top_k, top_p, min_p, u};
-  return launch_all(logits, n_vocab, 1, nullptr, one, passes_for(&one, 1, n_vocab), token, ws, s);
+  return launch_all(logits, n_vocab, 1, nullptr, one, passes_for(&one, 1, n_vocab, &s), token, ws, s);
 }
 
 int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_row* rows, const rf_sample_row* h_rows,
@@ -670,7 +676,7 @@ int sample_rows(const float* logits, int n_vocab, int n_rows, const rf_sample_ro
   if (n_rows == 0) return 0;
   if (const int rc = check_workspace(n_rows, n_vocab, ws, ws_bytes, "sample_rows")) return rc;
   // The rows' parameters are already on the device: the caller checks them as sample() would.
-  return launch_all(logits, n_vocab, n_rows, rows, rf_sample_row{}, passes_for(h_rows, n_rows, n_vocab), tokens, ws, s);
+  return launch_all(logits, n_vocab, n_rows, rows, rf_sample_row{}, passes_for(h_rows, n_rows, n_vocab, &s), tokens, ws, s);
 }
 
 }  // namespace rocforge::gpu

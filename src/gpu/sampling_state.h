@@ -213,6 +213,12 @@ __device__ unsigned long long find_block(const Sum& sum, int B, float u, unsigne
 // where the row's blocks would not all fit on the device at once (the launches of sampling.hip
 // then serve them); ROCFORGE_GPU_SAMPLE_WHOLE=0 / 8 / 16 / 32 overrides (a size that does not fit: 0).
 int whole_per_thread(int n_rows, int n_vocab);
+// Whose the device's one-launch sampler is. Its blocks wait for each other, which is safe only while
+// no launch on another stream waits the same way: two such launches at once could each hold part of
+// the device and wait forever for blocks that cannot become resident. So one stream a device runs
+// it: the first to ask claims it (true), others get false (and the separate launches) until
+// whole_release(owner) (kernels.h), which stream_destroy calls.
+bool whole_claim(hipStream_t s);
 int launch_whole(int per_thread, const float* logits, int n, int n_rows, const rf_sample_row* d_rows,
                  const rf_sample_row& one, int32_t* tokens, void* ws, hipStream_t s);
 

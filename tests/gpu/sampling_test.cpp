@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -321,6 +324,79 @@ TEST(GpuSampling, TopKAtTheFastPathsLimitsMatchesReference) {
                                 {1.2f, 65, 0.95f, 0.f}, {1.f, 100, 0.9f, 0.f}, {2.f, 256, 1.f, 0.f},
                                 {2.f, 257, 0.99f, 0.f}, {0.8f, 40, 1.f, 0.3f}},
                                4);
+}
+
+// Two streams sampling rows without a top-k at the same moment, each call sized so its blocks
+// fill most of the device: the one-launch sampler's blocks wait for each other, so two of its
+// launches sharing the device could wait forever on blocks that never become resident. One stream
+// a device may run it (whole_claim: here the first lane; the legacy null stream the other tests use
+// needs no claim); both streams' tokens must be the reference's, and the calls must finish (a
+// watchdog fails the test instead of hanging it).
+TEST(GpuSampling, TwoStreamsAtOnceFinishWithTheReferenceTokens) {
+  ROCFORGE_REQUIRE_GPU(gpu);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  unsetenv("ROCFORGE_GPU_SAMPLE_WHOLE");
+  const auto& api = gpu->api();
+  const int n = 128256;
+  // The most rows one launch of the widest entries-a-thread still takes in one go.
+  int rows = 1;
+  while (rows < 256) {
+    std::vector<rf_sample_row> probe(rows * 2, rf_sample_row{1.f, 0, 0.9f, 0.f, 0.5f});
+    if ((api.sample_launches(probe.data(), rows * 2, n) >> 5) == 0) break;
+    rows *= 2;
+  }
+  SCOPED_TRACE("rows a call " + std::to_string(rows));
+  struct Lane {
+    rf_stream s = nullptr;
+    std::vector<float> logits;
+    std::vector<rf_sample_row> params;
+    std::unique_ptr<DeviceBuffer> dl, dp, ws;
+    std::unique_ptr<DeviceBuffer> tok;
+  };
+  Lane lanes[2];
+  for (Lane& L : lanes) {
+    gpu->check(api.stream_create(&L.s), "stream");
+    L.logits = random_floats(rng, static_cast<size_t>(rows) * n, -6.f, 4.f);
+    for (int i = 0; i < 20 * rows; ++i) L.logits[rng() % L.logits.size()] += 6.f;
+    for (int r = 0; r < rows; ++r)
+      L.params.push_back({r % 2 ? 0.8f : 1.f, 0, r % 3 ? 0.9f : 1.f, 0.f,
+                          std::uniform_real_distribution<float>(0.f, 1.f)(rng)});
+    L.dl = to_device(*gpu, L.logits);
+    L.dp = to_device(*gpu, L.params);
+    L.ws = workspace(*gpu, rows, n);
+    L.tok = std::make_unique<DeviceBuffer>(*gpu, rows * sizeof(int32_t));
+    L.tok->poison();
+  }
+  // Calls alternate between the streams without waiting, so they overlap on the device.
+  constexpr int kCalls = 24;
+  for (int c = 0; c < kCalls; ++c)
+    for (Lane& L : lanes)
+      gpu->check(api.sample_rows(L.dl->as<float>(), n, rows, L.dp->as<rf_sample_row>(), L.params.data(),
+                                 L.tok->as<int32_t>(), L.ws->get(), L.ws->bytes(), L.s),
+                 "sample_rows");
+  auto done = std::async(std::launch::async, [&] {
+    int rc = 0;
+    for (Lane& L : lanes) rc |= api.stream_sync(L.s);
+    return rc;
+  });
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    ADD_FAILURE() << "two streams' sampling calls did not finish within 60 s (blocks waiting on each other)";
+    std::fflush(nullptr);
+    std::_Exit(1);  // the device is stuck: nothing after this could run
+  }
+  ASSERT_EQ(done.get(), 0) << api.last_error();
+  for (Lane& L : lanes) {
+    const auto got = L.tok->download<int32_t>(rows);
+    for (int r = 0; r < rows; ++r) {
+      const std::vector<float> row(L.logits.begin() + static_cast<size_t>(r) * n,
+                                   L.logits.begin() + static_cast<size_t>(r + 1) * n);
+      const rf_sample_row& p = L.params[r];
+      EXPECT_EQ(got[r], sample_ref(row, p.temperature, p.top_k, p.top_p, p.min_p, p.u)) << "row " << r;
+    }
+    gpu->check(api.stream_destroy(L.s), "stream destroy");
+  }
 }
 
 TEST(GpuSampling, BadParametersAreErrors) {
