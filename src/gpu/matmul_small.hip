@@ -209,8 +209,17 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
 #endif
 }
 
-// The kernel shape for n_tok tokens: four row fragments a block where the grid still gives every
-// multiprocessor two blocks, else two; fewer row fragments as the token fragments grow (registers).
+// The kernel shape for n_tok tokens. The loop waits on loads, so what sets the speed is how many
+// waves stream rows at once: up to 16 tokens the widest row tile that still gives every
+// multiprocessor two blocks, else one row fragment a block; for 17-32 tokens two row fragments where
+// every multiprocessor still gets a block, else one; beyond, one (registers). H100 with
+// ROCFORGE_GPU_MMA_SMALL=1, `gpu_bench --batched-only`, 8B shapes, us at 16 tokens, two row
+// fragments -> one: q/k/v (6144 rows) q4_k 19.3 -> 17.6, q6_k_g8 25.2 -> 22.1, q4_0_g8 21.8 -> 19.4,
+// q8_0_g8 22.6 -> 20.9; o 16.3 -> 14.5 (q4_k), down 49.1 -> 42.8, 58.9 -> 49.9, 48.8 -> 43.2, 54.4 ->
+// 49.8; gate/up keeps four (q4_0_g8 61.0, 85.3 on one). At 32 tokens down 67.3 -> 49.3 (q4_k), 77.7 ->
+// 63.4 (q6_k_g8), o and the rest within 2%, while q/k/v's 192 blocks of two beat 384 of one (25.0
+// against 32.2). ROCFORGE_GPU_SMALL_RT=1 / 2 / 4 forces a row tile where it exists (tests, A/B runs),
+// -1 the twenty-eighth pass's rule (four where wide, else two; two for 17-32 tokens).
 // Measured and not kept (H100, AMD's switches, pp8 / 16 / 32 / 64 tok/s, 8B Q4_K_M and 1B Q4_0): two
 // chunks in flight a wave for up to 16 tokens, 8B 948 / 1873 -> 944 / 1835, 1B 4549 / 8648 -> 4859 /
 // 9298 (mixed); and for up to 32 tokens, 8B 3149 -> 2035 (spills); for 33-64 tokens two row fragments
@@ -222,9 +231,22 @@ int launch(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& ou
     kernel<<<(rows + 16 * rt - 1) / (16 * rt), kSmallThreads, 0, s>>>(w, row_stride, x, out, rows, cols, n_tok);
     return check(hipGetLastError(), "matmul_small");
   };
-  const bool wide = rows >= 2 * multiprocessors() * 64;
-  if (n_tok <= 16) return wide ? go(matmul_small_kernel<F, 4, 1>, 4) : go(matmul_small_kernel<F, 2, 1>, 2);
-  if (n_tok <= 32) return go(matmul_small_kernel<F, 2, 2>, 2);
+  static const int forced = env_int("ROCFORGE_GPU_SMALL_RT", 0);
+  const int sms = multiprocessors();
+  auto blocks = [&](int rt) { return (rows + 16 * rt - 1) / (16 * rt); };
+  if (n_tok <= 16) {
+    int rt = blocks(4) >= 2 * sms ? 4 : blocks(2) >= 2 * sms ? 2 : 1;
+    if (forced == -1) rt = rows >= 2 * sms * 64 ? 4 : 2;
+    if (forced == 1 || forced == 2 || forced == 4) rt = forced;
+    return rt == 4 ? go(matmul_small_kernel<F, 4, 1>, 4)
+                   : rt == 2 ? go(matmul_small_kernel<F, 2, 1>, 2) : go(matmul_small_kernel<F, 1, 1>, 1);
+  }
+  if (n_tok <= 32) {
+    int rt = blocks(2) >= sms ? 2 : 1;
+    if (forced == -1) rt = 2;
+    if (forced == 1 || forced == 2) rt = forced;
+    return rt == 2 ? go(matmul_small_kernel<F, 2, 2>, 2) : go(matmul_small_kernel<F, 1, 2>, 1);
+  }
   return go(matmul_small_kernel<F, 1, 4>, 1);
 }
 

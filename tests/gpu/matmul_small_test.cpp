@@ -47,7 +47,11 @@ TEST(MatmulSmall, EveryShapeMatchesDequantizedProduct) {
   std::mt19937 rng(seed);
   rf_gpu_device_info info{};
   gpu->check(api.device_info(0, &info), "device info");
-  const int wide_rows = 2 * info.multiprocessors * 64 + 13;  // four row fragments a block
+  // Up to 16 tokens, four row fragments a block where that still gives every multiprocessor two
+  // blocks (wide_rows), else two where that does (mid_rows), else one (the small cases); 17-32
+  // tokens take two where every multiprocessor gets a block (wide_rows again), else one.
+  const int wide_rows = 2 * info.multiprocessors * 64 + 13;
+  const int mid_rows = 2 * info.multiprocessors * 32 + 13;
   struct Case {
     GgmlType t;
     int rows, cols;
@@ -57,13 +61,13 @@ TEST(MatmulSmall, EveryShapeMatchesDequantizedProduct) {
                         {GgmlType::Q3_K, 70, 256},          {GgmlType::IQ4_XS, 70, 256},
                         {GgmlType::MXFP4, 70, 96},          {GgmlType::BF16, 33, 160},
                         {GgmlType::F32, 33, 160},           {GgmlType::Q4_K, wide_rows, 256},
-                        {GgmlType::Q5_0, wide_rows, 96}};
+                        {GgmlType::Q5_0, wide_rows, 96},   {GgmlType::Q6_K, mid_rows, 256}};
   for (const Case& c : cases) {
     const size_t rb = quant::row_bytes(c.t, c.cols);
     const auto w = random_weights(c.t, c.rows, c.cols, rng, false);
     auto dw = to_device(*gpu, w);
     for (int n_tok : {1, 5, 16, 17, 32, 33, 64}) {
-      if (c.rows == wide_rows && n_tok > 17) continue;  // the wide shape is for up to 16 tokens
+      if ((c.rows == wide_rows || c.rows == mid_rows) && n_tok > 17) continue;  // their shapes are covered
       SCOPED_TRACE(std::string(ggml_type_name(c.t)) + " rows " + std::to_string(c.rows) + " cols " +
                    std::to_string(c.cols) + " tokens " + std::to_string(n_tok));
       const auto x = random_floats(rng, static_cast<size_t>(n_tok) * c.cols);
