@@ -184,7 +184,7 @@ int stream_create(rf_stream* s) {
 }
 int stream_destroy(rf_stream s) {
   if (!s) return 0;
-  mma_release_stream(st(s));
+  x_slot_release(st(s));
   whole_release(st(s));
   return check(hipStreamDestroy(st(s)), "stream destroy");
 }

@@ -54,6 +54,9 @@ __device__ inline void rf_wave_sync() {
 }
 // A short pause in a spin-wait on another block's store (frees issue slots for the waves working).
 __device__ inline void rf_spin_pause() { __builtin_amdgcn_s_sleep(1); }
+// The device address of a __device__ variable.
+template <class T>
+inline hipError_t rf_symbol_address(void** p, T& sym) { return hipGetSymbolAddress(p, reinterpret_cast<const void*>(&sym)); }
 
 #else
 // ---------------------------------------------------------------- NVIDIA / CUDA (nvcc)
@@ -139,6 +142,8 @@ __device__ inline int rf_shfl_up(int v, int delta) { return __shfl_up_sync(0xfff
 __device__ inline float rf_half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ inline uint16_t rf_float_to_half(float f) { return __half_as_ushort(__float2half_rn(f)); }
 __device__ inline void rf_wave_sync() { __syncwarp(); }
+template <class T>
+inline hipError_t rf_symbol_address(void** p, T& sym) { return cudaGetSymbolAddress(p, sym); }
 __device__ inline void rf_spin_pause() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   __nanosleep(32);

@@ -114,8 +114,13 @@ int matmul_mma(uint32_t type, const void* w, size_t row_stride, const float* x, 
 // part i's rows going to its own y[i] [n_tok][part_rows[i]].
 int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok, int n_parts,
                      const int* part_rows, float* const* y, hipStream_t s);
-// A stream about to be destroyed gives back what matmul_mma keeps for it (its X fragment slot).
-void mma_release_stream(hipStream_t s);
+// A per-stream slot of static device memory for the small-batch GEMMs' X prepared once a call as
+// f16 (x_slot.hip): kXSlotTokens x kXSlotMaxCols halves; nullptr where the device's four slots are
+// taken. A stream about to be destroyed gives its slot back (x_slot_release).
+constexpr int kXSlotTokens = 64, kXSlotMaxCols = 32768;
+constexpr size_t kXSlotBytes = size_t(kXSlotTokens) * kXSlotMaxCols * 2;
+uint4* x_slot(hipStream_t s);
+void x_slot_release(hipStream_t s);
 // A stream about to be destroyed gives back the device's one-launch sampler if it held it
 // (sampling_state.h's whole_claim).
 void whole_release(hipStream_t s);

@@ -188,46 +188,10 @@ __global__ void x_frag_kernel(const float* __restrict__ x, int cols, int n_tok, 
       make_uint4(pack_h2(lo.x, lo.z), pack_h2(hi.x, hi.z), pack_h2(lo.y, lo.w), pack_h2(hi.y, hi.w));
 }
 
-// The fragments live in static device memory, a slot per stream: no allocation, so a graph capture
-// may record the first call, and two streams never share one. Four slots of 64 tokens x 32768
-// columns (16 MB a device); a fifth stream's products go to matmul_f16's other paths.
-constexpr int kXSlots = 4, kXMaxCols = 32768;
-constexpr size_t kXSlotWords = size_t(kMmaMaxTokens) * kXMaxCols / 8;
-__device__ uint4 g_x_frag[kXSlots][kXSlotWords];
-
-struct XFragOwner {
-  int dev, slot;
-  hipStream_t stream;
-};
-std::mutex g_x_frag_mu;
-std::vector<XFragOwner> g_x_frag_owners;
-
-uint4* x_frag_slot(hipStream_t s) {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return nullptr;
-  std::lock_guard<std::mutex> lock(g_x_frag_mu);
-  int slot = -1;
-  unsigned taken = 0;
-  for (const XFragOwner& o : g_x_frag_owners) {
-    if (o.dev != dev) continue;
-    if (o.stream == s) slot = o.slot;
-    taken |= 1u << o.slot;
-  }
-  if (slot < 0) {
-    for (int i = 0; i < kXSlots && slot < 0; ++i)
-      if (!(taken & (1u << i))) slot = i;
-    if (slot < 0) return nullptr;
-    g_x_frag_owners.push_back({dev, slot, s});
-  }
-  static void* base[64] = {};
-  if (dev < 0 || dev >= 64) return nullptr;
-  if (!base[dev] && cudaGetSymbolAddress(&base[dev], g_x_frag) != cudaSuccess) {
-    (void)cudaGetLastError();
-    base[dev] = nullptr;
-    return nullptr;
-  }
-  return static_cast<uint4*>(base[dev]) + static_cast<size_t>(slot) * kXSlotWords;
-}
+// The fragments go to the stream's slot of static device memory (x_slot.hip): 64 tokens x 32768
+// columns; a fifth stream's products read X's fp32 rows.
+static_assert(kXSlotTokens >= kMmaMaxTokens, "a slot holds a call's fragments");
+constexpr int kXMaxCols = kXSlotMaxCols;
 
 // Warps 1 .. 7 hand their sums to warp 0 through `red` ([kMmaWarps - 1][MT RT 4][32] floats), which
 // adds them in warp order and stores Y. Ends the kernel for every warp.
@@ -446,7 +410,7 @@ int launch_mma(const uint8_t* w, size_t row_stride, const float* x, const MmaOut
                hipStream_t s) {
   if constexpr (FastB<F>::value) {
     static const bool frag_env = env_int("ROCFORGE_GPU_MMA_XFRAG", 1) != 0;  // 0: the fp32 rows (A/B runs)
-    if (uint4* slot = frag_env && cols <= kXMaxCols ? x_frag_slot(s) : nullptr) {
+    if (uint4* slot = frag_env && cols <= kXMaxCols ? x_slot(s) : nullptr) {
       const int mt = (n_tok + 15) / 16, words = mt * (cols / 32) * 64;
       x_frag_kernel<<<(words + 255) / 256, 256, 0, s>>>(x, cols, n_tok, mt, slot);
       if (const int rc = check(cudaGetLastError(), "matmul_mma (X fragments)"); rc != 0) return rc;
@@ -486,17 +450,6 @@ int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const floa
   return rc;
 }
 
-// The stream is being destroyed: its X fragment slot is free for the next one (a new stream may
-// reuse the handle's value).
-void mma_release_stream(hipStream_t s) {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return;
-  std::lock_guard<std::mutex> lock(g_x_frag_mu);
-  auto& v = g_x_frag_owners;
-  v.erase(std::remove_if(v.begin(), v.end(), [&](const XFragOwner& o) { return o.dev == dev && o.stream == s; }),
-          v.end());
-}
-
 #else  // HIP: the small-batch GEMM for every matrix unit (matmul_small.hip) serves instead.
 
 int mma_max_tokens() { return small_max_tokens(); }
@@ -504,7 +457,6 @@ int matmul_mma_parts(uint32_t type, const void* w, size_t row_stride, const floa
                      const int* part_rows, float* const* y, hipStream_t s) {
   return matmul_small_parts(type, w, row_stride, x, cols, n_tok, n_parts, part_rows, y, s);
 }
-void mma_release_stream(hipStream_t) {}
 
 #endif
 

@@ -13,7 +13,8 @@
 // 16-token fragments); the waves split the chunks of the rows (the k split over the waves). Each lane
 // decodes its runs of a chunk (mma_frag.h: kChunkRun consecutive elements of its kRunRows rows, no
 // shared-memory tile) and loads X at the same elements, so a chunk costs each lane one small decode
-// a row fragment and one or two vector loads a token row. The quantized formats decode their runs
+// a row fragment and one or two vector loads a token row (for longer steps X comes as halves made
+// once a call into the stream's x_slot, so every block does not convert it again). The quantized formats decode their runs
 // straight from the codes in f16 arithmetic (mma_fastb.h's FastB, shared with NVIDIA's kernel: H100
 // with AMD's switches, 8B Q4_K_M pp16 1874 -> 2492 tok/s against runs through dequant8, which F32 and
 // BF16 keep). The waves' sums meet in shared memory, halving each round in a fixed order:
@@ -41,6 +42,7 @@ namespace {
 
 constexpr int kSmallThreads = 256;
 constexpr int kSmallMaxTokens = 64;
+static_assert(kXSlotTokens >= kSmallMaxTokens, "a stream's X slot holds a call's halves");
 
 #if defined(__HIP__) || defined(__HIPCC__)
 #define RF_SMALL_BOUNDS __launch_bounds__(kSmallThreads)
@@ -81,6 +83,27 @@ __device__ inline void x_run(const float* row, int c, uint32_t (&p)[M::kChunkRun
   }
 }
 
+// X as f16 once a call (the stream's x_slot): each 4-element group's halves in FastB's pair order
+// ((0, 2), (1, 3): what x_run<M, true> packs), so a lane's run of X is kChunkRun / 8 16-byte loads
+// and no conversions. Same roundings as x_run: the products are bit-identical either way.
+__global__ void x_half_kernel(const float* __restrict__ x, int n_groups, uint2* __restrict__ out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;  // one 4-element group of X's n_tok rows
+  if (i >= n_groups) return;
+  const float4 f = reinterpret_cast<const float4*>(x)[i];
+  out[i] = make_uint2(pack_h2(f.x, f.z), pack_h2(f.y, f.w));
+}
+
+// The lane's run of chunk c of one token row of the halves (row: that token's halves + the lane's
+// run start, null past the last token: zeros); the same pairs as x_run<M, true>.
+template <class M>
+__device__ inline void x_run_half(const uint16_t* row, int c, uint32_t (&p)[M::kChunkRun / 2]) {
+#pragma unroll
+  for (int q = 0; q < M::kChunkRun / 8; ++q) {
+    const uint4 v = row ? *reinterpret_cast<const uint4*>(row + 32 * c + 8 * q) : make_uint4(0u, 0u, 0u, 0u);
+    p[4 * q] = v.x, p[4 * q + 1] = v.y, p[4 * q + 2] = v.z, p[4 * q + 3] = v.w;
+  }
+}
+
 // acc += the chunk's products: the lane's weight runs bw (one per row fragment) against X's runs ax
 // (one per token fragment), both as f16 pairs in the same element order.
 template <class M, int RT, int MT>
@@ -106,8 +129,8 @@ __device__ inline void multiply_runs(const uint32_t (&bw)[RT][M::kRunRows][M::kC
 // Y[n_tok][rows] = X[n_tok][cols] W^T for n_tok <= 16 MT, a block per 16 RT rows (see the top).
 template <class F, int RT, int MT>
 __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ w, size_t stride,
-                                                    const float* __restrict__ x, MmaOut out, int rows, int cols,
-                                                    int n_tok) {
+                                                    const float* __restrict__ x, const uint16_t* __restrict__ xh,
+                                                    MmaOut out, int rows, int cols, int n_tok) {
 #if RF_MMA_KIND != 0
   using M = MmaFrag;
   constexpr int kWaves = kSmallThreads / M::kWave;  // 8 (NVIDIA, RDNA) or 4 (CDNA)
@@ -130,6 +153,11 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
       const int tok = 16 * m + M::run_row(lane, i);
       xr[m][i] = tok < n_tok ? x + static_cast<size_t>(tok) * cols + start : nullptr;
     }
+  const uint16_t* xhr[MT][kRR];  // the same rows of the halves (xh: FastB formats with a slot)
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int i = 0; i < kRR; ++i) xhr[m][i] = xh && xr[m][i] ? xh + (xr[m][i] - x) : nullptr;
   typename M::C acc[MT][RT];
   const int n_chunks = cols / 32;
   if constexpr (FastB<F>::value) {
@@ -151,10 +179,17 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
       for (int u = 0; u < 2; ++u) {
         if (u && !two) break;  // uniform over the wave
         uint32_t ax[MT][kRR][kPairs];
+        if (xh) {  // uniform over the launch
 #pragma unroll
-        for (int m = 0; m < MT; ++m)
+          for (int m = 0; m < MT; ++m)
 #pragma unroll
-          for (int i = 0; i < kRR; ++i) x_run<M, true>(xr[m][i], u ? c1 : c0, ax[m][i]);
+            for (int i = 0; i < kRR; ++i) x_run_half<M>(xhr[m][i], u ? c1 : c0, ax[m][i]);
+        } else {
+#pragma unroll
+          for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int i = 0; i < kRR; ++i) x_run<M, true>(xr[m][i], u ? c1 : c0, ax[m][i]);
+        }
         multiply_runs<M, RT, MT>(bw[u], ax, n_tok, acc);
       }
     }
@@ -205,7 +240,7 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
         if (tok < n_tok && row < rows) *out.at(tok, row) = acc[m][j].v[e];
       }
 #else
-  (void)w, (void)stride, (void)x, (void)out, (void)rows, (void)cols, (void)n_tok;
+  (void)w, (void)stride, (void)x, (void)xh, (void)out, (void)rows, (void)cols, (void)n_tok;
 #endif
 }
 
@@ -227,8 +262,27 @@ __global__ void RF_SMALL_BOUNDS matmul_small_kernel(const uint8_t* __restrict__ 
 template <class F>
 int launch(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& out, int rows, int cols, int n_tok,
            hipStream_t s) {
+  // The quantized formats read X as halves prepared once a call where the stream has a slot: beyond
+  // 32 tokens, and beyond 16 on rows of 4096 columns and more, where X's fp32 loads and conversions,
+  // which every block repeats, cost more than the extra launch. H100, AMD's switches, fp32 X ->
+  // halves, two rounds: 8B Q4_K_M pp32 3834 / 3835 -> 4000 / 3944, pp64 3549 / 3526 -> 4154 / 4143,
+  // `bench-serve` 32 streams 3298 -> 3550 agg tok/s; 1B Q4_0 pp64 17449 / 17625 -> 18629 / 18865,
+  // pp32 within 1% (its 2048 columns), steps of up to 16 tokens 0.5-1% slower with halves. Per call
+  // (`gpu_bench --batched-only`, 8B q4_k): 64 tokens gate/up 258.0 -> 211.4 us, down 130.1 -> 96.0.
+  // ROCFORGE_GPU_SMALL_XH=0 never, 1 at every size (tests, A/B runs).
+  static const int xh_env = env_int("ROCFORGE_GPU_SMALL_XH", -1);
+  const uint16_t* xh = nullptr;
+  if constexpr (FastB<F>::value) {
+    const bool want = xh_env == 1 || (xh_env != 0 && (n_tok > 32 || (n_tok > 16 && cols >= 4096)));
+    if (uint4* slot = want && cols <= kXSlotMaxCols ? x_slot(s) : nullptr) {
+      const int groups = n_tok * cols / 4;
+      x_half_kernel<<<(groups + 255) / 256, 256, 0, s>>>(x, groups, reinterpret_cast<uint2*>(slot));
+      if (const int rc = check(hipGetLastError(), "matmul_small (X halves)"); rc != 0) return rc;
+      xh = reinterpret_cast<const uint16_t*>(slot);
+    }
+  }
   auto go = [&](auto kernel, int rt) {
-    kernel<<<(rows + 16 * rt - 1) / (16 * rt), kSmallThreads, 0, s>>>(w, row_stride, x, out, rows, cols, n_tok);
+    kernel<<<(rows + 16 * rt - 1) / (16 * rt), kSmallThreads, 0, s>>>(w, row_stride, x, xh, out, rows, cols, n_tok);
     return check(hipGetLastError(), "matmul_small");
   };
   static const int forced = env_int("ROCFORGE_GPU_SMALL_RT", 0);
@@ -330,6 +384,7 @@ int small_max_tokens() {
       return 0;
     }
     small_ready(s);
+    x_slot_release(s);
     (void)hipStreamDestroy(s);
   }
   return g_state[dev].load(std::memory_order_acquire) > 0 ? kSmallMaxTokens : 0;
