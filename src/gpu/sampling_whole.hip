@@ -25,11 +25,8 @@
 // and declines (0) where they do not. Nothing waits on a kernel queued behind this one: PDL's next
 // kernel starts only after every block here has started. Nor on another launch of this kernel: one
 // stream a device may run it (whole_claim); the others take sampling.hip's separate launches.
-#include <algorithm>
-#include <mutex>
-#include <vector>
-
 #include "gpu/resident.h"
+#include "gpu/stream_slots.h"
 #include "gpu/sampling_state.h"
 
 namespace rocforge::gpu {
@@ -380,32 +377,11 @@ int whole_per_thread(int n_rows, int n_vocab) {
 }
 
 namespace {
-struct WholeOwner {
-  int dev;
-  hipStream_t stream;
-};
-std::mutex g_whole_mu;
-std::vector<WholeOwner> g_whole_owners;  // at most one a device
+StreamSlots g_whole(1);  // one stream a device may run whole_kernel
 }  // namespace
 
-bool whole_claim(hipStream_t s) {
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess) return false;
-  std::lock_guard<std::mutex> lock(g_whole_mu);
-  for (const WholeOwner& o : g_whole_owners)
-    if (o.dev == dev) return o.stream == s;
-  g_whole_owners.push_back({dev, s});
-  return true;
-}
-
-void whole_release(hipStream_t s) {
-  int dev = 0;
-  if (hipGetDevice(&dev) != hipSuccess) return;
-  std::lock_guard<std::mutex> lock(g_whole_mu);
-  auto& v = g_whole_owners;
-  v.erase(std::remove_if(v.begin(), v.end(), [&](const WholeOwner& o) { return o.dev == dev && o.stream == s; }),
-          v.end());
-}
+bool whole_claim(hipStream_t s) { return g_whole.claim(s) == 0; }
+void whole_release(hipStream_t s) { g_whole.release(s); }
 
 int launch_whole(int per_thread, const float* logits, int n, int n_rows, const rf_sample_row* d_rows,
                  const rf_sample_row& one, int32_t* tokens, void* ws, hipStream_t s) {
