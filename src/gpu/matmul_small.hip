@@ -26,6 +26,7 @@
 // matmul_f16's other paths serve (a wrong fragment layout or f16 operation costs speed, never answers).
 // NVIDIA runs this same kernel where ROCFORGE_GPU_MMA_SMALL=1 selects it, so its indexing is checked
 // on real hardware with NVIDIA's fragments.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <type_traits>
@@ -387,7 +388,12 @@ int small_max_tokens() {
     x_slot_release(s);
     (void)hipStreamDestroy(s);
   }
-  return g_state[dev].load(std::memory_order_acquire) > 0 ? kSmallMaxTokens : 0;
+  // ROCFORGE_GPU_MMA_MAX caps the tokens as it does matmul_mma's (A/B runs; 0: off). Steps of
+  // 33-64 tokens belong here rather than to hgemm on f16 slices (H100, AMD's switches, one round,
+  // default -> ROCFORGE_GPU_MMA_MAX=32: 8B Q4_K_M pp40 / pp64 2950 / 4157 -> 2667 / 3782 tok/s, 1B
+  // Q4_0 12987 / 18455 -> 10830 / 15730).
+  static const int cap = std::clamp(env_int("ROCFORGE_GPU_MMA_MAX", kSmallMaxTokens), 0, kSmallMaxTokens);
+  return g_state[dev].load(std::memory_order_acquire) > 0 ? cap : 0;
 }
 
 int matmul_small_parts(uint32_t type, const void* w, size_t row_stride, const float* x, int cols, int n_tok,
