@@ -268,7 +268,7 @@ int launch(const uint8_t* w, size_t row_stride, const float* x, const MmaOut& ou
   // which every block repeats, cost more than the extra launch. H100, AMD's switches, fp32 X ->
   // halves, two rounds: 8B Q4_K_M pp32 3834 / 3835 -> 4000 / 3944, pp64 3549 / 3526 -> 4154 / 4143,
   // `bench-serve` 32 streams 3298 -> 3550 agg tok/s; 1B Q4_0 pp64 17449 / 17625 -> 18629 / 18865,
-  // pp32 within 2.2% (its 2048 columns), steps of up to 16 tokens 0.5-1% slower with halves. Per call
+  // pp32 within 2.2% (its 2048 columns), steps of up to 16 tokens 0.2-2.2% slower with halves. Per call
   // (`gpu_bench --batched-only`, 8B q4_k): 64 tokens gate/up 258.0 -> 211.4 us, down 130.1 -> 96.0.
   // ROCFORGE_GPU_SMALL_XH=0 never, 1 at every size (tests, A/B runs).
   static const int xh_env = env_int("ROCFORGE_GPU_SMALL_XH", -1);
