@@ -14,10 +14,10 @@
 // decodes its runs of a chunk (mma_frag.h: kChunkRun consecutive elements of its kRunRows rows, no
 // shared-memory tile) and loads X at the same elements, so a chunk costs each lane one small decode
 // a row fragment and one or two vector loads a token row (for longer steps X comes as halves made
-// once a call into the stream's x_slot, so every block does not convert it again). The quantized formats decode their runs
-// straight from the codes in f16 arithmetic (mma_fastb.h's FastB, shared with NVIDIA's kernel: H100
-// with AMD's switches, 8B Q4_K_M pp16 1874 -> 2492 tok/s against runs through dequant8, which F32 and
-// BF16 keep). The waves' sums meet in shared memory, halving each round in a fixed order:
+// once a call into the stream's x_slot, so every block does not convert it again). The quantized
+// formats decode their runs straight from the codes in f16 arithmetic (mma_fastb.h's FastB, shared
+// with NVIDIA's kernel: H100 with AMD's switches, 8B Q4_K_M pp16 1874 -> 2492 tok/s against runs
+// through dequant8, which F32 and BF16 keep). The waves' sums meet in shared memory, halving each round in a fixed order:
 // deterministic, no workspace, graph-capturable.
 //
 // No AMD card runs here, so before it serves on a device the kernel passes gemm_exact_check (small
