@@ -13,6 +13,7 @@ PACKAGES=(
   # has clang-offload-bundler, lld-19 links device code); HIP 5.2 headers + libamdhip64 build librocforge-hip.so;
   # rocm-device-libs gives the device bitcode. (~35 s, ~900 MB.) nvcc comes from /usr/local/cuda, not Debian.
   clang-19 lld-19 clang-tools-19 libamdhip64-dev rocm-device-libs
+  llvm                               # llvm-readelf: the AMD code objects' register and scratch use (amdgpu_scratch test)
   g++-aarch64-linux-gnu              # cross-compile check of the CPU backend for aarch64 (scripts/check-aarch64.sh)
   qemu-user-static                   # runs the cross-built NEON kernel check (scripts/check-aarch64-neon.sh)
 )

@@ -67,10 +67,16 @@ __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* _
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[r][t] = rf_wave_sum(acc[r][t]);
+  // acc is indexed by constants only (unrolled loops, runtime bounds as predicates): an index known
+  // only at run time keeps the whole array in scratch memory on AMD (private segment of 48-80 bytes
+  // on every target before), and the token loop above then reads and writes it there.
   if (group == warpSize) {
     if (lane == 0 && row0 < rows)
-      for (int t = 0; t < n_tok; ++t)
-        for (int r = 0; r < m; ++r) y[static_cast<size_t>(t) * rows + row0 + r] = acc[r][t];
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          if (t < n_tok && r < m) y[static_cast<size_t>(t) * rows + row0 + r] = acc[r][t];
     return;
   }
   if (lane == 0)
@@ -81,8 +87,11 @@ __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* _
   __syncthreads();
   if (gl == 0 && row0 < rows) {
     const int per_group = group / warpSize;
-    for (int t = 0; t < n_tok; ++t)
-      for (int r = 0; r < m; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if (t >= n_tok || r >= m) continue;
         float sum = 0.f;
         for (int i = 0; i < per_group; ++i) sum += part[r * NT + t][wave + i];
         y[static_cast<size_t>(t) * rows + row0 + r] = sum;
