@@ -68,8 +68,8 @@ __global__ void __launch_bounds__(kBlock) matvec8q_multi_kernel(const uint8_t* _
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[r][t] = rf_wave_sum(acc[r][t]);
   // acc is indexed by constants only (unrolled loops, runtime bounds as predicates): an index known
-  // only at run time keeps the whole array in scratch memory on AMD (private segment of 48-80 bytes
-  // on every target before), and the token loop above then reads and writes it there.
+  // only at run time put the array in scratch memory (48-80 bytes a lane on every AMD target, a 32-64
+  // byte stack frame on NVIDIA; tests/gpu/amdgpu_scratch.sh).
   if (group == warpSize) {
     if (lane == 0 && row0 < rows)
 #pragma unroll

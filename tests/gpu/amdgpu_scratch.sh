@@ -48,7 +48,7 @@ for co in "${cos[@]}"; do
 done > "$tmp/found"
 
 # Allow lines: source target-glob mangled-substring max-bytes # reason
-fail=0 kernels=$(cat "$tmp"/*.co | wc -c)
+fail=0 co_bytes=$(cat "$tmp"/*.co | wc -c)
 while read -r src tgt bytes spills name; do
   ok=0
   while read -r asrc atgt asub amax _; do
@@ -60,6 +60,6 @@ while read -r src tgt bytes spills name; do
     fail=1
   fi
 done < "$tmp/found"
-echo "checked ${#cos[@]} code objects ($((kernels / 1048576)) MB); kernels with scratch: $(wc -l < "$tmp/found"), each must be in $(basename "$allow")"
-[ $fail -eq 0 ] || { echo "A kernel above spills on an AMD target: lower its register use there, or add it to $allow with the reason."; exit 1; }
+echo "checked ${#cos[@]} code objects ($((co_bytes / 1048576)) MB); kernels with scratch: $(wc -l < "$tmp/found"), each must be in $(basename "$allow")"
+[ $fail -eq 0 ] || { echo "A kernel above takes scratch on an AMD target: lower its register use there (or index its arrays by constants), or add it to $allow with the reason."; exit 1; }
 echo "PASSED"
