@@ -489,7 +489,7 @@ int matvec_q8_swiglu(uint32_t type, const void* w, size_t stride, int n_ff, int 
   rc = -1;
   dispatch_qkv(type, 0, [&](auto f, auto) {
     using F = decltype(f);
-    if constexpr (HasDot8q<F>::value) {
+    if constexpr (HasDot8q<F>::value && kSwigluEpilogue<F, false>) {  // where it pays (matvec_staged.h)
       const Tuning tu = tuning(type);
       const int group = q8_group<F>(tu, 2 * n_ff, cols, tu.rows);  // matvec_q8's width: the same sums
       const auto* q = static_cast<const int8_t*>(xq);
@@ -541,27 +541,32 @@ int matvec_q8_pair(uint32_t type_a, const void* wa, size_t stride_a, int rows_a,
         rc = st;  // with norm: -1 (no fused kernel here) tells the caller to norm and project apart
         return;
       }
-      // Two rows per group (rope pairs), A's tuning for the group sizes and resident blocks.
-      const Tuning ta = tuning(type_a);
-      const int ga = q8_group<FA>(ta, rows_a, cols, 2), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), rows_b, cols, 2) : ga;
-      const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) +
-                           (rows_b > 0 ? (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2) : 0);
-      const auto* q = static_cast<const int8_t*>(xq);
-      const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
-      const rf_qkv_rope rp = rope ? *rope : rf_qkv_rope{};
-      auto launch = [&](auto kernel) {
-        (void)rf_launch(kernel, ta.persist ? resident_grid(kernel, n_blocks) : n_blocks, kBlock, 0, s,
-                        static_cast<const uint8_t*>(wa), stride_a, rows_a, ga, static_cast<const uint8_t*>(wb),
-                        stride_b, rows_b, gb, q, d, y, cols, rp, take_l2_prefetch());
-      };
-      if (ta.min_blocks == 4) {
-        if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 4, true>);
-        else launch(matvec8q_qkv_kernel<FA, FB, 2, 4, false>);
+      if constexpr (!kQkvOnRegisters<FA> || !kQkvOnRegisters<FB>) {
+        rc = -1;  // the register kernels' fused launch does not pay for this format: declined
+        return;
       } else {
-        if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 1, true>);
-        else launch(matvec8q_qkv_kernel<FA, FB, 2, 1, false>);
+        // Two rows per group (rope pairs), A's tuning for the group sizes and resident blocks.
+        const Tuning ta = tuning(type_a);
+        const int ga = q8_group<FA>(ta, rows_a, cols, 2), gb = rows_b > 0 ? q8_group<FB>(tuning(type_b), rows_b, cols, 2) : ga;
+        const int n_blocks = (rows_a + kBlock / ga * 2 - 1) / (kBlock / ga * 2) +
+                             (rows_b > 0 ? (rows_b + kBlock / gb * 2 - 1) / (kBlock / gb * 2) : 0);
+        const auto* q = static_cast<const int8_t*>(xq);
+        const auto* d = reinterpret_cast<const float*>(q + (static_cast<size_t>(cols) + 15) / 16 * 16);
+        const rf_qkv_rope rp = rope ? *rope : rf_qkv_rope{};
+        auto launch = [&](auto kernel) {
+          (void)rf_launch(kernel, ta.persist ? resident_grid(kernel, n_blocks) : n_blocks, kBlock, 0, s,
+                          static_cast<const uint8_t*>(wa), stride_a, rows_a, ga, static_cast<const uint8_t*>(wb),
+                          stride_b, rows_b, gb, q, d, y, cols, rp, take_l2_prefetch());
+        };
+        if (ta.min_blocks == 4) {
+          if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 4, true>);
+          else launch(matvec8q_qkv_kernel<FA, FB, 2, 4, false>);
+        } else {
+          if (rope) launch(matvec8q_qkv_kernel<FA, FB, 2, 1, true>);
+          else launch(matvec8q_qkv_kernel<FA, FB, 2, 1, false>);
+        }
+        rc = check(hipGetLastError(), "matvec_q8_qkv");
       }
-      rc = check(hipGetLastError(), "matvec_q8_qkv");
     }
   });
   return rc;

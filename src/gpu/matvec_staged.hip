@@ -704,7 +704,7 @@ int swiglu_staged(uint32_t type, const void* w, size_t stride, int n_ff, int col
   int rc = -1;
   dispatch_qkv(type, 0, [&](auto f, auto) {
     using F = decltype(f);
-    if constexpr (HasDot8q<F>::value) {
+    if constexpr (HasDot8q<F>::value && kSwigluEpilogue<F, true>) {  // where it pays (matvec_staged.h)
       // The plain kernel's blocks, where the device holds one per 64-row group (launch()). With
       // ROCFORGE_MV_SWIGLU_NARROW=1, else the widest narrower blocks that do (fewer consumer waves,
       // smaller stages, more blocks resident): an 8B's 448 groups on 4-wave blocks, 5 per SM, gained

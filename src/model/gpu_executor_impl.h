@@ -577,7 +577,8 @@ class GpuExecutor final : public Executor {
   }
   // Decode of one token: y = [a x | b x] (b's rows right after a's; b may be absent) in one launch
   // where the backend serves the formats (matvec_q8_qkv), with rope and the KV store applied when
-  // `rope` is given; returns false, having launched nothing, where it does not.
+  // `rope` is given; returns false, having launched nothing but perhaps x's quantization, where it
+  // does not (or declines: the format's fused launch does not pay on this device).
   bool proj_qkv(const Mat& a, const Mat* b, const float* x, float* y, bool* xq_ready, const rf_qkv_rope* rope) {
     const uint32_t tb = b ? b->type : 0;
     if (!use_q8_ || a.cols % 32 != 0 || (b && b->cols != a.cols) || !api_.has_matvec_q8_qkv(a.type, tb)) return false;
@@ -585,9 +586,10 @@ class GpuExecutor final : public Executor {
       be_->check(api_.quantize_q8(x, a.cols, xq_.get(), stream_), "quantize_q8");
       *xq_ready = true;
     }
-    be_->check(api_.matvec_q8_qkv(a.type, a.d, a.row_bytes, a.rows, tb, b ? b->d : nullptr, b ? b->row_bytes : 0,
-                                  b ? b->rows : 0, a.cols, xq_.get(), y, rope, stream_),
-               *a.name + (b ? " + " + *b->name : std::string()));
+    const int rc = api_.matvec_q8_qkv(a.type, a.d, a.row_bytes, a.rows, tb, b ? b->d : nullptr, b ? b->row_bytes : 0,
+                                      b ? b->rows : 0, a.cols, xq_.get(), y, rope, stream_);
+    if (rc < 0) return false;  // declined where the one launch does not pay: x stays quantized for the parts
+    be_->check(rc, *a.name + (b ? " + " + *b->name : std::string()));
     return true;
   }
 

@@ -411,7 +411,8 @@ TEST(GpuMatvecStaged, SwigluEpilogueMatchesMatvecThenSwiglu) {
                          Case{GgmlType::Q8_0, 96, 4096, true},
                          Case{GgmlType::Q4_0, 2048, 4096, true},
                          Case{GgmlType::Q6_K, 160, 2048, true},
-                         Case{GgmlType::Q5_K, 64, 256, true}}) {
+                         Case{GgmlType::Q5_K, 64, 256, true},
+                         Case{GgmlType::Q2_K, 64, 1024, true}}) {  // rows of 336 bytes: whole 16-byte copies
     SCOPED_TRACE(std::string(ggml_type_name(cs.t)) + " n_ff " + std::to_string(cs.n_ff) + " x " +
                  std::to_string(cs.cols) + (cs.forced ? " (forced)" : " (default)"));
     StagedSwitch sw(api, true);
@@ -502,7 +503,8 @@ TEST(GpuMatvecStaged, SwigluOnRegisterKernelsMatchesMatvecThenSwiglu) {
                          Case{GgmlType::Q4_0, 14336, 256}, Case{GgmlType::Q8_0, 14336, 256},
                          Case{GgmlType::Q6_K, 14336, 256}, Case{GgmlType::Q5_K, 14336, 256},
                          Case{GgmlType::Q4_0, 2048, 4096}, Case{GgmlType::Q8_0, 96, 4096},
-                         Case{GgmlType::Q4_K, 160000, 256}}) {
+                         Case{GgmlType::Q4_K, 160000, 256},
+                         Case{GgmlType::Q3_K, 14336, 256}}) {  // declines (-1): no SwiGLU epilogue there
     SCOPED_TRACE(std::string(ggml_type_name(cs.t)) + " n_ff " + std::to_string(cs.n_ff) + " x " + std::to_string(cs.cols));
     const int F = cs.n_ff, rows = 2 * F;
     const Matrix m = make_matrix(cs.t, rows, cs.cols, rng, true);
