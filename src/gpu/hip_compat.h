@@ -54,6 +54,9 @@ __device__ inline void rf_wave_sync() {
 }
 // A short pause in a spin-wait on another block's store (frees issue slots for the waves working).
 __device__ inline void rf_spin_pause() { __builtin_amdgcn_s_sleep(1); }
+// x as if rewritten here (an empty asm that claims to change it): values the compiler derives from x
+// are made again after this point instead of being hoisted out of a loop and kept live across it.
+__device__ inline void rf_opaque(float& x) { asm volatile("" : "+v"(x)); }
 // The device address of a __device__ variable.
 template <class T>
 inline hipError_t rf_symbol_address(void** p, T& sym) { return hipGetSymbolAddress(p, reinterpret_cast<const void*>(&sym)); }
@@ -149,6 +152,7 @@ __device__ inline void rf_spin_pause() {
   __nanosleep(32);
 #endif
 }
+__device__ inline void rf_opaque(float& x) { asm volatile("" : "+f"(x)); }
 
 // Programmatic dependent launch (sm_90+). A kernel started by rf_launch may begin while the kernel
 // before it in the stream is still draining: its blocks get resident early, may prefetch what no

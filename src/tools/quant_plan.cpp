@@ -15,6 +15,8 @@ struct PlanEntry {
   GgmlType base;
   bool mix;
   uint32_t file_type;
+  // Mixes: attn_v / ffn_down(_exps) in a more-bits layer (hi) and elsewhere (lo), attn_output.
+  GgmlType hi = GgmlType::F32, lo = GgmlType::F32, attn_out = GgmlType::F32;
 };
 constexpr PlanEntry kPlans[] = {
     {"q4_0", GgmlType::Q4_0, false, 2},     {"q4_1", GgmlType::Q4_1, false, 3},
@@ -25,7 +27,13 @@ constexpr PlanEntry kPlans[] = {
     {"iq4_nl", GgmlType::IQ4_NL, false, 25}, {"iq4_xs", GgmlType::IQ4_XS, false, 30},
     {"mxfp4", GgmlType::MXFP4, false, 38},  {"f16", GgmlType::F16, false, 1},
     {"bf16", GgmlType::BF16, false, 32},    {"f32", GgmlType::F32, false, 0},
-    {"q4_k_m", GgmlType::Q4_K, true, 15},   {"q5_k_m", GgmlType::Q5_K, true, 17},
+    {"q4_k_m", GgmlType::Q4_K, true, 15, GgmlType::Q6_K, GgmlType::Q4_K, GgmlType::Q4_K},
+    {"q5_k_m", GgmlType::Q5_K, true, 17, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q5_K},
+    // 3-bit mixes: the value and FFN down projections and the attention output one or two steps up
+    // (Q3_K's rounding error is about twice Q4_K's), so a 3-bit file keeps most of its quality where
+    // errors reach the residual stream directly.
+    {"q3_k_m", GgmlType::Q3_K, true, 12, GgmlType::Q5_K, GgmlType::Q4_K, GgmlType::Q4_K},
+    {"q3_k_l", GgmlType::Q3_K, true, 13, GgmlType::Q5_K, GgmlType::Q5_K, GgmlType::Q5_K},
 };
 
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -45,7 +53,8 @@ std::optional<QuantPlan> parse_plan(std::string_view name) {
   std::string lower(name);
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const auto& p : kPlans)
-    if (lower == p.name) return QuantPlan{p.name, p.base, p.mix, p.file_type};
+    if (lower == p.name)
+      return QuantPlan{p.name, p.base, p.mix, p.file_type, p.hi, p.lo, p.attn_out};
   return std::nullopt;
 }
 
@@ -105,7 +114,8 @@ GgmlType choose_type(const QuantPlan& plan, const ModelShape& model, const std::
     const bool sensitive = name.find(".attn_v.") != std::string::npos || name.find(".ffn_down.") != std::string::npos ||
                            name.find(".ffn_down_exps.") != std::string::npos;
     if (is_output) want = GgmlType::Q6_K;
-    else if (sensitive && more_bits_layer(layer_of(name), model.n_layer)) want = GgmlType::Q6_K;
+    else if (sensitive) want = more_bits_layer(layer_of(name), model.n_layer) ? plan.mix_hi : plan.mix_lo;
+    else if (name.find(".attn_output.") != std::string::npos) want = plan.mix_attn_out;
   }
   return fallback_type(want, shape[0]);
 }

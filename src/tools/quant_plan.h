@@ -2,12 +2,13 @@
 // rocforge synth), and the general.file_type value that describes the result.
 //
 // A plan is a requested type name: a plain type ("q4_0", "q6_k", "f16", ...), applied to every
-// weight matrix, or a mix ("q4_k_m", "q5_k_m") that gives some tensors more bits. The full policy,
+// weight matrix, or a mix ("q4_k_m", "q5_k_m", "q3_k_m", "q3_k_l") that gives some tensors more bits. The full policy,
 // with the reasons, is in docs/tools.md; in short:
 //   - 1-D tensors (norms, biases) and the MoE router (ffn_gate_inp) stay F32;
 //   - a matrix whose row length does not fit the type's block falls back (fallback_type);
 //   - mixes: output.weight (or token_embd when the output is tied to it) gets Q6_K, and attn_v /
-//     ffn_down(_exps) get Q6_K in the layers where it matters most (more_bits_layer).
+//     ffn_down(_exps) get Q6_K in the layers where it matters most (more_bits_layer); the 3-bit
+//     mixes give those Q5_K there and Q4_K (q3_k_m) / Q5_K (q3_k_l) elsewhere, and attn_output too.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,10 @@ namespace rocforge::tools {
 struct QuantPlan {
   std::string name;           // as requested: "q4_k_m", "q8_0", ...
   GgmlType base;              // type of an ordinary weight matrix
-  bool mix = false;           // q4_k_m / q5_k_m rules apply
+  bool mix = false;           // a mix's rules apply (q4_k_m, q5_k_m, q3_k_m, q3_k_l)
   uint32_t file_type = 0;     // general.file_type (llama.cpp's LLAMA_FTYPE numbering)
+  // Mixes: attn_v / ffn_down(_exps) in a more-bits layer and in the others, attn_output.
+  GgmlType mix_hi = GgmlType::Q6_K, mix_lo = GgmlType::F32, mix_attn_out = GgmlType::F32;
 };
 
 // Parses a TYPE argument; nullopt if it is not one of plan_names().

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "cli/cli_runner.h"
 #include "rocforge/gguf.h"
@@ -130,7 +131,8 @@ TEST(QuantizeCli, EveryTypeOnSynthTiny) {
       {"q3_k", {GgmlType::Q3_K, 11}},  {"q4_k", {GgmlType::Q4_K, 14}},    {"q5_k", {GgmlType::Q5_K, 16}},
       {"q6_k", {GgmlType::Q6_K, 18}},  {"iq4_nl", {GgmlType::IQ4_NL, 25}}, {"iq4_xs", {GgmlType::IQ4_XS, 30}},
       {"mxfp4", {GgmlType::MXFP4, 38}}, {"f16", {GgmlType::F16, 1}},      {"bf16", {GgmlType::BF16, 32}},
-      {"q4_k_m", {GgmlType::Q4_K, 15}}, {"q5_k_m", {GgmlType::Q5_K, 17}},
+      {"q4_k_m", {GgmlType::Q4_K, 15}}, {"q5_k_m", {GgmlType::Q5_K, 17}}, {"q3_k_m", {GgmlType::Q3_K, 12}},
+      {"q3_k_l", {GgmlType::Q3_K, 13}},
   };
   for (const auto& [name, want] : types) {
     SCOPED_TRACE(name);
@@ -141,7 +143,7 @@ TEST(QuantizeCli, EveryTypeOnSynthTiny) {
     EXPECT_EQ(q->get_int("general.file_type"), want.second);
     EXPECT_EQ(q->tensor("blk.0.attn_q.weight")->type, want.first);
     EXPECT_EQ(q->tensor("blk.1.ffn_norm.weight")->type, GgmlType::F32);
-    if (name.ends_with("_m")) {
+    if (name.ends_with("_m") || name.ends_with("_l")) {
       EXPECT_EQ(q->tensor("output.weight")->type, GgmlType::Q6_K);
     }
     expect_close(*in, *q);
@@ -204,7 +206,29 @@ TEST(QuantPlan, MoreBitsLayersAndFallbacks) {
   EXPECT_EQ(tools::choose_type(*plan, tied, "blk.0.ffn_down_exps.weight", {8192, 2048, 8}), GgmlType::Q6_K);
   EXPECT_EQ(tools::choose_type(*plan, tied, "blk.5.ffn_down.weight", {8192, 2048}), GgmlType::Q4_K);
   EXPECT_EQ(tools::choose_type(*plan, tied, "x.weight", {256, 4}, GgmlType::I32), GgmlType::I32);
+  EXPECT_EQ(tools::choose_type(*plan, tied, "blk.5.attn_output.weight", {2048, 2048}), GgmlType::Q4_K);
   EXPECT_FALSE(tools::parse_plan("q4_k_l").has_value());
+  // The 3-bit mixes: attn_v / ffn_down Q5_K in the more-bits layers, Q4_K (M) or Q5_K (L) elsewhere;
+  // attn_output Q4_K / Q5_K; the rest Q3_K (a tied embedding Q6_K, as it is also the output).
+  const auto m3 = tools::parse_plan("q3_k_m"), l3 = tools::parse_plan("Q3_K_L");
+  ASSERT_TRUE(m3 && l3);
+  EXPECT_EQ(m3->file_type, 12u);
+  EXPECT_EQ(l3->file_type, 13u);
+  const tools::ModelShape untied{32, true};
+  for (const auto& [p, lo, out] : {std::tuple{*m3, GgmlType::Q4_K, GgmlType::Q4_K},
+                                   std::tuple{*l3, GgmlType::Q5_K, GgmlType::Q5_K}}) {
+    SCOPED_TRACE(p.name);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.0.attn_v.weight", {4096, 1024}), GgmlType::Q5_K);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.4.attn_v.weight", {4096, 1024}), lo);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.31.ffn_down.weight", {14336, 4096}), GgmlType::Q5_K);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.5.ffn_down.weight", {14336, 4096}), lo);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.5.attn_output.weight", {4096, 4096}), out);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.5.attn_q.weight", {4096, 4096}), GgmlType::Q3_K);
+    EXPECT_EQ(tools::choose_type(p, untied, "blk.5.ffn_gate.weight", {4096, 14336}), GgmlType::Q3_K);
+    EXPECT_EQ(tools::choose_type(p, untied, "token_embd.weight", {4096, 128256}), GgmlType::Q3_K);
+    EXPECT_EQ(tools::choose_type(p, untied, "output.weight", {4096, 128256}), GgmlType::Q6_K);
+    EXPECT_EQ(tools::choose_type(p, tied, "token_embd.weight", {2048, 128256}), GgmlType::Q6_K);
+  }
 }
 
 }  // namespace

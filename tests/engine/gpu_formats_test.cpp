@@ -143,7 +143,7 @@ TEST(GpuEngine, SynthModelsOfEveryFormatAgreeWithCpu) {
   const auto dir = test::temp_dir();
   std::vector<Case> cases;
   for (const char* t : {"f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k",
-                        "q6_k", "iq4_nl", "iq4_xs", "mxfp4", "q4_k_m"})
+                        "q6_k", "iq4_nl", "iq4_xs", "mxfp4", "q4_k_m", "q3_k_m"})
     cases.push_back({"tiny", t});
   cases.push_back({"qwen3-tiny", "q8_0"});  // q/k norms, head_dim 128 != dim / heads
   cases.push_back({"moe-tiny", "q4_k"});    // routing and experts on the device, graphed decode
