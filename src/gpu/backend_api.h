@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 23u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 24u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -225,8 +225,8 @@ struct rf_gpu_api {
   // y = [q | k | v] of one token: q and k rotated (llama-style pairs (2i, 2i + 1) of each head's
   // first n_rot dims, the math of `rope`), and k, v stored in the cache at *d_pos, as rope_kv_store
   // would. has_matvec_q8_qkv(type_a, type_b) != 0 for the type pairs it serves (type_b 0: A alone).
-  // matvec_q8_qkv returns -1, having launched nothing, where the one launch would not pay for the
-  // formats on this device (the caller then projects apart, and rotates with rope_kv_store).
+  // v24: matvec_q8_qkv returns -1, having launched nothing, where the one launch would not pay for
+  // the formats on this device (the caller then projects apart, and rotates with rope_kv_store).
   int (*has_matvec_q8_qkv)(uint32_t type_a, uint32_t type_b);
   int (*matvec_q8_qkv)(uint32_t type_a, const void* d_wa, size_t stride_a, int rows_a, uint32_t type_b,
                        const void* d_wb, size_t stride_b, int rows_b, int cols, const void* d_xq, float* d_y,
