@@ -26,7 +26,8 @@ struct QuantPlan {
   GgmlType base;              // type of an ordinary weight matrix
   bool mix = false;           // a mix's rules apply (q4_k_m, q5_k_m, q3_k_m, q3_k_l)
   uint32_t file_type = 0;     // general.file_type (llama.cpp's LLAMA_FTYPE numbering)
-  // Mixes: attn_v / ffn_down(_exps) in a more-bits layer and in the others, attn_output.
+  // Mixes: attn_v / ffn_down(_exps) in a more-bits layer and in the others, attn_output (set by
+  // parse_plan for every mix).
   GgmlType mix_hi = GgmlType::Q6_K, mix_lo = GgmlType::F32, mix_attn_out = GgmlType::F32;
 };
 

@@ -519,6 +519,10 @@ TEST(GpuMatvecStaged, SwigluOnRegisterKernelsMatchesMatvecThenSwiglu) {
     const int rc = api.matvec_q8_swiglu(m.layout, dw->get(), m.row_bytes, F, cs.cols, dq.get(), nullptr,
                                         y.as<float>(), yq.get(), nullptr);
     ASSERT_LE(rc, 0) << api.last_error();
+    if (cs.t == GgmlType::Q3_K) {  // no SwiGLU epilogue on the register kernels (kSwigluEpilogue)
+      EXPECT_EQ(rc, -1);
+      continue;
+    }
     if (rc < 0) continue;
     ++served;
     DeviceBuffer g_ref(*gpu, rows * sizeof(float)), y_ref(*gpu, F * sizeof(float)), yq_ref(*gpu, qb);
