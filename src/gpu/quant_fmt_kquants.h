@@ -99,13 +99,18 @@ struct Fmt<kQ3_K> {
     const uint32_t lo4 = ((r.sc[0] >> sh) & 0x000f000fu) | (((r.sc[1] >> sh) & 0x000f000fu) << 8);
     const uint32_t hi2 = (hs & 0x00030003u) | (((hs >> 2) & 0x00030003u) << 8);
     const uint32_t scales = lo4 | (hi2 << 4);
+    // The half's high bits at bits 0..3 of each byte (plane j at bit j), shifted once: each plane's
+    // bit then reaches bit 2 by a constant shift and one mask (the run-time shift 4n + j per plane
+    // and word was an instruction more, in a product bound by instructions).
+    const uint32_t hn[2] = {r.h[0] >> (4 * n), r.h[1] >> (4 * n)};
     float acc = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       int a = 0;
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const uint32_t q = ((r.q[k] >> (2 * j)) & 0x03030303u) | (((r.h[k] >> (4 * n + j)) & 0x01010101u) << 2);
+        const uint32_t hb = j <= 2 ? hn[k] << (2 - j) : hn[k] >> (j - 2);
+        const uint32_t q = ((r.q[k] >> (2 * j)) & 0x03030303u) | (hb & 0x04040404u);
         a = rf_dp4a(static_cast<int>(q), v.x[j][k], a);
       }
       const int sc = static_cast<int>((scales >> (8 * ((j >> 1) | ((j & 1) << 1)))) & 0xffu) - 32;
