@@ -67,10 +67,11 @@ TEST_P(PairMatches, TwoSeparateMatvecs) {
         if (alone) rows_a += rows_b, rows_b = 0;
         const auto wa = device_weights(ta, rows_a, cols, rng, &la);
         const auto wb = alone ? std::vector<uint8_t>(16) : device_weights(tbt, rows_b, cols, rng, &lb);
-        ASSERT_EQ(api.has_matvec_q8_qkv(la, lb), 1) << ggml_type_name(ta) << " + " << (alone ? std::string("-") : std::string(ggml_type_name(tbt)));
-        SCOPED_TRACE(std::string(ggml_type_name(ta)) + " + " + (alone ? std::string("-") : std::string(ggml_type_name(tbt))) + " layouts " +
-                     std::to_string(la) + " + " + std::to_string(lb) + " cols " + std::to_string(cols) + " rows " +
-                     std::to_string(rows_a) + " + " + std::to_string(rows_b));
+        const std::string what = std::string(ggml_type_name(ta)) + " + " +
+                                 (alone ? std::string("-") : std::string(ggml_type_name(tbt)));
+        ASSERT_EQ(api.has_matvec_q8_qkv(la, lb), 1) << what;
+        SCOPED_TRACE(what + " layouts " + std::to_string(la) + " + " + std::to_string(lb) + " cols " +
+                     std::to_string(cols) + " rows " + std::to_string(rows_a) + " + " + std::to_string(rows_b));
         const size_t rba = quant::row_bytes(ta, cols), rbb = alone ? 0 : quant::row_bytes(tbt, cols);
         auto dwa = to_device(*gpu, wa);
         auto dwb = to_device(*gpu, wb);
@@ -142,8 +143,8 @@ TEST(GpuMatvecQkv, RopeEpilogueMatchesRopeKvStore) {
         const auto wa = device_weights(cs.a, rows_a, cols, rng, &la);
         const auto wb = pair ? device_weights(cs.b, rows_b, cols, rng, &lb) : std::vector<uint8_t>(16);
         if (!api.has_matvec_q8_qkv(la, lb)) continue;
-        SCOPED_TRACE(std::string(ggml_type_name(cs.a)) + (pair ? " + " + std::string(ggml_type_name(cs.b)) : std::string()) + " n_rot " + std::to_string(n_rot) +
-                     (factors ? " freq factors" : ""));
+        SCOPED_TRACE(std::string(ggml_type_name(cs.a)) + (pair ? " + " + std::string(ggml_type_name(cs.b)) : std::string()) +
+                     " n_rot " + std::to_string(n_rot) + (factors ? " freq factors" : ""));
         auto dwa = to_device(*gpu, wa);
         auto dwb = to_device(*gpu, wb);
         auto dx = to_device(*gpu, random_floats(rng, cols, -2.f, 2.f));
