@@ -87,6 +87,7 @@ std::optional<GgmlType> bench_type(const std::string& name, uint32_t& id) {
   std::string base = name;
   id = 0;
   if (name == "q6_k_g8") base = "q6_k", id = RF_GPU_TYPE_Q6_K_G8;
+  if (name == "q3_k_g8") base = "q3_k", id = RF_GPU_TYPE_Q3_K_G8;
   if (name == "q4_0_g8") base = "q4_0", id = RF_GPU_TYPE_Q4_0_G8;
   if (name == "q8_0_g8") base = "q8_0", id = RF_GPU_TYPE_Q8_0_G8;
   const auto t = ggml_type_from_name(base);

@@ -15,12 +15,13 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 24u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 25u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
 #define RF_GPU_TYPE_Q4_0_G8 1002u  // Q4_0, eight blocks as planes [d x 8][qs x 8]
 #define RF_GPU_TYPE_Q8_0_G8 1008u  // Q8_0, likewise
+#define RF_GPU_TYPE_Q3_K_G8 1011u  // Q3_K, eight super-blocks as aligned planes
 #define RF_GPU_TYPE_Q6_K_G8 1014u  // Q6_K, eight super-blocks as 16-byte aligned planes
 
 // K/V cache element types (the kv_type arguments of the cache and attention calls).

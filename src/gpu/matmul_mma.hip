@@ -252,23 +252,29 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
 // Groups of an odd number of 2-byte units (Q3_K's 110 bytes) are copied as the 4-byte words that
 // hold them (slot gb + 2 rounded up to 4; `shifted`): the group then starts 0 or 2 bytes into its
 // slot, and the last word may carry up to 3 bytes past the group - an aligned word holding at least
-// one of the tensor's bytes never leaves its allocation. served = 0: the direct kernel, for formats
-// without FastB, Q6_K's 8-super-block planes (not contiguous a group) and slots over 192 bytes
-// (Q6_K, Q8_0: at 272 bytes one block a multiprocessor fits; 8B Q8_0 gate/up at 16 tokens, H100:
-// 79.1 us direct, 96.1 staged).
+// one of the tensor's bytes never leaves its allocation. Q3_K's 8-super-block planes (`gather`) copy
+// the 16-byte pieces that hold a super-block into a Q3Slot (quant_fmt_kquants.h). served = 0: the direct kernel, for
+// formats without FastB, Q6_K's planes and slots over 192 bytes (Q6_K, Q8_0: at 272 bytes one block a
+// multiprocessor fits; 8B Q8_0 gate/up at 16 tokens, H100: 79.1 us direct, 96.1 staged).
 struct StageShape {
   int gb, unit, slot, words;
-  bool shifted, served;
+  bool shifted, served, gather;
 };
 template <class F>
 __host__ __device__ constexpr StageShape staged_layout() {
+  if constexpr (std::is_same_v<F, Fmt<kQ3_K_G8>>) return {110, 16, 160, 10, false, true, true};
   constexpr int gb = 256 / F::kBlockElems * F::kBlockBytes;
   constexpr int unit = gb % 16 == 0 ? 16 : (gb % 8 == 0 ? 8 : 4);
   constexpr bool shifted = gb % 4 != 0;
   constexpr int slot = shifted ? (gb + 2 + 3) / 4 * 4 : gb;
   return {gb, unit, slot, slot / unit, shifted,
-          FastB<F>::value && !std::is_same_v<F, Fmt<kQ6_K_G8>> && gb % 2 == 0 && slot <= 192};
+          FastB<F>::value && !std::is_same_v<F, Fmt<kQ6_K_G8>> && gb % 2 == 0 && slot <= 192, false};
 }
+// The format the staged kernel reads its slots as.
+template <class F>
+struct StagedFmt { using type = F; };
+template <>
+struct StagedFmt<Fmt<kQ3_K_G8>> { using type = Q3Fmt<Q3Slot>; };
 
 // As matmul_mma_kernel, with the weights of each warp's next 256-element group (8 chunks of its 8 RT
 // rows, staged_layout's `gb` contiguous bytes a row in every layout this kernel takes) copied into the warp's own
@@ -280,7 +286,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
                              const uint4* __restrict__ xf, MmaOut out, int rows, int cols, int n_tok) {
   constexpr StageShape kL = staged_layout<F>();
   constexpr int kGb = kL.gb, kSlot = kL.slot, kUnit = kL.unit, kWords = kL.words;
-  constexpr bool kShifted = kL.shifted;
+  constexpr bool kShifted = kL.shifted, kGather = kL.gather;
+  using FS = typename StagedFmt<F>::type;
   extern __shared__ __align__(16) uint8_t stage_mem[];  // [warp][2 stages][8 RT rows][kSlot]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   constexpr int R = 8 * RT;
@@ -293,6 +300,25 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
   auto issue = [&](int grp, int st) {
     if (grp < n_groups) {
       uint8_t* dst = buf + static_cast<size_t>(st) * R * kSlot;
+      if constexpr (kGather) {
+        // Q3_K planes: super-block j = grp % 8 of group grp / 8 (880 bytes), nine 16-byte copies a row
+        // (Q3Slot): hmask 2, qs 4, and the pieces of the scale and d planes that hold j's entries.
+        // Slots of 160 bytes, not 144, put a row's lanes on distinct banks. H200, 8B gate/up at 16
+        // tokens: pieces of their own size (8 / 4 / 2-byte copies, five diverging paths) 65.7 us, these
+        // 62.3, the GGUF blocks' 110-byte groups 56.3 - why the planes stage slower is not known
+        // (docs/perf/gpu.md, thirty-second pass).
+        const uint8_t* src0 = w + static_cast<size_t>(grp >> 3) * 880;
+        const int j = grp & 7;
+        for (int i = lane; i < R * 9; i += 32) {
+          const int r = i / 9, q = i - r * 9;
+          const int off = q < 2 ? 32 * j + 16 * q
+                        : q < 6 ? 256 + 64 * j + 16 * (q - 2)
+                        : q == 6 ? 768 + 16 * (j >> 1) : q == 7 ? 832 + 16 * (j >> 2) : 864;
+          rf_async_copy<16>(dst + r * kSlot + 16 * q, src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride + off);
+        }
+        rf_async_commit();
+        return;
+      }
       const uint8_t* src0 = w + static_cast<size_t>(grp) * kGb;
       for (int i = lane; i < R * kWords; i += 32) {
         const int r = i / kWords, q = i - r * kWords;
@@ -336,17 +362,18 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
         sr[j] += (reinterpret_cast<uintptr_t>(w) + static_cast<size_t>(min(row0 + 8 * j + g, rows - 1)) * stride +
                   static_cast<size_t>(grp) * kGb) & 3;
     }
+    const int wc = kGather ? 8 * (grp & 7) : 0;  // a Q3Slot's chunks carry the super-block's place in its group
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
       if constexpr (kPre) {
         const Frags cur = fx;
         if (p < 3) load_fx(8 * grp + 2 * p + 2);
         else if (grp + kMmaWarps < n_groups) load_fx(8 * (grp + kMmaWarps));
-        mma_chunk_pair<F, RT, MT, kFrag, true>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf,
-                                               nc, n_tok, t, acc, cur.f);
+        mma_chunk_pair<FS, RT, MT, kFrag, true>(sr, wc + 2 * p, wc + 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1,
+                                                true, xr, xf, nc, n_tok, t, acc, cur.f);
       } else {
-        mma_chunk_pair<F, RT, MT, kFrag>(sr, 2 * p, 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr, xf, nc,
-                                         n_tok, t, acc);
+        mma_chunk_pair<FS, RT, MT, kFrag>(sr, wc + 2 * p, wc + 2 * p + 1, 8 * grp + 2 * p, 8 * grp + 2 * p + 1, true, xr,
+                                          xf, nc, n_tok, t, acc);
       }
     }
     __syncwarp();  // every lane is done with this stage before the next issue overwrites it

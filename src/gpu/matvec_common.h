@@ -150,6 +150,7 @@ Tuning tuning(uint32_t type) {
     case 23: t = {2, 64}; t.min_blocks = 4; break;  // IQ4_XS  2.53 -> 2.31
     case 10: t = {4, 256}; break;                   // Q2_K    2.05 -> 1.70
     case 11: t = {2, 64}; t.min_blocks = 4; break;  // Q3_K    3.06 -> 2.28
+    case 1011: t = {2, 64}; t.min_blocks = 4; break;  // Q3_K, group-of-8 planes (repack.h)
     case 39: t = {2, 64}; break;                    // MXFP4   3.43 -> 2.91
     default: break;
   }

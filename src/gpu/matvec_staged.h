@@ -52,7 +52,8 @@ bool dispatch_qkv(uint32_t type_a, uint32_t type_b, F&& f) {
     case kQ4_K: return dispatch_qkv_b<kQ5_K, kQ6_K, kQ6_K_G8>(Fmt<kQ4_K>{}, type_b, f);
     case kQ5_K: return dispatch_qkv_b<kQ6_K, kQ6_K_G8>(Fmt<kQ5_K>{}, type_b, f);
     case kQ3_K: return dispatch_qkv_b<kQ4_K, kQ5_K>(Fmt<kQ3_K>{}, type_b, f);
-    case kQ2_K: return dispatch_qkv_b<kQ3_K, kQ4_K>(Fmt<kQ2_K>{}, type_b, f);
+    case kQ3_K_G8: return dispatch_qkv_b<kQ4_K, kQ5_K>(Fmt<kQ3_K_G8>{}, type_b, f);
+    case kQ2_K: return dispatch_qkv_b<kQ3_K, kQ3_K_G8, kQ4_K>(Fmt<kQ2_K>{}, type_b, f);
     default: return false;
   }
 }

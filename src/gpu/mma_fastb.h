@@ -351,22 +351,24 @@ struct FastB<Fmt<kQ2_K>> : std::true_type {
   }
 };
 
-// Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d} (110 bytes, 2-byte aligned): Q2_K's planes
-// plus a third bit, bit 4n + j of hmask[l] for element l of the chunk (a clear bit subtracts 4):
-// x = d sc (q - 4) with q = the 3 bits, d sc rounded to f16 first. Part t's 6-bit scale i =
+// Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d} (both layouts, quant_fmt_kquants.h): Q2_K's
+// planes plus a third bit, bit 4n + j of hmask[l] for element l of the chunk (a clear bit subtracts
+// 4): x = d sc (q - 4) with q = the 3 bits, d sc rounded to f16 first. Part t's 6-bit scale i =
 // 8n + 2j + t / 2 (stored + 32): low 4 bits are nibble n of scales[2j + t / 2], high 2 bits are bits
 // 2 (2n + j / 2) of scales[8 + (2j + t / 2) % 4] - for chunks j0 (even) and j0 + 1 bytes 8 + t / 2
 // and 10 + t / 2, at the same shift.
-template <>
-struct FastB<Fmt<kQ3_K>> : std::true_type {
+template <class F>
+struct FastBQ3 : std::true_type {
+  using L = typename F::Layout;
   __device__ static void pair(const uint8_t* row, int c0, int, int t, uint32_t b0[4], uint32_t b1[4]) {
-    const uint8_t* blk = row + static_cast<size_t>(c0 >> 3) * Fmt<kQ3_K>::kBlockBytes;
-    const int n = (c0 & 7) >> 2, j0 = c0 & 3, h2 = t >> 1;
+    const int sb = c0 >> 3, n = (c0 & 7) >> 2, j0 = c0 & 3, h2 = t >> 1;
     uint32_t q[2], hm[2];
-    ld_2w<2>(blk + 32 + 32 * n + 8 * t, q);
-    ld_2w<2>(blk + 8 * t, hm);
-    const uint32_t lo = ld_u32_a2(blk + 96 + 2 * j0), hi = ld_u32_a2(blk + 104);
-    const float d = ld_half(blk + 108);
+    ld_2w<L::kAlign>(L::qs(row, sb) + 32 * n + 8 * t, q);
+    ld_2w<L::kAlign>(L::hm(row, sb) + 8 * t, hm);
+    // scale bytes 2 j0 .. +4 (j0 is 0 or 2: 4-byte aligned within the 8) and 8..11
+    const uint32_t lo = ld_w<L::kLoAlign < 4 ? L::kLoAlign : 4>(L::sc_lo(row, sb) + 2 * j0);
+    const uint32_t hi = ld_w<L::kHiAlign>(L::sc_hi(row, sb));
+    const float d = ld_half(L::d(row, sb));
     uint32_t* out[2] = {b0, b1};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -381,5 +383,11 @@ struct FastB<Fmt<kQ3_K>> : std::true_type {
     }
   }
 };
+template <>
+struct FastB<Fmt<kQ3_K>> : FastBQ3<Fmt<kQ3_K>> {};
+template <>
+struct FastB<Fmt<kQ3_K_G8>> : FastBQ3<Fmt<kQ3_K_G8>> {};
+template <>
+struct FastB<Q3Fmt<Q3Slot>> : FastBQ3<Q3Fmt<Q3Slot>> {};  // matmul_mma's staged copy of the planes
 
 }  // namespace rocforge::gpu

@@ -20,7 +20,7 @@ enum : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11,
   kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30, kMXFP4 = 39,
   // Device-only layouts of a format's bytes (backend_api.h RF_GPU_TYPE_*, made by gpu/repack.h).
-  kQ4_0_G8 = 1002, kQ8_0_G8 = 1008, kQ6_K_G8 = 1014,
+  kQ4_0_G8 = 1002, kQ8_0_G8 = 1008, kQ3_K_G8 = 1011, kQ6_K_G8 = 1014,
 };
 
 // Non-linear 4-bit code books (IQ4_NL / IQ4_XS, and MXFP4 E2M1 values times two), as floats. Plain global

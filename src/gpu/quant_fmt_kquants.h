@@ -1,5 +1,5 @@
 // quant_fmt_kquants.h - device decoders of the 256-element super-block formats: Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K (and its group-of-8 planes), IQ4_XS. Conventions: quant_fmt_common.h.
+// Q5_K, Q6_K (Q3_K and Q6_K also as group-of-8 planes), IQ4_XS. Conventions: quant_fmt_common.h.
 #pragma once
 
 #include "gpu/quant_fmt_common.h"
@@ -65,12 +65,59 @@ struct Fmt<kQ2_K> {
 // Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d}. Chunk s: n = s/4, plane j = s%4 of
 // qs[32n ..); the high bit of element l is bit (4n + j) of hmask[l], and a clear bit subtracts 4.
 // 16 6-bit scales (stored +32): low 4 bits in scales[0..7] nibbles, high 2 bits in scales[8..11].
-template <>
-struct Fmt<kQ3_K> {
+//
+// Two layouts of the same bytes (L says where super-block sb's parts are):
+//   Q3Plain  - the GGUF blocks back to back. 110-byte blocks are only 2-byte aligned: the int8 path
+//              issues 15 loads (16-bit) per lane and item for 30 bytes.
+//   Q3Group8 - the GPU upload's layout (kQ3_K_G8, gpu/repack.h): eight super-blocks as planes
+//              [hmask 8 x 32][qs 8 x 64][scales[0..8) 8 x 8][scales[8..12) 8 x 4][d 8 x 2] = 880
+//              bytes, so the same bytes take 5 loads (8-byte words). Rows of a multiple of 2048 only.
+struct Q3Plain {
+  static constexpr int kAlign = 2, kLoAlign = 2, kHiAlign = 2;
+  __device__ static const uint8_t* hm(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb) * 110; }
+  __device__ static const uint8_t* qs(const uint8_t* row, int sb) { return hm(row, sb) + 32; }
+  __device__ static const uint8_t* sc_lo(const uint8_t* row, int sb) { return hm(row, sb) + 96; }
+  __device__ static const uint8_t* sc_hi(const uint8_t* row, int sb) { return hm(row, sb) + 104; }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return hm(row, sb) + 108; }
+};
+struct Q3Group8 {
+  static constexpr int kAlign = 16, kLoAlign = 8, kHiAlign = 4;  // plane bases / their entries
+  __device__ static const uint8_t* grp(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb >> 3) * 880; }
+  __device__ static const uint8_t* hm(const uint8_t* row, int sb) { return grp(row, sb) + 32 * (sb & 7); }
+  __device__ static const uint8_t* qs(const uint8_t* row, int sb) { return grp(row, sb) + 256 + 64 * (sb & 7); }
+  __device__ static const uint8_t* sc_lo(const uint8_t* row, int sb) { return grp(row, sb) + 768 + 8 * (sb & 7); }
+  __device__ static const uint8_t* sc_hi(const uint8_t* row, int sb) { return grp(row, sb) + 832 + 4 * (sb & 7); }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return grp(row, sb) + 864 + 2 * (sb & 7); }
+};
+
+// One super-block of Q3Group8 as matmul_mma's staged kernel gathers it into shared memory, in nine
+// 16-byte copies: [hmask 32][qs 64] and the 16-byte pieces of the scale and d planes that hold its
+// entries - [scales[0..8) of super-blocks 2 (sb / 2) + 0, 1: 16][scales[8..12) of 4 (sb / 4) + 0..3:
+// 16][d of all 8: 16] = 144 bytes; sb is the super-block's place in its group (the reader passes
+// chunk indices 8 sb + 0..7).
+struct Q3Slot {
+  static constexpr int kAlign = 16, kLoAlign = 8, kHiAlign = 4;
+  __device__ static const uint8_t* hm(const uint8_t* row, int) { return row; }
+  __device__ static const uint8_t* qs(const uint8_t* row, int) { return row + 32; }
+  __device__ static const uint8_t* sc_lo(const uint8_t* row, int sb) { return row + 96 + 8 * (sb & 1); }
+  __device__ static const uint8_t* sc_hi(const uint8_t* row, int sb) { return row + 112 + 4 * (sb & 3); }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return row + 128 + 2 * (sb & 7); }
+};
+
+// One word from an address aligned to Align bytes (>= 2).
+template <int Align>
+__device__ inline uint32_t ld_w(const uint8_t* p) {
+  if constexpr (Align >= 4) return ld_u32(p);
+  else return ld_u32_a2(p);
+}
+
+template <class L>
+struct Q3Fmt {
+  using Layout = L;
   static constexpr int kBlockElems = 256, kBlockBytes = 110;
   // int8 path: Q2_K's items (half n = item % 2, lane p at positions l = 8p .. +8 of the four planes
   // j), plus the high bits (bits 4n + j of hmask[l]): codes 0..7, the -4 taken off through the sums
-  // of x. 110-byte blocks are only 2-byte aligned: 16-bit loads.
+  // of x.
   static constexpr int kItemChunks = 4;
   using Xq = XqQuad8;
   __device__ static int items(int n_chunks) { return n_chunks / 4; }
@@ -80,13 +127,12 @@ struct Fmt<kQ3_K> {
   // q: low bits, h: hmask bytes, sc: the 12 scale bytes, d
   struct Raw { uint32_t q[2], h[2], sc[3]; uint16_t d; };
   __device__ static void load_raw(const uint8_t* row, int item, int p, int, Raw& r) {
-    const int n = item & 1;
-    const uint8_t* b = row + static_cast<size_t>(item >> 1) * kBlockBytes;
-    ld_2w<2>(b + 32 + 32 * n + 8 * p, r.q);
-    ld_2w<2>(b + 8 * p, r.h);
-    ld_2w<2>(b + 96, r.sc);
-    r.sc[2] = ld_u32_a2(b + 104);
-    r.d = ld_u16(b + 108);
+    const int n = item & 1, sb = item >> 1;
+    ld_2w<L::kAlign>(L::qs(row, sb) + 32 * n + 8 * p, r.q);
+    ld_2w<L::kAlign>(L::hm(row, sb) + 8 * p, r.h);
+    ld_2w<L::kLoAlign>(L::sc_lo(row, sb), r.sc);
+    r.sc[2] = ld_w<L::kHiAlign>(L::sc_hi(row, sb));
+    r.d = ld_u16(L::d(row, sb));
   }
   __device__ static float dot_raw(const Raw& r, int item, int p, int, const Xq& v) {
     const int n = item & 1;
@@ -118,21 +164,22 @@ struct Fmt<kQ3_K> {
     }
     return rf_half_to_float(r.d) * acc;
   }
-  __device__ static int scale(const uint8_t* sc, int i) {
-    const int lo = i < 8 ? (sc[i] & 15) : (sc[i - 8] >> 4);
-    const int hi = (sc[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
-    return (lo | (hi << 4)) - 32;
+  // 6-bit scale i (0..15) of the super-block whose scale bytes 0..7 are at lo, 8..11 at hi.
+  __device__ static int scale(const uint8_t* lo, const uint8_t* hi, int i) {
+    const int l4 = i < 8 ? (lo[i] & 15) : (lo[i - 8] >> 4);
+    const int h2 = (hi[i & 3] >> (2 * (i >> 2))) & 3;
+    return (l4 | (h2 << 4)) - 32;
   }
   __device__ static void dequant(const uint8_t* row, int c, float v[32]) {
-    const uint8_t* b = row + static_cast<size_t>(c >> 3) * kBlockBytes;
-    const int s = c & 7, n = s >> 2, j = s & 3;
-    const float d = ld_half(b + 108);
-    const float d0 = d * scale(b + 96, 8 * n + 2 * j), d1 = d * scale(b + 96, 8 * n + 2 * j + 1);
+    const int sb = c >> 3, s = c & 7, n = s >> 2, j = s & 3;
+    const float d = ld_half(L::d(row, sb));
+    const uint8_t *lo = L::sc_lo(row, sb), *hi = L::sc_hi(row, sb);
+    const float d0 = d * scale(lo, hi, 8 * n + 2 * j), d1 = d * scale(lo, hi, 8 * n + 2 * j + 1);
     uint32_t q[8], h[8];
-    ld_16<2>(b + 32 + 32 * n, q);
-    ld_16<2>(b + 32 + 32 * n + 16, q + 4);
-    ld_16<2>(b, h);
-    ld_16<2>(b + 16, h + 4);
+    ld_16<L::kAlign>(L::qs(row, sb) + 32 * n, q);
+    ld_16<L::kAlign>(L::qs(row, sb) + 32 * n + 16, q + 4);
+    ld_16<L::kAlign>(L::hm(row, sb), h);
+    ld_16<L::kAlign>(L::hm(row, sb) + 16, h + 4);
     const int hbit = 4 * n + j;
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
@@ -142,6 +189,10 @@ struct Fmt<kQ3_K> {
     }
   }
 };
+template <>
+struct Fmt<kQ3_K> : Q3Fmt<Q3Plain> {};
+template <>
+struct Fmt<kQ3_K_G8> : Q3Fmt<Q3Group8> {};
 
 // 6-bit scale and min j of the 12 packed bytes of Q4_K / Q5_K.
 __device__ inline void k4_scale_min(const uint8_t* q, int j, int& sc, int& m) {

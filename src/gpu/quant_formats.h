@@ -53,6 +53,7 @@ inline bool dispatch_type(uint32_t type, F&& f) {
     case kQ4_K: f(Fmt<kQ4_K>{}); return true;
     case kQ5_K: f(Fmt<kQ5_K>{}); return true;
     case kQ6_K: f(Fmt<kQ6_K>{}); return true;
+    case kQ3_K_G8: f(Fmt<kQ3_K_G8>{}); return true;
     case kQ6_K_G8: f(Fmt<kQ6_K_G8>{}); return true;
     case kQ4_0_G8: f(Fmt<kQ4_0_G8>{}); return true;
     case kQ8_0_G8: f(Fmt<kQ8_0_G8>{}); return true;

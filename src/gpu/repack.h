@@ -17,6 +17,7 @@ inline uint32_t device_layout(uint32_t type, int64_t cols) {
   switch (type) {
     case 2u: return cols % 256 == 0 ? RF_GPU_TYPE_Q4_0_G8 : type;    // Q4_0: planes of 8 blocks
     case 8u: return cols % 256 == 0 ? RF_GPU_TYPE_Q8_0_G8 : type;    // Q8_0: planes of 8 blocks
+    case 11u: return cols % 2048 == 0 ? RF_GPU_TYPE_Q3_K_G8 : type;  // Q3_K: planes of 8 super-blocks
     case 14u: return cols % 2048 == 0 ? RF_GPU_TYPE_Q6_K_G8 : type;  // Q6_K: planes of 8 super-blocks
     default: return type;
   }
@@ -31,7 +32,20 @@ inline bool repack_rows(uint32_t type, const uint8_t* src, uint8_t* dst, int64_t
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* in = src + static_cast<size_t>(r) * row_bytes;
     uint8_t* out = dst + static_cast<size_t>(r) * row_bytes;
-    if (layout == RF_GPU_TYPE_Q6_K_G8) {
+    if (layout == RF_GPU_TYPE_Q3_K_G8) {
+      // Q3_K super-block: hmask[32] qs[64] scales[12] d[2] (110 bytes). A group of 8 becomes the
+      // planes [hmask x 8][qs x 8][scales[0..8) x 8][scales[8..12) x 8][d x 8] = 880 bytes.
+      for (int64_t g = 0; g < cols / 2048; ++g, in += 880, out += 880) {
+        for (int j = 0; j < 8; ++j) {
+          const uint8_t* b = in + 110 * j;
+          std::memcpy(out + 32 * j, b, 32);
+          std::memcpy(out + 256 + 64 * j, b + 32, 64);
+          std::memcpy(out + 768 + 8 * j, b + 96, 8);
+          std::memcpy(out + 832 + 4 * j, b + 104, 4);
+          std::memcpy(out + 864 + 2 * j, b + 108, 2);
+        }
+      }
+    } else if (layout == RF_GPU_TYPE_Q6_K_G8) {
       // Q6_K super-block: ql[128] qh[64] scales[16] d[2] (210 bytes). A group of 8 becomes the
       // planes [ql x 8][qh x 8][scales x 8][d x 8] = 1680 bytes.
       for (int64_t g = 0; g < cols / 2048; ++g, in += 1680, out += 1680) {

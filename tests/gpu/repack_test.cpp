@@ -27,6 +27,9 @@ TEST(GpuRepack, LayoutChoice) {
   EXPECT_EQ(gpu::device_layout(14u, 14336), RF_GPU_TYPE_Q6_K_G8);
   EXPECT_EQ(gpu::device_layout(14u, 256), 14u);   // not a whole group of eight super-blocks
   EXPECT_EQ(gpu::device_layout(14u, 2304), 14u);
+  EXPECT_EQ(gpu::device_layout(11u, 4096), RF_GPU_TYPE_Q3_K_G8);
+  EXPECT_EQ(gpu::device_layout(11u, 14336), RF_GPU_TYPE_Q3_K_G8);
+  EXPECT_EQ(gpu::device_layout(11u, 2304), 11u);
   EXPECT_EQ(gpu::device_layout(12u, 4096), 12u);  // Q4_K keeps its (16-byte aligned) blocks
   std::vector<uint8_t> in(210 * 8), out(210 * 8, 0);
   EXPECT_FALSE(gpu::repack_rows(12u, in.data(), out.data(), 1, 2048, 1680));
@@ -43,7 +46,8 @@ TEST(GpuRepack, Group8LayoutsMatchGgufLayoutInEveryKernel) {
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
-  for (const LayoutCase& lc : {LayoutCase{GgmlType::Q6_K, {2048, 6144}}, LayoutCase{GgmlType::Q4_0, {256, 4352}},
+  for (const LayoutCase& lc : {LayoutCase{GgmlType::Q6_K, {2048, 6144}}, LayoutCase{GgmlType::Q3_K, {2048, 6144}},
+                               LayoutCase{GgmlType::Q4_0, {256, 4352}},
                                LayoutCase{GgmlType::Q8_0, {256, 4352}}}) {
   const uint32_t plain = static_cast<uint32_t>(lc.type);
   for (bool raw : {false, true}) {
