@@ -298,16 +298,17 @@ __device__ inline int rf_dp4a(int a, int b, int c) {
 }
 
 // Asynchronous copies global -> shared memory of N = 16, 8 or 4 aligned bytes per thread (cp.async,
-// sm_80+; 16-byte copies bypass L1): a thread issues all of its copies without registers to land them
-// in, and rf_async_wait<N>() returns once at most N of its committed groups are still in flight (a
-// block barrier must follow before other threads read the bytes). Elsewhere (AMD, older cards) each
-// is a plain load and store, complete when the call returns.
-template <int N>
+// sm_80+; 16-byte copies bypass L1 unless kViaL1, for bytes that neighbouring warps copy too): a
+// thread issues all of its copies without registers to land them in, and rf_async_wait<N>() returns
+// once at most N of its committed groups are still in flight (a block barrier must follow before
+// other threads read the bytes). Elsewhere (AMD, older cards) each is a plain load and store,
+// complete when the call returns.
+template <int N, bool kViaL1 = false>
 __device__ inline void rf_async_copy(void* smem, const void* gmem) {
   static_assert(N == 16 || N == 8 || N == 4, "cp.async moves 4, 8 or 16 bytes");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
+  if constexpr (N == 16 && !kViaL1) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem));
   else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(d), "l"(gmem), "n"(N));
 #else
   struct alignas(N) Bytes { unsigned char b[N]; };

@@ -303,10 +303,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
       if constexpr (kGather) {
         // Q3_K planes: super-block j = grp % 8 of group grp / 8 (880 bytes), nine 16-byte copies a row
         // (Q3Slot): hmask 2, qs 4, and the pieces of the scale and d planes that hold j's entries.
-        // Slots of 160 bytes, not 144, put a row's lanes on distinct banks. H200, 8B gate/up at 16
-        // tokens: pieces of their own size (8 / 4 / 2-byte copies, five diverging paths) 65.7 us, these
-        // 62.3, the GGUF blocks' 110-byte groups 56.3 - why the planes stage slower is not known
-        // (docs/perf/gpu.md, thirty-second pass).
+        // Through L1: a super-block's pieces of the scale and d planes are shared with 1-7 neighbours
+        // (other warps' super-blocks), and its hmask / qs lines with 1-3. Slots of 160 bytes, not 144,
+        // put a row's lanes on distinct banks. H200, 8B gate/up at 16 tokens: pieces of their own size
+        // (8 / 4 / 2-byte copies, five diverging paths) 65.7 us, 16-byte pieces bypassing L1 61.7-62.3,
+        // through L1 57.8-58.0, the GGUF blocks' 110-byte groups 56.2-56.4 (32 / 64 tokens: 71.2 / 113.9
+        // against 71.9 / 121.6).
         const uint8_t* src0 = w + static_cast<size_t>(grp >> 3) * 880;
         const int j = grp & 7;
         for (int i = lane; i < R * 9; i += 32) {
@@ -314,7 +316,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
           const int off = q < 2 ? 32 * j + 16 * q
                         : q < 6 ? 256 + 64 * j + 16 * (q - 2)
                         : q == 6 ? 768 + 16 * (j >> 1) : q == 7 ? 832 + 16 * (j >> 2) : 864;
-          rf_async_copy<16>(dst + r * kSlot + 16 * q, src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride + off);
+          const uint8_t* src = src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
+          rf_async_copy<16, true>(dst + r * kSlot + 16 * q, src + off);
         }
         rf_async_commit();
         return;
