@@ -309,13 +309,14 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaMinBlocks<RT, MT>)
         // (8 / 4 / 2-byte copies, five diverging paths) 65.7 us, 16-byte pieces bypassing L1 61.7-62.3,
         // through L1 57.8-58.0, the GGUF blocks' 110-byte groups 56.2-56.4 (32 / 64 tokens: 71.2 / 113.9
         // against 71.9 / 121.6).
-        const uint8_t* src0 = w + static_cast<size_t>(grp >> 3) * 880;
+        using G = Q3Group8;
+        const uint8_t* src0 = w + static_cast<size_t>(grp >> 3) * G::kBytes;
         const int j = grp & 7;
         for (int i = lane; i < R * 9; i += 32) {
           const int r = i / 9, q = i - r * 9;
-          const int off = q < 2 ? 32 * j + 16 * q
-                        : q < 6 ? 256 + 64 * j + 16 * (q - 2)
-                        : q == 6 ? 768 + 16 * (j >> 1) : q == 7 ? 832 + 16 * (j >> 2) : 864;
+          const int off = q < 2 ? G::kHm + 32 * j + 16 * q
+                        : q < 6 ? G::kQs + 64 * j + 16 * (q - 2)
+                        : q == 6 ? G::kScLo + 16 * (j >> 1) : q == 7 ? G::kScHi + 16 * (j >> 2) : G::kD;
           const uint8_t* src = src0 + static_cast<size_t>(min(row0 + r, rows - 1)) * stride;
           rf_async_copy<16, true>(dst + r * kSlot + 16 * q, src + off);
         }

@@ -82,12 +82,14 @@ struct Q3Plain {
 };
 struct Q3Group8 {
   static constexpr int kAlign = 16, kLoAlign = 8, kHiAlign = 4;  // plane bases / their entries
-  __device__ static const uint8_t* grp(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb >> 3) * 880; }
-  __device__ static const uint8_t* hm(const uint8_t* row, int sb) { return grp(row, sb) + 32 * (sb & 7); }
-  __device__ static const uint8_t* qs(const uint8_t* row, int sb) { return grp(row, sb) + 256 + 64 * (sb & 7); }
-  __device__ static const uint8_t* sc_lo(const uint8_t* row, int sb) { return grp(row, sb) + 768 + 8 * (sb & 7); }
-  __device__ static const uint8_t* sc_hi(const uint8_t* row, int sb) { return grp(row, sb) + 832 + 4 * (sb & 7); }
-  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return grp(row, sb) + 864 + 2 * (sb & 7); }
+  // Where each plane starts in a group, and the group's bytes (matmul_mma's staged copy uses them too).
+  static constexpr int kHm = 0, kQs = 256, kScLo = 768, kScHi = 832, kD = 864, kBytes = 880;
+  __device__ static const uint8_t* grp(const uint8_t* row, int sb) { return row + static_cast<size_t>(sb >> 3) * kBytes; }
+  __device__ static const uint8_t* hm(const uint8_t* row, int sb) { return grp(row, sb) + kHm + 32 * (sb & 7); }
+  __device__ static const uint8_t* qs(const uint8_t* row, int sb) { return grp(row, sb) + kQs + 64 * (sb & 7); }
+  __device__ static const uint8_t* sc_lo(const uint8_t* row, int sb) { return grp(row, sb) + kScLo + 8 * (sb & 7); }
+  __device__ static const uint8_t* sc_hi(const uint8_t* row, int sb) { return grp(row, sb) + kScHi + 4 * (sb & 7); }
+  __device__ static const uint8_t* d(const uint8_t* row, int sb) { return grp(row, sb) + kD + 2 * (sb & 7); }
 };
 
 // One super-block of Q3Group8 as matmul_mma's staged kernel gathers it into shared memory, in nine

@@ -2,8 +2,8 @@
 // rocforge synth), and the general.file_type value that describes the result.
 //
 // A plan is a requested type name: a plain type ("q4_0", "q6_k", "f16", ...), applied to every
-// weight matrix, or a mix ("q4_k_m", "q5_k_m", "q3_k_m", "q3_k_l") that gives some tensors more bits. The full policy,
-// with the reasons, is in docs/tools.md; in short:
+// weight matrix, or a mix ("q4_k_m", "q5_k_m", "q3_k_m", "q3_k_l") that gives some tensors more
+// bits. The full policy, with the reasons, is in docs/tools.md; in short:
 //   - 1-D tensors (norms, biases) and the MoE router (ffn_gate_inp) stay F32;
 //   - a matrix whose row length does not fit the type's block falls back (fallback_type);
 //   - mixes: output.weight (or token_embd when the output is tied to it) gets Q6_K, and attn_v /
