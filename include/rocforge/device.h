@@ -23,9 +23,12 @@ enum class Kind { Cpu, Gpu };
 // A parsed --device value.
 struct DeviceSpec {
   enum class Mode { Auto, Cpu, Gpu } mode = Mode::Auto;
-  int index = 0;  // for Gpu: the N of gpu:N
+  int index = 0;          // for Gpu: the N of gpu:N (the first of a list)
+  std::vector<int> list;  // gpu:A,B,...: the model's layers spread over these GPUs, in this order
+  bool has_index = false;  // gpu:N given (not plain gpu)
 };
-// Parses "auto", "cpu", "gpu" or "gpu:N". Throws rocforge::Error naming the bad value.
+// Parses "auto", "cpu", "gpu", "gpu:N" or "gpu:A,B,..." (a GPU may repeat: two stages then share
+// it). Throws rocforge::Error naming the bad value.
 DeviceSpec parse_device_spec(std::string_view text);
 
 struct GpuInfo {
@@ -81,13 +84,18 @@ class GpuBackend {
 struct Selection {
   Kind kind = Kind::Cpu;
   std::shared_ptr<GpuBackend> backend;  // set for Gpu
-  GpuInfo gpu;                          // valid for Gpu
-  std::string description;              // the one log line: "device: GPU 0 ..." / "device: CPU (...)"
+  GpuInfo gpu;                          // valid for Gpu: the first of `gpus`
+  // The GPUs the model may use, first choice first: auto and plain gpu list every device of the
+  // backend (the next ones take layers only where the model does not fit the first), gpu:N only N,
+  // gpu:A,B,... those (spread: the layers divided among all of them by their free memory).
+  std::vector<GpuInfo> gpus;
+  bool spread = false;
+  std::string description;  // the one log line: "device: GPU 0 ..." / "device: CPU (...)"
 };
 
-// Resolves a DeviceSpec. auto: GPU 0 of the first backend with a device, else CPU. cpu: CPU without
-// loading anything. gpu[:N]: that GPU, or rocforge::Error saying why there is none. Logs the choice
-// (info level) unless `quiet`.
+// Resolves a DeviceSpec. auto: GPU 0 of the first backend with a device (and the others after it),
+// else CPU. cpu: CPU without loading anything. gpu[:N] / gpu:A,B: those GPUs, or rocforge::Error
+// saying why there are none. Logs the choice (info level) unless `quiet`.
 Selection select_device(const DeviceSpec& spec, const LoadOptions& opts = {}, bool quiet = false);
 
 }  // namespace rocforge::device

@@ -174,7 +174,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("-t,--threads", threads_list, "thread count(s), e.g. -t 1 -t 2 (default: all cores)");
   app.add_option("-r,--repetitions", reps, "measured runs per test (default 5)")->check(CLI::PositiveNumber);
   app.add_option("-b,--batch-size", n_batch, "max tokens per forward step (default 512)")->check(CLI::PositiveNumber);
-  app.add_option("--device", device, "cpu | gpu[:N] | auto (default cpu)");
+  app.add_option("--device", device, "cpu | gpu[:N] | gpu:A,B,... | auto (default cpu)");
   app.add_flag("--tg-sampled", tg_sampled,
                "tgN as generation runs: each token sampled (greedy) and fed back, the GPU chaining steps");
   add_kv_type_flag(app, kv_type);

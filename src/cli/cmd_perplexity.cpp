@@ -38,7 +38,7 @@ int run_perplexity(int argc, char** argv) {
   app.add_option("--chunks", max_chunks, "score at most this many chunks (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
   add_kv_type_flag(app, kv_type);
-  app.add_option("--device", device, "cpu | gpu[:N] | auto (default cpu)");
+  app.add_option("--device", device, "cpu | gpu[:N] | gpu:A,B,... | auto (default cpu)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

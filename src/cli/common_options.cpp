@@ -16,7 +16,9 @@ void add_engine_flags(CLI::App& app, EngineFlags& f, bool model_required) {
   app.add_option("-t,--threads", f.opts.n_threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx-size", f.opts.ctx_size, "context size per sequence (default: min(train ctx, 4096))")->check(CLI::NonNegativeNumber);
   app.add_option("-b,--batch-size", f.opts.n_batch, "max tokens per forward step")->check(CLI::PositiveNumber);
-  app.add_option("--device", f.opts.device, "auto | cpu | gpu[:N]");
+  app.add_option("--device", f.opts.device,
+                 "auto | cpu | gpu[:N] | gpu:A,B,... (layers split over those GPUs; auto and gpu add GPUs 1, 2, "
+                 "... where the model does not fit GPU 0)");
   add_kv_type_flag(app, f.kv_type);
   app.add_option_function<std::string>(
       "--gpu-layers,--n-gpu-layers,--ngl",

@@ -4,8 +4,10 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/log.h"
 #include "gpu/backend_api.h"
@@ -62,17 +64,30 @@ DeviceSpec parse_device_spec(std::string_view text) {
     s.mode = DeviceSpec::Mode::Gpu;
     return s;
   }
-  if (text.substr(0, 4) == "gpu:" && text.size() > 4 && text.size() <= 8) {
-    int n = 0;
-    for (char c : text.substr(4)) {
-      if (c < '0' || c > '9') throw Error(fmt::format("--device: bad GPU index in '{}' (want gpu:N)", text));
-      n = n * 10 + (c - '0');
+  if (text.substr(0, 4) == "gpu:" && text.size() > 4) {
+    // gpu:N or gpu:A,B,...: indices of at most 4 digits, at most 64 of them.
+    std::string_view rest = text.substr(4);
+    while (true) {
+      const size_t comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      if (item.empty() || item.size() > 4 || s.list.size() >= 64)
+        throw Error(fmt::format("--device: bad GPU list in '{}' (want gpu:N or gpu:A,B,...)", text));
+      int n = 0;
+      for (char c : item) {
+        if (c < '0' || c > '9') throw Error(fmt::format("--device: bad GPU index in '{}' (want gpu:N or gpu:A,B,...)", text));
+        n = n * 10 + (c - '0');
+      }
+      s.list.push_back(n);
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
     }
     s.mode = DeviceSpec::Mode::Gpu;
-    s.index = n;
+    s.index = s.list[0];
+    s.has_index = true;
+    if (s.list.size() == 1) s.list.clear();  // gpu:N: that GPU alone
     return s;
   }
-  throw Error(fmt::format("--device: unknown value '{}' (want auto, cpu, gpu or gpu:N)", text));
+  throw Error(fmt::format("--device: unknown value '{}' (want auto, cpu, gpu, gpu:N or gpu:A,B,...)", text));
 }
 
 std::shared_ptr<GpuBackend> GpuBackend::load_file(const std::filesystem::path& path) {
@@ -168,10 +183,12 @@ Selection select_device(const DeviceSpec& spec, const LoadOptions& opts, bool qu
   while (!why.empty() && why.back() == '\n') why.pop_back();
   const int n = backend ? backend->device_count() : 0;
   const int want = spec.mode == DeviceSpec::Mode::Gpu ? spec.index : 0;
-  if (n == 0 || want >= n) {
+  int beyond = want;  // the highest index asked for
+  for (int i : spec.list) beyond = std::max(beyond, i);
+  if (n == 0 || beyond >= n) {
     if (spec.mode == DeviceSpec::Mode::Gpu) {
       if (n == 0) throw Error(fmt::format("--device gpu: no usable GPU: {}", why));
-      throw Error(fmt::format("--device gpu:{}: only {} GPU{} ({} backend)", want, n, n == 1 ? "" : "s",
+      throw Error(fmt::format("--device gpu:{}: only {} GPU{} ({} backend)", beyond, n, n == 1 ? "" : "s",
                               backend->name()));
     }
     // auto: say why in one line (first reason only).
@@ -181,10 +198,29 @@ Selection select_device(const DeviceSpec& spec, const LoadOptions& opts, bool qu
   sel.kind = Kind::Gpu;
   sel.backend = backend;
   sel.gpu = backend->info(want);
+  if (!spec.list.empty()) {
+    for (int i : spec.list) sel.gpus.push_back(i == want ? sel.gpu : backend->info(i));
+    sel.spread = true;
+  } else {
+    sel.gpus.push_back(sel.gpu);
+    if (!spec.has_index)
+      for (int i = 0; i < n; ++i)
+        if (i != want) sel.gpus.push_back(backend->info(i));
+  }
+  // ROCFORGE_GPU_FREE_MB=N: count at most N MiB of each GPU as free (room left for other work; and
+  // how tests make the planner split or spill without filling a card).
+  if (const char* env = std::getenv("ROCFORGE_GPU_FREE_MB"); env && *env) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    if (!end || *end) throw Error(fmt::format("ROCFORGE_GPU_FREE_MB: '{}' is not a number of MiB", env));
+    for (GpuInfo& g : sel.gpus) g.free_memory = std::min<uint64_t>(g.free_memory, uint64_t(mb) << 20);
+    sel.gpu = sel.gpus[0];
+  }
   backend->check(backend->api().set_device(want), "selecting GPU");
   say(fmt::format("device: GPU {} {} ({}, {}, {:.1f} GiB, {:.1f} GiB free, wave {}) via {}", want, sel.gpu.name,
                   sel.gpu.backend, sel.gpu.arch, sel.gpu.total_memory / 1073741824.0,
-                  sel.gpu.free_memory / 1073741824.0, sel.gpu.wave_size, backend->path().string()));
+                  sel.gpu.free_memory / 1073741824.0, sel.gpu.wave_size, backend->path().string()) +
+      (sel.spread ? fmt::format(", layers spread over GPUs {}", fmt::join(spec.list, ",")) : std::string()));
   return sel;
 }
 

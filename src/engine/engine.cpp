@@ -16,12 +16,13 @@ Engine::~Engine() = default;
 
 namespace {
 
-// --device / --gpu-layers: a GPU (all layers, or hybrid when the model does not fit), else the CPU.
+// --device / --gpu-layers: GPUs (all layers on the first, or split over the next ones where they do
+// not fit it, or over an explicit list; hybrid when even they cannot hold the model), else the CPU.
 std::unique_ptr<Executor> make_executor(const Model& m, const KvConfig& kv, const EngineOptions& o) {
   const device::DeviceSpec spec = device::parse_device_spec(o.device);
   const device::Selection sel = device::select_device(spec);
   if (sel.kind == device::Kind::Cpu || o.gpu_layers == 0) return make_cpu_executor(m, kv, o.n_threads);
-  const GpuPlan plan = plan_gpu_layers(m, kv, sel.gpu, o.gpu_layers, o.n_batch);
+  const GpuPlan plan = plan_gpu_stages(m, kv, sel.gpus, sel.spread, o.gpu_layers, o.n_batch);
   if (!plan.reason.empty()) log::warn("{}: running {} layers on the GPU, the rest on the CPU", plan.reason, plan.gpu_layers);
   if (plan.gpu_layers == 0) {
     if (spec.mode == device::DeviceSpec::Mode::Gpu)
@@ -29,6 +30,13 @@ std::unique_ptr<Executor> make_executor(const Model& m, const KvConfig& kv, cons
                   std::to_string(sel.gpu.free_memory >> 20) + " MiB) even with its output head alone");
     log::warn("the model does not fit on {}: running on the CPU", sel.gpu.name);
     return make_cpu_executor(m, kv, o.n_threads);
+  }
+  if (plan.stages.size() > 1) {
+    std::string split;
+    for (const GpuStage& st : plan.stages)
+      split += fmt::format("{}GPU {}: layers {}-{} ({:.1f} GiB)", split.empty() ? "" : ", ", st.device, st.first,
+                           st.end - 1, static_cast<double>(st.bytes) / 1073741824.0);
+    log::info("model split over {} GPU stages: {}", plan.stages.size(), split);
   }
   return make_gpu_executor(m, kv, sel, plan, o.n_threads, o.n_batch);
 }

@@ -197,6 +197,12 @@ int event_create(rf_event* e) {
 }
 int event_destroy(rf_event e) { return e ? check(hipEventDestroy(static_cast<hipEvent_t>(e)), "event destroy") : 0; }
 int event_record(rf_event e, rf_stream s) { return check(hipEventRecord(static_cast<hipEvent_t>(e), st(s)), "event record"); }
+int stream_wait_event(rf_stream s, rf_event e) {
+  return check(hipStreamWaitEvent(st(s), static_cast<hipEvent_t>(e), 0), "stream wait event");
+}
+int memcpy_peer(void* d, int dd, const void* s, int sd, size_t n, rf_stream q) {
+  return n ? check(hipMemcpyPeerAsync(d, dd, s, sd, n, st(q)), "copy between GPUs") : 0;
+}
 int event_elapsed_ms(rf_event a, rf_event b, float* ms) {
   if (int rc = check(hipEventSynchronize(static_cast<hipEvent_t>(b)), "event sync")) return rc;
   return check(hipEventElapsedTime(ms, static_cast<hipEvent_t>(a), static_cast<hipEvent_t>(b)), "event time");
@@ -359,7 +365,7 @@ const rf_gpu_api kApi = {
     k_matvec_q8_norm, k_moe_route, k_matvec_experts, k_moe_mix, host_malloc, host_free, k_matvec_q8_multi, k_sample_rows,
     mma_max_tokens, k_matmul_f16_parts, matvec_prefetch_next, k_matvec_q8_swiglu, k_rmsnorm_q8_rows,
     k_matvec_q8_multi_parts, host_device_ptr, sample_workspace, k_matmul_mc, k_prompt_gemm, k_matmul_hgemm,
-    k_prompt_attention, sample_launches, k_penalize_rows,
+    k_prompt_attention, sample_launches, k_penalize_rows, stream_wait_event, memcpy_peer,
 };
 
 }  // namespace

@@ -15,7 +15,7 @@
 
 extern "C" {
 
-#define RF_GPU_API_VERSION 25u  // bump whenever this table changes: binary and library must agree
+#define RF_GPU_API_VERSION 26u  // bump whenever this table changes: binary and library must agree
 
 // Weight type ids the kernels take: GGUF type ids, plus device-only layouts of the same bytes that
 // the host writes while uploading (gpu/repack.h).
@@ -356,6 +356,12 @@ struct rf_gpu_api {
   // l -= fma(frequency, count, presence), rounded as the host does it. Ahead of sample_rows.
   int (*penalize_rows)(float* d_logits, int n_vocab, int n_rows, const struct rf_penalty_row* d_rows,
                        const int32_t* d_pairs, const int32_t* d_chain, rf_stream s);
+
+  // ---- v26. A model split over several GPUs (a stage of layers on each): stream s waits, on the
+  // device, for the work before event e was recorded (e may belong to another device's stream); and
+  // a copy between two devices' memory, in s's order (s: a stream of either device).
+  int (*stream_wait_event)(rf_stream s, rf_event e);
+  int (*memcpy_peer)(void* d_dst, int dst_device, const void* d_src, int src_device, size_t bytes, rf_stream s);
 };
 
 // The one exported symbol of a backend library.

@@ -532,28 +532,34 @@ bool shape_for(int cols, bool has_b, bool split_all, Shape* sh, int swiglu_waves
   return true;
 }
 
-// Blocks of `kernel` that fit on one multiprocessor with `smem` bytes, per kernel and shape; 0 when
-// it does not fit or the binary has no sm_90 code for it. The kernel's shared-memory limit is raised
-// once to the device's opt-in maximum (a per-shape limit would shrink under a larger shape's feet).
+// Blocks of `kernel` that fit on one multiprocessor with `smem` bytes, per kernel, shape and device;
+// 0 when it does not fit or the binary has no sm_90 code for it. The kernel's shared-memory limit is
+// raised once a device (an attribute of the device's context: a model split over GPUs launches the
+// kernel on each) to the device's opt-in maximum (a per-shape limit would shrink under a larger
+// shape's feet).
 template <class K>
 int blocks_per_sm(K kernel, int threads, size_t smem) {
-  static thread_local std::map<std::tuple<const void*, int, size_t>, int> fits;
-  static thread_local std::map<const void*, bool> raised;
+  static thread_local std::map<std::tuple<const void*, int, size_t, int>, int> fits;
+  static thread_local std::map<std::pair<const void*, int>, bool> raised;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
   const void* key_k = reinterpret_cast<const void*>(kernel);
-  const auto key = std::make_tuple(key_k, threads, smem);
+  const auto key = std::make_tuple(key_k, threads, smem, dev);
   auto it = fits.find(key);
   if (it != fits.end()) return it->second;
-  auto r = raised.find(key_k);
+  auto r = raised.find({key_k, dev});
   if (r == raised.end()) {
-    int dev = 0, optin = 0;
+    int optin = 0;
     cudaFuncAttributes attr{};
-    const bool ok = cudaGetDevice(&dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+    const bool ok = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
                     cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.binaryVersion >= 90 &&
                     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          optin - static_cast<int>(attr.sharedSizeBytes)) == cudaSuccess;
     (void)cudaGetLastError();  // a refused attribute is an answer here, not an error for the next launch
-    r = raised.emplace(key_k, ok).first;
+    r = raised.emplace(std::make_pair(key_k, dev), ok).first;
   }
   int n = 0;
   if (!r->second || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem) != cudaSuccess) n = 0;

@@ -18,30 +18,83 @@ using gpu_detail::layer_weight_bytes;
 using gpu_detail::weight_bytes;
 
 GpuPlan plan_gpu_layers(const Model& m, const KvConfig& kv, const device::GpuInfo& gpu, int requested, int max_batch) {
+  return plan_gpu_stages(m, kv, {gpu}, false, requested, max_batch);
+}
+
+GpuPlan plan_gpu_stages(const Model& m, const KvConfig& kv, const std::vector<device::GpuInfo>& gpus, bool spread,
+                        int requested, int max_batch) {
   const auto& c = m.config();
-  GpuPlan p;
-  // Fixed cost: output head (+ token table when no layer stays on the CPU) and activations.
-  const uint64_t reserve = 512ull << 20;  // the runtime's own allocations, fragmentation
-  uint64_t fixed = weight_bytes(m.output()) + weight_bytes(m.output_norm()) + activation_bytes(c, max_batch);
-  const uint64_t embd = c.tied_output ? 0 : weight_bytes(m.token_embd());
-  const uint64_t avail = gpu.free_memory > reserve ? gpu.free_memory - reserve : 0;
-  int fit = 0;
-  uint64_t used = fixed;
-  for (int l = c.n_layer - 1; l >= 0; --l) {
-    const uint64_t need = layer_weight_bytes(m.layer(l)) + kv_bytes_per_layer(c, kv) + (l == 0 ? embd : 0);
-    if (used + need > avail) break;
-    used += need;
-    ++fit;
-  }
-  if (used > avail) fit = 0;
+  const uint64_t reserve = 512ull << 20;  // per device: the runtime's own allocations, fragmentation
+  const uint64_t act = activation_bytes(c, max_batch);
+  const uint64_t head = weight_bytes(m.output()) + weight_bytes(m.output_norm());
+  const uint64_t table = weight_bytes(m.token_embd());
   const int want = requested < 0 ? c.n_layer : std::min(requested, c.n_layer);
-  p.gpu_layers = std::min(want, fit);
-  if (p.gpu_layers < want)
-    p.reason = "only " + std::to_string(fit) + " of " + std::to_string(c.n_layer) + " layers fit in " +
-               std::to_string(gpu.free_memory >> 20) + " MiB of free GPU memory";
-  p.bytes = fixed;
-  for (int l = c.n_layer - p.gpu_layers; l < c.n_layer; ++l)
-    p.bytes += layer_weight_bytes(m.layer(l)) + kv_bytes_per_layer(c, kv) + (l == 0 ? embd : 0);
+  const size_t n_dev = gpus.size();
+  // A device listed more than once (spread: several stages on one card) shares its memory among them.
+  std::vector<uint64_t> avail(n_dev);
+  for (size_t d = 0; d < n_dev; ++d) {
+    const auto times = std::count_if(gpus.begin(), gpus.end(), [&](const auto& g) { return g.index == gpus[d].index; });
+    avail[d] = (gpus[d].free_memory > reserve ? gpus[d].free_memory - reserve : 0) / static_cast<uint64_t>(times);
+  }
+  // The devices from the one holding the head (and the last layers) backwards through the layers.
+  std::vector<size_t> order(n_dev);
+  for (size_t d = 0; d < n_dev; ++d) order[d] = spread ? n_dev - 1 - d : d;
+  auto layer_need = [&](int l) { return layer_weight_bytes(m.layer(l)) + kv_bytes_per_layer(c, kv); };
+
+  // Layers from the last backwards, each device taking what fits under its cap; a device that takes
+  // none is left out. The token table goes with layer 0, unless the head's stage holds both and the
+  // output is tied to it (one table then serves both).
+  auto place = [&](const std::vector<uint64_t>& cap) {
+    GpuPlan p;
+    int l = c.n_layer - 1;
+    for (size_t o = 0; o < order.size() && p.gpu_layers < want; ++o) {
+      const size_t d = order[o];
+      const bool is_head = p.stages.empty();
+      uint64_t used = act + (is_head ? head : 0);
+      GpuStage st{gpus[d].index, l + 1, l + 1, 0};
+      while (p.gpu_layers < want && l >= 0) {
+        const uint64_t need = layer_need(l) + (l == 0 && !(is_head && c.tied_output) ? table : 0);
+        if (used + need > cap[d]) break;
+        used += need;
+        st.first = l--;
+        ++p.gpu_layers;
+      }
+      if (st.first == st.end) {
+        if (is_head) break;  // the head goes with the first device, or nowhere
+        continue;
+      }
+      st.bytes = used;
+      p.bytes += used;
+      p.stages.insert(p.stages.begin(), st);
+    }
+    return p;
+  };
+  GpuPlan p = place(avail);
+  if (spread && n_dev > 1 && p.gpu_layers == want) {
+    // Each device's room for layers (its free memory beyond its stage's fixed part: activations, the
+    // head on the last, the token table on the first) takes that share of the layers' bytes, a layer
+    // of slack each so that rounding strands none; kept only where that still places every layer.
+    uint64_t layers = 0, slack = 0, room_sum = 0;
+    for (int l = c.n_layer - want; l < c.n_layer; ++l) layers += layer_need(l), slack = std::max(slack, layer_need(l));
+    std::vector<uint64_t> fixed(n_dev), room(n_dev), cap(n_dev);
+    for (size_t d = 0; d < n_dev; ++d) {
+      fixed[d] = act + (d == n_dev - 1 ? head : 0) + (d == 0 ? table : 0);
+      room[d] = avail[d] > fixed[d] ? avail[d] - fixed[d] : 0;
+      room_sum += room[d];
+    }
+    for (size_t d = 0; d < n_dev; ++d)
+      cap[d] = std::min(avail[d], fixed[d] + slack +
+                                      static_cast<uint64_t>(static_cast<double>(layers) * static_cast<double>(room[d]) /
+                                                            static_cast<double>(std::max<uint64_t>(room_sum, 1))));
+    GpuPlan even = place(cap);
+    if (even.gpu_layers == want) p = std::move(even);
+  }
+  if (p.gpu_layers < want) {
+    std::string mem;
+    for (const auto& g : gpus) mem += (mem.empty() ? "" : " + ") + std::to_string(g.free_memory >> 20);
+    p.reason = "only " + std::to_string(p.gpu_layers) + " of " + std::to_string(c.n_layer) + " layers fit in " + mem +
+               " MiB of free GPU memory";
+  }
   return p;
 }
 
@@ -137,7 +190,7 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
   // Inputs, staged into one upload.
   const size_t n_in = 3 * size_t(cap_) + size_t(n_seq) * max_blocks_;
   reserve_inputs(n_in);
-  if (n_cpu_ == 0)
+  if (first_ == 0)
     for (int t = 0; t < T; ++t) {
       if (b.token[t] < 0 || b.token[t] >= c_.n_vocab) throw Error("token id " + std::to_string(b.token[t]) + " out of range");
       in_host_[t] = b.token[t];
@@ -152,12 +205,21 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
   upload_inputs(n_in);
   if (all_decode_) reserve_attn_workspace(n_seq);
 
-  // Hidden state in from the CPU layers (hybrid); the GPU-only step embeds on the device.
+  // Hidden state in from the CPU layers (hybrid), or from the stage before on its GPU (a split
+  // model: this stream waits for that stage's layers on the device, then copies their output);
+  // the stage holding layer 0 embeds on the device.
   if (n_cpu_ > 0) {
     host_x_.resize(size_t(T) * c_.n_embd);
     cpu_->embed(b, host_x_.data());
     cpu_->layers(b, host_x_.data());
     be_->check(api_.memcpy_h2d(x_.get(), host_x_.data(), host_x_.size() * sizeof(float), stream_), "hidden state");
+  } else if (upstream_) {
+    const float* up = upstream_->run_stage(b);
+    use_device();
+    const std::string what = "hidden state from GPU " + std::to_string(upstream_->dev_) + " to GPU " + std::to_string(dev_);
+    be_->check(api_.stream_wait_event(stream_, upstream_->done_), what);
+    be_->check(api_.memcpy_peer(x_.get(), dev_, up, upstream_->dev_, size_t(T) * c_.n_embd * sizeof(float), stream_),
+               what);
   }
 
   if (graphed) {
@@ -171,14 +233,28 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
 }
 
 void GpuExecutor::launch_step(const Batch& b, int T, int n_seq, bool all_rows_out) {
+  // A projection's L2 hand-off (prefetch_next) waits on this thread for the next int8 launch to take
+  // it; one a launch did not take (a path without it) is dropped here: it may name another stage's
+  // or another executor's memory, on another device.
+  api_.matvec_prefetch_next(nullptr, 0);
   resid_ = x_.get<float>();
-  if (n_cpu_ == 0) {
+  if (first_ == 0) {
     const WeightRef& e = m_.token_embd();
     be_->check(api_.embed(dev_type(e), token_embd_.buf.get(), e.row_bytes, c_.n_embd, in_tokens(), T, resid_, stream_),
                "embedding");
   }
   pending_ = false;
-  for (int l = n_cpu_; l < c_.n_layer; ++l) layer(l, b, T);
+  for (int l = first_; l < end_; ++l) layer(l, b, T);
+  if (!head_) {
+    // The next stage copies the residual stream from x_: the pending branch added, or the stream
+    // moved there from x2_ (where a fused norm may have left it).
+    if (pending_) be_->check(api_.add(resid_, h_.get<float>(), x_.get<float>(), size_t(T) * c_.n_embd, stream_), "residual");
+    else if (resid_ != x_.get<float>())
+      be_->check(api_.memcpy_d2d(x_.get(), resid_, size_t(T) * c_.n_embd * sizeof(float), stream_), "residual");
+    pending_ = false;
+    resid_ = x_.get<float>();
+    return;
+  }
 
   // Head: the rows that want logits (all of them: straight from x), norm, project.
   int n_out = 0;
@@ -225,6 +301,7 @@ std::span<const float> GpuExecutor::step_to_host(const Batch& b, std::vector<flo
     spill.clear();
     return {};
   }
+  use_device();
   const int n_out = run_step(b, /*to_host=*/true);
   const size_t n = size_t(n_out) * c_.n_vocab;
   // Rows that fit land in the page-locked buffer (written there by the head, else one DMA); more
@@ -318,6 +395,7 @@ bool GpuExecutor::forward_sample_rows(const Batch& b, const std::vector<const Sa
   const int rows = b.n_logits();
   if (b.size() == 0 || rows == 0 || static_cast<int>(params.size()) != rows || static_cast<int>(u.size()) != rows)
     return false;
+  use_device();
   // The kernels run the host Sampler's chain: penalties rounded as the host does them (penalties.hip),
   // filters on the model's probabilities, the temperature on the draw.
   bool penalized = false;
@@ -371,6 +449,7 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
     return 0;
   const bool penalized = has_penalties(p);
   if (penalized && (history.empty() || history.back() != b.token[0])) return 0;  // the history must end with b's token
+  use_device();
   const size_t ws_bytes = api_.sample_workspace(1, c_.n_vocab);
   if (ws_bytes == 0) return 0;
   sample_host_.resize(n);
@@ -480,7 +559,12 @@ int GpuExecutor::forward_sample_steps(const Batch& b, const SamplingParams& p, c
 std::unique_ptr<Executor> make_gpu_executor(const Model& m, const KvConfig& kv, const device::Selection& sel,
                                             const GpuPlan& plan, int n_threads, int max_batch) {
   if (!sel.backend) throw Error("no GPU backend loaded");
-  return std::make_unique<gpu_detail::GpuExecutor>(m, kv, sel, plan, n_threads, max_batch);
+  if (plan.stages.empty()) throw Error("no layer of the model is planned on a GPU");
+  // Stage by stage in layer order, each owning the one before it; the head's stage is the executor.
+  std::unique_ptr<gpu_detail::GpuExecutor> e;
+  for (size_t i = 0; i < plan.stages.size(); ++i)
+    e = std::make_unique<gpu_detail::GpuExecutor>(m, kv, sel, plan, i, n_threads, max_batch, std::move(e));
+  return e;
 }
 
 }  // namespace rocforge

@@ -184,15 +184,27 @@ constexpr int kMaxChainGraphs = 8;  // the warm-up captures 3; more buckets and 
 // A chain's GraphKey::sampler bit for its penalize_rows launches (above sample_launches' mask).
 constexpr int kPenaltyLaunch = 1 << 8;
 
+// One stage of the plan (plan.stages[stage]): its layers on its device. A model on one GPU is one
+// stage. Split over several, each stage after the first owns the one before it (`upstream`) and
+// asks it for the step's hidden state: the stage holding the head is the executor the engine gets,
+// and a step runs the stages in layer order, each on its own device and stream, handing the
+// residual stream on device to device (an event and a peer copy: the host does not wait between
+// them). The first stage runs the CPU's layers, if any.
 class GpuExecutor final : public Executor {
  public:
-  GpuExecutor(const Model& m, const KvConfig& kv, const device::Selection& sel, const GpuPlan& plan, int n_threads,
-              int max_batch)
-      : m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()), api_(be_->api()),
-        n_cpu_(c_.n_layer - plan.gpu_layers), pool_(n_threads) {
+  GpuExecutor(const Model& m, const KvConfig& kv, const device::Selection& sel, const GpuPlan& plan, size_t stage,
+              int n_threads, int max_batch, std::unique_ptr<GpuExecutor> upstream)
+      : upstream_(std::move(upstream)), m_(m), c_(m.config()), kv_(kv), sel_(sel), be_(sel.backend.get()),
+        api_(be_->api()), dev_(plan.stages.at(stage).device), first_(plan.stages[stage].first),
+        end_(plan.stages[stage].end), head_(end_ == c_.n_layer), n_cpu_(stage == 0 ? first_ : 0),
+        pool_(n_cpu_ > 0 ? n_threads : 1) {
     kv_.type = device_kv_type(kv) == RF_KV_Q8_0 ? KvType::Q8_0 : KvType::F16;  // device pools: f16 or Q8_0
-    be_->check(api_.set_device(sel.gpu.index), "selecting the GPU");
+    split_ = upstream_ != nullptr || !head_;
+    for (const auto& g : sel.gpus) if (g.index == dev_) gpu_name_ = g.name;
+    if (gpu_name_.empty()) gpu_name_ = sel.gpu.name;
+    be_->check(api_.set_device(dev_), "selecting GPU " + std::to_string(dev_));
     be_->check(api_.stream_create(&stream_), "creating a stream");
+    if (!head_) be_->check(api_.event_create(&done_), "creating an event");
     if (n_cpu_ > 0) cpu_ = std::make_unique<CpuForward>(m, kv, pool_, 0, n_cpu_);
     fuse_ = !env_off("ROCFORGE_GPU_FUSE");
     use_graphs_ = !env_off("ROCFORGE_GPU_GRAPHS");
@@ -222,20 +234,29 @@ class GpuExecutor final : public Executor {
     warm_up(max_batch);
     // Which GEMM prompts take on this device, decided now (its checks run at load, not in the first
     // request): a user on AMD sees whether rocBLAS was found.
-    log::info("GPU prompt GEMM: {}", api_.prompt_gemm(stream_));
-    log::info("GPU prompt attention: {}", api_.prompt_attention(stream_));
+    const std::string gpu = split_ ? "GPU " + std::to_string(dev_) + " " : "GPU ";
+    log::info("{}prompt GEMM: {}", gpu, api_.prompt_gemm(stream_));
+    log::info("{}prompt attention: {}", gpu, api_.prompt_attention(stream_));
   }
 
+  // The stages' memory goes device by device: this one's (the body and the members after upstream_,
+  // on this device), then the stages before it (upstream_, declared first, destroyed last).
   ~GpuExecutor() override {
+    (void)api_.set_device(dev_);
     clear_graphs();
     if (stream_) {
       api_.stream_sync(stream_);
       api_.stream_destroy(stream_);
     }
+    if (done_) api_.event_destroy(done_);
   }
 
   std::string device_name() const override {
-    std::string s = "gpu " + std::to_string(sel_.gpu.index) + " (" + sel_.gpu.name + ", " + be_->name() + ")";
+    std::string s = "gpu " + std::to_string(dev_) + " (" + gpu_name_ + ", " + be_->name() + ")";
+    if (split_) {
+      s += ": layers " + std::to_string(first_) + "-" + std::to_string(end_ - 1) + (head_ ? " + head" : "");
+      if (upstream_) s = upstream_->device_name() + "; " + s;
+    }
     if (n_cpu_ > 0) s += ", hybrid: " + std::to_string(n_cpu_) + " of " + std::to_string(c_.n_layer) + " layers on the CPU";
     return s;
   }
@@ -251,9 +272,27 @@ class GpuExecutor final : public Executor {
                            const std::vector<History>& histories, std::vector<int32_t>& tokens) override;
   int forward_sample_steps(const Batch& b, const SamplingParams& p, const std::vector<float>& u, History history,
                            std::vector<int32_t>& tokens) override;
-  int chain_steps() const override { return n_cpu_ == 0 && use_graphs_ && chain_steps_ >= 2 ? chain_steps_ : 0; }
+  int chain_steps() const override {
+    return n_cpu_ == 0 && !split_ && use_graphs_ && chain_steps_ >= 2 ? chain_steps_ : 0;
+  }
 
  private:
+  // A stage before the head's: runs the step's layers on its device (inputs uploaded, nothing
+  // synchronised) and records done_ after them; returns the device pointer of its output, the
+  // residual stream [T][n_embd] after its last layer.
+  const float* run_stage(const Batch& b) {
+    use_device();
+    run_step(b);
+    be_->check(api_.event_record(done_, stream_), "GPU " + std::to_string(dev_) + ": end of its layers");
+    return x_.get<float>();
+  }
+  // Whether any stage runs layers on the CPU (no warm-up then: it would run them).
+  bool hybrid() const { return n_cpu_ > 0 || (upstream_ && upstream_->hybrid()); }
+  // Calls into the backend go to the current device (a thread-wide setting): each step makes this
+  // stage's current first, since another stage or another executor may have made another one current.
+  void use_device() const {
+    if (const int rc = api_.set_device(dev_)) be_->check(rc, "selecting GPU " + std::to_string(dev_));
+  }
   // One prompt step of the largest batch and one decode step on the first KV blocks, at load: the
   // backend's one-off costs (vendor BLAS handle and scratch, module loading, the first graph capture)
   // leave the first request. Harmless to the cache: a sequence writes every position's K/V before it
@@ -261,7 +300,7 @@ class GpuExecutor final : public Executor {
   // (bench, `rocforge logits`) and sampled on the device (generation), whose graph keeps the logits
   // on the device and is another capture; the default chain loads every sampler kernel.
   void warm_up(int max_batch) {
-    if (n_cpu_ > 0) return;
+    if (!head_ || hybrid()) return;
     const int T = static_cast<int>(std::min<int64_t>(std::max(1, max_batch), kv_.n_slots() - 1));
     if (T < kF16MinTokens) return;
     Batch b;
@@ -443,7 +482,7 @@ class GpuExecutor final : public Executor {
   void upload_weights() {
     const uint64_t pool_bytes = kv_bytes_per_layer(c_, kv_) / 2;
     layers_.resize(c_.n_layer);
-    for (int l = n_cpu_; l < c_.n_layer; ++l) {
+    for (int l = first_; l < end_; ++l) {
       const LayerWeights& L = m_.layer(l);
       GpuLayer& g = layers_[l];
       g.attn_norm = upload(L.attn_norm), g.wo = upload(L.wo);
@@ -466,10 +505,12 @@ class GpuExecutor final : public Executor {
       g.k_pool = DevBuf(be_, pool_bytes);
       g.v_pool = DevBuf(be_, pool_bytes);
     }
-    if (n_cpu_ == 0) token_embd_ = upload(m_.token_embd());
-    output_norm_ = upload(m_.output_norm());
-    // A tied output reuses the uploaded token table.
-    if (!(c_.tied_output && n_cpu_ == 0)) output_w_ = upload(m_.output());
+    if (first_ == 0) token_embd_ = upload(m_.token_embd());
+    if (head_) {
+      output_norm_ = upload(m_.output_norm());
+      // A tied output reuses the uploaded token table.
+      if (!(c_.tied_output && first_ == 0)) output_w_ = upload(m_.output());
+    }
     if (!m_.rope_freq_factors().empty()) {
       const size_t bytes = m_.rope_freq_factors().size() * sizeof(float);
       freq_ = DevBuf(be_, bytes);
@@ -493,10 +534,10 @@ class GpuExecutor final : public Executor {
     qkv_ = fbuf(int64_t(T) * (c_.q_dim() + 2 * c_.kv_dim()));
     att_ = fbuf(int64_t(T) * c_.q_dim());
     gu_ = fbuf(int64_t(T) * 2 * c_.n_ff);
-    logits_ = fbuf(int64_t(T) * c_.n_vocab);
+    logits_ = head_ ? fbuf(int64_t(T) * c_.n_vocab) : DevBuf();
     // Decode steps copy their logits through page-locked memory: one DMA instead of the runtime's
     // staged copy into pageable memory (ROCFORGE_GPU_PINNED_LOGITS=0: straight into the vector).
-    pinned_rows_ = env_off("ROCFORGE_GPU_PINNED_LOGITS") ? 0 : std::min(T, kPinnedLogitRows);
+    pinned_rows_ = env_off("ROCFORGE_GPU_PINNED_LOGITS") || !head_ ? 0 : std::min(T, kPinnedLogitRows);
     logits_host_ = pinned_rows_ ? HostBuf(be_, size_t(pinned_rows_) * c_.n_vocab * sizeof(float)) : HostBuf();
     if (!logits_host_.floats()) pinned_rows_ = 0;
     // Steps whose logits go to the host have the head store them straight into that page-locked
@@ -691,13 +732,20 @@ class GpuExecutor final : public Executor {
   void experts(const Mat& w, int n_slots, int x_div, const float* x, const void* xq, float* y);
   void moe_grouped(const Mat& gate, const Mat& up, const Mat& down, int n, const float* x);
 
+  std::unique_ptr<GpuExecutor> upstream_;  // the stage before this one (split models), or null
   const Model& m_;
   const ModelConfig& c_;
   KvConfig kv_;
   device::Selection sel_;
   const device::GpuBackend* be_;
   const rf_gpu_api& api_;
-  int n_cpu_;
+  int dev_;           // this stage's device
+  int first_, end_;   // its layers [first_, end_)
+  bool head_;         // it holds the last layer: the output norm and head run here
+  int n_cpu_;         // layers [0, n_cpu_) on the CPU before this stage (the first stage only)
+  bool split_ = false;  // the model spans several stages
+  std::string gpu_name_;
+  rf_event done_ = nullptr;  // a stage before the head's: recorded after its layers (run_stage)
   cpu::ThreadPool pool_;
   std::unique_ptr<CpuForward> cpu_;
   rf_stream stream_ = nullptr;

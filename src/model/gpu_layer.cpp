@@ -208,8 +208,11 @@ void GpuExecutor::layer(int l, const Batch& b, int T) {
     ok(api_.swiglu(g, u, g, size_t(T) * c_.n_ff, stream_), "swiglu");
   }
   if (fz || fm) {
-    const GpuLayer* next = l + 1 < c_.n_layer ? &layers_[l + 1] : nullptr;
-    const Mat nq = !next ? mat_of(output_weight()) : next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q;
+    // The next projection of this stage: the next layer's q/k/v, the head, or none where the stage
+    // hands its output to the next GPU.
+    const GpuLayer* next = l + 1 < end_ ? &layers_[l + 1] : nullptr;
+    const Mat nq = next ? (next->qkv.present() ? next->qkv : next->qk.present() ? next->qk : next->q)
+                        : head_ ? mat_of(output_weight()) : Mat{};
     prefetch_next(down, nq);
   }
   if (fz && skip(kSkipDown)) {

@@ -28,10 +28,17 @@ TEST(DeviceSpec, ParsesEveryForm) {
   const auto g3 = parse_device_spec("gpu:3");
   EXPECT_EQ(g3.mode, DeviceSpec::Mode::Gpu);
   EXPECT_EQ(g3.index, 3);
+  EXPECT_TRUE(g3.list.empty()) << "gpu:N is that GPU alone";
+  const auto two = parse_device_spec("gpu:1,0");
+  EXPECT_EQ(two.mode, DeviceSpec::Mode::Gpu);
+  EXPECT_EQ(two.index, 1);
+  EXPECT_EQ(two.list, (std::vector<int>{1, 0}));
+  EXPECT_EQ(parse_device_spec("gpu:0,0,2").list, (std::vector<int>{0, 0, 2})) << "a GPU may repeat";
 }
 
 TEST(DeviceSpec, RejectsBadValuesNamingThem) {
-  for (const char* bad : {"", "GPU", "gpu:", "gpu:x", "gpu:-1", "tpu", "gpu:99999999"}) {
+  for (const char* bad : {"", "GPU", "gpu:", "gpu:x", "gpu:-1", "tpu", "gpu:99999999", "gpu:0,", "gpu:,1", "gpu:0,,1",
+                          "gpu:0,x", "gpu:0;1"}) {
     try {
       parse_device_spec(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
