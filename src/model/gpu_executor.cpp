@@ -141,7 +141,7 @@ void GpuExecutor::reserve_attn_workspace(int n_seq) {
 int GpuExecutor::run_step(const Batch& b, bool to_host) {
   const int T = b.size();
   reserve_scratch(T);
-  head_to_host_ = to_host && logits_host_dev_ && b.n_logits() <= pinned_rows_;
+  head_to_host_ = to_host && logits_host_dev_ && b.n_logits() <= pinned_rows_ && head_stores_to_host_;
   head_out_ = head_to_host_ ? logits_host_dev_ : logits_.get<float>();
   const int n_seq = static_cast<int>(b.block_tables.size());
 

@@ -13,6 +13,7 @@
 #include "gpu/backend_api.h"
 #include "gpu/repack.h"
 #include "model/cpu_forward.h"
+#include "model/gpu_buffers.h"
 #include "model/gpu_executor.h"
 
 namespace rocforge::gpu_detail {
@@ -79,64 +80,6 @@ inline size_t env_mb(const char* name, size_t def) {
   const char* v = std::getenv(name);
   return v && *v ? static_cast<size_t>(std::max(0, std::atoi(v))) << 20 : def;
 }
-
-// A device allocation released with the backend's free.
-class DevBuf {
- public:
-  DevBuf() = default;
-  DevBuf(const device::GpuBackend* be, size_t bytes) : be_(be), bytes_(bytes) {
-    if (bytes) be->check(be->api().malloc(&p_, bytes), "allocating " + std::to_string(bytes >> 20) + " MiB on the GPU");
-  }
-  ~DevBuf() { reset(); }
-  DevBuf(DevBuf&& o) noexcept : be_(o.be_), p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
-  DevBuf& operator=(DevBuf&& o) noexcept {
-    if (this != &o) {
-      reset();
-      be_ = o.be_, p_ = o.p_, bytes_ = o.bytes_;
-      o.p_ = nullptr;
-    }
-    return *this;
-  }
-  void reset() {
-    if (p_) be_->api().free(p_);
-    p_ = nullptr;
-  }
-  template <typename T = void>
-  T* get() const { return static_cast<T*>(p_); }
-  size_t bytes() const { return bytes_; }
-
- private:
-  const device::GpuBackend* be_ = nullptr;
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// Page-locked host memory released with the backend's free_host.
-class HostBuf {
- public:
-  HostBuf() = default;
-  HostBuf(const device::GpuBackend* be, size_t bytes) : be_(be) {
-    if (be->api().malloc_host(&p_, bytes) != 0) p_ = nullptr;  // optional: callers fall back to pageable copies
-  }
-  ~HostBuf() {
-    if (p_) be_->api().free_host(p_);
-  }
-  HostBuf(const HostBuf&) = delete;
-  HostBuf& operator=(HostBuf&& o) noexcept {
-    if (this != &o) {
-      if (p_) be_->api().free_host(p_);
-      be_ = o.be_, p_ = o.p_;
-      o.p_ = nullptr;
-    }
-    return *this;
-  }
-  float* floats() const { return static_cast<float*>(p_); }
-  void* get() const { return p_; }
-
- private:
-  const device::GpuBackend* be_ = nullptr;
-  void* p_ = nullptr;
-};
 
 struct DevWeight {
   DevBuf buf;
@@ -517,6 +460,10 @@ class GpuExecutor final : public Executor {
       be_->check(api_.memcpy_h2d(freq_.get(), m_.rope_freq_factors().data(), bytes, stream_), "uploading rope factors");
     }
     be_->check(api_.stream_sync(stream_), "uploading weights");
+    if (head_) {
+      const Mat o = mat_of(output_weight());
+      head_stores_to_host_ = use_q8_ && api_.has_matvec_q8(o.type) && o.cols % 32 == 0;
+    }
   }
 
   const DevWeight& output_weight() const { return output_w_.present() ? output_w_ : token_embd_; }
@@ -812,6 +759,11 @@ class GpuExecutor final : public Executor {
   float* logits_host_dev_ = nullptr;  // logits_host_ as kernels address it (null: copy after the step)
   float* head_out_ = nullptr;         // where the step being launched writes its logits
   bool head_to_host_ = false;         // ... and whether that is logits_host_
+  // Whether the head may store into logits_host_ at all: where it runs an int8 kernel, whose stores
+  // are whole rows of a block. The plain F16 / BF16 / F32 kernels store each row's sum from its own
+  // thread, one PCIe write each: H200, 1B tg128 direct -> copied after the step: F16 913 / 913 ->
+  // 1014 / 1010, BF16 911 / 914 -> 998 / 1000 (Q8_0 1531 / 1518 -> 1502 / 1502: stays direct).
+  bool head_stores_to_host_ = false;
   DevBuf sample_rows_;   // forward_sample_rows: the rows' sampling parameters
   DevBuf sample_ws_;     // the device sampler's workspace (grown on demand)
   std::vector<rf_sample_row> sample_host_;

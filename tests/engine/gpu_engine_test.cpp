@@ -12,6 +12,7 @@
 #include "rocforge/engine.h"
 #include "gpu_engine_support.h"
 #include "test_support.h"
+#include "tools/synth.h"
 
 namespace rocforge {
 namespace {
@@ -138,46 +139,64 @@ TEST(GpuEngine, GraphReplayMatchesDirectLaunchesAcrossBuckets) {
   EXPECT_EQ(a, b);
 }
 
-// Steps whose logits go to the host have the head store them straight into page-locked memory; with
-// ROCFORGE_GPU_DIRECT_LOGITS=0 it writes device memory and a copy follows. Same kernels, so the same
-// bits: a prompt, one- and three-sequence decode steps (graphs with host logits), and device-sampled
-// steps in between (graphs of the same shape with device logits), each on both engines.
+// Steps whose logits go to the host have the head store them straight into page-locked memory where
+// its kernel is an int8 one (here Q8_0); with ROCFORGE_GPU_DIRECT_LOGITS=0, and always for a plain
+// F16 / BF16 / F32 head, it writes device memory and a copy follows. The direct engine runs with that
+// copy left out (ROCFORGE_GPU_SKIP=32): its logits are right only if the head really stored them. Same
+// kernels, so the same bits: a prompt, one- and three-sequence decode steps (graphs with host
+// logits), and device-sampled steps in between (graphs of the same shape with device logits). An F16
+// head (the copy) agrees with the direct path's rule turned off too.
 TEST(GpuEngine, LogitsStoredInHostMemoryMatchCopiedLogits) {
   std::string why;
   if (!have_gpu(&why)) GTEST_SKIP() << "no GPU: " << why;
-  ROCFORGE_REQUIRE_FIXTURE(model, "models/stories260K/stories260K.gguf");
-  auto direct = load(model, "gpu", -1);
-  ::setenv("ROCFORGE_GPU_DIRECT_LOGITS", "0", 1);
-  auto copied = load(model, "gpu", -1);
-  ::unsetenv("ROCFORGE_GPU_DIRECT_LOGITS");
-  const auto prompt = direct->tokenizer().encode("Once upon a time, there was a little dog", true);
-  Generator gd(*direct, SamplingParams::greedy()), gc(*copied, SamplingParams::greedy());
-  auto same = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
-    ASSERT_EQ(a.size(), b.size()) << what;
-    ASSERT_FALSE(a.empty()) << what;
-    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << what << ", logit " << i;
-  };
-  same(gd.feed(prompt), gc.feed(prompt), "prompt");
-  for (int32_t tok : {300, 301, 302}) same(gd.feed({tok}), gc.feed({tok}), "decode step");
-  GenerateOptions go;
-  go.max_tokens = 4;
-  go.ignore_eos = true;
-  EXPECT_EQ(gd.generate({303}, go).tokens, gc.generate({303}, go).tokens);  // device sampling between
-  for (int32_t tok : {304, 305}) same(gd.feed({tok}), gc.feed({tok}), "decode step after sampling");
+  ROCFORGE_REQUIRE_FIXTURE(vocab, "vocab/ggml-vocab-llama-bpe.gguf");
+  const auto dir = test::temp_dir();
+  for (const char* type : {"q8_0", "f16"}) {
+    SCOPED_TRACE(type);
+    tools::SynthOptions so;
+    so.preset = "tiny";
+    so.type = type;
+    so.vocab_path = vocab.string();
+    so.out_path = (dir / (std::string("tiny-") + type + ".gguf")).string();
+    so.threads = 2;
+    tools::synth_model(so);
+    const bool direct_head = std::string(type) == "q8_0";
+    if (direct_head) ::setenv("ROCFORGE_GPU_SKIP", "32", 1);
+    auto direct = load(so.out_path, "gpu", -1);
+    ::unsetenv("ROCFORGE_GPU_SKIP");
+    ::setenv("ROCFORGE_GPU_DIRECT_LOGITS", "0", 1);
+    auto copied = load(so.out_path, "gpu", -1);
+    ::unsetenv("ROCFORGE_GPU_DIRECT_LOGITS");
+    const auto prompt = direct->tokenizer().encode("Once upon a time, there was a little dog", true);
+    Generator gd(*direct, SamplingParams::greedy()), gc(*copied, SamplingParams::greedy());
+    auto same = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+      ASSERT_EQ(a.size(), b.size()) << what;
+      ASSERT_FALSE(a.empty()) << what;
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << what << ", logit " << i;
+    };
+    same(gd.feed(prompt), gc.feed(prompt), "prompt");
+    for (int32_t tok : {300, 301, 302}) same(gd.feed({tok}), gc.feed({tok}), "decode step");
+    GenerateOptions go;
+    go.max_tokens = 4;
+    go.ignore_eos = true;
+    EXPECT_EQ(gd.generate({303}, go).tokens, gc.generate({303}, go).tokens);  // device sampling between
+    for (int32_t tok : {304, 305}) same(gd.feed({tok}), gc.feed({tok}), "decode step after sampling");
 
-  // Three sequences decoding together: three rows of logits in one step.
-  const int bs = direct->executor().kv_config().block_size;
-  std::vector<std::vector<int32_t>> tables(3);
-  for (int s = 0; s < 3; ++s) tables[s] = {s};
-  for (int step = 0; step < 3 && step < bs; ++step) {
-    Batch d;
-    d.block_tables = tables;
-    for (int s = 0; s < 3; ++s) d.add(310 + 3 * step + s, step, s, true);
-    std::vector<float> ld, lc;
-    direct->executor().forward(d, ld);
-    copied->executor().forward(d, lc);
-    ASSERT_EQ(ld.size(), size_t(3) * direct->n_vocab());
-    same(ld, lc, "three-sequence step");
+    // Three sequences decoding together: three rows of logits in one step.
+    const int bs = direct->executor().kv_config().block_size;
+    const int base = (static_cast<int>(prompt.size()) + 16) / bs + 1;  // blocks past the first sequence's
+    std::vector<std::vector<int32_t>> tables(3);
+    for (int s = 0; s < 3; ++s) tables[s] = {base + s};
+    for (int step = 0; step < 3 && step < bs; ++step) {
+      Batch d;
+      d.block_tables = tables;
+      for (int s = 0; s < 3; ++s) d.add(310 + 3 * step + s, step, s, true);
+      std::vector<float> ld, lc;
+      direct->executor().forward(d, ld);
+      copied->executor().forward(d, lc);
+      ASSERT_EQ(ld.size(), size_t(3) * direct->n_vocab());
+      same(ld, lc, "three-sequence step");
+    }
   }
 }
 
