@@ -216,10 +216,9 @@ int GpuExecutor::run_step(const Batch& b, bool to_host) {
   } else if (upstream_) {
     const float* up = upstream_->run_stage(b);
     use_device();
-    const std::string what = "hidden state from GPU " + std::to_string(upstream_->dev_) + " to GPU " + std::to_string(dev_);
-    be_->check(api_.stream_wait_event(stream_, upstream_->done_), what);
-    be_->check(api_.memcpy_peer(x_.get(), dev_, up, upstream_->dev_, size_t(T) * c_.n_embd * sizeof(float), stream_),
-               what);
+    int rc = api_.stream_wait_event(stream_, upstream_->done_);
+    if (rc == 0) rc = api_.memcpy_peer(x_.get(), dev_, up, upstream_->dev_, size_t(T) * c_.n_embd * sizeof(float), stream_);
+    if (rc) be_->check(rc, "hidden state from GPU " + std::to_string(upstream_->dev_) + " to GPU " + std::to_string(dev_));
   }
 
   if (graphed) {

@@ -143,8 +143,9 @@ class GpuExecutor final : public Executor {
         pool_(n_cpu_ > 0 ? n_threads : 1) {
     kv_.type = device_kv_type(kv) == RF_KV_Q8_0 ? KvType::Q8_0 : KvType::F16;  // device pools: f16 or Q8_0
     split_ = upstream_ != nullptr || !head_;
-    for (const auto& g : sel.gpus) if (g.index == dev_) gpu_name_ = g.name;
-    if (gpu_name_.empty()) gpu_name_ = sel.gpu.name;
+    gpu_name_ = sel.gpu.name;
+    for (const auto& g : sel.gpus)
+      if (g.index == dev_) gpu_name_ = g.name;
     be_->check(api_.set_device(dev_), "selecting GPU " + std::to_string(dev_));
     be_->check(api_.stream_create(&stream_), "creating a stream");
     if (!head_) be_->check(api_.event_create(&done_), "creating an event");
@@ -226,7 +227,7 @@ class GpuExecutor final : public Executor {
   const float* run_stage(const Batch& b) {
     use_device();
     run_step(b);
-    be_->check(api_.event_record(done_, stream_), "GPU " + std::to_string(dev_) + ": end of its layers");
+    if (const int rc = api_.event_record(done_, stream_)) be_->check(rc, "GPU " + std::to_string(dev_) + ": end of its layers");
     return x_.get<float>();
   }
   // Whether any stage runs layers on the CPU (no warm-up then: it would run them).
