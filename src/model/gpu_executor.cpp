@@ -561,8 +561,16 @@ std::unique_ptr<Executor> make_gpu_executor(const Model& m, const KvConfig& kv, 
   if (plan.stages.empty()) throw Error("no layer of the model is planned on a GPU");
   // Stage by stage in layer order, each owning the one before it; the head's stage is the executor.
   std::unique_ptr<gpu_detail::GpuExecutor> e;
-  for (size_t i = 0; i < plan.stages.size(); ++i)
-    e = std::make_unique<gpu_detail::GpuExecutor>(m, kv, sel, plan, i, n_threads, max_batch, std::move(e));
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    try {
+      e = std::make_unique<gpu_detail::GpuExecutor>(m, kv, sel, plan, i, n_threads, max_batch, std::move(e));
+    } catch (const Error& err) {
+      if (plan.stages.size() == 1) throw;
+      const GpuStage& st = plan.stages[i];  // which of the GPUs failed (e.g. out of memory on the second)
+      throw Error("GPU " + std::to_string(st.device) + " (layers " + std::to_string(st.first) + "-" +
+                  std::to_string(st.end - 1) + "): " + err.what());
+    }
+  }
   return e;
 }
 
