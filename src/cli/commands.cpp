@@ -9,6 +9,7 @@ namespace {
 const Command kCommands[] = {
     {"run", "generate text (streams tokens; --chat, -i for a chat loop)", run_run},
     {"info", "print a GGUF file's metadata and tensors", run_info},
+    {"devices", "list the GPUs a backend finds (the N of --device gpu:N), or why none", run_devices},
     {"bench", "prompt (ppN) and generation (tgN) tokens/s, llama-bench style", run_bench},
     {"perplexity", "perplexity on a text file (non-overlapping chunks, second half scored)", run_perplexity},
     {"quantize", "re-encode a GGUF model's weights (q4_k_m, q8_0, f16, ...)", run_quantize},

@@ -20,6 +20,7 @@ const char* version_string();
 
 // One declaration per subcommand (defined in src/cli/cmd_<name>.cpp).
 int run_info(int argc, char** argv);
+int run_devices(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_quantize(int argc, char** argv);
