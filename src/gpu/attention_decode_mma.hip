@@ -367,14 +367,22 @@ int launch(const float* q, void* k_pool, void* v_pool, const int32_t* tables, in
 }
 
 // 64-position chunks where the device gives a block their shared memory (~112 KB for an F16 cache
-// at head_dim 128), else 32.
+// at head_dim 128), else 32. AMD's 64 KB of LDS a workgroup never holds the larger ones: those are
+// not built for AMD at all (gfx1100 would compile the head_dim-128 one with 400 bytes of scratch).
 template <int D, class Kv>
 int launch_chunks(const float* q, void* k_pool, void* v_pool, const int32_t* tables, int max_blocks,
                   const int32_t* seq_lens, int n_seq, int n_head, int n_kv_head, int block_size, const float* cur_k,
                   const float* cur_v, float scale, int n_split, float* part_o, float* part_ml, hipStream_t s) {
-  const int rc = launch<D, 64, Kv>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
-                                   block_size, cur_k, cur_v, scale, n_split, part_o, part_ml, s);
-  if (rc >= 0) return rc;
+#if defined(__HIP__) || defined(__HIPCC__)
+  constexpr bool kTry64 = DecodeMmaSmem<D, 64, Kv>::kBytes <= 64 * 1024;
+#else
+  constexpr bool kTry64 = true;
+#endif
+  if constexpr (kTry64) {
+    const int rc = launch<D, 64, Kv>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head,
+                                     block_size, cur_k, cur_v, scale, n_split, part_o, part_ml, s);
+    if (rc >= 0) return rc;
+  }
   return launch<D, 32, Kv>(q, k_pool, v_pool, tables, max_blocks, seq_lens, n_seq, n_head, n_kv_head, block_size,
                            cur_k, cur_v, scale, n_split, part_o, part_ml, s);
 }
