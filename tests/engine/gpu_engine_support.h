@@ -1,10 +1,12 @@
 // gpu_engine_support.h - whether the engine tests can run on a GPU here (else they SKIP with why).
 #pragma once
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
@@ -32,6 +34,27 @@ inline std::unique_ptr<Engine> load_gpu_chained(const std::filesystem::path& mod
   auto e = Engine::load(o);
   unsetenv("ROCFORGE_GPU_CHAIN");
   return e;
+}
+
+// Relative RMS of b - a over a (logits of two engines on the same step).
+inline double rel_rms(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += a[i] * a[i];
+  return std::sqrt(num / den);
+}
+
+// A model on `dev` (--gpu-layers gpu_layers), 512 positions for each of n_parallel sequences, one
+// CPU thread.
+inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& model, const std::string& dev, int gpu_layers,
+                                           int n_parallel = 1) {
+  EngineOptions o;
+  o.model_path = model.string();
+  o.device = dev;
+  o.gpu_layers = gpu_layers;
+  o.ctx_size = 512;
+  o.n_parallel = n_parallel;
+  o.n_threads = 1;
+  return Engine::load(o);
 }
 
 }  // namespace rocforge::test

@@ -20,13 +20,7 @@ namespace {
 using test::have_gpu;
 
 std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, int gpu_layers) {
-  EngineOptions o;
-  o.model_path = model.string();
-  o.device = dev;
-  o.gpu_layers = gpu_layers;
-  o.ctx_size = 512;
-  o.n_threads = 1;
-  return Engine::load(o);
+  return test::load_engine(model, dev, gpu_layers);
 }
 
 std::string greedy_text(Engine& e, int n) {

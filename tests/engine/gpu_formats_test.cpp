@@ -34,12 +34,7 @@ std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::stri
   return Engine::load(o);
 }
 
-// Relative RMS of b - a over a.
-double rel_rms(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += a[i] * a[i];
-  return std::sqrt(num / den);
-}
+using test::rel_rms;
 
 // One step of `batch` through both executors: logits a few percent apart at most (relative RMS).
 void expect_step_agrees(Engine& cpu, Engine& gpu, const Batch& batch, const std::string& what) {

@@ -22,21 +22,11 @@ namespace {
 
 using test::have_gpu;
 
-std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, int gpu_layers = -1) {
-  EngineOptions o;
-  o.model_path = model.string();
-  o.device = dev;
-  o.gpu_layers = gpu_layers;
-  o.ctx_size = 512;
-  o.n_parallel = 2;
-  o.n_threads = 1;
-  return Engine::load(o);
-}
+using test::rel_rms;
 
-double rel_rms(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += a[i] * a[i];
-  return std::sqrt(num / den);
+// Two sequences' worth of cache: the steps below decode two at once.
+std::unique_ptr<Engine> load(const std::filesystem::path& model, const std::string& dev, int gpu_layers = -1) {
+  return test::load_engine(model, dev, gpu_layers, /*n_parallel=*/2);
 }
 
 std::string reference_text() {
