@@ -78,7 +78,9 @@ void expect_consistent(const GpuPlan& p, const ModelConfig& c, const std::vector
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const GpuStage& st = p.stages[i];
     EXPECT_LT(st.first, st.end) << "stage " << i;
-    if (i > 0) EXPECT_EQ(st.first, p.stages[i - 1].end) << "stage " << i;
+    if (i > 0) {
+      EXPECT_EQ(st.first, p.stages[i - 1].end) << "stage " << i;
+    }
     uint64_t free = 0;
     for (const auto& g : gpus)
       if (g.index == st.device) free = g.free_memory;
