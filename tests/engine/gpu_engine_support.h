@@ -10,6 +10,7 @@
 
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
+#include "tools/synth.h"
 
 namespace rocforge::test {
 
@@ -55,6 +56,19 @@ inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& model, c
   o.n_parallel = n_parallel;
   o.n_threads = 1;
   return Engine::load(o);
+}
+
+// `rocforge synth` of a preset in a type with the real tokenizer `vocab`, written to dir/name.
+inline std::string synth_file(const std::filesystem::path& dir, const std::string& name, const char* preset,
+                              const char* type, const std::filesystem::path& vocab) {
+  tools::SynthOptions o;
+  o.preset = preset;
+  o.type = type;
+  o.vocab_path = vocab.string();
+  o.out_path = (dir / name).string();
+  o.threads = 2;
+  tools::synth_model(o);
+  return o.out_path;
 }
 
 }  // namespace rocforge::test

@@ -12,7 +12,6 @@
 #include "rocforge/engine.h"
 #include "gpu_engine_support.h"
 #include "test_support.h"
-#include "tools/synth.h"
 
 namespace rocforge {
 namespace {
@@ -147,19 +146,13 @@ TEST(GpuEngine, LogitsStoredInHostMemoryMatchCopiedLogits) {
   const auto dir = test::temp_dir();
   for (const char* type : {"q8_0", "f16"}) {
     SCOPED_TRACE(type);
-    tools::SynthOptions so;
-    so.preset = "tiny";
-    so.type = type;
-    so.vocab_path = vocab.string();
-    so.out_path = (dir / (std::string("tiny-") + type + ".gguf")).string();
-    so.threads = 2;
-    tools::synth_model(so);
+    const std::string path = test::synth_file(dir, std::string("tiny-") + type + ".gguf", "tiny", type, vocab);
     const bool direct_head = std::string(type) == "q8_0";
     if (direct_head) ::setenv("ROCFORGE_GPU_SKIP", "32", 1);
-    auto direct = load(so.out_path, "gpu", -1);
+    auto direct = load(path, "gpu", -1);
     ::unsetenv("ROCFORGE_GPU_SKIP");
     ::setenv("ROCFORGE_GPU_DIRECT_LOGITS", "0", 1);
-    auto copied = load(so.out_path, "gpu", -1);
+    auto copied = load(path, "gpu", -1);
     ::unsetenv("ROCFORGE_GPU_DIRECT_LOGITS");
     const auto prompt = direct->tokenizer().encode("Once upon a time, there was a little dog", true);
     Generator gd(*direct, SamplingParams::greedy()), gc(*copied, SamplingParams::greedy());

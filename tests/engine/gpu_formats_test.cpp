@@ -50,18 +50,7 @@ struct Case {
   const char* type;
 };
 
-// `rocforge synth` of a preset in a type with the real tokenizer `vocab`, written to dir/name.
-std::string synth_file(const std::filesystem::path& dir, const std::string& name, const char* preset,
-                       const char* type, const std::filesystem::path& vocab) {
-  tools::SynthOptions o;
-  o.preset = preset;
-  o.type = type;
-  o.vocab_path = vocab.string();
-  o.out_path = (dir / name).string();
-  o.threads = 2;
-  tools::synth_model(o);
-  return o.out_path;
-}
+using test::synth_file;
 
 // Several sequences per step (the server's batches), straight through both executors on blocks of
 // their own: a prompt of three sequences, decode steps of three, then of two (one finished). On the

@@ -14,7 +14,6 @@
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
 #include "test_support.h"
-#include "tools/synth.h"
 #include "gpu/backend_api.h"
 
 namespace rocforge {
@@ -163,16 +162,10 @@ TEST(GpuSplit, SynthModelsOverTwoGpusMatchOne) {
     ~Staged() { api.matvec_q8_set_kernel(-1); }
   } staged(sel.backend->api());
   for (const auto& [preset, type] : {std::pair{"tiny", "q4_k_m"}, std::pair{"tiny", "q8_0"}, std::pair{"moe-tiny", "q4_0"}}) {
-    tools::SynthOptions o;
-    o.preset = preset;
-    o.type = type;
-    o.vocab_path = vocab.string();
-    o.out_path = (dir / (std::string(preset) + "-" + type + ".gguf")).string();
-    o.threads = 2;
-    tools::synth_model(o);
-    SCOPED_TRACE(o.out_path + " on " + dev);
-    auto one = load(o.out_path, "gpu:0");
-    auto split = load(o.out_path, dev);
+    const std::string path = test::synth_file(dir, std::string(preset) + "-" + type + ".gguf", preset, type, vocab);
+    SCOPED_TRACE(path + " on " + dev);
+    auto one = load(path, "gpu:0");
+    auto split = load(path, dev);
     expect_same_steps(*split, *one);
   }
 }
