@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/batch.h"
 #include "rocforge/device.h"
 #include "rocforge/engine.h"
 #include "tools/synth.h"
@@ -56,6 +57,25 @@ inline std::unique_ptr<Engine> load_engine(const std::filesystem::path& model, c
   o.n_parallel = n_parallel;
   o.n_threads = 1;
   return Engine::load(o);
+}
+
+// Two sequences on their block tables: both prompts in one step (each wanting its last position's
+// logits), and a decode step feeding token ta at position pa to sequence 0 and tb at pb to 1.
+inline Batch two_sequence_prompt(const std::vector<int32_t>& a, const std::vector<int32_t>& b,
+                                 const std::vector<std::vector<int32_t>>& tables) {
+  Batch p;
+  p.block_tables = tables;
+  for (size_t i = 0; i < a.size(); ++i) p.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());
+  for (size_t i = 0; i < b.size(); ++i) p.add(b[i], static_cast<int32_t>(i), 1, i + 1 == b.size());
+  return p;
+}
+inline Batch two_sequence_decode(int32_t ta, int32_t pa, int32_t tb, int32_t pb,
+                                 const std::vector<std::vector<int32_t>>& tables) {
+  Batch d;
+  d.block_tables = tables;
+  d.add(ta, pa, 0, true);
+  d.add(tb, pb, 1, true);
+  return d;
 }
 
 // `rocforge synth` of a preset in a type with the real tokenizer `vocab`, written to dir/name.

@@ -89,19 +89,9 @@ TEST(GpuEngine, MultiSequenceStepsAgreeWithCpu) {
     for (size_t i = 0; i < lc.size(); ++i) num += (lc[i] - lg[i]) * (lc[i] - lg[i]), den += lc[i] * lc[i];
     EXPECT_LT(std::sqrt(num / den), 2e-2);
   };
-  Batch p;
-  p.block_tables = tables;
-  for (size_t i = 0; i < a.size(); ++i) p.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());
-  for (size_t i = 0; i < b.size(); ++i) p.add(b[i], static_cast<int32_t>(i), 1, i + 1 == b.size());
-  compare(p);
+  compare(test::two_sequence_prompt(a, b, tables));
   int32_t na = static_cast<int32_t>(a.size()), nb = static_cast<int32_t>(b.size());
-  for (int step = 0; step < 3; ++step) {
-    Batch d;
-    d.block_tables = tables;
-    d.add(300 + step, na++, 0, true);
-    d.add(310 + step, nb++, 1, true);
-    compare(d);
-  }
+  for (int step = 0; step < 3; ++step) compare(test::two_sequence_decode(300 + step, na++, 310 + step, nb++, tables));
   Batch r;  // sequence 1's token first
   r.block_tables = tables;
   r.add(320, nb++, 1, true);

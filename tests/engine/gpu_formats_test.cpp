@@ -249,19 +249,10 @@ TEST(GpuEngine, Q8CacheAgreesWithCpuQ8Cache) {
   for (int sq = 0; sq < 2; ++sq)
     for (int k = 0; k < per_seq; ++k) tables[sq].push_back(sq * per_seq + k);
   auto step = [&](const Batch& batch, const char* what) { expect_step_agrees(*cpu, *gpu, batch, what); };
-  Batch p;
-  p.block_tables = tables;
-  for (size_t i = 0; i < a.size(); ++i) p.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());
-  for (size_t i = 0; i < b.size(); ++i) p.add(b[i], static_cast<int32_t>(i), 1, i + 1 == b.size());
-  step(p, "two-sequence prompt");
+  step(test::two_sequence_prompt(a, b, tables), "two-sequence prompt");
   int32_t na = static_cast<int32_t>(a.size()), nb = static_cast<int32_t>(b.size());
-  for (int k = 0; k < 3; ++k) {
-    Batch d;
-    d.block_tables = tables;
-    d.add(300 + k, na++, 0, true);
-    d.add(310 + k, nb++, 1, true);
-    step(d, "two-sequence decode");
-  }
+  for (int k = 0; k < 3; ++k)
+    step(test::two_sequence_decode(300 + k, na++, 310 + k, nb++, tables), "two-sequence decode");
   std::filesystem::remove(path);
 }
 

@@ -70,20 +70,11 @@ void expect_same_steps(Engine& split, Engine& one) {
     d.add(tok, na++, 0, true);
     compare(d, "decode step");
   }
-  Batch two;  // a fresh two-sequence prompt on the blocks
-  two.block_tables = tables;
-  for (size_t i = 0; i < a.size(); ++i) two.add(a[i], static_cast<int32_t>(i), 0, i + 1 == a.size());
-  for (size_t i = 0; i < b.size(); ++i) two.add(b[i], static_cast<int32_t>(i), 1, i + 1 == b.size());
-  compare(two, "two-sequence prompt");
+  compare(test::two_sequence_prompt(a, b, tables), "two-sequence prompt");  // fresh, on the blocks
   na = static_cast<int32_t>(a.size());
   int32_t nb = static_cast<int32_t>(b.size());
-  for (int step = 0; step < 3; ++step) {
-    Batch d;
-    d.block_tables = tables;
-    d.add(310 + step, na++, 0, true);
-    d.add(320 + step, nb++, 1, true);
-    compare(d, "two-sequence decode step");
-  }
+  for (int step = 0; step < 3; ++step)
+    compare(test::two_sequence_decode(310 + step, na++, 320 + step, nb++, tables), "two-sequence decode step");
   Batch r;
   r.block_tables = tables;
   r.add(330, nb++, 1, true);
